@@ -1,0 +1,41 @@
+"""catdnn: a from-scratch NumPy deep neural network that tells cat photos from non-cat photos.
+
+Shape convention (the course's, used everywhere in this package)
+-----------------------------------------------------------------
+* ``X`` has shape ``(n_x, m)``: one example per **column**; ``n_x = 64 * 64 * 3 = 12288``.
+* ``Y`` has shape ``(1, m)`` with labels in {0, 1} (1 = cat).
+* Layer ``l`` (1-based, as in the course) has ``W[l]`` of shape ``(n_l, n_{l-1})`` and ``b[l]`` of
+  shape ``(n_l, 1)``; ``Z[l] = W[l] · A[l-1] + b[l]`` and ``A[l] = g(Z[l])``.
+* Parameters are a Python list indexed by layer, ``params[l - 1] == (W[l], b[l])``; gradients have
+  exactly the same structure, ``grads[l - 1] == (dW[l], db[l])``.
+* Everything is float64.
+
+This package never imports streamlit; the dashboard imports it.
+"""
+
+from .data import Dataset, Split, download_dataset, find_data_dir, load_dataset
+from .errors import CatdnnError, ConfigError, DataError, ImageError, ModelFileError
+from .images import image_to_input, load_image, prepare_image
+from .model_io import Model, load_model, save_model
+from .network import (
+    INITS,
+    accuracy,
+    backward,
+    compute_cost,
+    forward,
+    gradient_check,
+    init_params,
+    predict,
+    predict_proba,
+)
+from .train import PRESETS, Progress, TrainConfig, Trainer, fit
+
+__all__ = [
+    "CatdnnError", "ConfigError", "DataError", "ImageError", "ModelFileError",
+    "Dataset", "Split", "download_dataset", "find_data_dir", "load_dataset",
+    "image_to_input", "load_image", "prepare_image",
+    "Model", "load_model", "save_model",
+    "INITS", "accuracy", "backward", "compute_cost", "forward", "gradient_check", "init_params",
+    "predict", "predict_proba",
+    "PRESETS", "Progress", "TrainConfig", "Trainer", "fit",
+]

@@ -1,0 +1,186 @@
+"""Command-line interface: ``python -m catdnn train|predict|download|info``.
+
+Exit status: 0 success, 1 a user error (bad file, missing data, diverged run), 2 a usage error.
+User errors print ``error: ...`` on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import CatdnnError, ConfigError
+from .network import INITS
+from .train import PRESETS, TrainConfig, parse_layers
+
+
+def _layers(text: str) -> tuple:
+    try:
+        layers = parse_layers(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not layers:
+        raise argparse.ArgumentTypeError("the layer list is empty; e.g. --layers 12288,20,7,5,1")
+    return layers
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m catdnn",
+        description="A from-scratch NumPy deep neural network that tells cats from non-cats.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a network on the cat/non-cat dataset")
+    t.add_argument("--preset", choices=list(PRESETS), default="deep",
+                   help="the course's network to start from (default: deep)")
+    t.add_argument("--layers", type=_layers, help="layer sizes, e.g. 12288,20,7,5,1 (overrides the preset)")
+    t.add_argument("--lr", "--learning-rate", dest="lr", type=_positive_float, help="learning rate (0.0075)")
+    t.add_argument("--iterations", type=int, help="gradient-descent iterations (2500)")
+    t.add_argument("--init", choices=list(INITS), help="weight init (two-layer: small, deep: xavier)")
+    t.add_argument("--seed", type=int, help="random seed for the weights (1)")
+    t.add_argument("--print-every", type=int, default=100, help="print the cost every N iterations (100)")
+    t.add_argument("--data-dir", help="folder holding the two .h5 files (default: $CATDNN_DATA_DIR, data/)")
+    t.add_argument("--no-download", action="store_true", help="never download the dataset")
+    t.add_argument("--solver", default="auto", help=argparse.SUPPRESS)
+    t.add_argument("--save", metavar="MODEL.npz", help="save the trained model to this file")
+
+    pr = sub.add_parser("predict", help="say cat or non-cat for image files")
+    pr.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'train --save'")
+    pr.add_argument("--threshold", type=float, default=0.5, help="P(cat) above this is 'cat' (0.5)")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+
+    d = sub.add_parser("download", help="download and verify the dataset into data/")
+    d.add_argument("--dest", help="folder to download into (default: the project's data/)")
+
+    i = sub.add_parser("info", help="where the dataset is and what it holds")
+    i.add_argument("--data-dir")
+    return p
+
+
+class _ProgressBar:
+    """A one-line download progress bar on stderr."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.last = stream, 0.0
+
+    def __call__(self, name: str, done: int, total) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if not final and now - self.last < 0.1:
+            return
+        self.last = now
+        if total:
+            frac = done / total
+            bar = "#" * int(30 * frac)
+            self.stream.write(f"\rdownloading {name} [{bar:<30}] {frac:6.1%} of {total / 1e6:.1f} MB")
+        else:
+            self.stream.write(f"\rdownloading {name} {done / 1e6:.1f} MB")
+        if final:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_train(args) -> int:
+    from .data import load_dataset
+    from .model_io import save_model
+    from .train import Trainer
+
+    if args.print_every < 1:
+        raise ConfigError("--print-every must be at least 1")
+    config = TrainConfig.preset(
+        args.preset, layers=args.layers, learning_rate=args.lr, iterations=args.iterations,
+        init=args.init, seed=args.seed,
+    ).validate()
+    ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
+    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
+                      cost_every=args.print_every, solver=args.solver, classes=ds.classes)
+    print(f"Training {list(config.layers)} init={config.init} lr={config.learning_rate:g} "
+          f"iterations={config.iterations} seed={config.seed}", file=sys.stderr)
+    printed = 0
+    try:
+        for _ in trainer.run():
+            for i, cost in trainer.history[printed:]:
+                print(f"Cost after iteration {i}: {cost:.6f}", flush=True)
+            printed = len(trainer.history)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {trainer.message}", file=sys.stderr)
+    if trainer.status == "diverged":
+        for i, cost in trainer.history[printed:]:
+            print(f"Cost after iteration {i}: {cost:.6f}")
+        raise ConfigError(trainer.message)
+    model = trainer.model()
+    print(f"Train accuracy: {model.train_accuracy:.6f}")
+    print(f"Test accuracy: {model.test_accuracy:.6f}")
+    print(f"({trainer.message}, solver: {trainer.solver_name})", file=sys.stderr)
+    if args.save:
+        save_model(model, args.save)
+        print(f"Model saved to {args.save}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .images import image_to_input, prepare_image
+    from .model_io import load_model
+
+    model = load_model(args.model)
+    status = 0
+    for path in args.images:
+        try:
+            x = image_to_input(prepare_image(path, name=path))
+        except CatdnnError as exc:
+            print(f"error: {exc}", file=sys.stderr)  # the message starts with the path
+            status = 1
+            continue
+        p = float(model.predict_proba(x)[0])
+        label = "cat" if p > args.threshold else "non-cat"
+        print(f"{path}: {label} (p={np.round(p, 4):.4f})", flush=True)
+    return status
+
+
+def cmd_download(args) -> int:
+    from .data import download_dataset
+
+    dest = download_dataset(args.dest, progress=_ProgressBar())
+    print(f"dataset ready in {dest}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .data import load_dataset
+
+    ds = load_dataset(args.data_dir, download=False)
+    print(f"dataset: {ds.source}")
+    for name, split in (("train", ds.train), ("test", ds.test)):
+        cats = int(split.labels.sum())
+        print(f"  {name}: {split.m} images, {cats} cat, {split.m - cats} non-cat")
+    print(f"  classes: {', '.join(ds.classes)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "download": cmd_download, "info": cmd_info}
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CatdnnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1

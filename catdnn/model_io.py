@@ -1,0 +1,240 @@
+"""Model files: a trained network saved as ``.npz`` data, never as pickled code.
+
+A file holds one float64 array per parameter (``W1``, ``b1``, ``W2``, ...) and ``meta``, a 0-d
+unicode array with a JSON document: the format tag, layer sizes, configuration, class names,
+cost history and accuracies. Loading uses ``allow_pickle=False`` and checks every name, dtype and
+shape before the model is used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ModelFileError
+from .network import predict_proba
+from .train import N_X, TrainConfig
+
+FORMAT = "catdnn-model"
+FORMAT_VERSION = 1
+#: Model files larger than this are refused before reading (the biggest allowed net is ~512 MiB).
+MAX_FILE_BYTES = 600 * 1024**2
+
+
+@dataclass
+class Model:
+    """A trained network and what is known about how it was trained.
+
+    Attributes
+    ----------
+    params : list of (W, b)
+        ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``.
+    config : TrainConfig
+    """
+
+    params: list
+    config: TrainConfig
+    classes: tuple = ("non-cat", "cat")
+    history: list = field(default_factory=list)  # [(iteration, cost)]
+    accuracy_history: list = field(default_factory=list)  # [(iteration, train_acc, test_acc)]
+    iterations_done: int = 0
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    status: str = "finished"  # finished | stopped
+    train_seconds: float = 0.0
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def layers(self) -> tuple:
+        return tuple(self.config.layers)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,)."""
+        return predict_proba(self.params, X)
+
+    def summary(self) -> str:
+        acc = ""
+        if self.test_accuracy is not None:
+            acc = f", train {self.train_accuracy:.3f} / test {self.test_accuracy:.3f}"
+        return (
+            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}, "
+            f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
+        )
+
+    def metadata(self) -> dict:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "layers": list(self.layers),
+            "config": self.config.to_dict(),
+            "classes": list(self.classes),
+            "history": [[int(i), float(c)] for i, c in self.history],
+            "accuracy_history": [
+                [int(i), _opt(a), _opt(b)] for i, a, b in self.accuracy_history
+            ],
+            "iterations_done": int(self.iterations_done),
+            "train_accuracy": _opt(self.train_accuracy),
+            "test_accuracy": _opt(self.test_accuracy),
+            "status": self.status,
+            "train_seconds": float(self.train_seconds),
+            "created": self.created,
+        }
+
+
+def _opt(x):
+    return None if x is None else float(x)
+
+
+def save_model(model: Model, file) -> None:
+    """Write ``model`` to ``file`` (a path or a binary file object) as ``.npz``."""
+    arrays = {}
+    for l, (W, b) in enumerate(model.params, start=1):
+        arrays[f"W{l}"] = np.asarray(W, dtype=np.float64)
+        arrays[f"b{l}"] = np.asarray(b, dtype=np.float64)
+    arrays["meta"] = np.array(json.dumps(model.metadata()))
+    if isinstance(file, (str, Path)):
+        path = Path(file)
+        try:
+            with open(path, "wb") as f:
+                np.savez(f, **arrays)
+        except OSError as exc:
+            raise ModelFileError(f"cannot write the model to {path}: {exc.strerror or exc}") from None
+    else:
+        np.savez(file, **arrays)
+
+
+def model_to_bytes(model: Model) -> bytes:
+    """The ``.npz`` file's bytes (for a download button)."""
+    buf = io.BytesIO()
+    save_model(model, buf)
+    return buf.getvalue()
+
+
+def load_model(file, name: str | None = None) -> Model:
+    """Read and check a model file: a path, a binary file object, or ``bytes``.
+
+    Raises :class:`ModelFileError` naming the file and the problem when it is not a readable
+    catdnn model for 64×64 RGB input (12288 inputs).
+    """
+    label = name or (str(file) if isinstance(file, (str, Path)) else "the uploaded file")
+    if isinstance(file, (bytes, bytearray, memoryview)):
+        file = io.BytesIO(bytes(file))
+    if isinstance(file, (str, Path)):
+        path = Path(file)
+        if not path.is_file():
+            raise ModelFileError(f"{label}: no such model file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ModelFileError(f"{label}: too large for a catdnn model ({path.stat().st_size:,} bytes)")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{label}: a single .npy array, not a catdnn model (.npz)")
+            arrays = {k: _read_array(npz, k, label) for k in npz.files}
+    except ModelFileError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(
+                f"{label}: holds Python objects (pickled data), which catdnn never loads: "
+                "a model file must contain plain numeric arrays"
+            ) from None
+        raise ModelFileError(f"{label}: not a valid .npz model file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__})") from None
+    return _model_from_arrays(arrays, label)
+
+
+def _read_array(npz, key: str, label: str) -> np.ndarray:
+    try:
+        return npz[key]
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ModelFileError(f"{label}: array {key!r} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _model_from_arrays(arrays: dict, label: str) -> Model:
+    if "meta" not in arrays:
+        raise ModelFileError(
+            f"{label}: not a catdnn model (no 'meta' entry; found {', '.join(sorted(arrays)) or 'nothing'})"
+        )
+    meta_arr = arrays["meta"]
+    if meta_arr.shape != () or meta_arr.dtype.kind != "U":
+        raise ModelFileError(f"{label}: not a catdnn model ('meta' is not a text entry)")
+    try:
+        meta = json.loads(str(meta_arr))
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{label}: not a catdnn model ('meta' is not valid JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{label}: not a catdnn model (format tag missing or wrong)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{label}: model format version {meta.get('format_version')!r} is not supported "
+            f"(this catdnn reads version {FORMAT_VERSION})"
+        )
+    layers = meta.get("layers")
+    if (
+        not isinstance(layers, list)
+        or len(layers) < 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)
+    ):
+        raise ModelFileError(f"{label}: invalid layer list {layers!r}")
+    if layers[0] != N_X:
+        raise ModelFileError(
+            f"{label}: this model takes {layers[0]} inputs, but catdnn's images give {N_X} (64×64×3)"
+        )
+    if layers[-1] != 1:
+        raise ModelFileError(f"{label}: this model has {layers[-1]} outputs; a cat/non-cat model has 1")
+    expected = {"meta"}
+    params = []
+    for l in range(1, len(layers)):
+        shapes = {f"W{l}": (layers[l], layers[l - 1]), f"b{l}": (layers[l], 1)}
+        pair = []
+        for key, shape in shapes.items():
+            expected.add(key)
+            if key not in arrays:
+                raise ModelFileError(f"{label}: array {key} is missing")
+            a = arrays[key]
+            if a.dtype != np.float64:
+                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected float64")
+            if a.shape != shape:
+                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {shape}")
+            if not np.isfinite(a).all():
+                raise ModelFileError(f"{label}: {key} contains NaN or infinite values")
+            pair.append(a)
+        params.append(tuple(pair))
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        raise ModelFileError(f"{label}: unexpected arrays {', '.join(extra)}")
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    try:
+        config = TrainConfig.from_dict({**cfg, "layers": tuple(layers)}).validate()
+    except (ConfigError, TypeError) as exc:
+        raise ModelFileError(f"{label}: invalid training settings ({exc})") from None
+    try:
+        history = [(int(i), float(c)) for i, c in meta.get("history", [])]
+        acc_hist = [(int(i), _opt(a), _opt(b)) for i, a, b in meta.get("accuracy_history", [])]
+        classes = tuple(str(c) for c in meta.get("classes", ("non-cat", "cat")))
+        return Model(
+            params=params,
+            config=config,
+            classes=classes if len(classes) == 2 else ("non-cat", "cat"),
+            history=history,
+            accuracy_history=acc_hist,
+            iterations_done=int(meta.get("iterations_done", 0)),
+            train_accuracy=_opt(meta.get("train_accuracy")),
+            test_accuracy=_opt(meta.get("test_accuracy")),
+            status=str(meta.get("status", "finished")),
+            train_seconds=float(meta.get("train_seconds", 0.0)),
+            created=str(meta.get("created", "")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{label}: invalid metadata ({exc})") from None

@@ -1,0 +1,258 @@
+"""The network's math as pure functions: init, forward, cost, backward, predict, gradient check.
+
+Shapes follow the course (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)``, ``W[l]`` is
+``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``. Hidden layers use ReLU, the output layer a sigmoid,
+and the cost is binary cross-entropy. ``params`` is a list of ``(W, b)`` tuples, one per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Params = list  # list[tuple[np.ndarray, np.ndarray]]: [(W1, b1), (W2, b2), ...]
+
+
+# --------------------------------------------------------------------------- initialisation
+def _small(rng: np.random.RandomState, n: int, n_prev: int) -> np.ndarray:
+    return rng.randn(n, n_prev) * 0.01  # the course's two-layer init
+
+
+def _xavier(rng: np.random.RandomState, n: int, n_prev: int) -> np.ndarray:
+    return rng.randn(n, n_prev) / np.sqrt(n_prev)  # the course's deep init
+
+
+def _he(rng: np.random.RandomState, n: int, n_prev: int) -> np.ndarray:
+    return rng.randn(n, n_prev) * np.sqrt(2.0 / n_prev)
+
+
+#: Init schemes by name; the names are the strings the CLI and the dashboard offer.
+INITS: dict[str, Callable[[np.random.RandomState, int, int], np.ndarray]] = {
+    "small": _small,
+    "xavier": _xavier,
+    "he": _he,
+}
+
+INIT_DESCRIPTIONS = {
+    "small": "randn × 0.01 (the course's two-layer init)",
+    "xavier": "randn / √n₍ₗ₋₁₎ (the course's deep init)",
+    "he": "randn × √(2 / n₍ₗ₋₁₎)",
+}
+
+
+def init_params(layer_dims, init: str = "xavier", seed: int = 1) -> Params:
+    """Draw initial weights layer by layer, exactly in the course's order.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        ``[n_x, n_1, ..., n_L]``.
+    init : {"small", "xavier", "he"}
+        Weight scale; biases start at zero.
+    seed : int
+        Seeds a fresh ``np.random.RandomState``; ``W[l]`` is drawn with ``randn(n_l, n_{l-1})``
+        for l = 1..L in turn, so seed 1 reproduces the course.
+
+    Returns
+    -------
+    list of (W, b)
+        ``W`` of shape ``(n_l, n_{l-1})`` and ``b`` of shape ``(n_l, 1)``, float64.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    draw = INITS[init]
+    rng = np.random.RandomState(seed)
+    dims = [int(d) for d in layer_dims]
+    return [(draw(rng, n, n_prev), np.zeros((n, 1))) for n_prev, n in zip(dims[:-1], dims[1:])]
+
+
+# --------------------------------------------------------------------------- activations
+def sigmoid(Z: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function, without overflow warnings for very negative ``Z``."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-Z))
+
+
+def relu(Z: np.ndarray) -> np.ndarray:
+    """Elementwise ``max(Z, 0)``."""
+    return np.maximum(Z, 0.0)
+
+
+#: Activations by name (hidden layers use "relu", the output layer "sigmoid").
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu": relu, "sigmoid": sigmoid}
+
+
+# --------------------------------------------------------------------------- forward / cost / backward
+def forward(params: Params, X: np.ndarray):
+    """Forward propagation: ``[LINEAR -> RELU] * (L-1) -> LINEAR -> SIGMOID``.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+
+    Returns
+    -------
+    AL : ndarray of shape (1, m)
+        The output probabilities ``A[L] = sigmoid(Z[L])``.
+    cache : list of (A_prev, Z)
+        Per layer, its input ``A[l-1]`` of shape ``(n_{l-1}, m)`` and ``Z[l]`` of shape ``(n_l, m)``.
+    """
+    cache = []
+    A = X
+    L = len(params)
+    for l, (W, b) in enumerate(params, start=1):
+        Z = W @ A + b  # (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
+        cache.append((A, Z))
+        A = sigmoid(Z) if l == L else relu(Z)
+    return A, cache
+
+
+def cost_from_logits(ZL: np.ndarray, Y: np.ndarray) -> float:
+    """Binary cross-entropy computed from the output logits, never taking ``log(0)``.
+
+    ``-y·log σ(z) - (1-y)·log(1-σ(z)) = log(1 + e^z) - y·z``, evaluated with ``np.logaddexp``.
+
+    Parameters
+    ----------
+    ZL : ndarray of shape (1, m)
+    Y : ndarray of shape (1, m)
+    """
+    m = Y.shape[1]
+    return float(np.sum(np.logaddexp(0.0, ZL) - Y * ZL) / m)
+
+
+def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
+    """Binary cross-entropy ``-1/m Σ (y log a + (1-y) log(1-a))`` from probabilities.
+
+    Probabilities are clipped away from 0 and 1 so the result is always finite; prefer
+    :func:`cost_from_logits` when the logits are at hand (it is exact in that regime too).
+
+    Parameters
+    ----------
+    AL : ndarray of shape (1, m)
+    Y : ndarray of shape (1, m)
+    """
+    m = Y.shape[1]
+    A = np.clip(AL, 1e-300, None)
+    A1 = np.clip(1.0 - AL, 1e-300, None)
+    return float(-np.sum(Y * np.log(A) + (1.0 - Y) * np.log(A1)) / m)
+
+
+def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None):
+    """Backward propagation of the mean cross-entropy.
+
+    The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. The gradient with respect
+    to the input ``X`` (``dA[0]``) is never computed: nobody uses it.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    cache : list of (A_prev, Z), as returned by :func:`forward`
+    Y : ndarray of shape (1, m)
+    AL : ndarray of shape (1, m), optional
+        The forward output; recomputed from the cache when omitted.
+
+    Returns
+    -------
+    list of (dW, db)
+        ``dW[l]`` of shape ``(n_l, n_{l-1})`` and ``db[l]`` of shape ``(n_l, 1)``.
+    """
+    m = Y.shape[1]
+    L = len(params)
+    if AL is None:
+        AL = sigmoid(cache[-1][1])
+    grads = [None] * L
+    dZ = AL - Y  # (1, m): fused sigmoid + cross-entropy
+    for l in range(L - 1, -1, -1):
+        A_prev, _ = cache[l]
+        W = params[l][0]
+        dW = (dZ @ A_prev.T) / m  # (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
+        db = np.sum(dZ, axis=1, keepdims=True) / m  # (n_l, 1)
+        grads[l] = (dW, db)
+        if l > 0:
+            dA = W.T @ dZ  # (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
+            dZ = dA * (cache[l - 1][1] > 0)  # ReLU derivative
+    return grads
+
+
+def update(params: Params, grads, learning_rate: float) -> None:
+    """Gradient-descent step, in place: ``W -= lr·dW``, ``b -= lr·db`` for every layer."""
+    for (W, b), (dW, db) in zip(params, grads):
+        W -= learning_rate * dW
+        b -= learning_rate * db
+
+
+# --------------------------------------------------------------------------- prediction
+def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
+    """P(cat) for every column of ``X``.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+
+    Returns
+    -------
+    ndarray of shape (m,)
+    """
+    AL, _ = forward(params, X)
+    return AL[0]
+
+
+def predict(params: Params, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Labels (1 = cat) for every column of ``X``: ``P(cat) > threshold``.
+
+    Returns
+    -------
+    ndarray of shape (m,), int64
+    """
+    return (predict_proba(params, X) > threshold).astype(np.int64)
+
+
+def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = 0.5) -> float:
+    """Fraction of the columns of ``X`` (shape ``(n_x, m)``) whose label matches ``Y`` ``(1, m)``."""
+    return float(np.mean(predict(params, X, threshold) == np.asarray(Y).reshape(-1)))
+
+
+# --------------------------------------------------------------------------- gradient check
+def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6) -> float:
+    """Compare :func:`backward` with central differences of the cost; return the relative error.
+
+    ``||g - g_approx|| / (||g|| + ||g_approx||)`` over all parameters. Below about 1e-7 means the
+    analytic gradient is right. Cost ``O(#params)`` forward passes: use it on tiny nets.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    """
+    params = [(W.astype(np.float64, copy=True), b.astype(np.float64, copy=True)) for W, b in params]
+
+    def cost() -> float:
+        AL, cache = forward(params, X)
+        return cost_from_logits(cache[-1][1], Y)
+
+    AL, cache = forward(params, X)
+    analytic = np.concatenate(
+        [np.concatenate([dW.ravel(), db.ravel()]) for dW, db in backward(params, cache, Y, AL)]
+    )
+    numeric = []
+    for W, b in params:
+        for P in (W, b):
+            flat = P.reshape(-1)  # a view: perturbing it perturbs the parameter
+            for i in range(flat.size):
+                old = flat[i]
+                flat[i] = old + epsilon
+                plus = cost()
+                flat[i] = old - epsilon
+                minus = cost()
+                flat[i] = old
+                numeric.append((plus - minus) / (2 * epsilon))
+    numeric = np.array(numeric)
+    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    if denom == 0.0:
+        return 0.0
+    return float(np.linalg.norm(analytic - numeric) / denom)
