@@ -1,0 +1,149 @@
+"""TrainConfig validation, presets, and the training loop: events, stop/resume, divergence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from catdnn import PRESETS, ConfigError, TrainConfig, Trainer, fit
+from catdnn.train import MAX_PARAM_BYTES, parse_layers
+
+
+def _toy(n_x=12, m=30, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.rand(n_x, m)
+    Y = (X[:3].sum(axis=0, keepdims=True) > 1.5).astype(float)
+    return X, Y
+
+
+def test_presets_are_the_course_networks():
+    assert PRESETS["two-layer"] == TrainConfig(layers=(12288, 7, 1), init="small")
+    deep = PRESETS["deep"]
+    assert deep.layers == (12288, 20, 7, 5, 1) and deep.init == "xavier"
+    assert (deep.learning_rate, deep.iterations, deep.seed) == (0.0075, 2500, 1)
+    assert TrainConfig.preset("deep", iterations=10, seed=None).iterations == 10
+
+
+@pytest.mark.parametrize(
+    "text, expected", [("12288,20,7,5,1", (12288, 20, 7, 5, 1)), (" 20 , 7 ", (20, 7)), ("", ()), ("5;3", (5, 3))]
+)
+def test_parse_layers(text, expected):
+    assert parse_layers(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("20,,7", "empty entry"), ("20,x", "'x'.*not a whole number"), ("20,-3", "at least 1"),
+     ("0", "at least 1"), ("2.5", "not a whole number")],
+)
+def test_parse_layers_refuses(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_layers(text)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(layers=()), "too short"),
+        (dict(layers=(12288,)), "too short"),
+        (dict(layers=(100, 1)), "first layer size must be the number of inputs, 12288"),
+        (dict(layers=(12288, 7, 2)), "last layer size must be 1"),
+        (dict(layers=(12288, 0, 1)), "at least 1"),
+        (dict(layers=(12288, -4, 1)), "at least 1"),
+        (dict(layers=(12288, "7", 1)), "not a whole number"),
+        (dict(layers=(12288, 7.5, 1)), "not a whole number"),
+        (dict(layers=(12288, 60000, 1)), "MiB"),
+        (dict(learning_rate=0), "learning rate"),
+        (dict(learning_rate=-0.1), "learning rate"),
+        (dict(learning_rate=float("nan")), "learning rate"),
+        (dict(learning_rate=1e9), "learning rate"),
+        (dict(learning_rate="fast"), "not a number"),
+        (dict(iterations=0), "iterations"),
+        (dict(iterations=10**9), "iterations"),
+        (dict(iterations=2.5), "iterations"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=2**40), "seed"),
+        (dict(init="zeros"), "unknown init"),
+    ],
+)
+def test_config_validation(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        replace(PRESETS["deep"], **changes).validate()
+
+
+def test_memory_limit_is_estimated_from_parameter_bytes():
+    n = MAX_PARAM_BYTES // 8 // 12289  # the widest single hidden layer that fits
+    TrainConfig(layers=(12288, n, 1)).validate()
+    with pytest.raises(ConfigError, match="need .* MiB"):
+        TrainConfig(layers=(12288, n + 10, 1)).validate()
+
+
+def test_trainer_refuses_before_any_work():
+    X, Y = _toy()
+    with pytest.raises(ConfigError):
+        Trainer(TrainConfig(layers=(12, 0, 1)), X, Y)
+    with pytest.raises(ConfigError, match=r"Y \(1, m\)"):
+        Trainer(TrainConfig(layers=(12, 3, 1)), X, Y[:, :5])
+
+
+def test_events_history_and_accuracies():
+    X, Y = _toy()
+    cfg = TrainConfig(layers=(12, 5, 3, 1), learning_rate=0.5, iterations=50, init="he", seed=3)
+    trainer = Trainer(cfg, X, Y, X[:, :10], Y[:, :10], cost_every=10, accuracy_every=25)
+    events = list(trainer.run())
+    assert [e.iteration for e in events] == list(range(50))
+    assert [i for i, _ in trainer.history] == [0, 10, 20, 30, 40, 49]
+    assert [e.cost is not None for e in events].count(True) == 6
+    assert [i for i, _, _ in trainer.accuracy_history] == [0, 25, 49]
+    assert trainer.status == "finished" and trainer.iteration == 50
+    costs = [c for _, c in trainer.history]
+    assert costs[-1] < costs[0]
+    model = trainer.model()
+    assert model.iterations_done == 50 and model.status == "finished"
+    assert 0 <= model.train_accuracy <= 1 and 0 <= model.test_accuracy <= 1
+    assert events[-1].elapsed > 0
+
+
+def test_stop_keeps_the_partial_model_and_resume_matches_an_uninterrupted_run():
+    X, Y = _toy()
+    cfg = TrainConfig(layers=(12, 4, 1), learning_rate=0.3, iterations=40, init="xavier", seed=1)
+    full = fit(cfg, X=X, Y=Y, cost_every=1)
+
+    trainer = Trainer(cfg, X, Y, cost_every=1)
+    run = trainer.run()
+    for event in run:
+        if event.iteration == 14:
+            break
+    run.close()
+    assert trainer.status == "stopped" and trainer.iteration == 15
+    partial = trainer.model()
+    assert partial.status == "stopped" and partial.iterations_done == 15
+    assert len(partial.history) == 15
+    # the partial model is the state after 15 updates of the same run
+    fifteen = fit(replace(cfg, iterations=15), X=X, Y=Y)
+    for (W, b), (W2, b2) in zip(partial.params, fifteen.params):
+        np.testing.assert_array_equal(W, W2)
+    # continuing reaches the same end as one uninterrupted run
+    list(trainer.run())
+    assert trainer.status == "finished"
+    np.testing.assert_allclose(trainer.model().params[0][0], full.params[0][0], rtol=0, atol=0)
+    assert [c for _, c in trainer.history] == [c for _, c in full.history]
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_history():
+    X, Y = _toy()
+    X = X * 1e200  # huge inputs: the first update overflows the weights, the next output is inf/NaN
+    cfg = TrainConfig(layers=(12, 1), learning_rate=1.0, iterations=500, init="he", seed=1)
+    trainer = Trainer(cfg, X, Y, cost_every=1)
+    events = list(trainer.run())
+    assert trainer.status == "diverged"
+    assert len(events) < 500
+    assert "diverged" in trainer.message and "smaller learning rate" in trainer.message
+    assert len(trainer.history) == len(events) >= 1
+    assert all(np.isfinite(c) for _, c in trainer.history)
+    with pytest.raises(ConfigError, match="diverged"):
+        trainer.model()
+    with pytest.raises(ConfigError, match="smaller learning rate"):
+        fit(cfg, X=X, Y=Y)
