@@ -125,6 +125,7 @@ def test_stop_keeps_the_partial_model_and_resume_matches_an_uninterrupted_run():
     fifteen = fit(replace(cfg, iterations=15), X=X, Y=Y)
     for (W, b), (W2, b2) in zip(partial.params, fifteen.params):
         np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
     # continuing reaches the same end as one uninterrupted run
     list(trainer.run())
     assert trainer.status == "finished"
