@@ -150,12 +150,14 @@ def _content_digest(x: np.ndarray, y: np.ndarray) -> str:
 def read_split(path: Path, split: str, verify: bool = True):
     """Read and validate one HDF5 file; return ``(images, labels, classes)``.
 
+    With ``verify``, the arrays must match the published ``{split}_catvnoncat.h5``.
+
     Raises :class:`DataError` naming the file and what is wrong with it.
     """
     import h5py
 
     path = Path(path)
-    name = path.name
+    name = FILES[split]
     kx, ky = f"{split}_set_x", f"{split}_set_y"
     try:
         with h5py.File(path, "r") as h:
@@ -184,7 +186,7 @@ def read_split(path: Path, split: str, verify: bool = True):
         names = ()
     if len(names) != 2:
         raise DataError(f"{path}: list_classes should name 2 classes, found {list(np.ravel(classes))!r}")
-    if verify and name in CONTENT_SHA256 and _content_digest(x, y) != CONTENT_SHA256[name]:
+    if verify and _content_digest(x, y) != CONTENT_SHA256[name]:
         raise DataError(
             f"{path}: the images or labels differ from the published cat/non-cat dataset "
             "(checksum mismatch): the file is corrupt or a different dataset; delete it and try again"
