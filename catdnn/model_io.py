@@ -131,10 +131,14 @@ def load_model(file, name: str | None = None) -> Model:
             raise ModelFileError(f"{label}: no such model file")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ModelFileError(f"{label}: too large for a catdnn model ({path.stat().st_size:,} bytes)")
+    head = _head(file)
+    if head.startswith(b"\x93NUMPY"):
+        raise ModelFileError(f"{label}: a single .npy array, not a catdnn model (.npz)")
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        what = "an empty file" if not head else "not a .npz (zip) file"
+        raise ModelFileError(f"{label}: not a readable .npz model file ({what})")
     try:
         with np.load(file, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{label}: a single .npy array, not a catdnn model (.npz)")
             arrays = {k: _read_array(npz, k, label) for k in npz.files}
     except ModelFileError:
         raise
@@ -150,6 +154,17 @@ def load_model(file, name: str | None = None) -> Model:
     except Exception as exc:
         raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__})") from None
     return _model_from_arrays(arrays, label)
+
+
+def _head(file) -> bytes:
+    """The first bytes of a path or a seekable file object (its position is restored)."""
+    if isinstance(file, (str, Path)):
+        with open(file, "rb") as f:
+            return f.read(8)
+    pos = file.tell()
+    head = file.read(8)
+    file.seek(pos)
+    return head
 
 
 def _read_array(npz, key: str, label: str) -> np.ndarray:
