@@ -1,0 +1,119 @@
+"""The command line: output format, exit codes (0 ok, 1 user error, 2 usage), no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+
+def run(*args, timeout=300, **env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdnn", *map(str, args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, data_dir):
+    path = tmp_path_factory.mktemp("model") / "deep.npz"
+    proc = run("train", "--preset", "deep", "--iterations", "300", "--data-dir", data_dir, "--save", path)
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos():
+    skdata = pytest.importorskip("skimage.data")
+    folder = skdata.data_dir
+    return {name: os.path.join(folder, name) for name in ("chelsea.png", "coffee.png", "astronaut.png")}
+
+
+def test_train_flags_override_the_preset(data_dir):
+    proc = run("train", "--preset", "two-layer", "--layers", "12288,4,1", "--iterations", "21",
+               "--print-every", "10", "--lr", "0.01", "--init", "he", "--seed", "3", "--data-dir", data_dir)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == [f"Cost after iteration {i}" for i in (0, 10, 20)]
+    assert lines[-2].startswith("Train accuracy: ") and lines[-1].startswith("Test accuracy: ")
+    assert len(lines[-1].split()[-1].split(".")[1]) == 6
+    assert "[12288, 4, 1] init=he lr=0.01" in proc.stderr
+
+
+def test_predict_prints_one_line_per_image(model_file, photos):
+    proc = run("predict", "--model", model_file, photos["chelsea.png"], photos["coffee.png"])
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2
+    for line, path in zip(lines, [photos["chelsea.png"], photos["coffee.png"]]):
+        assert line.startswith(f"{path}: ")
+        verdict = line[len(path) + 2:]
+        label, p = verdict.split(" (p=")
+        assert label in ("cat", "non-cat")
+        p = float(p.rstrip(")"))
+        assert 0 <= p <= 1 and (label == "cat") == (p > 0.5)
+        assert len(verdict.split("p=")[1].rstrip(")").split(".")[1]) == 4
+
+
+def test_predict_goes_on_after_a_bad_image(model_file, photos, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not a picture")
+    missing = tmp_path / "missing.png"
+    proc = run("predict", "--model", model_file, bad, photos["astronaut.png"], missing)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines()[0].startswith(photos["astronaut.png"] + ": ")
+    errors = proc.stderr.splitlines()
+    assert errors[0].startswith(f"error: {bad}: ") and errors[1].startswith(f"error: {missing}: ")
+
+
+def test_predict_with_a_bad_model(tmp_path, photos):
+    fake = tmp_path / "model.npz"
+    fake.write_text("nope")
+    proc = run("predict", "--model", fake, photos["chelsea.png"])
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {fake}: ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("fly",), ("train", "--preset", "huge"), ("train", "--layers", "20,x,1"), ("train", "--lr", "fast"),
+     ("train", "--iterations", "many"), ("predict",), ("predict", "--model", "m.npz")],
+)
+def test_usage_errors_exit_2(args):
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--layers", "100,7,1"), "first layer size must be the number of inputs, 12288"),
+        (("--layers", "12288,7,3"), "last layer size must be 1"),
+        (("--lr", "-1"), "learning rate"),
+        (("--iterations", "0"), "iterations"),
+        (("--seed", "-5"), "seed"),
+        (("--print-every", "0"), "print-every"),
+    ],
+)
+def test_impossible_settings_exit_1_before_any_work(args, message, tmp_path):
+    # an empty data folder: the settings must be refused before the dataset is even looked for
+    proc = run("train", *args, "--data-dir", tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+
+
+def test_missing_dataset_exit_1(tmp_path):
+    proc = run("train", "--iterations", "1", "--data-dir", tmp_path)
+    assert proc.returncode == 1 and "dataset not found" in proc.stderr
+
+
+def test_info(data_dir):
+    proc = run("info", "--data-dir", data_dir)
+    assert proc.returncode == 0
+    assert "train: 209 images, 72 cat, 137 non-cat" in proc.stdout
+    assert "test: 50 images, 33 cat, 17 non-cat" in proc.stdout
