@@ -184,6 +184,94 @@ def update(params: Params, grads, learning_rate: float) -> None:
         b -= learning_rate * db
 
 
+# --------------------------------------------------------------------------- the training step, fused
+# What a solver runs every iteration: the same numbers as ``forward`` + ``backward`` + ``update``
+# (same operations in the same order, so the same rounding), with fewer temporaries and each
+# layer updated as soon as the gradient below it has been taken.
+def forward_layers(params: Params, A: np.ndarray):
+    """Forward through ``params`` (any tail of a network: its last layer is the sigmoid output).
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    A : ndarray of shape (n_0, m)
+        The input of ``params[0]`` (``X`` for a whole network).
+
+    Returns
+    -------
+    AL : ndarray of shape (1, m)
+    inputs : list of ndarray
+        ``inputs[k]`` is the input of ``params[k]``, shape ``(n_k, m)`` (``inputs[0] is A``).
+    Zs : list of ndarray
+        ``Zs[k]`` is its ``Z``, shape ``(n_{k+1}, m)``.
+    """
+    L = len(params)
+    inputs, Zs = [], []
+    for l, (W, b) in enumerate(params):
+        Z = W @ A  # (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
+        Z += b
+        inputs.append(A)
+        Zs.append(Z)
+        A = sigmoid(Z) if l == L - 1 else np.maximum(Z, 0.0)
+    return A, inputs, Zs
+
+
+def backward_update(params: Params, inputs, Zs, dZ: np.ndarray, learning_rate: float, return_dA: bool = False):
+    """Backpropagate the output delta through ``params`` and take the gradient step, in place.
+
+    ``inputs`` and ``Zs`` are those of :func:`forward_layers` on the same ``params``; ``dZ`` is
+    ``A[L] - Y`` of shape ``(1, m)``. Each layer's ``dA`` below is taken with its weights *before*
+    the update, as in :func:`backward`; the step is ``W -= lr·dW``, ``b -= lr·db``.
+
+    Returns
+    -------
+    None, or with ``return_dA`` the gradient with respect to ``inputs[0]``, ndarray of shape
+    ``(n_0, m)``: the caller owns the layer below and updates it. For a whole network it is
+    ``dA[0]``, which nobody needs and which is then never computed.
+    """
+    m = dZ.shape[1]
+    for l in range(len(params) - 1, -1, -1):
+        W, b = params[l]
+        dW = dZ @ inputs[l].T  # (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
+        dW /= m
+        db = np.sum(dZ, axis=1, keepdims=True)  # (n_l, 1)
+        db /= m
+        dA = W.T @ dZ if l > 0 or return_dA else None  # (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
+        dW *= learning_rate  # W -= lr·dW, after dA was taken with the old W
+        W -= dW
+        db *= learning_rate
+        b -= db
+        if l > 0:
+            dZ = np.multiply(dA, Zs[l - 1] > 0, out=dA)  # ReLU derivative
+    return dA
+
+
+def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: float, need_cost: bool = True):
+    """One full-batch gradient-descent step on ``params``, in place.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+
+    Returns
+    -------
+    cost : float or None
+        The cost *before* the update (None unless ``need_cost``); NaN if the output is not finite,
+        in which case nothing is updated.
+    AL : ndarray of shape (1, m)
+        The output before the update.
+    """
+    AL, inputs, Zs = forward_layers(params, X)
+    ZL = Zs[-1]
+    if not np.isfinite(ZL).all():
+        return float("nan"), AL
+    cost = cost_from_logits(ZL, Y) if need_cost else None
+    backward_update(params, inputs, Zs, AL - Y, learning_rate)  # dZ[L] = A[L] - Y, (1, m)
+    return cost, AL
+
+
 # --------------------------------------------------------------------------- prediction
 def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
     """P(cat) for every column of ``X``.

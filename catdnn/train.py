@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .errors import ConfigError
-from .network import INITS, backward, cost_from_logits, forward, init_params
+from .fast import GramOverflowError, GramSolver, gram_is_faster
+from .network import INITS, descent_step, forward, init_params
 
 N_X = 64 * 64 * 3  # 12288 inputs: a 64×64 RGB image, flattened
 
@@ -181,16 +182,7 @@ class DirectSolver:
         ``need_cost``) and the output ``AL`` of shape ``(1, m)``. Returns ``(nan, AL)`` without
         updating when the output is not finite (the run diverged).
         """
-        AL, cache = forward(self._params, self.X)
-        ZL = cache[-1][1]
-        if not np.isfinite(ZL).all():
-            return math.nan, AL
-        cost = cost_from_logits(ZL, self.Y) if need_cost else None
-        grads = backward(self._params, cache, self.Y, AL)
-        for (W, b), (dW, db) in zip(self._params, grads):
-            W -= self.lr * dW
-            b -= self.lr * db
-        return cost, AL
+        return descent_step(self._params, self.X, self.Y, self.lr, need_cost)
 
     def proba_train(self) -> np.ndarray:
         """P(cat) on the training set at the current parameters, shape ``(m,)``."""
@@ -205,13 +197,21 @@ class DirectSolver:
         return [(W.copy(), b.copy()) for W, b in self._params]
 
 
-SOLVERS: dict[str, type] = {"direct": DirectSolver}
+#: Solvers by name. All compute the same iterates (up to rounding); "gram" is catdnn.fast's.
+SOLVERS: dict[str, type] = {"direct": DirectSolver, "gram": GramSolver}
 
 
-def choose_solver(name: str, n_x: int, m: int, layers) -> type:
-    """The solver class for ``name`` ("auto" picks the fastest exact one for this shape)."""
+def choose_solver(name: str, n_x: int, m: int, layers, iterations: int | None = None) -> type:
+    """The solver class for ``name``; "auto" picks the fastest exact one for this shape.
+
+    Every solver here is exact for full-batch gradient descent (today's only optimiser); "auto"
+    takes the Gram solver when :func:`catdnn.fast.gram_is_faster` predicts it wins for ``m``
+    examples of ``n_x`` features over ``iterations`` steps (default: 2500), i.e. unless ``m`` is
+    so large that the m×m Gram matrix costs more than it saves. An option for which the Gram
+    reformulation is not exact (e.g. Adam) must make "auto" return the direct solver.
+    """
     if name == "auto":
-        return SOLVERS["direct"]
+        return SOLVERS["gram"] if gram_is_faster(n_x, m, layers, iterations) else SOLVERS["direct"]
     if name not in SOLVERS:
         raise ConfigError(f"unknown solver {name!r}: choose one of auto, {', '.join(SOLVERS)}")
     return SOLVERS[name]
@@ -282,8 +282,13 @@ class Trainer:
         if int(self.cost_every) < 1:
             raise ConfigError("cost_every must be at least 1")
         params = init_params(self.config.layers, self.config.init, self.config.seed)
-        cls = choose_solver(self.solver, X.shape[0], X.shape[1], self.config.layers)
-        self._solver = cls(params, X, Y, float(self.config.learning_rate), self.X_test)
+        cls = choose_solver(self.solver, X.shape[0], X.shape[1], self.config.layers, self.config.iterations)
+        try:
+            self._solver = cls(params, X, Y, float(self.config.learning_rate), self.X_test)
+        except GramOverflowError:
+            if self.solver != "auto":
+                raise
+            self._solver = DirectSolver(params, X, Y, float(self.config.learning_rate), self.X_test)
 
     @property
     def solver_name(self) -> str:

@@ -1,0 +1,190 @@
+"""The Gram solver: the same gradient-descent iterates, with the first layer's work done in m×m.
+
+Why it is exact
+---------------
+Full-batch gradient descent adds to ``W[1]`` the matrix ``-lr · dZ[1]·Xᵀ / m`` at every step: the
+first layer's gradient always lies in the span of the training inputs. So after any number of steps
+
+    W[1] = W[1]_0 + B·Xᵀ        with B of shape (n_1, m), updated by  B -= lr · dZ[1] / m,
+
+and the first layer's forward pass is ``W[1]·X = W[1]_0·X + B·(XᵀX)``. With the Gram matrix
+``G = XᵀX`` (m, m) and ``P0 = W[1]_0·X`` (n_1, m) computed once, an iteration's first-layer work
+drops from ``O(n_1·n_x·m)`` (``W1·X`` and ``dZ1·Xᵀ``) to ``O(n_1·m²)`` (``B·G``); for the course's
+data (n_x = 12288, m = 209) that is about 59 times fewer flops. ``b[1]`` is not in that span (it
+moves by the mean of ``dZ[1]``), so it is kept and updated as it is, exactly as the direct path
+does: no row of ones is needed. Layers 2..L are the direct path's own code
+(:func:`catdnn.network.backward_update`). The iterates are the direct path's up to rounding
+(different summation order), which the tests bound at 1e-9 relative.
+
+``W[1]`` is rebuilt (``W[1]_0 + B·Xᵀ``, one ``n_1·m·n_x`` product) only when someone asks for
+the parameters. Test-set predictions use the cross-Gram matrix ``XᵀX_test`` (m, m_test), built
+the first time they are asked for.
+
+Where it holds, and where it does not
+-------------------------------------
+* Full-batch gradient descent (the only optimiser today): exact.
+* Mini-batches: still exact (``dZ_b·X_bᵀ`` is in the span of X; use the columns ``G[:, batch]``).
+* L2 regularisation: exact with a scalar factor on ``W[1]_0`` (``W[1] = s·W[1]_0 + B·Xᵀ``).
+* Momentum: exact (linear combinations of gradients). Adam / RMSprop: **not** exact (elementwise
+  division by the second-moment estimate leaves the span), so such options must use the direct
+  path; :func:`catdnn.train.choose_solver` is where that decision belongs.
+* Large m: G is m×m, so its memory and its per-iteration ``n_1·m²`` work overtake the direct
+  path's ``n_1·n_x·m`` near ``m ≈ 2·n_x``, and building G (``n_x·m²``) costs ``m / (4·n_1)``
+  direct iterations. :func:`gram_is_faster` weighs these.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+from .network import backward_update, cost_from_logits, forward_layers, sigmoid
+
+#: The Gram solver is never chosen when its m×m matrix would exceed this many bytes.
+GRAM_MAX_BYTES = 2 * 1024**3
+#: Relative speeds (flops per second) measured on a 2-core AVX-512 OpenBLAS machine: the Gram
+#: matrix is built by one large, compute-bound SYRK; the direct path's first layer is two skinny
+#: GEMMs (n_1 rows) that are memory-bound; B·G is a skinny GEMM too. Only the ratios matter.
+RATE_SYRK = 3.0
+RATE_SKINNY = 1.0
+#: Fixed Python/NumPy overhead of one iteration, in "skinny flops" (about 60 small NumPy calls).
+STEP_OVERHEAD_FLOPS = 2e6
+
+
+def cost_model(n_x: int, m: int, layers, iterations: int | None = None) -> tuple[float, float]:
+    """Predicted time, in units of skinny-GEMM flops, of ``iterations`` steps: ``(direct, gram)``.
+
+    Only the first layer differs between the paths; the rest is counted once in both. With
+    ``iterations`` None the setup is amortised over the course's 2500 iterations.
+    """
+    n1 = int(layers[1])
+    it = 2500 if iterations is None else max(int(iterations), 1)
+    rest = sum(2.0 * 3 * a * b * m for a, b in zip(layers[1:-1], layers[2:]))  # forward + backward
+    common = it * (rest + STEP_OVERHEAD_FLOPS)
+    direct = common + it * 4.0 * n1 * n_x * m  # W1·X and dZ1·Xᵀ
+    setup = (n_x * m * m) / RATE_SYRK + 2.0 * n1 * n_x * m  # G = XᵀX (symmetric), P0 = W1_0·X
+    gram = common + setup + it * (2.0 * n1 * m * m + 4.0 * n1 * m)  # B·G, and the update of B
+    return direct, gram
+
+
+def gram_is_faster(n_x: int, m: int, layers, iterations: int | None = None) -> bool:
+    """Whether :class:`GramSolver` should beat the direct path for this shape (and fits in memory)."""
+    if len(layers) < 2 or m * m * 8 > GRAM_MAX_BYTES:
+        return False
+    direct, gram = cost_model(n_x, m, layers, iterations)
+    return gram < direct
+
+
+class GramOverflowError(ConfigError, ArithmeticError):
+    """XᵀX overflows although X is finite: the Gram solver would not reproduce the direct path."""
+
+
+class GramSolver:
+    """Full-batch gradient descent with ``W[1] = W[1]_0 + B·Xᵀ`` (see the module docstring).
+
+    Same interface as :class:`catdnn.train.DirectSolver`.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+        Initial parameters; the solver owns them (layers 2..L are updated in place).
+    X : ndarray of shape (n_x, m)
+        Never modified (the dataset's arrays are read-only).
+    Y : ndarray of shape (1, m)
+    learning_rate : float
+    X_test : ndarray of shape (n_x, m_test), optional
+    """
+
+    name = "gram"
+
+    def __init__(self, params, X, Y, learning_rate, X_test=None):
+        self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
+        W1, b1 = params[0]
+        self._W1_0 = W1  # (n_1, n_x), never changes
+        self._b1 = b1  # (n_1, 1), updated exactly as the direct path does
+        self._rest = params[1:]  # layers 2..L, plain (W, b), updated in place
+        m = X.shape[1]
+        self._B = np.zeros((W1.shape[0], m))  # (n_1, m): W1 = W1_0 + B·Xᵀ
+        self._G = X.T @ X  # (m, n_x) @ (n_x, m) -> (m, m), one SYRK
+        if not np.isfinite(self._G).all() and np.isfinite(X).all():
+            raise GramOverflowError(
+                "the Gram matrix XᵀX overflows for these inputs (|x| above about 1e150); "
+                "use the direct solver"
+            )
+        self._P0 = W1 @ X  # (n_1, n_x) @ (n_x, m) -> (n_1, m)
+        self._test = None  # (P0_test (n_1, m_test), C = XᵀX_test (m, m_test)), built on demand
+        self._steps = 0
+        self._W1_cache = None  # (steps, W1) for the last materialisation
+
+    # ------------------------------------------------------------------ the iteration
+    def _z1(self, P0, G):
+        Z1 = self._B @ G  # (n_1, m) @ (m, k) -> (n_1, k)
+        Z1 += P0  # W1_0·X
+        Z1 += self._b1
+        return Z1
+
+    def _output(self, Z1):
+        """A[L] from Z[1] at the current parameters, shape (1, k)."""
+        if not self._rest:
+            return sigmoid(Z1)
+        return forward_layers(self._rest, np.maximum(Z1, 0.0))[0]
+
+    def step(self, need_cost: bool):
+        """One iteration: forward at the current parameters, then update them.
+
+        Returns ``(cost, AL)``: the cost before the update (None unless ``need_cost``) and the
+        output ``AL`` of shape ``(1, m)``; ``(nan, AL)`` without updating if the output is not finite.
+        """
+        Z1 = self._z1(self._P0, self._G)  # (n_1, m)
+        if self._rest:
+            AL, inputs, Zs = forward_layers(self._rest, np.maximum(Z1, 0.0))
+            ZL = Zs[-1]
+        else:  # a single layer: Z[1] is the output's logit
+            AL, ZL = sigmoid(Z1), Z1
+        if not np.isfinite(ZL).all():
+            return math.nan, AL
+        cost = cost_from_logits(ZL, self.Y) if need_cost else None
+        dZ = AL - self.Y  # (1, m): fused sigmoid + cross-entropy
+        if self._rest:
+            dA1 = backward_update(self._rest, inputs, Zs, dZ, self.lr, return_dA=True)  # layers 2..L
+            dZ = np.multiply(dA1, Z1 > 0, out=dA1)  # (n_1, m), ReLU derivative
+        m = dZ.shape[1]
+        dZ /= m  # dW1 = (dZ1/m)·Xᵀ and db1 = Σ dZ1 / m
+        db1 = np.sum(dZ, axis=1, keepdims=True)  # (n_1, 1)
+        dZ *= self.lr
+        self._B -= dZ  # W1 -= lr·dW1, i.e. B -= lr·dZ1/m
+        db1 *= self.lr
+        self._b1 -= db1
+        self._steps += 1
+        return cost, AL
+
+    # ------------------------------------------------------------------ predictions and params
+    def proba_train(self) -> np.ndarray:
+        """P(cat) on the training set at the current parameters, shape ``(m,)``."""
+        return self._output(self._z1(self._P0, self._G))[0]
+
+    def proba_test(self) -> np.ndarray:
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
+        X, Xt = self.X, self.X_test
+        if X.shape[1] > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
+            Z1 = self._W1() @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
+            Z1 += self._b1
+            return self._output(Z1)[0]
+        if self._test is None:
+            self._test = (self._W1_0 @ Xt, X.T @ Xt)  # (n_1, m_test), (m, n_x) @ (n_x, m_test)
+        return self._output(self._z1(*self._test))[0]
+
+    def _W1(self) -> np.ndarray:
+        """``W[1] = W[1]_0 + B·Xᵀ`` at the current step, shape (n_1, n_x); cached until the next step."""
+        if self._W1_cache is None or self._W1_cache[0] != self._steps:
+            W1 = self._B @ self.X.T  # (n_1, m) @ (m, n_x) -> (n_1, n_x)
+            W1 += self._W1_0
+            self._W1_cache = (self._steps, W1)
+        return self._W1_cache[1]
+
+    def params(self):
+        """A copy of the current parameters as a list of ``(W, b)``, ``W[1]`` materialised."""
+        return [(self._W1().copy(), self._b1.copy())] + [(W.copy(), b.copy()) for W, b in self._rest]
+

@@ -1,0 +1,224 @@
+"""The Gram solver (catdnn.fast) computes the direct path's iterates, and "auto" picks it wisely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catdnn.errors import ConfigError
+from catdnn.fast import GramSolver, cost_model, gram_is_faster
+from catdnn.network import backward, descent_step, forward, init_params, update
+from catdnn.train import DirectSolver, TrainConfig, Trainer, choose_solver
+
+RTOL = 1e-9
+
+
+def _data(n_x, m, m_test=7, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n_x, m))
+    Y = (rng.random((1, m)) < 0.4).astype(np.float64)
+    Xt = rng.random((n_x, m_test))
+    Yt = (rng.random((1, m_test)) < 0.5).astype(np.float64)
+    for a in (X, Y, Xt, Yt):
+        a.setflags(write=False)  # like the dataset's arrays; the solvers must not write to them
+    return X, Y, Xt, Yt
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return float(np.linalg.norm(a - b) / scale) if scale > 0 else 0.0
+
+
+def _assert_params_close(p1, p2, rtol=RTOL):
+    assert len(p1) == len(p2)
+    for l, ((W1, b1), (W2, b2)) in enumerate(zip(p1, p2), start=1):
+        assert W1.shape == W2.shape and b1.shape == b2.shape
+        assert _rel(W1, W2) < rtol, f"W{l}: relative difference {_rel(W1, W2):.2e}"
+        assert _rel(b1, b2) < rtol, f"b{l}: relative difference {_rel(b1, b2):.2e}"
+
+
+def _run(solver, config, data, **kw):
+    X, Y, Xt, Yt = data
+    trainer = Trainer(config, X, Y, Xt, Yt, cost_every=1, solver=solver, **kw)
+    for _ in trainer.run():
+        pass
+    return trainer
+
+
+NETS = [
+    # (layers, init, learning rate, m): shallow and deep, every init, m below and above n_x
+    ((40, 1), "small", 0.5, 23),
+    ((40, 7, 1), "small", 0.3, 31),
+    ((40, 20, 7, 5, 1), "xavier", 0.2, 29),
+    ((30, 9, 6, 4, 3, 1), "he", 0.05, 17),
+    ((12, 5, 3, 1), "xavier", 0.1, 60),  # m > n_x: still exact, just not faster
+    ((25, 16, 1), "he", 0.08, 40),
+]
+
+
+@pytest.mark.parametrize("layers,init,lr,m", NETS)
+def test_gram_matches_direct_on_random_nets(layers, init, lr, m):
+    data = _data(layers[0], m, seed=len(layers) + m)
+    config = TrainConfig(layers=layers, init=init, learning_rate=lr, iterations=300, seed=3)
+    direct = _run("direct", config, data)
+    gram = _run("gram", config, data)
+    assert direct.solver_name == "direct" and gram.solver_name == "gram"
+    assert direct.status == gram.status == "finished"
+
+    (it_d, c_d), (it_g, c_g) = zip(*direct.history), zip(*gram.history)
+    assert list(it_d) == list(it_g) == list(range(300))
+    c_d, c_g = np.array(c_d), np.array(c_g)
+    assert c_d[-1] < c_d[0]  # it trained: the comparison is not between two frozen nets
+    assert np.max(np.abs(c_d - c_g) / np.abs(c_d)) < RTOL
+    _assert_params_close(direct.params(), gram.params())
+
+    md, mg = direct.model(), gram.model()
+    assert (md.train_accuracy, md.test_accuracy) == (mg.train_accuracy, mg.test_accuracy)
+    assert _rel(direct._solver.proba_test(), gram._solver.proba_test()) < RTOL
+    assert _rel(direct._solver.proba_train(), gram._solver.proba_train()) < RTOL
+
+
+def test_accuracy_tracking_is_the_same_on_both_paths():
+    data = _data(40, 30, m_test=11, seed=5)
+    config = TrainConfig(layers=(40, 6, 3, 1), learning_rate=0.2, iterations=120, seed=2)
+    d = _run("direct", config, data, accuracy_every=10)
+    g = _run("gram", config, data, accuracy_every=10)
+    assert d.accuracy_history == g.accuracy_history
+    assert len(g.accuracy_history) == 13  # every 10th and the last
+
+
+def test_a_stop_midway_gives_the_same_partial_params_and_can_resume():
+    data = _data(40, 25, seed=9)
+    config = TrainConfig(layers=(40, 8, 4, 1), learning_rate=0.2, iterations=200, seed=4)
+    partial = {}
+    for solver in ("direct", "gram"):
+        trainer = Trainer(config, *data, cost_every=1, solver=solver)
+        for event in trainer.run():
+            if event.done == 77:
+                break
+        assert trainer.status == "stopped" and trainer.iteration == 77
+        partial[solver] = trainer
+    _assert_params_close(partial["direct"].params(), partial["gram"].params())
+    model = partial["gram"].model()
+    assert model.status == "stopped" and model.iterations_done == 77
+
+    for trainer in partial.values():  # resume to the end: same as an uninterrupted run
+        for _ in trainer.run():
+            pass
+        assert trainer.status == "finished" and trainer.iteration == 200
+    straight = _run("direct", config, data)
+    _assert_params_close(straight.params(), partial["gram"].params())
+    _assert_params_close(straight.params(), partial["direct"].params())
+    assert [i for i, _ in partial["gram"].history] == list(range(200))
+
+
+def test_gram_solver_leaves_inputs_alone_and_returns_copies():
+    X, Y, Xt, _ = _data(20, 15, seed=1)
+    X_before = X.copy()
+    params = init_params((20, 4, 1), "xavier", 1)
+    W1_0 = params[0][0].copy()
+    solver = GramSolver(params, X, Y, 0.1, Xt)
+    for _ in range(5):
+        solver.step(need_cost=False)
+    assert np.array_equal(X, X_before)
+    p = solver.params()
+    assert not np.array_equal(p[0][0], W1_0)  # W1 moved ...
+    p[0][0][:] = 0.0  # ... and what we got is a copy
+    p[1][0][:] = 0.0
+    again = solver.params()
+    assert np.abs(again[0][0]).sum() > 0 and np.abs(again[1][0]).sum() > 0
+    solver.step(need_cost=False)
+    assert not np.array_equal(solver.params()[0][0], again[0][0])  # rebuilt after a step
+
+
+def test_step_reports_the_cost_only_when_asked_and_before_the_update():
+    X, Y, _, _ = _data(20, 15, seed=2)
+    for cls in (DirectSolver, GramSolver):
+        solver = cls(init_params((20, 5, 1), "xavier", 7), X, Y, 0.1)
+        cost, AL = solver.step(need_cost=False)
+        assert cost is None and AL.shape == (1, 15)
+        before = solver.proba_train()
+        cost, AL = solver.step(need_cost=True)
+        assert np.allclose(AL[0], before, rtol=1e-12)
+        p = np.clip(before, 1e-300, 1 - 1e-16)
+        expected = -np.mean(Y[0] * np.log(p) + (1 - Y[0]) * np.log(1 - p))
+        assert cost == pytest.approx(expected, rel=1e-9)
+
+
+def _exploding():
+    X, Y, _, _ = _data(30, 20, seed=3)
+    return X * 1e100, Y  # inputs so large that the logits overflow within two steps
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_is_detected_at_the_same_iteration_on_both_paths():
+    X, Y = _exploding()
+    config = TrainConfig(layers=(30, 10, 1), init="he", learning_rate=1.0, iterations=300, seed=1)
+    runs = [_run(solver, config, (X, Y, None, None)) for solver in ("direct", "gram")]
+    assert [t.status for t in runs] == ["diverged", "diverged"]
+    assert runs[0].iteration == runs[1].iteration
+    (i0, c0), (i1, c1) = zip(*runs[0].history), zip(*runs[1].history)
+    assert i0 == i1 and np.allclose(c0, c1, rtol=RTOL)
+    assert "smaller learning rate" in runs[1].message
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_auto_avoids_gram_when_the_gram_matrix_would_overflow():
+    X, Y, _, _ = _data(30, 20, seed=3)
+    X = X * 1e160  # XᵀX overflows although W1·X does not
+    config = TrainConfig(layers=(30, 10, 1), init="he", learning_rate=1e-300, iterations=3, seed=1)
+    trainer = Trainer(config, X, Y)
+    assert trainer.solver_name == "direct"
+    with pytest.raises(ConfigError, match="overflow"):
+        Trainer(config, X, Y, solver="gram")
+
+
+def test_descent_step_is_bitwise_the_textbook_step():
+    """The optimised direct step does the same operations as forward + backward + update."""
+    X, Y, _, _ = _data(30, 21, seed=4)
+    fused = init_params((30, 8, 5, 1), "xavier", 2)
+    plain = [(W.copy(), b.copy()) for W, b in fused]
+    for _ in range(25):
+        AL, cache = forward(plain, X)
+        update(plain, backward(plain, cache, Y, AL), 0.1)
+        cost, AL2 = descent_step(fused, X, Y, 0.1, need_cost=True)
+        assert np.array_equal(AL, AL2)
+    for (W, b), (W2, b2) in zip(plain, fused):
+        assert np.array_equal(W, W2) and np.array_equal(b, b2)
+
+
+# --------------------------------------------------------------------------- the automatic choice
+DEEP = (12288, 20, 7, 5, 1)
+TWO = (12288, 7, 1)
+
+
+@pytest.mark.parametrize("layers", [DEEP, TWO])
+def test_auto_picks_gram_for_the_course(layers):
+    assert choose_solver("auto", 12288, 209, layers) is GramSolver
+    assert choose_solver("auto", 12288, 209, layers, iterations=2500) is GramSolver
+    trainer = Trainer(TrainConfig(layers=layers), np.zeros((12288, 209)), np.zeros((1, 209)))
+    assert trainer.solver_name == "gram"
+
+
+def test_auto_falls_back_to_direct_when_the_gram_matrix_does_not_pay():
+    # far more examples than features: B·G (n_1·m²) costs more than W1·X (n_1·n_x·m)
+    assert choose_solver("auto", 100, 5000, (100, 10, 1)) is DirectSolver
+    # the Gram matrix would not fit the memory budget
+    assert choose_solver("auto", 12288, 50_000, DEEP) is DirectSolver
+    # building G (n_x·m²) is not repaid by a handful of iterations
+    assert choose_solver("auto", 12288, 5000, DEEP, iterations=3) is DirectSolver
+    assert choose_solver("auto", 12288, 5000, DEEP, iterations=2500) is GramSolver
+
+
+def test_cost_model_is_monotonic_in_m():
+    ratios = [np.divide(*cost_model(12288, m, DEEP, 2500)) for m in (100, 1000, 5000, 20000, 40000)]
+    assert all(a > b for a, b in zip(ratios, ratios[1:]))  # the Gram advantage shrinks with m
+    assert gram_is_faster(12288, 209, DEEP) and not gram_is_faster(12288, 40000, DEEP)
+
+
+def test_named_solvers_and_unknown_names():
+    assert choose_solver("direct", 12288, 209, DEEP) is DirectSolver
+    assert choose_solver("gram", 12288, 50_000, DEEP) is GramSolver  # asked for by name: obeyed
+    with pytest.raises(ConfigError, match="unknown solver"):
+        choose_solver("bogus", 12288, 209, DEEP)
