@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 COURSE = {
@@ -56,8 +55,9 @@ def test_cli_train_reproduces_the_course(preset, data_dir, tmp_path):
 
 def test_fit_matches_the_cli_numbers_for_a_short_run(dataset):
     """The library's fit() and the first reported costs agree with the course's curve."""
-    from catdnn import PRESETS, fit
     from dataclasses import replace
+
+    from catdnn import PRESETS, fit
 
     model = fit(replace(PRESETS["deep"], iterations=101), dataset)
     assert [i for i, _ in model.history] == [0, 100]
