@@ -138,6 +138,7 @@ def load_model(file, name: str | None = None) -> Model:
         what = "an empty file" if not head else "not a .npz (zip) file"
         raise ModelFileError(f"{label}: not a readable .npz model file ({what})")
     try:
+        _check_members(file, label)
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: _read_array(npz, k, label) for k in npz.files}
     except ModelFileError:
@@ -154,6 +155,46 @@ def load_model(file, name: str | None = None) -> Model:
     except Exception as exc:
         raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__})") from None
     return _model_from_arrays(arrays, label)
+
+
+def _check_members(file, label: str) -> None:
+    """Refuse, from the zip directory and the .npy headers, members that would expand too far.
+
+    A small compressed upload could otherwise inflate to gigabytes (a zip bomb), or a forged
+    ``.npy`` header make numpy allocate an array far larger than the data behind it.
+    """
+    pos = None if isinstance(file, (str, Path)) else file.tell()
+    try:
+        with zipfile.ZipFile(file) as z:
+            infos = z.infolist()
+            total = sum(i.file_size for i in infos)
+            if total > MAX_FILE_BYTES:
+                raise ModelFileError(
+                    f"{label}: too large for a catdnn model: its arrays would take {total:,} bytes "
+                    f"(the limit is {MAX_FILE_BYTES:,})"
+                )
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        continue  # np.load refuses it below with its own message
+                if dtype.hasobject:
+                    continue  # refused below as pickled data, without unpickling
+                need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if need > info.file_size:
+                    raise ModelFileError(
+                        f"{label}: array {info.filename[:-4]!r} claims shape {shape} ({need:,} bytes) but "
+                        f"holds only {info.file_size:,} bytes: the file is damaged"
+                    )
+    finally:
+        if pos is not None:
+            file.seek(pos)
 
 
 def _head(file) -> bytes:
