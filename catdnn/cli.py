@@ -91,6 +91,7 @@ class _ProgressBar:
 
 def cmd_train(args) -> int:
     from .data import load_dataset
+    from .diagnose import diagnose
     from .model_io import save_model
     from .train import Trainer
 
@@ -118,6 +119,8 @@ def cmd_train(args) -> int:
             print(f"Cost after iteration {i}: {cost:.6f}")
         raise ConfigError(trainer.message)
     model = trainer.model()
+    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate):
+        print(f"warning: {message}", file=sys.stderr)
     print(f"Train accuracy: {model.train_accuracy:.6f}")
     print(f"Test accuracy: {model.test_accuracy:.6f}")
     print(f"({trainer.message}, solver: {trainer.solver_name})", file=sys.stderr)

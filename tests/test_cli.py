@@ -119,3 +119,10 @@ def test_info(data_dir):
     assert proc.returncode == 0
     assert "train: 209 images, 72 cat, 137 non-cat" in proc.stdout
     assert "test: 50 images, 33 cat, 17 non-cat" in proc.stdout
+
+
+def test_train_warns_about_a_dead_network(data_dir):
+    proc = run("train", "--lr", "1", "--iterations", "300", "--print-every", "50", "--data-dir", data_dir)
+    assert proc.returncode == 0
+    assert "warning: the network stopped learning: the cost is stuck at 0.643974" in proc.stderr
+    assert "Cost after iteration 299: 0.643974" in proc.stdout
