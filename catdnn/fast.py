@@ -42,8 +42,9 @@ import numpy as np
 from .errors import ConfigError
 from .network import backward_update, cost_from_logits, forward_layers, sigmoid
 
-#: The Gram solver is never chosen when its m×m matrix would exceed this many bytes.
-GRAM_MAX_BYTES = 2 * 1024**3
+#: "auto" never takes the Gram solver when its m×m matrix would hold more than this many times as
+#: many numbers as X (n_x·m): beyond m = 2·n_x it cannot pay off anyway (B·G costs more than W1·X).
+GRAM_MAX_SIZE_RATIO = 2.0
 #: Relative speeds (flops per second) measured on a 2-core AVX-512 OpenBLAS machine: the Gram
 #: matrix is built by one large, compute-bound SYRK; the direct path's first layer is two skinny
 #: GEMMs (n_1 rows) that are memory-bound; B·G is a skinny GEMM too. Only the ratios matter.
@@ -71,7 +72,7 @@ def cost_model(n_x: int, m: int, layers, iterations: int | None = None) -> tuple
 
 def gram_is_faster(n_x: int, m: int, layers, iterations: int | None = None) -> bool:
     """Whether :class:`GramSolver` should beat the direct path for this shape (and fits in memory)."""
-    if len(layers) < 2 or m * m * 8 > GRAM_MAX_BYTES:
+    if len(layers) < 2 or m > GRAM_MAX_SIZE_RATIO * n_x:
         return False
     direct, gram = cost_model(n_x, m, layers, iterations)
     return gram < direct
@@ -102,27 +103,30 @@ class GramSolver:
     def __init__(self, params, X, Y, learning_rate, X_test=None):
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
         W1, b1 = params[0]
-        self._W1_0 = W1  # (n_1, n_x), never changes
-        self._b1 = b1  # (n_1, 1), updated exactly as the direct path does
+        self._W1_0, self._b1_0 = W1, b1  # (n_1, n_x) and (n_1, 1), never change
         self._rest = params[1:]  # layers 2..L, plain (W, b), updated in place
         m = X.shape[1]
-        self._B = np.zeros((W1.shape[0], m))  # (n_1, m): W1 = W1_0 + B·Xᵀ
-        self._G = X.T @ X  # (m, n_x) @ (n_x, m) -> (m, m), one SYRK
-        if not np.isfinite(self._G).all() and np.isfinite(X).all():
+        # [W1 b1] = [W1_0 b1_0] + B·[X; 1]ᵀ: the bias is the row of ones appended to X.
+        self._B = np.zeros((W1.shape[0], m))  # (n_1, m)
+        G = X.T @ X  # (m, n_x) @ (n_x, m) -> (m, m), one SYRK
+        if not np.isfinite(G).all() and np.isfinite(X).all():
             raise GramOverflowError(
                 "the Gram matrix XᵀX overflows for these inputs (|x| above about 1e150); "
                 "use the direct solver"
             )
+        G += 1.0  # [X; 1]ᵀ·[X; 1] = XᵀX + 1·1ᵀ
+        self._G = G
         self._P0 = W1 @ X  # (n_1, n_x) @ (n_x, m) -> (n_1, m)
-        self._test = None  # (P0_test (n_1, m_test), C = XᵀX_test (m, m_test)), built on demand
+        self._P0 += b1  # [W1_0 b1_0]·[X; 1]
+        self._test = None  # (P0_test (n_1, m_test), [X; 1]ᵀ[X_test; 1] (m, m_test)), built on demand
         self._steps = 0
-        self._W1_cache = None  # (steps, W1) for the last materialisation
+        self._cache = None  # (steps, W1, b1) of the last materialisation
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
+        """Z[1] = [W1_0 b1_0]·[X; 1] + B·([X; 1]ᵀ[X; 1]), shape (n_1, k) for the k columns of G."""
         Z1 = self._B @ G  # (n_1, m) @ (m, k) -> (n_1, k)
-        Z1 += P0  # W1_0·X
-        Z1 += self._b1
+        Z1 += P0
         return Z1
 
     def _output(self, Z1):
@@ -150,13 +154,8 @@ class GramSolver:
         if self._rest:
             dA1 = backward_update(self._rest, inputs, Zs, dZ, self.lr, return_dA=True)  # layers 2..L
             dZ = np.multiply(dA1, Z1 > 0, out=dA1)  # (n_1, m), ReLU derivative
-        m = dZ.shape[1]
-        dZ /= m  # dW1 = (dZ1/m)·Xᵀ and db1 = Σ dZ1 / m
-        db1 = np.sum(dZ, axis=1, keepdims=True)  # (n_1, 1)
-        dZ *= self.lr
-        self._B -= dZ  # W1 -= lr·dW1, i.e. B -= lr·dZ1/m
-        db1 *= self.lr
-        self._b1 -= db1
+        dZ *= self.lr / dZ.shape[1]
+        self._B -= dZ  # [W1 b1] -= lr·[dW1 db1] = lr·(dZ1/m)·[X; 1]ᵀ
         self._steps += 1
         return cost, AL
 
@@ -169,22 +168,30 @@ class GramSolver:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
         X, Xt = self.X, self.X_test
         if X.shape[1] > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
-            Z1 = self._W1() @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
-            Z1 += self._b1
+            W1, b1 = self._materialise()
+            Z1 = W1 @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
+            Z1 += b1
             return self._output(Z1)[0]
         if self._test is None:
-            self._test = (self._W1_0 @ Xt, X.T @ Xt)  # (n_1, m_test), (m, n_x) @ (n_x, m_test)
+            P0 = self._W1_0 @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
+            P0 += self._b1_0
+            C = X.T @ Xt  # (m, n_x) @ (n_x, m_test) -> (m, m_test)
+            C += 1.0
+            self._test = (P0, C)
         return self._output(self._z1(*self._test))[0]
 
-    def _W1(self) -> np.ndarray:
-        """``W[1] = W[1]_0 + B·Xᵀ`` at the current step, shape (n_1, n_x); cached until the next step."""
-        if self._W1_cache is None or self._W1_cache[0] != self._steps:
+    def _materialise(self):
+        """``W1 = W1_0 + B·Xᵀ`` (n_1, n_x) and ``b1 = b1_0 + B·1`` (n_1, 1); cached until the next step."""
+        if self._cache is None or self._cache[0] != self._steps:
             W1 = self._B @ self.X.T  # (n_1, m) @ (m, n_x) -> (n_1, n_x)
             W1 += self._W1_0
-            self._W1_cache = (self._steps, W1)
-        return self._W1_cache[1]
+            b1 = np.sum(self._B, axis=1, keepdims=True)  # (n_1, 1)
+            b1 += self._b1_0
+            self._cache = (self._steps, W1, b1)
+        return self._cache[1:]
 
     def params(self):
-        """A copy of the current parameters as a list of ``(W, b)``, ``W[1]`` materialised."""
-        return [(self._W1().copy(), self._b1.copy())] + [(W.copy(), b.copy()) for W, b in self._rest]
+        """A copy of the current parameters as a list of ``(W, b)``, layer 1 materialised."""
+        W1, b1 = self._materialise()
+        return [(W1.copy(), b1.copy())] + [(W.copy(), b.copy()) for W, b in self._rest]
 
