@@ -10,21 +10,28 @@ first layer's gradient always lies in the span of the training inputs. So after 
 and the first layer's forward pass is ``W[1]·X = W[1]_0·X + B·(XᵀX)``. With the Gram matrix
 ``G = XᵀX`` (m, m) and ``P0 = W[1]_0·X`` (n_1, m) computed once, an iteration's first-layer work
 drops from ``O(n_1·n_x·m)`` (``W1·X`` and ``dZ1·Xᵀ``) to ``O(n_1·m²)`` (``B·G``); for the course's
-data (n_x = 12288, m = 209) that is about 59 times fewer flops. ``b[1]`` is not in that span (it
-moves by the mean of ``dZ[1]``), so it is kept and updated as it is, exactly as the direct path
-does: no row of ones is needed. Layers 2..L are the direct path's own code
-(:func:`catdnn.network.backward_update`). The iterates are the direct path's up to rounding
-(different summation order), which the tests bound at 1e-9 relative.
+data (n_x = 12288, m = 209) that is about 59 times fewer flops.
 
-``W[1]`` is rebuilt (``W[1]_0 + B·Xᵀ``, one ``n_1·m·n_x`` product) only when someone asks for
-the parameters. Test-set predictions use the cross-Gram matrix ``XᵀX_test`` (m, m_test), built
-the first time they are asked for.
+The bias rides along as a row of ones appended to X: ``[W1 b1] = [W1_0 b1_0] + B·[X; 1]ᵀ``
+(``b1`` moves by ``-lr·Σ_j dZ[1]_j / m``, which is ``B``'s update times the ones row), so the
+solver keeps ``G = [X; 1]ᵀ[X; 1] = XᵀX + 1·1ᵀ`` and ``P0 = W1_0·X + b1_0``, and one update of
+``B`` moves both. Layers 2..L are the direct path's own code
+(:func:`catdnn.network.backward_update`). The iterates are the direct path's up to rounding
+(different summation order), which the tests bound at 1e-9 relative; the course's printed
+numbers are unchanged.
+
+``W[1]`` and ``b[1]`` are rebuilt (``W1_0 + B·Xᵀ``, one ``n_1·m·n_x`` product; ``b1_0 + B·1``)
+only when someone asks for the parameters (the end of a run, a Stop, a model file, a picture of
+the weights) and cached until the next step. Test-set predictions use the cross-Gram matrix
+``[X; 1]ᵀ[X_test; 1]`` (m, m_test), built the first time they are asked for; X is never
+modified (the dataset's arrays are read-only).
 
 Where it holds, and where it does not
 -------------------------------------
 * Full-batch gradient descent (the only optimiser today): exact.
 * Mini-batches: still exact (``dZ_b·X_bᵀ`` is in the span of X; use the columns ``G[:, batch]``).
-* L2 regularisation: exact with a scalar factor on ``W[1]_0`` (``W[1] = s·W[1]_0 + B·Xᵀ``).
+* L2 regularisation: exact with a scalar factor (``W[1] = s·W[1]_0 + B·Xᵀ``), but the bias is not
+  decayed, so it would have to leave the ones row and be updated on its own.
 * Momentum: exact (linear combinations of gradients). Adam / RMSprop: **not** exact (elementwise
   division by the second-moment estimate leaves the span), so such options must use the direct
   path; :func:`catdnn.train.choose_solver` is where that decision belongs.
