@@ -26,6 +26,7 @@ def load_data():
     candidates = [os.environ.get("CATDNN_DATA_DIR"), str(ROOT / "data"), str(ROOT.parent / "shared" / "data")]
     for folder in candidates:
         if folder and (Path(folder) / "train_catvnoncat.h5").is_file():
+            os.environ.setdefault("CATDNN_DATA_DIR", folder)  # the app, if started, reads it there too
             return load_dataset(folder, download=False)
     sys.exit("bench: the dataset is not in $CATDNN_DATA_DIR, data/ or ../shared/data; "
              "run `python -m catdnn download` first")
