@@ -1,0 +1,73 @@
+"""How many threads BLAS (the matrix products under NumPy) may use.
+
+NumPy's BLAS starts one thread per core for every large matrix product. When several trainings
+run at once (the dashboard runs each browser session as a *thread of one process*), their BLAS
+threads compete for the same cores and each run gets slower than if it had waited its turn.
+Limiting BLAS to :data:`DEFAULT_BLAS_THREADS` per product avoids that oversubscription; see
+``bench/blas_threads.py`` for the measurement behind the default.
+
+The limit is **process-wide** (BLAS has one thread pool per process, not per Python thread), so
+it is set once when the process starts (:func:`limit_blas_threads`), never per training: a
+per-session ``with blas_threads(...)`` would, on exit, restore the setting under every other
+session's running training.
+
+Uses ``threadpoolctl``; the environment variable ``CATDNN_BLAS_THREADS`` overrides the default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+ENV_VAR = "CATDNN_BLAS_THREADS"
+#: BLAS threads per process by default: 1 (see the module docstring and bench/blas_threads.py).
+DEFAULT_BLAS_THREADS = 1
+
+_controller = None  # keeps the process-wide limit alive
+
+
+def default_blas_threads() -> int:
+    """``$CATDNN_BLAS_THREADS`` if it is a positive whole number, else :data:`DEFAULT_BLAS_THREADS`."""
+    text = os.environ.get(ENV_VAR, "").strip()
+    if text.isdigit() and int(text) >= 1:
+        return min(int(text), os.cpu_count() or 1)
+    return DEFAULT_BLAS_THREADS
+
+
+def limit_blas_threads(n: int | None = None) -> int:
+    """Limit BLAS to ``n`` threads (default :func:`default_blas_threads`) for the whole process.
+
+    Call it once at start-up (the CLI's ``main``, the top of ``dashboard.py``). Returns the limit
+    set. Does nothing (and returns ``n``) when threadpoolctl is not installed.
+    """
+    global _controller
+    n = default_blas_threads() if n is None else int(n)
+    if n < 1:
+        raise ValueError(f"BLAS threads must be at least 1, not {n}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is in requirements.txt
+        return n
+    _controller = threadpool_limits(limits=n, user_api="blas")
+    return n
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Temporarily use ``n`` BLAS threads (for benchmarks and single-threaded scripts only).
+
+    Process-wide like :func:`limit_blas_threads`: do not use it around one of several
+    concurrent trainings.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
+
+
+def blas_thread_count() -> int | None:
+    """The largest BLAS thread count in effect now, or None when no BLAS library is found."""
+    from threadpoolctl import threadpool_info
+
+    counts = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    return max(counts) if counts else None
