@@ -1,0 +1,63 @@
+"""Predict: upload photos (or take one) and see what the network sees and says."""
+
+import streamlit as st
+
+import ui
+from catdnn.errors import CatdnnError, ImageError
+from catdnn.images import image_to_input, load_image, prepare_image
+from catdnn.model_io import load_model
+
+st.title("Predict")
+st.info(ui.HONEST_NOTE, icon=":material/info:")
+
+source = st.radio(
+    "Model", ["session", "file"], horizontal=True, key="predict_source",
+    format_func={"session": "Trained in this session", "file": "A model file (.npz)"}.get,
+)
+model = None
+if source == "file":
+    upload = st.file_uploader("Model file", type=["npz"], key="predict_model_file",
+                              help="A file saved with the Train page's download button or `python -m catdnn train`")
+    if upload is None:
+        st.caption("Upload a model file to use it.")
+    else:
+        try:
+            model = load_model(upload.getvalue(), name=upload.name)
+            st.caption(f"Model: {ui.model_label(model)}")
+        except CatdnnError as exc:
+            st.error(str(exc), icon=":material/block:")
+else:
+    model = ui.model_or_offer_ui(key="predict")
+
+st.subheader("Your photos")
+files = st.file_uploader(
+    "Photos (JPEG, PNG, WebP, BMP, GIF)", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="predict_files"
+)
+use_camera = st.toggle("Use the camera", key="predict_use_camera")
+shot = st.camera_input("Take a photo", key="predict_camera") if use_camera else None
+inputs = [*(files or []), *([shot] if shot is not None else [])]
+
+if inputs and model is None:
+    st.warning("Choose or train a model above to get verdicts.", icon=":material/arrow_upward:")
+for f in inputs if model is not None else []:
+    name = f.name if f is not shot else "camera photo"
+    with st.container(border=True):
+        st.markdown(f"**{name}**")
+        try:
+            data = f.getvalue()
+            original = load_image(data, name)
+            small = prepare_image(data, name)
+        except ImageError as exc:
+            st.error(str(exc), icon=":material/block:")
+            continue
+        p = float(model.predict_proba(image_to_input(small))[0])
+        is_cat = p > 0.5
+        width, height = original.size
+        original.thumbnail((480, 480))
+        c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="center")
+        c1.image(original, caption=f"original, {width}×{height}")
+        c2.image(ui.enlarge(small, 2), caption="what the network sees (64×64)", width=128)
+        with c3:
+            st.markdown(f"### {':material/pets: cat' if is_cat else ':material/block: not a cat'}")
+            st.progress(p, text=f"P(cat) = {p:.2f}")
+            st.caption(f"Verdict: {'cat' if is_cat else 'non-cat'} (cat when P(cat) > 0.5)")

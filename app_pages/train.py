@@ -1,0 +1,34 @@
+"""Train: choose the settings, watch the cost fall live, stop whenever, keep the model."""
+
+import streamlit as st
+
+import ui
+from catdnn.errors import ConfigError
+
+st.title("Train")
+st.caption(
+    "Full-batch gradient descent on the 209 training images; the test accuracy is measured on the "
+    "50 test images as training goes. The course's numbers: two-layer 0.72, deep 0.80 (test)."
+)
+ds = ui.dataset_ui()
+submitted = ui.train_form_ui()
+
+run = None
+if submitted:
+    try:
+        config = ui.config_from_form()
+    except ConfigError as exc:
+        st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
+    else:
+        st.button("Stop", key="train_stop", icon=":material/stop_circle:", help="Stop now and keep the partial model")
+        run = ui.train_live(config, ds, ui.draw_training_frame)
+
+run = ui.app_state()[ui.RUN]
+if run is None:
+    st.info("Pick a preset (or your own settings) and press **Train**.", icon=":material/arrow_upward:")
+elif run["status"] == "running":
+    # The stopped run is still saving its model on another thread (app_state() waited for it).
+    st.warning("The last run is still finishing; reload the page in a moment, or press **Train** again.")
+else:
+    st.subheader("Last run")
+    ui.draw_run_result(run)

@@ -1,0 +1,114 @@
+"""Figure builders for the dashboard: pure functions returning Plotly figures as plain dicts.
+
+Plain dicts (``{"data": [...], "layout": {...}}``) keep this module free of Plotly and Streamlit
+imports, make the figures cheap to rebuild several times a second during live training, and are
+easy to check in tests. ``st.plotly_chart`` accepts them as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+COST_COLOR = "#d62728"
+TRAIN_COLOR = "#1f77b4"
+TEST_COLOR = "#ff7f0e"
+
+
+def _layout(title: str, xaxis: dict, yaxis: dict, height: int) -> dict:
+    return {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "xaxis": {"automargin": True, **xaxis},
+        "yaxis": {"automargin": True, **yaxis},
+        "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        "uirevision": "keep",  # keep zoom across redraws
+    }
+
+
+def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300) -> dict:
+    """The cost curve.
+
+    Parameters
+    ----------
+    history : list of (iteration, cost)
+    iterations : int, optional
+        Total planned iterations: fixes the x axis so that a live curve grows into it.
+    """
+    xs = [int(i) for i, c in history if c is not None and math.isfinite(c)]
+    ys = [float(c) for i, c in history if c is not None and math.isfinite(c)]
+    xaxis = {"title": {"text": "iteration"}}
+    if iterations:
+        xaxis["range"] = [0, max(int(iterations) - 1, 1)]
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines" if len(xs) > 1 else "markers",
+                "x": xs,
+                "y": ys,
+                "name": "cost",
+                "line": {"color": COST_COLOR, "width": 2},
+                "marker": {"color": COST_COLOR},
+                "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra></extra>",
+            }
+        ],
+        "layout": _layout(title, xaxis, {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}, height),
+    }
+
+
+def accuracy_figure(
+    accuracy_history, iterations: int | None = None, *, title: str = "Accuracy", height: int = 300
+) -> dict:
+    """Train and test accuracy as training goes.
+
+    Parameters
+    ----------
+    accuracy_history : list of (iteration, train_accuracy, test_accuracy)
+        Either accuracy may be ``None`` (not measured at that iteration).
+    """
+    traces = []
+    for col, name, color in ((1, "train", TRAIN_COLOR), (2, "test", TEST_COLOR)):
+        pts = [(int(row[0]), float(row[col])) for row in accuracy_history if row[col] is not None]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines" if len(pts) > 1 else "markers",
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "name": name,
+                "line": {"color": color, "width": 2},
+                "marker": {"color": color},
+                "hovertemplate": f"{name} %{{y:.3f}} at iteration %{{x}}<extra></extra>",
+            }
+        )
+    xaxis = {"title": {"text": "iteration"}}
+    if iterations:
+        xaxis["range"] = [0, max(int(iterations) - 1, 1)]
+    yaxis = {"title": {"text": "accuracy"}, "range": [0, 1.02], "tickformat": ".0%"}
+    return {"data": traces, "layout": _layout(title, xaxis, yaxis, height)}
+
+
+def class_counts_figure(counts_by_split: dict, *, title: str = "Images per class", height: int = 260) -> dict:
+    """Grouped bars: ``{"train": {"non-cat": 137, "cat": 72}, "test": {...}}``."""
+    classes = []
+    for counts in counts_by_split.values():
+        for name in counts:
+            if name not in classes:
+                classes.append(name)
+    colors = {0: "#7f7f7f", 1: "#2ca02c"}
+    data = [
+        {
+            "type": "bar",
+            "name": name,
+            "x": list(counts_by_split),
+            "y": [counts_by_split[s].get(name, 0) for s in counts_by_split],
+            "text": [counts_by_split[s].get(name, 0) for s in counts_by_split],
+            "textposition": "auto",
+            "marker": {"color": colors.get(k, None)},
+        }
+        for k, name in enumerate(classes)
+    ]
+    layout = _layout(title, {}, {"title": {"text": "images"}}, height)
+    layout["barmode"] = "group"
+    return {"data": data, "layout": layout}

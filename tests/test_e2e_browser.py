@@ -1,0 +1,234 @@
+"""End to end in a real browser: `streamlit run dashboard.py` driven by Debian's headless Chromium.
+
+Trains the two-layer preset from the Train page (the course's 0.72 test accuracy), stops a longer run
+midway and checks the partial model is kept, browses the mistakes, uploads chelsea.png on the
+Predict page and reads the verdict. Screenshots of every page go to artifacts/ (desktop and phone).
+
+Skipped when Chromium or Playwright is missing, unless CATDNN_REQUIRE_BROWSER=1 (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+MAIN = "[data-testid='stMain']"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CATDNN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (CATDNN_REQUIRE_BROWSER=1, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sync_api():
+    if not Path(CHROMIUM).is_file() or not os.access(CHROMIUM, os.X_OK):
+        _unavailable(f"Chromium not found at {CHROMIUM} (install Debian's `chromium` package)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _unavailable("the Python package `playwright` is not installed (pip install playwright)")
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def server(data_dir, sync_api):
+    """A `streamlit run dashboard.py` on 127.0.0.1 and a free port; always shut down afterwards."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    env = {**os.environ, "CATDNN_DATA_DIR": str(data_dir)}
+    log = open(ARTIFACTS / "e2e_streamlit.log", "wb")
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "dashboard.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with code {proc.returncode}; see {ARTIFACTS / 'e2e_streamlit.log'}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("streamlit did not become healthy within 60 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(sync_api):
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def idle(page, timeout=120_000):
+    """Wait until the script has finished its run (give the rerun a moment to start first)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def shot(page, name: str) -> None:
+    """Save the whole page: Streamlit scrolls inside the app, so grow the viewport to the content."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
+        ".map(e => e.scrollHeight), window.innerHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), 8000)})
+    page.wait_for_timeout(400)
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"))
+    finally:
+        page.set_viewport_size(size)
+
+
+def goto_page(page, title: str) -> None:
+    """Navigate with the sidebar link (keeps the session, unlike a new URL)."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.wait_for_selector(f"{MAIN} h1:has-text('{title}')", timeout=30_000)
+    idle(page)
+
+
+def main_button(page, text: str):
+    return page.locator(f"{MAIN} button", has_text=re.compile(rf"{re.escape(text)}\s*$")).first
+
+
+def errors_on_page(page) -> list[str]:
+    """Tracebacks / exceptions Streamlit would show to the user."""
+    return page.locator("[data-testid='stException']").all_inner_texts()
+
+
+def test_dashboard_in_a_real_browser(server, browser, sync_api):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    console_errors = []
+    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+
+    # Home
+    page.goto(server)
+    idle(page, timeout=60_000)
+    expect = sync_api.expect
+    expect(page.locator(MAIN).get_by_text("Always answering")).to_be_visible()
+    expect(page.locator(f"{MAIN} [data-testid='stImage'] img")).to_have_count(12, timeout=30_000)
+    expect(page.locator(f"{MAIN} .katex-display")).to_have_count(5, timeout=30_000)
+    shot(page, "home")
+
+    # Train the two-layer preset, fully (2500 iterations): the course's 0.72
+    goto_page(page, "Train")
+    page.locator(MAIN).get_by_role("radio", name="two-layer").click()
+    idle(page)
+    assert page.locator(f"{MAIN} input[aria-label='Hidden layer sizes']").input_value() == "7"
+    main_button(page, "Train").click()
+    page.wait_for_selector(f"{MAIN} [data-testid='stAlert']:has-text('Finished')", timeout=300_000)
+    idle(page)
+    result = page.locator(f"{MAIN} [data-testid='stAlert']").first.inner_text()
+    assert "2,500 iterations" in result
+    assert "test accuracy 0.72" in result, result
+    # the whole cost curve and both accuracy curves are drawn
+    expect(page.locator(f"{MAIN} [data-testid='stPlotlyChart'] .scatterlayer .trace")).to_have_count(3, timeout=30_000)
+    assert page.locator(f"{MAIN} [data-testid='stDownloadButton']").count() == 1
+    shot(page, "train_two_layer")
+
+    # A longer run, stopped midway: the partial model is kept. A wide custom network keeps the run
+    # long (minutes) however fast the solver gets, so the stop always lands midway.
+    page.locator(f"{MAIN} input[aria-label='Hidden layer sizes']").fill("500, 500, 500")
+    slider = page.locator(f"{MAIN} [data-testid='stSlider']", has_text="Iterations").locator("input[type='range']")
+    slider.focus()
+    slider.press("End")
+    idle(page)
+    assert slider.input_value() == "10000"
+    main_button(page, "Train").click()
+    # Stop as soon as the live view is up: the engine is fast, 10,000 iterations take only seconds
+    page.wait_for_selector(f"{MAIN} [data-testid='stProgress']:has-text('it/s')", timeout=60_000)
+    live = page.locator(f"{MAIN} [data-testid='stProgress']").first.inner_text()
+    page.wait_for_timeout(1000)
+    shot(page, "train_live")
+    main_button(page, "Stop").click()  # .first: a stale copy of the button may linger in the DOM
+    page.locator(f"{MAIN} [data-testid='stAlert']", has_text=re.compile("Stopped|Finished")).first.wait_for(
+        timeout=60_000
+    )
+    idle(page)
+    stopped = page.locator(f"{MAIN} [data-testid='stAlert']").first.inner_text()
+    m = re.search(r"Stopped after ([\d,]+) of 10,000 iterations: the partial model is kept", stopped)
+    assert m, stopped
+    done = int(m.group(1).replace(",", ""))
+    assert 0 < done < 10_000, (done, live)
+    assert page.locator(f"{MAIN} [data-testid='stDownloadButton']").count() == 1
+    sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+    assert f"stopped at {done:,}/10,000" in sidebar, sidebar
+    shot(page, "train_stopped")
+
+    # Misclassified, with the partial model of this session: the grid shows FP + FN images
+    goto_page(page, "Misclassified")
+    labels = page.locator(f"{MAIN} button").all_inner_texts()
+    counts = {k: int(re.search(r"(\d+) [a-z-]+ called [a-z-]+ \(" + k + r"\)", " ".join(labels)).group(1))
+              for k in ("TP", "FP", "FN", "TN")}
+    assert sum(counts.values()) == 50, counts
+    expect(page.locator(f"{MAIN} [data-testid='stImage'] img")).to_have_count(counts["FP"] + counts["FN"])
+    shot(page, "misclassified")
+
+    # Predict: upload chelsea.png and read the verdict
+    from skimage import data as skdata
+
+    chelsea = Path(skdata.data_dir) / "chelsea.png"
+    goto_page(page, "Predict")
+    page.locator(f"{MAIN} [data-testid='stFileUploaderDropzoneInput']").last.set_input_files(str(chelsea))
+    page.wait_for_selector(f"{MAIN} :text('Verdict:')", timeout=60_000)
+    idle(page)
+    verdict = page.locator(f"{MAIN} :text('Verdict:')").first.inner_text()
+    assert re.search(r"Verdict: (cat|non-cat)", verdict), verdict
+    assert page.locator(f"{MAIN} [data-testid='stProgress']", has_text="P(cat) =").count() == 1
+    shot(page, "predict")
+
+    assert errors_on_page(page) == []
+    assert console_errors == []
+    page.close()
+
+    # The same pages at phone width, each opened first by URL
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    for name in ("", "train", "misclassified", "predict"):
+        phone.goto(f"{server}/{name}")
+        idle(phone, timeout=60_000)
+        assert errors_on_page(phone) == []
+        shot(phone, f"phone_{name or 'home'}")
+    phone.close()

@@ -1,0 +1,515 @@
+"""Streamlit glue for the dashboard: session-state keys, the cached dataset, the live training loop,
+and the drawing helpers the pages share. Only the app imports this module; the math is in catdnn.
+
+Naming: a helper that returns values is ``*_ui()``, one that only draws is ``draw_*()``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from catdnn import plots
+from catdnn.data import DEFAULT_DATA_DIR, Dataset, download_dataset, find_data_dir, load_dataset
+from catdnn.errors import CatdnnError
+from catdnn.model_io import Model, model_to_bytes
+from catdnn.network import INIT_DESCRIPTIONS, INITS
+from catdnn.train import MAX_SEED, N_X, PRESETS, TrainConfig, Trainer, parse_layers
+
+# --------------------------------------------------------------------------- session state
+#: All of the app's own state is one plain dict in ``st.session_state[STATE]`` (see app_state()).
+#: Plain dicts matter: the training loop's ``finally`` block runs while Streamlit is stopping the
+#: script, when every ``st.session_state`` access raises the stop signal again; mutating a dict
+#: fetched before the loop does not.
+STATE = "catdnn"
+MODELS = "models"  # dict name -> Model: the models trained (or stopped) in this session, oldest first
+CURRENT = "current"  # name of the model the pages use
+RUN = "run"  # the last training run: dict(status, message, config, model, history, ...)
+RUN_COUNT = "run_count"  # how many runs this session started (numbers the model names)
+SETTINGS = "settings"  # the Train form's last submitted values (widget state is dropped off-page)
+#: A Stop click (or leaving the page) mid-run starts the next script run while the stopped one is
+#: still in its finally block, on another thread; app_state() waits this long for it to finish.
+FINISH_WAIT_SECONDS = 10.0
+
+MAX_MODELS = 8  # older session models are forgotten beyond this
+REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+HONEST_NOTE = (
+    "This network learned from **209 small photos** (64×64 pixels) and gets about 80 % of the 50 "
+    "test photos right. Everyday photos differ (framing, light, other animals, people), so it is "
+    "**often wrong on them**: read its verdict as a demonstration, not a fact."
+)
+
+
+# --------------------------------------------------------------------------- dataset
+@st.cache_data(show_spinner="Loading the dataset…", max_entries=4)
+def _load_dataset(folder: str) -> Dataset:
+    return load_dataset(folder, download=False)
+
+
+def _download_ui() -> None:
+    bar = st.progress(0.0, text="Downloading the cat / non-cat dataset (about 3 MB, first use only)…")
+    last = [0.0]
+
+    def progress(name: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.1 and not (total and done >= total):
+            return
+        last[0] = now
+        frac = min(done / total, 1.0) if total else 0.0
+        size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        bar.progress(frac, text=f"Downloading {name}: {size}")
+
+    download_dataset(DEFAULT_DATA_DIR, progress=progress)
+    bar.empty()
+
+
+def dataset_ui() -> Dataset:
+    """The dataset (downloaded on first use, with a progress bar); stops the page with a clear error."""
+    folder, _why = find_data_dir()
+    try:
+        if folder is None:
+            _download_ui()
+            folder = DEFAULT_DATA_DIR
+        return _load_dataset(str(folder))
+    except CatdnnError as exc:
+        st.error(f"**The dataset is not available.** {exc}")
+        st.stop()
+
+
+# --------------------------------------------------------------------------- models in the session
+def app_state() -> dict:
+    """The app's state for this session (a plain dict), created on first use."""
+    state = st.session_state.setdefault(STATE, {})
+    for key, default in ((MODELS, {}), (CURRENT, None), (RUN, None), (RUN_COUNT, 0), (SETTINGS, None)):
+        state.setdefault(key, default)
+    run = state[RUN]
+    if run is not None and run.get("thread") != threading.get_ident() and "finished" in run:
+        run["finished"].wait(FINISH_WAIT_SECONDS)  # a stopped run on another thread is saving its model
+    return state
+
+
+def models() -> dict:
+    return app_state()[MODELS]
+
+
+def current_model() -> Model | None:
+    state = app_state()
+    ms = state[MODELS]
+    if not ms:
+        return None
+    return ms.get(state[CURRENT]) or ms[next(reversed(ms))]
+
+
+def preset_name(config: TrainConfig) -> str:
+    """ "two-layer" or "deep" when the layers and init are a preset's, else "custom"."""
+    for name, preset in PRESETS.items():
+        if preset.layers == config.layers and preset.init == config.init:
+            return name
+    return "custom"
+
+
+def model_label(model: Model) -> str:
+    hidden = ", ".join(str(n) for n in model.config.hidden) or "none"
+    text = f"{preset_name(model.config)} ({hidden})"
+    if model.test_accuracy is not None:
+        text += f", test {model.test_accuracy:.2f}"
+    if model.status == "stopped":
+        text += f", stopped at {model.iterations_done:,}/{model.config.iterations:,}"
+    return text
+
+
+def add_model(state: dict, model: Model) -> str:
+    """Keep ``model`` in ``state`` (from app_state()) and make it the current one; returns its name."""
+    name = f"#{state[RUN_COUNT]} {model_label(model)}"
+    ms = state[MODELS]
+    ms[name] = model
+    while len(ms) > MAX_MODELS:
+        ms.pop(next(iter(ms)))
+    state[CURRENT] = name
+    return name
+
+
+def model_picker_ui(key: str) -> Model | None:
+    """The current model, with a selector when the session holds more than one."""
+    state = app_state()
+    ms = state[MODELS]
+    if len(ms) > 1:
+        names = list(reversed(ms))
+        current = state[CURRENT]
+        st.session_state[key] = current if current in ms else names[0]
+
+        def _pick():
+            state[CURRENT] = st.session_state[key]
+
+        st.selectbox("Model", names, key=key, on_change=_pick, help="Models trained in this session, newest first")
+    model = current_model()
+    if model is not None and len(ms) == 1:
+        st.caption(f"Model: {model_label(model)}")
+    return model
+
+
+def model_or_offer_ui(key: str, dataset_loader=None) -> Model | None:
+    """The current model; without one, say so and offer to train the deep preset in one click."""
+    model = model_picker_ui(key=f"{key}_model")
+    if model is not None:
+        return model
+    st.info(
+        "**No model yet.** Train one on the **Train** page (sidebar), or train the course's deep "
+        "network here with one click (a few seconds)."
+    )
+    if st.button("Train the deep preset now", key=f"{key}_train_deep", type="primary"):
+        ds = dataset_loader() if dataset_loader else dataset_ui()
+        run = train_live(PRESETS["deep"], ds, draw_progress_frame)
+        draw_run_status(run)
+        return current_model()
+    return None
+
+
+# --------------------------------------------------------------------------- training
+def trainer_for(config: TrainConfig, ds: Dataset) -> Trainer:
+    it = int(config.iterations)
+    return Trainer(
+        config,
+        ds.train.X,
+        ds.train.Y,
+        ds.test.X,
+        ds.test.Y,
+        cost_every=max(1, it // 500),
+        accuracy_every=max(1, it // 100),
+        classes=tuple(ds.classes),
+    )
+
+
+def train_live(config: TrainConfig, ds: Dataset, draw_frame) -> dict:
+    """Train ``config``, calling ``draw_frame(trainer, progress, frame)`` about 5 times a second.
+
+    Every redraw is a Streamlit call, which is where a Stop click (a rerun) interrupts the loop.
+    The partial model is kept in ``app_state()[RUN]`` at each redraw; the ``finally`` block
+    records the final status and keeps the model (finished or stopped; never a diverged one).
+    Returns the run record.
+    """
+    state = app_state()  # fetched now: the finally block below must not touch st.session_state
+    state[RUN_COUNT] += 1
+    run = {
+        "status": "running",
+        "message": "",
+        "config": config,
+        "model": None,
+        "name": None,
+        "history": [],
+        "accuracy_history": [],
+        "done": 0,
+        "elapsed": 0.0,
+        "thread": threading.get_ident(),
+        "finished": threading.Event(),  # set once the finally block has recorded the outcome
+    }
+    state[RUN] = run
+    trainer = trainer_for(config, ds)
+    slot = st.empty()
+    events = trainer.run()
+    frame, last = 0, -math.inf
+    try:
+        for p in events:
+            now = time.monotonic()
+            if now - last >= REDRAW_SECONDS or p.done == p.iterations:
+                last = now
+                frame += 1
+                run.update(model=trainer.model(), done=p.done, elapsed=p.elapsed)
+                with slot.container():
+                    draw_frame(trainer, p, frame)
+    finally:
+        try:
+            events.close()  # marks the trainer "stopped" if we left early
+            _finish(trainer, run, state)
+        finally:
+            run["finished"].set()
+    slot.empty()
+    return run
+
+
+def _finish(trainer: Trainer, run: dict, state: dict) -> None:
+    """Record how the run ended and keep its model. Runs in a ``finally``: no Streamlit calls here."""
+    run.update(
+        status=trainer.status,
+        message=trainer.message,
+        history=list(trainer.history),
+        accuracy_history=list(trainer.accuracy_history),
+        done=trainer.iteration,
+        elapsed=trainer.elapsed,
+    )
+    if trainer.status == "diverged":
+        run["model"] = None
+    elif trainer.iteration > 0:
+        model = trainer.model()
+        run["model"] = model
+        run["name"] = add_model(state, model)
+    if trainer.status in ("ready", "running"):
+        run["status"] = "stopped"
+        run["message"] = run["message"] or "stopped before the first iteration"
+
+
+def fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    if s < 60:
+        return f"{s:.0f} s"
+    return f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+def progress_text(p) -> str:
+    rate = p.done / p.elapsed if p.elapsed > 0 else float("nan")
+    left = (p.iterations - p.done) / rate if rate and math.isfinite(rate) else float("nan")
+    rate_text = f"{rate:,.0f} it/s" if math.isfinite(rate) else "… it/s"
+    return f"Iteration {p.done:,} of {p.iterations:,} · {rate_text} · about {fmt_seconds(left)} left"
+
+
+def latest_accuracies(accuracy_history) -> tuple:
+    train = test = None
+    for _i, a, b in accuracy_history:
+        train = a if a is not None else train
+        test = b if b is not None else test
+    return train, test
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+def draw_progress_frame(trainer: Trainer, p, frame: int) -> None:
+    """The short live view: a progress bar with speed and time left."""
+    st.progress(p.done / p.iterations, text=progress_text(p))
+
+
+def draw_training_frame(trainer: Trainer, p, frame: int) -> None:
+    """The full live view: progress, cost, accuracies and the two growing curves."""
+    st.progress(p.done / p.iterations, text=progress_text(p))
+    train_acc, test_acc = latest_accuracies(trainer.accuracy_history)
+    cost = trainer.history[-1][1] if trainer.history else None
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Cost", "–" if cost is None else f"{cost:.4f}", width="content")
+        st.metric("Train accuracy", _pct(train_acc), width="content")
+        st.metric("Test accuracy", _pct(test_acc), width="content")
+    draw_curves(trainer.history, trainer.accuracy_history, p.iterations, key=f"train_live_{frame}")
+
+
+def draw_curves(history, accuracy_history, iterations: int, key: str) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.cost_figure(history, iterations), key=f"{key}_cost", config={"displayModeBar": False})
+    with right:
+        st.plotly_chart(
+            plots.accuracy_figure(accuracy_history, iterations), key=f"{key}_acc", config={"displayModeBar": False}
+        )
+
+
+def draw_run_status(run: dict | None) -> None:
+    """One line on how the last run ended."""
+    if not run:
+        return
+    status, model = run["status"], run.get("model")
+    if status == "diverged":
+        st.warning(f"**Training diverged: no model kept.** {run['message'].capitalize()}", icon=":material/warning:")
+    elif status == "stopped" and model is not None:
+        st.warning(
+            f"**Stopped** after {model.iterations_done:,} of {model.config.iterations:,} iterations: the "
+            f"partial model is kept (train accuracy {model.train_accuracy:.2f}, test {model.test_accuracy:.2f}).",
+            icon=":material/stop_circle:",
+        )
+    elif status == "stopped":
+        st.warning("**Stopped** before the first iteration: no model kept.", icon=":material/stop_circle:")
+    elif status == "finished" and model is not None:
+        st.success(
+            f"**Finished** {model.iterations_done:,} iterations in {model.train_seconds:.1f} s: train "
+            f"accuracy {model.train_accuracy:.2f}, test accuracy {model.test_accuracy:.2f}.",
+            icon=":material/check_circle:",
+        )
+
+
+def draw_run_result(run: dict) -> None:
+    """After a run: how it ended, the final accuracies, the whole curve and the download button."""
+    draw_run_status(run)
+    model = run.get("model")
+    with st.container(horizontal=True, gap="medium"):
+        if model is not None:
+            st.metric("Train accuracy", f"{model.train_accuracy:.2f}", width="content")
+            st.metric("Test accuracy", f"{model.test_accuracy:.2f}", width="content")
+        st.metric("Iterations", f"{run['done']:,} / {run['config'].iterations:,}", width="content")
+        final_cost = run["history"][-1][1] if run["history"] else None
+        if final_cost is not None and math.isfinite(final_cost):
+            st.metric("Final cost", f"{final_cost:.4f}", width="content")
+    draw_curves(run["history"], run["accuracy_history"], run["config"].iterations, key="train_result")
+    if model is not None:
+        stem = preset_name(model.config)
+        st.download_button(
+            "Download the model (.npz)",
+            data=lambda: model_to_bytes(model),
+            file_name=f"catdnn-{stem}-{model.iterations_done}it.npz",
+            mime="application/octet-stream",
+            key="train_download",
+            on_click="ignore",
+            help="Load it later on the Predict page, or with `python -m catdnn predict --model FILE`",
+        )
+
+
+# --------------------------------------------------------------------------- the Train form
+LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
+PRESET_CHOICES = ["two-layer", "deep", "custom"]
+FORM_KEYS = {"hidden": "train_hidden", "lr": "train_lr", "iterations": "train_iters", "init": "train_init",
+             "seed": "train_seed"}
+
+
+def _preset_values(name: str) -> dict:
+    cfg = PRESETS[name]
+    return {
+        "hidden": ", ".join(str(n) for n in cfg.hidden),
+        "lr": cfg.learning_rate,
+        "iterations": cfg.iterations,
+        "init": cfg.init,
+        "seed": cfg.seed,
+    }
+
+
+def init_train_form() -> None:
+    """Give the form's widgets their values: the last submitted ones, else the deep preset's."""
+    saved = app_state()[SETTINGS] or {"preset": "deep", **_preset_values("deep")}
+    for field, key in FORM_KEYS.items():
+        if key not in st.session_state:
+            st.session_state[key] = saved[field]
+    if "train_preset" not in st.session_state:
+        st.session_state["train_preset"] = saved["preset"]
+
+
+def apply_preset() -> None:
+    """on_change of the preset control: fill the form with the preset's settings."""
+    name = st.session_state.get("train_preset")
+    if name in PRESETS:
+        for field, value in _preset_values(name).items():
+            st.session_state[FORM_KEYS[field]] = value
+
+
+def config_from_form() -> TrainConfig:
+    """The submitted settings as a validated TrainConfig; raises ConfigError with a clear message."""
+    s = st.session_state
+    hidden = parse_layers(s[FORM_KEYS["hidden"]])
+    config = TrainConfig(
+        layers=(N_X, *hidden, 1),
+        learning_rate=float(s[FORM_KEYS["lr"]]),
+        iterations=int(s[FORM_KEYS["iterations"]]),
+        init=s[FORM_KEYS["init"]],
+        seed=int(s[FORM_KEYS["seed"]]),
+    ).validate()
+    app_state()[SETTINGS] = {"preset": preset_name(config), **{f: s[k] for f, k in FORM_KEYS.items()}}
+    return config
+
+
+def train_form_ui(disabled_preset: bool = False):
+    """The preset control and the settings form; returns True when Train was pressed."""
+    init_train_form()
+    preset_slot = st.container()
+    with st.form("train_form", border=True):
+        st.text_input(
+            "Hidden layer sizes",
+            key=FORM_KEYS["hidden"],
+            placeholder="e.g. 20, 7, 5",
+            help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) layers are added.",
+        )
+        left, right = st.columns(2)
+        with left:
+            st.select_slider(
+                "Learning rate (log scale)",
+                options=LEARNING_RATES,
+                key=FORM_KEYS["lr"],
+                format_func=lambda v: f"{v:g}",
+            )
+            st.selectbox(
+                "Weight init", list(INITS), key=FORM_KEYS["init"], format_func=lambda k: f"{k}: {INIT_DESCRIPTIONS[k]}"
+            )
+        with right:
+            st.slider("Iterations", min_value=100, max_value=10_000, step=100, key=FORM_KEYS["iterations"])
+            st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key=FORM_KEYS["seed"])
+        submitted = st.form_submit_button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
+    if submitted:  # show which preset the submitted settings are (or "custom")
+        try:
+            st.session_state["train_preset"] = preset_name(
+                TrainConfig(layers=(N_X, *parse_layers(st.session_state[FORM_KEYS["hidden"]]), 1),
+                            init=st.session_state[FORM_KEYS["init"]])
+            )
+        except CatdnnError:
+            st.session_state["train_preset"] = "custom"
+    with preset_slot:
+        st.segmented_control(
+            "Preset",
+            PRESET_CHOICES,
+            key="train_preset",
+            on_change=apply_preset,
+            disabled=disabled_preset or submitted,
+            help="two-layer: [12288, 7, 1] with small init; deep: [12288, 20, 7, 5, 1] with xavier init "
+            "(the course's two networks). Choosing one fills the form; custom keeps your settings.",
+        )
+    return submitted
+
+
+# --------------------------------------------------------------------------- images
+def enlarge(image, scale: int = 2) -> Image.Image:
+    """A 64×64 image shown ``scale`` times larger with visible pixels (what the network sees)."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+def draw_image_grid(items, width: int = 128) -> None:
+    """A wrapping grid of ``(image, caption markdown)`` pairs."""
+    with st.container(horizontal=True, gap="small"):
+        for image, caption in items:
+            with st.container(width=width + 8, gap=None):
+                st.image(enlarge(image, max(1, width // 64)), width=width)
+                st.caption(caption)
+
+
+# --------------------------------------------------------------------------- confusion matrix
+def confusion_ui(counts: dict, key: str) -> str:
+    """The confusion matrix as four buttons (rows: true class, columns: predicted); clicking a cell
+    picks it. Returns the chosen cell ("TP", "FP", "FN", "TN") or "errors" (FP and FN)."""
+    state_key = f"{key}_cell"
+    st.session_state.setdefault(state_key, "errors")
+
+    def choose(cell):
+        st.session_state[state_key] = cell  # a callback, before the script runs
+
+    chosen = st.session_state[state_key]
+    label = {
+        "TP": f":material/check: {counts['TP']} cats called cat (TP)",
+        "FN": f":material/close: {counts['FN']} cats called non-cat (FN)",
+        "FP": f":material/close: {counts['FP']} non-cats called cat (FP)",
+        "TN": f":material/check: {counts['TN']} non-cats called non-cat (TN)",
+    }
+    with st.container(horizontal=True, gap="small"):
+        st.markdown("**true ↓ · predicted →**", width=100)
+        st.markdown("**predicted cat**", width="stretch")
+        st.markdown("**predicted non-cat**", width="stretch")
+    for row, cells in (("**cat**", ("TP", "FN")), ("**non-cat**", ("FP", "TN"))):
+        with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+            st.markdown(row, width=100)
+            for cell in cells:
+                st.button(
+                    label[cell],
+                    key=f"{key}_cell_{cell}",
+                    on_click=choose,
+                    args=(cell,),
+                    type="primary" if chosen == cell else "secondary",
+                    width="stretch",
+                )
+    n_err = counts["FP"] + counts["FN"]
+    st.button(
+        f"Show all {n_err} mistakes (FP + FN)",
+        key=f"{key}_cell_errors",
+        on_click=choose,
+        args=("errors",),
+        type="primary" if chosen == "errors" else "secondary",
+    )
+    return chosen
