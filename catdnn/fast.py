@@ -108,6 +108,9 @@ class GramSolver:
     name = "gram"
 
     def __init__(self, params, X, Y, learning_rate, X_test=None):
+        # float64 like the direct path's products (a no-op, no copy, for the dataset's arrays)
+        X = np.asarray(X, dtype=np.float64)
+        X_test = None if X_test is None else np.asarray(X_test, dtype=np.float64)
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
         W1, b1 = params[0]
         self._W1_0, self._b1_0 = W1, b1  # (n_1, n_x) and (n_1, 1), never change

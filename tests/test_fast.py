@@ -222,3 +222,13 @@ def test_named_solvers_and_unknown_names():
     assert choose_solver("gram", 12288, 50_000, DEEP) is GramSolver  # asked for by name: obeyed
     with pytest.raises(ConfigError, match="unknown solver"):
         choose_solver("bogus", 12288, 209, DEEP)
+
+
+def test_gram_computes_in_float64_whatever_the_input_dtype():
+    X, Y, Xt, _ = _data(30, 20, seed=6)
+    X32 = X.astype(np.float32)
+    config = TrainConfig(layers=(30, 6, 1), learning_rate=0.3, iterations=100, seed=5)
+    d = _run("direct", config, (X32, Y, None, None))
+    g = _run("gram", config, (X32, Y, None, None))
+    _assert_params_close(d.params(), g.params())
+    assert g._solver._G.dtype == np.float64
