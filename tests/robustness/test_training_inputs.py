@@ -106,9 +106,9 @@ def _exploding_data():
 def test_diverging_run_stops_with_a_message_and_keeps_its_history():
     X, Y = _exploding_data()
     cfg = TrainConfig(layers=(N, 20, 7, 5, 1), init="he", learning_rate=100.0, iterations=200)
-    trainer = Trainer(cfg, X, Y, cost_every=1)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow is the point of this test
+        trainer = Trainer(cfg, X, Y, cost_every=1)
         events = list(trainer.run())
     assert trainer.status == "diverged"
     assert "smaller learning rate" in trainer.message and "10" in trainer.message
