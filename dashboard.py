@@ -52,18 +52,36 @@ def home():
         "P(cat). Each column of $X$ is one image flattened to $64·64·3 = 12288$ numbers in [0, 1]; "
         "$m$ is the number of images."
     )
-    st.markdown("**Forward propagation**, for $l = 1 … L$, with $A^{[0]} = X$:")
-    st.latex(r"Z^{[l]} = W^{[l]} A^{[l-1]} + b^{[l]}, \qquad A^{[l]} = \mathrm{ReLU}(Z^{[l]}) \;(l < L), \qquad "
-             r"A^{[L]} = \sigma(Z^{[L]}) = \hat Y")
-    st.markdown("**Cost** (binary cross-entropy):")
-    st.latex(r"J = -\frac{1}{m} \sum_{i=1}^{m} \Big( y^{(i)} \log a^{[L](i)} "
-             r"+ (1 - y^{(i)}) \log\big(1 - a^{[L](i)}\big) \Big)")
-    st.markdown("**Backward propagation**, for $l = L … 1$:")
-    st.latex(r"dZ^{[L]} = A^{[L]} - Y, \qquad dZ^{[l]} = dA^{[l]} \odot \mathrm{ReLU}'(Z^{[l]}) \;(l < L)")
-    st.latex(r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}, \qquad db^{[l]} = \frac{1}{m} \sum_{i=1}^{m} dZ^{[l](i)}, "
-             r"\qquad dA^{[l-1]} = W^{[l]T} dZ^{[l]}")
-    st.markdown(r"**Update** (gradient descent with learning rate $\alpha$):")
-    st.latex(r"W^{[l]} := W^{[l]} - \alpha \, dW^{[l]}, \qquad b^{[l]} := b^{[l]} - \alpha \, db^{[l]}")
+    forward, cost = st.columns(2)
+    with forward:
+        st.markdown("**Forward propagation**, for $l = 1 … L$, with $A^{[0]} = X$:")
+        st.latex(r"""\begin{aligned}
+            Z^{[l]} &= W^{[l]} A^{[l-1]} + b^{[l]} \\
+            A^{[l]} &= \mathrm{ReLU}(Z^{[l]}) \quad (l < L) \\
+            A^{[L]} &= \sigma(Z^{[L]}) = \hat Y
+            \end{aligned}""")
+    with cost:
+        st.markdown("**Cost**: binary cross-entropy, with $a^{(i)} = A^{[L](i)}$:")
+        st.latex(r"""\begin{aligned}
+            J = -\frac{1}{m} \sum_{i=1}^{m} \Big( & y^{(i)} \log a^{(i)} \\
+            & + (1 - y^{(i)}) \log\big(1 - a^{(i)}\big) \Big)
+            \end{aligned}""")
+    backward, update = st.columns(2)
+    with backward:
+        st.markdown("**Backward propagation**, for $l = L … 1$:")
+        st.latex(r"""\begin{aligned}
+            dZ^{[L]} &= A^{[L]} - Y \\
+            dZ^{[l]} &= dA^{[l]} \odot \mathrm{ReLU}'(Z^{[l]}) \quad (l < L) \\
+            dW^{[l]} &= \tfrac{1}{m}\, dZ^{[l]} A^{[l-1]T} \\
+            db^{[l]} &= \tfrac{1}{m} \textstyle\sum_{i=1}^{m} dZ^{[l](i)} \\
+            dA^{[l-1]} &= W^{[l]T} dZ^{[l]}
+            \end{aligned}""")
+    with update:
+        st.markdown(r"**Update**: gradient descent with learning rate $\alpha$:")
+        st.latex(r"""\begin{aligned}
+            W^{[l]} &:= W^{[l]} - \alpha \, dW^{[l]} \\
+            b^{[l]} &:= b^{[l]} - \alpha \, db^{[l]}
+            \end{aligned}""")
     st.info(
         "The course's two networks: **two-layer** [12288, 7, 1] reaches 0.72 test accuracy and "
         "**deep** [12288, 20, 7, 5, 1] reaches 0.80, both after 2500 iterations at α = 0.0075. "

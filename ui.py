@@ -166,8 +166,9 @@ def model_or_offer_ui(key: str, dataset_loader=None) -> Model | None:
     if st.button("Train the deep preset now", key=f"{key}_train_deep", type="primary"):
         ds = dataset_loader() if dataset_loader else dataset_ui()
         run = train_live(PRESETS["deep"], ds, draw_progress_frame)
+        if run["status"] == "finished":
+            st.rerun()  # redraw the page with the new model (and without this offer)
         draw_run_status(run)
-        return current_model()
     return None
 
 
@@ -314,7 +315,8 @@ def draw_run_status(run: dict | None) -> None:
         return
     status, model = run["status"], run.get("model")
     if status == "diverged":
-        st.warning(f"**Training diverged: no model kept.** {run['message'].capitalize()}", icon=":material/warning:")
+        message = run["message"][:1].upper() + run["message"][1:]
+        st.warning(f"**Training diverged: no model kept.** {message}", icon=":material/warning:")
     elif status == "stopped" and model is not None:
         st.warning(
             f"**Stopped** after {model.iterations_done:,} of {model.config.iterations:,} iterations: the "
@@ -472,6 +474,9 @@ def draw_image_grid(items, width: int = 128) -> None:
 
 
 # --------------------------------------------------------------------------- confusion matrix
+ROW_LABEL_WIDTH = 72
+
+
 def confusion_ui(counts: dict, key: str) -> str:
     """The confusion matrix as four buttons (rows: true class, columns: predicted); clicking a cell
     picks it. Returns the chosen cell ("TP", "FP", "FN", "TN") or "errors" (FP and FN)."""
@@ -489,12 +494,12 @@ def confusion_ui(counts: dict, key: str) -> str:
         "TN": f":material/check: {counts['TN']} non-cats called non-cat (TN)",
     }
     with st.container(horizontal=True, gap="small"):
-        st.markdown("**true ↓ · predicted →**", width=100)
+        st.markdown(" ", width=ROW_LABEL_WIDTH)
         st.markdown("**predicted cat**", width="stretch")
         st.markdown("**predicted non-cat**", width="stretch")
-    for row, cells in (("**cat**", ("TP", "FN")), ("**non-cat**", ("FP", "TN"))):
+    for row, cells in (("**true cat**", ("TP", "FN")), ("**true non-cat**", ("FP", "TN"))):
         with st.container(horizontal=True, gap="small", vertical_alignment="center"):
-            st.markdown(row, width=100)
+            st.markdown(row, width=ROW_LABEL_WIDTH)
             for cell in cells:
                 st.button(
                     label[cell],

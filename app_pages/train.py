@@ -13,7 +13,6 @@ st.caption(
 ds = ui.dataset_ui()
 submitted = ui.train_form_ui()
 
-run = None
 if submitted:
     try:
         config = ui.config_from_form()
@@ -21,7 +20,8 @@ if submitted:
         st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
     else:
         st.button("Stop", key="train_stop", icon=":material/stop_circle:", help="Stop now and keep the partial model")
-        run = ui.train_live(config, ds, ui.draw_training_frame)
+        ui.train_live(config, ds, ui.draw_training_frame)
+        st.rerun()  # done: redraw the page from the saved run (no Stop button, preset control enabled)
 
 run = ui.app_state()[ui.RUN]
 if run is None:

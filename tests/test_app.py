@@ -1,0 +1,252 @@
+"""The dashboard under Streamlit's AppTest: every page runs, trains, shows its mistakes, predicts.
+
+Each page script is also run on its own (as when opened first by URL), with session state set up
+where a test needs a model. The dataset comes from $CATDNN_DATA_DIR (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the pages import the app's glue module `ui`
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from catdnn import PRESETS, fit  # noqa: E402
+from catdnn.model_io import model_to_bytes  # noqa: E402
+
+TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
+PAGES = ["app_pages/train.py", "app_pages/misclassified.py", "app_pages/predict.py"]
+STATE = "catdnn"  # ui.STATE: the app's state dict in st.session_state
+
+
+def chelsea_bytes() -> bytes:
+    from skimage import data as skdata
+
+    return (Path(skdata.data_dir) / "chelsea.png").read_bytes()
+
+
+def app(path: str, model=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+    if model is not None:
+        at.session_state[STATE] = {"models": {"#1 test model": model}, "current": "#1 test model"}
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element (the traceback a user would see)."""
+    assert len(at.exception) == 0, [e.value for e in at.exception]
+
+
+def images(at: AppTest) -> int:
+    return len(at.get("image"))
+
+
+@pytest.fixture(scope="module")
+def model(dataset):
+    """A two-layer model trained for 300 iterations: it gets some test images right, some wrong."""
+    return fit(replace(PRESETS["two-layer"], iterations=300), dataset)
+
+
+# --------------------------------------------------------------------------- smoke
+def test_home_page(data_dir):
+    at = app("dashboard.py").run()
+    assert_clean(at)
+    assert at.title[0].value.startswith("catdnn")
+    baseline = [m for m in at.metric if "cat" in m.label]
+    assert baseline and baseline[0].value == "0.66"  # always answering "cat" on the test set
+    assert any("72 cats, 137 non-cats" in m.value for m in at.markdown)
+    assert any("33 cats, 17 non-cats" in m.value for m in at.markdown)
+    assert images(at) == 12
+    assert len(at.get("plotly_chart")) == 1
+    latex = [e.proto.body for e in at.latex]
+    assert len(latex) == 4 and "W^{[l]} A^{[l-1]} + b^{[l]}" in latex[0] and r"\alpha" in latex[3]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_opened_first_by_url(data_dir, page):
+    """Each page works on its own in a fresh session; without a model it says so and offers one."""
+    at = app(page).run()
+    assert_clean(at)
+    if page.endswith("train.py"):
+        assert at.button(key="train_submit")
+        assert any("press **Train**" in i.value for i in at.info)
+    else:
+        assert any("No model yet" in i.value for i in at.info)
+        assert at.button(key=f"{'mis' if 'misclassified' in page else 'predict'}_train_deep")
+    assert images(at) == 0
+
+
+def test_navigation_reaches_every_page(data_dir):
+    at = app("dashboard.py").run()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert at.title[0].value in {"Train", "Misclassified", "Predict"}
+
+
+# --------------------------------------------------------------------------- train
+def test_train_a_short_run(data_dir):
+    at = app("app_pages/train.py").run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    assert at.text_input(key="train_hidden").value == "7"
+    assert at.selectbox(key="train_init").value == "small"
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    run = at.session_state[STATE]["run"]
+    assert run["status"] == "finished"
+    model = run["model"]
+    assert model.iterations_done == 100 and model.layers == (12288, 7, 1)
+    assert at.session_state[STATE]["models"][at.session_state[STATE]["current"]] is model
+    assert any("Finished" in s.value and "100 iterations" in s.value for s in at.success)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Train accuracy"] == f"{model.train_accuracy:.2f}"
+    assert metrics["Test accuracy"] == f"{model.test_accuracy:.2f}"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the cost curve and the accuracy curves
+    assert len(run["history"]) > 10 and run["history"][0][0] == 0
+    assert len(at.get("download_button")) == 1
+    assert not [b for b in at.button if b.key == "train_stop"]  # the Stop button is gone after the run
+
+
+def test_train_rejects_a_bad_layer_list(data_dir):
+    at = app("app_pages/train.py").run()
+    at.text_input(key="train_hidden").set_value("20, seven, 5")
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    assert len(at.error) == 1 and "'seven'" in at.error[0].value and "not a whole number" in at.error[0].value
+    assert at.session_state[STATE]["run"] is None and not at.session_state[STATE]["models"]
+    assert at.segmented_control(key="train_preset").value == "custom"
+
+
+def test_a_diverging_run_ends_with_a_warning_and_keeps_no_model(data_dir, model):
+    # eight ReLU layers with He init at learning rate 1 blow up within a few iterations
+    at = app("app_pages/train.py", model=model).run()
+    at.text_input(key="train_hidden").set_value("20, 20, 20, 20, 20, 20, 20, 20")
+    at.selectbox(key="train_init").set_value("he")
+    at.select_slider(key="train_lr").set_value(1.0)
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    state = at.session_state[STATE]
+    assert state["run"]["status"] == "diverged" and state["run"]["model"] is None
+    assert list(state["models"].values()) == [model]  # the model from before is still the current one
+    warning = " ".join(w.value for w in at.warning)
+    assert "diverged" in warning and "NaN" in warning and "smaller learning rate" in warning
+    assert len(at.get("download_button")) == 0
+
+
+def test_a_stopped_run_is_shown_with_its_partial_model(data_dir, model):
+    """What the page shows after the rerun that a Stop click causes (the browser test clicks it)."""
+    partial = replace(model, status="stopped")
+    at = app("app_pages/train.py", model=partial)
+    at.session_state[STATE]["run"] = {
+        "status": "stopped", "message": "", "config": partial.config, "model": partial, "name": "#1",
+        "history": partial.history, "accuracy_history": partial.accuracy_history, "done": partial.iterations_done,
+    }
+    at.run()
+    assert_clean(at)
+    assert any("Stopped" in w.value and "partial model is kept" in w.value for w in at.warning)
+    assert len(at.get("download_button")) == 1
+
+
+# --------------------------------------------------------------------------- misclassified
+def test_misclassified_shows_the_mistakes_for_the_threshold(dataset, model):
+    p = model.predict_proba(dataset.test.X)
+    cat = dataset.test.labels == 1
+    at = app("app_pages/misclassified.py", model=model).run()
+    assert_clean(at)
+    wrong = int(np.sum((p > 0.5) != cat))
+    assert 0 < wrong < 50
+    assert images(at) == wrong
+    assert at.subheader[0].value == f"Mistakes: {wrong} images"
+
+    at.slider(key="mis_threshold").set_value(0.3).run()
+    wrong_03 = int(np.sum((p > 0.3) != cat))
+    assert images(at) == wrong_03
+    assert any(f"{int(np.sum((p > 0.3) & ~cat))} non-cats called cat" in b.label for b in at.button)
+
+    at.button(key="mis_cell_TP").click().run()  # a cell of the confusion matrix filters the grid
+    assert images(at) == int(np.sum((p > 0.3) & cat))
+    at.button(key="mis_cell_errors").click().run()
+    assert images(at) == wrong_03
+
+
+def test_misclassified_is_sorted_by_confidence_and_can_show_the_training_set(dataset, model):
+    at = app("app_pages/misclassified.py", model=model).run()
+    captions = [c.value for c in at.caption if "P(cat) = " in c.value]
+    wrongness = []
+    for c in captions:
+        prob = float(c.split("P(cat) = ")[1].split()[0])
+        wrongness.append(prob if "true **non-cat**" in c else 1 - prob)
+    assert wrongness == sorted(wrongness, reverse=True)
+
+    at.toggle(key="mis_train_set").set_value(True).run()
+    assert_clean(at)
+    p = model.predict_proba(dataset.train.X)
+    assert images(at) == int(np.sum((p > 0.5) != (dataset.train.labels == 1)))
+    assert "Training set, 209 images" in at.markdown[0].value
+
+
+# --------------------------------------------------------------------------- predict
+def test_predict_gives_a_verdict_for_a_real_photo(data_dir, model):
+    at = app("app_pages/predict.py", model=model).run()
+    at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png")).run()
+    assert_clean(at)
+    assert len(at.error) == 0
+    verdicts = [c.value for c in at.caption if c.value.startswith("Verdict:")]
+    assert len(verdicts) == 1 and verdicts[0].split()[1] in {"cat", "non-cat"}
+    assert images(at) == 2  # the original and the 64×64 image the network sees
+    bars = [e for e in at.get("progress") if "P(cat) =" in e.proto.text]
+    assert len(bars) == 1
+
+
+def test_predict_reports_an_unreadable_file_and_still_predicts_the_others(data_dir, model):
+    at = app("app_pages/predict.py", model=model).run()
+    at.file_uploader(key="predict_files").set_value(
+        [
+            ("notes.jpg", b"shopping list: milk, eggs, cat food\n", "image/jpeg"),
+            ("chelsea.png", chelsea_bytes(), "image/png"),
+            ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png"),
+        ]
+    ).run()
+    assert_clean(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2
+    assert errors[0].startswith("notes.jpg:") and errors[1].startswith("broken.png:")
+    assert "Traceback" not in " ".join(errors)
+    assert len([c for c in at.caption if c.value.startswith("Verdict:")]) == 1
+
+
+def test_predict_with_an_uploaded_model_file(data_dir, model):
+    at = app("app_pages/predict.py").run()
+    at.radio(key="predict_source").set_value("file").run()
+    at.file_uploader(key="predict_model_file").set_value(("model.npz", model_to_bytes(model), "application/zip"))
+    at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
+    at.run()
+    assert_clean(at)
+    assert len([c for c in at.caption if c.value.startswith("Verdict:")]) == 1
+
+    at.file_uploader(key="predict_model_file").set_value(("model.npz", b"not a zip file", "application/zip")).run()
+    assert_clean(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("model.npz:")
+    assert not [c for c in at.caption if c.value.startswith("Verdict:")]
+
+
+def test_predict_without_a_model_trains_the_deep_preset_in_one_click(data_dir):
+    at = app("app_pages/predict.py").run()
+    at.button(key="predict_train_deep").click().run()
+    assert_clean(at)
+    state = at.session_state[STATE]
+    model = state["models"][state["current"]]
+    assert model.layers == (12288, 20, 7, 5, 1) and model.iterations_done == 2500
+    assert abs(model.test_accuracy - 0.80) < 1e-9  # the course's number
+    assert not any("No model yet" in i.value for i in at.info)

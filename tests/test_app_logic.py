@@ -1,0 +1,86 @@
+"""The dashboard's pure helpers: catdnn.evaluate (confusion matrix, ranking) and catdnn.plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catdnn import evaluate, plots
+
+ROOT = Path(__file__).resolve().parent.parent
+
+P = np.array([0.9, 0.2, 0.6, 0.4, 0.9, 0.05, 0.5])
+Y = np.array([1, 1, 0, 0, 0, 1, 1])
+
+
+def test_cells_and_confusion_follow_the_threshold_rule():
+    # predicted cat when P(cat) > threshold, as catdnn.network.predict does (0.5 is not a cat)
+    assert list(evaluate.cells(P, Y)) == ["TP", "FN", "FP", "TN", "FP", "FN", "FN"]
+    assert evaluate.confusion(P, Y) == {"TP": 1, "FP": 2, "FN": 3, "TN": 1}
+    assert evaluate.confusion(P, Y, threshold=0.0) == {"TP": 4, "FP": 3, "FN": 0, "TN": 0}
+    assert evaluate.confusion(P, Y, threshold=1.0) == {"TP": 0, "FP": 0, "FN": 4, "TN": 3}
+    assert list(evaluate.predicted(P)) == [1, 0, 1, 0, 1, 0, 0]
+
+
+def test_scores():
+    s = evaluate.scores({"TP": 1, "FP": 2, "FN": 3, "TN": 1})
+    assert s["accuracy"] == pytest.approx(2 / 7)
+    assert s["precision"] == pytest.approx(1 / 3)
+    assert s["recall"] == pytest.approx(1 / 4)
+    empty = evaluate.scores({"TP": 0, "FP": 0, "FN": 0, "TN": 0})
+    assert empty == {"accuracy": None, "precision": None, "recall": None}
+
+
+def test_mistakes_are_sorted_most_confidently_wrong_first():
+    idx = evaluate.select(P, Y)  # FP at 4 (0.9) and 2 (0.6); FN at 5 (0.05), 1 (0.2), 6 (0.5)
+    assert list(idx) == [5, 4, 1, 2, 6]
+    assert list(evaluate.wrong_confidence(P, Y)[idx]) == sorted(evaluate.wrong_confidence(P, Y)[idx], reverse=True)
+    assert list(evaluate.select(P, Y, which=("TP", "TN"))) == [3, 0]  # closest call first
+    assert list(evaluate.select(P, Y, threshold=0.0, which=("FN",))) == []
+    assert list(evaluate.select([0.7, 0.7, 0.7], [0, 0, 0])) == [0, 1, 2]  # ties keep the dataset order
+
+
+def test_mismatched_lengths_are_refused():
+    with pytest.raises(ValueError, match="differ in length"):
+        evaluate.cells(P, Y[:3])
+
+
+def test_dataset_facts(dataset):
+    assert evaluate.class_counts(dataset.train.labels, dataset.classes) == {"non-cat": 137, "cat": 72}
+    assert evaluate.class_counts(dataset.test.labels, dataset.classes) == {"non-cat": 17, "cat": 33}
+    assert evaluate.constant_accuracy(dataset.test.labels, answer=1) == pytest.approx(0.66)
+
+
+def test_cost_figure():
+    fig = plots.cost_figure([(0, 0.69), (100, 0.5), (200, float("nan")), (300, 0.3)], iterations=2500)
+    trace = fig["data"][0]
+    assert trace["x"] == [0, 100, 300] and trace["y"] == [0.69, 0.5, 0.3]  # non-finite points left out
+    assert fig["layout"]["xaxis"]["range"] == [0, 2499]  # a live curve grows into a fixed axis
+    json.dumps(fig)  # plain data, cheap to send several times a second
+    assert plots.cost_figure([])["data"][0]["x"] == []
+
+
+def test_accuracy_figure():
+    fig = plots.accuracy_figure([(0, 0.6, None), (10, 0.7, 0.5), (20, None, 0.6)], iterations=100)
+    train, test = fig["data"]
+    assert (train["name"], train["x"], train["y"]) == ("train", [0, 10], [0.6, 0.7])
+    assert (test["name"], test["x"], test["y"]) == ("test", [10, 20], [0.5, 0.6])
+    assert fig["layout"]["yaxis"]["range"][0] == 0
+    json.dumps(fig)
+
+
+def test_class_counts_figure():
+    fig = plots.class_counts_figure({"train": {"non-cat": 137, "cat": 72}, "test": {"non-cat": 17, "cat": 33}})
+    assert [t["name"] for t in fig["data"]] == ["non-cat", "cat"]
+    assert fig["data"][1]["y"] == [72, 33]
+
+
+def test_the_helpers_import_neither_streamlit_nor_plotly():
+    code = "import sys, catdnn.plots, catdnn.evaluate; print(sorted({'streamlit', 'plotly'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
