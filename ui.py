@@ -17,6 +17,7 @@ from PIL import Image
 from catdnn import plots
 from catdnn.data import DEFAULT_DATA_DIR, Dataset, download_dataset, find_data_dir, load_dataset
 from catdnn.errors import CatdnnError
+from catdnn.evaluate import CELL_DESCRIPTIONS
 from catdnn.model_io import Model, model_to_bytes
 from catdnn.network import INIT_DESCRIPTIONS, INITS
 from catdnn.train import MAX_SEED, N_X, PRESETS, TrainConfig, Trainer, parse_layers
@@ -474,7 +475,7 @@ def draw_image_grid(items, width: int = 128) -> None:
 
 
 # --------------------------------------------------------------------------- confusion matrix
-ROW_LABEL_WIDTH = 72
+ROW_LABEL_WIDTH = 100
 
 
 def confusion_ui(counts: dict, key: str) -> str:
@@ -487,27 +488,23 @@ def confusion_ui(counts: dict, key: str) -> str:
         st.session_state[state_key] = cell  # a callback, before the script runs
 
     chosen = st.session_state[state_key]
-    label = {
-        "TP": f":material/check: {counts['TP']} cats called cat (TP)",
-        "FN": f":material/close: {counts['FN']} cats called non-cat (FN)",
-        "FP": f":material/close: {counts['FP']} non-cats called cat (FP)",
-        "TN": f":material/check: {counts['TN']} non-cats called non-cat (TN)",
-    }
-    with st.container(horizontal=True, gap="small"):
+    icon = {"TP": ":material/check:", "TN": ":material/check:", "FP": ":material/close:", "FN": ":material/close:"}
+    with st.container(horizontal=True, gap="small", wrap=False):
         st.markdown(" ", width=ROW_LABEL_WIDTH)
         st.markdown("**predicted cat**", width="stretch")
         st.markdown("**predicted non-cat**", width="stretch")
     for row, cells in (("**true cat**", ("TP", "FN")), ("**true non-cat**", ("FP", "TN"))):
-        with st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        with st.container(horizontal=True, gap="small", vertical_alignment="center", wrap=False):
             st.markdown(row, width=ROW_LABEL_WIDTH)
             for cell in cells:
                 st.button(
-                    label[cell],
+                    f"{icon[cell]} {counts[cell]} {cell}",
                     key=f"{key}_cell_{cell}",
                     on_click=choose,
                     args=(cell,),
                     type="primary" if chosen == cell else "secondary",
                     width="stretch",
+                    help=f"{counts[cell]} {CELL_DESCRIPTIONS[cell]}: click to show them",
                 )
     n_err = counts["FP"] + counts["FN"]
     st.button(

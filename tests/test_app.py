@@ -172,7 +172,7 @@ def test_misclassified_shows_the_mistakes_for_the_threshold(dataset, model):
     at.slider(key="mis_threshold").set_value(0.3).run()
     wrong_03 = int(np.sum((p > 0.3) != cat))
     assert images(at) == wrong_03
-    assert any(f"{int(np.sum((p > 0.3) & ~cat))} non-cats called cat" in b.label for b in at.button)
+    assert at.button(key="mis_cell_FP").label.endswith(f" {int(np.sum((p > 0.3) & ~cat))} FP")
 
     at.button(key="mis_cell_TP").click().run()  # a cell of the confusion matrix filters the grid
     assert images(at) == int(np.sum((p > 0.3) & cat))
@@ -250,3 +250,65 @@ def test_predict_without_a_model_trains_the_deep_preset_in_one_click(data_dir):
     assert model.layers == (12288, 20, 7, 5, 1) and model.iterations_done == 2500
     assert abs(model.test_accuracy - 0.80) < 1e-9  # the course's number
     assert not any("No model yet" in i.value for i in at.info)
+
+
+# --------------------------------------------------------------------------- first use: the download
+@pytest.fixture
+def no_dataset_yet(tmp_path, monkeypatch):
+    """A machine without the dataset: no $CATDNN_DATA_DIR, an empty data/ folder, no public mirrors."""
+    import catdnn.data
+    import ui
+
+    folder = tmp_path / "data"
+    monkeypatch.delenv("CATDNN_DATA_DIR", raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setattr(catdnn.data, "DEFAULT_DATA_DIR", folder)
+    monkeypatch.setattr(ui, "DEFAULT_DATA_DIR", folder)
+    monkeypatch.setattr(catdnn.data, "MIRRORS", {name: [] for name in catdnn.data.MIRRORS})  # never the internet
+    return folder
+
+
+def test_first_use_downloads_the_dataset(no_dataset_yet, data_dir, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_dir))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("CATDNN_DATA_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        at = app("dashboard.py").run()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert_clean(at)
+    assert len(at.error) == 0
+    assert sorted(p.name for p in no_dataset_yet.iterdir()) == ["test_catvnoncat.h5", "train_catvnoncat.h5"]
+    assert images(at) == 12
+
+
+def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
+    with socket_free_port() as port:
+        monkeypatch.setenv("CATDNN_DATA_URL", f"http://127.0.0.1:{port}")  # nothing listens there
+        at = app("app_pages/train.py").run()
+    assert_clean(at)
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "dataset is not available" in message and "CATDNN_DATA_DIR" in message
+    assert not at.button  # the page stopped: no form to train without data
+
+
+class socket_free_port:
+    """A port on 127.0.0.1 that nothing listens on, while in the with block."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()
