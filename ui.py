@@ -41,9 +41,9 @@ MAX_MODELS = 8  # older session models are forgotten beyond this
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 HONEST_NOTE = (
-    "This network learned from **209 small photos** (64×64 pixels) and gets about 80 % of the 50 "
-    "test photos right. Everyday photos differ (framing, light, other animals, people), so it is "
-    "**often wrong on them**: read its verdict as a demonstration, not a fact."
+    "These networks learn from only **209 small photos** (64×64 pixels); the course's deep network "
+    "gets 80 % of the 50 test photos right. Everyday photos differ (framing, light, other animals, "
+    "people), so it is **often wrong on them**: read its verdict as a demonstration, not a fact."
 )
 
 
