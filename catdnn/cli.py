@@ -12,6 +12,7 @@ import time
 
 from .errors import CatdnnError, ConfigError
 from .network import INITS
+from .threads import limit_blas_threads
 from .train import PRESETS, TrainConfig, parse_layers
 
 
@@ -177,6 +178,7 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "download": cmd_download
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    limit_blas_threads()
     try:
         return COMMANDS[args.command](args)
     except CatdnnError as exc:
