@@ -4,6 +4,11 @@ import streamlit as st
 
 import ui
 from catdnn import evaluate, plots
+from catdnn.threads import limit_blas_threads
+
+# One BLAS thread per process: every browser session trains on a thread of this one process, and
+# concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
+limit_blas_threads()  # idempotent: cheap on every rerun
 
 
 def home():
