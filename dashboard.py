@@ -95,7 +95,9 @@ def home():
     )
 
 
-st.set_page_config(page_title="catdnn", page_icon=":material/pets:", layout="wide")
+# An emoji icon is drawn by the browser; a ":material/…:" page icon makes every visitor's browser
+# fetch it from fonts.gstatic.com, and nothing should leave the machine (SECURITY.md).
+st.set_page_config(page_title="catdnn", page_icon="🐱", layout="wide")
 page = st.navigation(
     [
         st.Page(home, title="Home", icon=":material/home:", default=True),
