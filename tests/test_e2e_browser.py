@@ -9,103 +9,43 @@ Skipped when Chromium or Playwright is missing, unless CATDNN_REQUIRE_BROWSER=1 
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-MAIN = "[data-testid='stMain']"
+from tests.browser_support import (
+    ARTIFACTS,
+    MAIN,
+    chromium,
+    errors_on_page,
+    goto_page,
+    idle,
+    main_button,
+    require_playwright,
+    streamlit_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _unavailable(reason: str):
-    if os.environ.get("CATDNN_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (CATDNN_REQUIRE_BROWSER=1, so this is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def sync_api():
-    if not Path(CHROMIUM).is_file() or not os.access(CHROMIUM, os.X_OK):
-        _unavailable(f"Chromium not found at {CHROMIUM} (install Debian's `chromium` package)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        _unavailable("the Python package `playwright` is not installed (pip install playwright)")
-    return sync_api
+    return require_playwright()
 
 
 @pytest.fixture(scope="module")
 def server(data_dir, sync_api):
     """A `streamlit run dashboard.py` on 127.0.0.1 and a free port; always shut down afterwards."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    env = {**os.environ, "CATDNN_DATA_DIR": str(data_dir)}
-    log = open(ARTIFACTS / "e2e_streamlit.log", "wb")
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", "dashboard.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with code {proc.returncode}; see {ARTIFACTS / 'e2e_streamlit.log'}")
-            try:
-                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("streamlit did not become healthy within 60 s")
-            time.sleep(0.3)
+    args = ("--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false")
+    with streamlit_server(data_dir, "e2e_streamlit.log", args) as (base, _port, _proc):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser(sync_api):
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def idle(page, timeout=120_000):
-    """Wait until the script has finished its run (give the rerun a moment to start first)."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector(IDLE, timeout=timeout)
+    with chromium(sync_api) as b:
+        yield b
 
 
 def shot(page, name: str) -> None:
@@ -121,22 +61,6 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"))
     finally:
         page.set_viewport_size(size)
-
-
-def goto_page(page, title: str) -> None:
-    """Navigate with the sidebar link (keeps the session, unlike a new URL)."""
-    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.wait_for_selector(f"{MAIN} h1:has-text('{title}')", timeout=30_000)
-    idle(page)
-
-
-def main_button(page, text: str):
-    return page.locator(f"{MAIN} button", has_text=re.compile(rf"{re.escape(text)}\s*$")).first
-
-
-def errors_on_page(page) -> list[str]:
-    """Tracebacks / exceptions Streamlit would show to the user."""
-    return page.locator("[data-testid='stException']").all_inner_texts()
 
 
 def test_dashboard_in_a_real_browser(server, browser, sync_api):

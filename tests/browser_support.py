@@ -1,0 +1,135 @@
+"""Shared by the real-server tests: start `streamlit run dashboard.py` on 127.0.0.1, drive Debian's
+Chromium with Playwright, and the page helpers (wait for the script to go idle, sidebar navigation).
+
+Plain functions and context managers, not fixtures: each test module wraps them in its own fixtures.
+Nothing here connects to any address other than 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+MAIN = "[data-testid='stMain']"
+LOCAL_BYPASS = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def unavailable(reason: str):
+    """Skip, or fail when CATDNN_REQUIRE_BROWSER=1 (as in CI)."""
+    if os.environ.get("CATDNN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (CATDNN_REQUIRE_BROWSER=1, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def require_playwright():
+    """Playwright's sync API, once Chromium and the package are known to be there."""
+    if not Path(CHROMIUM).is_file() or not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"Chromium not found at {CHROMIUM} (install Debian's `chromium` package)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        unavailable("the Python package `playwright` is not installed (pip install playwright)")
+    return sync_api
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 5.0):
+    """GET a URL on 127.0.0.1 without any proxy from the environment."""
+    assert url.startswith("http://127.0.0.1:"), url
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    return opener.open(url, timeout=timeout)
+
+
+@contextlib.contextmanager
+def streamlit_server(data_dir, log_name: str, args=("--server.address", "127.0.0.1"), port: int | None = None):
+    """Run `streamlit run dashboard.py --server.port PORT *args`; yields ``(base_url, port, process)``.
+
+    Waits (at most 60 s) for http://127.0.0.1:PORT/_stcore/health; the server is always shut down.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = port or free_port()
+    # only the project's config file and ``args`` configure the server (no STREAMLIT_* from outside)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")}
+    env.update(LOCAL_BYPASS, CATDNN_DATA_DIR=str(data_dir))
+    log_path = ARTIFACTS / log_name
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+        "--server.headless", "true", "--server.fileWatcherType", "none", *args,
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited with code {proc.returncode}; see {log_path}")
+                try:
+                    with http_get(f"{base}/_stcore/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not become healthy within 60 s; see {log_path}")
+                time.sleep(0.3)
+            yield base, port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def chromium(sync_api):
+    """A headless Debian Chromium driven by Playwright; closed afterwards."""
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def idle(page, timeout=120_000):
+    """Wait until the script has finished its run (give the rerun a moment to start first)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def goto_page(page, title: str) -> None:
+    """Navigate with the sidebar link (keeps the session, unlike a new URL)."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.wait_for_selector(f"{MAIN} h1:has-text('{title}')", timeout=30_000)
+    idle(page)
+
+
+def main_button(page, text: str):
+    return page.locator(f"{MAIN} button", has_text=re.compile(rf"{re.escape(text)}\s*$")).first
+
+
+def errors_on_page(page) -> list[str]:
+    """Tracebacks / exceptions Streamlit would show to the user."""
+    return page.locator("[data-testid='stException']").all_inner_texts()
