@@ -2,7 +2,9 @@
 
 Two failures a student meets as soon as the learning rate slider moves right:
 
-* **exploding cost**: a step overshoots and the cost jumps far above where it started;
+* **exploding cost**: a step overshoots and the cost jumps far above where it started (the
+  training loop stops such a run as diverged once the cost is :data:`EXPLODE_FACTOR` times above
+  its start); a milder overshoot leaves the cost *above* where it started at the end;
 * **a dead network**: the ReLU units all output zero, the network answers the same probability
   for every image, and the cost sits at the *prior cost* — the cross-entropy of always answering
   the fraction of cats in the training set (0.644 for this dataset) — and never moves again.
@@ -14,7 +16,7 @@ import math
 
 import numpy as np
 
-#: A cost this many times above the starting cost counts as exploding.
+#: A cost this many times above the starting cost (at least 1) stops the run as diverged.
 EXPLODE_FACTOR = 10.0
 
 
@@ -47,14 +49,8 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3) -> l
     messages = []
     if len(history) < 2:
         return messages
-    first = history[0][1]
-    worst_i, worst = max(history, key=lambda ic: ic[1])
+    first, last = history[0][1], history[-1][1]
     smaller = f"{learning_rate / 10:g}"
-    if math.isfinite(worst) and worst > EXPLODE_FACTOR * max(first, 1.0):
-        messages.append(
-            f"the cost exploded to {worst:,.1f} at iteration {worst_i} (it started at {first:.3f}): "
-            f"the learning rate {learning_rate:g} overshoots. Try {smaller}."
-        )
     prior = prior_cost(Y)
     tail = [c for _, c in history[-window:]]
     if len(history) > window and all(abs(c - prior) < 1e-6 for c in tail):
@@ -63,5 +59,10 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3) -> l
             f"answering the fraction of cats ({float(np.mean(Y)):.3f}). Its ReLU units have died "
             f"(they output 0 for every image), usually after too large a step: try a learning rate "
             f"of {smaller} or less."
+        )
+    elif last > first:
+        messages.append(
+            f"the cost ended at {last:.4f}, above where it started ({first:.4f}): the learning rate "
+            f"{learning_rate:g} is too large for the steps to go downhill. Try {smaller}."
         )
     return messages

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .diagnose import EXPLODE_FACTOR
 from .errors import ConfigError
 from .fast import GramOverflowError, GramSolver, gram_is_faster
 from .network import INITS, descent_step, forward, init_params
@@ -47,7 +48,13 @@ class TrainConfig:
     seed: int = 1  # seeds np.random.RandomState for the weights; 1 reproduces the course
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(self.layers))
+        try:
+            layers = tuple(self.layers)
+        except TypeError:
+            raise ConfigError(
+                f"layers must be a list of layer sizes such as [12288, 20, 7, 5, 1], not {self.layers!r}"
+            ) from None
+        object.__setattr__(self, "layers", layers)
 
     @property
     def hidden(self) -> tuple:
@@ -104,7 +111,7 @@ class TrainConfig:
         s = self.seed
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
             raise ConfigError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {s!r}")
-        if self.init not in INITS:
+        if not isinstance(self.init, str) or self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
         return self
 
@@ -235,6 +242,22 @@ class Progress:
         return self.iteration + 1
 
 
+def _divergence(cost: float, first_cost: float) -> str:
+    """Why a reported cost means the run diverged ("" if it does not).
+
+    NaN or infinite, or more than :data:`catdnn.diagnose.EXPLODE_FACTOR` times above where the run
+    started (at least 1): a step overshot so far that the run is lost.
+    """
+    if math.isnan(cost):
+        return "the cost became NaN"
+    if math.isinf(cost):
+        return "the cost became infinite"
+    limit = EXPLODE_FACTOR * max(first_cost, 1.0)
+    if cost > limit:
+        return f"the cost exploded to {cost:,.4g} (it started at {first_cost:.4g})"
+    return ""
+
+
 def _accuracy(proba: np.ndarray, Y: np.ndarray) -> float:
     return float(np.mean((proba > 0.5) == (Y.reshape(-1) == 1)))
 
@@ -306,23 +329,28 @@ class Trainer:
         ce, ae = int(self.cost_every), int(self.accuracy_every)
         has_test = self.X_test is not None
         self.status = "running"
+        first_cost = None
         t0 = time.perf_counter() - self.elapsed
         try:
             for i in range(self.iteration, cfg.iterations):
                 need_cost = i % ce == 0 or i == last
                 need_acc = ae > 0 and (i % ae == 0 or i == last)
                 test_acc = _accuracy(self._solver.proba_test(), self.Y_test) if need_acc and has_test else None
-                cost, AL = self._solver.step(need_cost)
-                if cost is not None and not math.isfinite(cost):
-                    self.status = "diverged"
-                    self.message = (
-                        f"training diverged at iteration {i}: the cost became "
-                        f"{'NaN' if math.isnan(cost) else 'infinite'} with learning rate "
-                        f"{cfg.learning_rate:g}. Try a smaller learning rate (e.g. "
-                        f"{cfg.learning_rate / 10:g})."
-                    )
-                    self.elapsed = time.perf_counter() - t0
-                    return
+                with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+                    cost, AL = self._solver.step(need_cost)
+                if cost is not None:
+                    if first_cost is None:
+                        first_cost = self.history[0][1] if self.history else cost
+                    why = _divergence(cost, first_cost)
+                    if why:
+                        self.status = "diverged"
+                        self.message = (
+                            f"training diverged at iteration {i}: {why} with learning rate "
+                            f"{cfg.learning_rate:g}. Try a smaller learning rate (e.g. "
+                            f"{cfg.learning_rate / 10:g})."
+                        )
+                        self.elapsed = time.perf_counter() - t0
+                        return
                 self.iteration = i + 1
                 if cost is not None:
                     self.history.append((i, cost))

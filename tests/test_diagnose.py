@@ -30,15 +30,23 @@ def test_a_healthy_run_has_no_diagnosis(dataset):
     assert diagnose(t.history, dataset.train.Y, 0.0075) == []
 
 
-def test_a_too_large_rate_explodes_then_dies(dataset):
-    t = _run(dataset, 5.0)
-    messages = diagnose(t.history, dataset.train.Y, 5.0)
-    assert len(messages) == 2
-    assert messages[0].startswith("the cost exploded") and "Try 0.5" in messages[0]
-    assert "stuck at 0.643974" in messages[1] and "ReLU units have died" in messages[1]
+def test_an_exploding_rate_stops_the_run_as_diverged(dataset):
+    t = _run(dataset, 5.0)  # costs 0.772, 0.740, then 357 524 at iteration 2
+    assert t.status == "diverged" and t.iteration == 2
+    assert "the cost exploded to 3.575e+05" in t.message and "Try a smaller learning rate (e.g. 0.5)" in t.message
+    assert [i for i, _ in t.history] == [0, 1]
 
 
 def test_dead_network_without_explosion(dataset):
     t = _run(dataset, 1.0)
+    assert t.status == "finished"
     messages = diagnose(t.history, dataset.train.Y, 1.0)
-    assert len(messages) == 1 and "stopped learning" in messages[0]
+    assert len(messages) == 1 and "stopped learning" in messages[0] and "ReLU units have died" in messages[0]
+    assert "stuck at 0.643974" in messages[0]
+
+
+def test_a_cost_that_ends_above_its_start(dataset):
+    t = _run(dataset, 10.0)  # oscillates without exploding and ends at 0.7986 > 0.7717
+    assert t.status == "finished"
+    messages = diagnose(t.history, dataset.train.Y, 10.0)
+    assert len(messages) == 1 and messages[0].startswith("the cost ended at 0.7986, above where it started")

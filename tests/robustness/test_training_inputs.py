@@ -82,14 +82,12 @@ def test_parse_layers_refuses(text):
         parse_layers(text)
 
 
-@pytest.mark.xfail(strict=True, reason="hole: TrainConfig(layers=None / 5) raises TypeError, not ConfigError")
 @pytest.mark.parametrize("layers", [None, 5])
 def test_non_iterable_layers_give_config_error(layers):
     with pytest.raises(ConfigError):
         TrainConfig(layers=layers).validate()
 
 
-@pytest.mark.xfail(strict=True, reason="hole: an unhashable init (list, dict) raises TypeError in validate()")
 @pytest.mark.parametrize("init", [["he"], {}])
 def test_unhashable_init_gives_config_error(init):
     with pytest.raises(ConfigError):
@@ -122,13 +120,11 @@ def test_diverging_run_stops_with_a_message_and_keeps_its_history():
             fit(cfg, X=X, Y=Y)
 
 
-@pytest.mark.xfail(strict=True, reason="hole: on the real data a too-large rate never gives NaN (the cost is "
-                   "computed from logits; ReLUs die or the cost oscillates), so the run 'finishes' with a cost "
-                   "above where it started and no message; costs up to 1e304 also count as finite")
 def test_too_large_rate_on_the_real_data_is_reported(dataset):
     cfg = TrainConfig.preset("deep", learning_rate=100.0, iterations=300)
     trainer = Trainer(cfg, dataset.train.X, dataset.train.Y, cost_every=10)
     for _ in trainer.run():
         pass
-    first, last = trainer.history[0][1], trainer.history[-1][1]
-    assert trainer.status == "diverged" or last < first, (trainer.status, first, last)
+    assert trainer.status == "diverged", (trainer.status, trainer.history)
+    assert "the cost exploded" in trainer.message and "Try a smaller learning rate (e.g. 10)" in trainer.message
+    assert trainer.history and all(c < 10 for _, c in trainer.history)  # the history up to the explosion
