@@ -16,6 +16,7 @@ from PIL import Image
 
 from catdnn import plots
 from catdnn.data import DEFAULT_DATA_DIR, Dataset, download_dataset, find_data_dir, load_dataset
+from catdnn.diagnose import diagnose
 from catdnn.errors import CatdnnError
 from catdnn.evaluate import CELL_DESCRIPTIONS
 from catdnn.model_io import Model, model_to_bytes
@@ -245,6 +246,7 @@ def _finish(trainer: Trainer, run: dict, state: dict) -> None:
         done=trainer.iteration,
         elapsed=trainer.elapsed,
     )
+    run["warnings"] = diagnose(trainer.history, trainer.Y, trainer.config.learning_rate)
     if trainer.status == "diverged":
         run["model"] = None
     elif trainer.iteration > 0:
@@ -332,6 +334,9 @@ def draw_run_status(run: dict | None) -> None:
             f"accuracy {model.train_accuracy:.2f}, test accuracy {model.test_accuracy:.2f}.",
             icon=":material/check_circle:",
         )
+    if status != "diverged":
+        for warning in run.get("warnings", []):
+            st.warning(warning[:1].upper() + warning[1:], icon=":material/lightbulb:")
 
 
 def draw_run_result(run: dict) -> None:
