@@ -112,3 +112,96 @@ def class_counts_figure(counts_by_split: dict, *, title: str = "Images per class
     layout = _layout(title, {}, {"title": {"text": "images"}}, height)
     layout["barmode"] = "group"
     return {"data": data, "layout": layout}
+
+
+ACTIVE_COLOR = "#1f77b4"
+ZERO_COLOR = "#9e9e9e"
+DEAD_COLOR = "#d62728"
+#: Colours of the runs in :func:`compare_costs_figure` (Plotly's default sequence).
+RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int = 190) -> dict:
+    """One layer's activations for one image: a bar per unit, zeros marked.
+
+    Parameters
+    ----------
+    a : array-like of shape (n_l, 1) or (n_l,)
+        ``A[l]`` for one image (ReLU outputs, ≥ 0).
+    dead_everywhere : array-like of bool, shape (n_l,), optional
+        Units that output 0 for every training image (dead ReLUs): marked apart from the units that
+        are only 0 for this image.
+    """
+    values = [float(v) for v in (a.ravel() if hasattr(a, "ravel") else a)]
+    n = len(values)
+    units = list(range(1, n + 1))
+    dead = [bool(d) for d in dead_everywhere] if dead_everywhere is not None else [False] * n
+    zero = [u for u, v, d in zip(units, values, dead) if v == 0.0 and not d]
+    gone = [u for u, d in zip(units, dead) if d]
+    data = [
+        {
+            "type": "bar",
+            "x": units,
+            "y": values,
+            "name": "A > 0",
+            "marker": {"color": ACTIVE_COLOR},
+            "hovertemplate": "unit %{x}: %{y:.4f}<extra></extra>",
+        }
+    ]
+    for xs, name, color, symbol in (
+        (zero, "0 for this image", ZERO_COLOR, "circle-open"),
+        (gone, "dead: 0 for every training image", DEAD_COLOR, "x"),
+    ):
+        if xs:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "x": xs,
+                    "y": [0.0] * len(xs),
+                    "name": name,
+                    "marker": {"color": color, "symbol": symbol, "size": 7 if n <= 64 else 4},
+                    "hovertemplate": f"unit %{{x}}: 0 ({name})<extra></extra>",
+                }
+            )
+    xaxis = {"title": {"text": "unit"}, "range": [0.4, n + 0.6], "showgrid": False}
+    if n <= 30:
+        xaxis["dtick"] = 1
+    layout = _layout(title, xaxis, {"title": {"text": "A"}, "rangemode": "tozero"}, height)
+    layout["bargap"] = 0.15 if n <= 64 else 0.0
+    layout["legend"] = {"orientation": "h", "y": -0.05, "x": 0, "yanchor": "top", "font": {"size": 11}}
+    layout["showlegend"] = True
+    layout["margin"]["b"] = 40
+    return {"data": data, "layout": layout}
+
+
+def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int = 360) -> dict:
+    """The cost curves of several runs on one chart.
+
+    Parameters
+    ----------
+    runs : list of (label, history)
+        ``history`` is a list of (iteration, cost), as kept with each model.
+    """
+    data = []
+    for k, (label, history) in enumerate(runs):
+        pts = [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines" if len(pts) > 1 else "markers",
+                "x": [p[0] for p in pts],
+                "y": [p[1] for p in pts],
+                "name": label,
+                "line": {"color": color, "width": 2},
+                "marker": {"color": color},
+                "hovertemplate": f"{label}<br>iteration %{{x}}<br>cost %{{y:.4f}}<extra></extra>",
+            }
+        )
+    yaxis = {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}
+    layout = _layout(title, {"title": {"text": "iteration"}}, yaxis, height)
+    # the labels are long: a legend under the chart, one run per line, reads on a phone too
+    layout["legend"] = {"orientation": "v", "y": -0.2, "x": 0, "yanchor": "top", "font": {"size": 11}}
+    layout["height"] = height + 22 * len(runs)
+    return {"data": data, "layout": layout}

@@ -1,0 +1,261 @@
+"""Looking inside a trained network: first-layer weights as images, one image's activations layer by
+layer, dead ReLU units, and a small honest setup for the gradient check.
+
+Pure NumPy, the course's shapes (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)`` with one image
+per column, ``W[l]`` is ``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``, ``params[l - 1] == (W[l], b[l])``.
+Layer numbers in this module are the course's, 1-based: layer ``L`` is the sigmoid output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import forward, relu, sigmoid
+
+IMAGE_SHAPE = (64, 64, 3)  # an input column is one 64×64 RGB image flattened in (row, column, channel) order
+
+#: How the course reads the gradient check's relative difference, as (upper bound, verdict, explanation).
+GRADIENT_CHECK_LEVELS = (
+    (1e-7, "great", "backpropagation agrees with the numerical derivative to rounding error"),
+    (1e-5, "probably fine", "close, but worth double-checking the backward pass"),
+    (1e-3, "suspicious", "some gradient is likely wrong"),
+    (float("inf"), "wrong", "backpropagation almost certainly has a bug"),
+)
+
+
+# --------------------------------------------------------------------------- the first layer as images
+def unit_norms(W: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each unit's incoming weights.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_l, n_{l-1})
+
+    Returns
+    -------
+    ndarray of shape (n_l,)
+    """
+    return np.linalg.norm(np.asarray(W, dtype=np.float64), axis=1)
+
+
+def choose_units(W: np.ndarray, n: int, by: str = "norm") -> np.ndarray:
+    """Which ``n`` units (rows of ``W``) to show.
+
+    Parameters
+    ----------
+    W : ndarray of shape (n_l, n_{l-1})
+    n : int
+        How many (at most ``n_l``; at least 1).
+    by : {"norm", "first"}
+        ``"norm"``: the ``n`` units with the largest weight norm, largest first (ties by index);
+        ``"first"``: units 0 … n-1.
+
+    Returns
+    -------
+    ndarray of shape (min(n, n_l),), int64
+        Row indices into ``W`` (0-based; unit ``k`` of the course's 1-based layer is row ``k``).
+    """
+    n_l = W.shape[0]
+    n = max(1, min(int(n), n_l))
+    if by == "first":
+        return np.arange(n, dtype=np.int64)
+    if by != "norm":
+        raise ValueError(f"by must be 'norm' or 'first', not {by!r}")
+    norms = unit_norms(W)
+    order = np.lexsort((np.arange(n_l), -norms))  # largest norm first, ties by index
+    return order[:n].astype(np.int64)
+
+
+def symmetric_normalise(w: np.ndarray) -> np.ndarray:
+    """Map weights to [0, 1] with 0 at the middle: ``0.5 + 0.5 · w / max|w|``.
+
+    Parameters
+    ----------
+    w : ndarray of any shape
+        One unit's weights. All zero maps to 0.5 everywhere.
+
+    Returns
+    -------
+    ndarray of the same shape, float64 in [0, 1]
+        The largest ``|w|`` lands on 0 or 1; the sign is kept (positive above 0.5).
+    """
+    w = np.asarray(w, dtype=np.float64)
+    scale = float(np.max(np.abs(w))) if w.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return np.full(w.shape, 0.5)
+    return 0.5 + 0.5 * (w / scale)
+
+
+def weight_images(W1: np.ndarray, units=None, image_shape: tuple = IMAGE_SHAPE) -> np.ndarray:
+    """Each first-layer unit's weights as the image they multiply, for display.
+
+    Row ``k`` of ``W[1]`` holds one weight per input pixel and channel, in the order the images were
+    flattened (row, column, channel), so it reshapes back to a 64×64×3 image. Each unit is
+    normalised on its own with :func:`symmetric_normalise` (weight 0 is mid-grey, 128).
+
+    Parameters
+    ----------
+    W1 : ndarray of shape (n_1, 12288)
+    units : sequence of int, optional
+        Which rows (0-based); all of them by default.
+    image_shape : tuple
+        ``(64, 64, 3)``; its product must be ``n_0``.
+
+    Returns
+    -------
+    ndarray of shape (len(units), 64, 64, 3), uint8
+    """
+    W1 = np.asarray(W1, dtype=np.float64)
+    if W1.ndim != 2 or W1.shape[1] != int(np.prod(image_shape)):
+        raise ValueError(f"W[1] of shape {W1.shape} does not reshape to images of shape {image_shape}")
+    rows = np.arange(W1.shape[0]) if units is None else np.asarray(units, dtype=np.int64)
+    out = np.empty((len(rows), *image_shape), dtype=np.uint8)
+    for k, r in enumerate(rows):
+        out[k] = np.rint(255.0 * symmetric_normalise(W1[r])).reshape(image_shape).astype(np.uint8)
+    return out
+
+
+# --------------------------------------------------------------------------- one image through the network
+def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
+    """The activations ``A[1] … A[L]`` of every layer for one image.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    x : ndarray of shape (n_x, 1) or (n_x,)
+        One image as a column of ``X`` (``A[0]``).
+
+    Returns
+    -------
+    list of ndarray
+        ``[A[1], …, A[L]]``, ``A[l]`` of shape ``(n_l, 1)``: ReLU outputs for the hidden layers,
+        and ``A[L]`` of shape ``(1, 1)`` is P(cat).
+    """
+    A = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
+    L = len(params)
+    out = []
+    for l, (W, b) in enumerate(params, start=1):
+        Z = W @ A + b  # (n_l, n_{l-1}) @ (n_{l-1}, 1) + (n_l, 1) -> (n_l, 1)
+        A = sigmoid(Z) if l == L else relu(Z)
+        out.append(A)
+    return out
+
+
+def shape_line(layers, l: int) -> str:
+    """The course's shape bookkeeping for layer ``l`` on one image, as text.
+
+    E.g. ``"Z[1] = W[1]·A[0] + b[1]: (20, 12288)·(12288, 1) + (20, 1) → A[1] is (20, 1)"``.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        ``[n_0, n_1, …, n_L]``.
+    l : int
+        The layer, 1 … L.
+    """
+    n, n_prev = int(layers[l]), int(layers[l - 1])
+    return (
+        f"Z[{l}] = W[{l}]·A[{l - 1}] + b[{l}]: ({n}, {n_prev})·({n_prev}, 1) + ({n}, 1) → A[{l}] is ({n}, 1)"
+    )
+
+
+# --------------------------------------------------------------------------- dead units
+def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
+    """Which hidden units output 0 for every example of ``X``: dead ReLUs.
+
+    A unit with ``Z ≤ 0`` on every example outputs 0 on all of them and gets a zero gradient
+    (ReLU′(Z) = 0 there), so gradient descent on ``X`` can never bring it back.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+
+    Returns
+    -------
+    list of ndarray
+        One per hidden layer ``l = 1 … L-1``: a boolean mask of shape ``(n_l,)``, True for a dead unit.
+    """
+    _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
+    # cache[l - 1] = (A[l-1], Z[l]); A[l] = relu(Z[l]) is 0 exactly where Z[l] <= 0
+    return [np.all(Z <= 0.0, axis=1) for _A_prev, Z in cache[:-1]]
+
+
+# --------------------------------------------------------------------------- a small gradient check
+def small_network(params, X: np.ndarray, Y: np.ndarray, n_features: int = 32, max_units: int = 8, m: int = 8):
+    """A small copy of a network that the gradient check can afford.
+
+    The check costs two forward passes per parameter, which is hopeless for the 12288-input first
+    layer. The copy keeps the network's depth and its own trained weights, restricted to
+    ``n_features`` evenly spaced inputs (pixels-and-channels) of ``X``, the first ``max_units``
+    units of each hidden layer, and the first ``m`` examples: ``W[l]`` becomes
+    ``W[l][kept_l, :][:, kept_{l-1}]`` and ``b[l]`` becomes ``b[l][kept_l]``.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m_all)
+    Y : ndarray of shape (1, m_all)
+    n_features, max_units, m : int
+        The sizes of the copy (each capped by the real one).
+
+    Returns
+    -------
+    small_params : list of (W, b)
+        Fresh float64 arrays; ``W[l]`` of shape ``(k_l, k_{l-1})`` with ``k_0 = n_features``.
+    X_small : ndarray of shape (n_features, m)
+    Y_small : ndarray of shape (1, m)
+    layers : list of int
+        ``[k_0, k_1, …, 1]``, the copy's layer sizes.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64).reshape(1, -1)
+    n_x = params[0][0].shape[1]
+    if X.shape[0] != n_x:
+        raise ValueError(f"X has {X.shape[0]} rows but the network takes {n_x} inputs")
+    k0 = max(1, min(int(n_features), n_x))
+    m = max(1, min(int(m), X.shape[1]))
+    kept = [np.unique(np.linspace(0, n_x - 1, k0).round().astype(np.int64))]
+    L = len(params)
+    small = []
+    for l, (W, b) in enumerate(params, start=1):
+        rows = np.arange(W.shape[0]) if l == L else np.arange(min(int(max_units), W.shape[0]))
+        scale = np.sqrt(W.shape[1] / len(kept[-1]))  # keeps the typical size of Z[l] with fewer inputs
+        small.append((W[np.ix_(rows, kept[-1])] * scale, b[rows].astype(np.float64)))
+        kept.append(rows)
+    layers = [len(k) for k in kept]
+    return small, X[kept[0], :m], Y[:, :m], layers
+
+
+def gradient_check_verdict(difference: float) -> tuple[str, str]:
+    """The course's reading of a gradient check's relative difference: ``(verdict, explanation)``.
+
+    Below 1e-7 is great; below 1e-5 probably fine; below 1e-3 suspicious; above, a bug.
+    """
+    d = float(difference)
+    if not np.isfinite(d):
+        return GRADIENT_CHECK_LEVELS[-1][1:]
+    for bound, verdict, text in GRADIENT_CHECK_LEVELS:
+        if d < bound:
+            return verdict, text
+    return GRADIENT_CHECK_LEVELS[-1][1:]
+
+
+def param_count(params) -> int:
+    """Number of weights and biases in ``params`` (list of (W, b))."""
+    return int(sum(W.size + b.size for W, b in params))
+
+
+def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:
+    """How many hidden pre-activations ``Z[l]`` lie within ``margin`` of 0 (the ReLU kink).
+
+    Central differences straddle the kink there, so the numerical derivative (not backpropagation)
+    can be off: a gradient check with many of them is not conclusive.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+    """
+    _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
+    return int(sum(np.count_nonzero(np.abs(Z) < margin) for _A_prev, Z in cache[:-1]))
