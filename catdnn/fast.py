@@ -52,10 +52,11 @@ from .network import backward_update, cost_from_logits, forward_layers, sigmoid
 #: "auto" never takes the Gram solver when its m×m matrix would hold more than this many times as
 #: many numbers as X (n_x·m): beyond m = 2·n_x it cannot pay off anyway (B·G costs more than W1·X).
 GRAM_MAX_SIZE_RATIO = 2.0
-#: Relative speeds (flops per second) measured on a 2-core AVX-512 OpenBLAS machine: the Gram
-#: matrix is built by one large, compute-bound SYRK; the direct path's first layer is two skinny
-#: GEMMs (n_1 rows) that are memory-bound; B·G is a skinny GEMM too. Only the ratios matter.
-RATE_SYRK = 3.0
+#: Relative speeds (flops per second), measured with bench/bench_scaling.py on a 2-core AVX-512
+#: OpenBLAS machine: building G (compute-bound SYRK/GEMM blocks) ran at 68–91 GFlop/s; the direct
+#: path's first layer (two skinny GEMMs with n_1 rows, memory-bound once X leaves the cache) and
+#: B·G (skinny too) both at about 48–52 GFlop/s. Only the ratios matter; 1.5 is on the safe side.
+RATE_SYRK = 1.5
 RATE_SKINNY = 1.0
 #: Fixed Python/NumPy overhead of one iteration, in "skinny flops" (about 60 small NumPy calls).
 STEP_OVERHEAD_FLOPS = 2e6
@@ -83,6 +84,35 @@ def gram_is_faster(n_x: int, m: int, layers, iterations: int | None = None) -> b
         return False
     direct, gram = cost_model(n_x, m, layers, iterations)
     return gram < direct
+
+
+#: XᵀX is built in blocks of at most this many columns (see :func:`gram_matrix`).
+GRAM_BLOCK = 4096
+
+
+def gram_matrix(X: np.ndarray, block: int = GRAM_BLOCK) -> np.ndarray:
+    """``XᵀX`` for X of shape (n_x, m), as ndarray of shape (m, m), in symmetric blocks.
+
+    ``X.T @ X`` takes NumPy's SYRK shortcut (half the flops of a general product), which crashes
+    the process (SIGSEGV inside OpenBLAS) for large m: measured at m = 20 000, n_x = 12288 with
+    NumPy 2.4 / OpenBLAS 0.3.31 (numpy/numpy#19685 is the same crash). So m is cut into blocks of
+    at most ``block`` columns: diagonal blocks use the SYRK shortcut at a size known to be safe,
+    the blocks above the diagonal are ordinary products, mirrored below. Same flops as one SYRK;
+    for m ≤ ``block`` (the course's m = 209) it is exactly ``X.T @ X``.
+    """
+    m = X.shape[1]
+    if m <= block:
+        return X.T @ X  # (m, n_x) @ (n_x, m) -> (m, m), SYRK
+    G = np.empty((m, m))
+    edges = list(range(0, m, block)) + [m]
+    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        Xi = X[:, a:b]
+        G[a:b, a:b] = Xi.T @ Xi  # (k, n_x) @ (n_x, k), SYRK on a small block
+        for c, d in zip(edges[i + 1:-1], edges[i + 2:]):
+            Gij = Xi.T @ X[:, c:d]  # (k, n_x) @ (n_x, l) -> (k, l), GEMM
+            G[a:b, c:d] = Gij
+            G[c:d, a:b] = Gij.T
+    return G
 
 
 class GramOverflowError(ConfigError, ArithmeticError):
@@ -118,7 +148,7 @@ class GramSolver:
         m = X.shape[1]
         # [W1 b1] = [W1_0 b1_0] + B·[X; 1]ᵀ: the bias is the row of ones appended to X.
         self._B = np.zeros((W1.shape[0], m))  # (n_1, m)
-        G = X.T @ X  # (m, n_x) @ (n_x, m) -> (m, m), one SYRK
+        G = gram_matrix(X)  # (m, m) = XᵀX
         if not np.isfinite(G).all() and np.isfinite(X).all():
             raise GramOverflowError(
                 "the Gram matrix XᵀX overflows for these inputs (|x| above about 1e150); "

@@ -232,3 +232,14 @@ def test_gram_computes_in_float64_whatever_the_input_dtype():
     g = _run("gram", config, (X32, Y, None, None))
     _assert_params_close(d.params(), g.params())
     assert g._solver._G.dtype == np.float64
+
+
+@pytest.mark.parametrize("m,block", [(5, 8), (17, 8), (24, 8), (25, 4)])
+def test_gram_matrix_in_blocks_is_xtx(m, block):
+    from catdnn.fast import gram_matrix
+
+    X = np.random.default_rng(m).random((13, m))
+    G = gram_matrix(X, block=block)
+    assert G.shape == (m, m)
+    assert np.allclose(G, X.T @ X, rtol=1e-13, atol=0)
+    assert np.array_equal(G, G.T)  # exactly symmetric, as XᵀX is
