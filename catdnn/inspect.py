@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import forward, relu, sigmoid
+from .network import forward, init_params, relu, sigmoid
 
 IMAGE_SHAPE = (64, 64, 3)  # an input column is one 64×64 RGB image flattened in (row, column, channel) order
 
@@ -113,6 +113,28 @@ def weight_images(W1: np.ndarray, units=None, image_shape: tuple = IMAGE_SHAPE) 
     for k, r in enumerate(rows):
         out[k] = np.rint(255.0 * symmetric_normalise(W1[r])).reshape(image_shape).astype(np.uint8)
     return out
+
+
+def initial_first_layer(layers, init: str, seed: int) -> np.ndarray:
+    """``W[1]`` as it was before training: the same draw as :func:`catdnn.network.init_params`.
+
+    ``W[1]`` is drawn first, so it depends only on ``n_0``, ``n_1``, the init scheme and the seed.
+    Training moves each of its 12288 weights per unit only a little, so a trained ``W[1]`` still
+    looks mostly like this noise; ``W[1]`` minus it is what training added.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        ``[n_0, n_1, …]``; only the first two are used.
+    init : str
+        A name in :data:`catdnn.network.INITS`.
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (n_1, n_0), float64
+    """
+    return init_params([int(layers[0]), int(layers[1])], init, seed)[0][0]
 
 
 # --------------------------------------------------------------------------- one image through the network

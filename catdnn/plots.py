@@ -121,7 +121,7 @@ DEAD_COLOR = "#d62728"
 RUN_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
-def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int = 190) -> dict:
+def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int = 170) -> dict:
     """One layer's activations for one image: a bar per unit, zeros marked.
 
     Parameters
@@ -160,7 +160,7 @@ def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int =
                     "x": xs,
                     "y": [0.0] * len(xs),
                     "name": name,
-                    "marker": {"color": color, "symbol": symbol, "size": 7 if n <= 64 else 4},
+                    "marker": {"color": color, "symbol": symbol, "size": 9 if n <= 64 else 5},
                     "hovertemplate": f"unit %{{x}}: 0 ({name})<extra></extra>",
                 }
             )
@@ -169,9 +169,9 @@ def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int =
         xaxis["dtick"] = 1
     layout = _layout(title, xaxis, {"title": {"text": "A"}, "rangemode": "tozero"}, height)
     layout["bargap"] = 0.15 if n <= 64 else 0.0
-    layout["legend"] = {"orientation": "h", "y": -0.05, "x": 0, "yanchor": "top", "font": {"size": 11}}
-    layout["showlegend"] = True
-    layout["margin"]["b"] = 40
+    layout["showlegend"] = False  # one caption on the page explains the markers (a legend crowds a phone)
+    if not title:
+        layout["margin"]["t"] = 10
     return {"data": data, "layout": layout}
 
 

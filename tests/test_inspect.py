@@ -43,6 +43,12 @@ def test_weight_images_refuse_a_layer_that_is_not_images():
         inspect.weight_images(np.zeros((3, 100)))
 
 
+def test_initial_first_layer_is_the_runs_random_start():
+    for init, seed in (("xavier", 1), ("small", 9)):
+        full = init_params([12288, 20, 7, 5, 1], init, seed=seed)
+        np.testing.assert_array_equal(inspect.initial_first_layer((12288, 20, 7, 5, 1), init, seed), full[0][0])
+
+
 def test_choose_units_by_norm_or_in_order():
     W = np.array([[1.0, 0.0], [0.0, 3.0], [2.0, 0.0], [0.0, -3.0]])
     np.testing.assert_allclose(inspect.unit_norms(W), [1, 3, 2, 3])
