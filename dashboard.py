@@ -103,6 +103,7 @@ page = st.navigation(
         st.Page(home, title="Home", icon=":material/home:", default=True),
         st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("app_pages/misclassified.py", title="Misclassified", icon=":material/image_search:"),
+        st.Page("app_pages/inside.py", title="Inside the network", icon=":material/neurology:"),
         st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
     ]
 )

@@ -19,6 +19,7 @@ from catdnn.data import DEFAULT_DATA_DIR, Dataset, download_dataset, find_data_d
 from catdnn.diagnose import diagnose
 from catdnn.errors import CatdnnError
 from catdnn.evaluate import CELL_DESCRIPTIONS
+from catdnn.inspect import gradient_check_verdict
 from catdnn.model_io import Model, model_to_bytes
 from catdnn.network import INIT_DESCRIPTIONS, INITS
 from catdnn.train import MAX_SEED, N_X, PRESETS, TrainConfig, Trainer, parse_layers
@@ -520,3 +521,76 @@ def confusion_ui(counts: dict, key: str) -> str:
         type="primary" if chosen == "errors" else "secondary",
     )
     return chosen
+
+
+# --------------------------------------------------------------------------- compare runs
+def run_label(name: str, model: Model) -> str:
+    """A session model's name with the settings the name leaves out (learning rate, init, seed)."""
+    c = model.config
+    return f"{name} · α {c.learning_rate:g}, {c.init}, seed {c.seed}"
+
+
+def draw_compare_runs(key: str) -> None:
+    """The cost curves of every model in the session on one chart (their stored histories only)."""
+    ms = models()
+    if len(ms) < 2:
+        st.caption("Train another run (other settings) and the cost curves of this session's runs are drawn "
+                   "here, one over the other.")
+        return
+    runs = [(run_label(name, m), m.history) for name, m in ms.items()]
+    st.plotly_chart(plots.compare_costs_figure(runs), key=key, config={"displayModeBar": False})
+    if len(ms) >= MAX_MODELS:
+        st.caption(f"The session keeps the last {MAX_MODELS} models.")
+
+
+# --------------------------------------------------------------------------- inside the network
+def example_picker_ui(ds: Dataset, model: Model, key: str):
+    """Choose one image of the test or training set by number, or a random mistake of the model.
+
+    Returns ``(split, split name, index)``.
+    """
+    use_train = st.toggle("Pick from the training set instead of the test set", key=f"{key}_train_set")
+    split, split_name = (ds.train, "training") if use_train else (ds.test, "test")
+    index_key = f"{key}_index"
+    st.session_state[index_key] = min(int(st.session_state.get(index_key, 0)), split.m - 1)  # after a split change
+
+    def _random_mistake():
+        wrong = np.flatnonzero((model.predict_proba(split.X) > 0.5) != (split.labels == 1))
+        pool = wrong if wrong.size else np.arange(split.m)
+        st.session_state[index_key] = int(np.random.default_rng().choice(pool))
+
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+        st.number_input(f"Image number (0 – {split.m - 1})", min_value=0, max_value=split.m - 1, step=1,
+                        key=index_key, width=220)
+        st.button("Show a random mistake", key=f"{key}_random_mistake", on_click=_random_mistake,
+                  icon=":material/shuffle:", help=f"A {split_name} image this model gets wrong")
+    return split, split_name, int(st.session_state[index_key])
+
+
+def draw_dead_units(dead: list, m: int) -> None:
+    """A table of the dead ReLU units per hidden layer (masks from ``catdnn.inspect.dead_units`` on ``m``
+    training images), and a warning when a whole layer is dead."""
+    if not dead:
+        st.info("This network has no hidden layer, so no ReLU unit to die.")
+        return
+    st.markdown(f"| layer | units | dead: 0 for all {m} training images |\n|---|---|---|\n" + "\n".join(
+        f"| {l} | {d.size} | {int(d.sum())} ({d.mean():.0%}) |" for l, d in enumerate(dead, start=1)))
+    st.caption("A unit whose Z ≤ 0 for every training image outputs 0 and gets a zero gradient (ReLU′ = 0 there), "
+               "so gradient descent never brings it back. Too large a learning rate kills units in one step.")
+    all_dead = [l for l, d in enumerate(dead, start=1) if d.all()]
+    if all_dead:
+        st.warning(f"**Every unit of layer {all_dead[0]} is dead**: the layers above see only zeros, so the network "
+                   "gives every image the same P(cat). This is what the **Train** page's “network stopped "
+                   "learning” warning means.", icon=":material/warning:")
+
+
+def draw_gradient_check(difference: float, kinks: int) -> None:
+    """The gradient check's relative difference and the course's reading of it."""
+    verdict, text = gradient_check_verdict(difference)
+    st.metric("Relative difference ‖g − g_approx‖ / (‖g‖ + ‖g_approx‖)", f"{difference:.2e}", width="content")
+    (st.success if verdict == "great" else st.warning)(
+        f"**{verdict.capitalize()}**: {text}. The course's reading: below 1e-7 great, around 1e-5 double-check, "
+        "above 1e-3 a bug.")
+    if kinks:
+        st.caption(f"{kinks} pre-activations lie within 1e-5 of the ReLU kink, where the numerical slope itself is "
+                   "unreliable.")

@@ -32,3 +32,10 @@ elif run["status"] == "running":
 else:
     st.subheader("Last run")
     ui.draw_run_result(run)
+
+if ui.models():  # the chart is only built while the expander is open (on_change="rerun" tracks it)
+    compare = st.expander(f"Compare runs ({len(ui.models())} in this session)", key="train_compare_expander",
+                          icon=":material/stacked_line_chart:", on_change="rerun")
+    if compare.open:
+        with compare:
+            ui.draw_compare_runs(key="train_compare")

@@ -1,0 +1,246 @@
+"""The "Inside the network" page and the Train page's "Compare runs" under Streamlit's AppTest.
+
+Each page script runs on its own (as when opened first by URL), with session state set up where a
+test needs models. The dataset comes from $CATDNN_DATA_DIR (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the pages import the app's glue module `ui`
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from catdnn import PRESETS, TrainConfig, fit  # noqa: E402
+from catdnn.model_io import Model  # noqa: E402
+from catdnn.network import init_params  # noqa: E402
+
+TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
+PAGE = "app_pages/inside.py"
+STATE = "catdnn"  # ui.STATE: the app's state dict in st.session_state
+
+
+def app(path: str, models: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
+    if models:
+        at.session_state[STATE] = {"models": dict(models), "current": next(reversed(models))}
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element (the traceback a user would see)."""
+    assert len(at.exception) == 0, [e.value for e in at.exception]
+
+
+def images(at: AppTest) -> int:
+    return len(at.get("image"))
+
+
+def figure(at: AppTest, key: str) -> dict:
+    """The plotly figure of the chart with this key, as the dict the page drew."""
+    charts = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    assert len(charts) == 1, [c.proto.id for c in at.get("plotly_chart")]
+    return json.loads(charts[0].proto.spec)
+
+
+def shown_p_cat(at: AppTest) -> float:
+    text = next(m.value for m in at.markdown if "P(cat) = **" in m.value)
+    return float(re.search(r"P\(cat\) = \*\*([0-9.]+)\*\*", text).group(1))
+
+
+@pytest.fixture(scope="module")
+def deep_model(dataset):
+    """The course's deep network after 300 iterations: some test images right, some wrong."""
+    return fit(replace(PRESETS["deep"], iterations=300), dataset)
+
+
+@pytest.fixture(scope="module")
+def two_layer_model(dataset):
+    return fit(replace(PRESETS["two-layer"], iterations=200), dataset)
+
+
+# --------------------------------------------------------------------------- without a model
+def test_inside_opened_first_by_url_offers_a_model(data_dir):
+    at = app(PAGE).run()
+    assert_clean(at)
+    assert at.title[0].value == "Inside the network"
+    assert any("No model yet" in i.value for i in at.info)
+    assert at.button(key="inside_train_deep")
+    assert images(at) == 0 and not at.get("plotly_chart")
+
+
+def test_inside_trains_the_deep_preset_in_one_click(data_dir):
+    at = app(PAGE).run()
+    at.button(key="inside_train_deep").click().run()
+    assert_clean(at)
+    state = at.session_state[STATE]
+    assert state["models"][state["current"]].layers == (12288, 20, 7, 5, 1)
+    assert not any("No model yet" in i.value for i in at.info)
+    assert images(at) == 20 + 1  # the 20 first-layer units and the image followed through the network
+
+
+def test_navigation_reaches_the_page(data_dir):
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert at.title[0].value == "Inside the network"
+
+
+# --------------------------------------------------------------------------- with a model
+def test_first_layer_shows_one_image_per_unit(data_dir, deep_model):
+    at = app(PAGE, {"#1 deep": deep_model}).run()
+    assert_clean(at)
+    assert images(at) == 20 + 1
+    assert "Showing all 20 units" in at.markdown[0].value
+    unit_captions = [c.value for c in at.caption if c.value.startswith("unit ")]
+    assert len(unit_captions) == 20 and unit_captions[0].startswith("unit 1 · ‖w‖ ")
+    assert any(c.value.startswith("Mid-grey is 0.") for c in at.caption)
+
+
+def test_a_wide_first_layer_shows_the_largest_units_or_the_first(data_dir):
+    params = init_params([12288, 60, 1], "xavier", seed=4)
+    wide = Model(params=params, config=TrainConfig(layers=(12288, 60, 1)))
+    norms = np.linalg.norm(params[0][0], axis=1)
+    at = app(PAGE, {"#1 wide": wide}).run()
+    assert_clean(at)
+    assert images(at) == 24 + 1  # 24 units by default
+    assert "the 24 of 60 units with the largest norm ‖w‖" in at.markdown[0].value
+    first = next(c.value for c in at.caption if c.value.startswith("unit "))
+    assert first.startswith(f"unit {int(np.argmax(norms)) + 1} · ")
+    at.slider(key="inside_units_n").set_value(8)
+    at.radio(key="inside_units_by").set_value("first").run()
+    assert_clean(at)
+    assert images(at) == 8 + 1
+    assert "units 1–8 of 60" in at.markdown[0].value
+    assert [c.value.split(" ·")[0] for c in at.caption if c.value.startswith("unit ")] == [
+        f"unit {k}" for k in range(1, 9)]
+
+
+def test_what_training_changed_subtracts_the_random_start(data_dir, deep_model):
+    untrained = Model(params=init_params([12288, 5, 1], "small", seed=7),
+                      config=TrainConfig(layers=(12288, 5, 1), init="small", seed=7))
+    at = app(PAGE, {"#1 untrained": untrained}).run()
+    assert all(not c.value.endswith("‖w‖ 0.00") for c in at.caption if c.value.startswith("unit "))
+    assert any("Noise?" in c.value for c in at.caption)
+    at.toggle(key="inside_minus_init").set_value(True).run()
+    assert_clean(at)
+    assert "minus the random weights they started from" in at.markdown[0].value
+    units = [c.value for c in at.caption if c.value.startswith("unit ")]
+    assert len(units) == 5 and all(c.endswith("‖w‖ 0.00") for c in units)  # nothing trained: no change
+
+    at = app(PAGE, {"#1 deep": deep_model})
+    at.session_state["inside_minus_init"] = True
+    at.run()
+    assert_clean(at)
+    assert images(at) == 20 + 1
+    assert not any(c.value.endswith("‖w‖ 0.00") for c in at.caption if c.value.startswith("unit "))
+
+
+def test_follow_one_image_shows_the_models_p_cat(dataset, deep_model):
+    at = app(PAGE, {"#1 deep": deep_model}).run()
+    assert_clean(at)
+    assert shown_p_cat(at) == pytest.approx(deep_model.predict_proba(dataset.test.X[:, [0]])[0], abs=5e-5)
+    at.number_input(key="inside_index").set_value(7).run()
+    assert_clean(at)
+    p7 = deep_model.predict_proba(dataset.test.X[:, [7]])[0]
+    assert shown_p_cat(at) == pytest.approx(p7, abs=5e-5)
+    verdict = next(m.value for m in at.markdown if m.value.startswith("Verdict:"))
+    assert ("**cat**" if p7 > 0.5 else "**non-cat**") in verdict
+    # one bar chart per hidden layer, with the course's shapes
+    assert len(at.get("plotly_chart")) == 3
+    layer2 = "**Layer 2**: $A^{[2]} = \\mathrm{ReLU}(Z^{[2]})$, "
+    assert any(m.value.startswith(layer2) and "of 7 units are 0" in m.value for m in at.markdown)
+    assert figure(at, "inside_act_1")["data"][0]["x"] == list(range(1, 21))
+    shapes = [c.value for c in at.caption if c.value.startswith("Z[")]
+    assert shapes[0] == "Z[1] = W[1]·A[0] + b[1]: (20, 12288)·(12288, 1) + (20, 1) → A[1] is (20, 1)"
+    assert shapes[-1].endswith("→ A[4] is (1, 1)")
+
+    at.toggle(key="inside_train_set").set_value(True).run()  # the training set, same index
+    assert_clean(at)
+    assert shown_p_cat(at) == pytest.approx(deep_model.predict_proba(dataset.train.X[:, [7]])[0], abs=5e-5)
+    at.number_input(key="inside_index").set_value(208).run()
+    at.toggle(key="inside_train_set").set_value(False).run()  # back to 50 test images: the index is clamped
+    assert_clean(at)
+    assert at.number_input(key="inside_index").value == 49
+
+
+def test_a_random_mistake_is_a_mistake(dataset, deep_model):
+    p = deep_model.predict_proba(dataset.test.X)
+    wrong = set(np.flatnonzero((p > 0.5) != (dataset.test.labels == 1)).tolist())
+    assert wrong
+    at = app(PAGE, {"#1 deep": deep_model}).run()
+    for _ in range(3):
+        at.button(key="inside_random_mistake").click().run()
+        assert_clean(at)
+        assert at.number_input(key="inside_index").value in wrong
+        assert any(m.value.startswith("Verdict:") and "**wrong**" in m.value for m in at.markdown)
+
+
+def test_dead_units_are_counted_and_a_dead_layer_explained(dataset, deep_model):
+    at = app(PAGE, {"#1 deep": deep_model}).run()
+    table = next(m.value for m in at.markdown if m.value.startswith("| layer |"))
+    assert "0 for all 209 training images" in table and table.count("\n| ") == 3  # one row per hidden layer
+    assert not any("Every unit of layer" in w.value for w in at.warning)
+
+    dead = fit(replace(PRESETS["deep"], learning_rate=1.0, iterations=300), dataset)  # the ReLUs die
+    at = app(PAGE, {"#1 dead": dead}).run()
+    assert_clean(at)
+    assert any("Every unit of layer" in w.value and "stopped learning" in w.value for w in at.warning)
+
+
+def test_the_gradient_check_button_shows_a_tiny_difference(data_dir, deep_model, two_layer_model):
+    at = app(PAGE, {"#1 deep": deep_model, "#2 two-layer": two_layer_model}).run()
+    assert not [m for m in at.metric if m.label.startswith("Relative difference")]
+    at.button(key="inside_gradcheck").click().run()
+    assert_clean(at)
+    metric = next(m for m in at.metric if m.label.startswith("Relative difference"))
+    assert 0 < float(metric.value) < 1e-7
+    assert any(s.value.startswith("**Great**") for s in at.success)
+    assert any("layers [32, 7, 1]" in m.value for m in at.markdown)  # the current model is the two-layer one
+
+    at.selectbox(key="inside_model").set_value("#1 deep").run()  # another model: its own check, not run yet
+    assert_clean(at)
+    assert not [m for m in at.metric if m.label.startswith("Relative difference")]
+    at.button(key="inside_gradcheck").click().run()
+    assert float(next(m for m in at.metric if m.label.startswith("Relative difference")).value) < 1e-7
+    assert any("layers [32, 8, 7, 5, 1]" in m.value for m in at.markdown)
+
+
+# --------------------------------------------------------------------------- Train: compare runs
+def open_compare(at: AppTest) -> AppTest:
+    """Open the "Compare runs" expander (what a click on it does: its state, then a rerun)."""
+    at.session_state["train_compare_expander"] = True
+    return at.run()
+
+
+def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_layer_model):
+    at = app("app_pages/train.py", {"#1 deep (20, 7, 5)": deep_model, "#2 two-layer (7)": two_layer_model}).run()
+    assert_clean(at)
+    assert at.expander[0].label == "Compare runs (2 in this session)"
+    assert not at.get("plotly_chart")  # closed: nothing is built
+    open_compare(at)
+    assert_clean(at)
+    fig = figure(at, "train_compare")
+    names = [t["name"] for t in fig["data"]]
+    assert len(names) == 2
+    assert names[0].startswith("#1 deep (20, 7, 5) · α 0.0075, xavier") and names[1].startswith("#2 two-layer")
+    assert fig["data"][0]["y"] == pytest.approx([c for _, c in deep_model.history])
+
+
+def test_compare_runs_with_one_model_invites_another_run(data_dir, deep_model):
+    at = open_compare(app("app_pages/train.py", {"#1 deep": deep_model}))
+    assert_clean(at)
+    assert any("Train another run" in c.value for c in at.caption)
+    assert not at.get("plotly_chart")  # nothing to compare yet
+    at = app("app_pages/train.py").run()  # no model: no section
+    assert not at.expander and not any("Train another run" in c.value for c in at.caption)
