@@ -194,8 +194,10 @@ def train_live(config: TrainConfig, ds: Dataset, draw_frame) -> dict:
     """Train ``config``, calling ``draw_frame(trainer, progress, frame)`` about 5 times a second.
 
     Every redraw is a Streamlit call, which is where a Stop click (a rerun) interrupts the loop.
-    The partial model is kept in ``app_state()[RUN]`` at each redraw; the ``finally`` block
-    records the final status and keeps the model (finished or stopped; never a diverged one).
+    The run's progress is kept in ``app_state()[RUN]`` at each redraw; the ``finally`` block, which
+    also runs when a Stop click or a page switch interrupts the loop, builds the model once and
+    keeps it (finished or stopped; never a diverged one). Building it at every redraw would cost
+    a rebuild of W[1] and two forward passes each time.
     Returns the run record.
     """
     state = app_state()  # fetched now: the finally block below must not touch st.session_state
@@ -224,7 +226,7 @@ def train_live(config: TrainConfig, ds: Dataset, draw_frame) -> dict:
             if now - last >= REDRAW_SECONDS or p.done == p.iterations:
                 last = now
                 frame += 1
-                run.update(model=trainer.model(), done=p.done, elapsed=p.elapsed)
+                run.update(done=p.done, elapsed=p.elapsed)  # the model is built once, in finally
                 with slot.container():
                     draw_frame(trainer, p, frame)
     finally:
