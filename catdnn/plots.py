@@ -26,6 +26,32 @@ def _layout(title: str, xaxis: dict, yaxis: dict, height: int) -> dict:
     }
 
 
+def _line(pts, name: str, color: str, hover: str) -> dict:
+    """A line trace through ``pts`` (a list of (x, y)); a lone point is drawn as a marker."""
+    return {
+        "type": "scatter",
+        "mode": "lines" if len(pts) > 1 else "markers",
+        "x": [p[0] for p in pts],
+        "y": [p[1] for p in pts],
+        "name": name,
+        "line": {"color": color, "width": 2},
+        "marker": {"color": color},
+        "hovertemplate": hover,
+    }
+
+
+def _iteration_axis(iterations: int | None) -> dict:
+    """An "iteration" x axis, fixed to the planned run so that a live curve grows into it."""
+    axis = {"title": {"text": "iteration"}}
+    if iterations:
+        axis["range"] = [0, max(int(iterations) - 1, 1)]
+    return axis
+
+
+def _finite_costs(history) -> list:
+    return [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
+
+
 def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300) -> dict:
     """The cost curve.
 
@@ -35,24 +61,9 @@ def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", 
     iterations : int, optional
         Total planned iterations: fixes the x axis so that a live curve grows into it.
     """
-    xs = [int(i) for i, c in history if c is not None and math.isfinite(c)]
-    ys = [float(c) for i, c in history if c is not None and math.isfinite(c)]
-    xaxis = {"title": {"text": "iteration"}}
-    if iterations:
-        xaxis["range"] = [0, max(int(iterations) - 1, 1)]
+    xaxis = _iteration_axis(iterations)
     return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "lines" if len(xs) > 1 else "markers",
-                "x": xs,
-                "y": ys,
-                "name": "cost",
-                "line": {"color": COST_COLOR, "width": 2},
-                "marker": {"color": COST_COLOR},
-                "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra></extra>",
-            }
-        ],
+        "data": [_line(_finite_costs(history), "cost", COST_COLOR, "iteration %{x}<br>cost %{y:.4f}<extra></extra>")],
         "layout": _layout(title, xaxis, {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}, height),
     }
 
@@ -70,21 +81,8 @@ def accuracy_figure(
     traces = []
     for col, name, color in ((1, "train", TRAIN_COLOR), (2, "test", TEST_COLOR)):
         pts = [(int(row[0]), float(row[col])) for row in accuracy_history if row[col] is not None]
-        traces.append(
-            {
-                "type": "scatter",
-                "mode": "lines" if len(pts) > 1 else "markers",
-                "x": [p[0] for p in pts],
-                "y": [p[1] for p in pts],
-                "name": name,
-                "line": {"color": color, "width": 2},
-                "marker": {"color": color},
-                "hovertemplate": f"{name} %{{y:.3f}} at iteration %{{x}}<extra></extra>",
-            }
-        )
-    xaxis = {"title": {"text": "iteration"}}
-    if iterations:
-        xaxis["range"] = [0, max(int(iterations) - 1, 1)]
+        traces.append(_line(pts, name, color, f"{name} %{{y:.3f}} at iteration %{{x}}<extra></extra>"))
+    xaxis = _iteration_axis(iterations)
     yaxis = {"title": {"text": "accuracy"}, "range": [0, 1.02], "tickformat": ".0%"}
     return {"data": traces, "layout": _layout(title, xaxis, yaxis, height)}
 
@@ -185,20 +183,8 @@ def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int =
     """
     data = []
     for k, (label, history) in enumerate(runs):
-        pts = [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
-        color = RUN_COLORS[k % len(RUN_COLORS)]
-        data.append(
-            {
-                "type": "scatter",
-                "mode": "lines" if len(pts) > 1 else "markers",
-                "x": [p[0] for p in pts],
-                "y": [p[1] for p in pts],
-                "name": label,
-                "line": {"color": color, "width": 2},
-                "marker": {"color": color},
-                "hovertemplate": f"{label}<br>iteration %{{x}}<br>cost %{{y:.4f}}<extra></extra>",
-            }
-        )
+        hover = f"{label}<br>iteration %{{x}}<br>cost %{{y:.4f}}<extra></extra>"
+        data.append(_line(_finite_costs(history), label, RUN_COLORS[k % len(RUN_COLORS)], hover))
     yaxis = {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}
     layout = _layout(title, {"title": {"text": "iteration"}}, yaxis, height)
     # the labels are long: a legend under the chart, one run per line, reads on a phone too
