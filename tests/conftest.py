@@ -12,13 +12,19 @@ SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
 
 
 def _dataset_dir() -> Path:
+    """$CATDNN_DATA_DIR, else ../shared/data (CI), else the project's data/ folder."""
     env = os.environ.get("CATDNN_DATA_DIR")
-    return Path(env) if env else SHARED_DATA
+    if env:
+        return Path(env)
+    for folder in (SHARED_DATA, ROOT / "data"):
+        if (folder / "train_catvnoncat.h5").is_file():
+            return folder
+    return SHARED_DATA
 
 
-# Every test (and every subprocess it starts) reads the dataset from the shared folder, so nothing
-# ever tries to download it.
-os.environ.setdefault("CATDNN_DATA_DIR", str(SHARED_DATA))
+# Every test (and every subprocess it starts) reads the dataset from one folder, so nothing ever
+# tries to download it.
+os.environ["CATDNN_DATA_DIR"] = str(_dataset_dir())
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +32,10 @@ def data_dir() -> Path:
     """The folder holding train_catvnoncat.h5 and test_catvnoncat.h5."""
     d = _dataset_dir()
     if not (d / "train_catvnoncat.h5").is_file():
-        pytest.fail(f"the dataset is not in {d}: set CATDNN_DATA_DIR to the folder holding the .h5 files")
+        pytest.fail(
+            f"the dataset is not in {d}: run `python -m catdnn download` (fills data/) or set "
+            "CATDNN_DATA_DIR to a folder holding train_catvnoncat.h5 and test_catvnoncat.h5"
+        )
     return d
 
 
