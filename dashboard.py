@@ -107,6 +107,8 @@ page = st.navigation(
         st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
     ]
 )
-page.run()
+# Drawn before the page runs: a page that ends with st.stop() (no model yet, no dataset) would
+# otherwise cut it off.
 model = ui.current_model()
 st.sidebar.caption(f"Current model: {ui.model_label(model)}" if model else "No model trained yet.")
+page.run()

@@ -92,6 +92,25 @@ def test_navigation_reaches_every_page(data_dir):
         assert at.title[0].value in {"Train", "Misclassified", "Predict"}
 
 
+def sidebar_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.sidebar.caption]
+
+
+@pytest.mark.parametrize("page", ["app_pages/misclassified.py", "app_pages/inside.py"])
+def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, model, page):
+    """Pages without a model end with st.stop(): the sidebar caption must be drawn anyway."""
+    at = app("dashboard.py").run()
+    at.switch_page(page).run()
+    assert_clean(at)
+    assert any("No model yet" in i.value for i in at.info)  # the page stopped early
+    assert sidebar_captions(at) == ["No model trained yet."]
+
+    at = app("dashboard.py", model=model).run()
+    at.switch_page(page).run()
+    assert_clean(at)
+    assert sidebar_captions(at) == [f"Current model: two-layer (7), test {model.test_accuracy:.2f}"]
+
+
 # --------------------------------------------------------------------------- train
 def test_train_a_short_run(data_dir):
     at = app("app_pages/train.py").run()
