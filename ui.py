@@ -40,6 +40,10 @@ SETTINGS = "settings"  # the Train form's last submitted values (widget state is
 FINISH_WAIT_SECONDS = 10.0
 
 MAX_MODELS = 8  # older session models are forgotten beyond this
+#: At most this many bytes of weights are kept per session, all its models together (SECURITY.md,
+#: "Resources"). One model may hold up to 512 MiB (catdnn.train.MAX_PARAM_BYTES), so MAX_MODELS of
+#: them would be 4 GiB per browser tab. Beyond it the oldest models are dropped, never the current one.
+MAX_SESSION_BYTES = 1024**3
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 HONEST_NOTE = (
@@ -127,15 +131,34 @@ def model_label(model: Model) -> str:
     return text
 
 
-def add_model(state: dict, model: Model) -> str:
-    """Keep ``model`` in ``state`` (from app_state()) and make it the current one; returns its name."""
+def model_bytes(model: Model) -> int:
+    """The bytes of a model's weights and biases."""
+    return sum(W.nbytes + b.nbytes for W, b in model.params)
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n / 1024**3:g} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
+
+
+def add_model(state: dict, model: Model) -> tuple[str, list[str]]:
+    """Keep ``model`` in ``state`` (from app_state()) and make it the current one.
+
+    Then drop the oldest other models while the session holds more than MAX_MODELS models or more
+    than MAX_SESSION_BYTES of weights. Returns the new model's name and the names dropped.
+    """
     name = f"#{state[RUN_COUNT]} {model_label(model)}"
     ms = state[MODELS]
     ms[name] = model
-    while len(ms) > MAX_MODELS:
-        ms.pop(next(iter(ms)))
     state[CURRENT] = name
-    return name
+    dropped = []
+    total = sum(model_bytes(m) for m in ms.values())
+    while len(ms) > MAX_MODELS or total > MAX_SESSION_BYTES:
+        oldest = next((n for n in ms if n != name), None)
+        if oldest is None:  # only the current model is left (one model is at most 512 MiB)
+            break
+        total -= model_bytes(ms.pop(oldest))
+        dropped.append(oldest)
+    return name, dropped
 
 
 def model_picker_ui(key: str) -> Model | None:
@@ -255,7 +278,7 @@ def _finish(trainer: Trainer, run: dict, state: dict) -> None:
     elif trainer.iteration > 0:
         model = trainer.model()
         run["model"] = model
-        run["name"] = add_model(state, model)
+        run["name"], run["dropped"] = add_model(state, model)
     if trainer.status in ("ready", "running"):
         run["status"] = "stopped"
         run["message"] = run["message"] or "stopped before the first iteration"
@@ -336,6 +359,13 @@ def draw_run_status(run: dict | None) -> None:
             f"**Finished** {model.iterations_done:,} iterations in {model.train_seconds:.1f} s: train "
             f"accuracy {model.train_accuracy:.2f}, test accuracy {model.test_accuracy:.2f}.",
             icon=":material/check_circle:",
+        )
+    if run.get("dropped"):
+        names = ", ".join(f"**{n}**" for n in run["dropped"])
+        st.info(
+            f"To keep this session's models under {fmt_bytes(MAX_SESSION_BYTES)} of weights (and at most "
+            f"{MAX_MODELS} models), the oldest were dropped: {names}.",
+            icon=":material/delete_sweep:",
         )
     if status != "diverged":
         for warning in run.get("warnings", []):
@@ -541,8 +571,8 @@ def draw_compare_runs(key: str) -> None:
         return
     runs = [(run_label(name, m), m.history) for name, m in ms.items()]
     st.plotly_chart(plots.compare_costs_figure(runs), key=key, config={"displayModeBar": False})
-    if len(ms) >= MAX_MODELS:
-        st.caption(f"The session keeps the last {MAX_MODELS} models.")
+    st.caption(f"The session keeps at most {MAX_MODELS} models and {fmt_bytes(MAX_SESSION_BYTES)} of weights; "
+               "beyond that the oldest are dropped.")
 
 
 # --------------------------------------------------------------------------- inside the network

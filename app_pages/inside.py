@@ -1,5 +1,7 @@
 """Inside the network: what the first layer looks for, one image layer by layer, dead units, a gradient check."""
 
+import weakref
+
 import streamlit as st
 
 import ui
@@ -81,11 +83,11 @@ st.markdown(
     f"{inspect.param_count(small):,} parameters.")
 if st.button("Run the gradient check", key="inside_gradcheck", icon=":material/calculate:"):
     try:
-        st.session_state["inside_gradcheck_result"] = {
-            "model": model, "difference": gradient_check(small, X_small, Y_small),
+        st.session_state["inside_gradcheck_result"] = {  # a weak reference: a dropped model is freed
+            "model": weakref.ref(model), "difference": gradient_check(small, X_small, Y_small),
             "kinks": inspect.kink_count(small, X_small)}
     except CatdnnError as exc:
         st.error(f"**The gradient check failed:** {exc}", icon=":material/block:")
 result = st.session_state.get("inside_gradcheck_result")
-if result and result["model"] is model:
+if result and result["model"]() is model:
     ui.draw_gradient_check(result["difference"], result["kinks"])

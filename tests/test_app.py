@@ -19,8 +19,8 @@ if str(ROOT) not in sys.path:
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from catdnn import PRESETS, fit  # noqa: E402
-from catdnn.model_io import model_to_bytes  # noqa: E402
+from catdnn import PRESETS, TrainConfig, fit  # noqa: E402
+from catdnn.model_io import Model, model_to_bytes  # noqa: E402
 
 TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
 PAGES = ["app_pages/train.py", "app_pages/misclassified.py", "app_pages/predict.py"]
@@ -175,6 +175,56 @@ def test_a_stopped_run_is_shown_with_its_partial_model(data_dir, model):
     assert_clean(at)
     assert any("Stopped" in w.value and "partial model is kept" in w.value for w in at.warning)
     assert len(at.get("download_button")) == 1
+
+
+# --------------------------------------------------------------------------- memory per session
+def zero_model(hidden: int) -> Model:
+    """A [12288, hidden, 1] model of zeros (np.zeros: the pages are not touched, so no real memory)."""
+    config = TrainConfig(layers=(12288, hidden, 1))
+    params = [(np.zeros((hidden, 12288)), np.zeros((hidden, 1))), (np.zeros((1, hidden)), np.zeros((1, 1)))]
+    return Model(params=params, config=config)
+
+
+def test_a_session_keeps_at_most_1_gib_of_weights_oldest_dropped_first():
+    import ui
+
+    assert ui.MAX_SESSION_BYTES == 1024**3  # the figure SECURITY.md states
+    state = {"models": {}, "current": None, "run_count": 0}
+    names = []
+    for run in (1, 2, 3):  # hidden layer 5400: about 506 MiB of weights each, two fit in 1 GiB
+        state["run_count"] = run
+        name, dropped = ui.add_model(state, zero_model(5400))
+        names.append(name)
+        assert state["current"] == name
+        assert dropped == ([] if run < 3 else [names[0]])
+    assert list(state["models"]) == names[1:]
+    assert sum(ui.model_bytes(m) for m in state["models"].values()) <= ui.MAX_SESSION_BYTES
+
+    # the count limit still holds for small models
+    state = {"models": {}, "current": None, "run_count": 0}
+    for run in range(1, ui.MAX_MODELS + 3):
+        state["run_count"] = run
+        ui.add_model(state, zero_model(3))
+    assert len(state["models"]) == ui.MAX_MODELS and next(iter(state["models"])).startswith("#3 ")
+
+
+def test_the_train_page_says_which_models_were_dropped(data_dir, model, monkeypatch):
+    import ui
+
+    # room for two and a half models like the fixture's: the third run drops the oldest
+    monkeypatch.setattr(ui, "MAX_SESSION_BYTES", int(2.5 * ui.model_bytes(model)))
+    at = AppTest.from_file(str(ROOT / "app_pages/train.py"), default_timeout=TIMEOUT)
+    at.session_state[STATE] = {"models": {"#1 oldest": model, "#2 older": replace(model)}, "current": "#1 oldest",
+                               "run_count": 2}
+    at.run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    state = at.session_state[STATE]
+    assert list(state["models"]) == ["#2 older", state["current"]] and state["current"].startswith("#3 ")
+    dropped = [i.value for i in at.info if "dropped" in i.value]
+    assert len(dropped) == 1 and "**#1 oldest**" in dropped[0] and "#2 older" not in dropped[0], dropped
 
 
 # --------------------------------------------------------------------------- misclassified
