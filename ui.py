@@ -15,9 +15,9 @@ import streamlit as st
 from PIL import Image
 
 from catdnn import plots
-from catdnn.data import DEFAULT_DATA_DIR, Dataset, download_dataset, find_data_dir, load_dataset
+from catdnn.data import DEFAULT_DATA_DIR, ENV_VAR, FILES, Dataset, download_dataset, find_data_dir, load_dataset
 from catdnn.diagnose import diagnose
-from catdnn.errors import CatdnnError
+from catdnn.errors import CatdnnError, DataError
 from catdnn.evaluate import CELL_DESCRIPTIONS
 from catdnn.inspect import gradient_check_verdict
 from catdnn.model_io import Model, model_to_bytes
@@ -72,20 +72,52 @@ def _download_ui() -> None:
         size = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
         bar.progress(frac, text=f"Downloading {name}: {size}")
 
-    download_dataset(DEFAULT_DATA_DIR, progress=progress)
-    bar.empty()
+    try:
+        download_dataset(DEFAULT_DATA_DIR, progress=progress)
+    finally:
+        bar.empty()  # also when the download fails: the error replaces the bar
+
+
+def draw_dataset_error(action: str, details: str | None = None, title: str = "Details") -> None:
+    """What to do first (in the error box), then the engine's message, one line per item, in an expander."""
+    st.error(f"**The dataset is not available.** {action}", icon=":material/block:")
+    if details is None:
+        return
+    lines = [line for line in details.splitlines() if line.strip()]
+    # data.download_dataset's message: a headline, one indented line per URL tried, then advice for the
+    # CLI (its --data-dir), which the action above replaces
+    items = [line.strip() for line in lines[1:] if line.startswith((" ", "\t"))]
+    with st.expander(title, key="dataset_error_details"):
+        st.markdown(lines[0] if lines else "")
+        if items:
+            st.markdown("\n".join(f"- `{item.replace('`', chr(39))}`" for item in items))
 
 
 def dataset_ui() -> Dataset:
     """The dataset (downloaded on first use, with a progress bar); stops the page with a clear error."""
     folder, _why = find_data_dir()
-    try:
-        if folder is None:
+    files = " and ".join(f"`{name}`" for name in FILES.values())
+    if folder is None:
+        try:
             _download_ui()
-            folder = DEFAULT_DATA_DIR
+        except DataError as exc:
+            draw_dataset_error(
+                f"Copy {files} into `{DEFAULT_DATA_DIR}`, or set `{ENV_VAR}` to a folder holding them, "
+                "then reload this page.",
+                str(exc), "Why the download failed")
+            st.stop()
+        folder = DEFAULT_DATA_DIR
+    try:
         return _load_dataset(str(folder))
     except CatdnnError as exc:
-        st.error(f"**The dataset is not available.** {exc}")
+        if all((folder / name).is_file() for name in FILES.values()):  # a damaged or substituted file, named
+            draw_dataset_error(f"{exc} Then reload this page.")
+        else:  # $CATDNN_DATA_DIR names a folder without the files
+            missing = [name for name in FILES.values() if not (folder / name).is_file()]
+            draw_dataset_error(
+                f"Copy {files} into `{folder}` (named by `{ENV_VAR}`), then reload this page; or start the app "
+                f"without `{ENV_VAR}` to download them into `{DEFAULT_DATA_DIR}`.",
+                f"missing from {folder}:\n" + "\n".join(f"  {name}" for name in missing))
         st.stop()
 
 

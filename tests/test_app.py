@@ -358,15 +358,57 @@ def test_first_use_downloads_the_dataset(no_dataset_yet, data_dir, monkeypatch):
     assert images(at) == 12
 
 
+def page_text(at: AppTest) -> str:
+    """Every text element's value, the expanders' contents included."""
+    return "\n".join(str(e.value) for kind in ("error", "markdown", "caption", "info", "warning")
+                     for e in getattr(at, kind))
+
+
 def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
     with socket_free_port() as port:
         monkeypatch.setenv("CATDNN_DATA_URL", f"http://127.0.0.1:{port}")  # nothing listens there
         at = app("app_pages/train.py").run()
     assert_clean(at)
+    assert not at.get("progress")  # the "Downloading…" bar is gone, not left above the error
     assert len(at.error) == 1
     message = at.error[0].value
-    assert "dataset is not available" in message and "CATDNN_DATA_DIR" in message
+    # what to do comes first, with the folder, and says to reload
+    assert message.startswith(
+        "**The dataset is not available.** Copy `train_catvnoncat.h5` and `test_catvnoncat.h5` into "
+        f"`{no_dataset_yet}`, or set `CATDNN_DATA_DIR` to a folder holding them, then reload this page."), message
+    # why: one list item per URL tried, out of the way in an expander
+    assert len(at.expander) == 1 and at.expander[0].label == "Why the download failed"
+    details = [m.value for m in at.expander[0].markdown]
+    assert details[0].startswith("could not download train_catvnoncat.h5")
+    assert details[1].startswith(f"- `http://127.0.0.1:{port}/train_catvnoncat.h5: ") and details[1].count("\n- ") == 0
+    assert "--data-dir" not in page_text(at)  # the CLI's option means nothing in the app
     assert not at.button  # the page stopped: no form to train without data
+
+
+def test_an_empty_data_dir_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDNN_DATA_DIR", str(tmp_path))
+    at = app("dashboard.py").run()
+    assert_clean(at)
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith(
+        "**The dataset is not available.** Copy `train_catvnoncat.h5` and `test_catvnoncat.h5` into "
+        f"`{tmp_path}` (named by `CATDNN_DATA_DIR`), then reload this page"), at.error[0].value
+    assert [m.value for m in at.expander[0].markdown] == [
+        f"missing from {tmp_path}:", "- `train_catvnoncat.h5`\n- `test_catvnoncat.h5`"]
+    assert "--data-dir" not in page_text(at)
+    assert at.sidebar.caption[0].value == "No model trained yet."
+
+
+def test_a_damaged_dataset_file_is_named(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CATDNN_DATA_DIR", str(tmp_path))
+    (tmp_path / "train_catvnoncat.h5").write_bytes((data_dir / "train_catvnoncat.h5").read_bytes()[:100_000])
+    (tmp_path / "test_catvnoncat.h5").write_bytes((data_dir / "test_catvnoncat.h5").read_bytes())
+    at = app("app_pages/train.py").run()
+    assert_clean(at)
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert message.startswith(f"**The dataset is not available.** {tmp_path / 'train_catvnoncat.h5'}: "), message
+    assert message.endswith("Then reload this page.") and "--data-dir" not in message
 
 
 class socket_free_port:
