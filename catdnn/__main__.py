@@ -1,8 +1,16 @@
 """``python -m catdnn``: see :mod:`catdnn.cli`."""
 
+import os
 import sys
 
 from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # stdout on a full disk or a closed pipe: say so once, no traceback
+        print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        status = status or 1
+    sys.exit(status)

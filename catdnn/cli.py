@@ -1,14 +1,20 @@
 """Command-line interface: ``python -m catdnn train|predict|download|info``.
 
-Exit status: 0 success, 1 a user error (bad file, missing data, diverged run), 2 a usage error.
-User errors print ``error: ...`` on stderr, never a traceback.
+Exit status: 0 success; 1 a problem with a file or a run (unreadable image or model, missing data,
+diverged run); 2 a usage error (unknown command or flag, or a flag value that is impossible, such
+as a negative learning rate: refused before any work starts); 130 interrupted (Ctrl-C; ``train``
+still saves the partial model with ``--save``). Errors print ``error: ...`` on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
+from pathlib import Path
 
 from .errors import CatdnnError, ConfigError
 from .network import INITS
@@ -33,6 +39,28 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"the threshold is a probability from 0 to 1, not {text}")
+    return value
+
+
+def _check_save_path(path: str) -> None:
+    """Refuse a --save path that cannot be written, before any training time is spent."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise ConfigError(f"--save {path}: is a folder; give a file name such as {target / 'model.npz'}")
+    if not parent.is_dir():
+        raise ConfigError(f"--save {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"--save {path}: not allowed to write there")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m catdnn",
@@ -53,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-download", action="store_true", help="never download the dataset")
     t.add_argument("--solver", default="auto", help=argparse.SUPPRESS)
     t.add_argument("--save", metavar="MODEL.npz", help="save the trained model to this file")
+    t.set_defaults(parser=t)
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
     pr.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'train --save'")
-    pr.add_argument("--threshold", type=float, default=0.5, help="P(cat) above this is 'cat' (0.5)")
+    pr.add_argument("--threshold", type=_threshold, default=0.5, help="P(cat) above this is 'cat' (0.5)")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
     d = sub.add_parser("download", help="download and verify the dataset into data/")
@@ -96,39 +125,45 @@ def cmd_train(args) -> int:
     from .model_io import save_model
     from .train import Trainer
 
-    if args.print_every < 1:
-        raise ConfigError("--print-every must be at least 1")
-    config = TrainConfig.preset(
-        args.preset, layers=args.layers, learning_rate=args.lr, iterations=args.iterations,
-        init=args.init, seed=args.seed,
-    ).validate()
+    try:  # impossible settings are usage errors, refused before any work starts
+        if args.print_every < 1:
+            raise ConfigError("--print-every must be at least 1")
+        config = TrainConfig.preset(
+            args.preset, layers=args.layers, learning_rate=args.lr, iterations=args.iterations,
+            init=args.init, seed=args.seed,
+        ).validate()
+        if args.save:
+            _check_save_path(args.save)
+    except ConfigError as exc:
+        args.parser.error(str(exc))
     ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
                       cost_every=args.print_every, solver=args.solver, classes=ds.classes)
     print(f"Training {list(config.layers)} init={config.init} lr={config.learning_rate:g} "
           f"iterations={config.iterations} seed={config.seed}", file=sys.stderr)
-    printed = 0
+    printed, interrupted = 0, False
     try:
         for _ in trainer.run():
             for i, cost in trainer.history[printed:]:
                 print(f"Cost after iteration {i}: {cost:.6f}", flush=True)
             printed = len(trainer.history)
     except KeyboardInterrupt:
+        interrupted = True
         print(f"\ninterrupted: {trainer.message}", file=sys.stderr)
     if trainer.status == "diverged":
         for i, cost in trainer.history[printed:]:
             print(f"Cost after iteration {i}: {cost:.6f}")
         raise ConfigError(trainer.message)
     model = trainer.model()
-    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate):
+    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X):
         print(f"warning: {message}", file=sys.stderr)
     print(f"Train accuracy: {model.train_accuracy:.6f}")
     print(f"Test accuracy: {model.test_accuracy:.6f}")
     print(f"({trainer.message}, solver: {trainer.solver_name})", file=sys.stderr)
     if args.save:
         save_model(model, args.save)
-        print(f"Model saved to {args.save}", file=sys.stderr)
-    return 0
+        print(f"Model saved to {args.save}" + (" (partial)" if interrupted else ""), file=sys.stderr)
+    return 130 if interrupted else 0
 
 
 def cmd_predict(args) -> int:
@@ -188,4 +223,7 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # e.g. stdout on a full disk
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 1

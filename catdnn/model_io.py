@@ -8,8 +8,11 @@ shape before the model is used.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,12 +102,23 @@ def save_model(model: Model, file) -> None:
         arrays[f"b{l}"] = np.asarray(b, dtype=np.float64)
     arrays["meta"] = np.array(json.dumps(model.metadata()))
     if isinstance(file, (str, Path)):
+        # Written next to the target and renamed into place only when complete: a full disk or an
+        # interrupted save never leaves a damaged file, nor destroys the model that was there.
         path = Path(file)
+        tmp = None
         try:
-            with open(path, "wb") as f:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+            with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is an ordinary file
+            os.replace(tmp, path)
+            tmp = None
         except OSError as exc:
             raise ModelFileError(f"cannot write the model to {path}: {exc.strerror or exc}") from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     else:
         np.savez(file, **arrays)
 
@@ -127,8 +141,12 @@ def load_model(file, name: str | None = None) -> Model:
         file = io.BytesIO(bytes(file))
     if isinstance(file, (str, Path)):
         path = Path(file)
-        if not path.is_file():
+        if path.is_dir():
+            raise ModelFileError(f"{label}: is a folder, not a model file")
+        if not path.exists():
             raise ModelFileError(f"{label}: no such model file")
+        if not path.is_file():
+            raise ModelFileError(f"{label}: not a regular file (a device or a pipe?), not a model file")
         if path.stat().st_size > MAX_FILE_BYTES:
             raise ModelFileError(f"{label}: too large for a catdnn model ({path.stat().st_size:,} bytes)")
     head = _head(file)

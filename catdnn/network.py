@@ -81,6 +81,8 @@ def relu(Z: np.ndarray) -> np.ndarray:
 
 #: Activations by name (hidden layers use "relu", the output layer "sigmoid").
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu": relu, "sigmoid": sigmoid}
+HIDDEN_ACTIVATION = "relu"  # the course's hidden layers (backward uses ReLU's derivative)
+OUTPUT_ACTIVATION = "sigmoid"  # fused with the cross-entropy in backward: dZ[L] = A[L] - Y
 
 
 # --------------------------------------------------------------------------- forward / cost / backward
@@ -105,7 +107,7 @@ def forward(params: Params, X: np.ndarray):
     for l, (W, b) in enumerate(params, start=1):
         Z = W @ A + b  # (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
         cache.append((A, Z))
-        A = sigmoid(Z) if l == L else relu(Z)
+        A = ACTIVATIONS[OUTPUT_ACTIVATION if l == L else HIDDEN_ACTIVATION](Z)
     return A, cache
 
 

@@ -100,13 +100,16 @@ def test_usage_errors_exit_2(args):
         (("--iterations", "0"), "iterations"),
         (("--seed", "-5"), "seed"),
         (("--print-every", "0"), "print-every"),
+        (("--save", "/no/such/folder/m.npz"), "the folder /no/such/folder does not exist"),
+        (("--save", "/tmp"), "is a folder"),
     ],
 )
-def test_impossible_settings_exit_1_before_any_work(args, message, tmp_path):
+def test_impossible_settings_are_usage_errors_before_any_work(args, message, tmp_path):
     # an empty data folder: the settings must be refused before the dataset is even looked for
     proc = run("train", *args, "--data-dir", tmp_path)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: ") and "train: error: " in proc.stderr and message in proc.stderr
+    assert "dataset not found" not in proc.stderr
 
 
 def test_missing_dataset_exit_1(tmp_path):
@@ -124,5 +127,46 @@ def test_info(data_dir):
 def test_train_warns_about_a_dead_network(data_dir):
     proc = run("train", "--lr", "1", "--iterations", "300", "--print-every", "50", "--data-dir", data_dir)
     assert proc.returncode == 0
-    assert "warning: the network stopped learning: the cost is stuck at 0.643974" in proc.stderr
+    assert "warning: the network stopped learning: all 7 ReLU units of layer 2 output 0" in proc.stderr
     assert "Cost after iteration 299: 0.643974" in proc.stdout
+
+
+def test_train_warns_about_a_dead_network_from_few_costs(data_dir):
+    # only three costs are printed, too few to see a flat curve: the weights tell
+    proc = run("train", "--preset", "two-layer", "--lr", "0.5", "--iterations", "200", "--data-dir", data_dir)
+    assert proc.returncode == 0
+    assert "all 7 ReLU units of layer 1 output 0 for every training image" in proc.stderr
+
+
+@pytest.mark.parametrize("threshold", ["-1", "2", "nan", "inf", "half"])
+def test_predict_refuses_an_impossible_threshold(threshold, tmp_path):
+    proc = run("predict", "--model", tmp_path / "m.npz", "--threshold", threshold, tmp_path / "x.png")
+    assert proc.returncode == 2 and "--threshold" in proc.stderr
+
+
+def test_predict_with_a_folder_or_a_device_as_model(tmp_path, photos):
+    proc = run("predict", "--model", tmp_path, photos["chelsea.png"])
+    assert proc.returncode == 1 and "is a folder" in proc.stderr
+    proc = run("predict", "--model", "/dev/null", photos["chelsea.png"])
+    assert proc.returncode == 1 and "not a regular file" in proc.stderr
+
+
+def test_save_replaces_a_model_whole(model_file, data_dir, tmp_path):
+    target = tmp_path / "m.npz"
+    target.write_bytes(model_file.read_bytes())
+    proc = run("train", "--preset", "two-layer", "--iterations", "5", "--data-dir", data_dir, "--save", target)
+    assert proc.returncode == 0, proc.stderr
+    from catdnn import load_model
+
+    assert load_model(target).layers == (12288, 7, 1)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left behind
+
+
+def test_stdout_on_a_full_disk_is_an_error_not_a_traceback(model_file, photos):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("this system has no /dev/full to simulate a full disk")
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "catdnn", "predict", "--model", str(model_file),
+                               photos["chelsea.png"]], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "No space left on device" in proc.stderr

@@ -34,7 +34,8 @@ def test_an_exploding_rate_stops_the_run_as_diverged(dataset):
     t = _run(dataset, 5.0)  # costs 0.772, 0.740, then 357 524 at iteration 2
     assert t.status == "diverged" and t.iteration == 2
     assert "the cost exploded to 3.575e+05" in t.message and "Try a smaller learning rate (e.g. 0.5)" in t.message
-    assert [i for i, _ in t.history] == [0, 1]
+    assert [i for i, _ in t.history] == [0, 1, 2]  # the explosion is on the curve too
+    assert t.history[2][1] == pytest.approx(357524, rel=1e-4)
 
 
 def test_dead_network_without_explosion(dataset):
@@ -50,3 +51,30 @@ def test_a_cost_that_ends_above_its_start(dataset):
     assert t.status == "finished"
     messages = diagnose(t.history, dataset.train.Y, 10.0)
     assert len(messages) == 1 and messages[0].startswith("the cost ended at 0.7986, above where it started")
+
+
+def test_the_weights_show_a_dead_layer_that_few_costs_cannot(dataset):
+    cfg = replace(PRESETS["two-layer"], learning_rate=0.5, iterations=200)
+    t = Trainer(cfg, dataset.train.X, dataset.train.Y, cost_every=100)
+    for _ in t.run():
+        pass
+    assert len(t.history) == 3  # 0, 100, 199: too few to see a flat curve
+    assert diagnose(t.history, dataset.train.Y, 0.5) == []
+    messages = diagnose(t.history, dataset.train.Y, 0.5, params=t.params(), X=dataset.train.X)
+    assert len(messages) == 1 and "all 7 ReLU units of layer 1 output 0 for every training image" in messages[0]
+
+
+def test_the_weights_show_a_constant_answer(dataset):
+    cfg = replace(PRESETS["two-layer"], learning_rate=0.1, iterations=2500)
+    t = Trainer(cfg, dataset.train.X, dataset.train.Y, cost_every=100)
+    for _ in t.run():
+        pass
+    messages = diagnose(t.history, dataset.train.Y, 0.1, params=t.params(), X=dataset.train.X)
+    assert len(messages) == 1 and messages[0].startswith("the network answers “non-cat” for every training image")
+    model = t.model()
+    assert model.train_accuracy == pytest.approx(137 / 209)
+
+
+def test_a_healthy_model_has_no_diagnosis_from_its_weights(dataset):
+    t = _run(dataset, 0.0075)
+    assert diagnose(t.history, dataset.train.Y, 0.0075, params=t.params(), X=dataset.train.X) == []

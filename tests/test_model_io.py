@@ -110,3 +110,23 @@ def test_single_npy_is_not_a_model(tmp_path):
     np.save(path, np.zeros(3))
     with pytest.raises(ModelFileError, match="single .npy"):
         load_model(path)
+
+
+def test_a_failed_save_leaves_the_old_model_and_no_temporary_file(model, tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    save_model(model, path)
+    before = path.read_bytes()
+    with pytest.raises(ModelFileError, match="cannot write the model"):
+        save_model(model, tmp_path / "missing" / "m.npz")
+
+    def half_then_fail(f, **arrays):  # a disk that fills up halfway through the write
+        f.write(b"PK\x03\x04 half a model")
+        raise OSError(28, "No space left on device")
+
+    import catdnn.model_io as mio
+
+    monkeypatch.setattr(mio.np, "savez", half_then_fail)
+    with pytest.raises(ModelFileError, match="No space left on device"):
+        save_model(model, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]

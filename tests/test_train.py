@@ -43,6 +43,12 @@ def test_parse_layers_refuses(text, message):
         parse_layers(text)
 
 
+def test_parse_layers_keeps_messages_short():
+    with pytest.raises(ConfigError) as err:
+        parse_layers("20, " + "9" * 5000 + "x")
+    assert len(str(err.value)) < 200 and "..." in str(err.value)
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -76,7 +76,7 @@ def test_memory_estimate_names_the_limit():
 
 
 @pytest.mark.parametrize("text", ["12288,,1", "12288,-1,1", "12288,0,1", "a,b", "12288,7.5,1", "1e3,1",
-                                  "0x10,1", "nan", "12288,7,1,", "12288 7 1"])
+                                  "0x10,1", "nan", "12288,7,1,,", "12288 7 1"])
 def test_parse_layers_refuses(text):
     with pytest.raises(ConfigError):
         parse_layers(text)
@@ -127,4 +127,6 @@ def test_too_large_rate_on_the_real_data_is_reported(dataset):
         pass
     assert trainer.status == "diverged", (trainer.status, trainer.history)
     assert "the cost exploded" in trainer.message and "Try a smaller learning rate (e.g. 10)" in trainer.message
-    assert trainer.history and all(c < 10 for _, c in trainer.history)  # the history up to the explosion
+    *before, (i, exploded) = trainer.history  # the history up to the explosion, and the explosion itself
+    assert before and all(c < 10 for _, c in before)
+    assert exploded > 10 * max(before[0][1], 1) and f"at iteration {i}" in trainer.message
