@@ -4,7 +4,7 @@ import streamlit as st
 
 import ui
 from catdnn.errors import CatdnnError, ImageError
-from catdnn.images import image_to_input, load_image, prepare_image
+from catdnn.images import image_to_input, prepare_image, preview_image
 from catdnn.model_io import load_model
 
 st.title("Predict")
@@ -45,17 +45,15 @@ for f in inputs if model is not None else []:
         st.markdown(f"**{name}**")
         try:
             data = f.getvalue()
-            original = load_image(data, name)
+            preview, (width, height) = preview_image(data, name)  # decoded at reduced scale, not full size
             small = prepare_image(data, name)
         except ImageError as exc:
             st.error(str(exc), icon=":material/block:")
             continue
         p = float(model.predict_proba(image_to_input(small))[0])
         is_cat = p > 0.5
-        width, height = original.size
-        original.thumbnail((480, 480))
         c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="center")
-        c1.image(original, caption=f"original, {width}×{height}")
+        c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(ui.enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         with c3:
             st.markdown(f"### {':material/pets: cat' if is_cat else ':material/block: not a cat'}")

@@ -3,6 +3,8 @@
 One function, :func:`load_image`, is used by the CLI and the dashboard: it opens a path, bytes or
 a binary file object and returns an upright RGB image, or raises
 :class:`~catdnn.errors.ImageError` with one message naming the file and the problem.
+:func:`prepare_image` (the network's 64×64 input) and :func:`preview_image` (a small copy to show)
+decode the same way, at reduced scale.
 
 What is decoded, and how:
 
@@ -370,6 +372,12 @@ def _shrink(img, target: int):
 
 
 def _decode(source, name, draft):
+    return _decode_sized(source, name, draft)[0]
+
+
+def _decode_sized(source, name, draft):
+    """The decoded upright RGB image, and the upright size of the image in the file ``(width, height)``
+    (known from the header: with ``draft`` the decoded image may be smaller)."""
     from PIL import Image
 
     name = name or (str(source) if isinstance(source, (str, Path)) else "image")
@@ -379,14 +387,18 @@ def _decode(source, name, draft):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img.seek(0)  # the first frame of an animation
+            width, height = img.size  # the header's, before any draft scaling
             if draft and img.format in ("JPEG", "MPO"):
                 img.draft("RGB", draft)
             img.load()
             _check_pixels(*img.size, name)
+            before = img.size
             img = _upright(img)
+            if img.size != before:  # EXIF orientation 5 to 8: a quarter turn
+                width, height = height, width
             if draft:
                 img = _shrink(img, draft[0])
-            return to_rgb(img)
+            return to_rgb(img), (width, height)
     except ImageError:
         raise
     except (Image.DecompressionBombError, MemoryError):
@@ -408,6 +420,30 @@ def prepare_image(source, name: str | None = None):
 
     img = _decode(source, name, draft=(DRAFT_SIZE, DRAFT_SIZE))
     return img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
+
+
+def preview_image(source, name: str | None = None, max_side: int = 512):
+    """Decode a user's image for display: upright RGB, its longer side at most ``max_side`` pixels.
+
+    JPEGs are decoded at reduced scale (DCT scaling, no smaller than ``max_side`` on either side)
+    and other formats box-averaged down before the mode conversion, so a 12-megapixel photo never
+    exists at full size; the result is then thumbnailed (aspect ratio kept, never enlarged).
+
+    Returns
+    -------
+    (PIL.Image, (width, height))
+        The preview, and the size of the upright image in the file (from its header), for a caption.
+
+    Raises :class:`ImageError` like :func:`load_image`.
+    """
+    from PIL import Image
+
+    if int(max_side) < 1:
+        raise ValueError(f"max_side must be at least 1, got {max_side}")
+    side = int(max_side)
+    img, size = _decode_sized(source, name, draft=(side, side))
+    img.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return img, size
 
 
 def image_to_input(img) -> np.ndarray:

@@ -274,6 +274,8 @@ def test_predict_gives_a_verdict_for_a_real_photo(data_dir, model):
     verdicts = [c.value for c in at.caption if c.value.startswith("Verdict:")]
     assert len(verdicts) == 1 and verdicts[0].split()[1] in {"cat", "non-cat"}
     assert images(at) == 2  # the original and the 64×64 image the network sees
+    original = at.get("image")[0]
+    assert [i.caption for i in original.proto.imgs] == ["original, 451×300"]  # the file's size, not the preview's
     bars = [e for e in at.get("progress") if "P(cat) =" in e.proto.text]
     assert len(bars) == 1
 

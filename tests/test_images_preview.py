@@ -1,0 +1,144 @@
+"""catdnn.images.preview_image: the small upright copy the Predict page shows, and the file's real size."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdnn.errors import ImageError
+from catdnn.images import load_image, preview_image
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def halves(width: int, height: int) -> Image.Image:
+    """Left half red, right half blue."""
+    a = np.zeros((height, width, 3), np.uint8)
+    a[:, : width // 2] = (255, 0, 0)
+    a[:, width // 2:] = (0, 0, 255)
+    return Image.fromarray(a)
+
+
+def with_orientation(img: Image.Image, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(img, "JPEG", quality=90, exif=exif.tobytes())
+
+
+def colour(img: Image.Image, x: float, y: float) -> tuple:
+    """The pixel at a fraction (x, y) of the width and height."""
+    return img.getpixel((int(x * (img.width - 1)), int(y * (img.height - 1))))
+
+
+def close(c, target, tol=40) -> bool:
+    return all(abs(int(a) - b) <= tol for a, b in zip(c, target))
+
+
+@pytest.mark.parametrize("fmt,size,expected", [
+    ("JPEG", (4000, 3000), (512, 384)),  # a 12-megapixel photo
+    ("JPEG", (3000, 4000), (384, 512)),
+    ("PNG", (1000, 200), (512, 102)),
+    ("WEBP", (800, 800), (512, 512)),
+    ("PNG", (100, 80), (100, 80)),  # never enlarged
+])
+def test_the_longer_side_is_at_most_max_side_and_the_real_size_is_returned(fmt, size, expected):
+    data = encode(halves(*size), fmt)
+    preview, original = preview_image(data, "photo")
+    assert original == size
+    assert preview.size == expected and preview.mode == "RGB"
+    assert close(colour(preview, 0.1, 0.5), (255, 0, 0)) and close(colour(preview, 0.9, 0.5), (0, 0, 255))
+
+
+def test_max_side_is_respected():
+    preview, original = preview_image(encode(halves(2000, 1000), "JPEG"), "photo", max_side=100)
+    assert preview.size == (100, 50) and original == (2000, 1000)
+    with pytest.raises(ValueError):
+        preview_image(encode(halves(20, 10), "PNG"), "photo", max_side=0)
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch):
+    """JPEG draft mode: the 4000×3000 photo is decoded at 1/4 scale (1000×750), never at full size."""
+    from PIL import JpegImagePlugin
+
+    decoded = []
+    load = JpegImagePlugin.JpegImageFile.load
+
+    def spy(self):
+        out = load(self)
+        decoded.append(self.size)
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy)
+    preview, original = preview_image(encode(halves(4000, 3000), "JPEG"), "photo")
+    assert decoded and max(decoded) == (1000, 750), decoded
+    assert original == (4000, 3000) and preview.size == (512, 384)
+
+    decoded.clear()
+    load_image(encode(halves(4000, 3000), "JPEG"), "photo")  # the full-size decode, for comparison
+    assert max(decoded) == (4000, 3000)
+
+
+@pytest.mark.parametrize("orientation,size,left", [
+    (1, (400, 200), "left"),
+    (6, (200, 400), "top"),  # rotate 90° clockwise to view: the stored left half ends on top
+    (8, (200, 400), "bottom"),  # rotate 90° counter-clockwise: the left half ends at the bottom
+    (3, (400, 200), "right"),  # upside down
+])
+def test_exif_orientation_is_respected(orientation, size, left):
+    data = with_orientation(halves(400, 200), orientation)
+    preview, original = preview_image(data, "phone.jpg")
+    assert original == size and preview.size == size
+    assert preview.size == load_image(data, "phone.jpg").size
+    where = {"left": (0.1, 0.5), "right": (0.9, 0.5), "top": (0.5, 0.1), "bottom": (0.5, 0.9)}
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+    assert close(colour(preview, *where[left]), (255, 0, 0)), colour(preview, *where[left])
+    assert close(colour(preview, *where[opposite[left]]), (0, 0, 255))
+
+
+def test_a_large_rotated_photo_reports_its_upright_size():
+    preview, original = preview_image(with_orientation(halves(4000, 3000), 6), "phone.jpg")
+    assert original == (3000, 4000) and preview.size == (384, 512)
+
+
+def test_the_preview_looks_like_the_full_decode():
+    from skimage import data as skdata
+
+    data = encode(Image.fromarray(skdata.chelsea()), "JPEG", quality=95)  # 451×300
+    preview, original = preview_image(data, "chelsea.jpg", max_side=200)
+    full = load_image(data, "chelsea.jpg")
+    full.thumbnail((200, 200), Image.Resampling.LANCZOS)
+    assert original == (451, 300) and preview.size == full.size
+    diff = np.abs(np.asarray(preview, np.int16) - np.asarray(full, np.int16))
+    assert diff.mean() < 4
+
+
+@pytest.mark.parametrize("data,words", [
+    (b"", "empty"),
+    (b"shopping list: milk, eggs\n", "text file"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "SVG"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, ""),
+    (b"II*\x00" + b"\x00" * 40, "TIFF"),
+])
+def test_bad_files_raise_image_error_naming_the_file(data, words):
+    with pytest.raises(ImageError) as info:
+        preview_image(data, "upload.bin")
+    assert str(info.value).startswith("upload.bin:") and words in str(info.value)
+
+
+def test_truncated_and_bomb_images_raise_image_error():
+    jpeg = encode(halves(640, 480), "JPEG")
+    with pytest.raises(ImageError, match="^cut.jpg: "):
+        preview_image(jpeg[: len(jpeg) // 2], "cut.jpg")
+    header = encode(halves(8, 8), "PNG")
+    bomb = header[:16] + (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big") + header[24:]
+    with pytest.raises(ImageError, match="^bomb.png: .*too large"):
+        preview_image(bomb, "bomb.png")
+    with pytest.raises(ImageError, match="^not-a-file: "):
+        preview_image(12345, "not-a-file")
