@@ -132,11 +132,13 @@ def find_data_dir(data_dir=None) -> tuple[Path | None, str]:
 
 def _missing_message(folder: Path, why: str) -> str:
     missing = [f for f in FILES.values() if not (folder / f).is_file()]
-    return (
-        f"dataset not found: {', '.join(missing)} missing in {folder} ({why}). Put "
-        f"train_catvnoncat.h5 and test_catvnoncat.h5 there, or unset {ENV_VAR} / drop --data-dir to "
-        f"download them into {DEFAULT_DATA_DIR}."
-    )
+    where = "" if folder == DEFAULT_DATA_DIR else f" ({why})"
+    if folder == DEFAULT_DATA_DIR:
+        fix = "run `python -m catdnn download` to fetch them, or copy them there"
+    else:
+        fix = (f"copy them there, or unset {ENV_VAR} / leave out --data-dir to use {DEFAULT_DATA_DIR} "
+               "(downloaded on first use)")
+    return f"dataset not found: {', '.join(missing)} missing in {folder}{where}. To fix: {fix}."
 
 
 # --------------------------------------------------------------------------- reading & validating

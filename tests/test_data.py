@@ -54,7 +54,7 @@ def test_search_order(data_dir, tmp_path, monkeypatch):
 
 
 def test_missing_files_in_a_named_folder(tmp_path):
-    with pytest.raises(DataError, match=r"test_catvnoncat.h5 missing in .*Put train_catvnoncat.h5"):
+    with pytest.raises(DataError, match=r"test_catvnoncat.h5 missing in .*To fix: copy them there, or unset"):
         (tmp_path / "train_catvnoncat.h5").write_bytes(b"x")
         load_dataset(tmp_path)
 
@@ -62,7 +62,7 @@ def test_missing_files_in_a_named_folder(tmp_path):
 def test_no_download_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("CATDNN_DATA_DIR", raising=False)
     monkeypatch.setattr(data, "DEFAULT_DATA_DIR", tmp_path / "data")
-    with pytest.raises(DataError, match="dataset not found"):
+    with pytest.raises(DataError, match=r"dataset not found.*run `python -m catdnn download`"):
         load_dataset(download=False)
 
 
