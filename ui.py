@@ -370,10 +370,23 @@ def draw_curves(history, accuracy_history, iterations: int, key: str) -> None:
         )
 
 
+NO_HIDDEN_LAYER = (
+    "**No hidden layer**: [12288, 1] is logistic regression, the course's first model (one sigmoid unit "
+    "on the 12288 pixel values). Enter hidden layer sizes, such as `7` or `20, 7, 5`, for a deep network."
+)
+
+
+def draw_layers_note(config: TrainConfig) -> None:
+    """Say so when the layers have no hidden layer (an empty "Hidden layer sizes" field)."""
+    if len(config.layers) == 2:
+        st.info(NO_HIDDEN_LAYER, icon=":material/info:")
+
+
 def draw_run_status(run: dict | None) -> None:
     """One line on how the last run ended."""
     if not run:
         return
+    draw_layers_note(run["config"])
     status, model = run["status"], run.get("model")
     if status == "diverged":
         message = run["message"][:1].upper() + run["message"][1:]

@@ -19,6 +19,7 @@ if submitted:
     except ConfigError as exc:
         st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
     else:
+        ui.draw_layers_note(config)
         st.button("Stop", key="train_stop", icon=":material/stop_circle:", help="Stop now and keep the partial model")
         ui.train_live(config, ds, ui.draw_training_frame)
         st.rerun()  # done: redraw the page from the saved run (no Stop button, preset control enabled)

@@ -146,6 +146,25 @@ def test_train_rejects_a_bad_layer_list(data_dir):
     assert at.segmented_control(key="train_preset").value == "custom"
 
 
+def test_a_blank_layer_list_trains_logistic_regression_and_says_so(data_dir):
+    at = app("app_pages/train.py").run()
+    at.text_input(key="train_hidden").set_value("  ")
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    assert len(at.error) == 0
+    run = at.session_state[STATE]["run"]
+    assert run["status"] == "finished" and run["model"].layers == (12288, 1)
+    notes = [i.value for i in at.info if "No hidden layer" in i.value]
+    assert len(notes) == 1 and "logistic regression" in notes[0] and "first model" in notes[0]
+    assert at.info[0].value == notes[0]  # above the run's result and any warning
+
+    at.text_input(key="train_hidden").set_value("7")  # a network with a hidden layer: no note
+    at.button(key="train_submit").click().run()
+    assert at.session_state[STATE]["run"]["model"].layers == (12288, 7, 1)
+    assert not [i for i in at.info if "No hidden layer" in i.value]
+
+
 def test_a_diverging_run_ends_with_a_warning_and_keeps_no_model(data_dir, model):
     # eight ReLU layers with He init at learning rate 1 blow up at once (cost 0.75, then 22.8)
     at = app("app_pages/train.py", model=model).run()
