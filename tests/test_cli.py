@@ -170,3 +170,28 @@ def test_stdout_on_a_full_disk_is_an_error_not_a_traceback(model_file, photos):
                                photos["chelsea.png"]], cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "No space left on device" in proc.stderr
+
+
+def test_ctrl_c_saves_the_partial_model_and_exits_130(data_dir, tmp_path):
+    import signal
+
+    from catdnn import load_model
+
+    path = tmp_path / "partial.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catdnn", "train", "--preset", "two-layer", "--iterations", "1000000",
+         "--print-every", "1000", "--data-dir", str(data_dir), "--save", str(path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # training has started once the first cost is printed
+        assert first.startswith("Cost after iteration 0: "), first
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted: stopped after" in err and "(partial)" in err
+    model = load_model(path)
+    assert model.status == "stopped" and 0 < model.iterations_done < 1_000_000
+    assert out.splitlines()[-1].startswith("Test accuracy: ")
