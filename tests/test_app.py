@@ -340,6 +340,75 @@ def test_predict_with_an_uploaded_model_file(data_dir, model):
     assert not [c for c in at.caption if c.value.startswith("Verdict:")]
 
 
+def npz_bytes(arrays: dict) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def model_arrays(m) -> dict:
+    import io
+
+    with np.load(io.BytesIO(model_to_bytes(m))) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def small_model() -> Model:
+    """A valid catdnn model with other layers than the session's: [12288, 3, 1], not trained."""
+    from catdnn.network import init_params
+
+    config = TrainConfig(layers=(12288, 3, 1), init="xavier", seed=3)
+    return Model(params=init_params(config.layers, config.init, config.seed), config=config, iterations_done=0)
+
+
+BAD_MODEL_FILES = {
+    "nan.npz": (lambda: {**model_arrays(small_model()), "W1": np.full((3, 12288), np.nan)}, "NaN"),
+    "pickled.npz": (lambda: {**model_arrays(small_model()), "W1": np.array([{"W": 1}], dtype=object)}, "pickled"),
+    "keras.npz": (lambda: {"dense/kernel": np.zeros((12288, 3)), "dense/bias": np.zeros(3)}, "not a catdnn model"),
+}
+
+
+def verdicts(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption if c.value.startswith("Verdict:")]
+
+
+@pytest.mark.parametrize("name", list(BAD_MODEL_FILES))
+def test_predict_refuses_a_bad_model_file_and_gives_no_verdict(data_dir, model, name):
+    make, words = BAD_MODEL_FILES[name]
+    at = app("app_pages/predict.py", model=model).run()  # a session model too: it must not be used instead
+    at.radio(key="predict_source").set_value("file").run()
+    at.file_uploader(key="predict_model_file").set_value((name, npz_bytes(make()), "application/zip"))
+    at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
+    at.run()
+    assert_clean(at)
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert at.error[0].value.startswith(f"{name}: ") and words in at.error[0].value, at.error[0].value
+    assert "Traceback" not in at.error[0].value
+    assert verdicts(at) == [] and not [e for e in at.get("progress") if "P(cat) =" in e.proto.text]
+    assert any("Choose or train a model above" in w.value for w in at.warning)
+
+
+def test_predict_with_a_model_file_of_other_layers(data_dir, model):
+    from catdnn.images import image_to_input, prepare_image
+
+    other = small_model()
+    expected = float(other.predict_proba(image_to_input(prepare_image(chelsea_bytes(), "chelsea.png")))[0])
+    assert f"{expected:.2f}" != f"{float(model.predict_proba(image_to_input(prepare_image(chelsea_bytes())))[0]):.2f}"
+    at = app("app_pages/predict.py", model=model).run()
+    at.radio(key="predict_source").set_value("file").run()
+    at.file_uploader(key="predict_model_file").set_value(("small.npz", model_to_bytes(other), "application/zip"))
+    at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
+    at.run()
+    assert_clean(at)
+    assert len(at.error) == 0
+    assert any(c.value == "Model: custom (3)" for c in at.caption)
+    assert len(verdicts(at)) == 1
+    bars = [e.proto.text for e in at.get("progress") if "P(cat) =" in e.proto.text]
+    assert bars == [f"P(cat) = {expected:.2f}"]  # the file's model answered, not the session's
+
+
 def test_predict_without_a_model_trains_the_deep_preset_in_one_click(data_dir):
     at = app("app_pages/predict.py").run()
     at.button(key="predict_train_deep").click().run()
