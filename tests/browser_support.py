@@ -1,8 +1,11 @@
 """Shared by the real-server tests: start `streamlit run dashboard.py` on 127.0.0.1, drive Debian's
-Chromium with Playwright, and the page helpers (wait for the script to go idle, sidebar navigation).
+Chromium with Playwright, and the page helpers (wait for the script to go idle, sidebar navigation,
+stop a run).
 
 Plain functions and context managers, not fixtures: each test module wraps them in its own fixtures.
-Nothing here connects to any address other than 127.0.0.1.
+Nothing here connects to any address other than 127.0.0.1, and every page opened through
+:func:`chromium` is held to that: any request to another address is blocked and listed, and the
+browser's ``with`` block fails if the list is not empty (SECURITY.md, "Nothing leaves the machine").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -102,15 +106,53 @@ def streamlit_server(data_dir, log_name: str, args=("--server.address", "127.0.0
                 proc.wait(timeout=15)
 
 
+def is_local(url: str) -> bool:
+    """A request the tests allow: to 127.0.0.1 (any port), or a data: / blob: URL inside the page."""
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob") or (parts.scheme in ("http", "https", "ws", "wss")
+                                                and parts.hostname == "127.0.0.1")
+
+
+class LocalOnlyBrowser:
+    """A Playwright ``Browser`` whose every context blocks, and lists in ``blocked``, any request that
+    is not addressed to 127.0.0.1. ``new_context`` and ``new_page`` take Playwright's arguments."""
+
+    def __init__(self, browser):
+        self.browser = browser
+        self.blocked: list[str] = []
+
+    def _route(self, route) -> None:
+        url = route.request.url
+        if is_local(url):
+            route.continue_()
+        else:
+            self.blocked.append(url)
+            route.abort()
+
+    def new_context(self, **kwargs):
+        context = self.browser.new_context(**kwargs)
+        context.route("**/*", self._route)
+        return context
+
+    def new_page(self, **kwargs):
+        """A page in a context of its own (``page.context``), as ``Browser.new_page`` gives."""
+        return self.new_context(**kwargs).new_page()
+
+
 @contextlib.contextmanager
 def chromium(sync_api):
-    """A headless Debian Chromium driven by Playwright; closed afterwards."""
+    """A headless Debian Chromium driven by Playwright, as a :class:`LocalOnlyBrowser`; closed afterwards.
+
+    Fails (after a body that did not fail itself) if any page asked for an address other than 127.0.0.1.
+    """
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        guarded = LocalOnlyBrowser(b)
         try:
-            yield b
+            yield guarded
         finally:
             b.close()
+    assert guarded.blocked == [], f"requests to other addresses than 127.0.0.1 (blocked): {guarded.blocked}"
 
 
 def idle(page, timeout=120_000):
@@ -128,6 +170,22 @@ def goto_page(page, title: str) -> None:
 
 def main_button(page, text: str):
     return page.locator(f"{MAIN} button", has_text=re.compile(rf"{re.escape(text)}\s*$")).first
+
+
+def stop_run(page, iterations: int) -> int:
+    """Click the Train page's Stop during a run, wait for the page to settle, and check it says the run
+    stopped midway with its partial model kept; returns how many iterations were done."""
+    main_button(page, "Stop").click()  # .first: a stale copy of the button may linger in the DOM
+    page.locator(f"{MAIN} [data-testid='stAlert']", has_text=re.compile("Stopped|Finished")).first.wait_for(
+        timeout=60_000
+    )
+    idle(page)
+    stopped = page.locator(f"{MAIN} [data-testid='stAlert']").first.inner_text()
+    m = re.search(rf"Stopped after ([\d,]+) of {iterations:,} iterations: the partial model is kept", stopped)
+    assert m, stopped
+    done = int(m.group(1).replace(",", ""))
+    assert 0 < done < iterations, (done, iterations)
+    return done
 
 
 def errors_on_page(page) -> list[str]:

@@ -437,21 +437,13 @@ def no_dataset_yet(tmp_path, monkeypatch):
 
 
 def test_first_use_downloads_the_dataset(no_dataset_yet, data_dir, monkeypatch):
-    import functools
-    import http.server
-    import threading
+    from tests.http_support import serve
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_dir))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("CATDNN_DATA_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    with serve(data_dir) as url:
+        monkeypatch.setenv("CATDNN_DATA_URL", url)
         at = app("dashboard.py").run()
-    finally:
-        server.shutdown()
-        server.server_close()
     assert_clean(at)
+    assert not at.get("progress")  # the download's bar is gone once it is done
     assert len(at.error) == 0
     assert sorted(p.name for p in no_dataset_yet.iterdir()) == ["test_catvnoncat.h5", "train_catvnoncat.h5"]
     assert images(at) == 12

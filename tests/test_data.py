@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import shutil
 import socket
-import threading
 from pathlib import Path
 
 import h5py
@@ -16,6 +12,7 @@ import pytest
 
 import catdnn.data as data
 from catdnn import DataError, load_dataset
+from tests.http_support import serve
 
 
 def test_loads_the_real_dataset(dataset):
@@ -114,25 +111,6 @@ def test_truncated_real_file(data_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------- download
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@contextlib.contextmanager
-def serve(folder: Path):
-    """A real HTTP server on 127.0.0.1 serving ``folder``; yields its base URL."""
-    handler = functools.partial(_Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_download_success_with_progress(data_dir, tmp_path):
     dest = tmp_path / "data"
     calls = []

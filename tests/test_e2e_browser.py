@@ -23,6 +23,7 @@ from tests.browser_support import (
     idle,
     main_button,
     require_playwright,
+    stop_run,
     streamlit_server,
 )
 
@@ -94,16 +95,7 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert re.search(r"Iteration [\d,]+ of 10,000 · [\d,]+ it/s · about .+ left", live), live
     assert page.locator(f"{MAIN} [data-testid='stMetric']", has_text="Test accuracy").count() == 1
     shot(page, "train_live")
-    main_button(page, "Stop").click()  # .first: a stale copy of the button may linger in the DOM
-    page.locator(f"{MAIN} [data-testid='stAlert']", has_text=re.compile("Stopped|Finished")).first.wait_for(
-        timeout=60_000
-    )
-    idle(page)
-    stopped = page.locator(f"{MAIN} [data-testid='stAlert']").first.inner_text()
-    m = re.search(r"Stopped after ([\d,]+) of 10,000 iterations: the partial model is kept", stopped)
-    assert m, stopped
-    done = int(m.group(1).replace(",", ""))
-    assert 0 < done < 10_000, (done, live)
+    done = stop_run(page, 10_000)
     assert page.locator(f"{MAIN} [data-testid='stDownloadButton']").count() == 1
     sidebar = page.locator("[data-testid='stSidebar']").inner_text()
     assert f"stopped at {done:,}/10,000" in sidebar, sidebar
@@ -166,3 +158,4 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert errors_on_page(phone) == []
     shot(phone, "phone_misclassified_deep")
     phone.close()
+    assert browser.blocked == []  # nothing left the machine (no telemetry, no fonts, nothing)

@@ -28,6 +28,7 @@ from tests.browser_support import (
     idle,
     main_button,
     require_playwright,
+    stop_run,
     streamlit_server,
 )
 
@@ -139,16 +140,7 @@ def test_two_browser_sessions_train_at_once_and_stay_apart(server, browser):
         assert b.locator("[data-testid='stApp'][data-test-script-state='running']").count() == 1
 
         # Stop A: A keeps its partial model ...
-        main_button(a, "Stop").click()
-        a.locator(f"{MAIN} [data-testid='stAlert']", has_text=re.compile("Stopped|Finished")).first.wait_for(
-            timeout=60_000
-        )
-        idle(a)
-        stopped = a.locator(f"{MAIN} [data-testid='stAlert']").first.inner_text()
-        m = re.search(rf"Stopped after ([\d,]+) of {A_ITERS:,} iterations: the partial model is kept", stopped)
-        assert m, stopped
-        a_done = int(m.group(1).replace(",", ""))
-        assert 0 < a_done < A_ITERS
+        a_done = stop_run(a, A_ITERS)
 
         # ... while B runs on to its last iteration.
         b.locator(f"{MAIN} [data-testid='stAlert']", has_text=re.compile("Stopped|Finished|diverged")).first.wait_for(
@@ -181,6 +173,7 @@ def test_two_browser_sessions_train_at_once_and_stay_apart(server, browser):
                     assert f"Test set, 50 images: accuracy {test_acc} at threshold 0.50" in main, (name, main[:500])
             assert _sidebar_model(page) == own
             assert errors_on_page(page) == [], name
+        assert browser.blocked == []  # nothing left the machine
     finally:
         for page in pages.values():
             page.context.close()

@@ -153,6 +153,21 @@ def test_the_effective_configuration(effective):
     assert 1 <= max_mb <= 50  # modest: Streamlit's default is 200 MB
 
 
+# --------------------------------------------------------------------------- the browser tests' guard
+@pytest.mark.browser
+def test_the_browser_helper_blocks_and_reports_requests_elsewhere():
+    """tests/browser_support.chromium: a request to any address but 127.0.0.1 is blocked (it never
+    leaves the machine), listed, and fails the ``with`` block."""
+    sync_api = require_playwright()
+    outside = "http://192.0.2.1/pixel.png"  # TEST-NET-1: documentation only, and never contacted here
+    with pytest.raises(AssertionError, match="blocked") as info:
+        with chromium(sync_api) as b:
+            page = b.new_page()
+            page.set_content(f"<img src='{outside}'>")  # waits for the load event: the image's request is done
+            assert b.blocked == [outside]
+    assert outside in str(info.value)
+
+
 # --------------------------------------------------------------------------- uploads above the limit
 @pytest.fixture(scope="module")
 def browser(server):
@@ -171,17 +186,8 @@ def test_an_upload_above_the_limit_is_refused(server, browser, effective, tmp_pa
     base, port, _proc = server
     max_mb = effective["server.maxUploadSize"][0]
     origin = f"http://127.0.0.1:{port}"
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    elsewhere, uploads = [], []
-
-    def local_only(route):  # nothing leaves the machine (no telemetry, no fonts, nothing)
-        if route.request.url.startswith(origin) or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", local_only)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # blocks all but 127.0.0.1
+    uploads = []
     page = context.new_page()
     page.on("request", lambda r: uploads.append(r) if "/_stcore/upload_file/" in r.url and r.method == "PUT" else None)
     try:
@@ -225,7 +231,7 @@ def test_an_upload_above_the_limit_is_refused(server, browser, effective, tmp_pa
         assert put(1000) == 204  # the request's shape is right: a small file is accepted
         assert put(max_mb * MB + 1) == 413  # one byte over the limit: "File too large"
         assert put(1000, with_token=False) == 403  # and without the XSRF token, nothing at all
-        assert elsewhere == [], elsewhere
+        assert browser.blocked == [], browser.blocked  # nothing left the machine
     finally:
         context.close()
 
