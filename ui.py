@@ -304,13 +304,16 @@ def _finish(trainer: Trainer, run: dict, state: dict) -> None:
         done=trainer.iteration,
         elapsed=trainer.elapsed,
     )
-    run["warnings"] = diagnose(trainer.history, trainer.Y, trainer.config.learning_rate)
+    model = None
     if trainer.status == "diverged":
         run["model"] = None
     elif trainer.iteration > 0:
         model = trainer.model()
         run["model"] = model
         run["name"], run["dropped"] = add_model(state, model)
+    # with the kept model's weights, diagnose sees dead layers directly (never a diverged run's weights)
+    weights = {"params": model.params, "X": trainer.X} if model is not None else {}
+    run["warnings"] = diagnose(trainer.history, trainer.Y, trainer.config.learning_rate, **weights)
     if trainer.status in ("ready", "running"):
         run["status"] = "stopped"
         run["message"] = run["message"] or "stopped before the first iteration"

@@ -516,7 +516,7 @@ class socket_free_port:
         self.sock.close()
 
 
-def test_a_dead_network_is_explained_after_the_run(data_dir):
+def test_a_dead_network_is_explained_after_the_run(dataset):
     # learning rate 1 on the deep net: the ReLUs die and the cost sticks at 0.643974
     at = app("app_pages/train.py").run()
     at.segmented_control(key="train_preset").set_value("deep").run()
@@ -527,4 +527,11 @@ def test_a_dead_network_is_explained_after_the_run(data_dir):
     run = at.session_state[STATE]["run"]
     assert run["status"] == "finished" and run["model"] is not None
     warning = " ".join(w.value for w in at.warning)
-    assert "stopped learning" in warning and "0.643974" in warning and "ReLU units have died" in warning
+    # the page passes the model's weights to diagnose, which then names the dead layer itself
+    from catdnn.inspect import dead_units
+
+    dead = dead_units(run["model"].params, dataset.train.X)
+    layer = next(l for l, d in enumerate(dead, start=1) if d.all())
+    n = dead[layer - 1].size
+    assert "stopped learning" in warning and "0.643974" in warning, warning
+    assert f"all {n} ReLU units of layer {layer} output 0 for every training image" in warning, warning
