@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from catdnn import PRESETS, TrainConfig, fit  # noqa: E402
+from catdnn.images import image_to_input, prepare_image  # noqa: E402
 from catdnn.model_io import Model, model_to_bytes  # noqa: E402
 
 TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
@@ -535,3 +536,23 @@ def test_a_dead_network_is_explained_after_the_run(dataset):
     n = dead[layer - 1].size
     assert "stopped learning" in warning and "0.643974" in warning, warning
     assert f"all {n} ReLU units of layer {layer} output 0 for every training image" in warning, warning
+
+
+def test_predict_with_the_camera(data_dir, model):
+    at = app("app_pages/predict.py", model=model).run()
+    at.toggle(key="predict_use_camera").set_value(True).run()
+    at.camera_input(key="predict_camera").set_value(("photo.jpg", skimage_jpeg(), "image/jpeg")).run()
+    assert_clean(at)
+    assert len(at.error) == 0
+    verdicts = [c.value for c in at.caption if c.value.startswith("Verdict:")]
+    assert len(verdicts) == 1
+    expected = model.predict_proba(image_to_input(prepare_image(skimage_jpeg())))[0]
+    bars = [e.proto.text for e in at.get("progress") if "P(cat) =" in e.proto.text]
+    assert bars == [f"P(cat) = {expected:.2f}"]
+
+
+def skimage_jpeg() -> bytes:
+    """A real photo (scikit-image's rocket.jpg), as a camera would send it."""
+    import skimage.data
+
+    return (Path(skimage.data.data_dir) / "rocket.jpg").read_bytes()
