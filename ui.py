@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from catdnn import plots
+from catdnn import evaluate, plots
 from catdnn.data import DEFAULT_DATA_DIR, ENV_VAR, FILES, Dataset, download_dataset, find_data_dir, load_dataset
 from catdnn.diagnose import diagnose
 from catdnn.errors import CatdnnError, DataError
@@ -635,7 +635,7 @@ def example_picker_ui(ds: Dataset, model: Model, key: str):
     st.session_state[index_key] = min(int(st.session_state.get(index_key, 0)), split.m - 1)  # after a split change
 
     def _random_mistake():
-        wrong = np.flatnonzero((model.predict_proba(split.X) > 0.5) != (split.labels == 1))
+        wrong = evaluate.select(model.predict_proba(split.X), split.labels)
         pool = wrong if wrong.size else np.arange(split.m)
         st.session_state[index_key] = int(np.random.default_rng().choice(pool))
 

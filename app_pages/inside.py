@@ -5,9 +5,9 @@ import weakref
 import streamlit as st
 
 import ui
-from catdnn import inspect, plots
+from catdnn import evaluate, inspect, plots
 from catdnn.errors import CatdnnError
-from catdnn.network import gradient_check
+from catdnn.network import THRESHOLD, gradient_check
 
 st.title("Inside the network")
 ds = ui.dataset_ui()
@@ -65,8 +65,9 @@ with right:
     st.markdown(f"**Layer {L}** (output): $A^{{[{L}]}} = \\sigma(Z^{{[{L}]}})$ = P(cat) = **{p:.4f}**")
     st.caption(inspect.shape_line(layers, L))
     st.progress(p, text=f"P(cat) = {p:.2f}")
-    right_answer = (p > 0.5) == (split.labels[i] == 1)
-    st.markdown(f"Verdict: **{'cat' if p > 0.5 else 'non-cat'}** (cat when P(cat) > 0.5), "
+    label = evaluate.verdict(p)
+    right_answer = label == ("cat" if split.labels[i] == 1 else "non-cat")
+    st.markdown(f"Verdict: **{label}** (cat when P(cat) > {THRESHOLD}), "
                 f"{'right' if right_answer else '**wrong**'}.")
 
 st.header("Dead units across the training set")

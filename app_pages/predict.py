@@ -3,9 +3,11 @@
 import streamlit as st
 
 import ui
+from catdnn import evaluate
 from catdnn.errors import CatdnnError, ImageError
 from catdnn.images import image_to_input, prepare_image, preview_image
 from catdnn.model_io import load_model
+from catdnn.network import THRESHOLD
 
 st.title("Predict")
 st.info(ui.HONEST_NOTE, icon=":material/info:")
@@ -51,11 +53,11 @@ for f in inputs if model is not None else []:
             st.error(str(exc), icon=":material/block:")
             continue
         p = float(model.predict_proba(image_to_input(small))[0])
-        is_cat = p > 0.5
+        label = evaluate.verdict(p)
         c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="center")
         c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(ui.enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         with c3:
-            st.markdown(f"### {':material/pets: cat' if is_cat else ':material/block: not a cat'}")
+            st.markdown(f"### {':material/pets: cat' if label == 'cat' else ':material/block: not a cat'}")
             st.progress(p, text=f"P(cat) = {p:.2f}")
-            st.caption(f"Verdict: {'cat' if is_cat else 'non-cat'} (cat when P(cat) > 0.5)")
+            st.caption(f"Verdict: {label} (cat when P(cat) > {THRESHOLD})")

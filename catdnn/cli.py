@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .errors import CatdnnError, ConfigError
-from .network import INITS
+from .network import INITS, THRESHOLD
 from .threads import limit_blas_threads
 from .train import PRESETS, TrainConfig, parse_layers
 
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
     pr.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'train --save'")
-    pr.add_argument("--threshold", type=_threshold, default=0.5, help="P(cat) above this is 'cat' (0.5)")
+    pr.add_argument("--threshold", type=_threshold, default=THRESHOLD, help="P(cat) above this is 'cat' (0.5)")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
     d = sub.add_parser("download", help="download and verify the dataset into data/")

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .network import forward
+from .network import THRESHOLD, forward
 
 #: A cost this many times above the starting cost (at least 1) stops the run as diverged.
 EXPLODE_FACTOR = 10.0
@@ -67,7 +67,7 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
         # cache[l - 1] = (A[l-1], Z[l]): a hidden unit is dead when Z[l] <= 0 for every image
         masks = [np.all(Z <= 0.0, axis=1) for _A_prev, Z in cache[:-1]]
         dead_layer = next((l for l, mask in enumerate(masks, start=1) if mask.all()), None)
-        labels = AL[0] > 0.5
+        labels = AL[0] > THRESHOLD
         if labels.all() or not labels.any():
             constant = "cat" if labels.all() else "non-cat"
     if dead_layer is not None:

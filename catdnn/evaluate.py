@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .network import THRESHOLD
+
 #: The four cells of the confusion matrix, "cat" being the positive class.
 CELLS = ("TP", "FP", "FN", "TN")
 #: What each cell means, in words.
@@ -30,12 +32,17 @@ def _check(proba, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y.astype(bool)
 
 
-def predicted(proba, threshold: float = 0.5) -> np.ndarray:
+def verdict(p: float, threshold: float = THRESHOLD) -> str:
+    """"cat" or "non-cat" for one probability of cat."""
+    return "cat" if p > threshold else "non-cat"
+
+
+def predicted(proba, threshold: float = THRESHOLD) -> np.ndarray:
     """Predicted labels, ndarray of shape ``(m,)`` of 0/1: 1 where ``proba > threshold``."""
     return (np.asarray(proba, dtype=np.float64).reshape(-1) > threshold).astype(np.int64)
 
 
-def cells(proba, labels, threshold: float = 0.5) -> np.ndarray:
+def cells(proba, labels, threshold: float = THRESHOLD) -> np.ndarray:
     """The confusion-matrix cell of each example: ndarray of shape ``(m,)`` of "TP", "FP", "FN", "TN"."""
     p, y = _check(proba, labels)
     yhat = p > threshold
@@ -47,7 +54,7 @@ def cells(proba, labels, threshold: float = 0.5) -> np.ndarray:
     return out
 
 
-def confusion(proba, labels, threshold: float = 0.5) -> dict:
+def confusion(proba, labels, threshold: float = THRESHOLD) -> dict:
     """Counts per cell, ``{"TP": int, "FP": int, "FN": int, "TN": int}`` (in that order)."""
     c = cells(proba, labels, threshold)
     return {name: int(np.count_nonzero(c == name)) for name in CELLS}
@@ -73,7 +80,7 @@ def wrong_confidence(proba, labels) -> np.ndarray:
     return np.where(y, 1.0 - p, p)
 
 
-def select(proba, labels, threshold: float = 0.5, which=ERRORS) -> np.ndarray:
+def select(proba, labels, threshold: float = THRESHOLD, which=ERRORS) -> np.ndarray:
     """Indices of the examples in the cells ``which``, most confidently wrong first.
 
     Sorted by :func:`wrong_confidence`, descending (ties by index): for mistakes, the worst

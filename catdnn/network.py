@@ -81,6 +81,8 @@ def relu(Z: np.ndarray) -> np.ndarray:
 
 #: Activations by name (hidden layers use "relu", the output layer "sigmoid").
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu": relu, "sigmoid": sigmoid}
+#: The decision rule everywhere (CLI, pages, accuracies): "cat" when P(cat) > THRESHOLD.
+THRESHOLD = 0.5
 HIDDEN_ACTIVATION = "relu"  # the course's hidden layers (backward uses ReLU's derivative)
 OUTPUT_ACTIVATION = "sigmoid"  # fused with the cross-entropy in backward: dZ[L] = A[L] - Y
 
@@ -291,7 +293,7 @@ def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
     return AL[0]
 
 
-def predict(params: Params, X: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def predict(params: Params, X: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     """Labels (1 = cat) for every column of ``X``: ``P(cat) > threshold``.
 
     Returns
@@ -301,7 +303,7 @@ def predict(params: Params, X: np.ndarray, threshold: float = 0.5) -> np.ndarray
     return (predict_proba(params, X) > threshold).astype(np.int64)
 
 
-def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = 0.5) -> float:
+def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = THRESHOLD) -> float:
     """Fraction of the columns of ``X`` (shape ``(n_x, m)``) whose label matches ``Y`` ``(1, m)``."""
     return float(np.mean(predict(params, X, threshold) == np.asarray(Y).reshape(-1)))
 

@@ -22,7 +22,7 @@ import numpy as np
 from .diagnose import EXPLODE_FACTOR
 from .errors import ConfigError
 from .fast import GramOverflowError, GramSolver, gram_is_faster
-from .network import INITS, descent_step, forward, init_params
+from .network import INITS, THRESHOLD, descent_step, forward, init_params
 
 N_X = 64 * 64 * 3  # 12288 inputs: a 64×64 RGB image, flattened
 
@@ -270,7 +270,7 @@ def _divergence(cost: float, first_cost: float) -> str:
 
 
 def _accuracy(proba: np.ndarray, Y: np.ndarray) -> float:
-    return float(np.mean((proba > 0.5) == (Y.reshape(-1) == 1)))
+    return float(np.mean((proba > THRESHOLD) == (Y.reshape(-1) == 1)))
 
 
 @dataclass
