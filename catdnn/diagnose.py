@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from .inspect import dead_masks
 from .network import THRESHOLD, forward
 
 #: A cost this many times above the starting cost (at least 1) stops the run as diverged.
@@ -64,8 +65,7 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
     dead_layer = constant = None
     if params is not None and X is not None:
         AL, cache = forward(params, X)
-        # cache[l - 1] = (A[l-1], Z[l]): a hidden unit is dead when Z[l] <= 0 for every image
-        masks = [np.all(Z <= 0.0, axis=1) for _A_prev, Z in cache[:-1]]
+        masks = dead_masks(cache)
         dead_layer = next((l for l, mask in enumerate(masks, start=1) if mask.all()), None)
         labels = AL[0] > THRESHOLD
         if labels.all() or not labels.any():

@@ -199,7 +199,12 @@ def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
         One per hidden layer ``l = 1 … L-1``: a boolean mask of shape ``(n_l,)``, True for a dead unit.
     """
     _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
-    # cache[l - 1] = (A[l-1], Z[l]); A[l] = relu(Z[l]) is 0 exactly where Z[l] <= 0
+    return dead_masks(cache)
+
+
+def dead_masks(cache) -> list[np.ndarray]:
+    """:func:`dead_units` from a forward pass's cache (a list of ``(A[l-1], Z[l])``), without redoing it."""
+    # A[l] = relu(Z[l]) is 0 exactly where Z[l] <= 0
     return [np.all(Z <= 0.0, axis=1) for _A_prev, Z in cache[:-1]]
 
 
