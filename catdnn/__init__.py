@@ -9,14 +9,23 @@ Shape convention (the course's, used everywhere in this package)
 * Parameters are a Python list indexed by layer, ``params[l - 1] == (W[l], b[l])``; gradients have
   exactly the same structure, ``grads[l - 1] == (dW[l], db[l])``.
 * Everything is float64.
+* Counting: ``iteration`` is a 0-based index (the course's ``i``), ``iterations`` a run's length,
+  ``iterations_done`` how many iterations have been completed.
+
+Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of the math),
+``solvers`` (direct and Gram), ``config`` (TrainConfig, presets, limits), ``train`` (the training
+loop), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos), ``probe``
+(what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``cli``.
 
 This package never imports streamlit; the dashboard imports it.
 """
 
-from .data import Dataset, Split, download_dataset, find_data_dir, load_dataset
+from .config import PRESETS, TrainConfig, parse_layers, preset_name
+from .data import IMAGE_SHAPE, N_X, Dataset, Split, download_dataset, find_data_dir, load_dataset
 from .errors import CatdnnError, ConfigError, DataError, ImageError, ModelFileError
 from .images import image_to_input, load_image, prepare_image
-from .model_io import Model, load_model, save_model
+from .model import Model
+from .model_io import load_model, save_model
 from .network import (
     INITS,
     accuracy,
@@ -27,15 +36,16 @@ from .network import (
     init_params,
     predict,
     predict_proba,
+    update,
 )
-from .train import PRESETS, Progress, TrainConfig, Trainer, fit
+from .train import Progress, Trainer, fit
 
 __all__ = [
     "CatdnnError", "ConfigError", "DataError", "ImageError", "ModelFileError",
-    "Dataset", "Split", "download_dataset", "find_data_dir", "load_dataset",
+    "IMAGE_SHAPE", "N_X", "Dataset", "Split", "download_dataset", "find_data_dir", "load_dataset",
     "image_to_input", "load_image", "prepare_image",
     "Model", "load_model", "save_model",
     "INITS", "accuracy", "backward", "compute_cost", "forward", "gradient_check", "init_params",
-    "predict", "predict_proba",
-    "PRESETS", "Progress", "TrainConfig", "Trainer", "fit",
+    "predict", "predict_proba", "update",
+    "PRESETS", "TrainConfig", "parse_layers", "preset_name", "Progress", "Trainer", "fit",
 ]

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from .config import PRESETS, TrainConfig, parse_layers
 from .errors import CatdnnError, ConfigError
 from .network import INITS, THRESHOLD
 from .threads import limit_blas_threads
-from .train import PRESETS, TrainConfig, parse_layers
 
 
 def _layers(text: str) -> tuple:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
     pr.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'train --save'")
-    pr.add_argument("--threshold", type=_threshold, default=THRESHOLD, help="P(cat) above this is 'cat' (0.5)")
+    pr.add_argument("--threshold", type=_threshold, default=THRESHOLD, help=f"P(cat) above this is 'cat' ({THRESHOLD:g})")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
     d = sub.add_parser("download", help="download and verify the dataset into data/")
@@ -169,6 +169,7 @@ def cmd_train(args) -> int:
 def cmd_predict(args) -> int:
     import numpy as np
 
+    from .evaluate import verdict
     from .images import image_to_input, prepare_image
     from .model_io import load_model
 
@@ -182,8 +183,7 @@ def cmd_predict(args) -> int:
             status = 1
             continue
         p = float(model.predict_proba(x)[0])
-        label = "cat" if p > args.threshold else "non-cat"
-        print(f"{path}: {label} (p={np.round(p, 4):.4f})", flush=True)
+        print(f"{path}: {verdict(p, args.threshold)} (p={np.round(p, 4):.4f})", flush=True)
     return status
 
 

@@ -53,7 +53,9 @@ MIRRORS = {
     ],
 }
 EXPECTED = {"train": 209, "test": 50}
+#: One image as the network sees it: 64×64 RGB, flattened in (row, column, channel) order.
 IMAGE_SHAPE = (64, 64, 3)
+N_X = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # 12288: the network's input size
 
 ProgressCallback = Callable[[str, int, "int | None"], None]  # (file name, bytes done, total or None)
 
@@ -103,7 +105,8 @@ class Dataset:
 def flatten_images(images: np.ndarray) -> np.ndarray:
     """(m, 64, 64, 3) uint8 images -> ndarray of shape (12288, m), float64 scaled to [0, 1].
 
-    Each column is one image flattened in (row, column, channel) order, as in the course.
+    Each column is one image flattened in (row, column, channel) order, as in the course. This is
+    the one place where images become the network's input (the dataset's and a user's photos).
     """
     m = images.shape[0]
     return images.reshape(m, -1).T / 255.0
@@ -130,7 +133,7 @@ def find_data_dir(data_dir=None) -> tuple[Path | None, str]:
     return None, "nowhere yet"
 
 
-def _missing_message(folder: Path, why: str) -> str:
+def _missing_error(folder: Path, why: str) -> DataError:
     missing = [f for f in FILES.values() if not (folder / f).is_file()]
     where = "" if folder == DEFAULT_DATA_DIR else f" ({why})"
     if folder == DEFAULT_DATA_DIR:
@@ -138,7 +141,8 @@ def _missing_message(folder: Path, why: str) -> str:
     else:
         fix = (f"copy them there, or unset {ENV_VAR} / leave out --data-dir to use {DEFAULT_DATA_DIR} "
                "(downloaded on first use)")
-    return f"dataset not found: {', '.join(missing)} missing in {folder}{where}. To fix: {fix}."
+    return DataError(f"dataset not found: {', '.join(missing)} missing in {folder}{where}. To fix: {fix}.",
+                     folder=folder, missing=missing)
 
 
 # --------------------------------------------------------------------------- reading & validating
@@ -219,14 +223,18 @@ def load_dataset(
     folder, why = find_data_dir(data_dir)
     if folder is None:
         if not download:
-            raise DataError(_missing_message(DEFAULT_DATA_DIR, why))
+            raise _missing_error(DEFAULT_DATA_DIR, why)
         download_dataset(DEFAULT_DATA_DIR, progress=progress)
         folder, why = DEFAULT_DATA_DIR, "downloaded"
     if not _has_files(folder):
-        raise DataError(_missing_message(folder, why))
+        raise _missing_error(folder, why)
     xs, ys, names = {}, {}, None
     for split, fname in FILES.items():
-        xs[split], ys[split], names = read_split(folder / fname, split, verify=verify)
+        try:
+            xs[split], ys[split], names = read_split(folder / fname, split, verify=verify)
+        except DataError as exc:  # a damaged or substituted file: nothing is missing, the folder is known
+            exc.folder = folder
+            raise
     return Dataset(
         train=Split(xs["train"], ys["train"]),
         test=Split(xs["test"], ys["test"]),
@@ -326,6 +334,9 @@ def download_dataset(
                 f"could not download {name} into {dest_dir}:\n  "
                 + "\n  ".join(errors)
                 + f"\nOffline? Copy train_catvnoncat.h5 and test_catvnoncat.h5 into {dest_dir}, "
-                f"or point {ENV_VAR} (or --data-dir) at a folder that holds them."
+                f"or point {ENV_VAR} (or --data-dir) at a folder that holds them.",
+                folder=dest_dir,
+                missing=[n for n in FILES.values() if not (dest_dir / n).is_file()],
+                attempts=errors,
             )
     return dest_dir

@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from .inspect import dead_masks
-from .network import THRESHOLD, forward
+from .probe import dead_masks
+from .network import forward, predicted
 
 #: A cost this many times above the starting cost (at least 1) stops the run as diverged.
 EXPLODE_FACTOR = 10.0
@@ -67,7 +67,7 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
         AL, cache = forward(params, X)
         masks = dead_masks(cache)
         dead_layer = next((l for l, mask in enumerate(masks, start=1) if mask.all()), None)
-        labels = AL[0] > THRESHOLD
+        labels = predicted(AL)
         if labels.all() or not labels.any():
             constant = "cat" if labels.all() else "non-cat"
     if dead_layer is not None:

@@ -1,15 +1,15 @@
 """Evaluating a model on a split: confusion matrix, mistakes ranked by confidence, baselines.
 
 Pure NumPy functions on ``proba`` (P(cat) per example, ndarray of shape ``(m,)``) and ``labels``
-(ndarray of shape ``(m,)`` in {0, 1}, 1 = cat). An example is predicted "cat" when
-``proba > threshold``, the same rule as :func:`catdnn.network.predict` (threshold 0.5).
+(ndarray of shape ``(m,)`` in {0, 1}, 1 = cat). An example is predicted "cat" by the one decision
+rule, :func:`catdnn.network.predicted` (``P(cat) > threshold``, by default ``THRESHOLD``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .network import THRESHOLD
+from .network import THRESHOLD, predicted
 
 #: The four cells of the confusion matrix, "cat" being the positive class.
 CELLS = ("TP", "FP", "FN", "TN")
@@ -33,19 +33,14 @@ def _check(proba, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def verdict(p: float, threshold: float = THRESHOLD) -> str:
-    """"cat" or "non-cat" for one probability of cat."""
-    return "cat" if p > threshold else "non-cat"
-
-
-def predicted(proba, threshold: float = THRESHOLD) -> np.ndarray:
-    """Predicted labels, ndarray of shape ``(m,)`` of 0/1: 1 where ``proba > threshold``."""
-    return (np.asarray(proba, dtype=np.float64).reshape(-1) > threshold).astype(np.int64)
+    """"cat" or "non-cat" for one probability of cat (the rule of :func:`catdnn.network.predicted`)."""
+    return "cat" if predicted(p, threshold)[0] else "non-cat"
 
 
 def cells(proba, labels, threshold: float = THRESHOLD) -> np.ndarray:
     """The confusion-matrix cell of each example: ndarray of shape ``(m,)`` of "TP", "FP", "FN", "TN"."""
     p, y = _check(proba, labels)
-    yhat = p > threshold
+    yhat = predicted(p, threshold).astype(bool)
     out = np.empty(p.shape, dtype="<U2")
     out[yhat & y] = "TP"
     out[yhat & ~y] = "FP"

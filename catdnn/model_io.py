@@ -14,15 +14,14 @@ import json
 import os
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .config import TrainConfig
+from .data import N_X
 from .errors import ConfigError, ModelFileError
-from .network import predict_proba
-from .train import N_X, TrainConfig
+from .model import Model
 
 FORMAT = "catdnn-model"
 FORMAT_VERSION = 1
@@ -30,64 +29,25 @@ FORMAT_VERSION = 1
 MAX_FILE_BYTES = 600 * 1024**2
 
 
-@dataclass
-class Model:
-    """A trained network and what is known about how it was trained.
-
-    Attributes
-    ----------
-    params : list of (W, b)
-        ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``.
-    config : TrainConfig
-    """
-
-    params: list
-    config: TrainConfig
-    classes: tuple = ("non-cat", "cat")
-    history: list = field(default_factory=list)  # [(iteration, cost)]
-    accuracy_history: list = field(default_factory=list)  # [(iteration, train_acc, test_acc)]
-    iterations_done: int = 0
-    train_accuracy: float | None = None
-    test_accuracy: float | None = None
-    status: str = "finished"  # finished | stopped
-    train_seconds: float = 0.0
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
-
-    @property
-    def layers(self) -> tuple:
-        return tuple(self.config.layers)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,)."""
-        return predict_proba(self.params, X)
-
-    def summary(self) -> str:
-        acc = ""
-        if self.test_accuracy is not None:
-            acc = f", train {self.train_accuracy:.3f} / test {self.test_accuracy:.3f}"
-        return (
-            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}, "
-            f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
-        )
-
-    def metadata(self) -> dict:
-        return {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "layers": list(self.layers),
-            "config": self.config.to_dict(),
-            "classes": list(self.classes),
-            "history": [[int(i), float(c)] for i, c in self.history],
-            "accuracy_history": [
-                [int(i), _opt(a), _opt(b)] for i, a, b in self.accuracy_history
-            ],
-            "iterations_done": int(self.iterations_done),
-            "train_accuracy": _opt(self.train_accuracy),
-            "test_accuracy": _opt(self.test_accuracy),
-            "status": self.status,
-            "train_seconds": float(self.train_seconds),
-            "created": self.created,
-        }
+def _metadata(model: Model) -> dict:
+    """The JSON document stored in a model file's ``meta`` array."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "layers": list(model.layers),
+        "config": model.config.to_dict(),
+        "classes": list(model.classes),
+        "history": [[int(i), float(c)] for i, c in model.history],
+        "accuracy_history": [
+            [int(i), _opt(a), _opt(b)] for i, a, b in model.accuracy_history
+        ],
+        "iterations_done": int(model.iterations_done),
+        "train_accuracy": _opt(model.train_accuracy),
+        "test_accuracy": _opt(model.test_accuracy),
+        "status": model.status,
+        "train_seconds": float(model.train_seconds),
+        "created": model.created,
+    }
 
 
 def _opt(x):
@@ -100,7 +60,7 @@ def save_model(model: Model, file) -> None:
     for l, (W, b) in enumerate(model.params, start=1):
         arrays[f"W{l}"] = np.asarray(W, dtype=np.float64)
         arrays[f"b{l}"] = np.asarray(b, dtype=np.float64)
-    arrays["meta"] = np.array(json.dumps(model.metadata()))
+    arrays["meta"] = np.array(json.dumps(_metadata(model)))
     if isinstance(file, (str, Path)):
         # Written next to the target and renamed into place only when complete: a full disk or an
         # interrupted save never leaves a damaged file, nor destroys the model that was there.

@@ -79,22 +79,31 @@ def relu(Z: np.ndarray) -> np.ndarray:
     return np.maximum(Z, 0.0)
 
 
-#: Activations by name (hidden layers use "relu", the output layer "sigmoid").
-ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"relu": relu, "sigmoid": sigmoid}
 #: The decision rule everywhere (CLI, pages, accuracies): "cat" when P(cat) > THRESHOLD.
 THRESHOLD = 0.5
-HIDDEN_ACTIVATION = "relu"  # the course's hidden layers (backward uses ReLU's derivative)
-OUTPUT_ACTIVATION = "sigmoid"  # fused with the cross-entropy in backward: dZ[L] = A[L] - Y
+
+
+def relu_backward(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
+    """``dZ = dA ⊙ ReLU'(Z)``: ``dA`` where ``Z > 0``, else 0 (written into ``dA``, which is consumed)."""
+    return np.multiply(dA, Z > 0, out=dA)
+
+
+def param_count(layers) -> int:
+    """Number of weights and biases of a network with layer sizes ``[n_0, n_1, ..., n_L]``."""
+    return int(sum(n * (n_prev + 1) for n_prev, n in zip(layers[:-1], layers[1:])))
 
 
 # --------------------------------------------------------------------------- forward / cost / backward
 def forward(params: Params, X: np.ndarray):
     """Forward propagation: ``[LINEAR -> RELU] * (L-1) -> LINEAR -> SIGMOID``.
 
+    Works on any tail of a network too (``params[k:]`` with ``A[k]`` as ``X``): its last layer is
+    the sigmoid output.
+
     Parameters
     ----------
     params : list of (W, b)
-    X : ndarray of shape (n_x, m)
+    X : ndarray of shape (n_0, m)
 
     Returns
     -------
@@ -107,9 +116,10 @@ def forward(params: Params, X: np.ndarray):
     A = X
     L = len(params)
     for l, (W, b) in enumerate(params, start=1):
-        Z = W @ A + b  # (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
+        Z = W @ A  # Z[l] = W[l]·A[l-1] + b[l]: (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
+        Z += b
         cache.append((A, Z))
-        A = ACTIVATIONS[OUTPUT_ACTIVATION if l == L else HIDDEN_ACTIVATION](Z)
+        A = sigmoid(Z) if l == L else relu(Z)  # A[l] = g(Z[l])
     return A, cache
 
 
@@ -144,11 +154,12 @@ def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
     return float(-np.sum(Y * np.log(A) + (1.0 - Y) * np.log(A1)) / m)
 
 
-def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None):
+def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, input_grad: bool = False):
     """Backward propagation of the mean cross-entropy.
 
     The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. The gradient with respect
-    to the input ``X`` (``dA[0]``) is never computed: nobody uses it.
+    to the input (``dA[0]``) is computed only with ``input_grad``: for a whole network nobody
+    needs it; a solver that owns the layer below a tail of the network does.
 
     Parameters
     ----------
@@ -157,106 +168,57 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None)
     Y : ndarray of shape (1, m)
     AL : ndarray of shape (1, m), optional
         The forward output; recomputed from the cache when omitted.
+    input_grad : bool
+        Also return ``dA[0]``.
 
     Returns
     -------
-    list of (dW, db)
+    grads : list of (dW, db)
         ``dW[l]`` of shape ``(n_l, n_{l-1})`` and ``db[l]`` of shape ``(n_l, 1)``.
+    dA0 : ndarray of shape (n_0, m)
+        Only with ``input_grad``: ``(grads, dA0)``.
     """
     m = Y.shape[1]
     L = len(params)
     if AL is None:
         AL = sigmoid(cache[-1][1])
     grads = [None] * L
-    dZ = AL - Y  # (1, m): fused sigmoid + cross-entropy
+    dZ = AL - Y  # dZ[L] = A[L] - Y, (1, m): fused sigmoid + cross-entropy
+    dA = None
     for l in range(L - 1, -1, -1):
         A_prev, _ = cache[l]
         W = params[l][0]
-        dW = (dZ @ A_prev.T) / m  # (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
-        db = np.sum(dZ, axis=1, keepdims=True) / m  # (n_l, 1)
+        dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m: (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
+        dW /= m
+        db = np.sum(dZ, axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
+        db /= m
         grads[l] = (dW, db)
+        if l > 0 or input_grad:
+            dA = W.T @ dZ  # dA[l-1] = W[l]ᵀ·dZ[l]: (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
         if l > 0:
-            dA = W.T @ dZ  # (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
-            dZ = dA * (cache[l - 1][1] > 0)  # ReLU derivative
-    return grads
+            dZ = relu_backward(dA, cache[l - 1][1])  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
+    return (grads, dA) if input_grad else grads
 
 
 def update(params: Params, grads, learning_rate: float) -> None:
-    """Gradient-descent step, in place: ``W -= lr·dW``, ``b -= lr·db`` for every layer."""
+    """Gradient-descent step, in place: ``W[l] -= α·dW[l]``, ``b[l] -= α·db[l]`` for every layer.
+
+    The gradients are consumed (scaled by α in place): they are fresh arrays from :func:`backward`.
+    """
     for (W, b), (dW, db) in zip(params, grads):
-        W -= learning_rate * dW
-        b -= learning_rate * db
-
-
-# --------------------------------------------------------------------------- the training step, fused
-# What a solver runs every iteration: the same numbers as ``forward`` + ``backward`` + ``update``
-# (same operations in the same order, so the same rounding), with fewer temporaries and each
-# layer updated as soon as the gradient below it has been taken.
-def forward_layers(params: Params, A: np.ndarray):
-    """Forward through ``params`` (any tail of a network: its last layer is the sigmoid output).
-
-    Parameters
-    ----------
-    params : list of (W, b)
-    A : ndarray of shape (n_0, m)
-        The input of ``params[0]`` (``X`` for a whole network).
-
-    Returns
-    -------
-    AL : ndarray of shape (1, m)
-    inputs : list of ndarray
-        ``inputs[k]`` is the input of ``params[k]``, shape ``(n_k, m)`` (``inputs[0] is A``).
-    Zs : list of ndarray
-        ``Zs[k]`` is its ``Z``, shape ``(n_{k+1}, m)``.
-    """
-    L = len(params)
-    inputs, Zs = [], []
-    for l, (W, b) in enumerate(params):
-        Z = W @ A  # (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
-        Z += b
-        inputs.append(A)
-        Zs.append(Z)
-        A = sigmoid(Z) if l == L - 1 else np.maximum(Z, 0.0)
-    return A, inputs, Zs
-
-
-def backward_update(params: Params, inputs, Zs, dZ: np.ndarray, learning_rate: float, return_dA: bool = False):
-    """Backpropagate the output delta through ``params`` and take the gradient step, in place.
-
-    ``inputs`` and ``Zs`` are those of :func:`forward_layers` on the same ``params``; ``dZ`` is
-    ``A[L] - Y`` of shape ``(1, m)``. Each layer's ``dA`` below is taken with its weights *before*
-    the update, as in :func:`backward`; the step is ``W -= lr·dW``, ``b -= lr·db``.
-
-    Returns
-    -------
-    None, or with ``return_dA`` the gradient with respect to ``inputs[0]``, ndarray of shape
-    ``(n_0, m)``: the caller owns the layer below and updates it. For a whole network it is
-    ``dA[0]``, which nobody needs and which is then never computed.
-    """
-    m = dZ.shape[1]
-    for l in range(len(params) - 1, -1, -1):
-        W, b = params[l]
-        dW = dZ @ inputs[l].T  # (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
-        dW /= m
-        db = np.sum(dZ, axis=1, keepdims=True)  # (n_l, 1)
-        db /= m
-        dA = W.T @ dZ if l > 0 or return_dA else None  # (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
-        dW *= learning_rate  # W -= lr·dW, after dA was taken with the old W
+        dW *= learning_rate
         W -= dW
         db *= learning_rate
         b -= db
-        if l > 0:
-            dZ = np.multiply(dA, Zs[l - 1] > 0, out=dA)  # ReLU derivative
-    return dA
 
 
 def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: float, need_cost: bool = True):
-    """One full-batch gradient-descent step on ``params``, in place.
+    """One full-batch gradient-descent iteration on ``params``, in place: forward, cost, backward, update.
 
     Parameters
     ----------
     params : list of (W, b)
-    X : ndarray of shape (n_x, m)
+    X : ndarray of shape (n_0, m)
     Y : ndarray of shape (1, m)
 
     Returns
@@ -267,12 +229,12 @@ def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: fl
     AL : ndarray of shape (1, m)
         The output before the update.
     """
-    AL, inputs, Zs = forward_layers(params, X)
-    ZL = Zs[-1]
+    AL, cache = forward(params, X)
+    ZL = cache[-1][1]
     if not np.isfinite(ZL).all():
         return float("nan"), AL
     cost = cost_from_logits(ZL, Y) if need_cost else None
-    backward_update(params, inputs, Zs, AL - Y, learning_rate)  # dZ[L] = A[L] - Y, (1, m)
+    update(params, backward(params, cache, Y, AL), learning_rate)
     return cost, AL
 
 
@@ -293,19 +255,33 @@ def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
     return AL[0]
 
 
-def predict(params: Params, X: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
-    """Labels (1 = cat) for every column of ``X``: ``P(cat) > threshold``.
+def predicted(proba, threshold: float = THRESHOLD) -> np.ndarray:
+    """The decision rule: labels (1 = cat) from probabilities of cat, ``P(cat) > threshold``.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (m,) (or any shape holding m probabilities)
 
     Returns
     -------
     ndarray of shape (m,), int64
     """
-    return (predict_proba(params, X) > threshold).astype(np.int64)
+    return (np.asarray(proba, dtype=np.float64).reshape(-1) > threshold).astype(np.int64)
+
+
+def predict(params: Params, X: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """Labels (1 = cat) for every column of ``X`` (shape ``(n_x, m)``); returns ndarray of shape (m,), int64."""
+    return predicted(predict_proba(params, X), threshold)
+
+
+def score(proba, Y, threshold: float = THRESHOLD) -> float:
+    """Accuracy of probabilities ``proba`` (shape ``(m,)``) against labels ``Y`` (shape ``(1, m)`` or ``(m,)``)."""
+    return float(np.mean(predicted(proba, threshold) == np.asarray(Y).reshape(-1)))
 
 
 def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = THRESHOLD) -> float:
     """Fraction of the columns of ``X`` (shape ``(n_x, m)``) whose label matches ``Y`` ``(1, m)``."""
-    return float(np.mean(predict(params, X, threshold) == np.asarray(Y).reshape(-1)))
+    return score(predict_proba(params, X), Y, threshold)
 
 
 # --------------------------------------------------------------------------- gradient check

@@ -1,4 +1,13 @@
-"""The Gram solver: the same gradient-descent iterates, with the first layer's work done in m×m.
+"""The two solvers, side by side: the direct path and the Gram path, behind one small interface.
+
+A solver owns the current parameters of one training run and knows how to take one full-batch
+gradient-descent step (:meth:`step`), what the network says about the training and test images
+(:meth:`proba_train`, :meth:`proba_test`) and what its parameters are (:meth:`params`).
+Both call the one copy of the math in :mod:`catdnn.network` (``forward``, ``backward``,
+``update``): the direct solver for every layer, the Gram solver for layers 2..L. The Gram solver
+computes only the first layer differently.
+
+The Gram solver: the same gradient-descent iterates, with the first layer's work done in m×m.
 
 Why it is exact
 ---------------
@@ -16,7 +25,8 @@ The bias rides along as a row of ones appended to X: ``[W1 b1] = [W1_0 b1_0] + B
 (``b1`` moves by ``-lr·Σ_j dZ[1]_j / m``, which is ``B``'s update times the ones row), so the
 solver keeps ``G = [X; 1]ᵀ[X; 1] = XᵀX + 1·1ᵀ`` and ``P0 = W1_0·X + b1_0``, and one update of
 ``B`` moves both. Layers 2..L are the direct path's own code
-(:func:`catdnn.network.backward_update`). The iterates are the direct path's up to rounding
+(:func:`catdnn.network.forward`, :func:`~catdnn.network.backward` with ``input_grad`` to get
+``dA[1]``, and :func:`~catdnn.network.update`). The iterates are the direct path's up to rounding
 (different summation order), which the tests bound at 1e-9 relative; the course's printed
 numbers are unchanged.
 
@@ -34,10 +44,11 @@ Where it holds, and where it does not
   decayed, so it would have to leave the ones row and be updated on its own.
 * Momentum: exact (linear combinations of gradients). Adam / RMSprop: **not** exact (elementwise
   division by the second-moment estimate leaves the span), so such options must use the direct
-  path; :func:`catdnn.train.choose_solver` is where that decision belongs.
+  path; :func:`choose_solver` is where that decision belongs.
 * Large m: G is m×m, so its memory and its per-iteration ``n_1·m²`` work overtake the direct
-  path's ``n_1·n_x·m`` near ``m ≈ 2·n_x``, and building G (``n_x·m²``) costs ``m / (4·n_1)``
-  direct iterations. :func:`gram_is_faster` weighs these.
+  path's ``n_1·n_x·m`` near ``m ≈ 2·n_x``, and building G (``n_x·m²`` flops, at about 1.5 times
+  the speed of the skinny products) costs about ``m / (6·n_1)`` direct iterations.
+  :func:`gram_pays_off` is the rule drawn from that (checked on ``bench/bench_scaling.py``).
 """
 
 from __future__ import annotations
@@ -47,43 +58,26 @@ import math
 import numpy as np
 
 from .errors import ConfigError
-from .network import backward_update, cost_from_logits, forward_layers, sigmoid
+from .network import backward, cost_from_logits, descent_step, forward, relu, relu_backward, sigmoid, update
 
-#: "auto" never takes the Gram solver when its m×m matrix would hold more than this many times as
-#: many numbers as X (n_x·m): beyond m = 2·n_x it cannot pay off anyway (B·G costs more than W1·X).
+#: "auto" takes the Gram solver only while its m×m matrix is at most this many times the size of X
+#: (beyond m = 2·n_x, B·G costs more than W1·X: it cannot pay off).
 GRAM_MAX_SIZE_RATIO = 2.0
-#: Relative speeds (flops per second), measured with bench/bench_scaling.py on a 2-core AVX-512
-#: OpenBLAS machine: building G (compute-bound SYRK/GEMM blocks) ran at 68–91 GFlop/s; the direct
-#: path's first layer (two skinny GEMMs with n_1 rows, memory-bound once X leaves the cache) and
-#: B·G (skinny too) both at about 48–52 GFlop/s. Only the ratios matter; 1.5 is on the safe side.
-RATE_SYRK = 1.5
-RATE_SKINNY = 1.0
-#: Fixed Python/NumPy overhead of one iteration, in "skinny flops" (about 60 small NumPy calls).
-STEP_OVERHEAD_FLOPS = 2e6
+#: ... and only for runs long enough to pay for building G: at least m / (GRAM_PAYBACK·n_1)
+#: iterations (building G costs about m / (6·n_1) direct iterations; 4 leaves a margin).
+GRAM_PAYBACK = 4.0
 
 
-def cost_model(n_x: int, m: int, layers, iterations: int | None = None) -> tuple[float, float]:
-    """Predicted time, in units of skinny-GEMM flops, of ``iterations`` steps: ``(direct, gram)``.
+def gram_pays_off(n_x: int, m: int, layers, iterations: int | None = None) -> bool:
+    """Whether :class:`GramSolver` beats :class:`DirectSolver` for this shape: a simple rule.
 
-    Only the first layer differs between the paths; the rest is counted once in both. With
-    ``iterations`` None the setup is amortised over the course's 2500 iterations.
+    ``m ≤ 2·n_x`` (the Gram matrix stays within twice X's size) and the run has at least
+    ``m / (4·n_1)`` iterations (``iterations`` None: a long run). On ``bench/bench_scaling.py``
+    it picks the faster path at every m from 209 to 20 000 for the course's 2500 iterations.
     """
-    n1 = int(layers[1])
-    it = 2500 if iterations is None else max(int(iterations), 1)
-    rest = sum(2.0 * 3 * a * b * m for a, b in zip(layers[1:-1], layers[2:]))  # forward + backward
-    common = it * (rest + STEP_OVERHEAD_FLOPS)
-    direct = common + it * 4.0 * n1 * n_x * m  # W1·X and dZ1·Xᵀ
-    setup = (n_x * m * m) / RATE_SYRK + 2.0 * n1 * n_x * m  # G = XᵀX (symmetric), P0 = W1_0·X
-    gram = common + setup + it * (2.0 * n1 * m * m + 4.0 * n1 * m)  # B·G, and the update of B
-    return direct, gram
-
-
-def gram_is_faster(n_x: int, m: int, layers, iterations: int | None = None) -> bool:
-    """Whether :class:`GramSolver` should beat the direct path for this shape (and fits in memory)."""
     if len(layers) < 2 or m > GRAM_MAX_SIZE_RATIO * n_x:
         return False
-    direct, gram = cost_model(n_x, m, layers, iterations)
-    return gram < direct
+    return iterations is None or iterations * GRAM_PAYBACK * int(layers[1]) >= m
 
 
 #: XᵀX is built in blocks of at most this many columns (see :func:`gram_matrix`).
@@ -122,7 +116,7 @@ class GramOverflowError(ConfigError, ArithmeticError):
 class GramSolver:
     """Full-batch gradient descent with ``W[1] = W[1]_0 + B·Xᵀ`` (see the module docstring).
 
-    Same interface as :class:`catdnn.train.DirectSolver`.
+    Same interface as :class:`DirectSolver`.
 
     Parameters
     ----------
@@ -173,7 +167,7 @@ class GramSolver:
         """A[L] from Z[1] at the current parameters, shape (1, k)."""
         if not self._rest:
             return sigmoid(Z1)
-        return forward_layers(self._rest, np.maximum(Z1, 0.0))[0]
+        return forward(self._rest, relu(Z1))[0]
 
     def step(self, need_cost: bool):
         """One iteration: forward at the current parameters, then update them.
@@ -181,21 +175,23 @@ class GramSolver:
         Returns ``(cost, AL)``: the cost before the update (None unless ``need_cost``) and the
         output ``AL`` of shape ``(1, m)``; ``(nan, AL)`` without updating if the output is not finite.
         """
-        Z1 = self._z1(self._P0, self._G)  # (n_1, m)
-        if self._rest:
-            AL, inputs, Zs = forward_layers(self._rest, np.maximum(Z1, 0.0))
-            ZL = Zs[-1]
+        Z1 = self._z1(self._P0, self._G)  # Z[1] = W[1]·X + b[1], (n_1, m)
+        if self._rest:  # layers 2..L: the shared math, on A[1] = relu(Z[1])
+            AL, cache = forward(self._rest, relu(Z1))
+            ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = cost_from_logits(ZL, self.Y) if need_cost else None
-        dZ = AL - self.Y  # (1, m): fused sigmoid + cross-entropy
         if self._rest:
-            dA1 = backward_update(self._rest, inputs, Zs, dZ, self.lr, return_dA=True)  # layers 2..L
-            dZ = np.multiply(dA1, Z1 > 0, out=dA1)  # (n_1, m), ReLU derivative
+            grads, dA1 = backward(self._rest, cache, self.Y, AL, input_grad=True)  # layers 2..L, and dA[1]
+            update(self._rest, grads, self.lr)
+            dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m)
+        else:
+            dZ = AL - self.Y  # (1, m): fused sigmoid + cross-entropy
         dZ *= self.lr / dZ.shape[1]
-        self._B -= dZ  # [W1 b1] -= lr·[dW1 db1] = lr·(dZ1/m)·[X; 1]ᵀ
+        self._B -= dZ  # [W1 b1] -= α·[dW1 db1] = α·(dZ1/m)·[X; 1]ᵀ
         self._steps += 1
         return cost, AL
 
@@ -235,3 +231,62 @@ class GramSolver:
         W1, b1 = self._materialise()
         return [(W1.copy(), b1.copy())] + [(W.copy(), b.copy()) for W, b in self._rest]
 
+
+
+class DirectSolver:
+    """Plain full-batch gradient descent on ``(W, b)`` lists: the course's algorithm.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+        Initial parameters; the solver owns (and updates) them.
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    learning_rate : float
+    X_test : ndarray of shape (n_x, m_test), optional
+    """
+
+    name = "direct"
+
+    def __init__(self, params, X, Y, learning_rate, X_test=None):
+        self._params = params
+        self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
+
+    def step(self, need_cost: bool):
+        """One iteration: forward at the current parameters, then update them.
+
+        Returns ``(cost, AL)``: the cost at the parameters *before* the update (``None`` unless
+        ``need_cost``) and the output ``AL`` of shape ``(1, m)``. Returns ``(nan, AL)`` without
+        updating when the output is not finite (the run diverged).
+        """
+        return descent_step(self._params, self.X, self.Y, self.lr, need_cost)
+
+    def proba_train(self) -> np.ndarray:
+        """P(cat) on the training set at the current parameters, shape ``(m,)``."""
+        return forward(self._params, self.X)[0][0]
+
+    def proba_test(self) -> np.ndarray:
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
+        return forward(self._params, self.X_test)[0][0]
+
+    def params(self):
+        """A copy of the current parameters as a list of ``(W, b)``."""
+        return [(W.copy(), b.copy()) for W, b in self._params]
+
+
+#: Solvers by name. Both compute the same iterates (up to rounding).
+SOLVERS: dict[str, type] = {"direct": DirectSolver, "gram": GramSolver}
+
+
+def choose_solver(name: str, n_x: int, m: int, layers, iterations: int | None = None) -> type:
+    """The solver class for ``name``; "auto" picks the faster exact one for this shape.
+
+    Every solver here is exact for full-batch gradient descent (today's only optimiser); "auto"
+    takes the Gram solver when :func:`gram_pays_off` says so. An option for which the Gram
+    reformulation is not exact (e.g. Adam) must make "auto" return the direct solver.
+    """
+    if name == "auto":
+        return GramSolver if gram_pays_off(n_x, m, layers, iterations) else DirectSolver
+    if name not in SOLVERS:
+        raise ConfigError(f"unknown solver {name!r}: choose one of auto, {', '.join(SOLVERS)}")
+    return SOLVERS[name]

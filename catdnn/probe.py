@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import forward, init_params, relu, sigmoid
-
-IMAGE_SHAPE = (64, 64, 3)  # an input column is one 64×64 RGB image flattened in (row, column, channel) order
+from .data import IMAGE_SHAPE
+from .network import forward, init_params
 
 #: How the course reads the gradient check's relative difference, as (upper bound, verdict, explanation).
 GRADIENT_CHECK_LEVELS = (
@@ -153,14 +152,8 @@ def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
         ``[A[1], …, A[L]]``, ``A[l]`` of shape ``(n_l, 1)``: ReLU outputs for the hidden layers,
         and ``A[L]`` of shape ``(1, 1)`` is P(cat).
     """
-    A = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
-    L = len(params)
-    out = []
-    for l, (W, b) in enumerate(params, start=1):
-        Z = W @ A + b  # (n_l, n_{l-1}) @ (n_{l-1}, 1) + (n_l, 1) -> (n_l, 1)
-        A = sigmoid(Z) if l == L else relu(Z)
-        out.append(A)
-    return out
+    AL, cache = forward(params, np.asarray(x, dtype=np.float64).reshape(-1, 1))  # A[0]: (n_x, 1)
+    return [A_prev for A_prev, _Z in cache[1:]] + [AL]  # each layer's input is the activation below
 
 
 def shape_line(layers, l: int) -> str:
@@ -266,11 +259,6 @@ def gradient_check_verdict(difference: float) -> tuple[str, str]:
         if d < bound:
             return verdict, text
     return GRADIENT_CHECK_LEVELS[-1][1:]
-
-
-def param_count(params) -> int:
-    """Number of weights and biases in ``params`` (list of (W, b))."""
-    return int(sum(W.size + b.size for W, b in params))
 
 
 def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:

@@ -1,0 +1,88 @@
+"""The Model: a trained network and what is known about how it was trained.
+
+Files are :mod:`catdnn.model_io`'s business; training is :mod:`catdnn.train`'s. This module imports
+neither, so both can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .config import TrainConfig
+from .network import param_count, predict_proba
+
+
+@dataclass
+class Model:
+    """A trained network and what is known about how it was trained.
+
+    Attributes
+    ----------
+    params : list of (W, b)
+        ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``.
+    config : TrainConfig
+    """
+
+    params: list
+    config: TrainConfig
+    classes: tuple = ("non-cat", "cat")
+    history: list = field(default_factory=list)  # [(iteration, cost)]
+    accuracy_history: list = field(default_factory=list)  # [(iteration, train_acc, test_acc)]
+    iterations_done: int = 0
+    train_accuracy: float | None = None
+    test_accuracy: float | None = None
+    status: str = "finished"  # finished | stopped
+    train_seconds: float = 0.0
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def layers(self) -> tuple:
+        return tuple(self.config.layers)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,)."""
+        return predict_proba(self.params, X)
+
+    def summary(self) -> str:
+        acc = ""
+        if self.test_accuracy is not None:
+            acc = f", train {self.train_accuracy:.3f} / test {self.test_accuracy:.3f}"
+        return (
+            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}, "
+            f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes held by the weights and biases."""
+        return int(sum(W.nbytes + b.nbytes for W, b in self.params))
+
+    @property
+    def param_count(self) -> int:
+        """Number of weights and biases."""
+        return param_count(self.layers)
+
+
+#: A collection of models kept together (a dashboard session's) holds at most this many models ...
+MAX_KEPT_MODELS = 8
+#: ... and at most this many bytes of weights (one model may hold up to 512 MiB, see
+#: catdnn.config.MAX_PARAM_BYTES, so 8 of them would be 4 GiB). SECURITY.md, "Resources".
+MAX_KEPT_BYTES = 1024**3
+
+
+def drop_oldest(models: dict, keep, max_models: int = MAX_KEPT_MODELS, max_bytes: int = MAX_KEPT_BYTES) -> list:
+    """Drop the oldest models of ``models`` (a dict, oldest first) until it holds at most ``max_models``
+    models and ``max_bytes`` bytes of weights; never the one named ``keep``. Returns the names dropped.
+    """
+    dropped = []
+    total = sum(m.nbytes for m in models.values())
+    while len(models) > max_models or total > max_bytes:
+        oldest = next((n for n in models if n != keep), None)
+        if oldest is None:  # only the kept model is left
+            break
+        total -= models.pop(oldest).nbytes
+        dropped.append(oldest)
+    return dropped
