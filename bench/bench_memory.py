@@ -21,7 +21,8 @@ import json, resource, sys, tracemalloc
 sys.path.insert(0, {root!r})
 sys.path.insert(0, {bench!r})
 from _common import load_data
-from catdnn.train import PRESETS, Trainer
+from catdnn.config import PRESETS
+from catdnn.train import Trainer
 ds = load_data()
 _ = ds.train.X, ds.test.X  # the float64 arrays (25 MB) are built on first use: count them as data
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -21,10 +21,10 @@ import numpy as np
 from _common import machine, median, set_threads, table
 from PIL import Image
 
+from catdnn.config import PRESETS
 from catdnn.images import image_to_input, load_image, prepare_image
-from catdnn.model_io import Model
+from catdnn.model import Model
 from catdnn.network import init_params
-from catdnn.train import PRESETS
 
 
 def make_model() -> tuple[Model, str]:

@@ -22,8 +22,9 @@ import time
 import numpy as np
 from _common import machine, median, set_threads, table
 
+from catdnn.config import PRESETS
 from catdnn.network import init_params
-from catdnn.train import PRESETS, SOLVERS, choose_solver
+from catdnn.solvers import SOLVERS, choose_solver
 
 N_X = 12288
 

@@ -15,8 +15,9 @@ import argparse
 import numpy as np
 from _common import load_data, machine, median, set_threads, table, timed
 
+from catdnn.config import PRESETS
 from catdnn.network import init_params
-from catdnn.train import PRESETS, Trainer
+from catdnn.train import Trainer
 
 
 # --------------------------------------------------------------------------- the textbook baseline

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
     pr.add_argument("--model", required=True, metavar="MODEL.npz", help="a model saved by 'train --save'")
-    pr.add_argument("--threshold", type=_threshold, default=THRESHOLD, help=f"P(cat) above this is 'cat' ({THRESHOLD:g})")
+    pr.add_argument("--threshold", type=_threshold, default=THRESHOLD,
+                    help=f"P(cat) above this is 'cat' ({THRESHOLD:g})")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
     d = sub.add_parser("download", help="download and verify the dataset into data/")

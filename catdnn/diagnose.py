@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 
-from .probe import dead_masks
 from .network import forward, predicted
+from .probe import dead_masks
 
 #: A cost this many times above the starting cost (at least 1) stops the run as diverged.
 EXPLODE_FACTOR = 10.0

@@ -29,6 +29,7 @@ from .model import Model
 from .network import init_params, score
 from .solvers import DirectSolver, GramOverflowError, choose_solver
 
+
 # --------------------------------------------------------------------------- the loop
 @dataclass(frozen=True)
 class Progress:

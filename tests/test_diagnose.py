@@ -33,7 +33,7 @@ def test_a_healthy_run_has_no_diagnosis(dataset):
 
 def test_an_exploding_rate_stops_the_run_as_diverged(dataset):
     t = _run(dataset, 5.0)  # costs 0.772, 0.740, then 357 524 at iteration 2
-    assert t.status == "diverged" and t.iteration == 2
+    assert t.status == "diverged" and t.iterations_done == 2
     assert "the cost exploded to 3.575e+05" in t.message and "Try a smaller learning rate (e.g. 0.5)" in t.message
     assert [i for i, _ in t.history] == [0, 1, 2]  # the explosion is on the curve too
     assert t.history[2][1] == pytest.approx(357524, rel=1e-4)

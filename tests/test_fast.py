@@ -1,14 +1,15 @@
-"""The Gram solver (catdnn.fast) computes the direct path's iterates, and "auto" picks it wisely."""
+"""The Gram solver (catdnn.solvers) computes the direct path's iterates, and "auto" picks it wisely."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from catdnn.config import TrainConfig
 from catdnn.errors import ConfigError
-from catdnn.fast import GramSolver, cost_model, gram_is_faster
 from catdnn.network import backward, descent_step, forward, init_params, update
-from catdnn.train import DirectSolver, TrainConfig, Trainer, choose_solver
+from catdnn.solvers import DirectSolver, GramSolver, choose_solver, gram_matrix, gram_pays_off
+from catdnn.train import Trainer
 
 RTOL = 1e-9
 
@@ -95,9 +96,9 @@ def test_a_stop_midway_gives_the_same_partial_params_and_can_resume():
     for solver in ("direct", "gram"):
         trainer = Trainer(config, *data, cost_every=1, solver=solver)
         for event in trainer.run():
-            if event.done == 77:
+            if event.iterations_done == 77:
                 break
-        assert trainer.status == "stopped" and trainer.iteration == 77
+        assert trainer.status == "stopped" and trainer.iterations_done == 77
         partial[solver] = trainer
     _assert_params_close(partial["direct"].params(), partial["gram"].params())
     model = partial["gram"].model()
@@ -106,7 +107,7 @@ def test_a_stop_midway_gives_the_same_partial_params_and_can_resume():
     for trainer in partial.values():  # resume to the end: same as an uninterrupted run
         for _ in trainer.run():
             pass
-        assert trainer.status == "finished" and trainer.iteration == 200
+        assert trainer.status == "finished" and trainer.iterations_done == 200
     straight = _run("direct", config, data)
     _assert_params_close(straight.params(), partial["gram"].params())
     _assert_params_close(straight.params(), partial["direct"].params())
@@ -157,7 +158,7 @@ def test_divergence_is_detected_at_the_same_iteration_on_both_paths():
     config = TrainConfig(layers=(30, 10, 1), init="he", learning_rate=1.0, iterations=300, seed=1)
     runs = [_run(solver, config, (X, Y, None, None)) for solver in ("direct", "gram")]
     assert [t.status for t in runs] == ["diverged", "diverged"]
-    assert runs[0].iteration == runs[1].iteration
+    assert runs[0].iterations_done == runs[1].iterations_done
     (i0, c0), (i1, c1) = zip(*runs[0].history), zip(*runs[1].history)
     assert i0 == i1 and np.allclose(c0, c1, rtol=RTOL)
     assert "smaller learning rate" in runs[1].message
@@ -175,7 +176,7 @@ def test_auto_avoids_gram_when_the_gram_matrix_would_overflow():
 
 
 def test_descent_step_is_bitwise_the_textbook_step():
-    """The optimised direct step does the same operations as forward + backward + update."""
+    """The direct solver's step is forward + backward + update, bit for bit (the cost only added)."""
     X, Y, _, _ = _data(30, 21, seed=4)
     fused = init_params((30, 8, 5, 1), "xavier", 2)
     plain = [(W.copy(), b.copy()) for W, b in fused]
@@ -211,10 +212,12 @@ def test_auto_falls_back_to_direct_when_the_gram_matrix_does_not_pay():
     assert choose_solver("auto", 12288, 5000, DEEP, iterations=2500) is GramSolver
 
 
-def test_cost_model_is_monotonic_in_m():
-    ratios = [np.divide(*cost_model(12288, m, DEEP, 2500)) for m in (100, 1000, 5000, 20000, 40000)]
-    assert all(a > b for a, b in zip(ratios, ratios[1:]))  # the Gram advantage shrinks with m
-    assert gram_is_faster(12288, 209, DEEP) and not gram_is_faster(12288, 40000, DEEP)
+@pytest.mark.parametrize("iterations", [1, 10, 100, 2500, None])
+def test_the_gram_rule_never_comes_back_once_m_is_too_large(iterations):
+    """For a fixed run length, once m is too large for the Gram path it stays too large."""
+    picks = [gram_pays_off(12288, m, DEEP, iterations) for m in (50, 209, 1000, 5000, 20000, 24576, 24577, 40000)]
+    assert picks == sorted(picks, reverse=True)  # True ... True, False ... False
+    assert not picks[-1]  # beyond 2·n_x never
 
 
 def test_named_solvers_and_unknown_names():
@@ -236,8 +239,6 @@ def test_gram_computes_in_float64_whatever_the_input_dtype():
 
 @pytest.mark.parametrize("m,block", [(5, 8), (17, 8), (24, 8), (25, 4)])
 def test_gram_matrix_in_blocks_is_xtx(m, block):
-    from catdnn.fast import gram_matrix
-
     X = np.random.default_rng(m).random((13, m))
     G = gram_matrix(X, block=block)
     assert G.shape == (m, m)

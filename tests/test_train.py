@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from catdnn import PRESETS, ConfigError, TrainConfig, Trainer, fit
-from catdnn.train import MAX_PARAM_BYTES, parse_layers
+from catdnn.config import MAX_PARAM_BYTES, parse_layers
 
 
 def _toy(n_x=12, m=30, seed=0):
@@ -103,7 +103,7 @@ def test_events_history_and_accuracies():
     assert [i for i, _ in trainer.history] == [0, 10, 20, 30, 40, 49]
     assert [e.cost is not None for e in events].count(True) == 6
     assert [i for i, _, _ in trainer.accuracy_history] == [0, 25, 49]
-    assert trainer.status == "finished" and trainer.iteration == 50
+    assert trainer.status == "finished" and trainer.iterations_done == 50
     costs = [c for _, c in trainer.history]
     assert costs[-1] < costs[0]
     model = trainer.model()
@@ -123,7 +123,7 @@ def test_stop_keeps_the_partial_model_and_resume_matches_an_uninterrupted_run():
         if event.iteration == 14:
             break
     run.close()
-    assert trainer.status == "stopped" and trainer.iteration == 15
+    assert trainer.status == "stopped" and trainer.iterations_done == 15
     partial = trainer.model()
     assert partial.status == "stopped" and partial.iterations_done == 15
     assert len(partial.history) == 15

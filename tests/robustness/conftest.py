@@ -27,9 +27,10 @@ def chelsea_rgb():
 @pytest.fixture(scope="session")
 def tiny_model():
     """A small, valid catdnn model ([12288, 3, 1]) built without training."""
-    from catdnn.model_io import Model
+    from catdnn.config import TrainConfig
+    from catdnn.data import N_X
+    from catdnn.model import Model
     from catdnn.network import init_params
-    from catdnn.train import N_X, TrainConfig
 
     config = TrainConfig(layers=(N_X, 3, 1), iterations=10, init="xavier", seed=3)
     params = init_params(config.layers, config.init, config.seed)

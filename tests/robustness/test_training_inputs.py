@@ -9,8 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
+from catdnn.config import MAX_PARAM_BYTES, TrainConfig, parse_layers
 from catdnn.errors import ConfigError
-from catdnn.train import MAX_PARAM_BYTES, TrainConfig, Trainer, fit, parse_layers
+from catdnn.train import Trainer, fit
 
 N = 12288
 
@@ -110,7 +111,7 @@ def test_diverging_run_stops_with_a_message_and_keeps_its_history():
         events = list(trainer.run())
     assert trainer.status == "diverged"
     assert "smaller learning rate" in trainer.message and "10" in trainer.message
-    assert trainer.iteration < 200 and len(events) == trainer.iteration
+    assert trainer.iterations_done < 200 and len(events) == trainer.iterations_done
     assert trainer.history and all(math.isfinite(c) for _, c in trainer.history)  # kept, and clean
     with pytest.raises(ConfigError, match="smaller learning rate"):
         trainer.model()
