@@ -2,6 +2,11 @@
 PyTorch CPU float64 when ``torch`` is importable), both presets, 2500 iterations, side by side.
 
     python bench/bench_train.py [--repeats 3] [--iterations 2500] [--presets deep,two-layer]
+                                [--only textbook,direct,default,torch,ref] [--ref PATH]
+
+``--ref PATH`` also times the default path of another checkout of catdnn (e.g. ``git worktree add
+/tmp/before HEAD~5``), in a subprocess per run, interleaved with the others: the same machine and
+the same run, for a before/after comparison of a change.
 
 Implementations run round-robin within each repeat (so a noisy neighbour slows all of them alike);
 the table gives the median time and the speed-up over the textbook baseline, plus the cost at
@@ -11,6 +16,10 @@ iteration 2400 and the final accuracies, which must agree across implementations
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 from _common import load_data, machine, median, set_threads, table, timed
@@ -120,6 +129,40 @@ def run_engine(config, ds, solver):
     return dict(model.history), model.train_accuracy, model.test_accuracy
 
 
+# --------------------------------------------------------------------------- another checkout's default path
+REF_SCRIPT = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import catdnn
+assert catdnn.__file__.startswith(sys.argv[1]), catdnn.__file__
+ds = catdnn.load_dataset(download=False)
+config = catdnn.PRESETS[sys.argv[2]]
+config = type(config)(**{**config.to_dict(), "iterations": int(sys.argv[3])})
+t0 = time.perf_counter()
+trainer = catdnn.Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, solver="auto")
+for _ in trainer.run():
+    pass
+model = trainer.model()
+t = time.perf_counter() - t0
+print(json.dumps([t, model.history, model.train_accuracy, model.test_accuracy]))
+"""
+
+
+def make_ref_runner(path, preset_of, threads):
+    """Time ``path``'s default path in a fresh process; returns ``(seconds, result)`` like ``timed``."""
+    env = dict(os.environ)
+    if threads:
+        env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+    def run_ref(config, ds):
+        out = subprocess.run([sys.executable, "-c", REF_SCRIPT, str(path), preset_of(config), str(config.iterations)],
+                             capture_output=True, text=True, env=env, check=True)
+        t, history, tr, te = json.loads(out.stdout.strip().splitlines()[-1])
+        return t, ({int(i): c for i, c in history}, tr, te)
+
+    return run_ref
+
+
 # --------------------------------------------------------------------------- PyTorch, if installed
 def make_torch_runner():
     try:
@@ -166,17 +209,29 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=2500)
     ap.add_argument("--presets", default="deep,two-layer")
     ap.add_argument("--threads", type=int, help="limit BLAS threads (threadpoolctl); default: unchanged")
+    ap.add_argument("--only", help="comma-separated subset of textbook,direct,default,torch,ref (the first is the "
+                                   "speed-up's baseline)")
+    ap.add_argument("--ref", help="another checkout of catdnn whose default path is timed alongside")
     args = ap.parse_args(argv)
     ds = load_data()
     run_torch, torch_name = make_torch_runner()
     set_threads(args.threads)
     if run_torch is not None:
         torch_name = torch_name()
-    impls = [("textbook NumPy (baseline)", run_textbook),
-             ("catdnn direct path", lambda c, d: run_engine(c, d, "direct")),
-             ("catdnn default (auto)", lambda c, d: run_engine(c, d, "auto"))]
+    impls = [("textbook", "textbook NumPy (baseline)", run_textbook),
+             ("direct", "catdnn direct path", lambda c, d: run_engine(c, d, "direct")),
+             ("default", "catdnn default (auto)", lambda c, d: run_engine(c, d, "auto"))]
     if run_torch is not None:
-        impls.append((torch_name, run_torch))
+        impls.append(("torch", torch_name, run_torch))
+    ref_timed = {}
+    if args.ref:
+        preset_of = {PRESETS[p].layers: p for p in PRESETS}
+        ref_timed["reference default"] = make_ref_runner(args.ref, lambda c: preset_of[c.layers], args.threads)
+        impls.append(("ref", f"reference default ({args.ref})", None))
+    if args.only:
+        keep = args.only.split(",")
+        impls = sorted((i for i in impls if i[0] in keep), key=lambda i: keep.index(i[0]))
+    impls = [(name, fn) for _key, name, fn in impls]
     print(f"machine: {machine()}")
     print(f"{args.iterations} iterations, median of {args.repeats} repeats, implementations interleaved")
     if run_torch is None:
@@ -190,7 +245,10 @@ def main(argv=None):
         results = {}
         for _ in range(args.repeats):
             for name, fn in impls:
-                t, results[name] = timed(fn, config, ds)
+                if fn is None:  # the reference checkout times itself, in its own process
+                    t, results[name] = ref_timed["reference default"](config, ds)
+                else:
+                    t, results[name] = timed(fn, config, ds)
                 times[name].append(t)
         base = median(times[impls[0][0]])
         last = args.iterations - 1
@@ -208,11 +266,16 @@ def main(argv=None):
         ref = results[impls[0][0]][0]
         worst = max(abs(results[n][0][k] - ref[k]) / ref[k] for n, _ in impls for k in ref)
         print(f"\nlargest relative cost difference from the baseline at the reported iterations: {worst:.1e}")
-        if preset == "deep":
+        ref_name = next((n for n in times if n.startswith("reference default")), None)
+        if ref_name and "catdnn default (auto)" in times:
+            ratio = median(times["catdnn default (auto)"]) / median(times[ref_name])
+            print(f"default path vs the reference checkout's: {ratio:.3f}× the time "
+                  f"({'no slower' if ratio <= 1.0 else 'slower'}; noise on a shared machine is a few %)")
+        if preset == "deep" and {"catdnn default (auto)", impls[0][0]} <= set(times) and "textbook" in impls[0][0]:
             fast = median(times["catdnn default (auto)"])
             print(f"target: default ≥ 50× the textbook baseline: {base / fast:.1f}× "
                   f"{'MET' if base / fast >= 50 else 'MISSED'}")
-            if run_torch is not None:
+            if torch_name in times:
                 tt = median(times[torch_name])
                 print(f"target: faster than PyTorch CPU float64: {tt / fast:.1f}× "
                       f"{'MET' if fast < tt else 'MISSED'}")
