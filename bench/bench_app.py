@@ -2,11 +2,11 @@
 
     python bench/bench_app.py [--repeats 5] [--iterations 10000]
 
-The page (``app_pages/train.py``) runs under Streamlit's ``AppTest`` (no browser: what is measured is
+The page (``pages/1_Train.py``) runs under Streamlit's ``AppTest`` (no browser: what is measured is
 the server-side work of the live view, i.e. building and sending the redraws about 5 times a
-second). The app's figure is the training time the page itself records (``run["elapsed"]`` in the
-session state: the wall time of the training loop, redraws included); the whole script run is
-shown too. The engine alone is a :class:`catdnn.train.Trainer` with the options the page uses
+second). The app's figure is the training time the page itself records (the session's last run,
+``ui.state.session().run.elapsed``: the wall time of the training loop, redraws included); the whole
+script run is shown too. The engine alone is a :class:`catdnn.train.Trainer` with the options the page uses
 (cost and accuracy sampling), run to the end plus ``model()``. Runs alternate app / engine.
 Target: the page adds at most 20 % to the engine's time.
 """
@@ -19,18 +19,14 @@ from dataclasses import replace
 
 from _common import ROOT, load_data, machine, median, set_threads, table
 
-from catdnn.train import PRESETS, Trainer
+from catdnn.config import PRESETS
+from catdnn.train import Trainer
 
 
 def engine_alone(config, ds):
-    it = config.iterations
-    try:  # the very options the page uses, if the app's helper is importable
-        import ui
+    from ui.training import trainer_for  # the very options the page uses
 
-        trainer = ui.trainer_for(config, ds)
-    except Exception:
-        trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
-                          cost_every=max(1, it // 500), accuracy_every=max(1, it // 100))
+    trainer = trainer_for(config, ds)
     t0 = time.perf_counter()
     for _ in trainer.run():
         pass
@@ -38,23 +34,19 @@ def engine_alone(config, ds):
     return time.perf_counter() - t0, trainer.solver_name
 
 
-def train_page():
-    """The Train page's script (app_pages/train.py, or pages/train.py in older layouts), or None."""
-    for folder in ("app_pages", "pages"):
-        if (ROOT / folder / "train.py").is_file():
-            return ROOT / folder / "train.py"
-    return None
+TRAIN_PAGE = ROOT / "pages" / "1_Train.py"
 
 
 class Probe:
-    """Wraps the page's per-redraw calls (the app imports the same ``ui`` module object) to split
-    the live view's cost into the engine's part (``Trainer.model()``) and the drawing."""
+    """Wraps the page's per-redraw calls (the page imports them from the same ``ui.training`` module
+    object at each run) to split the live view's cost into the engine's part (``Trainer.model()``)
+    and the drawing."""
 
     def __init__(self):
-        import ui
+        import ui.training
 
         self.redraws, self.model_calls, self.model_s, self.draw_s = 0, 0, 0.0, 0.0
-        model, draw = Trainer.model, ui.draw_training_frame
+        model, draw = Trainer.model, ui.training.draw_training_frame
         probe = self
 
         def timed_model(trainer):
@@ -73,7 +65,7 @@ class Probe:
                 probe.redraws += 1
                 probe.draw_s += time.perf_counter() - t0
 
-        Trainer.model, ui.draw_training_frame = timed_model, timed_draw
+        Trainer.model, ui.training.draw_training_frame = timed_model, timed_draw
 
     def reset(self):
         self.redraws, self.model_calls, self.model_s, self.draw_s = 0, 0, 0.0, 0.0
@@ -82,7 +74,7 @@ class Probe:
 def app_run(iterations, timeout):
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(train_page()), default_timeout=timeout)
+    at = AppTest.from_file(str(TRAIN_PAGE), default_timeout=timeout)
     at.run()
     if at.exception:
         raise RuntimeError(f"the Train page failed to load: {at.exception}")
@@ -93,13 +85,12 @@ def app_run(iterations, timeout):
     script = time.perf_counter() - t0
     if at.exception:
         raise RuntimeError(f"the Train page failed: {at.exception}")
-    import ui
+    from ui.state import session
 
-    state = getattr(ui, "STATE", None)
-    run = at.session_state[state][ui.RUN] if state and state in at.session_state else at.session_state[ui.RUN]
-    if run["status"] != "finished" or run["done"] != iterations:
-        raise RuntimeError(f"the run did not finish: {run['status']} after {run['done']} iterations")
-    return run["elapsed"], script
+    run = session(at.session_state).run
+    if run.status != "finished" or run.iterations_done != iterations:
+        raise RuntimeError(f"the run did not finish: {run.status} after {run.iterations_done} iterations")
+    return run.elapsed, script
 
 
 def main(argv=None):
@@ -109,8 +100,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, help="limit BLAS threads (threadpoolctl); default: unchanged")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    if train_page() is None:
-        raise SystemExit("bench_app: the Train page (app_pages/train.py) is not there")
+    if not TRAIN_PAGE.is_file():
+        raise SystemExit(f"bench_app: the Train page ({TRAIN_PAGE}) is not there")
     ds = load_data()
     config = replace(PRESETS["deep"], iterations=args.iterations)
     print(f"machine: {machine()}")

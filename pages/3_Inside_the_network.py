@@ -2,35 +2,91 @@
 
 import weakref
 
+import numpy as np
 import streamlit as st
 
-import ui
-from catdnn import evaluate, inspect, plots
+from catdnn import evaluate, probe
 from catdnn.errors import CatdnnError
-from catdnn.network import THRESHOLD, gradient_check
+from catdnn.network import THRESHOLD, gradient_check, param_count
+from ui import page_setup
+from ui.dataset import dataset_ui
+from ui.figures import activation_figure
+from ui.widgets import draw_image_grid, enlarge, require_model_ui
 
+
+def example_picker_ui(ds, model, key: str):
+    """Choose one image of the test or training set by number, or a random mistake of the model.
+
+    Returns ``(split, split name, index)``.
+    """
+    use_train = st.toggle("Pick from the training set instead of the test set", key=f"{key}_train_set")
+    split, split_name = (ds.train, "training") if use_train else (ds.test, "test")
+    index_key = f"{key}_index"
+    st.session_state[index_key] = min(int(st.session_state.get(index_key, 0)), split.m - 1)  # after a split change
+
+    def _random_mistake():
+        wrong = evaluate.select(model.predict_proba(split.X), split.labels)
+        pool = wrong if wrong.size else np.arange(split.m)
+        st.session_state[index_key] = int(np.random.default_rng().choice(pool))
+
+    with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
+        st.number_input(f"Image number (0 – {split.m - 1})", min_value=0, max_value=split.m - 1, step=1,
+                        key=index_key, width=220)
+        st.button("Show a random mistake", key=f"{key}_random_mistake", on_click=_random_mistake,
+                  icon=":material/shuffle:", help=f"A {split_name} image this model gets wrong")
+    return split, split_name, int(st.session_state[index_key])
+
+
+def draw_dead_units(dead: list, m: int) -> None:
+    """A table of the dead ReLU units per hidden layer (``probe.dead_units`` on ``m`` training images),
+    and a warning when a whole layer is dead."""
+    if not dead:
+        st.info("This network has no hidden layer, so no ReLU unit to die.")
+        return
+    st.markdown(f"| layer | units | dead: 0 for all {m} training images |\n|---|---|---|\n" + "\n".join(
+        f"| {l} | {d.size} | {int(d.sum())} ({d.mean():.0%}) |" for l, d in enumerate(dead, start=1)))
+    st.caption("A unit whose Z ≤ 0 for every training image outputs 0 and gets a zero gradient (ReLU′ = 0 there), "
+               "so gradient descent never brings it back. Too large a learning rate kills units in one step.")
+    all_dead = [l for l, d in enumerate(dead, start=1) if d.all()]
+    if all_dead:
+        st.warning(f"**Every unit of layer {all_dead[0]} is dead**: the layers above see only zeros, so the network "
+                   "gives every image the same P(cat). This is what the **Train** page's “network stopped "
+                   "learning” warning means.", icon=":material/warning:")
+
+
+def draw_gradient_check(difference: float, kinks: int) -> None:
+    """The gradient check's relative difference and the course's reading of it."""
+    verdict, text = probe.gradient_check_verdict(difference)
+    st.metric("Relative difference ‖g − g_approx‖ / (‖g‖ + ‖g_approx‖)", f"{difference:.2e}", width="content")
+    (st.success if verdict == "great" else st.warning)(
+        f"**{verdict.capitalize()}**: {text}. The course's reading: below 1e-7 great, around 1e-5 double-check, "
+        "above 1e-3 a bug.")
+    if kinks:
+        st.caption(f"{kinks} pre-activations lie within 1e-5 of the ReLU kink, where the numerical slope itself is "
+                   "unreliable.")
+
+
+page_setup("Inside the network")
 st.title("Inside the network")
-ds = ui.dataset_ui()
-model = ui.model_or_offer_ui(key="inside", dataset_loader=lambda: ds)
-if model is None:
-    st.stop()
+ds = dataset_ui()
+model = require_model_ui(key="inside", ds=ds)
 layers, params, L = model.layers, model.params, len(model.params)
 W1 = params[0][0]  # (n_1, 12288)
-dead = inspect.dead_units(params, ds.train.X)  # per hidden layer, (n_l,) bool
+dead = probe.dead_units(params, ds.train.X)  # per hidden layer, (n_l,) bool
 
 st.header("What the first layer looks for")
 change = st.toggle("Show what training changed: W[1] minus its random start", key="inside_minus_init",
                    help="The weights before training are the same random draw (init and seed) as this run's")
-W = W1 - inspect.initial_first_layer(layers, model.config.init, model.config.seed) if change else W1
+W = W1 - probe.initial_first_layer(layers, model.config.init, model.config.seed) if change else W1
 n1 = W.shape[0]
 if n1 <= 24:
-    units, which = inspect.choose_units(W, n1, "first"), f"all {n1} units"
+    units, which = probe.choose_units(W, n1, "first"), f"all {n1} units"
 else:
     left, right = st.columns(2)
     by = left.radio("Units", ["norm", "first"], key="inside_units_by", horizontal=True,
                     format_func={"norm": "largest ‖w‖ first", "first": "in order"}.get)
     n = right.slider("How many", min_value=4, max_value=min(n1, 96), value=24, step=4, key="inside_units_n")
-    units = inspect.choose_units(W, n, by)
+    units = probe.choose_units(W, n, by)
     which = (f"the {len(units)} of {n1} units with the largest norm ‖w‖" if by == "norm"
              else f"units 1–{len(units)} of {n1}")
 st.markdown(f"Row *k* of $W^{{[1]}}$ {W1.shape} holds one weight per input pixel and colour: reshaped to "
@@ -41,17 +97,16 @@ st.caption("Mid-grey is 0. A brighter red, green or blue area means the unit's Z
            "black or white): compare patterns, not brightness between units."
            + ("" if change else " Noise? Training moves each weight only a little from its random start: switch "
               "on the toggle above to see what it added."))
-norms = inspect.unit_norms(W)
-ui.draw_image_grid([(img, f"unit {u + 1} · ‖w‖ {norms[u]:.2f}")
-                    for u, img in zip(units, inspect.weight_images(W, units))], width=128)
+norms = probe.unit_norms(W)
+draw_image_grid([(img, f"unit {u + 1} · ‖w‖ {norms[u]:.2f}") for u, img in zip(units, probe.weight_images(W, units))])
 
 st.header("Follow one image through the network")
-split, split_name, i = ui.example_picker_ui(ds, model, key="inside")
-acts = inspect.layer_activations(params, split.X[:, [i]])  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
+split, split_name, i = example_picker_ui(ds, model, key="inside")
+acts = probe.layer_activations(params, split.X[:, [i]])  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
 p = float(acts[-1][0, 0])
 left, right = st.columns([1, 3])
 with left:
-    st.image(ui.enlarge(split.images[i], 2), width=128)
+    st.image(enlarge(split.images[i], 2), width=128)
     st.markdown(f"{split_name.capitalize()} image **#{i}**, a **{ds.classes[split.labels[i]]}**.  \n"
                 f"$A^{{[0]}} = x$ is ({layers[0]}, 1): the image as one column.")
 with right:
@@ -59,36 +114,34 @@ with right:
     for l, a in enumerate(acts[:-1], start=1):
         st.markdown(f"**Layer {l}**: $A^{{[{l}]}} = \\mathrm{{ReLU}}(Z^{{[{l}]}})$, "
                     f"{int((a == 0).sum())} of {a.shape[0]} units are 0 for this image")
-        st.plotly_chart(plots.activation_figure(a, dead[l - 1]), key=f"inside_act_{l}",
-                        config={"displayModeBar": False})
-        st.caption(inspect.shape_line(layers, l))
+        st.plotly_chart(activation_figure(a, dead[l - 1]), key=f"inside_act_{l}", config={"displayModeBar": False})
+        st.caption(probe.shape_line(layers, l))
     st.markdown(f"**Layer {L}** (output): $A^{{[{L}]}} = \\sigma(Z^{{[{L}]}})$ = P(cat) = **{p:.4f}**")
-    st.caption(inspect.shape_line(layers, L))
+    st.caption(probe.shape_line(layers, L))
     st.progress(p, text=f"P(cat) = {p:.2f}")
     label = evaluate.verdict(p)
     right_answer = label == ("cat" if split.labels[i] == 1 else "non-cat")
-    st.markdown(f"Verdict: **{label}** (cat when P(cat) > {THRESHOLD}), "
-                f"{'right' if right_answer else '**wrong**'}.")
+    st.markdown(f"Verdict: **{label}** (cat when P(cat) > {THRESHOLD}), {'right' if right_answer else '**wrong**'}.")
 
 st.header("Dead units across the training set")
-ui.draw_dead_units(dead, ds.train.m)
+draw_dead_units(dead, ds.train.m)
 
 st.header("Gradient check")
-small, X_small, Y_small, small_layers = inspect.small_network(params, ds.train.X, ds.train.Y)
+small, X_small, Y_small, small_layers = probe.small_network(params, ds.train.X, ds.train.Y)
 st.markdown(
     "Checks that backpropagation's $dW$, $db$ equal the slopes of the cost measured numerically, "
     "$(J(\\theta + \\varepsilon) - J(\\theta - \\varepsilon)) / 2\\varepsilon$, parameter by parameter. That takes "
     f"two forward passes per parameter, so it runs on a small copy of this model: layers {small_layers}, the same "
     f"depth with its own weights on {small_layers[0]} evenly spaced inputs of 12288 and the first units of each "
     f"layer (rescaled so that Z keeps its size), on {X_small.shape[1]} training images: "
-    f"{inspect.param_count(small):,} parameters.")
+    f"{param_count(small_layers):,} parameters.")
 if st.button("Run the gradient check", key="inside_gradcheck", icon=":material/calculate:"):
     try:
         st.session_state["inside_gradcheck_result"] = {  # a weak reference: a dropped model is freed
             "model": weakref.ref(model), "difference": gradient_check(small, X_small, Y_small),
-            "kinks": inspect.kink_count(small, X_small)}
+            "kinks": probe.kink_count(small, X_small)}
     except CatdnnError as exc:
         st.error(f"**The gradient check failed:** {exc}", icon=":material/block:")
 result = st.session_state.get("inside_gradcheck_result")
 if result and result["model"]() is model:
-    ui.draw_gradient_check(result["difference"], result["kinks"])
+    draw_gradient_check(result["difference"], result["kinks"])

@@ -2,15 +2,25 @@
 
 import streamlit as st
 
-import ui
 from catdnn import evaluate
 from catdnn.errors import CatdnnError, ImageError
 from catdnn.images import image_to_input, prepare_image, preview_image
 from catdnn.model_io import load_model
 from catdnn.network import THRESHOLD
+from ui import page_setup
+from ui.state import model_label
+from ui.widgets import enlarge, model_or_offer_ui
 
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
+HONEST_NOTE = (
+    "These networks learn from only **209 small photos** (64×64 pixels); the course's deep network "
+    "gets 80 % of the 50 test photos right. Everyday photos differ (framing, light, other animals, "
+    "people), so it is **often wrong on them**: read its verdict as a demonstration, not a fact."
+)
+
+page_setup("Predict")
 st.title("Predict")
-st.info(ui.HONEST_NOTE, icon=":material/info:")
+st.info(HONEST_NOTE, icon=":material/info:")
 
 source = st.radio(
     "Model", ["session", "file"], horizontal=True, key="predict_source",
@@ -25,15 +35,15 @@ if source == "file":
     else:
         try:
             model = load_model(upload.getvalue(), name=upload.name)
-            st.caption(f"Model: {ui.model_label(model)}")
+            st.caption(f"Model: {model_label(model)}")
         except CatdnnError as exc:
             st.error(str(exc), icon=":material/block:")
 else:
-    model = ui.model_or_offer_ui(key="predict")
+    model = model_or_offer_ui(key="predict")
 
 st.subheader("Your photos")
 files = st.file_uploader(
-    "Photos (JPEG, PNG, WebP, BMP, GIF)", type=ui.IMAGE_TYPES, accept_multiple_files=True, key="predict_files"
+    "Photos (JPEG, PNG, WebP, BMP, GIF)", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_files"
 )
 use_camera = st.toggle("Use the camera", key="predict_use_camera")
 shot = st.camera_input("Take a photo", key="predict_camera") if use_camera else None
@@ -56,7 +66,7 @@ for f in inputs if model is not None else []:
         label = evaluate.verdict(p)
         c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="center")
         c1.image(preview, caption=f"original, {width}×{height}")
-        c2.image(ui.enlarge(small, 2), caption="what the network sees (64×64)", width=128)
+        c2.image(enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         with c3:
             st.markdown(f"### {':material/pets: cat' if label == 'cat' else ':material/block: not a cat'}")
             st.progress(p, text=f"P(cat) = {p:.2f}")

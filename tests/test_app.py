@@ -1,53 +1,41 @@
 """The dashboard under Streamlit's AppTest: every page runs, trains, shows its mistakes, predicts.
 
-Each page script is also run on its own (as when opened first by URL), with session state set up
-where a test needs a model. The dataset comes from $CATDNN_DATA_DIR (see conftest.py).
+Each page script is also run on its own (as when opened first by URL), with a trained model put into
+its session where a test needs one (tests/app_support.py). The dataset comes from $CATDNN_DATA_DIR
+(see conftest.py).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the pages import the app's glue module `ui`
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from catdnn import PRESETS, TrainConfig, fit  # noqa: E402
-from catdnn.images import image_to_input, prepare_image  # noqa: E402
-from catdnn.model_io import Model, model_to_bytes  # noqa: E402
-
-TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
-PAGES = ["app_pages/train.py", "app_pages/misclassified.py", "app_pages/predict.py"]
-STATE = "catdnn"  # ui.STATE: the app's state dict in st.session_state
+from catdnn import PRESETS, TrainConfig, fit
+from catdnn.images import image_to_input, prepare_image
+from catdnn.model import Model
+from catdnn.model_io import model_to_bytes
+from tests.app_support import (
+    ENTRY,
+    INSIDE,
+    MISCLASSIFIED,
+    PAGES,
+    PREDICT,
+    TRAIN,
+    app,
+    assert_clean,
+    images,
+    session_of,
+)
 
 
 def chelsea_bytes() -> bytes:
     from skimage import data as skdata
 
     return (Path(skdata.data_dir) / "chelsea.png").read_bytes()
-
-
-def app(path: str, model=None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
-    if model is not None:
-        at.session_state[STATE] = {"models": {"#1 test model": model}, "current": "#1 test model"}
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    """No exception element (the traceback a user would see)."""
-    assert len(at.exception) == 0, [e.value for e in at.exception]
-
-
-def images(at: AppTest) -> int:
-    return len(at.get("image"))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +47,7 @@ def model(dataset):
 
 # --------------------------------------------------------------------------- smoke
 def test_home_page(data_dir):
-    at = app("dashboard.py").run()
+    at = app(ENTRY).run()
     assert_clean(at)
     assert at.title[0].value.startswith("catdnn")
     baseline = [m for m in at.metric if "cat" in m.label]
@@ -72,42 +60,60 @@ def test_home_page(data_dir):
     assert len(latex) == 4 and "W^{[l]} A^{[l-1]} + b^{[l]}" in latex[0] and r"\alpha" in latex[3]
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_page_opened_first_by_url(data_dir, page):
-    """Each page works on its own in a fresh session; without a model it says so and offers one."""
-    at = app(page).run()
-    assert_clean(at)
-    if page.endswith("train.py"):
-        assert at.button(key="train_submit")
-        assert any("press **Train**" in i.value for i in at.info)
-    else:
-        assert any("No model yet" in i.value for i in at.info)
-        assert at.button(key=f"{'mis' if 'misclassified' in page else 'predict'}_train_deep")
-    assert images(at) == 0
-
-
-def test_navigation_reaches_every_page(data_dir):
-    at = app("dashboard.py").run()
-    for page in PAGES:
-        at.switch_page(page).run()
-        assert_clean(at)
-        assert at.title[0].value in {"Train", "Misclassified", "Predict"}
+TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict"}
+OFFER_KEYS = {MISCLASSIFIED: "mis_train_deep", INSIDE: "inside_train_deep", PREDICT: "predict_train_deep"}
 
 
 def sidebar_captions(at: AppTest) -> list[str]:
     return [c.value for c in at.sidebar.caption]
 
 
-@pytest.mark.parametrize("page", ["app_pages/misclassified.py", "app_pages/inside.py"])
+def test_the_pages_folder_holds_the_four_pages_in_order():
+    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_opened_first_by_url(data_dir, page):
+    """Each page works on its own in a fresh session; without a model it says so and offers one."""
+    at = app(page).run()
+    assert_clean(at)
+    assert at.title[0].value == TITLES[page]
+    if page == TRAIN:
+        assert at.button(key="train_submit")
+        assert any("press **Train**" in i.value for i in at.info)
+    else:
+        assert any("No model yet" in i.value for i in at.info)
+        assert at.button(key=OFFER_KEYS[page])
+    assert images(at) == 0
+    assert sidebar_captions(at) == ["No model trained yet."]
+
+
+@pytest.mark.parametrize("page", [ENTRY, *PAGES])
+def test_every_page_opened_first_names_the_model_in_the_sidebar(data_dir, model, page):
+    """The sidebar looks the same whichever page a visitor opens first (each calls ui.page_setup)."""
+    at = app(page, model).run()
+    assert_clean(at)
+    assert sidebar_captions(at) == [f"Current model: two-layer (7), test {model.test_accuracy:.2f}"]
+
+
+def test_navigation_reaches_every_page(data_dir):
+    at = app(ENTRY).run()
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert at.title[0].value == TITLES[page]
+
+
+@pytest.mark.parametrize("page", [MISCLASSIFIED, INSIDE])
 def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, model, page):
     """Pages without a model end with st.stop(): the sidebar caption must be drawn anyway."""
-    at = app("dashboard.py").run()
+    at = app(ENTRY).run()
     at.switch_page(page).run()
     assert_clean(at)
     assert any("No model yet" in i.value for i in at.info)  # the page stopped early
     assert sidebar_captions(at) == ["No model trained yet."]
 
-    at = app("dashboard.py", model=model).run()
+    at = app(ENTRY, model).run()
     at.switch_page(page).run()
     assert_clean(at)
     assert sidebar_captions(at) == [f"Current model: two-layer (7), test {model.test_accuracy:.2f}"]
@@ -115,87 +121,107 @@ def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, model, p
 
 # --------------------------------------------------------------------------- train
 def test_train_a_short_run(data_dir):
-    at = app("app_pages/train.py").run()
+    at = app(TRAIN).run()
     at.segmented_control(key="train_preset").set_value("two-layer").run()
     assert at.text_input(key="train_hidden").value == "7"
     assert at.selectbox(key="train_init").value == "small"
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()
     assert_clean(at)
-    run = at.session_state[STATE]["run"]
-    assert run["status"] == "finished"
-    model = run["model"]
+    session = session_of(at)
+    run = session.run
+    assert run.status == "finished"
+    model = run.model
     assert model.iterations_done == 100 and model.layers == (12288, 7, 1)
-    assert at.session_state[STATE]["models"][at.session_state[STATE]["current"]] is model
+    assert session.current_model is model and list(session.models.values()) == [model]
     assert any("Finished" in s.value and "100 iterations" in s.value for s in at.success)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Train accuracy"] == f"{model.train_accuracy:.2f}"
     assert metrics["Test accuracy"] == f"{model.test_accuracy:.2f}"
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # the cost curve and the accuracy curves
-    assert len(run["history"]) > 10 and run["history"][0][0] == 0
+    assert len(run.history) > 10 and run.history[0][0] == 0
     assert len(at.get("download_button")) == 1
     assert not [b for b in at.button if b.key == "train_stop"]  # the Stop button is gone after the run
 
 
 def test_train_rejects_a_bad_layer_list(data_dir):
-    at = app("app_pages/train.py").run()
+    at = app(TRAIN).run()
     at.text_input(key="train_hidden").set_value("20, seven, 5")
     at.button(key="train_submit").click().run()
     assert_clean(at)
     assert len(at.error) == 1 and "'seven'" in at.error[0].value and "not a whole number" in at.error[0].value
-    assert at.session_state[STATE]["run"] is None and not at.session_state[STATE]["models"]
+    assert session_of(at).run is None and not session_of(at).models
     assert at.segmented_control(key="train_preset").value == "custom"
 
 
 def test_a_blank_layer_list_trains_logistic_regression_and_says_so(data_dir):
-    at = app("app_pages/train.py").run()
+    at = app(TRAIN).run()
     at.text_input(key="train_hidden").set_value("  ")
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()
     assert_clean(at)
     assert len(at.error) == 0
-    run = at.session_state[STATE]["run"]
-    assert run["status"] == "finished" and run["model"].layers == (12288, 1)
+    run = session_of(at).run
+    assert run.status == "finished" and run.model.layers == (12288, 1)
     notes = [i.value for i in at.info if "No hidden layer" in i.value]
     assert len(notes) == 1 and "logistic regression" in notes[0] and "first model" in notes[0]
     assert at.info[0].value == notes[0]  # above the run's result and any warning
 
     at.text_input(key="train_hidden").set_value("7")  # a network with a hidden layer: no note
     at.button(key="train_submit").click().run()
-    assert at.session_state[STATE]["run"]["model"].layers == (12288, 7, 1)
+    assert session_of(at).run.model.layers == (12288, 7, 1)
     assert not [i for i in at.info if "No hidden layer" in i.value]
 
 
 def test_a_diverging_run_ends_with_a_warning_and_keeps_no_model(data_dir, model):
     # eight ReLU layers with He init at learning rate 1 blow up at once (cost 0.75, then 22.8)
-    at = app("app_pages/train.py", model=model).run()
+    at = app(TRAIN, model).run()
     at.text_input(key="train_hidden").set_value("20, 20, 20, 20, 20, 20, 20, 20")
     at.selectbox(key="train_init").set_value("he")
     at.select_slider(key="train_lr").set_value(1.0)
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()
     assert_clean(at)
-    state = at.session_state[STATE]
-    assert state["run"]["status"] == "diverged" and state["run"]["model"] is None
-    assert list(state["models"].values()) == [model]  # the model from before is still the current one
+    session = session_of(at)
+    assert session.run.status == "diverged" and session.run.model is None
+    assert list(session.models.values()) == [model]  # the model from before is still the current one
+    assert session.current_model is model
     warning = " ".join(w.value for w in at.warning)
     assert "diverged" in warning and "cost exploded" in warning and "smaller learning rate" in warning
     assert len(at.get("download_button")) == 0
 
 
-def test_a_stopped_run_is_shown_with_its_partial_model(data_dir, model):
-    """What the page shows after the rerun that a Stop click causes (the browser test clicks it)."""
-    partial = replace(model, status="stopped")
-    at = app("app_pages/train.py", model=partial)
-    at.session_state[STATE]["run"] = {
-        "status": "stopped", "message": "", "config": partial.config, "model": partial, "name": "#1",
-        "history": partial.history, "accuracy_history": partial.accuracy_history, "done": partial.iterations_done,
-    }
+def test_a_stopped_run_is_shown_with_its_partial_model(data_dir, monkeypatch):
+    """What the page shows after the rerun that a Stop click causes (the browser test clicks it).
+
+    A Stop click reaches the training loop as Streamlit's stop signal, raised by the next redraw;
+    here the second redraw raises it (st.stop()), then the page runs again as after the click.
+    """
+    import streamlit as st
+
+    import ui.training
+
+    draw = ui.training.draw_training_frame
+
+    def stop_at_the_second_redraw(trainer, progress, frame):
+        draw(trainer, progress, frame)
+        if frame == 2:
+            st.stop()
+
+    monkeypatch.setattr(ui.training, "draw_training_frame", stop_at_the_second_redraw)
+    at = app(TRAIN).run()
+    at.text_input(key="train_hidden").set_value("100")
+    at.slider(key="train_iters").set_value(10_000)  # tens of seconds: the stop lands midway
+    at.button(key="train_submit").click().run()
     at.run()
     assert_clean(at)
+    partial = session_of(at).current_model
+    assert partial.status == "stopped" and 0 < partial.iterations_done < 10_000
     assert any("Stopped" in w.value and "partial model is kept" in w.value for w in at.warning)
+    assert {m.label: m.value for m in at.metric}["Iterations"] == f"{partial.iterations_done:,} / 10,000"
     assert len(at.get("download_button")) == 1
+    assert f"stopped at {partial.iterations_done:,}/10,000" in sidebar_captions(at)[0]
 
 
 # --------------------------------------------------------------------------- memory per session
@@ -207,52 +233,45 @@ def zero_model(hidden: int) -> Model:
 
 
 def test_a_session_keeps_at_most_1_gib_of_weights_oldest_dropped_first():
-    import ui
+    from ui.state import SessionState
 
-    assert ui.MAX_SESSION_BYTES == 1024**3  # the figure SECURITY.md states
-    state = {"models": {}, "current": None, "run_count": 0}
+    session = SessionState()
     names = []
-    for run in (1, 2, 3):  # hidden layer 5400: about 506 MiB of weights each, two fit in 1 GiB
-        state["run_count"] = run
-        name, dropped = ui.add_model(state, zero_model(5400))
+    for run in (1, 2, 3):  # hidden layer 5400: about 506 MiB of weights each, two fit in 1 GiB (SECURITY.md)
+        name, dropped = session.keep(zero_model(5400))
         names.append(name)
-        assert state["current"] == name
+        assert session.current == name and session.current_model.config.layers == (12288, 5400, 1)
         assert dropped == ([] if run < 3 else [names[0]])
-    assert list(state["models"]) == names[1:]
-    assert sum(ui.model_bytes(m) for m in state["models"].values()) <= ui.MAX_SESSION_BYTES
+    assert list(session.models) == names[1:]
+    assert sum(m.nbytes for m in session.models.values()) <= 1024**3
 
     # the count limit still holds for small models
-    state = {"models": {}, "current": None, "run_count": 0}
-    for run in range(1, ui.MAX_MODELS + 3):
-        state["run_count"] = run
-        ui.add_model(state, zero_model(3))
-    assert len(state["models"]) == ui.MAX_MODELS and next(iter(state["models"])).startswith("#3 ")
+    session = SessionState()
+    for _ in range(session.max_models + 2):
+        session.keep(zero_model(3))
+    assert len(session.models) == session.max_models and next(iter(session.models)).startswith("#3 ")
 
 
-def test_the_train_page_says_which_models_were_dropped(data_dir, model, monkeypatch):
-    import ui
-
-    # room for two and a half models like the fixture's: the third run drops the oldest
-    monkeypatch.setattr(ui, "MAX_SESSION_BYTES", int(2.5 * ui.model_bytes(model)))
-    at = AppTest.from_file(str(ROOT / "app_pages/train.py"), default_timeout=TIMEOUT)
-    at.session_state[STATE] = {"models": {"#1 oldest": model, "#2 older": replace(model)}, "current": "#1 oldest",
-                               "run_count": 2}
+def test_the_train_page_says_which_models_were_dropped(data_dir, model):
+    at = app(TRAIN, model, replace(model))
+    oldest, older = session_of(at).models
+    session_of(at).max_bytes = int(2.5 * model.nbytes)  # room for two and a half: the third run drops the oldest
     at.run()
     at.segmented_control(key="train_preset").set_value("two-layer").run()
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()
     assert_clean(at)
-    state = at.session_state[STATE]
-    assert list(state["models"]) == ["#2 older", state["current"]] and state["current"].startswith("#3 ")
+    session = session_of(at)
+    assert list(session.models) == [older, session.current] and session.current.startswith("#3 ")
     dropped = [i.value for i in at.info if "dropped" in i.value]
-    assert len(dropped) == 1 and "**#1 oldest**" in dropped[0] and "#2 older" not in dropped[0], dropped
+    assert len(dropped) == 1 and f"**{oldest}**" in dropped[0] and older not in dropped[0], dropped
 
 
 # --------------------------------------------------------------------------- misclassified
 def test_misclassified_shows_the_mistakes_for_the_threshold(dataset, model):
     p = model.predict_proba(dataset.test.X)
     cat = dataset.test.labels == 1
-    at = app("app_pages/misclassified.py", model=model).run()
+    at = app(MISCLASSIFIED, model).run()
     assert_clean(at)
     wrong = int(np.sum((p > 0.5) != cat))
     expected = {"TP": int(np.sum((p > 0.5) & cat)), "FP": int(np.sum((p > 0.5) & ~cat)),
@@ -279,7 +298,7 @@ def test_misclassified_shows_the_mistakes_for_the_threshold(dataset, model):
 
 
 def test_misclassified_is_sorted_by_confidence_and_can_show_the_training_set(dataset, model):
-    at = app("app_pages/misclassified.py", model=model).run()
+    at = app(MISCLASSIFIED, model).run()
     captions = [c.value for c in at.caption if "P(cat) = " in c.value]
     wrongness = []
     for c in captions:
@@ -296,7 +315,7 @@ def test_misclassified_is_sorted_by_confidence_and_can_show_the_training_set(dat
 
 # --------------------------------------------------------------------------- predict
 def test_predict_gives_a_verdict_for_a_real_photo(data_dir, model):
-    at = app("app_pages/predict.py", model=model).run()
+    at = app(PREDICT, model).run()
     at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png")).run()
     assert_clean(at)
     assert len(at.error) == 0
@@ -310,7 +329,7 @@ def test_predict_gives_a_verdict_for_a_real_photo(data_dir, model):
 
 
 def test_predict_reports_an_unreadable_file_and_still_predicts_the_others(data_dir, model):
-    at = app("app_pages/predict.py", model=model).run()
+    at = app(PREDICT, model).run()
     at.file_uploader(key="predict_files").set_value(
         [
             ("notes.jpg", b"shopping list: milk, eggs, cat food\n", "image/jpeg"),
@@ -327,7 +346,7 @@ def test_predict_reports_an_unreadable_file_and_still_predicts_the_others(data_d
 
 
 def test_predict_with_an_uploaded_model_file(data_dir, model):
-    at = app("app_pages/predict.py").run()
+    at = app(PREDICT).run()
     at.radio(key="predict_source").set_value("file").run()
     at.file_uploader(key="predict_model_file").set_value(("model.npz", model_to_bytes(model), "application/zip"))
     at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
@@ -378,7 +397,7 @@ def verdicts(at: AppTest) -> list[str]:
 @pytest.mark.parametrize("name", list(BAD_MODEL_FILES))
 def test_predict_refuses_a_bad_model_file_and_gives_no_verdict(data_dir, model, name):
     make, words = BAD_MODEL_FILES[name]
-    at = app("app_pages/predict.py", model=model).run()  # a session model too: it must not be used instead
+    at = app(PREDICT, model).run()  # a session model too: it must not be used instead
     at.radio(key="predict_source").set_value("file").run()
     at.file_uploader(key="predict_model_file").set_value((name, npz_bytes(make()), "application/zip"))
     at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
@@ -397,7 +416,7 @@ def test_predict_with_a_model_file_of_other_layers(data_dir, model):
     other = small_model()
     expected = float(other.predict_proba(image_to_input(prepare_image(chelsea_bytes(), "chelsea.png")))[0])
     assert f"{expected:.2f}" != f"{float(model.predict_proba(image_to_input(prepare_image(chelsea_bytes())))[0]):.2f}"
-    at = app("app_pages/predict.py", model=model).run()
+    at = app(PREDICT, model).run()
     at.radio(key="predict_source").set_value("file").run()
     at.file_uploader(key="predict_model_file").set_value(("small.npz", model_to_bytes(other), "application/zip"))
     at.file_uploader(key="predict_files").set_value(("chelsea.png", chelsea_bytes(), "image/png"))
@@ -411,11 +430,10 @@ def test_predict_with_a_model_file_of_other_layers(data_dir, model):
 
 
 def test_predict_without_a_model_trains_the_deep_preset_in_one_click(data_dir):
-    at = app("app_pages/predict.py").run()
+    at = app(PREDICT).run()
     at.button(key="predict_train_deep").click().run()
     assert_clean(at)
-    state = at.session_state[STATE]
-    model = state["models"][state["current"]]
+    model = session_of(at).current_model
     assert model.layers == (12288, 20, 7, 5, 1) and model.iterations_done == 2500
     assert abs(model.test_accuracy - 0.80) < 1e-9  # the course's number
     assert not any("No model yet" in i.value for i in at.info)
@@ -426,13 +444,11 @@ def test_predict_without_a_model_trains_the_deep_preset_in_one_click(data_dir):
 def no_dataset_yet(tmp_path, monkeypatch):
     """A machine without the dataset: no $CATDNN_DATA_DIR, an empty data/ folder, no public mirrors."""
     import catdnn.data
-    import ui
 
     folder = tmp_path / "data"
     monkeypatch.delenv("CATDNN_DATA_DIR", raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setattr(catdnn.data, "DEFAULT_DATA_DIR", folder)
-    monkeypatch.setattr(ui, "DEFAULT_DATA_DIR", folder)
     monkeypatch.setattr(catdnn.data, "MIRRORS", {name: [] for name in catdnn.data.MIRRORS})  # never the internet
     return folder
 
@@ -442,7 +458,7 @@ def test_first_use_downloads_the_dataset(no_dataset_yet, data_dir, monkeypatch):
 
     with serve(data_dir) as url:
         monkeypatch.setenv("CATDNN_DATA_URL", url)
-        at = app("dashboard.py").run()
+        at = app(ENTRY).run()
     assert_clean(at)
     assert not at.get("progress")  # the download's bar is gone once it is done
     assert len(at.error) == 0
@@ -459,7 +475,7 @@ def page_text(at: AppTest) -> str:
 def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
     with socket_free_port() as port:
         monkeypatch.setenv("CATDNN_DATA_URL", f"http://127.0.0.1:{port}")  # nothing listens there
-        at = app("app_pages/train.py").run()
+        at = app(TRAIN).run()
     assert_clean(at)
     assert not at.get("progress")  # the "Downloading…" bar is gone, not left above the error
     assert len(at.error) == 1
@@ -471,7 +487,7 @@ def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
     # why: one list item per URL tried, out of the way in an expander
     assert len(at.expander) == 1 and at.expander[0].label == "Why the download failed"
     details = [m.value for m in at.expander[0].markdown]
-    assert details[0].startswith("could not download train_catvnoncat.h5")
+    assert details[0] == f"Could not download the dataset into `{no_dataset_yet}`. The addresses tried:"
     assert details[1].startswith(f"- `http://127.0.0.1:{port}/train_catvnoncat.h5: ") and details[1].count("\n- ") == 0
     assert "--data-dir" not in page_text(at)  # the CLI's option means nothing in the app
     assert not at.button  # the page stopped: no form to train without data
@@ -479,7 +495,7 @@ def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
 
 def test_an_empty_data_dir_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("CATDNN_DATA_DIR", str(tmp_path))
-    at = app("dashboard.py").run()
+    at = app(ENTRY).run()
     assert_clean(at)
     assert len(at.error) == 1
     assert at.error[0].value.startswith(
@@ -495,7 +511,7 @@ def test_a_damaged_dataset_file_is_named(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CATDNN_DATA_DIR", str(tmp_path))
     (tmp_path / "train_catvnoncat.h5").write_bytes((data_dir / "train_catvnoncat.h5").read_bytes()[:100_000])
     (tmp_path / "test_catvnoncat.h5").write_bytes((data_dir / "test_catvnoncat.h5").read_bytes())
-    at = app("app_pages/train.py").run()
+    at = app(TRAIN).run()
     assert_clean(at)
     assert len(at.error) == 1
     message = at.error[0].value
@@ -519,19 +535,19 @@ class socket_free_port:
 
 def test_a_dead_network_is_explained_after_the_run(dataset):
     # learning rate 1 on the deep net: the ReLUs die and the cost sticks at 0.643974
-    at = app("app_pages/train.py").run()
+    at = app(TRAIN).run()
     at.segmented_control(key="train_preset").set_value("deep").run()
     at.select_slider(key="train_lr").set_value(1.0)
     at.slider(key="train_iters").set_value(300)
     at.button(key="train_submit").click().run()
     assert_clean(at)
-    run = at.session_state[STATE]["run"]
-    assert run["status"] == "finished" and run["model"] is not None
+    run = session_of(at).run
+    assert run.status == "finished" and run.model is not None
     warning = " ".join(w.value for w in at.warning)
     # the page passes the model's weights to diagnose, which then names the dead layer itself
-    from catdnn.inspect import dead_units
+    from catdnn.probe import dead_units
 
-    dead = dead_units(run["model"].params, dataset.train.X)
+    dead = dead_units(run.model.params, dataset.train.X)
     layer = next(l for l, d in enumerate(dead, start=1) if d.all())
     n = dead[layer - 1].size
     assert "stopped learning" in warning and "0.643974" in warning, warning
@@ -539,7 +555,7 @@ def test_a_dead_network_is_explained_after_the_run(dataset):
 
 
 def test_predict_with_the_camera(data_dir, model):
-    at = app("app_pages/predict.py", model=model).run()
+    at = app(PREDICT, model).run()
     at.toggle(key="predict_use_camera").set_value(True).run()
     at.camera_input(key="predict_camera").set_value(("photo.jpg", skimage_jpeg(), "image/jpeg")).run()
     assert_clean(at)

@@ -1,49 +1,26 @@
 """The "Inside the network" page and the Train page's "Compare runs" under Streamlit's AppTest.
 
-Each page script runs on its own (as when opened first by URL), with session state set up where a
-test needs models. The dataset comes from $CATDNN_DATA_DIR (see conftest.py).
+Each page script runs on its own (as when opened first by URL), with trained models put into its
+session where a test needs them (tests/app_support.py). The dataset comes from $CATDNN_DATA_DIR
+(see conftest.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the pages import the app's glue module `ui`
+from catdnn import PRESETS, TrainConfig, fit
+from catdnn.model import Model
+from catdnn.network import init_params
+from tests.app_support import ENTRY, INSIDE, TRAIN, app, assert_clean, images, session_of
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from catdnn import PRESETS, TrainConfig, fit  # noqa: E402
-from catdnn.model_io import Model  # noqa: E402
-from catdnn.network import init_params  # noqa: E402
-
-TIMEOUT = 120  # seconds per AppTest run: loading the dataset and training take more than the default 3 s
-PAGE = "app_pages/inside.py"
-STATE = "catdnn"  # ui.STATE: the app's state dict in st.session_state
-
-
-def app(path: str, models: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / path), default_timeout=TIMEOUT)
-    if models:
-        at.session_state[STATE] = {"models": dict(models), "current": next(reversed(models))}
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    """No exception element (the traceback a user would see)."""
-    assert len(at.exception) == 0, [e.value for e in at.exception]
-
-
-def images(at: AppTest) -> int:
-    return len(at.get("image"))
+PAGE = INSIDE
 
 
 def figure(at: AppTest, key: str) -> dict:
@@ -83,14 +60,13 @@ def test_inside_trains_the_deep_preset_in_one_click(data_dir):
     at = app(PAGE).run()
     at.button(key="inside_train_deep").click().run()
     assert_clean(at)
-    state = at.session_state[STATE]
-    assert state["models"][state["current"]].layers == (12288, 20, 7, 5, 1)
+    assert session_of(at).current_model.layers == (12288, 20, 7, 5, 1)
     assert not any("No model yet" in i.value for i in at.info)
     assert images(at) == 20 + 1  # the 20 first-layer units and the image followed through the network
 
 
 def test_navigation_reaches_the_page(data_dir):
-    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=TIMEOUT).run()
+    at = app(ENTRY).run()
     at.switch_page(PAGE).run()
     assert_clean(at)
     assert at.title[0].value == "Inside the network"
@@ -98,7 +74,7 @@ def test_navigation_reaches_the_page(data_dir):
 
 # --------------------------------------------------------------------------- with a model
 def test_first_layer_shows_one_image_per_unit(data_dir, deep_model):
-    at = app(PAGE, {"#1 deep": deep_model}).run()
+    at = app(PAGE, deep_model).run()
     assert_clean(at)
     assert images(at) == 20 + 1
     assert "Showing all 20 units" in at.markdown[0].value
@@ -111,7 +87,7 @@ def test_a_wide_first_layer_shows_the_largest_units_or_the_first(data_dir):
     params = init_params([12288, 60, 1], "xavier", seed=4)
     wide = Model(params=params, config=TrainConfig(layers=(12288, 60, 1)))
     norms = np.linalg.norm(params[0][0], axis=1)
-    at = app(PAGE, {"#1 wide": wide}).run()
+    at = app(PAGE, wide).run()
     assert_clean(at)
     assert images(at) == 24 + 1  # 24 units by default
     assert "the 24 of 60 units with the largest norm ‖w‖" in at.markdown[0].value
@@ -129,7 +105,7 @@ def test_a_wide_first_layer_shows_the_largest_units_or_the_first(data_dir):
 def test_what_training_changed_subtracts_the_random_start(data_dir, deep_model):
     untrained = Model(params=init_params([12288, 5, 1], "small", seed=7),
                       config=TrainConfig(layers=(12288, 5, 1), init="small", seed=7))
-    at = app(PAGE, {"#1 untrained": untrained}).run()
+    at = app(PAGE, untrained).run()
     assert all(not c.value.endswith("‖w‖ 0.00") for c in at.caption if c.value.startswith("unit "))
     assert any("Noise?" in c.value for c in at.caption)
     at.toggle(key="inside_minus_init").set_value(True).run()
@@ -138,7 +114,7 @@ def test_what_training_changed_subtracts_the_random_start(data_dir, deep_model):
     units = [c.value for c in at.caption if c.value.startswith("unit ")]
     assert len(units) == 5 and all(c.endswith("‖w‖ 0.00") for c in units)  # nothing trained: no change
 
-    at = app(PAGE, {"#1 deep": deep_model})
+    at = app(PAGE, deep_model)
     at.session_state["inside_minus_init"] = True
     at.run()
     assert_clean(at)
@@ -147,7 +123,7 @@ def test_what_training_changed_subtracts_the_random_start(data_dir, deep_model):
 
 
 def test_follow_one_image_shows_the_models_p_cat(dataset, deep_model):
-    at = app(PAGE, {"#1 deep": deep_model}).run()
+    at = app(PAGE, deep_model).run()
     assert_clean(at)
     assert shown_p_cat(at) == pytest.approx(deep_model.predict_proba(dataset.test.X[:, [0]])[0], abs=5e-5)
     at.number_input(key="inside_index").set_value(7).run()
@@ -178,7 +154,7 @@ def test_a_random_mistake_is_a_mistake(dataset, deep_model):
     p = deep_model.predict_proba(dataset.test.X)
     wrong = set(np.flatnonzero((p > 0.5) != (dataset.test.labels == 1)).tolist())
     assert wrong
-    at = app(PAGE, {"#1 deep": deep_model}).run()
+    at = app(PAGE, deep_model).run()
     for _ in range(3):
         at.button(key="inside_random_mistake").click().run()
         assert_clean(at)
@@ -187,19 +163,19 @@ def test_a_random_mistake_is_a_mistake(dataset, deep_model):
 
 
 def test_dead_units_are_counted_and_a_dead_layer_explained(dataset, deep_model):
-    at = app(PAGE, {"#1 deep": deep_model}).run()
+    at = app(PAGE, deep_model).run()
     table = next(m.value for m in at.markdown if m.value.startswith("| layer |"))
     assert "0 for all 209 training images" in table and table.count("\n| ") == 3  # one row per hidden layer
     assert not any("Every unit of layer" in w.value for w in at.warning)
 
     dead = fit(replace(PRESETS["deep"], learning_rate=1.0, iterations=300), dataset)  # the ReLUs die
-    at = app(PAGE, {"#1 dead": dead}).run()
+    at = app(PAGE, dead).run()
     assert_clean(at)
     assert any("Every unit of layer" in w.value and "stopped learning" in w.value for w in at.warning)
 
 
 def test_the_gradient_check_button_shows_a_tiny_difference(data_dir, deep_model, two_layer_model):
-    at = app(PAGE, {"#1 deep": deep_model, "#2 two-layer": two_layer_model}).run()
+    at = app(PAGE, deep_model, two_layer_model).run()
     assert not [m for m in at.metric if m.label.startswith("Relative difference")]
     at.button(key="inside_gradcheck").click().run()
     assert_clean(at)
@@ -208,7 +184,10 @@ def test_the_gradient_check_button_shows_a_tiny_difference(data_dir, deep_model,
     assert any(s.value.startswith("**Great**") for s in at.success)
     assert any("layers [32, 7, 1]" in m.value for m in at.markdown)  # the current model is the two-layer one
 
-    at.selectbox(key="inside_model").set_value("#1 deep").run()  # another model: its own check, not run yet
+    picker = at.selectbox(key="inside_model")
+    assert picker.value.startswith("#2 two-layer (7)")
+    deep = next(name for name in picker.options if name.startswith("#1 deep (20, 7, 5)"))
+    picker.set_value(deep).run()  # another model: its own check, not run yet
     assert_clean(at)
     assert not [m for m in at.metric if m.label.startswith("Relative difference")]
     at.button(key="inside_gradcheck").click().run()
@@ -224,7 +203,7 @@ def open_compare(at: AppTest) -> AppTest:
 
 
 def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_layer_model):
-    at = app("app_pages/train.py", {"#1 deep (20, 7, 5)": deep_model, "#2 two-layer (7)": two_layer_model}).run()
+    at = app(TRAIN, deep_model, two_layer_model).run()
     assert_clean(at)
     assert at.expander[0].label == "Compare runs (2 in this session)"
     assert not at.get("plotly_chart")  # closed: nothing is built
@@ -233,14 +212,15 @@ def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_
     fig = figure(at, "train_compare")
     names = [t["name"] for t in fig["data"]]
     assert len(names) == 2
-    assert names[0].startswith("#1 deep (20, 7, 5) · α 0.0075, xavier") and names[1].startswith("#2 two-layer")
+    assert names[0].startswith("#1 deep (20, 7, 5), test ") and " · α 0.0075, xavier, seed 1" in names[0]
+    assert names[1].startswith("#2 two-layer (7), test ") and " · α 0.0075, small, seed 1" in names[1]
     assert fig["data"][0]["y"] == pytest.approx([c for _, c in deep_model.history])
 
 
 def test_compare_runs_with_one_model_invites_another_run(data_dir, deep_model):
-    at = open_compare(app("app_pages/train.py", {"#1 deep": deep_model}))
+    at = open_compare(app(TRAIN, deep_model))
     assert_clean(at)
     assert any("Train another run" in c.value for c in at.caption)
     assert not at.get("plotly_chart")  # nothing to compare yet
-    at = app("app_pages/train.py").run()  # no model: no section
+    at = app(TRAIN).run()  # no model: no section
     assert not at.expander and not any("Train another run" in c.value for c in at.caption)

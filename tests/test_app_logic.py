@@ -1,4 +1,5 @@
-"""The dashboard's pure helpers: catdnn.evaluate (confusion matrix, ranking) and catdnn.plots."""
+"""The dashboard's pure helpers: catdnn.evaluate (confusion matrix, ranking) and ui.figures (Plotly figures
+as plain dicts)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catdnn import evaluate, plots
+from catdnn import evaluate
+from ui import figures
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,16 +59,16 @@ def test_dataset_facts(dataset):
 
 
 def test_cost_figure():
-    fig = plots.cost_figure([(0, 0.69), (100, 0.5), (200, float("nan")), (300, 0.3)], iterations=2500)
+    fig = figures.cost_figure([(0, 0.69), (100, 0.5), (200, float("nan")), (300, 0.3)], iterations=2500)
     trace = fig["data"][0]
     assert trace["x"] == [0, 100, 300] and trace["y"] == [0.69, 0.5, 0.3]  # non-finite points left out
     assert fig["layout"]["xaxis"]["range"] == [0, 2499]  # a live curve grows into a fixed axis
     json.dumps(fig)  # plain data, cheap to send several times a second
-    assert plots.cost_figure([])["data"][0]["x"] == []
+    assert figures.cost_figure([])["data"][0]["x"] == []
 
 
 def test_accuracy_figure():
-    fig = plots.accuracy_figure([(0, 0.6, None), (10, 0.7, 0.5), (20, None, 0.6)], iterations=100)
+    fig = figures.accuracy_figure([(0, 0.6, None), (10, 0.7, 0.5), (20, None, 0.6)], iterations=100)
     train, test = fig["data"]
     assert (train["name"], train["x"], train["y"]) == ("train", [0, 10], [0.6, 0.7])
     assert (test["name"], test["x"], test["y"]) == ("test", [10, 20], [0.5, 0.6])
@@ -75,12 +77,12 @@ def test_accuracy_figure():
 
 
 def test_class_counts_figure():
-    fig = plots.class_counts_figure({"train": {"non-cat": 137, "cat": 72}, "test": {"non-cat": 17, "cat": 33}})
+    fig = figures.class_counts_figure({"train": {"non-cat": 137, "cat": 72}, "test": {"non-cat": 17, "cat": 33}})
     assert [t["name"] for t in fig["data"]] == ["non-cat", "cat"]
     assert fig["data"][1]["y"] == [72, 33]
 
 
-def test_the_helpers_import_neither_streamlit_nor_plotly():
-    code = "import sys, catdnn.plots, catdnn.evaluate; print(sorted({'streamlit', 'plotly'} & set(sys.modules)))"
+def test_the_engine_helpers_import_neither_streamlit_nor_plotly():
+    code = "import sys, catdnn.evaluate; print(sorted({'streamlit', 'plotly'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -141,15 +141,15 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert console_errors == []
     page.close()
 
-    # The same pages at phone width, each opened first by URL
+    # The same pages at phone width, each opened first by URL (folder mode: the URL is the file name's)
     phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    for name in ("", "train", "misclassified", "predict"):
+    for name in ("", "Train", "Misclassified", "Predict"):
         phone.goto(f"{server}/{name}")
         idle(phone, timeout=60_000)
         assert errors_on_page(phone) == []
-        shot(phone, f"phone_{name or 'home'}")
+        shot(phone, f"phone_{name.lower() or 'home'}")
     # a page opened first without a model offers the one-click deep preset (the course's 0.80)
-    phone.goto(f"{server}/misclassified")
+    phone.goto(f"{server}/Misclassified")
     idle(phone, timeout=60_000)
     main_button(phone, "Train the deep preset now").click()
     phone.wait_for_selector(f"{MAIN} h3:has-text('Mistakes: 10 images')", timeout=300_000)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import catdnn.network
-from catdnn import plots, probe
+from catdnn import probe
 from catdnn.data import flatten_images
 from catdnn.network import forward, gradient_check, init_params, param_count, predict_proba
+from ui import figures
 
 
 # --------------------------------------------------------------------------- the first layer as images
@@ -192,18 +193,18 @@ def test_kink_count():
 # --------------------------------------------------------------------------- figures
 def test_activation_figure_marks_zeros_and_dead_units():
     a = np.array([[0.5], [0.0], [1.5], [0.0]])
-    fig = plots.activation_figure(a, np.array([False, False, False, True]), title="Layer 1")
+    fig = figures.activation_figure(a, np.array([False, False, False, True]), title="Layer 1")
     bars, zero, dead = fig["data"]
     assert bars["type"] == "bar" and bars["x"] == [1, 2, 3, 4] and bars["y"] == [0.5, 0.0, 1.5, 0.0]
     assert zero["x"] == [2] and "this image" in zero["name"]
     assert dead["x"] == [4] and "every training image" in dead["name"]
     assert fig["layout"]["title"]["text"] == "Layer 1"
-    assert len(plots.activation_figure(np.ones(3))["data"]) == 1  # nothing is zero: bars only
+    assert len(figures.activation_figure(np.ones(3))["data"]) == 1  # nothing is zero: bars only
 
 
 def test_compare_costs_figure_has_one_trace_per_run():
     runs = [("#1 deep", [(0, 0.77), (100, 0.5), (200, float("nan"))]), ("#2 two-layer", [(0, 0.69)])]
-    fig = plots.compare_costs_figure(runs)
+    fig = figures.compare_costs_figure(runs)
     assert [t["name"] for t in fig["data"]] == ["#1 deep", "#2 two-layer"]
     assert fig["data"][0]["x"] == [0, 100] and fig["data"][0]["mode"] == "lines"
     assert fig["data"][1]["mode"] == "markers"

@@ -5,8 +5,9 @@ sessions, as two students' browsers). Both train on the Train page at once with 
 a Stop in one leaves the other running to the end; afterwards each session shows only its own model,
 run and history on the Train, Misclassified and Predict pages.
 
-Also, without a browser: two AppTest sessions keep separate state, and the dashboard limits BLAS to
-one thread per process (the measured best for concurrent trainings, see catdnn/threads.py).
+Also, without a browser: two AppTest sessions keep separate state, and every page (whichever a
+visitor opens first) limits BLAS to one thread per process (the measured best for concurrent
+trainings, see catdnn/threads.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 
 import pytest
 
+from tests.app_support import ENTRY, PAGES
 from tests.browser_support import (
     MAIN,
     ROOT,
@@ -61,7 +63,7 @@ def browser(sync_api):
 def _open_train_page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 800})  # its own cookies: its own session
     page = context.new_page()
-    page.goto(f"{server}/train")
+    page.goto(f"{server}/Train")
     idle(page, timeout=60_000)
     return page
 
@@ -182,24 +184,26 @@ def test_two_browser_sessions_train_at_once_and_stay_apart(server, browser):
 # --------------------------------------------------------------------------- without a browser
 def test_two_apptest_sessions_keep_their_own_state(data_dir):
     """Two sessions of the Train page (as two tabs): each holds only its own run and model."""
-    from streamlit.testing.v1 import AppTest
+    from tests.app_support import TRAIN, app, assert_clean, session_of
 
     sessions = {}
     for name, hidden, iterations in (("one", "3", 100), ("two", "4, 2", 200)):
-        at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=120).run()
+        at = app(TRAIN).run()
         at.text_input(key="train_hidden").set_value(hidden)
         at.slider(key="train_iters").set_value(iterations)
         at.button(key="train_submit").click().run()
-        assert not at.exception, [e.value for e in at.exception]
+        assert_clean(at)
         sessions[name] = at
-    one, two = (sessions[k].session_state["catdnn"] for k in ("one", "two"))
+    one, two = (session_of(sessions[k]) for k in ("one", "two"))
     assert one is not two
-    assert [m.layers for m in one["models"].values()] == [(12288, 3, 1)]
-    assert [m.layers for m in two["models"].values()] == [(12288, 4, 2, 1)]
-    assert one["run"]["model"].iterations_done == 100 and two["run"]["model"].iterations_done == 200
-    assert one["run"]["history"] is not two["run"]["history"]
-    assert one["run"]["history"][-1][0] < 100 <= two["run"]["history"][-1][0]
-    assert one["settings"]["hidden"] == "3" and two["settings"]["hidden"] == "4, 2"
+    assert [m.layers for m in one.models.values()] == [(12288, 3, 1)]
+    assert [m.layers for m in two.models.values()] == [(12288, 4, 2, 1)]
+    assert one.run.model.iterations_done == 100 and two.run.model.iterations_done == 200
+    assert one.run.history is not two.run.history
+    assert one.run.history[-1][0] < 100 <= two.run.history[-1][0]
+    # each form still shows its own session's settings
+    assert sessions["one"].text_input(key="train_hidden").value == "3"
+    assert sessions["two"].text_input(key="train_hidden").value == "4, 2"
 
 
 def test_the_cached_dataset_cannot_be_changed_by_a_session(data_dir):
@@ -207,27 +211,29 @@ def test_the_cached_dataset_cannot_be_changed_by_a_session(data_dir):
     its arrays are read-only, so no session can change another's data."""
     import warnings
 
-    import ui  # the app's glue module, at the project root
+    from ui.dataset import cached_dataset  # the app's loader, at the project root
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = ui._load_dataset(str(data_dir))
-        second = ui._load_dataset(str(data_dir))
+        first = cached_dataset(str(data_dir))
+        second = cached_dataset(str(data_dir))
     assert second is not first and second.train.images is not first.train.images
     assert not first.train.X.flags.writeable and not first.test.X.flags.writeable  # the network's input
     first.train.images[0] = 0  # one session scribbling on its copy ...
     first.train.labels[0] = 1 - first.train.labels[0]
-    third = ui._load_dataset(str(data_dir))
+    third = cached_dataset(str(data_dir))
     assert third.train.images[0].any() and third.train.labels[0] == second.train.labels[0]  # ... no one else sees it
 
 
-def test_the_dashboard_limits_blas_to_one_thread_per_process():
-    """Every session trains on a thread of one process: dashboard.py sets the process-wide limit."""
+@pytest.mark.parametrize("script", [ENTRY, *PAGES])
+def test_the_dashboard_limits_blas_to_one_thread_per_process(script):
+    """Every session trains on a thread of one process: whichever page runs first (ui.page_setup) sets
+    the process-wide limit."""
     pytest.importorskip("threadpoolctl")
     code = (
         "from streamlit.testing.v1 import AppTest\n"
         "from catdnn.threads import blas_thread_count\n"
-        "at = AppTest.from_file('dashboard.py', default_timeout=120).run()\n"
+        f"at = AppTest.from_file({script!r}, default_timeout=120).run()\n"
         "assert not at.exception, [e.value for e in at.exception]\n"
         "print('BLAS', blas_thread_count())\n"
     )

@@ -191,7 +191,7 @@ def test_an_upload_above_the_limit_is_refused(server, browser, effective, tmp_pa
     page = context.new_page()
     page.on("request", lambda r: uploads.append(r) if "/_stcore/upload_file/" in r.url and r.method == "PUT" else None)
     try:
-        page.goto(f"{base}/predict")
+        page.goto(f"{base}/Predict")
         idle(page, timeout=60_000)
         main_button(page, "Train the deep preset now").click()  # a model, to get verdicts
         page.wait_for_selector(f"{MAIN} :text('Model: deep')", timeout=300_000)

@@ -1,0 +1,39 @@
+"""Streamlit-only glue for the dashboard, split by purpose; only the app (dashboard.py, pages/) imports it.
+
+Layers go one way: pages → ui → catdnn (the engine, which never imports streamlit).
+
+- ``state``     this session's models and last training run (small dataclasses in st.session_state)
+- ``dataset``   the cached dataset, downloaded on first use, its errors drawn from their fields
+- ``training``  the live training loop that redraws the curve, and how a run ended
+- ``widgets``   widgets more than one page uses: the image grid, the model picker / one-click offer
+- ``figures``   the Plotly figure builders (pure functions returning plain dicts)
+
+Naming: a helper that returns values is ``*_ui()``, one that only draws is ``draw_*()``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from catdnn.threads import limit_blas_threads
+
+from . import state
+
+#: An emoji icon is drawn by the browser. A ":material/…:" page icon would make every visitor's
+#: browser fetch the icon font from fonts.gstatic.com, and nothing may leave the machine (SECURITY.md).
+PAGE_ICON = "🐱"
+
+
+def page_setup(title: str | None = None) -> None:
+    """What every page does first: the page config, the BLAS limit, and the sidebar's model caption.
+
+    Called at the top of dashboard.py and of every script in pages/, so the sidebar looks the same
+    whichever page a visitor opens first by URL. The caption is drawn before the page's content: a
+    page that ends early with ``st.stop()`` (no model yet, no dataset) would otherwise cut it off.
+    """
+    st.set_page_config(page_title=f"{title} · catdnn" if title else "catdnn", page_icon=PAGE_ICON, layout="wide")
+    # One BLAS thread per process: every browser session trains on a thread of this one process, and
+    # concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
+    limit_blas_threads()  # idempotent: cheap on every rerun
+    model = state.session().current_model
+    st.sidebar.caption(f"Current model: {state.model_label(model)}" if model else "No model trained yet.")

@@ -1,0 +1,107 @@
+"""This browser session's models and its last training run: two small dataclasses in ``st.session_state``.
+
+Each visitor's state lives in their own ``st.session_state`` (never in ``st.cache_resource`` or a
+module global: those are shared by every visitor). :func:`session` returns it.
+
+The training loop's ``finally`` block runs while Streamlit is stopping the script (a Stop click, a
+page switch), when every ``st.session_state`` access raises the stop signal again. So the loop
+fetches its :class:`SessionState` before it starts and afterwards only changes that object and its
+:class:`Run`, plain Python objects. The next script run may start while the stopped one is still in
+its ``finally`` block, on another thread: :func:`session` waits for :attr:`Run.finished` first.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from catdnn.config import TrainConfig, preset_name
+from catdnn.model import MAX_KEPT_BYTES, MAX_KEPT_MODELS, Model, drop_oldest
+
+KEY = "catdnn"  # this app's one entry in st.session_state
+#: How long :func:`session` waits for a stopped run on another thread to record its outcome.
+FINISH_WAIT_SECONDS = 10.0
+
+
+@dataclass(eq=False)
+class Run:
+    """One training run: updated while it trains, then how it ended."""
+
+    config: TrainConfig
+    status: str = "running"  # running | finished | stopped | diverged
+    message: str = ""  # the engine's account of how it ended
+    model: Model | None = None  # kept when finished or stopped, never when diverged
+    name: str | None = None  # the model's name in SessionState.models
+    dropped: list = field(default_factory=list)  # names of older models dropped to make room for it
+    warnings: list = field(default_factory=list)  # catdnn.diagnose's plain-language warnings
+    history: list = field(default_factory=list)  # [(iteration, cost)]
+    accuracy_history: list = field(default_factory=list)  # [(iteration, train accuracy, test accuracy)]
+    iterations_done: int = 0
+    elapsed: float = 0.0  # seconds of training
+    thread: int = field(default_factory=threading.get_ident)  # the script thread that runs it
+    finished: threading.Event = field(default_factory=threading.Event, repr=False)  # set once the outcome is in
+
+
+@dataclass(eq=False)
+class SessionState:
+    """The models trained in this session (oldest first), which one the pages use, and the last run.
+
+    At most ``max_models`` models and ``max_bytes`` bytes of weights are kept (SECURITY.md,
+    "Resources"): :meth:`keep` drops the oldest beyond that, never the current one.
+    """
+
+    models: dict = field(default_factory=dict)  # name -> Model, oldest first
+    current: str | None = None  # the name of the model the pages use
+    run: Run | None = None  # the last training run
+    kept: int = 0  # how many models this session has kept (numbers their names)
+    max_models: int = MAX_KEPT_MODELS
+    max_bytes: int = MAX_KEPT_BYTES
+
+    @property
+    def current_model(self) -> Model | None:
+        """The model the pages use: the chosen one, else the newest; None before the first."""
+        if not self.models:
+            return None
+        return self.models.get(self.current) or self.models[next(reversed(self.models))]
+
+    def keep(self, model: Model) -> tuple[str, list[str]]:
+        """Keep ``model`` under a new name and make it the current one; drop the oldest others beyond
+        the limits. Returns the new name and the names dropped."""
+        self.kept += 1
+        name = f"#{self.kept} {model_label(model)}"
+        self.models[name] = model
+        self.current = name
+        return name, drop_oldest(self.models, name, self.max_models, self.max_bytes)
+
+
+def session(store=None) -> SessionState:
+    """This session's state, created on first use, in ``store`` (default: ``st.session_state``).
+
+    When the last run was stopped from another script run and is still recording its outcome on its
+    own thread, this waits (at most :data:`FINISH_WAIT_SECONDS`) so that its model is there.
+    """
+    store = st.session_state if store is None else store
+    if KEY not in store:
+        store[KEY] = SessionState()
+    state = store[KEY]
+    run = state.run
+    if run is not None and run.thread != threading.get_ident():
+        run.finished.wait(FINISH_WAIT_SECONDS)
+    return state
+
+
+def model_label(model: Model) -> str:
+    """A model in a few words: preset, hidden layers, test accuracy, and where it stopped."""
+    hidden = ", ".join(str(n) for n in model.config.hidden) or "none"
+    text = f"{preset_name(model.config)} ({hidden})"
+    if model.test_accuracy is not None:
+        text += f", test {model.test_accuracy:.2f}"
+    if model.status == "stopped":
+        text += f", stopped at {model.iterations_done:,}/{model.config.iterations:,}"
+    return text
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n / 1024**3:g} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
