@@ -1,6 +1,6 @@
 """Shared by the real-server tests: start `streamlit run dashboard.py` on 127.0.0.1, drive Debian's
-Chromium with Playwright, and the page helpers (wait for the script to go idle, sidebar navigation,
-stop a run).
+Chromium with Playwright, and the page helpers (the app's pages and their URLs, wait for the script to
+go idle, sidebar navigation, what the navigation showed while a page loaded, stop a run).
 
 Plain functions and context managers, not fixtures: each test module wraps them in its own fixtures.
 Nothing here connects to any address other than 127.0.0.1, and every page opened through
@@ -30,6 +30,42 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 MAIN = "[data-testid='stMain']"
 LOCAL_BYPASS = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+HOME_TITLE = "catdnn: cat or not cat?"
+
+
+def sidebar_pages() -> list[tuple[str, str, str]]:
+    """``(sidebar label, URL path, page title)`` of every page, in sidebar order: the entry script, then
+    the scripts in pages/ by number prefix, as Streamlit's folder mode names them ("3_Inside_the_network.py"
+    -> label "Inside the network", URL path "Inside_the_network")."""
+    scripts = sorted((ROOT / "pages").glob("*.py"), key=lambda p: int(p.name.split("_")[0]))
+    pages = [("dashboard", "", HOME_TITLE)]
+    for script in scripts:
+        path = script.stem.split("_", 1)[1]
+        pages.append((path.replace("_", " "), path, path.replace("_", " ")))
+    return pages
+
+
+#: Recorded from the very first paint (a context's init script): every distinct state of the
+#: navigation links and of the main area's h1 titles, in ``window.__catdnnNav``.
+NAV_RECORDER = """
+(() => {
+  const seen = [];
+  window.__catdnnNav = seen;
+  let last = null;
+  const record = () => {
+    const texts = (selector) => [...document.querySelectorAll(selector)].map((e) => e.innerText.trim());
+    const state = {links: texts("[data-testid*='Nav'] a"), titles: texts("[data-testid='stMain'] h1")};
+    const key = JSON.stringify(state);
+    if (key !== last) { last = key; seen.push(state); }
+  };
+  new MutationObserver(record).observe(document, {subtree: true, childList: true, characterData: true});
+})();
+"""
+
+
+def nav_history(page) -> list[dict]:
+    """What the page showed since it started loading (needs NAV_RECORDER): ``[{"links": [...], "titles": [...]}]``."""
+    return page.evaluate("() => window.__catdnnNav || []")
 
 
 def unavailable(reason: str):

@@ -3,6 +3,8 @@
 Trains the two-layer preset from the Train page (the course's 0.72 test accuracy), stops a longer run
 midway and checks the partial model is kept, browses the mistakes, uploads chelsea.png on the
 Predict page and reads the verdict. Screenshots of every page go to artifacts/ (desktop and phone).
+On 5 fresh server starts, every page opens by its URL with the sidebar listing every page in order,
+and no other navigation or page shows first.
 
 Skipped when Chromium or Playwright is missing, unless CATDNN_REQUIRE_BROWSER=1 (as in CI).
 """
@@ -17,12 +19,15 @@ import pytest
 from tests.browser_support import (
     ARTIFACTS,
     MAIN,
+    NAV_RECORDER,
     chromium,
     errors_on_page,
     goto_page,
     idle,
     main_button,
+    nav_history,
     require_playwright,
+    sidebar_pages,
     stop_run,
     streamlit_server,
 )
@@ -141,13 +146,14 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert console_errors == []
     page.close()
 
-    # The same pages at phone width, each opened first by URL (folder mode: the URL is the file name's)
+    # Every page at phone width, each opened first by URL
     phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    for name in ("", "Train", "Misclassified", "Predict"):
-        phone.goto(f"{server}/{name}")
+    for _label, path, title in sidebar_pages():
+        phone.goto(f"{server}/{path}")
         idle(phone, timeout=60_000)
+        assert phone.locator(f"{MAIN} h1").first.inner_text() == title
         assert errors_on_page(phone) == []
-        shot(phone, f"phone_{name.lower() or 'home'}")
+        shot(phone, f"phone_{path.lower() or 'home'}")
     # a page opened first without a model offers the one-click deep preset (the course's 0.80)
     phone.goto(f"{server}/Misclassified")
     idle(phone, timeout=60_000)
@@ -159,3 +165,40 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     shot(phone, "phone_misclassified_deep")
     phone.close()
     assert browser.blocked == []  # nothing left the machine (no telemetry, no fonts, nothing)
+
+
+SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict"]
+FRESH_STARTS = 5
+
+
+def test_every_page_opens_by_url_on_fresh_server_starts(data_dir, browser):
+    """On each of 5 fresh servers, every page opened by its URL in a new session (the first of them
+    a different page each time): the sidebar lists every page in order from the first moment it
+    shows any, only that page's title ever appears, and the sidebar names no model yet."""
+    pages = sidebar_pages()
+    assert [label for label, _path, _title in pages] == SIDEBAR  # every script in pages/, in order
+    for start in range(FRESH_STARTS):
+        first = start % len(pages)
+        with streamlit_server(data_dir, f"e2e_fresh_start_{start + 1}.log") as (base, _port, _proc):
+            for label, path, title in pages[first:] + pages[:first]:
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                context.add_init_script(NAV_RECORDER)
+                page = context.new_page()
+                try:
+                    page.goto(f"{base}/{path}")
+                    idle(page, timeout=60_000)
+                    page.locator(f"{MAIN} h1", has_text=title).first.wait_for(timeout=30_000)
+                    where = f"start {start + 1}, {label} (/{path})"
+                    assert page.url == f"{base}/{path}", where
+                    assert page.locator("[data-testid='stSidebarNav'] a").all_inner_texts() == SIDEBAR, where
+                    history = nav_history(page)
+                    assert history and history[-1] == {"links": SIDEBAR, "titles": [title]}, (where, history)
+                    flashes = [h for h in history
+                               if h["links"] not in ([], SIDEBAR) or h["titles"] not in ([], [title])]
+                    assert flashes == [], (where, flashes)
+                    sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+                    assert "No model trained yet." in sidebar, (where, sidebar)
+                    assert errors_on_page(page) == [], where
+                finally:
+                    context.close()
+    assert browser.blocked == []  # nothing left the machine
