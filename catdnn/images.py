@@ -13,7 +13,8 @@ What is decoded, and how:
   is run on it: no other decoder ever sees a user's bytes. SVG, TIFF, HEIC, PDF, HTML, text, ...
   are refused with a message saying what the file is.
 * **Decompression bombs** are refused from the header, before any pixel is decoded: an image
-  claiming more than :data:`MAX_PIXELS` pixels, and an image whose header claims more pixels than
+  claiming more than :data:`MAX_PIXELS` pixels or a side longer than :data:`MAX_SIDE` (a
+  100,000,000×1 "photo" is an attack, not a panorama), and an image whose header claims more pixels than
   its file could possibly hold (a PNG beyond deflate's 1032:1 limit, an uncompressed BMP shorter
   than its pixel rows, a GIF beyond LZW's limit): a few-hundred-byte file claiming 9000×9000
   pixels is refused without allocating the 240 MB it asks for.
@@ -25,12 +26,26 @@ What is decoded, and how:
   **animations** give their first frame.
 * Truncated or corrupt data is refused: Pillow's ``LOAD_TRUNCATED_IMAGES`` is left False and no
   Pillow global is ever changed.
+
+Memory (issue 12): an accepted image is decoded once, at full size (JPEGs at reduced scale, with
+Pillow's ``draft``); :func:`prepare_image` and :func:`preview_image` then convert it to RGB and
+box-average it down (``reduce``, a factor per axis, so extreme shapes shrink too) tile by tile, so
+no full-size RGB, RGBA or float copy ever exists next to the decoded pixels. A 100-megapixel RGBA
+PNG costs about 420 MB (the decoded pixels: Pillow keeps 4 bytes a pixel), a palette or greyscale
+one about 110 MB. Only :data:`DECODE_SLOTS` images are decoded at a time in the whole process (a
+semaphore), so many users uploading at once cannot multiply that peak. An allocation that fails
+anyway is reported as an :class:`ImageError` like any other problem, never as a ``MemoryError``.
+:func:`load_image` returns the full-size RGB image, which must exist whole: it is for scripts, not
+for users' uploads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import struct
+import threading
 import warnings
 from pathlib import Path
 
@@ -44,11 +59,29 @@ ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF")
 #: Largest image accepted, in pixels, checked from the header before decoding (100 MP: a 64 MP
 #: camera photo passes). Decoding one this large takes a few hundred MB for a moment.
 MAX_PIXELS = 100_000_000
+#: Longest side accepted, in pixels (the largest JPEG or GIF there can be). The widest panorama
+#: a camera stitches is far below it; 100,000,000×1 is not a photo: refused from the header.
+MAX_SIDE = 65_535
+#: Most memory (bytes) a decoder may need for one image, estimated from the header: a 100 MP
+#: photo in PNG or JPEG fits. Beyond it, what a format's decoder needs is refused up front: a
+#: WebP image (Pillow's WebP decoder holds 16 bytes a pixel: over 37.5 MP) and a JPEG whose DCT
+#: coefficients (2 bytes each, all kept for a progressive file) exceed it (a CMYK one over 75 MP).
+DECODE_BUDGET = 600_000_000
+_WEBP_BYTES_PER_PIXEL = 16
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
 IMAGE_SIZE = 64  # the network's images are 64×64 RGB
 #: JPEGs are decoded at a reduced scale (DCT scaling) no smaller than this before resizing.
 DRAFT_SIZE = 4 * IMAGE_SIZE
+
+#: How many images are decoded at the same time in the whole process; more callers wait their turn
+#: (at most DECODE_WAIT_SECONDS, then they are told to try again).
+DECODE_SLOTS = 2
+DECODE_WAIT_SECONDS = 60.0
+_DECODING = threading.BoundedSemaphore(DECODE_SLOTS)
+#: Pixels converted at a time (RGBA -> RGB on white, palette -> RGB, 16-bit -> 8-bit, ...): a tile
+#: of 1 M pixels needs a few MB, whatever the size of the image.
+_TILE_PIXELS = 1 << 20
 
 _ACCEPTED = "JPEG, PNG, WebP, BMP or GIF"
 # Deflate (PNG) cannot expand data more than 1032:1; LZW (GIF) with codes of at least 3 bits and
@@ -101,10 +134,11 @@ def _read(source, name: str) -> bytes:
                 raise ImageError(f"{name}: no such file")
             if path.is_dir():
                 raise ImageError(f"{name}: is a folder, not an image")
-            if path.stat().st_size > MAX_FILE_BYTES:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
                 raise ImageError(too_big)
             with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
+                data = _read_at_most(f, size)
         except OSError as exc:
             raise ImageError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
     elif hasattr(source, "getvalue") or hasattr(source, "read"):
@@ -112,7 +146,7 @@ def _read(source, name: str) -> bytes:
             if hasattr(source, "getvalue"):  # io.BytesIO, Streamlit's UploadedFile: the whole content
                 data = source.getvalue()
             else:
-                data = source.read(MAX_FILE_BYTES + 1)
+                data = _read_at_most(source)
         except (OSError, ValueError) as exc:
             raise ImageError(f"{name}: cannot read the file ({_why(exc)})") from None
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -125,6 +159,35 @@ def _read(source, name: str) -> bytes:
     if len(data) > MAX_FILE_BYTES:
         raise ImageError(too_big)
     return data
+
+
+def _read_at_most(f, size: int | None = None):
+    """At most MAX_FILE_BYTES + 1 bytes from a file object, from where it stands.
+
+    ``f.read(n)`` sets ``n`` bytes aside before reading, so ``n`` is the file's size when it is
+    known (``size``, or measured by seeking), never the 200 MB limit: a 97 KB file must not cost
+    200 MB of address space. Anything else is read a MB at a time.
+    """
+    if size is None:
+        try:
+            if f.seekable():
+                here = f.tell()
+                size = f.seek(0, io.SEEK_END) - here
+                f.seek(here)
+        except (AttributeError, OSError, ValueError, TypeError):
+            size = None
+    step = 1 << 20 if size is None else min(max(size, 0), MAX_FILE_BYTES) + 1
+    parts, total = [], 0
+    while total <= MAX_FILE_BYTES:
+        part = f.read(min(step, MAX_FILE_BYTES + 1 - total))
+        if not isinstance(part, (bytes, bytearray)):
+            return part  # text (the caller says so), or None
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+        step = 1 << 20  # the file was longer than its size said: the rest a MB at a time
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -219,11 +282,43 @@ def _check_header(data: bytes, fmt: str, name: str) -> None:
             size = (w, abs(h))
     if size is not None:
         _check_pixels(*size, name)
+        if fmt == "WEBP":
+            _check_budget(size[0] * size[1] * _WEBP_BYTES_PER_PIXEL, "WebP", size, name)
+
+
+def _check_budget(need: int, what: str, size, name: str) -> None:
+    """Refuse an image whose decoder would need more than DECODE_BUDGET bytes."""
+    if need > DECODE_BUDGET:
+        w, h = size
+        raise ImageError(
+            f"{name}: this {w:,}×{h:,} {what} image would take {need / 1e6:,.0f} MB to decode (the limit is "
+            f"{DECODE_BUDGET / 1e6:,.0f} MB); save it as a smaller JPEG or PNG"
+        )
+
+
+def _jpeg_coefficients(img) -> int:
+    """Bytes of the DCT coefficients of a JPEG (what libjpeg holds for a progressive or multi-scan
+    file, whatever the draft scale): 64 coefficients of 2 bytes per 8×8 block of each component."""
+    w, h = img.size
+    layers = getattr(img, "layer", None) or [(0, 1, 1, 0)] * 3
+    h_max = max(max(layer[1], 1) for layer in layers)
+    v_max = max(max(layer[2], 1) for layer in layers)
+    blocks = 0
+    for _, hs, vs, _ in layers:
+        cols = -(-w * max(hs, 1) // h_max)
+        rows = -(-h * max(vs, 1) // v_max)
+        blocks += -(-cols // 8) * -(-rows // 8)
+    return blocks * 128
 
 
 def _check_pixels(w: int, h: int, name: str) -> None:
     if w < 1 or h < 1:
         raise ImageError(f"{name}: the image has no pixels ({w}×{h})")
+    if max(w, h) > MAX_SIDE:
+        raise ImageError(
+            f"{name}: the image is {w:,}×{h:,} pixels: a side longer than {MAX_SIDE:,} pixels is not a photo "
+            "(a decompression bomb, or a strip to cut into pieces)"
+        )
     if w * h > MAX_PIXELS:
         raise ImageError(
             f"{name}: the image is too large: {w}×{h} = {w * h:,} pixels (the limit is {MAX_PIXELS:,}); "
@@ -289,6 +384,8 @@ def _open(data: bytes, name: str):
         w, h = img.size
         _check_pixels(w, h, name)
         _check_plausible(img, data, name)
+        if img.format in ("JPEG", "MPO"):
+            _check_budget(_jpeg_coefficients(img), "JPEG", (w, h), name)
     except ImageError:
         img.close()
         raise
@@ -301,43 +398,190 @@ def _why(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- modes
-def to_rgb(img):
-    """Any Pillow mode to RGB, in a defined way (see the module docstring); returns a new image."""
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def _boxes(width: int, height: int, fx: int = 1, fy: int = 1):
+    """Tiles ``(left, top, right, bottom)`` covering the image, about ``_TILE_PIXELS`` each, whose
+    width and height are multiples of ``fx`` and ``fy`` (so that reducing tile by tile gives the
+    same pixels as reducing the whole image)."""
+    rows = fy * max(1, _TILE_PIXELS // (width * fy))
+    cols = fx * max(1, _TILE_PIXELS // (rows * fx))
+    for top in range(0, height, rows):
+        for left in range(0, width, cols):
+            yield left, top, min(width, left + cols), min(height, top + rows)
+
+
+def _tile_max(img, finite: bool = False) -> float:
+    """The largest pixel value of a one-channel image (NaN as 0 and ±inf as 255 if ``finite``),
+    computed tile by tile (no full-size array)."""
+    top = 0.0
+    for box in _boxes(*img.size):
+        a = np.asarray(img.crop(box))
+        if finite:
+            a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+        top = max(top, float(a.max(initial=0)))
+    return top
+
+
+def _rgb_converter(img):
+    """A function turning any crop of ``img`` into RGB, the same way for every crop (see the module
+    docstring). Scalings that depend on the whole image (32-bit and float greyscale) are decided
+    here, once."""
     from PIL import Image
 
     mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        a = np.asarray(img, dtype=np.float64)
-        scale = 257.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 1.0
-        img = Image.fromarray(np.clip(np.round(a / scale), 0, 255).astype(np.uint8), "L")
-    elif mode == "F":
-        a = np.asarray(img, dtype=np.float64)
-        a = np.nan_to_num(a, nan=0.0, posinf=255.0, neginf=0.0)
-        if a.max(initial=0) <= 1.0:
-            a = a * 255.0
-        img = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
-    elif "transparency" in img.info and mode in ("1", "L", "P", "RGB"):
-        img = img.convert("RGBA")  # a transparent palette entry or colour key
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
-        out = Image.new("RGB", rgba.size, (255, 255, 255))
-        out.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))  # rgb·α + white·(1 − α)
-        return out
-    return img.convert("RGB")
+
+    def grey(a):
+        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+
+    if mode in _WIDE_GREY:
+        scale = 257.0 if mode.startswith("I;16") or _tile_max(img) > 255 else 1.0
+        return lambda tile: grey(np.asarray(tile, dtype=np.float64) / scale)
+    if mode == "F":
+        scale = 255.0 if _tile_max(img, finite=True) <= 1.0 else 1.0
+        return lambda tile: grey(np.nan_to_num(np.asarray(tile, dtype=np.float64), nan=0.0, posinf=255.0,
+                                               neginf=0.0) * scale)
+    if mode in _ALPHA or ("transparency" in img.info and mode in ("1", "L", "P", "RGB")):
+
+        def on_white(tile):  # rgb·α + white·(1 − α); a transparent palette entry or colour key too
+            rgba = tile if tile.mode == "RGBA" else tile.convert("RGBA")
+            out = Image.new("RGB", rgba.size, (255, 255, 255))
+            out.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
+            return out
+
+        return on_white
+    return lambda tile: tile.convert("RGB")
+
+
+def _reduce_to_rgb(img, fx: int = 1, fy: int = 1, copy: bool = True):
+    """``img`` in RGB, box-averaged down by ``fx`` across and ``fy`` down (rounding the size up).
+
+    Converted and reduced tile by tile: besides ``img``, only the result and one tile's worth of
+    pixels exist at once, so a 100-megapixel RGBA or palette image never gets a full-size copy
+    (greyscale and RGB are reduced directly, then converted). With ``copy=False``, an RGB image
+    that needs no change is returned without copying its pixels.
+    """
+    from PIL import Image
+
+    width, height = img.size
+    if (fx, fy) == (1, 1) and img.mode == "RGB" and "transparency" not in img.info:
+        img.load()
+        return img.copy() if copy else img._new(img.im)
+    reduce = (fx, fy) != (1, 1)
+    if reduce and img.mode in ("L", "RGB") and "transparency" not in img.info:
+        return img.reduce((fx, fy)).convert("RGB")  # Pillow reduces these without a full-size copy
+    convert = _rgb_converter(img)
+    # Pillow averages RGBA and LA with premultiplied alpha (on a copy of what it reduces: a tile
+    # here), so they are reduced first, then composited; the others are converted, then reduced.
+    reduce_first = img.mode in ("RGBA", "LA")
+    out = Image.new("RGB", (-(-width // fx), -(-height // fy)))
+    for box in _boxes(width, height, fx, fy):
+        tile = img.crop(box)
+        if reduce and reduce_first:
+            tile = tile.reduce((fx, fy))
+        tile = convert(tile)
+        if reduce and not reduce_first:
+            tile = tile.reduce((fx, fy))
+        out.paste(tile, (box[0] // fx, box[1] // fy))
+    return out
+
+
+def to_rgb(img):
+    """Any Pillow mode to RGB, in a defined way (see the module docstring); returns a new image."""
+    return _reduce_to_rgb(img)
 
 
 _to_rgb = to_rgb  # the name older code used
 
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+              7: "TRANSVERSE", 8: "ROTATE_90"}
 
-def _upright(img):
-    """Apply the EXIF orientation; an unreadable EXIF block is ignored (the pixels are fine)."""
-    from PIL import ImageOps
 
+def _orientation(img) -> int:
+    """The EXIF orientation (1 to 8); an unreadable EXIF block counts as 1 (the pixels are fine)."""
     try:
-        ImageOps.exif_transpose(img, in_place=True)
+        value = int(img.getexif().get(0x0112, 1))
     except Exception:  # a damaged EXIF block must not cost the user their photo
-        pass
-    return img
+        return 1
+    return value if value in _TRANSPOSE else 1
+
+
+# --------------------------------------------------------------------------- decoding
+@contextlib.contextmanager
+def _decode_slot(name: str):
+    """Hold one of the process's DECODE_SLOTS while decoding (see the module docstring)."""
+    if not _DECODING.acquire(timeout=DECODE_WAIT_SECONDS):
+        raise ImageError(f"{name}: too many images are being decoded at the moment; try again in a minute")
+    try:
+        yield
+    finally:
+        _DECODING.release()
+
+
+def _decode(source, name, fit=None):
+    """Decode a user's image; return the upright RGB image and the upright size in the file.
+
+    ``fit(width, height)``, given the upright size in the file, returns ``(final, keep, draft)``:
+    the size to resize to (Lanczos), the size below which no side is box-averaged before that
+    (one factor per axis), and the side below which a JPEG is not DCT-scaled. Without ``fit`` the
+    full-size image is returned.
+    """
+    from PIL import Image
+
+    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    size = None
+    img = None
+    try:
+        data = _read(source, name)
+        with _decode_slot(name), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = _open(data, name)
+            del data  # the decoder keeps what it needs
+            img.seek(0)  # the first frame of an animation
+            width, height = size = img.size  # the header's, before any draft scaling
+            jpeg = img.format in ("JPEG", "MPO")
+            if not jpeg:  # a PNG may keep its EXIF block after the pixels
+                img.load()
+            orientation = _orientation(img)  # a JPEG's is in its header: known before decoding
+            if orientation >= 5:  # a quarter turn: the file's width is the upright height
+                size = (height, width)
+            final = keep = None
+            if fit is not None:
+                final, keep, draft = fit(*size)
+                if jpeg:  # DCT scaling, no side below ``draft`` (whichever way the photo turns)
+                    img.draft("RGB", (draft, draft))
+            img.load()
+            _check_pixels(*img.size, name)
+            fx = fy = 1
+            if keep is not None:
+                keep_w, keep_h = keep[::-1] if orientation >= 5 else keep
+                fx, fy = max(1, img.width // keep_w), max(1, img.height // keep_h)
+            out = _reduce_to_rgb(img, fx, fy, copy=False)
+            if final is not None:  # resized as stored, then turned: a turn moves pixels exactly
+                final = final[::-1] if orientation >= 5 else final
+                # the reduced image's last row and column may stand for fewer than fy, fx pixels:
+                # the box is the decoded image's extent, exactly (as Pillow's reducing_gap does)
+                box = (0, 0, img.width / fx, img.height / fy)
+                if out.size != final or (fx, fy) != (1, 1):
+                    out = out.resize(final, Image.Resampling.LANCZOS, box=box)
+            img.close()
+            img = None
+            if orientation != 1:
+                out = out.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
+            return out, size
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, MemoryError):
+        shape = f" ({size[0]:,}×{size[1]:,} pixels)" if size else ""
+        raise ImageError(f"{name}: the image is too large to decode with the memory available{shape}; "
+                         "shrink it first") from None
+    except Exception as exc:
+        raise ImageError(f"{name}: the image data is damaged or truncated ({_why(exc)})") from None
+    finally:
+        if img is not None:
+            img.close()
 
 
 # --------------------------------------------------------------------------- public API
@@ -355,79 +599,52 @@ def load_image(source, name: str | None = None):
     ------
     ImageError
         With a message naming the file and the problem; never any other exception for bad data.
+
+    The full-size image is returned, so a 100-megapixel photo takes 400 MB for as long as it is
+    kept (and up to twice that while it is converted): users' uploads go through
+    :func:`prepare_image` and :func:`preview_image`, which never hold a full-size copy.
     """
-    return _decode(source, name, draft=None)
+    return _decode(source, name)[0]
 
 
-def _shrink(img, target: int):
-    """Box-average a decoded image down by an integer factor, keeping both sides >= ``target``.
-
-    Only for modes whose channels can be averaged (premultiplied by Pillow when there is alpha);
-    it bounds the memory and time of the mode conversion and resize that follow.
-    """
-    factor = min(img.size) // target
-    if factor >= 2 and img.mode in ("L", "LA", "RGB", "RGBA"):
-        return img.reduce(factor)
-    return img
+def _input_fit(width: int, height: int):
+    """The network's input: the whole picture squeezed to 64×64, reduced to no less than DRAFT_SIZE
+    (4 times the final size: box averaging then Lanczos is then as good as Lanczos alone)."""
+    return (IMAGE_SIZE, IMAGE_SIZE), (DRAFT_SIZE, DRAFT_SIZE), DRAFT_SIZE
 
 
-def _decode(source, name, draft):
-    return _decode_sized(source, name, draft)[0]
+def _thumbnail_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size ``Image.thumbnail((side, side))`` gives: aspect ratio kept, never enlarged."""
+    if width <= side and height <= side:
+        return width, height
 
+    def round_aspect(number, key):  # as Pillow rounds: the nearer aspect ratio, at least 1
+        return max(min(math.floor(number), math.ceil(number), key=key), 1)
 
-def _decode_sized(source, name, draft):
-    """The decoded upright RGB image, and the upright size of the image in the file ``(width, height)``
-    (known from the header: with ``draft`` the decoded image may be smaller)."""
-    from PIL import Image
-
-    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
-    data = _read(source, name)
-    img = _open(data, name)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img.seek(0)  # the first frame of an animation
-            width, height = img.size  # the header's, before any draft scaling
-            if draft and img.format in ("JPEG", "MPO"):
-                img.draft("RGB", draft)
-            img.load()
-            _check_pixels(*img.size, name)
-            before = img.size
-            img = _upright(img)
-            if img.size != before:  # EXIF orientation 5 to 8: a quarter turn
-                width, height = height, width
-            if draft:
-                img = _shrink(img, draft[0])
-            return to_rgb(img), (width, height)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, MemoryError):
-        raise ImageError(f"{name}: the image is too large to decode") from None
-    except Exception as exc:
-        raise ImageError(f"{name}: the image data is damaged or truncated ({_why(exc)})") from None
-    finally:
-        img.close()
+    aspect = width / height
+    if aspect >= 1:
+        return side, round_aspect(side / aspect, key=lambda n: 0 if n == 0 else abs(aspect - side / n))
+    return round_aspect(side * aspect, key=lambda n: abs(aspect - n / side)), side
 
 
 def prepare_image(source, name: str | None = None):
     """Decode and shrink to the 64×64 RGB image the network sees; return a ``PIL.Image``.
 
     The whole picture is resized (not cropped), as in the course's "test with your own image".
-    JPEGs are decoded at reduced scale first, which makes large photos fast.
+    JPEGs are decoded at reduced scale first, which makes large photos fast; other formats are
+    box-averaged down (per axis) before the mode conversion, so no full-size copy is made.
     Raises :class:`ImageError` like :func:`load_image`.
     """
-    from PIL import Image
-
-    img = _decode(source, name, draft=(DRAFT_SIZE, DRAFT_SIZE))
-    return img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
+    return _decode(source, name, _input_fit)[0]
 
 
 def preview_image(source, name: str | None = None, max_side: int = 512):
     """Decode a user's image for display: upright RGB, its longer side at most ``max_side`` pixels.
 
-    JPEGs are decoded at reduced scale (DCT scaling, no smaller than ``max_side`` on either side)
+    JPEGs are decoded at reduced scale (DCT scaling, no smaller than the preview on either side)
     and other formats box-averaged down before the mode conversion, so a 12-megapixel photo never
-    exists at full size; the result is then thumbnailed (aspect ratio kept, never enlarged).
+    exists at full size in RGB; the result is then resized to the size ``Image.thumbnail`` gives
+    (aspect ratio kept, never enlarged).
 
     Returns
     -------
@@ -436,14 +653,15 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
 
     Raises :class:`ImageError` like :func:`load_image`.
     """
-    from PIL import Image
-
     if int(max_side) < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
     side = int(max_side)
-    img, size = _decode_sized(source, name, draft=(side, side))
-    img.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return img, size
+
+    def fit(width, height):  # box averaging keeps twice the final size (Pillow's reducing_gap=2)
+        final = _thumbnail_size(width, height, side)
+        return final, (2 * final[0], 2 * final[1]), min(final)
+
+    return _decode(source, name, fit)
 
 
 def image_to_input(img) -> np.ndarray:
