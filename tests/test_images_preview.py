@@ -142,3 +142,70 @@ def test_truncated_and_bomb_images_raise_image_error():
         preview_image(bomb, "bomb.png")
     with pytest.raises(ImageError, match="^not-a-file: "):
         preview_image(12345, "not-a-file")
+
+
+# --------------------------------------------------------------------------- issue 12: big images, shrunk
+@pytest.mark.parametrize("size,side", [
+    ((4000, 3000), 512), ((3000, 4000), 512), ((1000, 200), 512), ((65535, 1), 512), ((1, 65535), 512),
+    ((65535, 1525), 512), ((513, 512), 512), ((512, 513), 512), ((2000, 1000), 100), ((7, 3), 2), ((3, 7), 2),
+    ((1001, 999), 333), ((100, 80), 512),
+])
+def test_the_preview_size_is_the_one_thumbnail_gives(size, side):
+    """preview_image resizes to the size Image.thumbnail would give, computed without decoding."""
+    from catdnn.images import _thumbnail_size
+
+    img = Image.new("1", size)
+    img.thumbnail((side, side))
+    assert _thumbnail_size(*size, side) == img.size
+
+
+def _photo(size) -> Image.Image:
+    """scikit-image's cat, enlarged: a real picture with edges, as a big RGB image."""
+    from skimage import data as skdata
+
+    return Image.fromarray(skdata.chelsea()).resize(size, Image.Resampling.BICUBIC)
+
+
+@pytest.mark.parametrize("kind", ["RGB", "P", "RGBA", "L"])
+def test_a_big_image_shrunk_in_steps_looks_like_a_direct_lanczos_resize(kind):
+    """Box-averaging by an integer factor per axis, then Lanczos over the exact box, is as good as
+    converting the whole picture and resizing it with Lanczos (what the preview and the network's
+    input would be with unlimited memory)."""
+    img = _photo((3001, 2003))
+    if kind == "P":
+        img = img.convert("P", palette=Image.Palette.ADAPTIVE)
+    elif kind == "RGBA":
+        img = img.convert("RGBA")
+        img.putalpha(Image.linear_gradient("L").resize(img.size))
+    elif kind == "L":
+        img = img.convert("L")
+    data = encode(img, "PNG", compress_level=1)
+    full = load_image(data, "big.png")
+    preview, original = preview_image(data, "big.png")
+    direct = full.resize(preview.size, Image.Resampling.LANCZOS)
+    assert original == (3001, 2003) and preview.size == (512, 342)
+    diff = np.abs(np.asarray(preview, np.int16) - np.asarray(direct, np.int16))
+    assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 4, (diff.mean(), diff.max())
+
+    from catdnn.images import prepare_image
+
+    small = prepare_image(data, "big.png")
+    direct = full.resize((64, 64), Image.Resampling.LANCZOS)
+    diff = np.abs(np.asarray(small, np.int16) - np.asarray(direct, np.int16))
+    assert diff.mean() < 0.5 and np.percentile(diff, 99) <= 4, (diff.mean(), diff.max())
+
+
+@pytest.mark.parametrize("orientation,size,left", [(6, (1000, 3000), "top"), (8, (1000, 3000), "bottom"),
+                                                   (3, (3000, 1000), "right"), (1, (3000, 1000), "left")])
+def test_a_big_rotated_png_is_shrunk_then_turned(orientation, size, left):
+    """A PNG's EXIF orientation is read after its pixels; the reduction factors follow the turn."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(halves(3000, 1000), "PNG", exif=exif.tobytes())
+    preview, original = preview_image(data, "phone.png", max_side=300)
+    assert original == size
+    assert preview.size == ((100, 300) if size[0] < size[1] else (300, 100))
+    where = {"left": (0.1, 0.5), "right": (0.9, 0.5), "top": (0.5, 0.1), "bottom": (0.5, 0.9)}
+    opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+    assert close(colour(preview, *where[left]), (255, 0, 0)), colour(preview, *where[left])
+    assert close(colour(preview, *where[opposite[left]]), (0, 0, 255))

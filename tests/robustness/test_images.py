@@ -18,6 +18,7 @@ from catdnn.errors import ImageError
 from catdnn.images import (
     ALLOWED_FORMATS,
     MAX_PIXELS,
+    MAX_SIDE,
     image_to_input,
     load_image,
     prepare_image,
@@ -167,13 +168,14 @@ def test_real_animated_gif(skimage_dir):
     assert_rgb(load_image(path), Image.open(path).size)
 
 
-EXTREME_SHAPES = [(1, 1), (20000, 1), (1, 20000), (2, 3), (65, 63)]
+EXTREME_SHAPES = [(1, 1), (20000, 1), (1, 20000), (2, 3), (65, 63), (MAX_SIDE, 1), (1, MAX_SIDE), (MAX_SIDE, 7)]
 
 
 @pytest.mark.parametrize(
     "size, fmt",
     [(size, fmt) for fmt in ["PNG", "JPEG", "BMP", "GIF", "WEBP"] for size in EXTREME_SHAPES
-     if not (fmt == "WEBP" and max(size) > 16383)],  # WebP cannot hold a side over 16383 pixels
+     if not (fmt == "WEBP" and max(size) > 16383)  # WebP cannot hold a side over 16383 pixels,
+     and not (fmt == "JPEG" and max(size) > 65500)],  # nor libjpeg write one over 65500
 )
 def test_extreme_shapes_are_predicted(size, fmt):
     img = Image.new("RGB", size, (180, 40, 40))
@@ -265,6 +267,9 @@ def _webp_vp8(w: int, h: int) -> bytes:
 
 BOMBS = [
     ("png-100000x100000.png", tiny_png(100_000, 100_000)),
+    ("png-100000000x1.png", tiny_png(100_000_000, 1, colour_type=0)),  # a side over MAX_SIDE (issue 12)
+    ("png-1x100000000.png", tiny_png(1, 100_000_000, colour_type=0)),
+    ("png-65536x1.png", tiny_png(MAX_SIDE + 1, 1, colour_type=0)),
     ("png-just-over-limit.png", tiny_png(10_001, 10_000)),
     ("png-9000x9000-rgba-tiny.png", tiny_png(9000, 9000, colour_type=6)),
     ("png-30000x3000-1bit-tiny.png", tiny_png(30000, 3000, colour_type=0, depth=1)),

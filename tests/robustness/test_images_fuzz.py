@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import zlib
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from PIL import Image
 from robustness_helpers import encode, tiny_png
 
 from catdnn.errors import ImageError
-from catdnn.images import load_image, prepare_image
+from catdnn.images import load_image, prepare_image, preview_image
 
 NAME = "fuzzed-upload.jpg"
 SETTINGS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,3 +122,77 @@ def test_random_bytes_give_an_image_or_an_image_error(data):
 @pytest.mark.parametrize("seed", range(len(SEEDS)))
 def test_every_seed_is_itself_a_valid_image(seed):
     assert prepare_image(SEEDS[seed], NAME).size == (64, 64)
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(mutated())
+def test_mutated_images_preview(data):
+    _check(lambda d, name: preview_image(d, name, max_side=96)[0], data)
+
+
+# --------------------------------------------------------------------------- issue 12: shrinking in tiles
+@st.composite
+def images_and_factors(draw):
+    w, h = draw(st.integers(1, 120)), draw(st.integers(1, 120))
+    mode = draw(st.sampled_from(["RGBA", "LA", "P", "P+transparency", "L+key", "RGB+key", "I;16", "I", "F", "1",
+                                 "CMYK"]))
+    seed = draw(st.integers(0, 2**16))
+    return w, h, mode, seed, draw(st.integers(1, w + 2)), draw(st.integers(1, h + 2)), draw(st.integers(1, 900))
+
+
+def _random_image(w, h, mode, seed):
+    rng = np.random.default_rng(seed)
+    base, _, extra = mode.partition("+")
+    if base in ("I;16", "I", "F"):
+        dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[base]
+        top = {"I;16": 65535, "I": rng.choice([200, 70000]), "F": rng.choice([1.0, 300.0])}[base]
+        img = Image.fromarray((rng.random((h, w)) * top).astype(dtype))
+    else:
+        bands = {"RGBA": 4, "LA": 2, "P": 1, "L": 1, "RGB": 3, "1": 1, "CMYK": 4}[base]
+        a = rng.integers(0, 256, (h, w, bands), dtype=np.uint8)
+        img = Image.frombytes("L" if base in ("P", "1") else base, (w, h), a.tobytes())
+        if base == "P":
+            img = Image.frombytes("P", (w, h), a.tobytes())
+            img.putpalette(rng.integers(0, 256, 768, dtype=np.uint8).tobytes())
+        elif base == "1":
+            img = img.convert("1")
+    if extra:
+        img.info["transparency"] = 7 if base in ("P", "L") else (7, 8, 9)
+    return img
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(images_and_factors())
+def test_tile_by_tile_is_the_same_as_the_whole_image(case):
+    """Converting and reducing tile by tile (any tile size, any factors, any mode) gives the pixels
+    of converting and reducing the whole image at once."""
+    import catdnn.images as images
+
+    w, h, mode, seed, fx, fy, tile = case
+    img = _random_image(w, h, mode, seed)
+    whole = images._rgb_converter(img)
+    if img.mode in ("RGBA", "LA"):  # Pillow reduces these with premultiplied alpha, then they are composited
+        expected = whole(img.reduce((fx, fy))) if (fx, fy) != (1, 1) else whole(img)
+    else:
+        expected = whole(img)
+        expected = expected.reduce((fx, fy)) if (fx, fy) != (1, 1) else expected
+    saved = images._TILE_PIXELS
+    images._TILE_PIXELS = tile
+    try:
+        got = images._reduce_to_rgb(img, fx, fy)
+    finally:
+        images._TILE_PIXELS = saved
+    assert got.mode == "RGB" and got.size == expected.size == (-(-w // fx), -(-h // fy))
+    assert np.array_equal(np.asarray(got), np.asarray(expected))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(st.integers(1, 3000), st.integers(1, 3000), st.integers(1, 600), st.sampled_from(["PNG", "JPEG", "GIF"]))
+def test_any_shape_gives_the_thumbnail_size_and_a_64x64_input(w, h, side, fmt):
+    from catdnn.images import _thumbnail_size
+
+    data = encode(Image.new("RGB", (w, h), (200, 30, 30)), fmt)
+    preview, size = preview_image(data, NAME, max_side=side)
+    assert size == (w, h) and preview.size == _thumbnail_size(w, h, side) and preview.mode == "RGB"
+    assert max(preview.size) <= side
+    assert prepare_image(data, NAME).size == (64, 64)
