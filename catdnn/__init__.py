@@ -13,6 +13,7 @@ Shape convention (the course's, used everywhere in this package)
   ``iterations_done`` how many iterations have been completed.
 
 Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of the math),
+``optim`` (optimisers, learning-rate schedules, mini-batches), ``augment`` (flips and shifts),
 ``solvers`` (direct and Gram), ``config`` (TrainConfig, presets, limits), ``train`` (the training
 loop), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos), ``probe``
 (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``cli``.

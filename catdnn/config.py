@@ -6,13 +6,14 @@ Checked before any work starts, with a message that says what to change (see the
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
 from .data import N_X
 from .errors import ConfigError
 from .network import INITS, param_count
+from .optim import OPTIMIZERS, SCHEDULES
 
 #: Hard limits, checked before any work starts (documented in the README).
 MAX_ITERATIONS = 1_000_000
@@ -24,6 +25,11 @@ MAX_LAYER_SIZE = 100_000
 #: the weights (gradients and temporaries; measured: 1.70 GB peak for 506 MiB of weights), so a run
 #: at the limit stays under about 1.8 GiB.
 MAX_PARAM_BYTES = 512 * 1024**2
+#: Limits of the techniques beyond the course (see the README's Limits).
+MAX_L2 = 1e4
+MAX_BATCH_SIZE = 10_000_000
+MAX_DECAY = 1e6
+MAX_SHIFT = 16  # pixels, of the 64×64 images
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,24 @@ class TrainConfig:
     learning_rate: float = 0.0075  # the course's rate, for both of its networks
     iterations: int = 2500  # full-batch gradient-descent steps
     init: str = "xavier"  # weight scale by name, see catdnn.network.INITS
-    seed: int = 1  # seeds np.random.RandomState for the weights; 1 reproduces the course
+    seed: int = 1  # seeds np.random.RandomState for the weights (1 reproduces the course), and the
+    #                run's other draws (mini-batches, dropout masks, augmentation), see optim.seeded_generators
+    # ---- techniques beyond the course (the second course's); each is off by default
+    l2: float = 0.0  # L2 regularisation λ: the cost gains λ/(2m)·Σ‖W‖², each dW gains λ/m·W; 0 = off
+    keep_prob: float | tuple = 1.0  # inverted dropout on the hidden layers: one keep probability for all,
+    #                                 or one per hidden layer; 1 = off; never used at prediction
+    batch_size: int = 0  # examples per iteration, reshuffled every epoch; 0 = all of them (full batch)
+    optimizer: str = "gd"  # "gd", "momentum" or "adam", see catdnn.optim.OPTIMIZERS
+    beta: float = 0.9  # momentum's β: v = β·v + (1-β)·dW
+    beta1: float = 0.9  # Adam's β1 (first moment)
+    beta2: float = 0.999  # Adam's β2 (second moment)
+    epsilon: float = 1e-8  # Adam's ε, added to √ŝ
+    schedule: str = "constant"  # learning-rate schedule, see catdnn.optim.SCHEDULES
+    decay: float = 0.0  # the schedule's decay rate d (needs schedule "inverse-time" or "step")
+    decay_every: int = 1  # epochs per step of the "step" schedule
+    flip: bool = False  # training: mirror each image left-right with probability 1/2, drawn every iteration
+    shift: int = 0  # training: shift each image by up to this many pixels each way (zeros come in); 0 = off
+    tta: bool = False  # prediction: the mean of P(cat) for the image and its mirror image
 
     def __post_init__(self):
         try:
@@ -44,6 +67,8 @@ class TrainConfig:
                 f"layers must be a list of layer sizes such as [12288, 20, 7, 5, 1], not {self.layers!r}"
             ) from None
         object.__setattr__(self, "layers", layers)
+        if isinstance(self.keep_prob, list):
+            object.__setattr__(self, "keep_prob", tuple(self.keep_prob))
 
     @property
     def hidden(self) -> tuple:
@@ -53,6 +78,42 @@ class TrainConfig:
     def param_count(self) -> int:
         """Number of weights and biases."""
         return param_count(self.layers)
+
+    def keep_probs(self) -> tuple:
+        """The dropout keep probability of each hidden layer, ``(p_1, ..., p_{L-1})``."""
+        if isinstance(self.keep_prob, tuple):
+            return tuple(float(p) for p in self.keep_prob)
+        return (float(self.keep_prob),) * len(self.hidden)
+
+    @property
+    def dropout(self) -> bool:
+        """Whether some hidden layer drops units."""
+        return any(p < 1.0 for p in self.keep_probs())
+
+    def techniques(self) -> list:
+        """Short descriptions of the techniques this run uses beyond the course ([] for the course's)."""
+        out = []
+        if self.l2:
+            out.append(f"L2 λ={self.l2:g}")
+        if self.dropout:
+            kp = self.keep_prob if isinstance(self.keep_prob, tuple) else (self.keep_prob,)
+            out.append("dropout keep=" + ",".join(f"{p:g}" for p in kp))
+        if self.batch_size:
+            out.append(f"mini-batches of {self.batch_size}")
+        if self.optimizer == "momentum":
+            out.append(f"momentum β={self.beta:g}")
+        elif self.optimizer == "adam":
+            out.append(f"Adam β1={self.beta1:g} β2={self.beta2:g} ε={self.epsilon:g}")
+        if self.schedule != "constant":
+            every = f" every {self.decay_every} epochs" if self.schedule == "step" else ""
+            out.append(f"lr decay {self.schedule} d={self.decay:g}{every}")
+        if self.flip:
+            out.append("flips")
+        if self.shift:
+            out.append(f"shifts ±{self.shift} px")
+        if self.tta:
+            out.append("mirror averaging at prediction")
+        return out
 
     def validate(self, n_x: int | None = N_X) -> TrainConfig:
         """Raise :class:`ConfigError` with a clear message if this run is impossible; return self."""
@@ -102,16 +163,70 @@ class TrainConfig:
             raise ConfigError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {s!r}")
         if not isinstance(self.init, str) or self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
+        self._validate_techniques()
         return self
+
+    def _validate_techniques(self) -> None:
+        _number("the L2 regularisation λ (l2)", self.l2, low=0.0, high=MAX_L2)
+        hidden = len(self.layers) - 2
+        kp = self.keep_prob
+        values = kp if isinstance(kp, tuple) else (kp,)
+        for p in values:
+            _number("a dropout keep probability (keep_prob)", p, low=0.0, high=1.0, open_low=True)
+        if isinstance(kp, tuple) and len(kp) != hidden:
+            raise ConfigError(
+                f"keep_prob lists {len(kp)} keep probabilit{'ies' if len(kp) != 1 else 'y'} but the network has "
+                f"{hidden} hidden layer{'s' if hidden != 1 else ''}: give one per hidden layer, or a single number "
+                "for all"
+            )
+        if hidden == 0 and any(p < 1.0 for p in values):
+            raise ConfigError("dropout needs a hidden layer: this network has none (keep_prob must be 1)")
+        bs = self.batch_size
+        if isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or not 0 <= bs <= MAX_BATCH_SIZE:
+            raise ConfigError(
+                f"the batch size must be a whole number from 1 to {MAX_BATCH_SIZE:,}, or 0 for the whole "
+                f"training set, not {bs!r}"
+            )
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        _number("momentum's β (beta)", self.beta, low=0.0, high=1.0, open_high=True)
+        _number("Adam's β1 (beta1)", self.beta1, low=0.0, high=1.0, open_high=True)
+        _number("Adam's β2 (beta2)", self.beta2, low=0.0, high=1.0, open_high=True)
+        _number("Adam's ε (epsilon)", self.epsilon, low=0.0, high=1.0, open_low=True)
+        if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
+            raise ConfigError(
+                f"unknown learning-rate schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"
+            )
+        _number("the learning-rate decay rate (decay)", self.decay, low=0.0, high=MAX_DECAY)
+        de = self.decay_every
+        if isinstance(de, bool) or not isinstance(de, (int, np.integer)) or not 1 <= de <= MAX_ITERATIONS:
+            raise ConfigError(f"decay_every must be a whole number of epochs from 1 to {MAX_ITERATIONS:,}, not {de!r}")
+        if self.decay and self.schedule == "constant":
+            raise ConfigError(
+                f"a decay rate ({self.decay:g}) needs a schedule that decays: choose schedule "
+                "'inverse-time' (α0/(1+d·epoch)) or 'step' (α0/(1+d·⌊epoch/k⌋))"
+            )
+        if de != 1 and self.schedule != "step":
+            raise ConfigError(f"decay_every ({de}) applies only to the 'step' schedule, not {self.schedule!r}")
+        for name in ("flip", "tta"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        sh = self.shift
+        if isinstance(sh, bool) or not isinstance(sh, (int, np.integer)) or not 0 <= sh <= MAX_SHIFT:
+            raise ConfigError(f"the shift must be a whole number of pixels from 0 to {MAX_SHIFT}, not {sh!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["layers"] = list(self.layers)
+        if isinstance(self.keep_prob, tuple):
+            d["keep_prob"] = list(self.keep_prob)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {k: d[k] for k in ("layers", "learning_rate", "iterations", "init", "seed") if k in d}
+        """The config of :meth:`to_dict`'s dict; missing fields (older model files) take their defaults,
+        unknown ones are ignored."""
+        known = {k: d[k] for k in (f.name for f in fields(cls)) if k in d}
         return cls(**known)
 
     @classmethod
@@ -162,6 +277,22 @@ def parse_layers(text: str) -> tuple:
             raise ConfigError(f"layer size {n} in {_short(text)!r} must be at least 1")
         sizes.append(n)
     return tuple(sizes)
+
+
+def _number(what: str, value, *, low: float, high: float, open_low: bool = False, open_high: bool = False) -> None:
+    """Refuse ``value`` unless it is a real number in the range (``[low, high]`` by default)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ConfigError(f"{what} must be a number, not {value!r}")
+    v = float(value)
+    too_low = v <= low if open_low else v < low
+    too_high = v >= high if open_high else v > high
+    if not math.isfinite(v) or too_low or too_high:
+        if not open_low and not open_high:
+            span = f"from {low:g} to {high:g}"
+        else:
+            span = (f"above {low:g}" if open_low else f"at least {low:g}") + " and " + (
+                f"below {high:g}" if open_high else f"at most {high:g}")
+        raise ConfigError(f"{what} must be a number {span}, not {value!r}")
 
 
 def _short(text: str, limit: int = 60) -> str:

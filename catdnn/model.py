@@ -43,15 +43,19 @@ class Model:
         return tuple(self.config.layers)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,)."""
-        return predict_proba(self.params, X)
+        """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,).
+
+        With the config's ``tta``, the mean of P(cat) for each image and its mirror image.
+        """
+        return predict_proba(self.params, X, tta=bool(getattr(self.config, "tta", False)))
 
     def summary(self) -> str:
         acc = ""
         if self.test_accuracy is not None:
             acc = f", train {self.train_accuracy:.3f} / test {self.test_accuracy:.3f}"
+        extra = "".join(f", {t}" for t in self.config.techniques())
         return (
-            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}, "
+            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}{extra}, "
             f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
         )
 

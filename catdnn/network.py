@@ -94,33 +94,95 @@ def param_count(layers) -> int:
 
 
 # --------------------------------------------------------------------------- forward / cost / backward
-def forward(params: Params, X: np.ndarray):
-    """Forward propagation: ``[LINEAR -> RELU] * (L-1) -> LINEAR -> SIGMOID``.
+class Cache(list):
+    """What :func:`forward` keeps for :func:`backward`: a list with one ``(A_prev, Z)`` per layer.
 
-    Works on any tail of a network too (``params[k:]`` with ``A[k]`` as ``X``): its last layer is
-    the sigmoid output.
+    ``A_prev`` is the layer's input as used (after dropout), of shape ``(n_{l-1}, m)``, and ``Z``
+    its pre-activation ``Z[l]``, of shape ``(n_l, m)``. ``masks`` is None when the pass used no
+    dropout, else the inverted-dropout mask of each hidden layer's output, ``masks[l - 1]`` for
+    ``A[l]`` (l = 1..L-1): None where nothing was dropped, else ``D[l] / keep_prob[l]`` (values 0
+    or 1/keep_prob) of shape ``(n_l, m)``.
+    """
+
+    __slots__ = ("masks",)
+
+
+def dropout(A: np.ndarray, keep_prob: float, rng: np.random.Generator):
+    """Inverted dropout of an activation: ``D = (rand < keep_prob)``, ``A ⊙ D / keep_prob``.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_l, m)
+    keep_prob : float in (0, 1]
+    rng : np.random.Generator
+
+    Returns
+    -------
+    A_dropped : ndarray of shape (n_l, m)
+        A new array; the expected value of each unit is unchanged (hence "inverted").
+    mask : ndarray of shape (n_l, m) or None
+        ``D / keep_prob`` (0 or 1/keep_prob); None (and ``A`` itself) when ``keep_prob`` is 1.
+    """
+    if keep_prob >= 1.0:
+        return A, None
+    mask = (rng.random(A.shape) < keep_prob) / keep_prob  # D[l] / keep_prob
+    return A * mask, mask
+
+
+def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Generator | None = None, masks=None):
+    """Forward propagation: ``[LINEAR -> RELU -> DROPOUT] * (L-1) -> LINEAR -> SIGMOID``.
+
+    Dropout is off unless asked for (it is a training-time technique; predictions never use it).
+    Works on any tail of a network too (``params[k:]`` with ``A[k]`` as ``X`` and the tail's keep
+    probabilities): its last layer is the sigmoid output.
 
     Parameters
     ----------
     params : list of (W, b)
     X : ndarray of shape (n_0, m)
+    keep_prob : sequence of float, optional
+        One keep probability per hidden layer (length L-1); 1 keeps every unit of that layer.
+    rng : np.random.Generator, optional
+        Draws the dropout masks, layer by layer (needed when some ``keep_prob`` is below 1).
+    masks : list of (ndarray or None), optional
+        Use these masks (``D[l] / keep_prob[l]``, as in :attr:`Cache.masks`) instead of drawing:
+        the same dropped units again, as the gradient check needs.
 
     Returns
     -------
     AL : ndarray of shape (1, m)
         The output probabilities ``A[L] = sigmoid(Z[L])``.
-    cache : list of (A_prev, Z)
-        Per layer, its input ``A[l-1]`` of shape ``(n_{l-1}, m)`` and ``Z[l]`` of shape ``(n_l, m)``.
+    cache : Cache
+        Per layer ``(A_prev, Z)``: its input ``A[l-1]`` of shape ``(n_{l-1}, m)`` and ``Z[l]`` of
+        shape ``(n_l, m)``; and ``cache.masks``, the dropout masks of the hidden layers.
     """
-    cache = []
+    cache = Cache()
+    drop = keep_prob is not None or masks is not None
+    cache.masks = [] if drop else None
     A = X
     L = len(params)
     for l, (W, b) in enumerate(params, start=1):
         Z = W @ A  # Z[l] = W[l]·A[l-1] + b[l]: (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
         Z += b
         cache.append((A, Z))
-        A = sigmoid(Z) if l == L else relu(Z)  # A[l] = g(Z[l])
-    return A, cache
+        if l == L:
+            break
+        A = relu(Z)  # A[l] = ReLU(Z[l])
+        if drop:
+            if masks is not None:
+                mask = masks[l - 1]  # the given mask D[l] / keep_prob[l], or None
+                A = A if mask is None else A * mask
+            else:
+                A, mask = dropout(A, keep_prob[l - 1], rng)  # A[l] = A[l] ⊙ D[l] / keep_prob[l]
+            cache.masks.append(mask)
+    return sigmoid(Z), cache  # A[L] = σ(Z[L])
+
+
+def l2_cost(params: Params, lambd: float, m: int) -> float:
+    """The L2 regularisation term of the cost, ``λ/(2m) · Σ_l ‖W[l]‖²`` (the biases are not decayed)."""
+    if not lambd:
+        return 0.0
+    return float(lambd / (2 * m) * sum(np.sum(np.square(W)) for W, _ in params))
 
 
 def cost_from_logits(ZL: np.ndarray, Y: np.ndarray) -> float:
@@ -154,20 +216,24 @@ def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
     return float(-np.sum(Y * np.log(A) + (1.0 - Y) * np.log(A1)) / m)
 
 
-def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, input_grad: bool = False):
-    """Backward propagation of the mean cross-entropy.
+def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, lambd: float = 0.0,
+             input_grad: bool = False):
+    """Backward propagation of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` when ``lambd``).
 
-    The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. The gradient with respect
+    The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. Dropout masks in
+    ``cache.masks`` are applied to ``dA[l]`` as they were to ``A[l]``. The gradient with respect
     to the input (``dA[0]``) is computed only with ``input_grad``: for a whole network nobody
     needs it; a solver that owns the layer below a tail of the network does.
 
     Parameters
     ----------
     params : list of (W, b)
-    cache : list of (A_prev, Z), as returned by :func:`forward`
+    cache : Cache (or a list of (A_prev, Z)), as returned by :func:`forward`
     Y : ndarray of shape (1, m)
     AL : ndarray of shape (1, m), optional
         The forward output; recomputed from the cache when omitted.
+    lambd : float
+        L2 regularisation λ: adds ``λ/m · W[l]`` to every ``dW[l]``.
     input_grad : bool
         Also return ``dA[0]``.
 
@@ -180,6 +246,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     """
     m = Y.shape[1]
     L = len(params)
+    masks = getattr(cache, "masks", None)
     if AL is None:
         AL = sigmoid(cache[-1][1])
     grads = [None] * L
@@ -188,14 +255,18 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     for l in range(L - 1, -1, -1):
         A_prev, _ = cache[l]
         W = params[l][0]
-        dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m: (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
+        dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m (+ λ/m·W[l]): (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
         dW /= m
-        db = np.sum(dZ, axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
+        if lambd:
+            dW += (lambd / m) * W
+        db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
         db /= m
         grads[l] = (dW, db)
         if l > 0 or input_grad:
             dA = W.T @ dZ  # dA[l-1] = W[l]ᵀ·dZ[l]: (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
         if l > 0:
+            if masks is not None and masks[l - 1] is not None:
+                dA *= masks[l - 1]  # dA[l-1] = dA[l-1] ⊙ D[l-1] / keep_prob[l-1]
             dZ = relu_backward(dA, cache[l - 1][1])  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
     return (grads, dA) if input_grad else grads
 
@@ -239,20 +310,32 @@ def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: fl
 
 
 # --------------------------------------------------------------------------- prediction
-def predict_proba(params: Params, X: np.ndarray) -> np.ndarray:
+def predict_proba(params: Params, X: np.ndarray, tta: bool = False) -> np.ndarray:
     """P(cat) for every column of ``X``.
 
     Parameters
     ----------
     params : list of (W, b)
     X : ndarray of shape (n_x, m)
+    tta : bool
+        Test-time augmentation: the mean of P(cat) for each image and its mirror image
+        (:func:`mirror_average`).
 
     Returns
     -------
     ndarray of shape (m,)
     """
     AL, _ = forward(params, X)
-    return AL[0]
+    if not tta:
+        return AL[0]
+    from .augment import flip
+
+    return mirror_average(AL[0], forward(params, flip(X))[0][0])
+
+
+def mirror_average(proba: np.ndarray, proba_mirror: np.ndarray) -> np.ndarray:
+    """Test-time augmentation's prediction: ``(P(cat | x) + P(cat | mirror of x)) / 2``, shape (m,)."""
+    return (proba + proba_mirror) / 2.0
 
 
 def predicted(proba, threshold: float = THRESHOLD) -> np.ndarray:
@@ -285,7 +368,8 @@ def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = TH
 
 
 # --------------------------------------------------------------------------- gradient check
-def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6) -> float:
+def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6, *,
+                   lambd: float = 0.0, masks=None) -> float:
     """Compare :func:`backward` with central differences of the cost; return the relative error.
 
     ``||g - g_approx|| / (||g|| + ||g_approx||)`` over all parameters. Below about 1e-7 means the
@@ -296,17 +380,23 @@ def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float 
     params : list of (W, b)
     X : ndarray of shape (n_x, m)
     Y : ndarray of shape (1, m)
+    lambd : float
+        L2 regularisation λ: the cost then includes ``λ/(2m)·Σ‖W‖²``.
+    masks : list of (ndarray or None), optional
+        Fixed dropout masks, one per hidden layer (``D[l] / keep_prob``, see :class:`Cache`): the
+        cost is then a smooth function of the weights, and its gradient is checked.
     """
     params = [(W.astype(np.float64, copy=True), b.astype(np.float64, copy=True)) for W, b in params]
+    m = Y.shape[1]
 
     def cost() -> float:
-        AL, cache = forward(params, X)
-        return cost_from_logits(cache[-1][1], Y)
+        AL, cache = forward(params, X, masks=masks)
+        return cost_from_logits(cache[-1][1], Y) + l2_cost(params, lambd, m)
 
-    AL, cache = forward(params, X)
-    analytic = np.concatenate(
-        [np.concatenate([dW.ravel(), db.ravel()]) for dW, db in backward(params, cache, Y, AL)]
-    )
+    AL, cache = forward(params, X, masks=masks)
+    # (λ passed only when set: a test may stand in a backward of the plain signature)
+    grads = backward(params, cache, Y, AL, lambd=lambd) if lambd else backward(params, cache, Y, AL)
+    analytic = np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
     numeric = []
     for W, b in params:
         for P in (W, b):

@@ -1,64 +1,94 @@
 """The two solvers, side by side: the direct path and the Gram path, behind one small interface.
 
-A solver owns the current parameters of one training run and knows how to take one full-batch
-gradient-descent step (:meth:`step`), what the network says about the training and test images
-(:meth:`proba_train`, :meth:`proba_test`) and what its parameters are (:meth:`params`).
-Both call the one copy of the math in :mod:`catdnn.network` (``forward``, ``backward``,
-``update``): the direct solver for every layer, the Gram solver for layers 2..L. The Gram solver
-computes only the first layer differently.
+A solver owns the current parameters of one training run and knows how to take one step
+(:meth:`step`: one parameter update on one batch), what the network says about the training and
+test images (:meth:`proba_train`, :meth:`proba_test`) and what its parameters are
+(:meth:`params`). Both call the one copy of the math in :mod:`catdnn.network` (``forward``,
+``backward``, ``dropout``, ``l2_cost``) and the optimisers of :mod:`catdnn.optim`: the direct
+solver for every layer, the Gram solver for layers 2..L. The Gram solver computes only the first
+layer differently.
 
-The Gram solver: the same gradient-descent iterates, with the first layer's work done in m×m.
+The techniques a :class:`~catdnn.config.TrainConfig` turns on reach the solvers as: the batch of
+each step (:class:`Batch`: which examples, how they are augmented; drawn by the training loop),
+the learning rate of each step (the loop's schedule), and, from the config, L2's λ, the dropout
+keep probabilities, the optimiser, and test-time mirror averaging.
 
-Why it is exact
----------------
-Full-batch gradient descent adds to ``W[1]`` the matrix ``-lr · dZ[1]·Xᵀ / m`` at every step: the
-first layer's gradient always lies in the span of the training inputs. So after any number of steps
+The Gram solver: the same iterates, with the first layer's work done in the span of the inputs
+-----------------------------------------------------------------------------------------------
+Gradient descent adds to ``W[1]`` the matrix ``-α · dZ[1]·X_bᵀ / m_b`` at every step, where
+``X_b`` are the batch's inputs, columns of the training inputs ``X``. So after any number of steps
 
-    W[1] = W[1]_0 + B·Xᵀ        with B of shape (n_1, m), updated by  B -= lr · dZ[1] / m,
+    W[1] = W[1]_0 + B·Xᵀ        with B of shape (n_1, m), updated by  B[:, batch] -= α · dZ[1] / m_b,
 
-and the first layer's forward pass is ``W[1]·X = W[1]_0·X + B·(XᵀX)``. With the Gram matrix
-``G = XᵀX`` (m, m) and ``P0 = W[1]_0·X`` (n_1, m) computed once, an iteration's first-layer work
-drops from ``O(n_1·n_x·m)`` (``W1·X`` and ``dZ1·Xᵀ``) to ``O(n_1·m²)`` (``B·G``); for the course's
-data (n_x = 12288, m = 209) that is about 59 times fewer flops.
+and the first layer's forward pass is ``W[1]·X_b = W[1]_0·X_b + B·(XᵀX)[:, batch]``. With the Gram
+matrix ``G = XᵀX`` (m, m) and ``P0 = W[1]_0·X`` (n_1, m) computed once, an iteration's first-layer
+work drops from ``O(n_1·n_x·m_b)`` (``W1·X_b`` and ``dZ1·X_bᵀ``) to ``O(n_1·m·m_b)``; for the
+course's data (n_x = 12288, m = 209) that is about 59 times fewer flops.
 
-The bias rides along as a row of ones appended to X: ``[W1 b1] = [W1_0 b1_0] + B·[X; 1]ᵀ``
-(``b1`` moves by ``-lr·Σ_j dZ[1]_j / m``, which is ``B``'s update times the ones row), so the
-solver keeps ``G = [X; 1]ᵀ[X; 1] = XᵀX + 1·1ᵀ`` and ``P0 = W1_0·X + b1_0``, and one update of
-``B`` moves both. Layers 2..L are the direct path's own code
-(:func:`catdnn.network.forward`, :func:`~catdnn.network.backward` with ``input_grad`` to get
-``dA[1]``, and :func:`~catdnn.network.update`). The iterates are the direct path's up to rounding
-(different summation order), which the tests bound at 1e-9 relative; the course's printed
-numbers are unchanged.
+The same holds, exactly, for every technique whose update of ``W[1]`` is a linear combination,
+with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
 
-``W[1]`` and ``b[1]`` are rebuilt (``W1_0 + B·Xᵀ``, one ``n_1·m·n_x`` product; ``b1_0 + B·1``)
-only when someone asks for the parameters (the end of a run, a Stop, a model file, a picture of
-the weights) and cached until the next step. Test-set predictions use the cross-Gram matrix
-``[X; 1]ᵀ[X_test; 1]`` (m, m_test), built the first time they are asked for; X is never
-modified (the dataset's arrays are read-only).
+* **L2** (``dW1 += λ/m_b · W1``) shrinks ``W[1]_0``'s share too: ``W[1] = s ⊙ W[1]_0 + B·Xᵀ`` with a
+  scale ``s`` of shape (n_1, 1) (one per row; they stay equal). Layer 1's "parameter" is then the
+  coefficient matrix ``K = [B | s]`` of shape (n_1, m+1), and its gradient in those coordinates is
+  ``dK = [dZ[1]/m_b scattered to the batch's columns + λ/m_b·B | λ/m_b·s]``: the map ``K -> W1`` is
+  linear, so any update that is linear in the gradients gives the same ``W1`` applied to ``K``.
+  The bias ``b[1]`` is kept apart (it is not decayed).
+* **Momentum** (``v = β·v + (1-β)·dW``, ``W -= α·v``): linear, so the optimiser of
+  :mod:`catdnn.optim` runs unchanged on ``(K, b1)``; its velocity for layer 1 is in K's
+  coordinates.
+* **Mini-batches**: the batch's columns of G (``G[:, batch]``) and of P0; the scatter of ``dZ[1]``
+  goes to those columns of B.
+* **Flips**: the mirror image of a training image is another input, ``F·x`` (F permutes the
+  pixels), so the basis becomes ``X̃ = [X, F·X]`` (2m columns): ``G̃ = [[XᵀX, XᵀFX], [XᵀFX, XᵀX]]``
+  (F is symmetric and F² = I) and a batch uses column i or m+i for example i as it was drawn.
+* **Dropout on the hidden layers**: ``dZ[1] = dA[1] ⊙ D[1]/p ⊙ ReLU'(Z[1])`` is still multiplied by
+  ``X_bᵀ``: exact. (Dropout on the *inputs* would not be, since ``X ⊙ D`` leaves the span of X;
+  catdnn drops hidden units only, as the course does.)
+* **Learning-rate schedules**: a scalar α per step: exact.
+* **Adam is not**: it divides every weight's step by its own ``√ŝ + ε``, elementwise, which leaves
+  the span. **Random shifts** would need every shifted copy of every image in the basis (up to
+  ``2·(2s+1)²·m`` columns): too large. With either, "auto" takes the direct solver and says why
+  (:func:`solver_choice`); asking for the Gram solver by name is refused.
 
-Where it holds, and where it does not
--------------------------------------
-* Full-batch gradient descent (the only optimiser today): exact.
-* Mini-batches: still exact (``dZ_b·X_bᵀ`` is in the span of X; use the columns ``G[:, batch]``).
-* L2 regularisation: exact with a scalar factor (``W[1] = s·W[1]_0 + B·Xᵀ``), but the bias is not
-  decayed, so it would have to leave the ones row and be updated on its own.
-* Momentum: exact (linear combinations of gradients). Adam / RMSprop: **not** exact (elementwise
-  division by the second-moment estimate leaves the span), so such options must use the direct
-  path; :func:`choose_solver` is where that decision belongs.
-* Large m: G is m×m, so its memory and its per-iteration ``n_1·m²`` work overtake the direct
-  path's ``n_1·n_x·m`` near ``m ≈ 2·n_x``, and building G (``n_x·m²`` flops, at about 1.5 times
-  the speed of the skinny products) costs about ``m / (6·n_1)`` direct iterations.
-  :func:`gram_pays_off` is the rule drawn from that (checked on ``bench/bench_scaling.py``).
+Layers 2..L are the direct path's own code (:func:`catdnn.network.forward`,
+:func:`~catdnn.network.backward` with ``input_grad`` to get ``dA[1]``), and the same optimiser
+updates them. The iterates are the direct path's up to rounding (different summation order),
+which the tests bound at 1e-9 relative for every technique the Gram solver accepts; the course's
+printed numbers are unchanged. ``W[1]`` is rebuilt (``s ⊙ W1_0 + B·X̃ᵀ``, one ``n_1·m·n_x``
+product; the mirrored half as ``flip_rows(B_F·Xᵀ)``) only when someone asks for the parameters,
+and cached until the next step. Predictions on other images ``Xq`` (the test set, mirror images
+for test-time averaging) use the cross-Gram ``X̃ᵀXq``, built the first time they are asked for;
+X is never modified (the dataset's arrays are read-only).
+
+Large m: G is m×m, so its memory and its per-iteration work overtake the direct path's near
+``m ≈ 2·n_x``, and building G (``n_x·m²`` flops) costs about ``m / (6·n_1)`` full-batch direct
+iterations. :func:`gram_pays_off` is the rule drawn from that (checked on ``bench/bench_scaling.py``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import augment
 from .errors import ConfigError
-from .network import backward, cost_from_logits, descent_step, forward, relu, relu_backward, sigmoid, update
+from .network import (
+    backward,
+    cost_from_logits,
+    descent_step,
+    dropout,
+    forward,
+    l2_cost,
+    mirror_average,
+    predict_proba,
+    relu,
+    relu_backward,
+    sigmoid,
+)
+from .optim import GradientDescent, make_optimizer, seeded_generators
 
 #: "auto" takes the Gram solver only while its m×m matrix is at most this many times the size of X
 #: (beyond m = 2·n_x, B·G costs more than W1·X: it cannot pay off).
@@ -68,16 +98,20 @@ GRAM_MAX_SIZE_RATIO = 2.0
 GRAM_PAYBACK = 4.0
 
 
-def gram_pays_off(n_x: int, m: int, layers, iterations: int | None = None) -> bool:
+def gram_pays_off(n_x: int, m: int, layers, iterations: int | None = None, *, batch: int | None = None) -> bool:
     """Whether :class:`GramSolver` beats :class:`DirectSolver` for this shape: a simple rule.
 
-    ``m ≤ 2·n_x`` (the Gram matrix stays within twice X's size) and the run has at least
-    ``m / (4·n_1)`` iterations (``iterations`` None: a long run). On ``bench/bench_scaling.py``
-    it picks the faster path at every m from 209 to 20 000 for the course's 2500 iterations.
+    ``m`` is the number of columns of the Gram matrix (the training images, twice that with
+    flips), ``batch`` the examples per iteration (default: full batch, m). The rule: ``m ≤ 2·n_x``
+    (the Gram matrix stays within twice X's size), and the run has at least
+    ``m² / (4·n_1·batch)`` iterations to repay building G, i.e. ``m / (4·n_1)`` for full batches
+    (``iterations`` None: a long run). On ``bench/bench_scaling.py`` it picks the faster path at
+    every m from 209 to 20 000 for the course's 2500 iterations.
     """
     if len(layers) < 2 or m > GRAM_MAX_SIZE_RATIO * n_x:
         return False
-    return iterations is None or iterations * GRAM_PAYBACK * int(layers[1]) >= m
+    batch = m if batch is None else min(int(batch), m)
+    return iterations is None or iterations * GRAM_PAYBACK * int(layers[1]) * batch >= m * m
 
 
 #: XᵀX is built in blocks of at most this many columns (see :func:`gram_matrix`).
@@ -113,10 +147,60 @@ class GramOverflowError(ConfigError, ArithmeticError):
     """XᵀX overflows although X is finite: the Gram solver would not reproduce the direct path."""
 
 
-class GramSolver:
-    """Full-batch gradient descent with ``W[1] = W[1]_0 + B·Xᵀ`` (see the module docstring).
 
-    Same interface as :class:`DirectSolver`.
+
+@dataclass(frozen=True)
+class Batch:
+    """One iteration's examples and their augmentation, as drawn by the training loop.
+
+    ``index``: int ndarray of shape (k,), the examples (columns of X) of this step, or None for all
+    m in order (full batch); ``aug``: the :class:`~catdnn.augment.Draw` for those k examples.
+    """
+
+    index: np.ndarray | None = None
+    aug: augment.Draw = field(default_factory=augment.Draw)
+
+
+@dataclass(frozen=True)
+class _Techniques:
+    """What a solver reads from a TrainConfig (everything off without one)."""
+
+    lambd: float = 0.0  # L2 λ
+    keep: tuple | None = None  # keep probability per hidden layer, None without dropout
+    optimizer: object = field(default_factory=GradientDescent)
+    tta: bool = False
+    flip: bool = False
+
+    @classmethod
+    def of(cls, config) -> _Techniques:
+        if config is None:
+            return cls()
+        return cls(
+            lambd=float(config.l2),
+            keep=config.keep_probs() if config.dropout else None,
+            optimizer=make_optimizer(config),
+            tta=bool(config.tta),
+            flip=bool(config.flip),
+        )
+
+    @property
+    def plain(self) -> bool:
+        """The course's step: gradient descent, no L2, no dropout."""
+        return self.optimizer.name == "gd" and not self.lambd and self.keep is None
+
+
+def _dropout_rng(config, rng):
+    if rng is not None:
+        return rng
+    return seeded_generators(getattr(config, "seed", 1))["dropout"]
+
+
+class GramSolver:
+    """Training with ``W[1] = s ⊙ W[1]_0 + B·X̃ᵀ`` (see the module docstring).
+
+    Same interface as :class:`DirectSolver`. Exact for gradient descent and momentum, with L2,
+    dropout, mini-batches, flips and any learning-rate schedule; not for Adam or shifts
+    (:func:`gram_exactness` says why; the constructor refuses them).
 
     Parameters
     ----------
@@ -126,115 +210,216 @@ class GramSolver:
         Never modified (the dataset's arrays are read-only).
     Y : ndarray of shape (1, m)
     learning_rate : float
+        The rate of a step given none (see :meth:`step`).
     X_test : ndarray of shape (n_x, m_test), optional
+    config : TrainConfig, optional
+        The techniques (L2, dropout, optimiser, flips, test-time averaging); none without it.
+    rng : np.random.Generator, optional
+        Draws the dropout masks (default: the config seed's dropout stream).
     """
 
     name = "gram"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
+        why = gram_exactness(config)
+        if why:
+            raise ConfigError(f"the Gram solver is not exact here: {why}; use the direct solver")
         # float64 like the direct path's products (a no-op, no copy, for the dataset's arrays)
         X = np.asarray(X, dtype=np.float64)
         X_test = None if X_test is None else np.asarray(X_test, dtype=np.float64)
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
+        self._tech = t = _Techniques.of(config)
+        self._rng = _dropout_rng(config, rng) if t.keep is not None else None
         W1, b1 = params[0]
-        self._W1_0, self._b1_0 = W1, b1  # (n_1, n_x) and (n_1, 1), never change
+        self._W1_0 = W1  # (n_1, n_x), never changes
+        self._b1 = b1  # (n_1, 1), updated in place
         self._rest = params[1:]  # layers 2..L, plain (W, b), updated in place
-        m = X.shape[1]
-        # [W1 b1] = [W1_0 b1_0] + B·[X; 1]ᵀ: the bias is the row of ones appended to X.
-        self._B = np.zeros((W1.shape[0], m))  # (n_1, m)
+        self.m = X.shape[1]
+        # The basis X̃: the training images, and their mirror images with flips (M columns).
         G = gram_matrix(X)  # (m, m) = XᵀX
         if not np.isfinite(G).all() and np.isfinite(X).all():
             raise GramOverflowError(
                 "the Gram matrix XᵀX overflows for these inputs (|x| above about 1e150); "
                 "use the direct solver"
             )
-        G += 1.0  # [X; 1]ᵀ·[X; 1] = XᵀX + 1·1ᵀ
-        self._G = G
-        self._P0 = W1 @ X  # (n_1, n_x) @ (n_x, m) -> (n_1, m)
-        self._P0 += b1  # [W1_0 b1_0]·[X; 1]
-        self._test = None  # (P0_test (n_1, m_test), [X; 1]ᵀ[X_test; 1] (m, m_test)), built on demand
+        P0 = W1 @ X  # (n_1, n_x) @ (n_x, m) -> (n_1, m)
+        if t.flip:
+            FX = augment.flip(X)  # (n_x, m), the mirror images; only while building
+            XtFX = X.T @ FX  # (m, n_x) @ (n_x, m) -> (m, m), symmetric
+            G = np.block([[G, XtFX], [XtFX.T, G]])  # (2m, 2m) = [X, FX]ᵀ[X, FX]
+            P0 = np.concatenate([P0, W1 @ FX], axis=1)  # (n_1, 2m) = W1_0·[X, FX]
+            del FX
+        self._G, self._P0 = G, P0
+        M = self.M = G.shape[0]
+        # Layer 1's coefficients K = [B | s], (n_1, M+1): W1 = s ⊙ W1_0 + B·X̃ᵀ, starting at B = 0, s = 1.
+        self._K = np.zeros((W1.shape[0], M + 1))
+        self._K[:, M] = 1.0
+        self._B, self._s = self._K[:, :M], self._K[:, M:]  # views
+        self._w0_sq = np.sum(np.square(W1), axis=1, keepdims=True)  # ‖W1_0 row‖², (n_1, 1), for L2's cost
+        self._opt = t.optimizer
+        self._state = self._opt.init([(self._K, self._b1)] + self._rest)
+        self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
-        """Z[1] = [W1_0 b1_0]·[X; 1] + B·([X; 1]ᵀ[X; 1]), shape (n_1, k) for the k columns of G."""
-        Z1 = self._B @ G  # (n_1, m) @ (m, k) -> (n_1, k)
-        Z1 += P0
+        """Z[1] = W[1]·Xq + b[1] = B·(X̃ᵀXq) + s ⊙ (W1_0·Xq) + b[1], shape (n_1, k), from ``P0 = W1_0·Xq``
+        (n_1, k) and ``G = X̃ᵀXq`` (M, k)."""
+        Z1 = self._B @ G  # (n_1, M) @ (M, k) -> (n_1, k)
+        if self._tech.lambd:  # s < 1 only with L2
+            Z1 += self._s * P0
+        else:
+            Z1 += P0
+        Z1 += self._b1
         return Z1
 
     def _output(self, Z1):
-        """A[L] from Z[1] at the current parameters, shape (1, k)."""
+        """A[L] from Z[1] at the current parameters, without dropout, shape (1, k)."""
         if not self._rest:
             return sigmoid(Z1)
         return forward(self._rest, relu(Z1))[0]
 
-    def step(self, need_cost: bool):
-        """One iteration: forward at the current parameters, then update them.
+    def _w1_norm_sq(self) -> float:
+        """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1."""
+        B, s = self._B, self._s
+        BG = B @ self._G  # (n_1, M) @ (M, M) -> (n_1, M)
+        return float(np.sum(s * s * self._w0_sq) + 2.0 * np.sum(s * np.sum(B * self._P0, axis=1, keepdims=True))
+                     + np.sum(B * BG))
 
-        Returns ``(cost, AL)``: the cost before the update (None unless ``need_cost``) and the
-        output ``AL`` of shape ``(1, m)``; ``(nan, AL)`` without updating if the output is not finite.
+    def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
+        """One iteration: forward at the current parameters on the batch, then update them.
+
+        Parameters
+        ----------
+        need_cost : bool
+        batch : Batch, optional
+            The examples of this step and their augmentation; default: all m, as they are.
+        lr : float, optional
+            This step's learning rate; default: the solver's.
+
+        Returns
+        -------
+        ``(cost, AL)``: the cost before the update (None unless ``need_cost``; with L2 it includes
+        ``λ/(2m_b)·Σ‖W‖²``) and the output ``AL`` of shape ``(1, m_b)``; ``(nan, AL)`` without
+        updating if the output is not finite.
         """
-        Z1 = self._z1(self._P0, self._G)  # Z[1] = W[1]·X + b[1], (n_1, m)
-        if self._rest:  # layers 2..L: the shared math, on A[1] = relu(Z[1])
-            AL, cache = forward(self._rest, relu(Z1))
+        t, m = self._tech, self.m
+        lr = self.lr if lr is None else float(lr)
+        mirror = None if batch is None else batch.aug.mirror
+        if mirror is None and (batch is None or batch.index is None):  # full batch, as is
+            cols = None
+            Gb, P0b, Yb = (self._G, self._P0, self.Y) if self.M == m else (self._G[:, :m], self._P0[:, :m], self.Y)
+        else:
+            idx = np.arange(m) if batch.index is None else batch.index
+            cols = idx if mirror is None else idx + m * mirror  # column m+i is example i's mirror image
+            Gb, P0b = self._G[:, cols], self._P0[:, cols]
+            Yb = self.Y if batch.index is None else self.Y[:, idx]
+        mb = Yb.shape[1]
+        Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
+        A1 = relu(Z1)  # A[1] = ReLU(Z[1])
+        mask1 = None
+        if t.keep is not None:
+            A1, mask1 = dropout(A1, t.keep[0], self._rng)  # A[1] ⊙ D[1] / keep_prob[1]
+        if self._rest:  # layers 2..L: the shared math, on A[1]
+            AL, cache = forward(self._rest, A1, t.keep[1:] if t.keep is not None else None, self._rng)
             ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
         if not np.isfinite(ZL).all():
             return math.nan, AL
-        cost = cost_from_logits(ZL, self.Y) if need_cost else None
+        cost = None
+        if need_cost:
+            cost = cost_from_logits(ZL, Yb)
+            if t.lambd:
+                cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq()
         if self._rest:
-            grads, dA1 = backward(self._rest, cache, self.Y, AL, input_grad=True)  # layers 2..L, and dA[1]
-            update(self._rest, grads, self.lr)
-            dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m)
+            grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True)  # layers 2..L, dA[1]
+            if mask1 is not None:
+                dA1 *= mask1  # dA[1] ⊙ D[1] / keep_prob[1]
+            dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m_b)
         else:
-            dZ = AL - self.Y  # (1, m): fused sigmoid + cross-entropy
-        dZ *= self.lr / dZ.shape[1]
-        self._B -= dZ  # [W1 b1] -= α·[dW1 db1] = α·(dZ1/m)·[X; 1]ᵀ
+            grads = []
+            dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
+        if t.plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
+            dZ *= lr / mb
+            db1 = dZ.sum(axis=1, keepdims=True)  # α·db[1]
+            if cols is None and self.M == m:
+                self._B -= dZ
+            elif cols is None:
+                self._B[:, :m] -= dZ
+            else:
+                self._B[:, cols] -= dZ
+            self._b1 -= db1
+            self._opt.update(self._rest, grads, self._state, lr)
+        else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
+            dZ /= mb
+            db1 = dZ.sum(axis=1, keepdims=True)  # db[1] = Σ_i dZ[1] / m_b
+            dK = (t.lambd / mb) * self._K if t.lambd else np.zeros_like(self._K)
+            if cols is None:
+                dK[:, :m] += dZ
+            else:
+                dK[:, cols] += dZ
+            self._opt.update([(self._K, self._b1)] + self._rest, [(dK, db1)] + grads, self._state, lr)
         self._steps += 1
         return cost, AL
 
     # ------------------------------------------------------------------ predictions and params
+    def _query(self, key: str, Xq):
+        """``(W1_0·Xq, X̃ᵀXq)`` for inputs ``Xq`` (n_x, k), built once per key."""
+        if key not in self._queries:
+            P0 = self._W1_0 @ Xq  # (n_1, n_x) @ (n_x, k) -> (n_1, k)
+            C = self.X.T @ Xq  # (m, n_x) @ (n_x, k) -> (m, k)
+            if self._tech.flip:  # (FX)ᵀXq = Xᵀ(F·Xq)
+                C = np.concatenate([C, self.X.T @ augment.flip(Xq)], axis=0)  # (2m, k)
+            self._queries[key] = (P0, C)
+        return self._queries[key]
+
     def proba_train(self) -> np.ndarray:
-        """P(cat) on the training set at the current parameters, shape ``(m,)``."""
-        return self._output(self._z1(self._P0, self._G))[0]
+        """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
+        with test-time averaging, the mean over each image and its mirror image."""
+        m = self.m
+        p = self._output(self._z1(self._P0[:, :m], self._G[:, :m]))[0]
+        if not self._tech.tta:
+            return p
+        if self._tech.flip:  # the mirror images are columns m..2m-1 of the basis
+            mirrored = self._P0[:, m:], self._G[:, m:]
+        else:
+            mirrored = self._query("train mirrored", augment.flip(self.X))
+        return mirror_average(p, self._output(self._z1(*mirrored))[0])
 
     def proba_test(self) -> np.ndarray:
-        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
         X, Xt = self.X, self.X_test
-        if X.shape[1] > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
-            W1, b1 = self._materialise()
-            Z1 = W1 @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
-            Z1 += b1
-            return self._output(Z1)[0]
-        if self._test is None:
-            P0 = self._W1_0 @ Xt  # (n_1, n_x) @ (n_x, m_test) -> (n_1, m_test)
-            P0 += self._b1_0
-            C = X.T @ Xt  # (m, n_x) @ (n_x, m_test) -> (m, m_test)
-            C += 1.0
-            self._test = (P0, C)
-        return self._output(self._z1(*self._test))[0]
+        if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
+            return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta)
+        p = self._output(self._z1(*self._query("test", Xt)))[0]
+        if not self._tech.tta:
+            return p
+        return mirror_average(p, self._output(self._z1(*self._query("test mirrored", augment.flip(Xt))))[0])
 
     def _materialise(self):
-        """``W1 = W1_0 + B·Xᵀ`` (n_1, n_x) and ``b1 = b1_0 + B·1`` (n_1, 1); cached until the next step."""
+        """``W1 = s ⊙ W1_0 + B·X̃ᵀ`` (n_1, n_x) and ``b1``; cached until the next step."""
         if self._cache is None or self._cache[0] != self._steps:
-            W1 = self._B @ self.X.T  # (n_1, m) @ (m, n_x) -> (n_1, n_x)
-            W1 += self._W1_0
-            b1 = np.sum(self._B, axis=1, keepdims=True)  # (n_1, 1)
-            b1 += self._b1_0
-            self._cache = (self._steps, W1, b1)
+            m = self.m
+            W1 = self._B[:, :m] @ self.X.T  # (n_1, m) @ (m, n_x) -> (n_1, n_x)
+            if self._tech.flip:  # B_F·(F·X)ᵀ = flip_rows(B_F·Xᵀ)
+                W1 += augment.flip_rows(self._B[:, m:] @ self.X.T)
+            W1 += self._s * self._W1_0
+            self._cache = (self._steps, W1, self._b1.copy())
         return self._cache[1:]
 
-    def params(self):
-        """A copy of the current parameters as a list of ``(W, b)``, layer 1 materialised."""
+    def params(self, copy: bool = True):
+        """The current parameters as a list of ``(W, b)``, layer 1 materialised (copies unless ``copy``
+        is False, for reading only)."""
         W1, b1 = self._materialise()
-        return [(W1.copy(), b1.copy())] + [(W.copy(), b.copy()) for W, b in self._rest]
-
+        params = [(W1, b1)] + list(self._rest)
+        return [(W.copy(), b.copy()) for W, b in params] if copy else params
 
 
 class DirectSolver:
-    """Plain full-batch gradient descent on ``(W, b)`` lists: the course's algorithm.
+    """Training on ``(W, b)`` lists, every layer by :mod:`catdnn.network`: the course's algorithm,
+    plus any technique of the config.
 
     Parameters
     ----------
@@ -243,50 +428,121 @@ class DirectSolver:
     X : ndarray of shape (n_x, m)
     Y : ndarray of shape (1, m)
     learning_rate : float
+        The rate of a step given none (see :meth:`step`).
     X_test : ndarray of shape (n_x, m_test), optional
+    config : TrainConfig, optional
+        The techniques (L2, dropout, optimiser, test-time averaging); none without it.
+    rng : np.random.Generator, optional
+        Draws the dropout masks (default: the config seed's dropout stream).
     """
 
     name = "direct"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
         self._params = params
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
+        self._tech = t = _Techniques.of(config)
+        self._rng = _dropout_rng(config, rng) if t.keep is not None else None
+        self._opt = t.optimizer
+        self._state = self._opt.init(params)
 
-    def step(self, need_cost: bool):
-        """One iteration: forward at the current parameters, then update them.
+    def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
+        """One iteration: forward at the current parameters on the batch, then update them.
 
-        Returns ``(cost, AL)``: the cost at the parameters *before* the update (``None`` unless
-        ``need_cost``) and the output ``AL`` of shape ``(1, m)``. Returns ``(nan, AL)`` without
-        updating when the output is not finite (the run diverged).
+        Parameters and return value as :meth:`GramSolver.step`: ``(cost, AL)``, the cost at the
+        parameters *before* the update (``None`` unless ``need_cost``) and the output ``AL`` of
+        shape ``(1, m_b)``; ``(nan, AL)`` without updating when the output is not finite (the run
+        diverged).
         """
-        return descent_step(self._params, self.X, self.Y, self.lr, need_cost)
+        t = self._tech
+        lr = self.lr if lr is None else float(lr)
+        X, Y = self.X, self.Y
+        if batch is not None:
+            if batch.index is not None:
+                X, Y = X[:, batch.index], Y[:, batch.index]  # (n_x, m_b), (1, m_b)
+            X = augment.apply(X, batch.aug)
+        if t.plain:
+            return descent_step(self._params, X, Y, lr, need_cost)  # the course's step, bit for bit
+        params = self._params
+        AL, cache = forward(params, X, t.keep, self._rng)
+        ZL = cache[-1][1]
+        if not np.isfinite(ZL).all():
+            return math.nan, AL
+        cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
+        self._opt.update(params, backward(params, cache, Y, AL, lambd=t.lambd), self._state, lr)
+        return cost, AL
 
     def proba_train(self) -> np.ndarray:
-        """P(cat) on the training set at the current parameters, shape ``(m,)``."""
-        return forward(self._params, self.X)[0][0]
+        """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
+        with test-time averaging, the mean over each image and its mirror image."""
+        return predict_proba(self._params, self.X, tta=self._tech.tta)
 
     def proba_test(self) -> np.ndarray:
-        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
-        return forward(self._params, self.X_test)[0][0]
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
+        return predict_proba(self._params, self.X_test, tta=self._tech.tta)
 
-    def params(self):
-        """A copy of the current parameters as a list of ``(W, b)``."""
-        return [(W.copy(), b.copy()) for W, b in self._params]
+    def params(self, copy: bool = True):
+        """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
+        return [(W.copy(), b.copy()) for W, b in self._params] if copy else list(self._params)
 
 
-#: Solvers by name. Both compute the same iterates (up to rounding).
+#: Solvers by name. Both compute the same iterates (up to rounding) wherever both apply.
 SOLVERS: dict[str, type] = {"direct": DirectSolver, "gram": GramSolver}
 
 
-def choose_solver(name: str, n_x: int, m: int, layers, iterations: int | None = None) -> type:
-    """The solver class for ``name``; "auto" picks the faster exact one for this shape.
+def gram_exactness(config) -> str:
+    """Why the Gram form is *not* exact for this config's techniques ("" when it is)."""
+    if config is None:
+        return ""
+    if getattr(config, "optimizer", "gd") == "adam":
+        return ("Adam divides each weight's step by its own running RMS, elementwise, which takes W1 out "
+                "of the span of the training images")
+    if getattr(config, "shift", 0):
+        return (f"random shifts of up to {config.shift} px make up to {(2 * config.shift + 1) ** 2} copies of "
+                "each training image, too many for a Gram matrix")
+    return ""
 
-    Every solver here is exact for full-batch gradient descent (today's only optimiser); "auto"
-    takes the Gram solver when :func:`gram_pays_off` says so. An option for which the Gram
-    reformulation is not exact (e.g. Adam) must make "auto" return the direct solver.
+
+def _gram_why(config, m: int) -> str:
+    """What keeps the Gram form exact for this config, in a few words."""
+    kinds = ["momentum" if getattr(config, "optimizer", "gd") == "momentum" else "gradient descent"]
+    if config is not None:
+        kinds += [name for name, on in (("L2", config.l2), ("dropout", config.dropout),
+                                        ("mini-batches", config.batch_size), ("flips", config.flip),
+                                        ("lr decay", config.schedule != "constant")) if on]
+    basis = f"{m} training images" + (" and their mirror images" if config is not None and config.flip else "")
+    return (f"{', '.join(kinds)} keep W1 = s·W1₀ + B·Xᵀ over the {basis}, so layer 1 works in "
+            f"{'2m×2m' if config is not None and config.flip else 'm×m'} with the same iterates")
+
+
+def solver_choice(name: str, n_x: int, m: int, layers, iterations: int | None = None, config=None):
+    """``(solver class, reason)``: the solver for ``name`` ("auto", "direct" or "gram") and one line
+    saying why, for the Train page and the CLI.
+
+    "auto" takes the Gram solver when it is exact for the config's techniques
+    (:func:`gram_exactness`) and pays off for this shape (:func:`gram_pays_off`), else the direct
+    one. A solver asked for by name is obeyed, except the Gram solver where it is not exact
+    (:class:`ConfigError`).
     """
-    if name == "auto":
-        return GramSolver if gram_pays_off(n_x, m, layers, iterations) else DirectSolver
-    if name not in SOLVERS:
+    if name not in ("auto", *SOLVERS):
         raise ConfigError(f"unknown solver {name!r}: choose one of auto, {', '.join(SOLVERS)}")
-    return SOLVERS[name]
+    why_not = gram_exactness(config)
+    if name == "gram" and why_not:
+        raise ConfigError(f"the Gram solver is not exact here: {why_not}; use the direct solver (or auto)")
+    if name != "auto":
+        return SOLVERS[name], f"{name} solver, as asked"
+    if why_not:
+        return DirectSolver, f"direct solver: {why_not}, so the Gram form would not be exact"
+    flips = config is not None and config.flip
+    columns = 2 * m if flips else m
+    batch = getattr(config, "batch_size", 0) or None
+    if not gram_pays_off(n_x, columns, layers, iterations, batch=batch):
+        run = f" and {iterations} iterations" if iterations else ""
+        return DirectSolver, (f"direct solver: with {columns} Gram columns for {n_x} inputs{run} "
+                              "the Gram matrix would not pay off")
+    return GramSolver, f"Gram solver: {_gram_why(config, m)}"
+
+
+def choose_solver(name: str, n_x: int, m: int, layers, iterations: int | None = None, config=None) -> type:
+    """The solver class for ``name``; "auto" picks the faster exact one (see :func:`solver_choice`)."""
+    return solver_choice(name, n_x, m, layers, iterations, config)[0]

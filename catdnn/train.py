@@ -1,13 +1,19 @@
 """Training: one training loop for everyone, and ``fit()`` (the settings are :mod:`catdnn.config`).
 
-The loop is :meth:`Trainer.run`, a generator that performs one full-batch gradient-descent step per
-iteration and yields a :class:`Progress` event after each. Whoever consumes it (the CLI, the tests,
-the dashboard's Train page) can stop between any two iterations simply by not asking for the next
-event; the partial model is then :meth:`Trainer.model`. :func:`fit` drains the generator.
+The loop is :meth:`Trainer.run`, a generator that performs one parameter update per iteration (on
+the whole training set, or on a mini-batch) and yields a :class:`Progress` event after each.
+Whoever consumes it (the CLI, the tests, the dashboard's Train page) can stop between any two
+iterations simply by not asking for the next event; the partial model is then
+:meth:`Trainer.model`. :func:`fit` drains the generator.
 
 The per-iteration math sits in a *solver* (:mod:`catdnn.solvers`): it owns the current parameters
 and knows how to take a step, so a faster way of computing the same iterates can replace it
-without touching the loop.
+without touching the loop. The loop draws what is random about each step and passes it on: the
+examples of the step (:class:`~catdnn.optim.MiniBatches`, a new permutation every epoch), their
+augmentation (:func:`catdnn.augment.draw`) and the step's learning rate (the schedule of
+:data:`catdnn.optim.SCHEDULES`). Every draw comes from a generator seeded from the run's seed
+(:func:`~catdnn.optim.seeded_generators`), kept in the Trainer, so a stopped run continues exactly
+as an uninterrupted one.
 
 Counting: ``iteration`` is always a 0-based index (the course's ``i``), ``iterations`` a run's
 length, and ``iterations_done`` how many have been completed.
@@ -22,12 +28,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import augment
 from .config import TrainConfig
+from .data import N_X
 from .diagnose import EXPLODE_FACTOR
 from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
-from .solvers import DirectSolver, GramOverflowError, choose_solver
+from .optim import SCHEDULES, MiniBatches, seeded_generators
+from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
 
 
 # --------------------------------------------------------------------------- the loop
@@ -41,6 +50,8 @@ class Progress:
     train_accuracy: float | None  # accuracy on the training set, when it was computed
     test_accuracy: float | None  # accuracy on the test set, when it was computed
     elapsed: float  # seconds of training so far
+    epoch: int = 0  # 0-based epoch of this iteration (with full batches, the iteration itself)
+    learning_rate: float | None = None  # the rate this iteration's update used
 
     @property
     def iterations_done(self) -> int:
@@ -87,7 +98,8 @@ class Trainer:
     accuracy_every : int
         Also compute train/test accuracy every this many iterations; 0 = only at the end.
     solver : str
-        "auto" (default), or a name from ``SOLVERS``.
+        "auto" (default), or a name from ``SOLVERS``. After construction ``solver_name`` says which
+        runs and ``solver_reason`` why, in one line.
     """
 
     config: TrainConfig
@@ -115,18 +127,51 @@ class Trainer:
         self.config.validate(n_x=X.shape[0])
         if int(self.cost_every) < 1:
             raise ConfigError("cost_every must be at least 1")
-        params = init_params(self.config.layers, self.config.init, self.config.seed)
-        cls = choose_solver(self.solver, X.shape[0], X.shape[1], self.config.layers, self.config.iterations)
+        cfg = self.config
+        if (cfg.flip or cfg.shift or cfg.tta) and X.shape[0] != N_X:
+            raise ConfigError(
+                f"flips, shifts and mirror averaging work on 64×64×3 images ({N_X} inputs), not on "
+                f"{X.shape[0]} inputs"
+            )
+        cls, self.solver_reason = solver_choice(self.solver, X.shape[0], X.shape[1], cfg.layers, cfg.iterations, cfg)
+        params = init_params(cfg.layers, cfg.init, cfg.seed)
+        self._rngs = seeded_generators(cfg.seed)
+        lr = float(cfg.learning_rate)
         try:
-            self._solver = cls(params, X, Y, float(self.config.learning_rate), self.X_test)
+            self._solver = cls(params, X, Y, lr, self.X_test, config=cfg, rng=self._rngs["dropout"])
         except GramOverflowError:
             if self.solver != "auto":
                 raise
-            self._solver = DirectSolver(params, X, Y, float(self.config.learning_rate), self.X_test)
+            self._solver = DirectSolver(params, X, Y, lr, self.X_test, config=cfg, rng=self._rngs["dropout"])
+            self.solver_reason = "direct solver: the Gram matrix XᵀX overflows for these inputs"
+        self._batches = MiniBatches(X.shape[1], int(cfg.batch_size), self._rngs["batches"])
+        self._augmenting = bool(cfg.flip or cfg.shift)
+        # the course's kind of run: every step on all examples as they are, at one rate
+        self._plain_steps = self._batches.full and not self._augmenting and cfg.schedule == "constant"
+        # the step's output is the clean prediction on the training set only for the course's kind of step
+        self._step_is_train_output = self._batches.full and not (self._augmenting or cfg.dropout or cfg.tta)
 
     @property
     def solver_name(self) -> str:
+        """ "gram" or "direct": the solver that runs (``solver_reason`` says why)."""
         return self._solver.name
+
+    @property
+    def epochs_done(self) -> float:
+        """Passes over the training set completed, counted in iterations (fractional with mini-batches)."""
+        return self.iterations_done / self._batches.per_epoch
+
+    def _next_batch(self):
+        """This iteration's :class:`~catdnn.solvers.Batch` (or None: all examples, as they are), its
+        epoch and its learning rate."""
+        cfg = self.config
+        index, epoch = self._batches.next()
+        lr = SCHEDULES[cfg.schedule](float(cfg.learning_rate), epoch, float(cfg.decay), int(cfg.decay_every))
+        if index is None and not self._augmenting:
+            return None, epoch, lr
+        k = self.X.shape[1] if index is None else len(index)
+        aug = augment.draw(self._rngs["augment"], k, bool(cfg.flip), int(cfg.shift))
+        return Batch(index, aug), epoch, lr
 
     def run(self) -> Iterator[Progress]:
         """Train until done, yielding a :class:`Progress` after every iteration.
@@ -147,8 +192,15 @@ class Trainer:
                 need_cost = i % ce == 0 or i == last
                 need_acc = ae > 0 and (i % ae == 0 or i == last)
                 test_acc = score(self._solver.proba_test(), self.Y_test) if need_acc and has_test else None
+                train_acc = None
+                if need_acc and not self._step_is_train_output:  # at the parameters before the update
+                    train_acc = score(self._solver.proba_train(), self.Y)
+                if self._plain_steps:
+                    batch, epoch, lr = None, i, None  # None: the solver's own rate
+                else:
+                    batch, epoch, lr = self._next_batch()
                 with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-                    cost, AL = self._solver.step(need_cost)
+                    cost, AL = self._solver.step(need_cost, batch, lr)
                 if cost is not None:
                     if first_cost is None:
                         first_cost = self.history[0][1] if self.history else cost
@@ -167,11 +219,13 @@ class Trainer:
                 self.iterations_done = i + 1
                 if cost is not None:
                     self.history.append((i, cost))
-                train_acc = score(AL[0], self.Y) if need_acc else None
+                if need_acc and self._step_is_train_output:
+                    train_acc = score(AL[0], self.Y)
                 if need_acc:
                     self.accuracy_history.append((i, train_acc, test_acc))
                 self.elapsed = time.perf_counter() - t0
-                yield Progress(i, cfg.iterations, cost, train_acc, test_acc, self.elapsed)
+                yield Progress(i, cfg.iterations, cost, train_acc, test_acc, self.elapsed, epoch,
+                               cfg.learning_rate if lr is None else lr)
             self.status = "finished"
             self.message = f"finished {cfg.iterations} iterations in {self.elapsed:.2f} s"
         finally:

@@ -72,11 +72,49 @@ def test_parse_layers_keeps_messages_short():
         (dict(seed=-1), "seed"),
         (dict(seed=2**40), "seed"),
         (dict(init="zeros"), "unknown init"),
+        # the techniques beyond the course
+        (dict(l2=-0.1), r"L2 regularisation λ \(l2\) must be a number from 0"),
+        (dict(l2=float("inf")), "l2"),
+        (dict(l2="much"), "l2.*must be a number"),
+        (dict(keep_prob=0.0), "keep probability.*above 0"),
+        (dict(keep_prob=1.2), "keep probability.*at most 1"),
+        (dict(keep_prob=(0.5, 0.5)), "lists 2 keep probabilities but the network has 3 hidden layers"),
+        (dict(layers=(12288, 1), keep_prob=0.5), "dropout needs a hidden layer"),
+        (dict(batch_size=-1), "batch size"),
+        (dict(batch_size=2.5), "batch size"),
+        (dict(optimizer="sgd"), "unknown optimizer 'sgd': choose one of gd, momentum, adam"),
+        (dict(beta=1.0), "momentum's β.*below 1"),
+        (dict(beta1=-0.1), "β1"),
+        (dict(beta2=1.5), "β2"),
+        (dict(epsilon=0.0), "ε.*above 0"),
+        (dict(schedule="cosine"), "unknown learning-rate schedule"),
+        (dict(decay=-1.0), "decay rate"),
+        (dict(decay=0.1), "needs a schedule that decays"),
+        (dict(schedule="step", decay=0.1, decay_every=0), "decay_every"),
+        (dict(schedule="inverse-time", decay=0.1, decay_every=5), "only to the 'step' schedule"),
+        (dict(flip="yes"), "flip must be true or false"),
+        (dict(tta=1), "tta must be true or false"),
+        (dict(shift=-1), "shift"),
+        (dict(shift=40), "shift.*from 0 to 16"),
     ],
 )
 def test_config_validation(changes, message):
     with pytest.raises(ConfigError, match=message):
         replace(PRESETS["deep"], **changes).validate()
+
+
+def test_techniques_are_off_by_default_and_presets_are_the_course():
+    for preset in PRESETS.values():
+        assert preset.techniques() == []
+        assert (preset.l2, preset.keep_prob, preset.batch_size, preset.optimizer, preset.schedule,
+                preset.flip, preset.shift, preset.tta) == (0.0, 1.0, 0, "gd", "constant", False, 0, False)
+    cfg = TrainConfig(l2=0.7, keep_prob=[0.8, 0.9, 1.0], batch_size=64, optimizer="adam", flip=True)
+    assert cfg.keep_prob == (0.8, 0.9, 1.0) and cfg.keep_probs() == (0.8, 0.9, 1.0) and cfg.dropout
+    assert TrainConfig(keep_prob=0.5).keep_probs() == (0.5, 0.5, 0.5)
+    assert cfg.techniques() == ["L2 λ=0.7", "dropout keep=0.8,0.9,1", "mini-batches of 64",
+                                "Adam β1=0.9 β2=0.999 ε=1e-08", "flips"]
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert TrainConfig.from_dict({**cfg.to_dict(), "from_the_future": 1}) == cfg
 
 
 def test_memory_limit_is_estimated_from_parameter_bytes():

@@ -1,0 +1,118 @@
+"""Data augmentation on flattened images: horizontal flips and small shifts, drawn from a generator.
+
+Inputs are columns, as everywhere in catdnn: ``X`` of shape ``(n_x, m)`` where each column is an
+image of shape ``image_shape = (H, W, C)`` flattened in C order (``data.flatten_images``), so
+``X.reshape(H, W, C, m)`` is a view of the images with the examples last. Nothing here knows about
+layers: any network that takes such columns (the MLP, a convolutional net on a smaller
+``image_shape``) can use it.
+
+* :func:`flip` mirrors images left to right; :func:`flip_rows` does the same to row vectors over
+  the pixels (a weight matrix's rows), which the Gram solver needs: ``W·flip(X) = flip_rows(W)·X``.
+* :func:`shift` moves each image by its own whole number of pixels, filling the uncovered border
+  with zeros (black), as a padded random crop does.
+* :func:`draw` picks, for a batch, which images to mirror (a fair coin each) and by how much to
+  shift them (uniform in ``[-s, s]`` in each direction); :func:`apply` applies such a draw.
+
+Every random choice comes from the ``np.random.Generator`` it is given; nothing here is global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import IMAGE_SHAPE
+
+
+def flip(X: np.ndarray, image_shape=IMAGE_SHAPE) -> np.ndarray:
+    """Every image mirrored left to right.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+        Columns holding images of shape ``image_shape`` (H, W, C), flattened in C order.
+
+    Returns
+    -------
+    ndarray of shape (n_x, m), a new array.
+    """
+    H, W, C = image_shape
+    m = X.shape[1]
+    return X.reshape(H, W, C, m)[:, ::-1].reshape(H * W * C, m)  # reverse the width axis
+
+
+def flip_rows(V: np.ndarray, image_shape=IMAGE_SHAPE) -> np.ndarray:
+    """Rows over the pixels mirrored, so that ``V·flip(X) == flip_rows(V)·X``.
+
+    Parameters
+    ----------
+    V : ndarray of shape (k, n_x)
+
+    Returns
+    -------
+    ndarray of shape (k, n_x), a new array.
+    """
+    return flip(V.T, image_shape).T
+
+
+def shift(X: np.ndarray, dy, dx, image_shape=IMAGE_SHAPE) -> np.ndarray:
+    """Each image moved by its own ``(dy[j], dx[j])`` pixels (down and right), zeros coming in.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    dy, dx : int ndarrays of shape (m,)
+        Shifts in pixels, each of magnitude below the image's height and width.
+
+    Returns
+    -------
+    ndarray of shape (n_x, m), a new array.
+    """
+    H, W, C = image_shape
+    m = X.shape[1]
+    dy, dx = np.asarray(dy, dtype=np.int64), np.asarray(dx, dtype=np.int64)
+    src = X.reshape(H, W, C, m)
+    out = np.zeros_like(src)
+    # one vectorised copy per distinct shift (at most (2s+1)² of them), not one per image
+    pairs, inverse = np.unique(np.stack([dy, dx]), axis=1, return_inverse=True)
+    for k, (a, b) in enumerate(pairs.T):
+        cols = np.flatnonzero(inverse.reshape(-1) == k)
+        a, b = int(a), int(b)
+        out[max(a, 0):H + min(a, 0), max(b, 0):W + min(b, 0), :, cols] = \
+            src[max(-a, 0):H - max(a, 0), max(-b, 0):W - max(b, 0)][..., cols]
+    return out.reshape(H * W * C, m)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The augmentation of one batch of ``k`` images: which to mirror and how far to shift each.
+
+    ``mirror`` is a bool ndarray of shape (k,) or None (no flips); ``dy``, ``dx`` are int ndarrays of
+    shape (k,) or None (no shifts).
+    """
+
+    mirror: np.ndarray | None = None
+    dy: np.ndarray | None = None
+    dx: np.ndarray | None = None
+
+
+def draw(rng: np.random.Generator, k: int, flips: bool = False, max_shift: int = 0) -> Draw:
+    """Draw the augmentation of a batch of ``k`` images: a fair coin per image for the mirror, then
+    (``max_shift`` > 0) a shift uniform in ``[-max_shift, max_shift]`` down and right per image."""
+    mirror = rng.random(k) < 0.5 if flips else None
+    dy = dx = None
+    if max_shift > 0:
+        dy = rng.integers(-max_shift, max_shift + 1, size=k)
+        dx = rng.integers(-max_shift, max_shift + 1, size=k)
+    return Draw(mirror, dy, dx)
+
+
+def apply(X: np.ndarray, d: Draw, image_shape=IMAGE_SHAPE) -> np.ndarray:
+    """The batch ``X`` (shape ``(n_x, k)``) augmented as drawn: mirrored where ``d.mirror``, then
+    shifted. Returns ``X`` itself when the draw changes nothing, else a new array."""
+    if d.mirror is not None and d.mirror.any():
+        X = np.where(d.mirror, flip(X, image_shape), X)  # (n_x, k): column j mirrored where mirror[j]
+    if d.dy is not None:
+        X = shift(X, d.dy, d.dx, image_shape)
+    return X
