@@ -19,6 +19,7 @@ from pathlib import Path
 from .config import PRESETS, TrainConfig, parse_layers
 from .errors import CatdnnError, ConfigError
 from .network import INITS, THRESHOLD
+from .optim import OPTIMIZERS, SCHEDULES
 from .threads import limit_blas_threads
 
 
@@ -37,6 +38,17 @@ def _positive_float(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _keep_probs(text: str):
+    """``0.8`` (every hidden layer) or ``0.9,0.8,0.7`` (one per hidden layer)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a keep probability (e.g. 0.8) or a list of them (e.g. 0.9,0.8,0.7)") from None
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def _threshold(text: str) -> float:
@@ -81,6 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-download", action="store_true", help="never download the dataset")
     t.add_argument("--solver", default="auto", help=argparse.SUPPRESS)
     t.add_argument("--save", metavar="MODEL.npz", help="save the trained model to this file")
+    k = t.add_argument_group("techniques beyond the course (each off by default)")
+    k.add_argument("--l2", type=_positive_float, metavar="LAMBDA", help="L2 regularisation λ (0: off)")
+    k.add_argument("--keep-prob", type=_keep_probs, metavar="P[,P...]",
+                   help="dropout: keep probability of every hidden layer, or one per hidden layer (1: off)")
+    k.add_argument("--batch-size", type=int, metavar="N",
+                   help="mini-batches of N examples, reshuffled every epoch (0: the whole set)")
+    k.add_argument("--optimizer", choices=list(OPTIMIZERS), help="gd (default), momentum or adam")
+    k.add_argument("--beta", type=_positive_float, help="momentum's β (0.9)")
+    k.add_argument("--beta1", type=_positive_float, help="Adam's β1 (0.9)")
+    k.add_argument("--beta2", type=_positive_float, help="Adam's β2 (0.999)")
+    k.add_argument("--epsilon", type=_positive_float, help="Adam's ε (1e-8)")
+    k.add_argument("--schedule", choices=list(SCHEDULES),
+                   help="learning-rate schedule (default constant; --decay alone means inverse-time, "
+                        "with --decay-every step)")
+    k.add_argument("--decay", type=_positive_float, metavar="D", help="decay rate: α0/(1+D·epoch)")
+    k.add_argument("--decay-every", type=int, metavar="K", help="step schedule: α0/(1+D·⌊epoch/K⌋)")
+    k.add_argument("--flip", action="store_true", default=None,
+                   help="augment: mirror each training image with probability 1/2 at every iteration")
+    k.add_argument("--shift", type=int, metavar="PX",
+                   help="augment: shift each training image by up to PX pixels each way at every iteration")
+    k.add_argument("--tta", action="store_true", default=None,
+                   help="predict with the mean of P(cat) for the image and its mirror image")
     t.set_defaults(parser=t)
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
@@ -131,7 +165,7 @@ def cmd_train(args) -> int:
             raise ConfigError("--print-every must be at least 1")
         config = TrainConfig.preset(
             args.preset, layers=args.layers, learning_rate=args.lr, iterations=args.iterations,
-            init=args.init, seed=args.seed,
+            init=args.init, seed=args.seed, **_technique_settings(args),
         ).validate()
         if args.save:
             _check_save_path(args.save)
@@ -140,8 +174,10 @@ def cmd_train(args) -> int:
     ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
                       cost_every=args.print_every, solver=args.solver, classes=ds.classes)
+    extra = "".join(f", {t}" for t in config.techniques())
     print(f"Training {list(config.layers)} init={config.init} lr={config.learning_rate:g} "
-          f"iterations={config.iterations} seed={config.seed}", file=sys.stderr)
+          f"iterations={config.iterations} seed={config.seed}{extra}", file=sys.stderr)
+    print(trainer.solver_reason, file=sys.stderr)
     printed, interrupted = 0, False
     try:
         for _ in trainer.run():
@@ -165,6 +201,28 @@ def cmd_train(args) -> int:
         save_model(model, args.save)
         print(f"Model saved to {args.save}" + (" (partial)" if interrupted else ""), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _technique_settings(args) -> dict:
+    """The TrainConfig fields the technique flags set (None: not given), checked for flags that
+    would have no effect."""
+    opt = args.optimizer or "gd"
+    for flag, value, needs in (("--beta", args.beta, "momentum"), ("--beta1", args.beta1, "adam"),
+                               ("--beta2", args.beta2, "adam"), ("--epsilon", args.epsilon, "adam")):
+        if value is not None and opt != needs:
+            raise ConfigError(f"{flag} applies to --optimizer {needs} (this run uses {opt})")
+    schedule = args.schedule
+    if schedule is None and args.decay is not None:
+        schedule = "step" if args.decay_every is not None else "inverse-time"
+    if args.decay_every is not None and schedule != "step":
+        raise ConfigError("--decay-every applies to the step schedule (--schedule step, or give --decay)")
+    if schedule not in (None, "constant") and args.decay is None:
+        raise ConfigError(f"--schedule {schedule} needs a decay rate: give --decay D")
+    return dict(
+        l2=args.l2, keep_prob=args.keep_prob, batch_size=args.batch_size, optimizer=args.optimizer,
+        beta=args.beta, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon, schedule=schedule,
+        decay=args.decay, decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
+    )
 
 
 def cmd_predict(args) -> int:

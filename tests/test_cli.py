@@ -47,6 +47,30 @@ def test_train_flags_override_the_preset(data_dir):
     assert "[12288, 4, 1] init=he lr=0.01" in proc.stderr
 
 
+def test_train_technique_flags_reach_the_config_and_the_model_file(data_dir, tmp_path):
+    from catdnn import load_model
+
+    path = tmp_path / "t.npz"
+    proc = run("train", "--preset", "two-layer", "--iterations", "120", "--print-every", "50", "--l2", "0.7",
+               "--keep-prob", "0.8", "--batch-size", "64", "--optimizer", "momentum", "--beta", "0.8",
+               "--decay", "0.5", "--decay-every", "2", "--flip", "--tta", "--data-dir", data_dir, "--save", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "L2 λ=0.7, dropout keep=0.8, mini-batches of 64, momentum β=0.8, lr decay step d=0.5 every 2 epochs, " \
+           "flips, mirror averaging at prediction" in proc.stderr
+    assert "Gram solver: " in proc.stderr and "solver: gram" in proc.stderr
+    cfg = load_model(path).config
+    assert (cfg.l2, cfg.keep_prob, cfg.batch_size, cfg.optimizer, cfg.beta, cfg.schedule, cfg.decay,
+            cfg.decay_every, cfg.flip, cfg.tta) == (0.7, 0.8, 64, "momentum", 0.8, "step", 0.5, 2, True, True)
+
+
+def test_train_with_adam_and_shifts_says_why_it_runs_direct(data_dir):
+    proc = run("train", "--preset", "two-layer", "--iterations", "3", "--optimizer", "adam", "--lr", "0.001",
+               "--beta1", "0.8", "--shift", "2", "--keep-prob", "0.9", "--data-dir", data_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert "direct solver: Adam" in proc.stderr and "solver: direct" in proc.stderr
+    assert "Adam β1=0.8 β2=0.999 ε=1e-08, shifts ±2 px" in proc.stderr
+
+
 def test_predict_prints_one_line_per_image(model_file, photos):
     proc = run("predict", "--model", model_file, photos["chelsea.png"], photos["coffee.png"])
     assert proc.returncode == 0, proc.stderr
@@ -83,7 +107,9 @@ def test_predict_with_a_bad_model(tmp_path, photos):
 @pytest.mark.parametrize(
     "args",
     [(), ("fly",), ("train", "--preset", "huge"), ("train", "--layers", "20,x,1"), ("train", "--lr", "fast"),
-     ("train", "--iterations", "many"), ("predict",), ("predict", "--model", "m.npz")],
+     ("train", "--iterations", "many"), ("predict",), ("predict", "--model", "m.npz"),
+     ("train", "--optimizer", "rmsprop"), ("train", "--keep-prob", "most"), ("train", "--l2", "x"),
+     ("train", "--schedule", "cosine"), ("train", "--batch-size", "1.5"), ("train", "--shift", "two")],
 )
 def test_usage_errors_exit_2(args):
     proc = run(*args)
@@ -102,6 +128,18 @@ def test_usage_errors_exit_2(args):
         (("--print-every", "0"), "print-every"),
         (("--save", "/no/such/folder/m.npz"), "the folder /no/such/folder does not exist"),
         (("--save", "/tmp"), "is a folder"),
+        (("--l2", "-1"), "L2"),
+        (("--keep-prob", "0"), "keep probability"),
+        (("--keep-prob", "0.5,0.5"), "one per hidden layer"),
+        (("--batch-size", "-5"), "batch size"),
+        (("--beta", "0.5"), "--beta applies to --optimizer momentum"),
+        (("--optimizer", "momentum", "--beta", "1"), "β"),
+        (("--optimizer", "adam", "--beta2", "2"), "β2"),
+        (("--epsilon", "1e-7"), "--epsilon applies to --optimizer adam"),
+        (("--schedule", "step"), "needs a decay rate"),
+        (("--decay-every", "10"), "--decay-every applies to the step schedule"),
+        (("--decay", "0.1", "--decay-every", "0"), "decay_every"),
+        (("--shift", "99"), "shift"),
     ],
 )
 def test_impossible_settings_are_usage_errors_before_any_work(args, message, tmp_path):

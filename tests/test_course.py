@@ -27,13 +27,19 @@ COURSE = {
 }
 
 
+#: Every technique beyond the course named on the command line, switched off.
+TECHNIQUES_OFF = ["--l2", "0", "--keep-prob", "1", "--batch-size", "0", "--optimizer", "gd", "--schedule", "constant",
+                  "--shift", "0"]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("off", [False, True], ids=["preset", "techniques-off"])
 @pytest.mark.parametrize("preset", list(COURSE))
-def test_cli_train_reproduces_the_course(preset, data_dir, tmp_path):
+def test_cli_train_reproduces_the_course(preset, off, data_dir, tmp_path):
     model = tmp_path / f"{preset}.npz"
     proc = subprocess.run(
         [sys.executable, "-m", "catdnn", "train", "--preset", preset, "--data-dir", str(data_dir),
-         "--save", str(model)],
+         "--save", str(model), *(TECHNIQUES_OFF if off else [])],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
