@@ -112,7 +112,9 @@ def apply(X: np.ndarray, d: Draw, image_shape=IMAGE_SHAPE) -> np.ndarray:
     """The batch ``X`` (shape ``(n_x, k)``) augmented as drawn: mirrored where ``d.mirror``, then
     shifted. Returns ``X`` itself when the draw changes nothing, else a new array."""
     if d.mirror is not None and d.mirror.any():
-        X = np.where(d.mirror, flip(X, image_shape), X)  # (n_x, k): column j mirrored where mirror[j]
+        cols = np.flatnonzero(d.mirror)
+        X = np.array(X, order="K")  # a copy: the caller's array (the dataset's) is never written
+        X[:, cols] = flip(X[:, cols], image_shape)  # column j mirrored where mirror[j]
     if d.dy is not None:
         X = shift(X, d.dy, d.dx, image_shape)
     return X

@@ -257,6 +257,7 @@ class GramSolver:
         self._B, self._s = self._K[:, :M], self._K[:, M:]  # views
         self._w0_sq = np.sum(np.square(W1), axis=1, keepdims=True)  # ‖W1_0 row‖², (n_1, 1), for L2's cost
         self._opt = t.optimizer
+        self._plain = t.plain
         self._state = self._opt.init([(self._K, self._b1)] + self._rest)
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
@@ -341,7 +342,7 @@ class GramSolver:
         else:
             grads = []
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
-        if t.plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
+        if self._plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             dZ *= lr / mb
             db1 = dZ.sum(axis=1, keepdims=True)  # α·db[1]
             if cols is None and self.M == m:
@@ -365,9 +366,10 @@ class GramSolver:
         return cost, AL
 
     # ------------------------------------------------------------------ predictions and params
-    def _query(self, key: str, Xq):
-        """``(W1_0·Xq, X̃ᵀXq)`` for inputs ``Xq`` (n_x, k), built once per key."""
+    def _query(self, key: str, inputs):
+        """``(W1_0·Xq, X̃ᵀXq)`` for the inputs ``Xq = inputs()`` (n_x, k), built once per key."""
         if key not in self._queries:
+            Xq = inputs()
             P0 = self._W1_0 @ Xq  # (n_1, n_x) @ (n_x, k) -> (n_1, k)
             C = self.X.T @ Xq  # (m, n_x) @ (n_x, k) -> (m, k)
             if self._tech.flip:  # (FX)ᵀXq = Xᵀ(F·Xq)
@@ -385,7 +387,7 @@ class GramSolver:
         if self._tech.flip:  # the mirror images are columns m..2m-1 of the basis
             mirrored = self._P0[:, m:], self._G[:, m:]
         else:
-            mirrored = self._query("train mirrored", augment.flip(self.X))
+            mirrored = self._query("train mirrored", lambda: augment.flip(self.X))
         return mirror_average(p, self._output(self._z1(*mirrored))[0])
 
     def proba_test(self) -> np.ndarray:
@@ -393,10 +395,11 @@ class GramSolver:
         X, Xt = self.X, self.X_test
         if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
             return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta)
-        p = self._output(self._z1(*self._query("test", Xt)))[0]
+        p = self._output(self._z1(*self._query("test", lambda: Xt)))[0]
         if not self._tech.tta:
             return p
-        return mirror_average(p, self._output(self._z1(*self._query("test mirrored", augment.flip(Xt))))[0])
+        mirrored = self._query("test mirrored", lambda: augment.flip(Xt))
+        return mirror_average(p, self._output(self._z1(*mirrored))[0])
 
     def _materialise(self):
         """``W1 = s ⊙ W1_0 + B·X̃ᵀ`` (n_1, n_x) and ``b1``; cached until the next step."""
@@ -444,6 +447,7 @@ class DirectSolver:
         self._tech = t = _Techniques.of(config)
         self._rng = _dropout_rng(config, rng) if t.keep is not None else None
         self._opt = t.optimizer
+        self._plain = t.plain
         self._state = self._opt.init(params)
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
@@ -461,7 +465,7 @@ class DirectSolver:
             if batch.index is not None:
                 X, Y = X[:, batch.index], Y[:, batch.index]  # (n_x, m_b), (1, m_b)
             X = augment.apply(X, batch.aug)
-        if t.plain:
+        if self._plain:
             return descent_step(self._params, X, Y, lr, need_cost)  # the course's step, bit for bit
         params = self._params
         AL, cache = forward(params, X, t.keep, self._rng)
