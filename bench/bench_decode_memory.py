@@ -2,13 +2,14 @@
 
     python bench/bench_decode_memory.py [--call prepare_image|preview_image|load_image|all] [--keep DIR]
 
-Each file is generated into a temporary folder (streamed: the generator never holds the raw
-pixels), then decoded in a fresh Python process by ``catdnn.images`` the way the CLI and the
-Predict page do (``prepare_image``: the network's 64×64 input; ``preview_image``: the page's
-512-pixel preview; ``load_image``: the full-size decode, used by neither). The figure is that
-process's peak resident set (``VmHWM``) minus its resident set after the imports (Python, NumPy,
-Pillow and its plugins): the memory the decode itself costs, the file's bytes included. Target
-(issue 12): at most 600 MB for any accepted image, and a one-line ``ImageError`` (never a
+Each file is generated into a temporary folder (PNGs are streamed, never holding their raw
+pixels; JPEGs and WebPs are built by Pillow), then decoded in a fresh Python process by
+``catdnn.images`` the way the CLI and the Predict page do (``prepare_image``: the network's 64×64
+input; ``preview_image``: the page's 512-pixel preview; ``load_image``: the full-size decode, used
+by neither). The figure is that process's peak resident set (``VmHWM``) minus its resident set
+after the imports (Python, NumPy, Pillow and its plugins), in MB of 2^20 bytes: what the decode
+itself costs, the file's bytes included. Target (issue 12): at most 600 MB for any image that
+``prepare_image`` or ``preview_image`` accepts, and a one-line ``ImageError`` (never a
 ``MemoryError`` traceback) for any refused one.
 """
 
