@@ -235,6 +235,8 @@ def load_dataset(
         except DataError as exc:  # a damaged or substituted file: nothing is missing, the folder is known
             exc.folder = folder
             raise
+    for array in (*xs.values(), *ys.values()):
+        array.flags.writeable = False  # one loaded dataset can be shared (the dashboard's sessions do)
     return Dataset(
         train=Split(xs["train"], ys["train"]),
         test=Split(xs["test"], ys["test"]),

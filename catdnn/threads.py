@@ -55,7 +55,21 @@ def limit_blas_threads(n: int | None = None) -> int:
         return n
     _controller = threadpool_limits(limits=n, user_api="blas")
     _limit = n
+    _forget_calling_thread()
     return n
+
+
+def _forget_calling_thread() -> None:
+    """Newer threadpoolctl keeps the thread that set an OpenBLAS limit as its "controlling thread".
+    In the dashboard that is a Streamlit script thread, which holds its session's state: keeping it
+    would keep that session's models in memory after the session closed. The limit stays set."""
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:  # pragma: no cover - older threadpoolctl keeps no thread
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 @contextlib.contextmanager

@@ -30,8 +30,10 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 from .config import TrainConfig
@@ -135,6 +137,36 @@ def _train_job(job_id: int, slot: int, config: dict, data_dir: str, options: dic
 
 
 # --------------------------------------------------------------------------- the server side
+_main_lock = threading.Lock()
+#: forkserver where there is one (never a bare fork of a threaded server), else spawn
+_BASE = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+
+
+class _Process(_BASE.Process):
+    """A worker process that starts without the parent's ``__main__``.
+
+    A new process (forkserver or spawn) first re-runs the parent's main script, as ``__mp_main__``,
+    so that functions defined there can be unpickled. Under Streamlit the "main script" is the page
+    being run (``streamlit`` sets ``sys.modules["__main__"]`` to it): every worker would run a page
+    of the dashboard on start, and fail. The workers need nothing from ``__main__`` (they run
+    :func:`_train_job` from this module), so while a worker is being started ``__main__`` is an
+    empty module: its start-up then imports only what its task names.
+    """
+
+    def start(self):
+        with _main_lock:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                super().start()
+            finally:
+                sys.modules["__main__"] = main
+
+
+class _Context(type(_BASE)):
+    Process = _Process
+
+
 def _alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:
@@ -174,6 +206,11 @@ class Job:
     @property
     def started(self) -> bool:
         return self.pid is not None
+
+    @property
+    def pool_size(self) -> int:
+        """How many runs the pool trains at once."""
+        return self._pool.processes
 
     def _take(self, kind: str, payload) -> None:
         self._heard = time.monotonic()
@@ -246,8 +283,7 @@ class TrainingPool:
     """
 
     def __init__(self, processes: int | None = None):
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        ctx = _Context()
         if ctx.get_start_method() == "forkserver":
             ctx.set_forkserver_preload(["catdnn.workers", "catdnn.train", "catdnn.data"])
         self.processes = int(processes or os.cpu_count() or 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import types
 
 import pytest
 
@@ -92,3 +94,19 @@ def test_a_missing_dataset_is_a_clear_failure_not_a_hang(pool, tmp_path):
 def test_a_diverging_run_ends_diverged_without_a_model(pool, data_dir):
     out = pool.submit(TrainConfig(learning_rate=5.0, iterations=200), data_dir, cost_every=1).wait(timeout=60)
     assert out.status == "diverged" and out.model is None and "smaller learning rate" in out.message
+
+
+def test_workers_start_without_running_the_parents_main_script(tmp_path, data_dir, monkeypatch):
+    """Under Streamlit, ``__main__`` is the page being run: a worker must not run it on start."""
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('a page of the dashboard ran inside a worker')\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    own = TrainingPool(processes=1)
+    try:
+        out = own.submit(PRESETS["two-layer"], data_dir).wait(timeout=60)
+    finally:
+        own.close()
+    assert out is not None and out.status == "finished" and out.model.test_accuracy == 0.72
+    assert sys.modules["__main__"] is page  # put back after starting the worker

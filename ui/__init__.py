@@ -7,6 +7,7 @@ Layers go one way: pages → ui → catdnn (the engine, which never imports stre
 - ``training``  the live training loop that redraws the curve, and how a run ended
 - ``widgets``   widgets more than one page uses: the image grid, the model picker / one-click offer
 - ``figures``   the Plotly figure builders (pure functions returning plain dicts)
+- ``hosts``     which Host headers the app answers (the guard against DNS rebinding)
 
 Naming: a helper that returns values is ``*_ui()``, one that only draws is ``draw_*()``.
 """
@@ -17,7 +18,7 @@ import streamlit as st
 
 from catdnn.threads import limit_blas_threads
 
-from . import state
+from . import hosts, state
 
 #: An emoji icon is drawn by the browser. A ":material/…:" page icon would make every visitor's
 #: browser fetch the icon font from fonts.gstatic.com, and nothing may leave the machine (SECURITY.md).
@@ -25,13 +26,27 @@ PAGE_ICON = "🐱"
 
 
 def page_setup(title: str | None = None) -> None:
-    """What every page does first: the page config, the BLAS limit, and the sidebar's model caption.
+    """What every page does first: the page config, the Host check, the BLAS limit, and the sidebar's
+    model caption.
 
     Called at the top of dashboard.py and of every script in pages/, so the sidebar looks the same
     whichever page a visitor opens first by URL. The caption is drawn before the page's content: a
     page that ends early with ``st.stop()`` (no model yet, no dataset) would otherwise cut it off.
+    A request whose ``Host`` does not name this machine (DNS rebinding: see :mod:`ui.hosts`) stops
+    here, before anything else runs.
     """
     st.set_page_config(page_title=f"{title} · catdnn" if title else "catdnn", page_icon=PAGE_ICON, layout="wide")
+    host = st.context.headers.get("Host")
+    if not hosts.host_allowed(host):
+        name = hosts.shown(hosts.host_name(host) or host)
+        st.error(
+            f"**This app only answers on this machine's own addresses** (`localhost`, `127.0.0.1`), and this "
+            f"page was reached as `{hosts.shown(host)}`. A web page on another site can point its name at this "
+            "machine to drive the app (DNS rebinding), so nothing runs here.\n\n"
+            f"If you serve the app to a class on purpose, allow the address students use and restart: "
+            f"`{hosts.ENV_VAR}={name} streamlit run dashboard.py --server.address 0.0.0.0` "
+            "(several: separate them with commas).", icon=":material/block:")
+        st.stop()
     # One BLAS thread per process: every browser session trains on a thread of this one process, and
     # concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
     limit_blas_threads()  # idempotent: cheap on every rerun

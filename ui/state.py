@@ -30,7 +30,7 @@ class Run:
     """One training run: updated while it trains, then how it ended."""
 
     config: TrainConfig
-    status: str = "running"  # running | finished | stopped | diverged
+    status: str = "running"  # running | finished | stopped | diverged | crashed | failed (catdnn.workers)
     message: str = ""  # the engine's account of how it ended
     model: Model | None = None  # kept when finished or stopped, never when diverged
     name: str | None = None  # the model's name in SessionState.models

@@ -1,4 +1,9 @@
-"""The live training loop that redraws the curve (:func:`train_live`), and how a run ended."""
+"""The live training loop that redraws the curve (:func:`train_live`), and how a run ended.
+
+The training itself runs on the server's pool of worker processes (:mod:`catdnn.workers`): a
+session's page only follows its job and draws, so one user's training never holds up another's
+page, and a crashed worker ends only its own run.
+"""
 
 from __future__ import annotations
 
@@ -10,75 +15,80 @@ import streamlit as st
 
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
-from catdnn.diagnose import diagnose
-from catdnn.train import Progress, Trainer, latest_accuracies
+from catdnn.train import Progress, latest_accuracies
+from catdnn.workers import Job, shared_pool
 
 from . import figures
 from .state import Run, SessionState, fmt_bytes, session
 
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
+#: After a Stop click, how long to wait for the worker to send the partial model.
+STOP_WAIT_SECONDS = 10.0
 NO_HIDDEN_LAYER = (
     "**No hidden layer**: [12288, 1] is logistic regression, the course's first model (one sigmoid unit "
     "on the 12288 pixel values). Enter hidden layer sizes, such as `7` or `20, 7, 5`, for a deep network."
 )
 
 
-def trainer_for(config: TrainConfig, ds: Dataset) -> Trainer:
-    """A Trainer on the dataset that samples the cost about 500 and the accuracies about 100 times."""
+def trainer_options(config: TrainConfig) -> dict:
+    """The Trainer options the page uses: the cost sampled about 500 times, the accuracies about 100."""
     it = int(config.iterations)
-    return Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, cost_every=max(1, it // 500),
-                   accuracy_every=max(1, it // 100), classes=tuple(ds.classes))
+    return {"cost_every": max(1, it // 500), "accuracy_every": max(1, it // 100)}
 
 
-def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Trainer, Progress, int], None]) -> Run:
-    """Train ``config``, calling ``on_frame(trainer, progress, frame)`` about 5 times a second.
+def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None]) -> Run:
+    """Train ``config`` on a worker process, calling ``on_frame(job, progress, frame)`` about 5 times a
+    second (``progress`` is None while the job waits for a free worker).
 
     Every redraw is a Streamlit call, which is where a Stop click (a rerun) interrupts the loop.
     The :class:`Run` is this session's last run from the start and follows the progress at each
     redraw; the ``finally`` block, which also runs when a Stop click or a page switch interrupts the
-    loop, builds the model once and keeps it (finished or stopped; never a diverged one). Building it
-    at every redraw would cost a rebuild of W[1] and two forward passes each time.
+    loop, asks the worker to stop (if it still runs), waits for the partial model and keeps it
+    (finished or stopped; never a diverged one).
     """
     state = session()  # fetched now: the finally block below must not touch st.session_state
     run = Run(config=config)
     state.run = run
-    trainer = trainer_for(config, ds)
+    job = shared_pool().submit(config, ds.source, **trainer_options(config))
     slot = st.empty()
-    events = trainer.run()
     frame, last = 0, -math.inf
     try:
-        for p in events:
+        for _ in job.updates(timeout=REDRAW_SECONDS):
             now = time.monotonic()
-            if now - last >= REDRAW_SECONDS or p.iterations_done == p.iterations:
+            if now - last >= REDRAW_SECONDS and job.outcome is None:
                 last = now
                 frame += 1
-                run.iterations_done, run.elapsed = p.iterations_done, p.elapsed  # the model is built in finally
+                p = job.progress
+                if p is not None:
+                    run.iterations_done, run.elapsed = p.iterations_done, p.elapsed
                 with slot.container():
-                    on_frame(trainer, p, frame)
+                    on_frame(job, p, frame)
     finally:
         try:
-            events.close()  # marks the trainer "stopped" if we left early
-            _finish(trainer, run, state)
+            if job.outcome is None:  # left early: a Stop click, a page switch
+                job.cancel()
+                job.wait(STOP_WAIT_SECONDS)
+            _finish(job, run, state)
         finally:
             run.finished.set()
     slot.empty()
     return run
 
 
-def _finish(trainer: Trainer, run: Run, state: SessionState) -> None:
+def _finish(job: Job, run: Run, state: SessionState) -> None:
     """Record how the run ended and keep its model. Runs in a ``finally``: no Streamlit calls here."""
-    run.status, run.message = trainer.status, trainer.message
-    run.history, run.accuracy_history = list(trainer.history), list(trainer.accuracy_history)
-    run.iterations_done, run.elapsed = trainer.iterations_done, trainer.elapsed
-    if trainer.status != "diverged" and trainer.iterations_done > 0:
-        run.model = trainer.model()
-        run.name, run.dropped = state.keep(run.model)
-    # with the kept model's weights, diagnose sees dead layers directly (never a diverged run's weights)
-    weights = {"params": run.model.params, "X": trainer.X} if run.model is not None else {}
-    run.warnings = diagnose(trainer.history, trainer.Y, trainer.config.learning_rate, **weights)
-    if trainer.status in ("ready", "running"):
+    out = job.outcome
+    if out is None:  # the worker did not answer in time after a stop: nothing to keep
         run.status = "stopped"
-        run.message = run.message or "stopped before the first iteration"
+        run.message = f"stopped; the worker did not send the partial model within {STOP_WAIT_SECONDS:g} s"
+        run.history, run.accuracy_history = list(job.history), list(job.accuracy_history)
+        return
+    run.status, run.message, run.warnings = out.status, out.message, list(out.warnings)
+    run.history, run.accuracy_history = out.history, out.accuracy_history
+    run.iterations_done, run.elapsed = out.iterations_done, out.elapsed
+    if out.model is not None:
+        run.model = out.model
+        run.name, run.dropped = state.keep(out.model)
 
 
 # --------------------------------------------------------------------------- the live views
@@ -97,21 +107,31 @@ def progress_text(p: Progress) -> str:
     return f"Iteration {p.iterations_done:,} of {p.iterations:,} · {rate_text} · about {fmt_seconds(left)} left"
 
 
-def draw_progress_frame(trainer: Trainer, p: Progress, frame: int) -> None:
+def draw_waiting(job: Job) -> None:
+    """While a job waits for a free worker process (every worker is training someone's run)."""
+    st.progress(0.0, text=f"Waiting for a free worker: the server trains {job.pool_size} runs at once, "
+                          "and all are busy · your run starts as soon as one finishes")
+
+
+def draw_progress_frame(job: Job, p: Progress | None, frame: int) -> None:
     """The short live view: a progress bar with speed and time left."""
+    if p is None:
+        return draw_waiting(job)
     st.progress(p.iterations_done / p.iterations, text=progress_text(p))
 
 
-def draw_training_frame(trainer: Trainer, p: Progress, frame: int) -> None:
+def draw_training_frame(job: Job, p: Progress | None, frame: int) -> None:
     """The full live view: progress, cost, accuracies and the two growing curves."""
+    if p is None:
+        return draw_waiting(job)
     st.progress(p.iterations_done / p.iterations, text=progress_text(p))
-    train_acc, test_acc = latest_accuracies(trainer.accuracy_history)
-    cost = trainer.history[-1][1] if trainer.history else None
+    train_acc, test_acc = latest_accuracies(job.accuracy_history)
+    cost = job.history[-1][1] if job.history else None
     with st.container(horizontal=True, gap="medium"):
         st.metric("Cost", "–" if cost is None else f"{cost:.4f}", width="content")
         st.metric("Train accuracy", "–" if train_acc is None else f"{train_acc:.2f}", width="content")
         st.metric("Test accuracy", "–" if test_acc is None else f"{test_acc:.2f}", width="content")
-    draw_curves(trainer.history, trainer.accuracy_history, p.iterations, key=f"train_live_{frame}")
+    draw_curves(job.history, job.accuracy_history, p.iterations, key=f"train_live_{frame}")
 
 
 def draw_curves(history, accuracy_history, iterations: int, key: str) -> None:
@@ -138,6 +158,9 @@ def draw_run_status(run: Run | None) -> None:
     if run.status == "diverged":
         st.warning(f"**Training diverged: no model kept.** {run.message[:1].upper()}{run.message[1:]}",
                    icon=":material/warning:")
+    elif run.status in ("crashed", "failed"):
+        st.error(f"**Training {'crashed' if run.status == 'crashed' else 'failed'}: no model kept.** "
+                 f"{run.message[:1].upper()}{run.message[1:]}", icon=":material/error:")
     elif run.status == "stopped" and model is not None:
         st.warning(
             f"**Stopped** after {model.iterations_done:,} of {model.config.iterations:,} iterations: the "
@@ -160,6 +183,6 @@ def draw_run_status(run: Run | None) -> None:
             f"{state.max_models} models), the oldest were dropped: {names}.",
             icon=":material/delete_sweep:",
         )
-    if run.status != "diverged":
+    if run.status not in ("diverged", "crashed", "failed"):
         for warning in run.warnings:
             st.warning(warning[:1].upper() + warning[1:], icon=":material/lightbulb:")
