@@ -186,6 +186,7 @@ class Trainer:
         has_test = self.X_test is not None
         self.status = "running"
         first_cost = None
+        plain, step, lr0 = self._plain_steps, self._solver.step, float(cfg.learning_rate)
         t0 = time.perf_counter() - self.elapsed
         try:
             for i in range(self.iterations_done, cfg.iterations):
@@ -195,12 +196,14 @@ class Trainer:
                 train_acc = None
                 if need_acc and not self._step_is_train_output:  # at the parameters before the update
                     train_acc = score(self._solver.proba_train(), self.Y)
-                if self._plain_steps:
-                    batch, epoch, lr = None, i, None  # None: the solver's own rate
+                if plain:  # all examples as they are, at the solver's own rate
+                    batch, epoch, lr = None, i, lr0
+                    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+                        cost, AL = step(need_cost)
                 else:
                     batch, epoch, lr = self._next_batch()
-                with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
-                    cost, AL = self._solver.step(need_cost, batch, lr)
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        cost, AL = step(need_cost, batch, lr)
                 if cost is not None:
                     if first_cost is None:
                         first_cost = self.history[0][1] if self.history else cost
@@ -224,8 +227,7 @@ class Trainer:
                 if need_acc:
                     self.accuracy_history.append((i, train_acc, test_acc))
                 self.elapsed = time.perf_counter() - t0
-                yield Progress(i, cfg.iterations, cost, train_acc, test_acc, self.elapsed, epoch,
-                               cfg.learning_rate if lr is None else lr)
+                yield Progress(i, cfg.iterations, cost, train_acc, test_acc, self.elapsed, epoch, lr)
             self.status = "finished"
             self.message = f"finished {cfg.iterations} iterations in {self.elapsed:.2f} s"
         finally:
