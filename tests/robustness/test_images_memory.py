@@ -243,9 +243,12 @@ def test_running_out_of_memory_is_one_image_error(where, monkeypatch):
 def _run_limited(code: str, headroom_mb: int, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``code`` in a child whose address space may grow by at most ``headroom_mb`` after imports."""
     prelude = textwrap.dedent(f"""
-        import resource, sys
+        import importlib, pkgutil, resource, sys
         sys.path.insert(0, {str(ROOT)!r})
-        import numpy, PIL.Image, PIL.PngImagePlugin, catdnn.images, catdnn.cli
+        import numpy, PIL.Image, PIL.PngImagePlugin, catdnn
+        for module in pkgutil.iter_modules(catdnn.__path__):  # what the CLI may import lazily
+            if module.name != "__main__":
+                importlib.import_module("catdnn." + module.name)
         vm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:")][0] * 1024
         resource.setrlimit(resource.RLIMIT_AS, (vm + {headroom_mb} * 2**20, resource.RLIM_INFINITY))
     """)
