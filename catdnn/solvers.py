@@ -281,10 +281,12 @@ class GramSolver:
             return sigmoid(Z1)
         return forward(self._rest, relu(Z1))[0]
 
-    def _w1_norm_sq(self) -> float:
-        """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1."""
+    def _w1_norm_sq(self, BG=None) -> float:
+        """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1
+        (``BG``: ``B·G̃`` of shape (n_1, M), if already at hand)."""
         B, s = self._B, self._s
-        BG = B @ self._G  # (n_1, M) @ (M, M) -> (n_1, M)
+        if BG is None:
+            BG = B @ self._G  # (n_1, M) @ (M, M) -> (n_1, M)
         return float(np.sum(s * s * self._w0_sq) + 2.0 * np.sum(s * np.sum(B * self._P0, axis=1, keepdims=True))
                      + np.sum(B * BG))
 
@@ -317,7 +319,13 @@ class GramSolver:
             Gb, P0b = self._G[:, cols], self._P0[:, cols]
             Yb = self.Y if batch.index is None else self.Y[:, idx]
         mb = Yb.shape[1]
-        Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
+        BG = None
+        if need_cost and t.lambd and Gb is self._G:  # B·G̃ is Z[1]'s first term: keep it for ‖W1‖²
+            BG = self._B @ Gb  # (n_1, M) @ (M, M) -> (n_1, M)
+            Z1 = BG + self._s * P0b
+            Z1 += self._b1
+        else:
+            Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
         A1 = relu(Z1)  # A[1] = ReLU(Z[1])
         mask1 = None
         if t.keep is not None:
@@ -333,7 +341,7 @@ class GramSolver:
         if need_cost:
             cost = cost_from_logits(ZL, Yb)
             if t.lambd:
-                cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq()
+                cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq(BG)
         if self._rest:
             grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True)  # layers 2..L, dA[1]
             if mask1 is not None:
