@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import IMAGE_SHAPE, flatten_images
 from .errors import ImageError
 
 #: Pillow format names that are decoded; anything else is refused. (MPO is the multi-picture JPEG
@@ -70,7 +71,7 @@ DECODE_BUDGET = 600_000_000
 _WEBP_BYTES_PER_PIXEL = 16
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
-IMAGE_SIZE = 64  # the network's images are 64×64 RGB
+IMAGE_SIZE = IMAGE_SHAPE[0]  # the network's images are 64×64 RGB (catdnn.data.IMAGE_SHAPE)
 #: JPEGs are decoded at a reduced scale (DCT scaling) no smaller than this before resizing.
 DRAFT_SIZE = 4 * IMAGE_SIZE
 
@@ -670,6 +671,6 @@ def image_to_input(img) -> np.ndarray:
     Flattened in (row, column, channel) order, like the training set.
     """
     a = np.asarray(img, dtype=np.uint8)
-    if a.shape != (IMAGE_SIZE, IMAGE_SIZE, 3):
+    if a.shape != IMAGE_SHAPE:
         raise ImageError(f"expected a 64×64 RGB image, got an array of shape {a.shape}")
-    return a.reshape(-1, 1) / 255.0
+    return flatten_images(a[np.newaxis])  # the training set's own flattening: (12288, 1)

@@ -41,3 +41,23 @@ def tiny_model():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture()
+def no_decoding(monkeypatch):
+    """Record every call that would decode pixels; the list must stay empty for a
+    refused (bomb or oversized) image."""
+    from PIL import Image, ImageFile, WebPImagePlugin
+
+    calls = []
+    for cls in (Image.Image, ImageFile.ImageFile, WebPImagePlugin.WebPImageFile):
+        original = cls.__dict__.get("load")
+        if original is None:
+            continue
+
+        def spy(self, *a, _original=original, **kw):
+            calls.append(type(self).__name__)
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(cls, "load", spy)
+    return calls

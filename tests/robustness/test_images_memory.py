@@ -51,25 +51,6 @@ def extreme(tmp_path_factory):
     }
 
 
-@pytest.fixture()
-def no_decoding(monkeypatch):
-    """Record every call that would decode pixels; the list must stay empty for a refusal."""
-    from PIL import WebPImagePlugin
-
-    calls = []
-    for cls in (Image.Image, ImageFile.ImageFile, WebPImagePlugin.WebPImageFile):
-        original = cls.__dict__.get("load")
-        if original is None:
-            continue
-
-        def spy(self, *a, _original=original, **kw):
-            calls.append(type(self).__name__)
-            return _original(self, *a, **kw)
-
-        monkeypatch.setattr(cls, "load", spy)
-    return calls
-
-
 def one_line_refusal(fn, source, name, *words):
     with pytest.raises(ImageError) as info:
         fn(source, name)
