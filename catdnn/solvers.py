@@ -523,7 +523,8 @@ def _gram_why(config, m: int) -> str:
                                         ("mini-batches", config.batch_size), ("flips", config.flip),
                                         ("lr decay", config.schedule != "constant")) if on]
     basis = f"{m} training images" + (" and their mirror images" if config is not None and config.flip else "")
-    return (f"{', '.join(kinds)} keep W1 = s·W1₀ + B·Xᵀ over the {basis}, so layer 1 works in "
+    verb = "keeps" if len(kinds) == 1 else "keep"
+    return (f"{', '.join(kinds)} {verb} W1 = s·W1₀ + B·Xᵀ over the {basis}, so layer 1 works in "
             f"{'2m×2m' if config is not None and config.flip else 'm×m'} with the same iterates")
 
 
