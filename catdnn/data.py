@@ -29,6 +29,14 @@ ENV_VAR = "CATDNN_DATA_DIR"
 #: Space-separated base URLs tried before the public mirrors (``BASE/train_catvnoncat.h5``).
 URL_ENV_VAR = "CATDNN_DATA_URL"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: The user's own catdnn folder (run history, imported photo datasets); this variable moves it.
+HOME_ENV_VAR = "CATDNN_HOME"
+
+
+def home_dir() -> Path:
+    """``$CATDNN_HOME`` if set, else ``~/.catdnn``: where catdnn keeps what the user makes (not created here)."""
+    env = os.environ.get(HOME_ENV_VAR, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".catdnn"
 
 FILES = {"train": "train_catvnoncat.h5", "test": "test_catvnoncat.h5"}
 
