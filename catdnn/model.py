@@ -37,6 +37,7 @@ class Model:
     status: str = "finished"  # finished | stopped
     train_seconds: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    stats: list = field(default_factory=list)  # [catdnn.probe.LayerStats] recorded during training; not saved to files
 
     @property
     def layers(self) -> tuple:

@@ -1,5 +1,6 @@
 """Looking inside a trained network: first-layer weights as images, one image's activations layer by
-layer, dead ReLU units, and a small honest setup for the gradient check.
+layer, dead ReLU units, a small honest setup for the gradient check, the saliency of an image (what
+the network looks at) and per-layer gradient and activation statistics recorded during training.
 
 Pure NumPy, the course's shapes (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)`` with one image
 per column, ``W[l]`` is ``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``, ``params[l - 1] == (W[l], b[l])``.
@@ -8,10 +9,13 @@ Layer numbers in this module are the course's, 1-based: layer ``L`` is the sigmo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .augment import flip
 from .data import IMAGE_SHAPE
-from .network import forward, init_params
+from .network import backward, forward, init_params
 
 #: How the course reads the gradient check's relative difference, as (upper bound, verdict, explanation).
 GRADIENT_CHECK_LEVELS = (
@@ -274,3 +278,127 @@ def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:
     """
     _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
     return int(sum(np.count_nonzero(np.abs(Z) < margin) for _A_prev, Z in cache[:-1]))
+
+
+# --------------------------------------------------------------------------- what the network looks at
+def saliency(params, x: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The gradient of P(cat) with respect to the input pixels: ``∂A[L]/∂x`` for one image.
+
+    Backpropagation of the one copy of the math (:func:`catdnn.network.backward` with
+    ``input_grad``): with ``Y = A[L] − 1`` the fused output delta ``dZ[L] = A[L] − Y`` is 1, so
+    ``dA[0]`` is ``∂Z[L]/∂x``; the chain rule through the sigmoid, ``σ′(z) = a·(1 − a)``, turns it into
+    ``∂P(cat)/∂x``.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    x : ndarray of shape (n_x, 1) or (n_x,)
+        One image as a column of ``X`` (scaled to [0, 1]).
+    tta : bool
+        The model's prediction is the mean of P(cat) for the image and its mirror image (a model
+        trained with ``tta``): the gradient of that mean.
+
+    Returns
+    -------
+    ndarray of shape (n_x,), float64
+        How much P(cat) grows per unit of each input value (pixel and colour).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
+    if not tta:
+        return _proba_gradient(params, x)
+    mirror = flip(x)
+    # P = (p(x) + p(F·x)) / 2, so ∂P/∂x = (∂p/∂x + Fᵀ·∂p/∂(F·x)) / 2, and F is its own transpose
+    return (_proba_gradient(params, x) + flip(_proba_gradient(params, mirror).reshape(-1, 1))[:, 0]) / 2.0
+
+
+def _proba_gradient(params, x: np.ndarray) -> np.ndarray:
+    """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
+    AL, cache = forward(params, x)
+    _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True)  # dZ[L] = A[L] − (A[L] − 1) = 1
+    a = float(AL[0, 0])
+    return dA0[:, 0] * (a * (1.0 - a))  # dA0 is ∂Z[L]/∂x: (n_x, 1); σ′(Z[L]) = a(1 − a)
+
+
+def saliency_map(gradient: np.ndarray, image_shape: tuple = IMAGE_SHAPE) -> np.ndarray:
+    """A saliency gradient as a heat map over the image: the largest ``|∂P/∂x|`` over the three colours
+    of each pixel, scaled so that the strongest pixel is 1.
+
+    Parameters
+    ----------
+    gradient : ndarray of shape (n_x,)
+        From :func:`saliency` (row, column, channel order, as the images were flattened).
+
+    Returns
+    -------
+    ndarray of shape (64, 64), float64 in [0, 1]
+        All zeros when the gradient is zero (a saturated or dead network).
+    """
+    g = np.abs(np.asarray(gradient, dtype=np.float64)).reshape(image_shape).max(axis=2)
+    top = float(g.max()) if g.size else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return np.zeros(g.shape)
+    return g / top
+
+
+def saliency_overlay(image: np.ndarray, heat: np.ndarray, strength: float = 0.75) -> np.ndarray:
+    """The image the network sees, darkened, with the heat map on top in red-yellow.
+
+    Parameters
+    ----------
+    image : ndarray of shape (64, 64, 3), uint8
+    heat : ndarray of shape (64, 64), values in [0, 1] (:func:`saliency_map`)
+    strength : float
+        How much the heat map covers the image where it is 1.
+
+    Returns
+    -------
+    ndarray of shape (64, 64, 3), uint8
+    """
+    img = np.asarray(image, dtype=np.float64) / 255.0  # (64, 64, 3)
+    h = np.clip(np.asarray(heat, dtype=np.float64), 0.0, 1.0)[..., None]  # (64, 64, 1)
+    colour = np.concatenate([np.ones_like(h), np.clip(2.0 * h - 0.6, 0.0, 1.0), np.zeros_like(h)], axis=2)
+    base = 0.45 * img.mean(axis=2, keepdims=True) + 0.25 * img  # a dim version of the photo
+    out = (1.0 - strength * h) * base + strength * h * colour
+    return np.rint(255.0 * np.clip(out, 0.0, 1.0)).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- statistics during training
+@dataclass(frozen=True)
+class LayerStats:
+    """One snapshot of a run, taken by the training loop (``Trainer(stats_every=k)``).
+
+    ``grad_norms[l - 1]`` is ``‖dW[l]‖`` (Frobenius) of the cross-entropy on the whole training set
+    at the parameters before iteration ``iteration``'s update, without dropout or augmentation;
+    ``mean_activations[l - 1]`` the mean of ``A[l]`` over its units and the examples (for the output
+    layer, the mean P(cat)), and ``zero_fractions[l - 1]`` the fraction of ``A[l]``'s values that are 0
+    (ReLU off), for the hidden layers l = 1 … L-1 only.
+    """
+
+    iteration: int
+    grad_norms: tuple
+    mean_activations: tuple
+    zero_fractions: tuple
+
+
+def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> LayerStats:
+    """Per-layer gradient norms and activation statistics on ``X``: one :class:`LayerStats`.
+
+    One forward and one backward pass of :mod:`catdnn.network` (the one copy of the math).
+
+    Parameters
+    ----------
+    params : list of (W, b)
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    iteration : int
+        Stored in the result (the training loop's 0-based index).
+    """
+    AL, cache = forward(params, X)
+    grads = backward(params, cache, Y, AL)
+    acts = [A_prev for A_prev, _Z in cache[1:]] + [AL]  # A[1] … A[L]
+    return LayerStats(
+        iteration=int(iteration),
+        grad_norms=tuple(float(np.linalg.norm(dW)) for dW, _db in grads),
+        mean_activations=tuple(float(A.mean()) for A in acts),
+        zero_fractions=tuple(float(np.mean(A == 0.0)) for A in acts[:-1]),
+    )

@@ -36,6 +36,7 @@ from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
 from .optim import SCHEDULES, MiniBatches, seeded_generators
+from .probe import layer_stats
 from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
 
 
@@ -100,6 +101,10 @@ class Trainer:
     solver : str
         "auto" (default), or a name from ``SOLVERS``. After construction ``solver_name`` says which
         runs and ``solver_reason`` why, in one line.
+    stats_every : int
+        Record per-layer gradient norms and activation statistics (:func:`catdnn.probe.layer_stats`,
+        one extra forward and backward pass on the training set) every this many iterations, and at
+        the first and the last, into ``stats``; 0 (default) = never.
     """
 
     config: TrainConfig
@@ -111,8 +116,10 @@ class Trainer:
     accuracy_every: int = 0
     solver: str = "auto"
     classes: tuple = ("non-cat", "cat")
+    stats_every: int = 0
     history: list = field(default_factory=list)  # [(iteration, cost)]
     accuracy_history: list = field(default_factory=list)  # [(iteration, train_acc, test_acc)]
+    stats: list = field(default_factory=list)  # [probe.LayerStats], with stats_every
     status: str = "ready"  # ready | running | stopped | finished | diverged
     message: str = ""
     iterations_done: int = 0  # iterations completed
@@ -127,6 +134,8 @@ class Trainer:
         self.config.validate(n_x=X.shape[0])
         if int(self.cost_every) < 1:
             raise ConfigError("cost_every must be at least 1")
+        if int(self.stats_every) < 0:
+            raise ConfigError("stats_every must be 0 (off) or more")
         cfg = self.config
         if (cfg.flip or cfg.shift or cfg.tta) and X.shape[0] != N_X:
             raise ConfigError(
@@ -182,7 +191,7 @@ class Trainer:
         """
         cfg = self.config
         last = cfg.iterations - 1
-        ce, ae = int(self.cost_every), int(self.accuracy_every)
+        ce, ae, se = int(self.cost_every), int(self.accuracy_every), int(self.stats_every)
         has_test = self.X_test is not None
         self.status = "running"
         first_cost = None
@@ -192,6 +201,8 @@ class Trainer:
             for i in range(self.iterations_done, cfg.iterations):
                 need_cost = i % ce == 0 or i == last
                 need_acc = ae > 0 and (i % ae == 0 or i == last)
+                if se and (i % se == 0 or i == last):  # at the parameters before the update
+                    self.stats.append(layer_stats(self._solver.params(copy=False), self.X, self.Y, i))
                 test_acc = score(self._solver.proba_test(), self.Y_test) if need_acc and has_test else None
                 train_acc = None
                 if need_acc and not self._step_is_train_output:  # at the parameters before the update
@@ -259,6 +270,7 @@ class Trainer:
             test_accuracy=test_acc,
             status=self.status,
             train_seconds=self.elapsed,
+            stats=list(self.stats),
         )
 
 
