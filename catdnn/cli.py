@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--print-every", type=int, default=100, help="print the cost every N iterations (100)")
     t.add_argument("--data-dir", help="folder holding the two .h5 files (default: $CATDNN_DATA_DIR, data/)")
     t.add_argument("--no-download", action="store_true", help="never download the dataset")
+    t.add_argument("--dataset", metavar="PATH", help=DATASET_HELP)
     t.add_argument("--solver", default="auto", help=argparse.SUPPRESS)
     t.add_argument("--save", metavar="MODEL.npz", help="save the trained model to this file")
     k = t.add_argument_group("techniques beyond the course (each off by default)")
@@ -128,7 +129,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="where the dataset is and what it holds")
     i.add_argument("--data-dir")
+    i.add_argument("--dataset", metavar="PATH", help=DATASET_HELP)
+    i.set_defaults(parser=i)
     return p
+
+
+DATASET_HELP = ("your own photos instead: a folder with cat/ and non-cat/ subfolders or a zip of one "
+                "(imported once into $CATDNN_HOME/datasets), an imported dataset's folder or name, or a folder "
+                "holding a .h5 pair")
+
+
+def open_dataset(args, download: bool = True):
+    """The dataset ``--dataset`` names (photos imported, or reused, on the way), else ``--data-dir``'s."""
+    from .data import load_dataset
+
+    if not getattr(args, "dataset", None):
+        return load_dataset(args.data_dir, download=download and not getattr(args, "no_download", False),
+                            progress=_ProgressBar())
+    if args.data_dir:
+        args.parser.error("give --dataset or --data-dir, not both")
+    from .photos import resolve_dataset
+
+    def progress(done: int, total: int, name: str) -> None:
+        if done == total or done % 50 == 0:
+            print(f"\rimporting photos: {done:,} of {total:,}", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)
+
+    folder, info = resolve_dataset(args.dataset, progress=progress)
+    if info is not None:
+        how = "reused the import of" if info.cached else "imported"
+        print(f"{how} {info.name!r}: {info.m_train} training and {info.m_test} test photos, "
+              f"{len(info.skipped)} file(s) skipped", file=sys.stderr)
+        for s in info.skipped[:20] if not info.cached else ():
+            print(f"  skipped {s.name}: {s.reason}", file=sys.stderr)
+        if len(info.skipped) > 20 and not info.cached:
+            print(f"  ... and {len(info.skipped) - 20} more", file=sys.stderr)
+    return load_dataset(folder, download=False)
 
 
 class _ProgressBar:
@@ -155,7 +191,6 @@ class _ProgressBar:
 
 
 def cmd_train(args) -> int:
-    from .data import load_dataset
     from .diagnose import diagnose
     from .model_io import save_model
     from .train import Trainer
@@ -171,7 +206,7 @@ def cmd_train(args) -> int:
             _check_save_path(args.save)
     except ConfigError as exc:
         args.parser.error(str(exc))
-    ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
+    ds = open_dataset(args)
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
                       cost_every=args.print_every, solver=args.solver, classes=ds.classes)
     extra = "".join(f", {t}" for t in config.techniques())
@@ -255,10 +290,8 @@ def cmd_download(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from .data import load_dataset
-
-    ds = load_dataset(args.data_dir, download=False)
-    print(f"dataset: {ds.source}")
+    ds = open_dataset(args, download=False)
+    print(f"dataset: {ds.name} in {ds.source}")
     for name, split in (("train", ds.train), ("test", ds.test)):
         cats = int(split.labels.sum())
         print(f"  {name}: {split.m} images, {cats} cat, {split.m - cats} non-cat")

@@ -7,11 +7,18 @@ Where the two HDF5 files are looked for, in order:
 3. the project's ``data/`` folder, where they are downloaded to on first use when missing.
 
 A folder named explicitly (1 or 2) must hold the files: nothing is downloaded into it.
+
+A folder may instead hold a dataset imported from the user's own photos (:mod:`catdnn.photos`):
+:data:`IMPORTED_FILES` in the same HDF5 layout (``train_set_x``, ``train_set_y``, ``list_classes``,
+``test_…``) and a :data:`MANIFEST` recording the arrays' checksums. Those files have their own names,
+so a folder holding the course's file names is always checked against the course's published
+checksums: an imported dataset is checked against its own manifest instead, never in their place.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import urllib.error
@@ -61,6 +68,12 @@ MIRRORS = {
     ],
 }
 EXPECTED = {"train": 209, "test": 50}
+#: The course's dataset, as the app names it.
+COURSE_NAME = "cat / non-cat (the course's)"
+#: An imported photo dataset's files (the course's layout inside) and its manifest (see catdnn.photos).
+IMPORTED_FILES = {"train": "train_set.h5", "test": "test_set.h5"}
+MANIFEST = "dataset.json"
+MANIFEST_FORMAT = "catdnn-photos"
 #: One image as the network sees it: 64×64 RGB, flattened in (row, column, channel) order.
 IMAGE_SHAPE = (64, 64, 3)
 N_X = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]  # 12288: the network's input size
@@ -102,12 +115,18 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """The training and test splits, the class names (index = label) and where they came from."""
+    """The training and test splits, the class names (index = label) and where they came from.
+
+    ``source`` is the folder the files were read from (a worker process reloads it from there);
+    ``name`` is what the app calls the dataset; ``imported`` is True for the user's own photos.
+    """
 
     train: Split
     test: Split
     classes: tuple
     source: Path
+    name: str = COURSE_NAME
+    imported: bool = False
 
 
 def flatten_images(images: np.ndarray) -> np.ndarray:
@@ -123,6 +142,27 @@ def flatten_images(images: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- locating
 def _has_files(folder: Path) -> bool:
     return all((folder / f).is_file() for f in FILES.values())
+
+
+def is_imported(folder) -> bool:
+    """Whether ``folder`` holds a dataset imported from photos (its manifest and both files)."""
+    folder = Path(folder)
+    return (folder / MANIFEST).is_file() and all((folder / f).is_file() for f in IMPORTED_FILES.values())
+
+
+def read_manifest(folder) -> dict:
+    """An imported dataset's manifest (name, counts, skipped files, checksums); DataError if unreadable."""
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable dataset manifest ({exc}); import the photos again",
+                        folder=Path(folder)) from None
+    digests = manifest.get("content_sha256") if isinstance(manifest, dict) else None
+    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
+            or not isinstance(digests, dict) or not all(isinstance(digests.get(k), str) for k in FILES)):
+        raise DataError(f"{path}: not a catdnn photo dataset manifest; import the photos again", folder=Path(folder))
+    return manifest
 
 
 def find_data_dir(data_dir=None) -> tuple[Path | None, str]:
@@ -154,17 +194,19 @@ def _missing_error(folder: Path, why: str) -> DataError:
 
 
 # --------------------------------------------------------------------------- reading & validating
-def _content_digest(x: np.ndarray, y: np.ndarray) -> str:
+def content_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of a split's arrays: the images' uint8 bytes, then the labels as little-endian int64."""
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(x).tobytes())
     h.update(np.asarray(y, dtype="<i8").tobytes())
     return h.hexdigest()
 
 
-def read_split(path: Path, split: str, verify: bool = True):
+def read_split(path: Path, split: str, verify: bool = True, digest: str | None = None):
     """Read and validate one HDF5 file; return ``(images, labels, classes)``.
 
-    With ``verify``, the arrays must match the published ``{split}_catvnoncat.h5``.
+    With ``verify``, the arrays must match the published ``{split}_catvnoncat.h5``, or ``digest``
+    (their SHA-256, see :func:`content_digest`) when given: an imported dataset's own checksum.
 
     Raises :class:`DataError` naming the file and what is wrong with it.
     """
@@ -200,7 +242,11 @@ def read_split(path: Path, split: str, verify: bool = True):
         names = ()
     if len(names) != 2:
         raise DataError(f"{path}: list_classes should name 2 classes, found {list(np.ravel(classes))!r}")
-    if verify and _content_digest(x, y) != CONTENT_SHA256[name]:
+    if verify and digest is not None:
+        if content_digest(x, y) != digest:
+            raise DataError(f"{path}: the images or labels differ from those recorded when the photos were "
+                            "imported (checksum mismatch): the file is damaged; import the photos again")
+    elif verify and content_digest(x, y) != CONTENT_SHA256[name]:
         raise DataError(
             f"{path}: the images or labels differ from the published cat/non-cat dataset "
             "(checksum mismatch): the file is corrupt or a different dataset; delete it and try again"
@@ -220,13 +266,15 @@ def load_dataset(
     Parameters
     ----------
     data_dir : str or Path, optional
-        A folder that holds the two files; overrides ``$CATDNN_DATA_DIR`` and ``data/``.
+        A folder that holds the two files, or a dataset imported from photos (:mod:`catdnn.photos`);
+        overrides ``$CATDNN_DATA_DIR`` and ``data/``.
     download : bool
         Download into ``data/`` when no folder was named and ``data/`` lacks the files.
     progress : callable(name, done_bytes, total_bytes_or_None), optional
         Called while downloading.
     verify : bool
-        Check the arrays against the published dataset's checksums.
+        Check the arrays against the published dataset's checksums (an imported dataset's: against
+        those in its manifest).
     """
     folder, why = find_data_dir(data_dir)
     if folder is None:
@@ -234,12 +282,16 @@ def load_dataset(
             raise _missing_error(DEFAULT_DATA_DIR, why)
         download_dataset(DEFAULT_DATA_DIR, progress=progress)
         folder, why = DEFAULT_DATA_DIR, "downloaded"
-    if not _has_files(folder):
+    course = _has_files(folder)  # the course's file names: always the course's checksums
+    if not course and not is_imported(folder):
         raise _missing_error(folder, why)
+    manifest = None if course else read_manifest(folder)
+    files = FILES if course else IMPORTED_FILES
     xs, ys, names = {}, {}, None
-    for split, fname in FILES.items():
+    for split, fname in files.items():
+        digest = None if course else manifest["content_sha256"][split]
         try:
-            xs[split], ys[split], names = read_split(folder / fname, split, verify=verify)
+            xs[split], ys[split], names = read_split(folder / fname, split, verify=verify, digest=digest)
         except DataError as exc:  # a damaged or substituted file: nothing is missing, the folder is known
             exc.folder = folder
             raise
@@ -250,6 +302,8 @@ def load_dataset(
         test=Split(xs["test"], ys["test"]),
         classes=names,
         source=folder,
+        name=COURSE_NAME if course else str(manifest.get("name") or folder.name),
+        imported=not course,
     )
 
 

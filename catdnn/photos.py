@@ -1,0 +1,542 @@
+"""Your own photos as a dataset: a folder (or a zip of one) with a ``cat/`` and a ``non-cat/``
+subfolder becomes a dataset that loads like the course's.
+
+What :func:`import_photos` does:
+
+* **Layout**: the class folders sit at the top, or inside one top folder (``pets/cat/…``, as zipping
+  a folder gives). Files may be nested below a class folder. Accepted class-folder names:
+  :data:`POSITIVE_NAMES` (label 1) and :data:`NEGATIVE_NAMES` (label 0), in any case, with ``_``
+  or a space for ``-``. Hidden files and folders (``.DS_Store``, ``__MACOSX/``) are ignored.
+* **Decoding**: every file goes through :func:`catdnn.images.prepare_image`, the one safe decoder
+  (format allow-list, decompression-bomb checks, EXIF orientation, any mode to RGB), to the 64×64
+  RGB image the network sees. A file that cannot be read is **skipped and listed** with the reason
+  (:class:`Skipped`); it never aborts the import.
+* **Split**: stratified (each class split in the same proportion, :data:`TEST_FRACTION`) with a fixed
+  seed, so the same photos always give the same split.
+* **Cache**: both splits are written as HDF5 in the course's layout (``train_set_x`` (m, 64, 64, 3)
+  uint8, ``train_set_y`` (m,) int64, ``list_classes``; ``test_…``) with a manifest
+  (:data:`catdnn.data.MANIFEST`: name, counts, skipped files, the arrays' checksums) into a folder
+  under ``home_dir()/datasets``. :func:`catdnn.data.load_dataset` loads that folder like the
+  course's; importing the same photos again reuses it.
+
+A zip is **refused whole**, with one clear message (:class:`~catdnn.errors.DataError`), before any
+entry is inflated, when its directory shows: an entry that would escape its folder (``../``, an
+absolute path, a drive letter), a symbolic link, more than :data:`MAX_FILES` files, more than
+:data:`MAX_TOTAL_BYTES` in all, an entry inflating more than :data:`MAX_RATIO` times its compressed
+size (a zip bomb), or entries that overlap in the archive. Entries are read into memory one at a
+time (at most their declared size, which the decompressor never exceeds): nothing is ever
+extracted to disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from . import images
+from .data import IMAGE_SHAPE, IMPORTED_FILES, MANIFEST, MANIFEST_FORMAT, content_digest, home_dir, is_imported
+from .errors import DataError, ImageError
+
+#: Folder names (normalised: lower case, ``_`` and spaces as ``-``) for label 1 and label 0.
+POSITIVE_NAMES = ("cat", "cats")
+NEGATIVE_NAMES = ("non-cat", "non-cats", "noncat", "noncats", "not-cat", "not-cats", "notcat", "other", "others")
+#: The class names written to ``list_classes`` (index = label), as in the course's files.
+CLASSES = ("non-cat", "cat")
+#: Share of each class that goes to the test set, and the seed of the split.
+TEST_FRACTION = 0.2
+SPLIT_SEED = 1
+#: Fewest readable photos a class needs (one to train on, one to test on).
+MIN_PER_CLASS = 2
+#: Most files a folder or zip may hold (each image costs 12288 bytes, and 98 KB as the network's
+#: float64 input: 20 000 photos make a 2 GB input matrix per training process).
+MAX_FILES = 20_000
+#: Most bytes a zip may inflate to in all (from its directory, checked before inflating anything).
+MAX_TOTAL_BYTES = 2 * 1024**3
+#: Largest inflate-to-compressed ratio of an entry over RATIO_FLOOR bytes (photos barely compress:
+#: JPEG and PNG about 1:1; zip bombs reach 1000:1 with deflate, far more with bzip2).
+MAX_RATIO = 100
+RATIO_FLOOR = 4 * 1024**2
+#: Subfolder of home_dir() holding the imported datasets, one folder each.
+DATASETS_DIR = "datasets"
+#: Part of the cache key: bump when an import would give different arrays from the same photos.
+IMPORT_VERSION = 1
+
+ImportProgress = Callable[[int, int, str], None]  # (files done, files in all, the file's name)
+_IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of the dataset, and why (one line)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PhotoDataset:
+    """An imported dataset, as its manifest describes it.
+
+    ``counts`` is ``{"train": {"cat": n, "non-cat": n}, "test": {...}}``; ``cached`` is True when
+    the import found the same photos already imported and reused them.
+    """
+
+    folder: Path
+    name: str
+    source: str
+    created: float
+    counts: dict
+    skipped: tuple = ()
+    cached: bool = False
+
+    @property
+    def m_train(self) -> int:
+        return sum(self.counts["train"].values())
+
+    @property
+    def m_test(self) -> int:
+        return sum(self.counts["test"].values())
+
+    @property
+    def label(self) -> str:
+        """A line for a picker: the name and the number of photos in each split."""
+        return f"{self.name} ({self.m_train} train + {self.m_test} test photos)"
+
+
+@dataclass
+class _Entry:
+    """One file of the folder or zip: its path inside, and how to read its bytes."""
+
+    parts: tuple
+    size: int
+    read: Callable[[], bytes] = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
+
+
+# --------------------------------------------------------------------------- listing the files
+def _ignored(parts) -> bool:
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in _IGNORED_NAMES
+
+
+def _too_many(count: int, what: str) -> DataError:
+    return DataError(f"{what} holds more than {MAX_FILES:,} files: too many to import (split it, or import "
+                     f"a smaller selection)")
+
+
+def _folder_entries(top: Path, max_files: int) -> list[_Entry]:
+    """The files under ``top`` (not following symlinked folders, so no loop), sorted by path."""
+    entries = []
+    for root, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__MACOSX")
+        for f in files:
+            path = Path(root) / f
+            parts = path.relative_to(top).parts
+            if _ignored(parts):
+                continue
+            entries.append(_Entry(parts, 0, lambda path=path: path.read_bytes()))
+            if len(entries) > max_files:
+                raise _too_many(len(entries), f"the folder {top}")
+    return sorted(entries, key=lambda e: e.parts)
+
+
+def _unsafe_name(name: str) -> bool:
+    """Whether a zip entry's name would land outside the folder it is extracted into."""
+    if "\x00" in name:
+        return True
+    unified = name.replace("\\", "/")
+    if unified.startswith("/") or re.match(r"^[A-Za-z]:", unified):
+        return True
+    return ".." in PurePosixPath(unified).parts
+
+
+def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: int) -> list[_Entry]:
+    """The zip's files, after checking its whole directory (see the module docstring); sorted by path."""
+    infos = zf.infolist()
+    files = [i for i in infos if not i.is_dir()]
+    if len(files) > max_files:
+        raise _too_many(len(files), f"the zip {label}")
+    total = compressed = 0
+    for info in infos:
+        if _unsafe_name(info.filename):
+            raise DataError(f"the zip {label} is refused: its entry {info.filename!r} would be written outside "
+                            "its folder (an absolute path or '..'); zip the photos' folder again")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(f"the zip {label} is refused: its entry {info.filename!r} is a symbolic link; "
+                            "zip the photos themselves")
+        total += info.file_size
+        compressed += info.compress_size
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise DataError(
+                f"the zip {label} is refused: its entry {info.filename!r} would inflate from "
+                f"{info.compress_size:,} to {info.file_size:,} bytes (over {MAX_RATIO}:1: a zip bomb, not photos)")
+    if total > MAX_TOTAL_BYTES:
+        raise DataError(f"the zip {label} is refused: it would inflate to {total / 2**30:.1f} GB "
+                        f"(over {MAX_TOTAL_BYTES / 2**30:.0f} GB: a zip bomb, or too many photos at once)")
+    if archive_size and compressed > archive_size:
+        raise DataError(f"the zip {label} is refused: its entries overlap ({compressed:,} compressed bytes in a "
+                        f"{archive_size:,}-byte file: a zip bomb)")
+    entries = []
+    for info in files:
+        parts = tuple(p for p in info.filename.replace("\\", "/").split("/") if p not in ("", "."))
+        if not parts or _ignored(parts):
+            continue
+        entries.append(_Entry(parts, info.file_size, lambda info=info: _read_entry(zf, info)))
+    return sorted(entries, key=lambda e: e.parts)
+
+
+def _read_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    if info.flag_bits & 0x1:
+        raise ImageError(f"{info.filename}: encrypted in the zip")
+    if info.file_size > images.MAX_FILE_BYTES:
+        raise ImageError(f"{info.filename}: the file is too large (over {images.MAX_FILE_BYTES // 2**20} MB)")
+    try:
+        with zf.open(info) as f:
+            return f.read(info.file_size + 1)  # the decompressor never yields more than the declared size
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise ImageError(f"{info.filename}: damaged in the zip ({exc})") from None
+    except Exception as exc:  # zlib.error, lzma.LZMAError, ...: a damaged entry, never an aborted import
+        raise ImageError(f"{info.filename}: damaged in the zip ({type(exc).__name__}: {exc})") from None
+
+
+def _class_of(folder_name: str) -> int | None:
+    norm = re.sub(r"[\s_]+", "-", folder_name.strip().lower())
+    return 1 if norm in POSITIVE_NAMES else 0 if norm in NEGATIVE_NAMES else None
+
+
+def _base(entries: list[_Entry], label: str) -> int:
+    """How many leading path parts to drop so that the class folders come first (0 or 1)."""
+    def class_folders(depth):
+        return {e.parts[depth] for e in entries if len(e.parts) > depth + 1 and _class_of(e.parts[depth]) is not None}
+
+    if class_folders(0):
+        found = class_folders(0)
+        depth = 0
+    else:
+        tops = {e.parts[0] for e in entries if len(e.parts) > 1}
+        found = class_folders(1) if len(tops) == 1 else set()
+        depth = 1
+    labels = {_class_of(f) for f in found}
+    if labels != {0, 1}:
+        seen = sorted({e.parts[depth] + "/" for e in entries if len(e.parts) > depth + 1})[:8] if entries else []
+        missing = " and no ".join(f"{n}/ folder" for n, y in (("cat", 1), ("non-cat", 0)) if y not in labels)
+        raise DataError(
+            f"{label} needs a cat/ and a non-cat/ folder of photos (at the top, or inside one folder); "
+            f"found no {missing}" + (f" (its folders: {', '.join(seen)})" if seen else "")
+            + ". Put the photos of cats in cat/ and the others in non-cat/.")
+    return depth
+
+
+# --------------------------------------------------------------------------- decoding and splitting
+def _decode_all(entries, base: int, progress: ImportProgress | None, workers: int):
+    """Decode every entry (``workers`` at a time, reading ahead a little); returns the images, labels
+    and the skipped files, in the entries' order."""
+    kept, labels, skipped = [], [], []
+    todo = []
+    for e in entries:
+        rel = e.parts[base:]
+        if len(rel) < 2:
+            skipped.append(Skipped(e.name, "not inside a cat/ or non-cat/ folder"))
+        elif _class_of(rel[0]) is None:
+            skipped.append(Skipped(e.name, f"in {rel[0]}/, which is not a class folder (cat/ or non-cat/)"))
+        else:
+            todo.append((e, _class_of(rel[0])))
+
+    def decode(entry):
+        try:
+            return np.asarray(images.prepare_image(entry.read(), name=entry.name), dtype=np.uint8)
+        except ImageError as exc:
+            return str(exc).removeprefix(f"{entry.name}: ")
+        except MemoryError:
+            return "not enough memory to decode it"
+
+    total = len(todo)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        window = collections.deque()
+        it = iter(todo)
+        done = 0
+        while True:
+            while len(window) < 2 * max(1, workers):
+                nxt = next(it, None)
+                if nxt is None:
+                    break
+                window.append((nxt, pool.submit(decode, nxt[0])))
+            if not window:
+                break
+            (entry, label), future = window.popleft()
+            result = future.result()
+            if isinstance(result, str):
+                skipped.append(Skipped(entry.name, result))
+            else:
+                kept.append(result)
+                labels.append(label)
+            done += 1
+            if progress is not None:
+                progress(done, total, entry.name)
+    x = np.stack(kept) if kept else np.zeros((0, *IMAGE_SHAPE), np.uint8)
+    return x, np.asarray(labels, dtype=np.int64), sorted(skipped, key=lambda s: s.name)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED):
+    """Indices ``(train, test)`` of a split that keeps each class's share in both parts.
+
+    Each class's examples are shuffled with ``np.random.RandomState(seed)`` (class 0 first) and
+    ``round(test_fraction · n)`` of them (at least 1, at most n − 1) go to the test set; each part is
+    then shuffled with the same generator so the classes are mixed, as in the course's files.
+    """
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    rng = np.random.RandomState(seed)
+    labels = np.asarray(labels).reshape(-1)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(idx.size)]
+        n_test = min(max(int(round(test_fraction * idx.size)), 1), idx.size - 1) if idx.size > 1 else 0
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    train = np.concatenate(train) if train else np.zeros(0, np.int64)
+    test = np.concatenate(test) if test else np.zeros(0, np.int64)
+    return train[rng.permutation(train.size)], test[rng.permutation(test.size)]
+
+
+# --------------------------------------------------------------------------- the cache
+def datasets_dir(home=None) -> Path:
+    """Where imported datasets are kept: ``home_dir()/datasets`` (``home`` overrides home_dir())."""
+    return Path(home if home is not None else home_dir()).expanduser().absolute() / DATASETS_DIR
+
+
+def _display_name(name: str) -> str:
+    name = "".join(ch for ch in str(name) if ch.isprintable()).strip()
+    return (name[:60] or "my photos")
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
+    return slug or "photos"
+
+
+def _info(folder: Path, manifest: dict, cached: bool = False) -> PhotoDataset:
+    return PhotoDataset(
+        folder=folder, name=str(manifest.get("name") or folder.name), source=str(manifest.get("source", "")),
+        created=float(manifest.get("created", 0.0)), counts=manifest["counts"],
+        skipped=tuple(Skipped(str(n), str(r)) for n, r in manifest.get("skipped", [])), cached=cached)
+
+
+def read_info(folder) -> PhotoDataset:
+    """The imported dataset in ``folder``, as its manifest describes it (DataError if it is not one)."""
+    from .data import read_manifest
+
+    folder = Path(folder)
+    if not is_imported(folder):
+        raise DataError(f"{folder}: not a dataset imported from photos", folder=folder)
+    manifest = read_manifest(folder)
+    try:
+        return _info(folder, manifest)
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{folder / MANIFEST}: an incomplete manifest; import the photos again",
+                        folder=folder) from None
+
+
+def list_datasets(home=None) -> list[PhotoDataset]:
+    """The imported datasets, newest first (folders that are not complete datasets are left out)."""
+    top = datasets_dir(home)
+    found = []
+    try:
+        folders = [p for p in top.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    for folder in folders:
+        try:
+            found.append(read_info(folder))
+        except DataError:
+            continue
+    return sorted(found, key=lambda d: (-d.created, d.name))
+
+
+def _write(folder: Path, x: np.ndarray, y: np.ndarray, split_idx, manifest: dict) -> None:
+    import h5py
+
+    for split, idx in zip(("train", "test"), split_idx):
+        xs, ys = np.ascontiguousarray(x[idx]), y[idx].astype(np.int64)
+        with h5py.File(folder / IMPORTED_FILES[split], "w") as h:
+            h.create_dataset(f"{split}_set_x", data=xs)
+            h.create_dataset(f"{split}_set_y", data=ys)
+            h.create_dataset("list_classes", data=np.array([c.encode() for c in CLASSES]))
+        manifest["content_sha256"][split] = content_digest(xs, ys)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def _key(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _folder_fingerprint(entries: list[_Entry], top: Path) -> str:
+    h = hashlib.sha256()
+    for e in entries:
+        try:
+            st = (top.joinpath(*e.parts)).stat()
+            h.update(repr((e.parts, st.st_size, st.st_mtime_ns)).encode())
+        except OSError:
+            h.update(repr((e.parts, None)).encode())
+    return h.hexdigest()
+
+
+def import_photos(
+    source,
+    name: str | None = None,
+    *,
+    home=None,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = SPLIT_SEED,
+    progress: ImportProgress | None = None,
+    max_files: int = MAX_FILES,
+    workers: int = images.DECODE_SLOTS,
+) -> PhotoDataset:
+    """Import a folder of photos, or a zip of one, as a dataset; returns what was imported.
+
+    Parameters
+    ----------
+    source : str, Path, bytes or binary file object
+        A folder with ``cat/`` and ``non-cat/`` subfolders, a ``.zip`` file of one, or a zip's
+        bytes (an upload: ``getvalue()`` is used when the object has it).
+    name : str, optional
+        The dataset's name (default: the folder's or the zip's name).
+    home : str or Path, optional
+        Instead of :func:`catdnn.data.home_dir` (the dataset goes to ``home/datasets/…``).
+    progress : callable(done, total, file_name), optional
+        Called after each photo is decoded.
+
+    Raises :class:`DataError` with one clear message when the source is refused or holds too few
+    readable photos; unreadable files are listed in the result's ``skipped`` instead.
+    """
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise DataError(f"the test share must be between 0 and 1, not {test_fraction}")
+    zf = None
+    try:
+        if isinstance(source, (str, Path)) and Path(source).expanduser().is_dir():
+            top = Path(source).expanduser()
+            label = f"the folder {top}"
+            entries = _folder_entries(top, max_files)
+            fingerprint = ("folder", str(top.resolve()), _folder_fingerprint(entries, top))
+            default_name, origin = top.resolve().name, str(top)
+        else:
+            if isinstance(source, (str, Path)):
+                path = Path(source).expanduser()
+                if not path.exists():
+                    raise DataError(f"{path}: no such file or folder")
+                data = _read_zip_file(path)
+                label, default_name, origin = str(path), path.stem, str(path)
+            else:
+                data = source.getvalue() if hasattr(source, "getvalue") else (
+                    source.read() if hasattr(source, "read") else bytes(source))
+                label = f"'{name}'" if name else "the upload"
+                default_name, origin = name or "my photos", f"{name or 'upload'} (uploaded)"
+            try:
+                zf = zipfile.ZipFile(io.BytesIO(data))
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+                raise DataError(f"{label} is not a zip file (or a damaged one): give a folder with cat/ and "
+                                "non-cat/ subfolders, or a zip of one") from None
+            entries = _zip_entries(zf, label, len(data), max_files)
+            fingerprint = ("zip", hashlib.sha256(data).hexdigest())
+            del data
+        shown = _display_name(name or default_name)
+        key = _key(IMPORT_VERSION, fingerprint, float(test_fraction), int(seed), shown)
+        out = datasets_dir(home) / f"{_slug(shown)}-{key[:12]}"
+        if is_imported(out):
+            try:
+                info = read_info(out)
+                return PhotoDataset(**{**info.__dict__, "cached": True})
+            except DataError:
+                shutil.rmtree(out, ignore_errors=True)  # a damaged cache: import again
+        base = _base(entries, label)
+        x, y, skipped = _decode_all(entries, base, progress, workers)
+    finally:
+        if zf is not None:
+            zf.close()
+    short = [c for v, c in ((1, "cat"), (0, "non-cat")) if np.count_nonzero(y == v) < MIN_PER_CLASS]
+    if short:
+        raise DataError(
+            f"{label}: too few readable photos in {' and '.join(c + '/' for c in short)} (each class needs at least "
+            f"{MIN_PER_CLASS}: one to train on, one to test on); {len(skipped)} file(s) could not be used")
+    train_idx, test_idx = stratified_split(y, test_fraction, seed)
+    counts = {split: {"cat": int(np.count_nonzero(y[idx] == 1)), "non-cat": int(np.count_nonzero(y[idx] == 0))}
+              for split, idx in (("train", train_idx), ("test", test_idx))}
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": IMPORT_VERSION, "name": shown, "source": origin,
+        "created": time.time(), "classes": list(CLASSES), "test_fraction": float(test_fraction), "seed": int(seed),
+        "counts": counts, "skipped": [[s.name, s.reason] for s in skipped], "content_sha256": {},
+    }
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
+    except OSError as exc:
+        raise DataError(f"cannot create the datasets folder {parent}: {exc.strerror or exc}") from None
+    try:
+        _write(tmp, x, y, (train_idx, test_idx), manifest)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not is_imported(out):  # not another import of the same photos that finished first
+                raise
+    except OSError as exc:
+        raise DataError(f"cannot write the dataset into {parent}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _info(out, manifest)
+
+
+def _read_zip_file(path: Path) -> bytes:
+    """A zip file's bytes (refused beyond MAX_TOTAL_BYTES: it could not pass the checks anyway)."""
+    try:
+        if path.stat().st_size > MAX_TOTAL_BYTES:
+            raise DataError(f"{path}: the file is larger than {MAX_TOTAL_BYTES / 2**30:.0f} GB: too large to import")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def resolve_dataset(path, *, home=None, progress: ImportProgress | None = None):
+    """The folder to load for the CLI's ``--dataset PATH``, and the import it came from (or None).
+
+    ``path`` may be a folder of photos (``cat/``, ``non-cat/``), a zip of one (both imported, or
+    reused from the cache), a folder holding a dataset's .h5 pair (an imported one, or the course's),
+    one of those .h5 files, or the name of a dataset imported before.
+    """
+    from .data import _has_files
+
+    p = Path(path).expanduser()
+    if p.is_file() and p.suffix.lower() == ".h5":
+        p = p.parent
+    if p.is_dir() and (_has_files(p) or is_imported(p)):
+        return p, (read_info(p) if is_imported(p) and not _has_files(p) else None)
+    if p.exists():
+        info = import_photos(p, home=home, progress=progress)
+        return info.folder, info
+    named = [d for d in list_datasets(home) if d.name == str(path) or d.folder.name == str(path)]
+    if named:
+        return named[0].folder, named[0]
+    raise DataError(f"--dataset {path}: no such file or folder, nor an imported dataset of that name "
+                    f"(imported datasets are in {datasets_dir(home)})")
