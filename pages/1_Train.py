@@ -4,73 +4,27 @@ import math
 
 import streamlit as st
 
-from catdnn.config import MAX_SEED, PRESETS, TrainConfig, parse_layers, preset_name
-from catdnn.data import N_X
-from catdnn.errors import ConfigError
+from catdnn.config import preset_name
 from catdnn.model_io import model_to_bytes
-from catdnn.network import INIT_DESCRIPTIONS, INITS
 from ui import page_setup
 from ui.dataset import dataset_ui
 from ui.figures import compare_costs_figure
 from ui.state import Run, fmt_bytes, session
-from ui.training import draw_curves, draw_layers_note, draw_run_status, draw_training_frame, train_live
-
-LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
-
-
-def form_values(config: TrainConfig) -> dict:
-    """The form's widget values (by key) that show ``config``."""
-    return {"train_hidden": ", ".join(str(n) for n in config.hidden), "train_lr": config.learning_rate,
-            "train_iters": config.iterations, "train_init": config.init, "train_seed": config.seed}
-
-
-def apply_preset() -> None:
-    """on_change of the preset control: fill the form with the preset's settings ("custom" keeps them)."""
-    name = st.session_state["train_preset"]
-    if name in PRESETS:
-        st.session_state.update(form_values(PRESETS[name]))
+from ui.train_form import train_form_ui
+from ui.training import (
+    draw_curves,
+    draw_layers_note,
+    draw_run_status,
+    draw_solver,
+    draw_training_frame,
+    train_live,
+)
 
 
-def train_form_ui() -> TrainConfig | None:
-    """The preset control and the settings form. Returns the settings when Train is pressed and they are
-    possible; else None (impossible settings are explained under the form)."""
-    # widget state is dropped while another page is open: start from the last run's settings
-    last = session().run
-    start = last.config if last is not None else PRESETS["deep"]
-    for key, value in {**form_values(start), "train_preset": preset_name(start)}.items():
-        st.session_state.setdefault(key, value)
-    preset_slot = st.container()  # drawn after the form, which may change the preset shown
-    with st.form("train_form", border=True):
-        hidden = st.text_input("Hidden layer sizes", key="train_hidden", placeholder="e.g. 20, 7, 5",
-                               help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) "
-                               "layers are added.")
-        left, right = st.columns(2)
-        learning_rate = left.select_slider("Learning rate (log scale)", options=LEARNING_RATES, key="train_lr",
-                                           format_func=lambda v: f"{v:g}")
-        init = left.selectbox("Weight init", list(INITS), key="train_init",
-                              format_func=lambda k: f"{k}: {INIT_DESCRIPTIONS[k]}")
-        iterations = right.slider("Iterations", min_value=100, max_value=10_000, step=100, key="train_iters")
-        seed = right.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="train_seed")
-        submitted = st.form_submit_button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
-    config = None
-    if submitted:
-        try:
-            config = TrainConfig(layers=(N_X, *parse_layers(hidden), 1), learning_rate=float(learning_rate),
-                                 iterations=int(iterations), init=init, seed=int(seed)).validate()
-        except ConfigError as exc:
-            st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
-        st.session_state["train_preset"] = preset_name(config) if config else "custom"  # what was submitted
-    preset_slot.segmented_control(
-        "Preset", ["two-layer", "deep", "custom"], key="train_preset", on_change=apply_preset, disabled=submitted,
-        help="two-layer: [12288, 7, 1] with small init; deep: [12288, 20, 7, 5, 1] with xavier init "
-        "(the course's two networks). Choosing one fills the form; custom keeps your settings.",
-    )
-    return config
-
-
-def draw_run_result(run: Run) -> None:
+def draw_run_result(run: Run, ds) -> None:
     """After a run: how it ended, the final accuracies, the whole curve and the download button."""
     draw_run_status(run)
+    draw_solver(run.config, ds)
     model = run.model
     with st.container(horizontal=True, gap="medium"):
         if model is not None:
@@ -107,13 +61,15 @@ def draw_compare_runs(key: str) -> None:
 page_setup("Train")
 st.title("Train")
 st.caption(
-    "Full-batch gradient descent on the 209 training images; the test accuracy is measured on the "
-    "50 test images as training goes. The course's numbers: two-layer 0.72, deep 0.80 (test)."
+    "By default, the course's full-batch gradient descent on the 209 training images; the test accuracy is "
+    "measured on the 50 test images as training goes. The course's numbers: two-layer 0.72, deep 0.80 (test). "
+    "The page's link holds its settings: share it and the form opens filled in, ready for **Train**."
 )
 ds = dataset_ui()
 config = train_form_ui()
 if config is not None:
     draw_layers_note(config)
+    draw_solver(config, ds)
     st.button("Stop", key="train_stop", icon=":material/stop_circle:", help="Stop now and keep the partial model")
     train_live(config, ds, draw_training_frame)
     st.rerun()  # done: redraw the page from the saved run (no Stop button, preset control enabled)
@@ -126,7 +82,7 @@ elif run.status == "running":
     st.warning("The last run is still finishing; reload the page in a moment, or press **Train** again.")
 else:
     st.subheader("Last run")
-    draw_run_result(run)
+    draw_run_result(run, ds)
 
 if session().models:  # the chart is only built while the expander is open (on_change="rerun" tracks it)
     compare = st.expander(f"Compare runs ({len(session().models)} in this session)", key="train_compare_expander",

@@ -15,6 +15,8 @@ import streamlit as st
 
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
+from catdnn.errors import ConfigError
+from catdnn.solvers import solver_choice
 from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
@@ -30,10 +32,30 @@ NO_HIDDEN_LAYER = (
 )
 
 
+#: The Inside page's gradient and activation statistics are recorded about this many times a run.
+STATS_POINTS = 25
+
+
 def trainer_options(config: TrainConfig) -> dict:
-    """The Trainer options the page uses: the cost sampled about 500 times, the accuracies about 100."""
+    """The Trainer options the page uses: the cost sampled about 500 times, the accuracies about 100, the
+    per-layer statistics about :data:`STATS_POINTS` times (each costs about one plain iteration)."""
     it = int(config.iterations)
-    return {"cost_every": max(1, it // 500), "accuracy_every": max(1, it // 100)}
+    return {"cost_every": max(1, it // 500), "accuracy_every": max(1, it // 100),
+            "stats_every": max(1, it // STATS_POINTS)}
+
+
+def solver_reason(config: TrainConfig, ds: Dataset) -> str:
+    """Which solver trains ``config`` on ``ds`` and why, in one line (the engine's choice, as the worker makes it)."""
+    try:
+        return solver_choice("auto", ds.train.X.shape[0], ds.train.m, config.layers, config.iterations, config)[1]
+    except ConfigError as exc:
+        return str(exc)
+
+
+def draw_solver(config: TrainConfig, ds: Dataset) -> None:
+    """The solver and the reason for it, under the run."""
+    reason = solver_reason(config, ds)
+    st.caption(f":material/memory: **{reason[:1].upper()}{reason[1:]}.**" if reason else "")
 
 
 def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None]) -> Run:
@@ -100,11 +122,18 @@ def fmt_seconds(s: float) -> str:
     return f"{int(s // 60)} min {int(s % 60):02d} s"
 
 
-def progress_text(p: Progress) -> str:
+def progress_text(p: Progress, config: TrainConfig | None = None) -> str:
+    """The live view's line; with mini-batches the epoch, with a decaying schedule the learning rate."""
     rate = p.iterations_done / p.elapsed if p.elapsed > 0 else float("nan")
     left = (p.iterations - p.iterations_done) / rate if rate and math.isfinite(rate) else float("nan")
     rate_text = f"{rate:,.0f} it/s" if math.isfinite(rate) else "… it/s"
-    return f"Iteration {p.iterations_done:,} of {p.iterations:,} · {rate_text} · about {fmt_seconds(left)} left"
+    extra = ""
+    if config is not None and config.batch_size:
+        extra += f" · epoch {p.epoch + 1:,}"
+    if config is not None and config.schedule != "constant" and p.learning_rate is not None:
+        extra += f" · α {p.learning_rate:.3g}"
+    return (f"Iteration {p.iterations_done:,} of {p.iterations:,}{extra} · {rate_text} · "
+            f"about {fmt_seconds(left)} left")
 
 
 def draw_waiting(job: Job) -> None:
@@ -124,13 +153,17 @@ def draw_training_frame(job: Job, p: Progress | None, frame: int) -> None:
     """The full live view: progress, cost, accuracies and the two growing curves."""
     if p is None:
         return draw_waiting(job)
-    st.progress(p.iterations_done / p.iterations, text=progress_text(p))
+    st.progress(p.iterations_done / p.iterations, text=progress_text(p, job.config))
     train_acc, test_acc = latest_accuracies(job.accuracy_history)
     cost = job.history[-1][1] if job.history else None
     with st.container(horizontal=True, gap="medium"):
         st.metric("Cost", "–" if cost is None else f"{cost:.4f}", width="content")
         st.metric("Train accuracy", "–" if train_acc is None else f"{train_acc:.2f}", width="content")
         st.metric("Test accuracy", "–" if test_acc is None else f"{test_acc:.2f}", width="content")
+        if job.config.batch_size:
+            st.metric("Epoch", f"{p.epoch + 1:,}", width="content")
+        if job.config.schedule != "constant" and p.learning_rate is not None:
+            st.metric("Learning rate", f"{p.learning_rate:.3g}", width="content")
     draw_curves(job.history, job.accuracy_history, p.iterations, key=f"train_live_{frame}")
 
 
