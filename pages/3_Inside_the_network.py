@@ -10,7 +10,7 @@ from catdnn.errors import CatdnnError
 from catdnn.network import THRESHOLD, gradient_check, param_count
 from ui import page_setup
 from ui.dataset import dataset_ui
-from ui.figures import activation_figure
+from ui.figures import LAYER_STATS_VIEWS, activation_figure, layer_stats_figure
 from ui.widgets import draw_image_grid, enlarge, require_model_ui
 
 
@@ -125,6 +125,23 @@ with right:
 
 st.header("Dead units across the training set")
 draw_dead_units(dead, ds.train.m)
+
+st.header("Gradients and activations during training")
+if not model.stats:
+    st.info("**No statistics were recorded for this model**: a model loaded from a file (or from the run history) "
+            "keeps its weights and curves, not what its layers did while it trained. Train a run on the **Train** "
+            "page to see them here.", icon=":material/info:")
+else:
+    view = st.segmented_control("Show", list(LAYER_STATS_VIEWS), key="inside_stats_view", default="grad_norms",
+                                format_func={"grad_norms": "gradient norms", "mean_activations": "mean activations",
+                                             "zero_fractions": "zero ReLUs"}.get) or "grad_norms"
+    st.plotly_chart(layer_stats_figure(model.stats, view, model.config.iterations), key="inside_stats",
+                    config={"displayModeBar": False})
+    st.caption(f"Recorded {len(model.stats)} times during the run, on the whole training set without dropout, at the "
+               "parameters before that iteration's update. Vanishing gradients: every ‖dW‖ sits decades low and "
+               "stays there, so nothing learns (the course's ×0.01 init on the deep net: about 1e-4, where xavier "
+               "starts between 0.1 and 6); exploding: the norms climb by decades. A hidden layer whose fraction of "
+               "zero ReLUs reaches 1 is dead.")
 
 st.header("Gradient check")
 small, X_small, Y_small, small_layers = probe.small_network(params, ds.train.X, ds.train.Y)

@@ -1,8 +1,9 @@
 """Predict: upload photos (or take one) and see what the network sees and says."""
 
+import numpy as np
 import streamlit as st
 
-from catdnn import evaluate
+from catdnn import evaluate, probe
 from catdnn.errors import CatdnnError, ImageError
 from catdnn.images import image_to_input, prepare_image, preview_image
 from catdnn.model_io import load_model
@@ -46,6 +47,9 @@ files = st.file_uploader(
     "Photos (JPEG, PNG, WebP, BMP, GIF)", type=IMAGE_TYPES, accept_multiple_files=True, key="predict_files"
 )
 use_camera = st.toggle("Use the camera", key="predict_use_camera")
+show_saliency = st.toggle("Show what the network looks at (saliency map)", value=True, key="predict_saliency",
+                          help="The gradient of P(cat) with respect to each input pixel: where a small change of the "
+                          "image would change P(cat) the most")
 shot = st.camera_input("Take a photo", key="predict_camera") if use_camera else None
 inputs = [*(files or []), *([shot] if shot is not None else [])]
 
@@ -62,12 +66,17 @@ for f in inputs if model is not None else []:
         except ImageError as exc:
             st.error(str(exc), icon=":material/block:")
             continue
-        p = float(model.predict_proba(image_to_input(small))[0])
+        x = image_to_input(small)  # (12288, 1)
+        p = float(model.predict_proba(x)[0])
         label = evaluate.verdict(p)
-        c1, c2, c3 = st.columns([3, 2, 3], vertical_alignment="center")
+        c1, c2, c3, c4 = st.columns([3, 2, 2, 3], vertical_alignment="center")
         c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(enlarge(small, 2), caption="what the network sees (64×64)", width=128)
-        with c3:
+        if show_saliency:
+            heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta))
+            c3.image(enlarge(probe.saliency_overlay(np.asarray(small), heat), 2), width=128,
+                     caption="where it looks: bright = the pixels that move P(cat) most")
+        with c4:
             st.markdown(f"### {':material/pets: cat' if label == 'cat' else ':material/block: not a cat'}")
             st.progress(p, text=f"P(cat) = {p:.2f}")
             st.caption(f"Verdict: {label} (cat when P(cat) > {THRESHOLD})")

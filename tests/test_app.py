@@ -321,11 +321,15 @@ def test_predict_gives_a_verdict_for_a_real_photo(data_dir, model):
     assert len(at.error) == 0
     verdicts = [c.value for c in at.caption if c.value.startswith("Verdict:")]
     assert len(verdicts) == 1 and verdicts[0].split()[1] in {"cat", "non-cat"}
-    assert images(at) == 2  # the original and the 64×64 image the network sees
+    assert images(at) == 3  # the original, the 64×64 image the network sees and its saliency map
     original = at.get("image")[0]
     assert [i.caption for i in original.proto.imgs] == ["original, 451×300"]  # the file's size, not the preview's
+    assert "where it looks" in at.get("image")[2].proto.imgs[0].caption
     bars = [e for e in at.get("progress") if "P(cat) =" in e.proto.text]
     assert len(bars) == 1
+    at.toggle(key="predict_saliency").set_value(False).run()
+    assert_clean(at)
+    assert images(at) == 2 and len([c for c in at.caption if c.value.startswith("Verdict:")]) == 1
 
 
 def test_predict_reports_an_unreadable_file_and_still_predicts_the_others(data_dir, model):

@@ -205,7 +205,7 @@ def open_compare(at: AppTest) -> AppTest:
 def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_layer_model):
     at = app(TRAIN, deep_model, two_layer_model).run()
     assert_clean(at)
-    assert at.expander[0].label == "Compare runs (2 in this session)"
+    assert [e.label for e in at.expander if e.label.startswith("Compare runs")] == ["Compare runs (2 in this session)"]
     assert not at.get("plotly_chart")  # closed: nothing is built
     open_compare(at)
     assert_clean(at)
@@ -223,4 +223,40 @@ def test_compare_runs_with_one_model_invites_another_run(data_dir, deep_model):
     assert any("Train another run" in c.value for c in at.caption)
     assert not at.get("plotly_chart")  # nothing to compare yet
     at = app(TRAIN).run()  # no model: no section
-    assert not at.expander and not any("Train another run" in c.value for c in at.caption)
+    assert not [e for e in at.expander if e.label.startswith("Compare runs")]
+    assert not any("Train another run" in c.value for c in at.caption)
+
+
+# --------------------------------------------------------------------------- statistics during training
+def test_the_statistics_of_the_run_show_each_layer(dataset):
+    model = fit(replace(PRESETS["deep"], iterations=200), dataset, stats_every=20)
+    at = app(PAGE, model).run()
+    assert_clean(at)
+    spec = figure(at, "inside_stats")
+    assert [t["name"] for t in spec["data"]] == ["layer 1", "layer 2", "layer 3", "layer 4 (output)"]
+    assert spec["layout"]["yaxis"]["type"] == "log"
+    assert spec["data"][0]["x"] == [s.iteration for s in model.stats]
+    assert spec["data"][0]["y"] == pytest.approx([s.grad_norms[0] for s in model.stats])
+    at.segmented_control(key="inside_stats_view").set_value("zero_fractions").run()
+    assert_clean(at)
+    spec = figure(at, "inside_stats")
+    assert len(spec["data"]) == 3 and spec["data"][2]["y"] == pytest.approx([s.zero_fractions[2] for s in model.stats])
+    assert any("Vanishing gradients" in c.value for c in at.caption)
+
+
+def test_a_model_without_statistics_says_so(data_dir, deep_model):
+    from catdnn.model_io import load_model, model_to_bytes
+
+    loaded = load_model(model_to_bytes(deep_model))  # a file keeps no statistics
+    at = app(PAGE, loaded).run()
+    assert_clean(at)
+    assert any("No statistics were recorded for this model" in i.value for i in at.info)
+    assert not [c for c in at.get("plotly_chart") if "inside_stats" in c.proto.id]
+
+
+def test_small_init_on_the_deep_net_shows_vanishing_gradients(dataset):
+    """The course's ×0.01 init on the deep net: every layer's gradient is decades below xavier's, and stays there."""
+    small, xavier = (fit(replace(PRESETS["deep"], init=init, iterations=50), dataset, stats_every=10)
+                     for init in ("small", "xavier"))
+    for layer in range(4):
+        assert max(s.grad_norms[layer] for s in small.stats) < 1e-2 * xavier.stats[0].grad_norms[layer]

@@ -191,3 +191,35 @@ def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int =
     layout["legend"] = {"orientation": "v", "y": -0.2, "x": 0, "yanchor": "top", "font": {"size": 11}}
     layout["height"] = height + 22 * len(runs)
     return {"data": data, "layout": layout}
+
+
+#: What :func:`layer_stats_figure` can draw: LayerStats field -> (title, y axis, log scale).
+LAYER_STATS_VIEWS = {
+    "grad_norms": ("Gradient norm ‖dW[l]‖ per layer", "‖dW‖ (log scale)", True),
+    "mean_activations": ("Mean activation of each layer", "mean A[l]", False),
+    "zero_fractions": ("Fraction of zero ReLU outputs per hidden layer", "fraction of A[l] = 0", False),
+}
+
+
+def layer_stats_figure(stats, field: str, iterations: int | None = None, *, height: int = 300) -> dict:
+    """One line per layer over the iterations of a run, from its ``[catdnn.probe.LayerStats]``.
+
+    ``field``: a key of :data:`LAYER_STATS_VIEWS` (gradient norms on a log axis: vanishing gradients
+    sit decades below the others, exploding ones climb).
+    """
+    title, ytitle, log = LAYER_STATS_VIEWS[field]
+    n = len(getattr(stats[0], field)) if stats else 0
+    data = []
+    for l in range(n):
+        pts = [(s.iteration, getattr(s, field)[l]) for s in stats]
+        if log:
+            pts = [(i, v) for i, v in pts if v > 0 and math.isfinite(v)]
+        name = f"layer {l + 1}" + (" (output)" if field != "zero_fractions" and l == n - 1 else "")
+        data.append(_line(pts, name, RUN_COLORS[l % len(RUN_COLORS)],
+                          f"{name}<br>iteration %{{x}}<br>%{{y:.4g}}<extra></extra>"))
+    yaxis = {"title": {"text": ytitle}}
+    if log:
+        yaxis["type"] = "log"
+    elif field == "zero_fractions":
+        yaxis["range"] = [0, 1]
+    return {"data": data, "layout": _layout(title, _iteration_axis(iterations), yaxis, height)}
