@@ -202,3 +202,47 @@ def test_every_page_opens_by_url_on_fresh_server_starts(data_dir, browser):
                 finally:
                     context.close()
     assert browser.blocked == []  # nothing left the machine
+
+
+def test_a_link_fills_the_train_form_and_trains_only_when_asked(server, browser, sync_api):
+    """The Train page's settings live in its URL: a shared link fills the form (techniques too), never
+    trains by itself, and Train reproduces the run; a bad value in a link is named and its default kept."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console_errors = []
+    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    page.goto(f"{server}/Train?hidden=7&lr=0.0075&iterations=300&init=small&seed=1&l2=0.5&optimizer=momentum")
+    idle(page, timeout=60_000)
+    form = page.locator(MAIN)
+    sync_api.expect(form.locator("input[aria-label='Hidden layer sizes']")).to_have_value("7", timeout=30_000)
+    idle(page)
+    slider = form.locator("[data-testid='stSlider']", has_text="Iterations").locator("input[type='range']")
+    assert slider.input_value() == "300"
+    assert form.locator("input[aria-label='L2 regularisation λ (0: off)']").input_value() == "0.5"
+    optimizer = form.locator("[data-testid='stSelectbox']", has_text="Optimizer")
+    shown = optimizer.inner_text() + " ".join(i.input_value() for i in optimizer.locator("input").all())
+    assert "momentum" in shown, shown
+    page.wait_for_timeout(1500)  # nothing trains by itself
+    idle(page)
+    assert form.locator("[data-testid='stProgress']").count() == 0
+    assert form.locator("[data-testid='stAlert']:has-text('Finished')").count() == 0
+    assert "No model trained yet." in page.locator("[data-testid='stSidebar']").inner_text()
+    shot(page, "train_link")
+
+    main_button(page, "Train").click()
+    page.wait_for_selector(f"{MAIN} [data-testid='stAlert']:has-text('Finished')", timeout=300_000)
+    idle(page)
+    result = form.locator("[data-testid='stAlert']", has_text="Finished").first.inner_text()
+    assert "300 iterations" in result, result
+    assert "Gram solver: momentum, L2 keep W1" in form.inner_text()
+    assert "l2=0.5" in page.url and "optimizer=momentum" in page.url and "iterations=300" in page.url
+
+    page.goto(f"{server}/Train?iterations=abc&lr=0.02")
+    idle(page, timeout=60_000)
+    warning = form.locator("[data-testid='stAlert']", has_text="not used").first.inner_text()
+    assert "iterations='abc'" in warning and "Kept iterations=2500" in warning, warning
+    assert slider.input_value() == "2500"
+    shot(page, "train_link_bad_value")
+    assert errors_on_page(page) == []
+    assert console_errors == []
+    page.close()
+    assert browser.blocked == []

@@ -32,6 +32,9 @@ LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 
 #: The iterations slider: from, to, step.
 ITERATIONS = (100, 10_000, 100)
 TECHNIQUES_LABEL = "Second course: regularisation, optimisers, mini-batches, augmentation"
+TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_optimizer", "train_beta", "train_beta1",
+                  "train_beta2", "train_epsilon", "train_schedule", "train_decay", "train_decay_every", "train_flip",
+                  "train_shift", "train_tta")
 LINK_KEY = "train_link_applied"  # the link parameters the form last took or wrote
 WARNINGS_KEY = "train_link_warnings"
 
@@ -137,7 +140,7 @@ def _techniques_ui(open_: bool) -> dict:
                              help="Mirror each training image left-right with probability 1/2, every iteration")
         shift = c[1].number_input("Shift by up to (px, 0: off)", min_value=0, max_value=MAX_SHIFT, step=1,
                                   key="train_shift")
-        tta = c[2].checkbox("Predict on the image and its mirror", key="train_tta",
+        tta = c[2].checkbox("Average with the mirror", key="train_tta",
                             help="Test-time augmentation: P(cat) is the mean for the image and its mirror image")
     return dict(l2=l2, keep_prob=keep, batch_size=batch, optimizer=optimizer, beta=beta, beta1=beta1, beta2=beta2,
                 epsilon=epsilon, schedule=schedule, decay=decay, decay_every=decay_every, flip=flip, shift=shift,
@@ -192,7 +195,9 @@ def train_form_ui() -> TrainConfig | None:
         iterations = right.slider("Iterations", min_value=ITERATIONS[0], max_value=ITERATIONS[1], step=ITERATIONS[2],
                                   key="train_iters")
         seed = right.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="train_seed")
-        techniques = _techniques_ui(open_=bool(start.techniques()))
+        off = form_values(TrainConfig())  # open when the form shows some technique on (a last run, a link)
+        techniques = _techniques_ui(open_=any(st.session_state.get(k) != v for k, v in off.items()
+                                              if k in TECHNIQUE_KEYS))
         submitted = st.form_submit_button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
     config = None
     if submitted:
