@@ -19,6 +19,7 @@ import streamlit as st
 from catdnn.threads import limit_blas_threads
 
 from . import hosts, state
+from .dataset import dataset_picker_ui
 
 #: An emoji icon is drawn by the browser. A ":material/…:" page icon would make every visitor's
 #: browser fetch the icon font from fonts.gstatic.com, and nothing may leave the machine (SECURITY.md).
@@ -26,8 +27,8 @@ PAGE_ICON = "🐱"
 
 
 def page_setup(title: str | None = None) -> None:
-    """What every page does first: the page config, the Host check, the BLAS limit, and the sidebar's
-    model caption.
+    """What every page does first: the page config, the Host check, the BLAS limit, the sidebar's
+    dataset picker (and photo import) and model caption.
 
     Called at the top of dashboard.py and of every script in pages/, so the sidebar looks the same
     whichever page a visitor opens first by URL. The caption is drawn before the page's content: a
@@ -50,5 +51,6 @@ def page_setup(title: str | None = None) -> None:
     # One BLAS thread per process: every browser session trains on a thread of this one process, and
     # concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
     limit_blas_threads()  # idempotent: cheap on every rerun
+    dataset_picker_ui()  # this session's dataset: the course's, or the user's own photos
     model = state.session().current_model
     st.sidebar.caption(f"Current model: {state.model_label(model)}" if model else "No model trained yet.")

@@ -1,5 +1,11 @@
 """The dataset for the pages: cached, downloaded on first use with a progress bar, and a clear error
-(what to do first, then the details) drawn from :class:`~catdnn.errors.DataError`'s fields."""
+(what to do first, then the details) drawn from :class:`~catdnn.errors.DataError`'s fields.
+
+Each session picks its dataset in the sidebar (:func:`dataset_picker_ui`, drawn by ``page_setup``):
+the course's, or one imported from a zip of the user's photos (:mod:`catdnn.photos`). Every page
+then gets the chosen one from :func:`dataset_ui`. Imported datasets live in the server user's
+catdnn folder, so every session on this server can pick them (a teacher imports once for a class).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdnn import data
-from catdnn.data import ENV_VAR, FILES, Dataset, download_dataset, find_data_dir, load_dataset
+from catdnn import data, photos
+from catdnn.data import COURSE_NAME, ENV_VAR, FILES, Dataset, download_dataset, find_data_dir, load_dataset
 from catdnn.errors import DataError
 
 FILE_NAMES = " and ".join(f"`{name}`" for name in FILES.values())
+#: This session's dataset: "" for the course's, else an imported dataset's folder (session state, not a widget).
+CHOICE_KEY = "dataset_choice"
+#: The last import's result (a catdnn.photos.PhotoDataset), shown in the sidebar until dismissed.
+REPORT_KEY = "dataset_import_report"
+#: Largest zip of photos the app accepts, in MB (photos and model files stay at server.maxUploadSize).
+ZIP_UPLOAD_MB = 200
+IMPORT_HELP = (
+    f"Zip a folder holding a **cat/** and a **non-cat/** subfolder of photos (JPEG, PNG, WebP, BMP or GIF). "
+    f"Each photo is shrunk to 64×64; {photos.TEST_FRACTION:.0%} of each class is kept for testing (always the "
+    f"same ones). Unreadable files are skipped and listed. Up to {ZIP_UPLOAD_MB} MB and {photos.MAX_FILES:,} "
+    "files; imported datasets are kept on this server for every session to pick.")
+#: Skipped files listed in the import report (the rest are counted).
+SHOW_SKIPPED = 100
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
@@ -56,8 +75,25 @@ def draw_dataset_error(action: str, headline: str = "", items=(), title: str = "
             st.markdown("\n".join(f"- `{item.replace('`', chr(39))}`" for item in items))
 
 
+def _chosen() -> str:
+    """This session's imported dataset's folder, or "" for the course's (only a folder under the
+    datasets folder counts: the session never names an arbitrary path)."""
+    choice = st.session_state.get(CHOICE_KEY, "")
+    if choice and Path(choice).parent != photos.datasets_dir():
+        return ""
+    return choice
+
+
 def dataset_ui() -> Dataset:
-    """The dataset (downloaded on first use, with a progress bar); stops the page with a clear error."""
+    """The session's dataset (the course's is downloaded on first use, with a progress bar); stops the
+    page with a clear error."""
+    choice = _chosen()
+    if choice:
+        try:
+            return cached_dataset(choice)
+        except DataError as exc:
+            draw_dataset_error(f"{exc} Pick another dataset in the sidebar, or import the photos again.")
+            st.stop()
     folder, _why = find_data_dir()
     if folder is None:
         try:
@@ -80,3 +116,76 @@ def dataset_ui() -> Dataset:
         else:  # a damaged or substituted file: the message names it and what to do
             draw_dataset_error(f"{exc} Then reload this page.")
         st.stop()
+
+
+def _picked() -> None:
+    """on_change of the sidebar's picker: the session's choice follows it (before the script runs)."""
+    st.session_state[CHOICE_KEY] = st.session_state["sidebar_dataset"]
+    st.session_state.pop(REPORT_KEY, None)
+
+
+def dataset_picker_ui() -> None:
+    """The sidebar's dataset picker (the course's, or one imported from photos) and the zip import.
+
+    The choice is this session's (kept in session state, so it survives moving between pages)."""
+    imported = photos.list_datasets()
+    options = {"": COURSE_NAME} | {str(d.folder): d.label for d in imported}
+    choice = st.session_state.get(CHOICE_KEY, "")
+    if choice not in options:  # never chosen, or its folder was removed
+        choice = ""
+    st.session_state[CHOICE_KEY] = st.session_state["sidebar_dataset"] = choice
+    st.sidebar.selectbox(
+        "Dataset", list(options), format_func=options.get, key="sidebar_dataset", on_change=_picked,
+        help="Every page trains and tests on this dataset. Import your own photos below.")
+    report = st.session_state.get(REPORT_KEY)
+    if report is not None:
+        draw_import_report(report)
+    with st.sidebar.popover("Import your photos", icon=":material/upload:", key="dataset_import_popover",
+                            help=IMPORT_HELP, width="stretch"):
+        import_ui()
+
+
+def import_ui() -> None:
+    """A zip upload and an Import button; a successful import becomes the session's dataset."""
+    upload = st.file_uploader("A zip with a cat/ and a non-cat/ folder of photos", type=["zip"], key="dataset_zip",
+                              max_upload_size=ZIP_UPLOAD_MB, help=IMPORT_HELP)
+    if not st.button("Import", key="dataset_import", disabled=upload is None, icon=":material/photo_library:"):
+        return
+    bar = st.progress(0.0, text="Reading the zip…")
+    last = [0.0]
+
+    def progress(done: int, total: int, name: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.2 or done == total:
+            last[0] = now
+            bar.progress(done / max(total, 1), text=f"Decoding photo {done:,} of {total:,}")
+
+    try:
+        info = photos.import_photos(upload, name=Path(upload.name).stem, progress=progress)
+    except DataError as exc:
+        st.error(f"**Not imported.** {exc}", icon=":material/block:")
+        return
+    finally:
+        bar.empty()
+    st.session_state[CHOICE_KEY] = str(info.folder)
+    st.session_state[REPORT_KEY] = info
+    st.rerun()  # the picker shows the new dataset, and the page runs on it
+
+
+def _plain(text: str) -> str:
+    """A file name or reason from a zip, safe inside one Markdown list item (no newline, no backtick)."""
+    return "".join(ch if ch.isprintable() and ch != "`" else "'" if ch == "`" else "?" for ch in str(text))
+
+
+def draw_import_report(info: photos.PhotoDataset) -> None:
+    """What the last import gave: the photos per split and class, and the files skipped (and why)."""
+    c = info.counts
+    again = " (imported before: reused)" if info.cached else ""
+    st.sidebar.success(
+        f"**{info.name}**{again}: {info.m_train} training photos ({c['train']['cat']} cats) and {info.m_test} test "
+        f"photos ({c['test']['cat']} cats).", icon=":material/check_circle:")
+    if info.skipped:
+        with st.sidebar.expander(f"{len(info.skipped)} file(s) skipped", key="dataset_skipped"):
+            st.markdown("\n".join(f"- `{_plain(s.name)}`: {_plain(s.reason)}" for s in info.skipped[:SHOW_SKIPPED]))
+            if len(info.skipped) > SHOW_SKIPPED:
+                st.caption(f"… and {len(info.skipped) - SHOW_SKIPPED} more.")

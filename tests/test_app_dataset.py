@@ -1,0 +1,122 @@
+"""The sidebar's dataset: import a zip of photos in the app, pick it, and every page runs on it (AppTest)."""
+
+from __future__ import annotations
+
+import pytest
+
+from catdnn import load_dataset, photos
+from catdnn.network import accuracy
+from tests.app_support import ENTRY, MISCLASSIFIED, PAGES, TRAIN, app, assert_clean, give_model, session_of
+from tests.photo_support import photo_tree, write_tree, zip_bytes
+from ui.dataset import CHOICE_KEY
+
+N_CAT, N_OTHER = 12, 8  # 10 + 6 to train on, 2 + 2 to test on
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("CATDNN_HOME", str(home))
+    return home
+
+
+def upload_zip(at, content: bytes, name: str = "pets.zip"):
+    at.file_uploader(key="dataset_zip").set_value((name, content, "application/zip")).run()
+    at.button(key="dataset_import").click().run()
+    assert_clean(at)
+    return at
+
+
+def test_import_a_zip_upload_and_train_on_it(data_dir, home):
+    at = app(ENTRY).run()
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == ""  # the course's by default
+    files = photo_tree(N_CAT, N_OTHER, extra={"pets/cat/readme.txt": b"not a photo"}, top="pets")
+    upload_zip(at, zip_bytes(files))
+    [info] = photos.list_datasets()
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == str(info.folder)  # picked for this session
+    report = " ".join(s.value for s in at.sidebar.success)
+    assert "pets" in report and "16 training photos" in report and "4 test photos" in report
+    skipped = " ".join(m.value for m in at.sidebar.markdown)
+    assert "pets/cat/readme.txt" in skipped and "text file" in skipped
+
+    at.switch_page(TRAIN).run()  # the choice is the session's: every page uses it
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == str(info.folder)
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    run = session_of(at).run
+    assert run.status == "finished", run.message
+    # the worker process trained on the imported photos: its accuracies are the model's on them
+    ds = load_dataset(info.folder)
+    model = run.model
+    assert model.train_accuracy == pytest.approx(accuracy(model.params, ds.train.X, ds.train.Y))
+    assert model.test_accuracy == pytest.approx(accuracy(model.params, ds.test.X, ds.test.Y))
+
+    at.switch_page(MISCLASSIFIED).run()
+    assert_clean(at)
+    assert any("Test set, 4 images" in m.value for m in at.markdown)
+
+
+def test_every_page_runs_on_an_imported_dataset(data_dir, home, tmp_path, tiny_model):
+    info = photos.import_photos(write_tree(tmp_path / "mine", photo_tree(N_CAT, N_OTHER)))
+    for page in [ENTRY, *PAGES]:
+        at = app(page)
+        give_model(at, tiny_model)
+        at.session_state[CHOICE_KEY] = str(info.folder)
+        at.run()
+        assert_clean(at)
+        assert not at.error, (page, [e.value for e in at.error])
+        assert at.sidebar.selectbox(key="sidebar_dataset").value == str(info.folder), page
+    home_page = app(ENTRY)
+    home_page.session_state[CHOICE_KEY] = str(info.folder)
+    home_page.run()
+    assert any("**16** training and **4** test images" in m.value for m in home_page.markdown)
+
+
+def test_the_picker_goes_back_to_the_course(data_dir, home, tmp_path):
+    info = photos.import_photos(write_tree(tmp_path / "mine", photo_tree(4, 4)))
+    at = app(ENTRY).run()
+    options = at.sidebar.selectbox(key="sidebar_dataset").options
+    assert len(options) == 2 and "mine" in options[1]
+    at.sidebar.selectbox(key="sidebar_dataset").set_value(str(info.folder)).run()
+    assert any("**6** training and **2** test images" in m.value for m in at.markdown)
+    at.sidebar.selectbox(key="sidebar_dataset").set_value("").run()
+    assert_clean(at)
+    assert any("**209** training and **50** test images" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not a zip", "not a zip file"),
+    (zip_bytes({"../evil.jpg": b"x", "cat/a.jpg": b"x"}), "outside its folder"),
+    (zip_bytes({"cat/a.txt": b"x", "non-cat/b.txt": b"x"}), "too few readable photos"),
+])
+def test_a_bad_upload_gets_one_clear_message(data_dir, home, content, message):
+    at = upload_zip(app(ENTRY).run(), content, name="bad.zip")
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and message in errors[0] and "Not imported" in errors[0]
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == ""  # still the course's
+    assert photos.list_datasets() == []
+
+
+def test_a_session_cannot_name_a_folder_outside_the_datasets(data_dir, home, tmp_path):
+    """Only folders the picker offers count: a stray path in the session falls back to the course's."""
+    elsewhere = photos.import_photos(write_tree(tmp_path / "x", photo_tree(3, 3)), home=tmp_path / "other")
+    at = app(ENTRY)
+    at.session_state[CHOICE_KEY] = str(elsewhere.folder)
+    at.run()
+    assert_clean(at)
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == ""
+    assert any("**209** training" in m.value for m in at.markdown)
+
+
+@pytest.fixture
+def tiny_model():
+    """A small, valid model ([12288, 3, 1]) built without training."""
+    from catdnn.config import TrainConfig
+    from catdnn.model import Model
+    from catdnn.network import init_params
+
+    config = TrainConfig(layers=(12288, 3, 1), iterations=10, init="xavier", seed=3)
+    return Model(params=init_params(config.layers, config.init, config.seed), config=config,
+                 history=[(0, 0.69)], iterations_done=10, train_accuracy=0.5, test_accuracy=0.5)
