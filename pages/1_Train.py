@@ -60,12 +60,13 @@ def draw_compare_runs(key: str) -> None:
 
 page_setup("Train")
 st.title("Train")
+ds = dataset_ui()
 st.caption(
-    "By default, the course's full-batch gradient descent on the 209 training images; the test accuracy is "
-    "measured on the 50 test images as training goes. The course's numbers: two-layer 0.72, deep 0.80 (test). "
+    f"By default, the course's full-batch gradient descent, here on the {ds.train.m:,} training images of "
+    f"*{ds.name}*; the test accuracy is measured on its {ds.test.m:,} test images as training goes. The course's "
+    "numbers: two-layer 0.72, deep 0.80 (test). "
     "The page's link holds its settings: share it and the form opens filled in, ready for **Train**."
 )
-ds = dataset_ui()
 config = train_form_ui()
 if config is not None:
     draw_layers_note(config)

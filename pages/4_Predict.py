@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from catdnn import evaluate, probe
+from catdnn.data import EXPECTED
 from catdnn.errors import CatdnnError, ImageError
 from catdnn.images import image_to_input, prepare_image, preview_image
 from catdnn.model_io import load_model
@@ -14,8 +15,8 @@ from ui.widgets import enlarge, model_or_offer_ui
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 HONEST_NOTE = (
-    "These networks learn from only **209 small photos** (64×64 pixels); the course's deep network "
-    "gets 80 % of the 50 test photos right. Everyday photos differ (framing, light, other animals, "
+    f"The course's networks learn from only **{EXPECTED['train']} small photos** (64×64 pixels); its deep network "
+    f"gets 80 % of the {EXPECTED['test']} test photos right. Everyday photos differ (framing, light, other animals, "
     "people), so it is **often wrong on them**: read its verdict as a demonstration, not a fact."
 )
 
