@@ -396,9 +396,15 @@ def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> Lay
     AL, cache = forward(params, X)
     grads = backward(params, cache, Y, AL)
     acts = [A_prev for A_prev, _Z in cache[1:]] + [AL]  # A[1] … A[L]
+    return summarise_layers(iteration, [np.linalg.norm(dW) for dW, _db in grads], acts)
+
+
+def summarise_layers(iteration: int, grad_norms, acts) -> LayerStats:
+    """A :class:`LayerStats` from each layer's ``‖dW[l]‖`` and its activations ``A[1] … A[L]``
+    (ndarrays of shape (n_l, m)); a solver that computes them its own way uses this too."""
     return LayerStats(
         iteration=int(iteration),
-        grad_norms=tuple(float(np.linalg.norm(dW)) for dW, _db in grads),
+        grad_norms=tuple(float(g) for g in grad_norms),
         mean_activations=tuple(float(A.mean()) for A in acts),
         zero_fractions=tuple(float(np.mean(A == 0.0)) for A in acts[:-1]),
     )

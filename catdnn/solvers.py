@@ -409,6 +409,28 @@ class GramSolver:
         mirrored = self._query("test mirrored", lambda: augment.flip(Xt))
         return mirror_average(p, self._output(self._z1(*mirrored))[0])
 
+    def layer_stats(self, iteration: int):
+        """:func:`catdnn.probe.layer_stats` at the current parameters, without building W[1]: Z[1] in
+        Gram form, layers 2..L by the shared math, and ‖dW[1]‖ = ‖dZ[1]·Xᵀ‖ / m from
+        ‖dZ·Xᵀ‖² = Σ (dZ·XᵀX) ⊙ dZ, with XᵀX the Gram matrix's first m×m block. A snapshot then
+        costs about one iteration instead of several full-size products (tests: equal to rounding)."""
+        from .probe import summarise_layers
+
+        m = self.m
+        Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
+        A1 = relu(Z1)
+        if self._rest:
+            AL, cache = forward(self._rest, A1)
+            grads, dA1 = backward(self._rest, cache, self.Y, AL, input_grad=True)
+            dZ1 = relu_backward(dA1, Z1)  # (n_1, m)
+            acts = [A1] + [A for A, _Z in cache[1:]] + [AL]
+        else:  # one layer: Z[1] is the output's logit
+            AL = sigmoid(Z1)
+            grads, dZ1, acts = [], AL - self.Y, [AL]
+        sq = float(np.sum((dZ1 @ self._G[:m, :m]) * dZ1))  # (n_1, m) @ (m, m) -> (n_1, m)
+        norm1 = math.sqrt(max(sq, 0.0)) / m
+        return summarise_layers(iteration, [norm1] + [np.linalg.norm(dW) for dW, _db in grads], acts)
+
     def _materialise(self):
         """``W1 = s ⊙ W1_0 + B·X̃ᵀ`` (n_1, n_x) and ``b1``; cached until the next step."""
         if self._cache is None or self._cache[0] != self._steps:
@@ -496,6 +518,12 @@ class DirectSolver:
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
         return [(W.copy(), b.copy()) for W, b in self._params] if copy else list(self._params)
+
+    def layer_stats(self, iteration: int):
+        """:func:`catdnn.probe.layer_stats` at the current parameters on the training set."""
+        from .probe import layer_stats
+
+        return layer_stats(self._params, self.X, self.Y, iteration)
 
 
 #: Solvers by name. Both compute the same iterates (up to rounding) wherever both apply.

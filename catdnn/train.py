@@ -36,7 +36,6 @@ from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
 from .optim import SCHEDULES, MiniBatches, seeded_generators
-from .probe import layer_stats
 from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
 
 
@@ -202,7 +201,7 @@ class Trainer:
                 need_cost = i % ce == 0 or i == last
                 need_acc = ae > 0 and (i % ae == 0 or i == last)
                 if se and (i % se == 0 or i == last):  # at the parameters before the update
-                    self.stats.append(layer_stats(self._solver.params(copy=False), self.X, self.Y, i))
+                    self.stats.append(self._solver.layer_stats(i))
                 test_acc = score(self._solver.proba_test(), self.Y_test) if need_acc and has_test else None
                 train_acc = None
                 if need_acc and not self._step_is_train_output:  # at the parameters before the update
