@@ -1,0 +1,236 @@
+"""Validation that never peeks at the test set: stratified splits and k-fold CV of the training
+images, early stopping and model selection on balanced accuracy or AUC.
+
+Everything here takes the *training* labels (and images) only: a validation fold is carved out of
+the 209 training images, so the 50 test images are never used to choose anything (a learning
+rate, a width, a number of epochs, when to stop). Report the test accuracy once, at the end.
+
+Scores come from :data:`METRICS`. Plain accuracy is there for reporting but cannot choose: about
+two training images in three are non-cats, so "always non-cat" scores 0.656, and a raw-pixel MLP
+early in training (or a poor one) sits right there. :func:`catdnn.evaluate.balanced_accuracy`
+(0.5 for any constant answer) and :func:`catdnn.evaluate.auc` (threshold-free) do not reward it.
+
+* :func:`stratified_split` and :func:`stratified_kfold`: index sets, each fold keeping the share
+  of cats, drawn from a seeded generator.
+* :class:`EarlyStopping`: remembers the best score, its iteration and its parameters; says stop
+  after ``patience`` evaluations without improvement. :func:`watch` runs any trainer's
+  :meth:`run` (the MLP's :class:`catdnn.train.Trainer` or :class:`catdnn.conv.ConvTrainer`) under it.
+* :func:`cross_validate`: k-fold scores of one setting, at several checkpoints of one run per fold
+  (so a number of epochs is chosen along with the rest), and :func:`select` the best setting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError
+from .evaluate import auc, balanced_accuracy, metrics
+
+#: Scores by name, ``f(proba (m,), labels (m,)) -> float | None``; higher is better.
+METRICS: dict[str, Callable] = {
+    "balanced_accuracy": balanced_accuracy,
+    "auc": auc,
+    "accuracy": lambda p, y: metrics(p, y)["accuracy"],
+}
+#: The metrics allowed to choose settings or stop training.
+SELECTION_METRICS = ("balanced_accuracy", "auc")
+
+
+def _metric(name: str) -> Callable:
+    if name not in SELECTION_METRICS:
+        raise ConfigError(f"choose by {' or '.join(SELECTION_METRICS)}, not {name!r}: plain accuracy "
+                          "rewards always answering the majority class")
+    return METRICS[name]
+
+
+def _labels(labels) -> np.ndarray:
+    y = np.asarray(labels).reshape(-1)
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise ConfigError("labels must be 0 or 1")
+    return y.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- splits
+def stratified_split(labels, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices, each class split in the same proportion.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (m,) or (1, m), in {0, 1}
+    fraction : float in (0, 1)
+        Share of each class that goes to validation (rounded, at least one of each class that has
+        two or more examples).
+    seed : int
+        Seeds the generator that shuffles each class.
+
+    Returns
+    -------
+    train_idx, val_idx : sorted int ndarrays, disjoint, together ``0..m-1``
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ConfigError(f"the validation fraction must be between 0 and 1, not {fraction!r}")
+    y = _labels(labels)
+    rng = np.random.default_rng(int(seed))
+    val = []
+    for c in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(fraction * idx.size))
+        if idx.size >= 2:
+            k = min(max(k, 1), idx.size - 1)
+        val.append(idx[:k])
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(y.size), val_idx)
+    return train_idx, val_idx
+
+
+def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` folds ``(train_idx, val_idx)``: the validation sets are disjoint, cover every example
+    once, and each holds its class's share (the class sizes differ by at most one between folds).
+
+    Raises :class:`ConfigError` when a class has fewer than ``k`` examples.
+    """
+    y = _labels(labels)
+    k = int(k)
+    if k < 2:
+        raise ConfigError(f"k-fold needs k ≥ 2, not {k}")
+    rng = np.random.default_rng(int(seed))
+    chunks = [[] for _ in range(k)]
+    offset = 0
+    for c in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if idx.size < k:
+            raise ConfigError(f"{k}-fold CV needs at least {k} examples of each class; class {c} has {idx.size}")
+        parts = np.array_split(idx, k)
+        for j in range(k):  # rotate so the larger remainders do not all land in the first folds
+            chunks[(j + offset) % k].append(parts[j])
+        offset += idx.size % k
+    folds = []
+    everything = np.arange(y.size)
+    for j in range(k):
+        val_idx = np.sort(np.concatenate(chunks[j]))
+        folds.append((np.setdiff1d(everything, val_idx), val_idx))
+    return folds
+
+
+# --------------------------------------------------------------------------- early stopping
+@dataclass
+class EarlyStopping:
+    """Keep the best parameters by a validation score; stop after ``patience`` evaluations without
+    an improvement of more than ``min_delta``.
+
+    ``history`` is ``[(iteration, score)]``; ``best_params`` a copy of the parameters at
+    ``best_iteration`` (None before the first :meth:`update`).
+    """
+
+    metric: str = "auc"
+    patience: int = 5
+    min_delta: float = 0.0
+    best_score: float = -np.inf
+    best_iteration: int = -1
+    best_params: list | None = None
+    history: list = field(default_factory=list)
+    _waited: int = 0
+
+    def __post_init__(self):
+        _metric(self.metric)
+        if int(self.patience) < 1:
+            raise ConfigError("patience must be at least 1 evaluation")
+
+    def update(self, iteration: int, score: float | None, params=None) -> bool:
+        """Record ``score`` at ``iteration`` (keeping a copy of ``params`` if it is the best so far);
+        True when training should stop."""
+        s = -np.inf if score is None or not np.isfinite(score) else float(score)
+        self.history.append((int(iteration), s))
+        if s > self.best_score + self.min_delta:
+            self.best_score, self.best_iteration, self._waited = s, int(iteration), 0
+            if params is not None:
+                self.best_params = [tuple(np.array(p, copy=True) for p in layer) for layer in params]
+            return False
+        self._waited += 1
+        return self._waited >= int(self.patience)
+
+
+def watch(trainer, proba_val: Callable[[], np.ndarray], Y_val, stopper: EarlyStopping,
+          every: int) -> Iterator:
+    """Run ``trainer.run()``, scoring the validation set every ``every`` iterations (and at the last)
+    and stopping when ``stopper`` says so; yields the trainer's progress events.
+
+    Parameters
+    ----------
+    trainer : catdnn.train.Trainer or catdnn.conv.ConvTrainer (anything with ``run()`` and ``params()``)
+    proba_val : callable
+        ``proba_val() -> ndarray of shape (m_val,)``: P(cat) of the trainer's *current* network on
+        the validation images (never the test images).
+    Y_val : ndarray of shape (1, m_val)
+    every : int
+        Iterations between evaluations.
+    """
+    score = _metric(stopper.metric)
+    every = max(int(every), 1)
+    run = trainer.run()
+    try:
+        for event in run:
+            yield event
+            if (event.iteration + 1) % every == 0 or event.iteration + 1 == event.iterations:
+                if stopper.update(event.iteration, score(proba_val(), Y_val), trainer.params()):
+                    break
+    finally:
+        run.close()  # the trainer records "stopped"
+
+
+# --------------------------------------------------------------------------- cross-validation
+@dataclass(frozen=True)
+class CVResult:
+    """k-fold scores of one setting: ``scores[checkpoint]`` is the list of each fold's score there."""
+
+    name: str
+    metric: str
+    scores: dict  # {checkpoint: [score per fold]}
+    seconds: float
+
+    def mean(self, checkpoint) -> float:
+        return float(np.mean(self.scores[checkpoint]))
+
+    def std(self, checkpoint) -> float:
+        return float(np.std(self.scores[checkpoint]))
+
+    @property
+    def best_checkpoint(self):
+        """The checkpoint with the highest mean score (the earliest among equals)."""
+        return max(self.scores, key=lambda c: (self.mean(c), -c if isinstance(c, (int, float)) else 0))
+
+
+def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int = 5, seed: int = 0,
+                   metric: str = "auc", name: str = "") -> CVResult:
+    """Stratified k-fold CV over the training images only.
+
+    Parameters
+    ----------
+    train_fold : callable
+        ``train_fold(X_tr, Y_tr, X_val) -> {checkpoint: proba_val}``: trains on one fold's
+        training part and returns P(cat) on its validation part at one or more checkpoints (e.g.
+        ``{20: p, 40: p, 60: p}`` by epochs), each an ndarray of shape (m_val,).
+    X : ndarray of shape (n_x, m) and Y (1, m): the *training* set
+    """
+    score = _metric(metric)
+    t0 = time.perf_counter()
+    scores: dict = {}
+    for tr, va in stratified_kfold(Y, k, seed):
+        out = train_fold(X[:, tr], Y[:, tr], X[:, va])
+        for checkpoint, proba in out.items():
+            s = score(proba, Y[:, va])
+            scores.setdefault(checkpoint, []).append(-np.inf if s is None else s)
+    return CVResult(name, metric, scores, time.perf_counter() - t0)
+
+
+def select(results) -> tuple:
+    """The best ``(CVResult, checkpoint)`` of several settings by mean CV score."""
+    results = list(results)
+    if not results:
+        raise ConfigError("nothing to select from")
+    best = max(results, key=lambda r: r.mean(r.best_checkpoint))
+    return best, best.best_checkpoint
