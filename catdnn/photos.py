@@ -221,38 +221,37 @@ def _class_of(folder_name: str) -> int | None:
     return 1 if norm in POSITIVE_NAMES else 0 if norm in NEGATIVE_NAMES else None
 
 
-def _base(entries: list[_Entry], label: str) -> int:
-    """How many leading path parts to drop so that the class folders come first (0 or 1)."""
-    def class_folders(depth):
-        return {e.parts[depth] for e in entries if len(e.parts) > depth + 1 and _class_of(e.parts[depth]) is not None}
+def _base(entries: list[_Entry], label: str) -> tuple:
+    """The folder holding the class folders: ``()`` (the top) or ``(name,)`` (one folder inside)."""
+    def labels_under(prefix):
+        n = len(prefix)
+        return {_class_of(e.parts[n]) for e in entries if len(e.parts) > n + 1 and e.parts[:n] == prefix} - {None}
 
-    if class_folders(0):
-        found = class_folders(0)
-        depth = 0
-    else:
-        tops = {e.parts[0] for e in entries if len(e.parts) > 1}
-        found = class_folders(1) if len(tops) == 1 else set()
-        depth = 1
-    labels = {_class_of(f) for f in found}
-    if labels != {0, 1}:
-        seen = sorted({e.parts[depth] + "/" for e in entries if len(e.parts) > depth + 1})[:8] if entries else []
-        missing = " and no ".join(f"{n}/ folder" for n, y in (("cat", 1), ("non-cat", 0)) if y not in labels)
-        raise DataError(
-            f"{label} needs a cat/ and a non-cat/ folder of photos (at the top, or inside one folder); "
-            f"found no {missing}" + (f" (its folders: {', '.join(seen)})" if seen else "")
-            + ". Put the photos of cats in cat/ and the others in non-cat/.")
-    return depth
+    candidates = [()] + [(t,) for t in sorted({e.parts[0] for e in entries if len(e.parts) > 2})]
+    for prefix in candidates:
+        if labels_under(prefix) == {0, 1}:
+            return prefix
+    found = set().union(*(labels_under(p) for p in candidates))
+    seen = sorted({e.parts[0] + "/" for e in entries if len(e.parts) > 1})[:8]
+    missing = " and no ".join(f"{n}/ folder" for n, y in (("cat", 1), ("non-cat", 0)) if y not in found) or (
+        "cat/ and non-cat/ folders side by side")
+    raise DataError(
+        f"{label} needs a cat/ and a non-cat/ folder of photos (at the top, or inside one folder); "
+        f"found no {missing}" + (f" (its folders: {', '.join(seen)})" if seen else "")
+        + ". Put the photos of cats in cat/ and the others in non-cat/.")
 
 
 # --------------------------------------------------------------------------- decoding and splitting
-def _decode_all(entries, base: int, progress: ImportProgress | None, workers: int):
+def _decode_all(entries, base: tuple, progress: ImportProgress | None, workers: int):
     """Decode every entry (``workers`` at a time, reading ahead a little); returns the images, labels
     and the skipped files, in the entries' order."""
     kept, labels, skipped = [], [], []
     todo = []
     for e in entries:
-        rel = e.parts[base:]
-        if len(rel) < 2:
+        rel = e.parts[len(base):]
+        if e.parts[:len(base)] != base:
+            skipped.append(Skipped(e.name, f"outside {base[0]}/, the folder holding cat/ and non-cat/"))
+        elif len(rel) < 2:
             skipped.append(Skipped(e.name, "not inside a cat/ or non-cat/ folder"))
         elif _class_of(rel[0]) is None:
             skipped.append(Skipped(e.name, f"in {rel[0]}/, which is not a class folder (cat/ or non-cat/)"))

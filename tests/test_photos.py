@@ -233,3 +233,12 @@ def test_resolve_dataset_for_the_cli(data_dir, tmp_path, home):
     assert photos.resolve_dataset(data_dir / "test_catvnoncat.h5") == (data_dir, None)  # the course's pair
     with pytest.raises(DataError, match="no such file or folder, nor an imported dataset"):
         photos.resolve_dataset("nobody-imported-this")
+
+
+def test_files_beside_the_photos_folder_are_skipped_and_listed(home):
+    files = photo_tree(3, 3, top="pets", extra={"readme.txt": b"x", "other/cat/a.jpg": photo_bytes(5)})
+    info = photos.import_photos(zip_bytes(files), name="pets")
+    assert info.m_train + info.m_test == 6
+    reasons = {s.name: s.reason for s in info.skipped}
+    assert set(reasons) == {"readme.txt", "other/cat/a.jpg"}
+    assert "outside pets/" in reasons["other/cat/a.jpg"]
