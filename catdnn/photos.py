@@ -103,6 +103,7 @@ class PhotoDataset:
     counts: dict
     skipped: tuple = ()
     cached: bool = False
+    uploaded: bool = False  # from an upload in the app (bytes), not a folder or zip on this machine
 
     @property
     def m_train(self) -> int:
@@ -336,7 +337,8 @@ def _info(folder: Path, manifest: dict, cached: bool = False) -> PhotoDataset:
     return PhotoDataset(
         folder=folder, name=str(manifest.get("name") or folder.name), source=str(manifest.get("source", "")),
         created=float(manifest.get("created", 0.0)), counts=manifest["counts"],
-        skipped=tuple(Skipped(str(n), str(r)) for n, r in manifest.get("skipped", [])), cached=cached)
+        skipped=tuple(Skipped(str(n), str(r)) for n, r in manifest.get("skipped", [])), cached=cached,
+        uploaded=bool(manifest.get("uploaded", False)))
 
 
 def read_info(folder) -> PhotoDataset:
@@ -486,6 +488,7 @@ def import_photos(
         "format": MANIFEST_FORMAT, "version": IMPORT_VERSION, "name": shown, "source": origin,
         "created": time.time(), "classes": list(CLASSES), "test_fraction": float(test_fraction), "seed": int(seed),
         "counts": counts, "skipped": [[s.name, s.reason] for s in skipped], "content_sha256": {},
+        "uploaded": not isinstance(source, (str, Path)),
     }
     parent = out.parent
     try:

@@ -76,6 +76,25 @@ def test_every_page_runs_on_an_imported_dataset(data_dir, home, tmp_path, tiny_m
     assert any("**16** training and **4** test images" in m.value for m in home_page.markdown)
 
 
+def test_an_upload_is_offered_only_to_its_own_session(data_dir, home, tmp_path):
+    """A student's uploaded photos are never offered to another browser tab; a folder imported on the
+    server's machine (the teacher's, with the CLI) is offered to every tab."""
+    photos.import_photos(write_tree(tmp_path / "class", photo_tree(4, 4)))  # on the machine: shared
+    mine = app(ENTRY).run()
+    upload_zip(mine, zip_bytes(photo_tree(N_CAT, N_OTHER, top="pets")))
+    [uploaded] = [d for d in photos.list_datasets() if d.uploaded]
+    def offered(at):  # the picker's labels: "cat / non-cat (the course's)", "class (6 train + 2 test photos)", …
+        return sorted(label.split(" (")[0] for label in at.sidebar.selectbox(key="sidebar_dataset").options)
+
+    assert offered(mine) == ["cat / non-cat", "class", "pets"]
+    other = app(ENTRY).run()
+    assert offered(other) == ["cat / non-cat", "class"]
+    other.session_state[CHOICE_KEY] = str(uploaded.folder)  # even naming it does not reach it
+    other.run()
+    assert_clean(other)
+    assert other.sidebar.selectbox(key="sidebar_dataset").value == ""
+
+
 def test_the_picker_goes_back_to_the_course(data_dir, home, tmp_path):
     info = photos.import_photos(write_tree(tmp_path / "mine", photo_tree(4, 4)))
     at = app(ENTRY).run()

@@ -23,13 +23,16 @@ FILE_NAMES = " and ".join(f"`{name}`" for name in FILES.values())
 CHOICE_KEY = "dataset_choice"
 #: The last import's result (a catdnn.photos.PhotoDataset), shown in the sidebar until dismissed.
 REPORT_KEY = "dataset_import_report"
-#: Largest zip of photos the app accepts, in MB (photos and model files stay at server.maxUploadSize).
-ZIP_UPLOAD_MB = 200
+#: The datasets this session uploaded (folder names): only they, and those imported on this machine with the
+#: CLI (a teacher's), are offered to it; another session's upload is never.
+UPLOADS_KEY = "dataset_uploads"
 IMPORT_HELP = (
     f"Zip a folder holding a **cat/** and a **non-cat/** subfolder of photos (JPEG, PNG, WebP, BMP or GIF). "
     f"Each photo is shrunk to 64×64; {photos.TEST_FRACTION:.0%} of each class is kept for testing (always the "
-    f"same ones). Unreadable files are skipped and listed. Up to {ZIP_UPLOAD_MB} MB and {photos.MAX_FILES:,} "
-    "files; imported datasets are kept on this server for every session to pick.")
+    "same ones). Unreadable files are skipped and listed. A zip may be as large as the server's upload limit "
+    "(`server.maxUploadSize`, 20 MB here by default); for more photos, import the folder on the server's machine "
+    "with `python -m catdnn info --dataset FOLDER`, which every session can then pick. Your upload is offered "
+    "only to this browser tab.")
 #: Skipped files listed in the import report (the rest are counted).
 SHOW_SKIPPED = 100
 
@@ -128,7 +131,8 @@ def dataset_picker_ui() -> None:
     """The sidebar's dataset picker (the course's, or one imported from photos) and the zip import.
 
     The choice is this session's (kept in session state, so it survives moving between pages)."""
-    imported = photos.list_datasets()
+    mine = st.session_state.get(UPLOADS_KEY, set())
+    imported = [d for d in photos.list_datasets() if not d.uploaded or str(d.folder) in mine]
     options = {"": COURSE_NAME} | {str(d.folder): d.label for d in imported}
     choice = st.session_state.get(CHOICE_KEY, "")
     if choice not in options:  # never chosen, or its folder was removed
@@ -148,7 +152,7 @@ def dataset_picker_ui() -> None:
 def import_ui() -> None:
     """A zip upload and an Import button; a successful import becomes the session's dataset."""
     upload = st.file_uploader("A zip with a cat/ and a non-cat/ folder of photos", type=["zip"], key="dataset_zip",
-                              max_upload_size=ZIP_UPLOAD_MB, help=IMPORT_HELP)
+                              help=IMPORT_HELP)
     if not st.button("Import", key="dataset_import", disabled=upload is None, icon=":material/photo_library:"):
         return
     bar = st.progress(0.0, text="Reading the zip…")
@@ -168,6 +172,7 @@ def import_ui() -> None:
     finally:
         bar.empty()
     st.session_state[CHOICE_KEY] = str(info.folder)
+    st.session_state.setdefault(UPLOADS_KEY, set()).add(str(info.folder))
     st.session_state[REPORT_KEY] = info
     st.rerun()  # the picker shows the new dataset, and the page runs on it
 
