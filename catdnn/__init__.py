@@ -14,9 +14,11 @@ Shape convention (the course's, used everywhere in this package)
 
 Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of the math),
 ``optim`` (optimisers, learning-rate schedules, mini-batches), ``augment`` (flips and shifts),
-``solvers`` (direct and Gram), ``config`` (TrainConfig, presets, limits), ``train`` (the training
-loop), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos), ``probe``
-(what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``cli``.
+``solvers`` (direct and Gram), ``optim`` and ``augment`` (the second course's techniques), ``config``
+(TrainConfig, presets, limits), ``train`` (the training loop), ``workers`` (training on a pool of
+processes), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos),
+``photos`` (a folder or zip of photos as a dataset), ``share`` (settings as link parameters),
+``probe`` (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``cli``.
 
 This package never imports streamlit; the dashboard imports it.
 """
