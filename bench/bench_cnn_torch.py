@@ -1,0 +1,172 @@
+"""The speed anchor for catdnn's NumPy CNN (issue 11): the same network in PyTorch on the CPU, float32,
+timed per epoch side by side in one process (target: NumPy at most 2× PyTorch's time per epoch).
+
+The same network: the ``cnn`` preset's ``in32,conv16,conv32,conv64,dense64`` (3×3 convolutions with
+same padding, 2×2 max pooling, ReLU, a dense head, one sigmoid output), Adam, batches of 32, the
+same 32 px inputs with the same flips and ±4 px shifts (drawn once per batch by catdnn.augment and
+given to both). PyTorch starts from catdnn's initial weights, and the script first checks that both
+give the same P(cat) (float32 rounding apart).
+
+PyTorch is a benchmark-only dependency (``pip install -r requirements-bench.txt``), never a test or
+runtime one; without it the script says so and exits.
+
+    python bench/bench_cnn_torch.py [--epochs 8] [--threads 2] [--arch in32,conv16,conv32,conv64,dense64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+from _common import load_data, machine, set_threads, table
+
+from catdnn import augment, conv
+from catdnn.network import cost_from_logits
+from catdnn.optim import MiniBatches, make_optimizer, seeded_generators
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def torch_net(arch, params):
+    """The same network in PyTorch (NCHW inside), with catdnn's weights copied in."""
+    layers = []
+    c_prev = arch.source[2]
+    for c in arch.convs:
+        layers += [torch.nn.Conv2d(c_prev, c, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.ReLU()]
+        c_prev = c
+    convs = torch.nn.Sequential(*layers)
+    dims = arch.dense_layers
+    dense = []
+    for j, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        dense.append(torch.nn.Linear(a, b))
+        if j < len(dims) - 2:
+            dense.append(torch.nn.ReLU())
+    head = torch.nn.Sequential(*dense)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs, self.head = convs, head
+
+        def forward(self, x):  # x: (m, C, H, W)
+            f = self.convs(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # catdnn's (row, col, channel) order
+            return self.head(f)[:, 0]  # logits (m,)
+
+    net = Net()
+    with torch.no_grad():
+        n_conv = len(arch.convs)
+        conv_mods = [m for m in convs if isinstance(m, torch.nn.Conv2d)]
+        for mod, (W, b) in zip(conv_mods, params[:n_conv]):
+            # catdnn: W (C_out, 9·C_in) ordered (kernel row, kernel col, channel) -> (C_out, C_in, 3, 3)
+            mod.weight.copy_(torch.from_numpy(W.reshape(W.shape[0], 3, 3, -1).transpose(0, 3, 1, 2).copy()))
+            mod.bias.copy_(torch.from_numpy(b[:, 0].copy()))
+        lin_mods = [m for m in head if isinstance(m, torch.nn.Linear)]
+        for mod, (W, b) in zip(lin_mods, params[n_conv:]):
+            mod.weight.copy_(torch.from_numpy(W.copy()))
+            mod.bias.copy_(torch.from_numpy(b[:, 0].copy()))
+    return net
+
+
+def batches_of_an_epoch(Xin, Y, arch, cfg, rngs, batches):
+    """The epoch's augmented batches, drawn once for both implementations: [(X cols (n, k), Y (1, k))]."""
+    out = []
+    for _ in range(batches.per_epoch):
+        index, _ = batches.next()
+        Xb, Yb = Xin[:, index], Y[:, index]
+        d = augment.draw(rngs["augment"], Xb.shape[1], cfg.flip, cfg.shift)
+        out.append((augment.apply(Xb, d, arch.image_shape), Yb))
+    return out
+
+
+def numpy_epoch(params, arch, opt, state, lr, data):
+    for Xb, Yb in data:
+        AL, cache = conv.forward_maps(params, arch, conv.to_maps(Xb, arch.image_shape))
+        opt.update(params, conv.backward(params, arch, cache, Yb, AL), state, lr)
+
+
+def torch_epoch(net, opt, data, arch):
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for Xb, Yb in data:
+        x = torch.from_numpy(conv.to_maps(Xb, arch.image_shape)).permute(0, 3, 1, 2)  # NHWC -> NCHW (a view)
+        y = torch.from_numpy(Yb[0])
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=8, help="timed epochs per implementation (interleaved)")
+    ap.add_argument("--threads", type=int, default=2, help="BLAS and PyTorch threads (default 2)")
+    ap.add_argument("--arch", default=conv.CNN_PRESETS["cnn"].arch)
+    ap.add_argument("--batch-size", type=int, default=conv.CNN_PRESETS["cnn"].batch_size)
+    args = ap.parse_args()
+    if torch is None:
+        sys.exit("bench_cnn_torch: PyTorch is not installed (pip install -r requirements-bench.txt); skipped")
+    set_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    ds = load_data()
+    cfg = conv.preset("cnn", arch=args.arch, batch_size=args.batch_size)
+    arch = cfg.parsed()
+    Xin = conv.downsample(ds.train.X, arch.factor, arch.source, np.float32)
+    Y = ds.train.Y.astype(np.float32)
+    params = conv.init_cnn(arch, cfg.init, cfg.seed, np.float32)
+    net = torch_net(arch, params)
+
+    # the same network: the same P(cat) and cost from the same weights
+    Xt = conv.to_input(arch, ds.test.X, np.float32)
+    p_np = conv.forward_maps(params, arch, Xt)[0][0]
+    with torch.no_grad():
+        z_t = net(torch.from_numpy(Xt).permute(0, 3, 1, 2)).numpy()
+    p_t = 1 / (1 + np.exp(-z_t))
+    diff = float(np.max(np.abs(p_np - p_t)))
+    cost_np = cost_from_logits(conv.forward_maps(params, arch, conv.to_maps(Xin, arch.image_shape))[1].dense[-1][1],
+                               Y)
+
+    rngs = seeded_generators(cfg.seed)
+    batches = MiniBatches(Xin.shape[1], cfg.batch_size, rngs["batches"])
+    np_opt = make_optimizer(cfg)
+    np_state = np_opt.init(params)
+    t_opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon)
+    times = {"numpy": [], "torch": []}
+    for e in range(args.epochs + 1):  # the first epoch of each warms up and is not counted
+        data = batches_of_an_epoch(Xin, Y, arch, cfg, rngs, batches)
+        order = ("numpy", "torch") if e % 2 == 0 else ("torch", "numpy")
+        for name in order:
+            t0 = time.perf_counter()
+            if name == "numpy":
+                numpy_epoch(params, arch, np_opt, np_state, cfg.learning_rate, data)
+            else:
+                torch_epoch(net, t_opt, data, arch)
+            if e:
+                times[name].append(time.perf_counter() - t0)
+    with torch.no_grad():
+        z_t = net(torch.from_numpy(conv.to_maps(Xin, arch.image_shape)).permute(0, 3, 1, 2)).numpy()
+    z_np = conv.forward_maps(params, arch, conv.to_maps(Xin, arch.image_shape))[1].dense[-1][1][0]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["numpy"] / med["torch"]
+    print(f"machine: {machine()}")
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; BLAS threads {args.threads}")
+    print(f"network: {arch.text} ({arch.param_count():,} parameters), float32, Adam lr {cfg.learning_rate:g}, "
+          f"batches of {cfg.batch_size} ({batches.per_epoch} per epoch of {Xin.shape[1]} images), flips and "
+          f"±{cfg.shift} px shifts drawn once and given to both; median of {args.epochs} epochs, interleaved")
+    print(f"same network check: max |P_numpy - P_torch| on the 50 test images from the same weights = {diff:.1e} "
+          f"(training cost {cost_np:.6f}); after {args.epochs + 1} epochs each, training-set logits "
+          f"correlate at r = {np.corrcoef(z_np, z_t)[0, 1]:.4f}\n")
+    rows = [[name, f"{med[name] * 1000:.0f}", " ".join(f"{t * 1000:.0f}" for t in times[name]),
+             f"{med[name] / med['torch']:.2f}×"] for name in ("numpy", "torch")]
+    rows[0][0] = "catdnn NumPy (conv.py, im2col)"
+    rows[1][0] = f"PyTorch {torch.__version__} CPU"
+    print(table(["implementation", "ms / epoch (median)", "all epochs (ms)", "× PyTorch"], rows))
+    print(f"\ntarget: NumPy ≤ 2× PyTorch per epoch: {ratio:.2f}× {'MET' if ratio <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
