@@ -18,7 +18,8 @@ Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of
 (TrainConfig, presets, limits), ``train`` (the training loop), ``workers`` (training on a pool of
 processes), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos),
 ``photos`` (a folder or zip of photos as a dataset), ``share`` (settings as link parameters),
-``probe`` (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``cli``.
+``probe`` (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``history`` (the run
+history in SQLite), ``sweep`` (many runs on a process pool or a Dask cluster), ``cli``.
 
 This package never imports streamlit; the dashboard imports it.
 """
@@ -41,6 +42,7 @@ from .network import (
     predict_proba,
     update,
 )
+from .sweep import sweep  # catdnn.sweep is the function; the module is catdnn.sweep in sys.modules
 from .train import Progress, Trainer, fit
 
 __all__ = [
@@ -50,5 +52,5 @@ __all__ = [
     "Model", "load_model", "save_model",
     "INITS", "accuracy", "backward", "compute_cost", "forward", "gradient_check", "init_params",
     "predict", "predict_proba", "update",
-    "PRESETS", "TrainConfig", "parse_layers", "preset_name", "Progress", "Trainer", "fit",
+    "PRESETS", "TrainConfig", "parse_layers", "preset_name", "Progress", "Trainer", "fit", "sweep",
 ]

@@ -1,4 +1,7 @@
-"""Command-line interface: ``python -m catdnn train|predict|download|info``.
+"""Command-line interface: ``python -m catdnn train|sweep|runs|predict|download|info``.
+
+Every run that ``train`` and ``sweep`` finish, stop or see diverge is kept in the run history
+(:mod:`catdnn.history`; ``--no-record`` to skip); ``runs list|show|delete|export`` reads it.
 
 Exit status: 0 success; 1 a problem with a file or a run (unreadable image or model, missing data,
 diverged run); 2 a usage error (unknown command or flag, or a flag value that is impossible, such
@@ -51,6 +54,46 @@ def _keep_probs(text: str):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def _seeds(text: str) -> tuple:
+    from .sweep import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _float_list(text: str) -> tuple:
+    try:
+        return tuple(float(p) for p in str(text).split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 0.0075,0.01") from None
+
+
+def _hidden_list(text: str) -> tuple:
+    """``"20,7,5;7"`` -> ((20, 7, 5), (7,)); ``none`` is a network without hidden layer."""
+    nets = []
+    for part in str(text).split(";"):
+        part = part.strip()
+        try:
+            nets.append(() if part.lower() == "none" else parse_layers(part))
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if not nets[-1] and part.lower() != "none":
+            raise argparse.ArgumentTypeError(f'empty network in {text!r}: write e.g. "20,7,5;7" (or none)')
+    return tuple(nets)
+
+
+def _choice_list(choices):
+    def parse(text: str) -> tuple:
+        items = tuple(p.strip() for p in str(text).split(",") if p.strip())
+        for item in items:
+            if item not in choices:
+                raise argparse.ArgumentTypeError(f"{item!r} is not one of {', '.join(choices)}")
+        return items
+    return parse
+
+
 def _threshold(text: str) -> float:
     try:
         value = float(text)
@@ -94,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", metavar="PATH", help=DATASET_HELP)
     t.add_argument("--solver", default="auto", help=argparse.SUPPRESS)
     t.add_argument("--save", metavar="MODEL.npz", help="save the trained model to this file")
+    t.add_argument("--seeds", type=_seeds, metavar="SEEDS",
+                   help="train once per seed (e.g. 1-5 or 1,3,7), all cores at once, and print the mean ± std "
+                        "of the accuracies")
+    _add_run_options(t)
     k = t.add_argument_group("techniques beyond the course (each off by default)")
     k.add_argument("--l2", type=_positive_float, metavar="LAMBDA", help="L2 regularisation λ (0: off)")
     k.add_argument("--keep-prob", type=_keep_probs, metavar="P[,P...]",
@@ -131,7 +178,43 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--data-dir")
     i.add_argument("--dataset", metavar="PATH", help=DATASET_HELP)
     i.set_defaults(parser=i)
+
+    s = sub.add_parser("sweep", help="train every combination of some settings, on all cores or a Dask cluster")
+    s.add_argument("--preset", choices=list(PRESETS), default="deep", help="the network to start from (deep)")
+    s.add_argument("--iterations", type=int, help="iterations of every run (the preset's: 2500)")
+    s.add_argument("--lr", type=_float_list, metavar="LR[,LR...]", help="learning rates, e.g. 0.0075,0.01")
+    s.add_argument("--hidden", type=_hidden_list, metavar="SIZES[;SIZES...]",
+                   help='hidden layers of each network, ";" between networks, e.g. "20,7,5;7"')
+    s.add_argument("--init", type=_choice_list(list(INITS)), metavar="INIT[,INIT...]", help=", ".join(INITS))
+    s.add_argument("--optimizer", type=_choice_list(list(OPTIMIZERS)), metavar="OPT[,OPT...]",
+                   help=", ".join(OPTIMIZERS))
+    s.add_argument("--l2", type=_float_list, metavar="LAMBDA[,LAMBDA...]", help="L2 regularisation strengths")
+    s.add_argument("--seeds", type=_seeds, default=(1,), metavar="SEEDS", help="seeds, e.g. 1-3 (1)")
+    s.add_argument("--data-dir", help="folder holding the two .h5 files")
+    s.add_argument("--no-download", action="store_true", help="never download the dataset")
+    _add_run_options(s)
+    s.set_defaults(parser=s)
+
+    r = sub.add_parser("runs", help="the run history: list, show, delete or export runs")
+    ra = r.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rl = ra.add_parser("list", help="every run, newest first")
+    rl.add_argument("--limit", type=int, default=0, help="only the newest N runs")
+    rs = ra.add_parser("show", help="one run's settings, results and curve")
+    rs.add_argument("id", type=int)
+    rs.add_argument("--save", metavar="MODEL.npz", help="also save the run's model to this file")
+    rd = ra.add_parser("delete", help="delete runs")
+    rd.add_argument("ids", type=int, nargs="+", metavar="ID")
+    rx = ra.add_parser("export", help="the table of runs as CSV (- for standard output)")
+    rx.add_argument("file", metavar="FILE.csv")
+    r.set_defaults(parser=r)
     return p
+
+
+def _add_run_options(p) -> None:
+    p.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run the runs on this Dask cluster instead of this machine's cores (needs distributed)")
+    p.add_argument("--workers", type=int, help="worker processes on this machine (default: one per core)")
+    p.add_argument("--no-record", action="store_true", help="do not keep the runs in the run history")
 
 
 DATASET_HELP = ("your own photos instead: a folder with cat/ and non-cat/ subfolders or a zip of one "
@@ -204,9 +287,16 @@ def cmd_train(args) -> int:
         ).validate()
         if args.save:
             _check_save_path(args.save)
+        _check_run_options(args, several=bool(args.seeds))
+        if args.seeds and (args.seed is not None or args.save):
+            flag = "--seed" if args.seed is not None else "--save"
+            raise ConfigError(f"--seeds trains one model per seed: give it without {flag}")
     except ConfigError as exc:
         args.parser.error(str(exc))
     ds = open_dataset(args)
+    history = _open_history(args)
+    if args.seeds:
+        return _train_seeds(args, config, ds, history)
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
                       cost_every=args.print_every, solver=args.solver, classes=ds.classes)
     extra = "".join(f", {t}" for t in config.techniques())
@@ -225,8 +315,10 @@ def cmd_train(args) -> int:
     if trainer.status == "diverged":
         for i, cost in trainer.history[printed:]:
             print(f"Cost after iteration {i}: {cost:.6f}")
+        _record(history, trainer, None, ds)
         raise ConfigError(trainer.message)
     model = trainer.model()
+    _record(history, trainer, model, ds)
     for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X):
         print(f"warning: {message}", file=sys.stderr)
     print(f"Train accuracy: {model.train_accuracy:.6f}")
@@ -236,6 +328,192 @@ def cmd_train(args) -> int:
         save_model(model, args.save)
         print(f"Model saved to {args.save}" + (" (partial)" if interrupted else ""), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _check_run_options(args, several: bool) -> None:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if not several and (args.scheduler or args.workers is not None):
+        raise ConfigError(f"{'--scheduler' if args.scheduler else '--workers'} applies to several runs: "
+                          "give --seeds, or use the sweep command")
+    if args.scheduler:
+        from .sweep import check_scheduler
+
+        args.scheduler = check_scheduler(args.scheduler)
+
+
+def _open_history(args):
+    """The run history, or None (--no-record, or a history that cannot be used: then a warning)."""
+    if args.no_record:
+        return None
+    from .history import History, HistoryError
+
+    try:
+        return History()
+    except HistoryError as exc:
+        print(f"warning: runs are not kept in the history: {exc}", file=sys.stderr)
+        return None
+
+
+def _record(history, trainer, model, ds) -> None:
+    if history is None:
+        return
+    from .history import HistoryError
+
+    try:
+        run_id = history.add(trainer.config, status=trainer.status, message=trainer.message,
+                             history=trainer.history, accuracy_history=trainer.accuracy_history,
+                             iterations_done=trainer.iterations_done, elapsed=trainer.elapsed,
+                             solver=trainer.solver_name, source="cli", dataset=str(ds.source), model=model)
+    except HistoryError as exc:
+        print(f"warning: the run is not kept in the history: {exc}", file=sys.stderr)
+        return
+    print(f"Kept as run {run_id} (python -m catdnn runs show {run_id})", file=sys.stderr)
+
+
+def _describe(config: TrainConfig) -> str:
+    hidden = ",".join(str(n) for n in config.hidden) or "none"
+    extra = "".join(f", {t}" for t in config.techniques())
+    return f"hidden={hidden} init={config.init} lr={config.learning_rate:g} seed={config.seed}{extra}"
+
+
+def _run_sweep(args, configs, ds, history, label: str) -> tuple[list, bool]:
+    """Run ``configs`` on all cores (or ``--scheduler``), printing a line as each finishes.
+    Returns the results and whether Ctrl-C stopped the sweep."""
+    from .sweep import curve_options, dask_client, dask_executor, sweep
+
+    client = dask_client(args.scheduler) if args.scheduler else None
+    where = f"the Dask cluster at {args.scheduler}" if client else f"{args.workers or os.cpu_count()} processes"
+    total, results = len(configs), []
+    print(f"Sweep of {total} runs on {where}", file=sys.stderr)
+    try:
+        runs = sweep(configs, dask_executor(client) if client else None, data_dir=ds.source, history=history,
+                     source="cli", label=label, workers=args.workers, **curve_options(configs[0]))
+        for res in runs:
+            results.append(res)
+            acc = (f"train {res.train_accuracy:.3f}, test {res.test_accuracy:.3f}"
+                   if res.test_accuracy is not None else res.message)
+            kept = f" run {res.run_id}" if res.run_id is not None else ""
+            print(f"[{len(results)}/{total}]{kept} {_describe(res.config)}: {res.status}, {acc} "
+                  f"({res.elapsed:.1f} s)", flush=True)
+        return results, False
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {len(results)} of {total} runs finished"
+              + (" (kept in the history)" if history is not None else ""), file=sys.stderr)
+        return results, True
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _train_seeds(args, config: TrainConfig, ds, history) -> int:
+    from .sweep import seed_configs, spread
+
+    results, interrupted = _run_sweep(args, seed_configs(config, args.seeds), ds, history,
+                                      label=f"seeds {_seed_text(args.seeds)}")
+    s = spread(results)
+    if s is not None:
+        print(f"Mean ± std {s.text()}")
+        print("(the course's 0.80 test accuracy is one seed's: seed 1)", file=sys.stderr)
+    if interrupted:
+        return 130
+    return 0 if all(r.status == "finished" for r in results) else 1
+
+
+def _seed_text(seeds) -> str:
+    seeds = list(seeds)
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1:
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(s) for s in seeds)
+
+
+def cmd_sweep(args) -> int:
+    from .data import load_dataset
+    from .sweep import grid, spread
+
+    try:
+        base = TrainConfig.preset(args.preset, iterations=args.iterations)
+        _check_run_options(args, several=True)
+        axes = dict(layers=[(base.layers[0], *h, 1) for h in args.hidden] if args.hidden else None,
+                    init=args.init, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2,
+                    seed=list(args.seeds))
+        configs = grid(base, **axes)
+        for c in configs:
+            c.validate()
+    except ConfigError as exc:
+        args.parser.error(str(exc))
+    ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
+    results, interrupted = _run_sweep(args, configs, ds, _open_history(args), label=_sweep_label(args))
+    groups: dict = {}
+    for r in sorted(results, key=lambda r: r.index):
+        groups.setdefault(_describe(r.config).rsplit(" seed=", 1)[0], []).append(r)
+    if len(args.seeds) > 1 and groups:
+        print("\nTest accuracy by settings (mean ± std over the seeds):")
+        summary = [(name, spread(rs)) for name, rs in groups.items()]
+        for name, s in sorted(summary, key=lambda x: -(x[1].test_mean if x[1] else -1.0)):
+            print(f"  {name}: " + (f"{s.test_mean:.3f} ± {s.test_std:.3f} ({s.n} runs)" if s else "no result"))
+    if interrupted:
+        return 130
+    return 0 if all(r.status == "finished" for r in results) else 1
+
+
+def _sweep_label(args) -> str:
+    parts = [f"{k} {','.join(map(str, v))}" for k, v in (("lr", args.lr), ("init", args.init),
+                                                         ("optimizer", args.optimizer), ("l2", args.l2)) if v]
+    if args.hidden:
+        parts.append("hidden " + ";".join(",".join(map(str, h)) or "none" for h in args.hidden))
+    parts.append(f"seeds {_seed_text(args.seeds)}")
+    return "sweep: " + " · ".join(parts)
+
+
+def cmd_runs(args) -> int:
+    from .history import History
+
+    with History() as history:
+        if args.action == "list":
+            runs = history.runs()
+            print(f"{len(runs)} runs in {history.path}", file=sys.stderr)
+            if args.limit > 0:
+                runs = runs[: args.limit]
+            print(f"{'id':>5}  {'created (UTC)':<19}  {'source':<10} {'status':<8} {'hidden':<10} {'init':<7} "
+                  f"{'lr':>8} {'seed':>5} {'iters':>7} {'train':>6} {'test':>6} {'secs':>7}  solver")
+            for r in runs:
+                row = r.row()
+                acc = [f"{a:.3f}" if a is not None else "-" for a in (r.train_accuracy, r.test_accuracy)]
+                print(f"{r.id:>5}  {r.created[:19].replace('T', ' '):<19}  {r.source:<10} {r.status:<8} "
+                      f"{row['hidden']:<10} {r.config.init:<7} {r.config.learning_rate:>8g} {r.config.seed:>5} "
+                      f"{r.iterations_done:>7} {acc[0]:>6} {acc[1]:>6} {r.elapsed:>7.1f}  {r.solver}")
+        elif args.action == "show":
+            r = history.get(args.id)
+            for key, value in r.row().items():
+                print(f"{key}: {value}")
+            if r.history:
+                (i0, c0), (i1, c1) = r.history[0], r.history[-1]
+                print(f"cost curve: {len(r.history)} points, {c0 if c0 is None else round(c0, 6)} at iteration "
+                      f"{i0} to {c1 if c1 is None else round(c1, 6)} at iteration {i1}")
+            if args.save:
+                from .model_io import save_model
+
+                _check_save_path(args.save)
+                save_model(history.model(args.id), args.save)
+                print(f"Model saved to {args.save}", file=sys.stderr)
+        elif args.action == "delete":
+            present = {r.id for r in history.runs(ids=args.ids)}
+            missing = [i for i in args.ids if i not in present]
+            history.delete(present)
+            if present:
+                print(f"deleted {len(present)} run{'s' if len(present) != 1 else ''}: "
+                      f"{', '.join(map(str, sorted(present)))}")
+            if missing:
+                raise CatdnnError(f"no run {', '.join(map(str, missing))} in the history")
+        elif args.action == "export":
+            text = history.csv_text()
+            if args.file == "-":
+                sys.stdout.write(text)
+            else:
+                Path(args.file).write_text(text, encoding="utf-8")
+                print(f"{len(history)} runs written to {args.file}", file=sys.stderr)
+    return 0
 
 
 def _technique_settings(args) -> dict:
@@ -299,7 +577,8 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "download": cmd_download, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "runs": cmd_runs, "predict": cmd_predict,
+            "download": cmd_download, "info": cmd_info}
 
 
 def main(argv=None) -> int:

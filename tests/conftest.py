@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,18 @@ def _dataset_dir() -> Path:
 # Every test (and every subprocess it starts) reads the dataset from one folder, so nothing ever
 # tries to download it.
 os.environ["CATDNN_DATA_DIR"] = str(_dataset_dir())
+
+# Nothing a test does lands in the user's real catdnn folder (~/.catdnn: the run history, imported
+# datasets): the whole session, and every subprocess and server it starts, uses a temporary one.
+TEST_HOME = Path(tempfile.mkdtemp(prefix="catdnn-test-home-"))
+os.environ["CATDNN_HOME"] = str(TEST_HOME)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_home():
+    """The temporary CATDNN_HOME of this test session, removed at its end."""
+    yield TEST_HOME
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

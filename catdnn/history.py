@@ -1,0 +1,365 @@
+"""The run history: every finished, stopped or diverged run, kept in a local SQLite database.
+
+The database is ``runs.sqlite3`` in the user's catdnn folder (:func:`catdnn.data.home_dir`:
+``$CATDNN_HOME``, else ``~/.catdnn``). It uses the standard library's :mod:`sqlite3` in WAL mode,
+so several processes (a dashboard, a CLI run, a sweep) write to it at once without losing a run:
+each write is one short ``BEGIN IMMEDIATE`` transaction and waits for the others
+(:data:`BUSY_SECONDS`). Open one :class:`History` per process or session and keep it.
+
+What a run keeps (:class:`RunRecord`): its settings (the :class:`~catdnn.config.TrainConfig` as a
+dict), its seed, the whole cost curve and accuracy curve, the final accuracies, its timing, how it
+ended and why, the solver, where it came from (``source``: the Train page, the CLI, a sweep) and
+its model as the ``.npz`` bytes of :mod:`catdnn.model_io` (never pickle). A diverged run keeps no
+model.
+
+The schema has a version (the ``schema_version`` table). An older database is migrated on opening,
+after a copy of it is put aside next to it (``runs.sqlite3.v1.bak``); a newer one (from a later
+catdnn) or a file that is not a readable database raises :class:`HistoryError` with a clear message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import CatdnnError
+
+FILE_NAME = "runs.sqlite3"
+#: The schema this catdnn writes; :data:`MIGRATIONS` brings older ones up to it.
+SCHEMA_VERSION = 1
+#: How long a write waits for another process's write to finish (seconds).
+BUSY_SECONDS = 60.0
+#: Where a run came from.
+SOURCES = ("train page", "cli", "sweep", "lesson")
+
+_SCHEMA_V1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL,
+    seed INTEGER,
+    history TEXT NOT NULL DEFAULT '[]',
+    accuracy_history TEXT NOT NULL DEFAULT '[]',
+    iterations_done INTEGER NOT NULL DEFAULT 0,
+    train_accuracy REAL,
+    test_accuracy REAL,
+    elapsed REAL NOT NULL DEFAULT 0,
+    solver TEXT NOT NULL DEFAULT '',
+    dataset TEXT NOT NULL DEFAULT '',
+    sweep TEXT NOT NULL DEFAULT '',
+    model BLOB
+);
+CREATE INDEX runs_created ON runs (created);
+"""
+
+#: ``MIGRATIONS[v]`` is the SQL that takes a database from schema version ``v`` to ``v + 1``
+#: (version 0: an empty file).
+MIGRATIONS = {0: _SCHEMA_V1}
+
+
+class HistoryError(CatdnnError):
+    """The run history cannot be used (a corrupt file, a newer schema, no permission)."""
+
+
+@dataclass
+class RunRecord:
+    """One run of the history. ``config`` is a :class:`TrainConfig`; curves are lists of tuples."""
+
+    id: int
+    created: str
+    source: str
+    status: str  # finished | stopped | diverged
+    message: str
+    config: TrainConfig
+    seed: int | None
+    iterations_done: int
+    train_accuracy: float | None
+    test_accuracy: float | None
+    elapsed: float
+    solver: str
+    dataset: str = ""
+    sweep: str = ""  # the sweep or lesson the run belongs to, if any
+    has_model: bool = False
+    history: list = field(default_factory=list)  # [(iteration, cost)]; empty in list_runs()
+    accuracy_history: list = field(default_factory=list)  # [(iteration, train, test)]; empty in list_runs()
+
+    def row(self) -> dict:
+        """The run as one flat table row: its results, then every setting by name."""
+        c = self.config
+        row = {
+            "id": self.id, "created": self.created, "source": self.source, "status": self.status,
+            "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+            "iterations_done": self.iterations_done, "seconds": round(self.elapsed, 3), "solver": self.solver,
+            "hidden": ",".join(str(n) for n in c.hidden) or "none",
+        }
+        for key, value in c.to_dict().items():
+            row[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
+        row.update(sweep=self.sweep, dataset=self.dataset, model=self.has_model, message=self.message)
+        return row
+
+
+def default_path() -> Path:
+    """``runs.sqlite3`` in the user's catdnn folder (``$CATDNN_HOME``, else ``~/.catdnn``)."""
+    from .data import home_dir
+
+    return home_dir() / FILE_NAME
+
+
+def _json_points(points) -> str:
+    """Curves as JSON; a non-finite value (a diverged cost) is stored as null."""
+    def num(x):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return json.dumps([[int(p[0]), *(None if v is None else num(v) for v in p[1:])] for p in points])
+
+
+def _points(text: str) -> list:
+    return [tuple(p) for p in json.loads(text or "[]")]
+
+
+class History:
+    """The run history in the SQLite file ``path`` (default :func:`default_path`), created if missing.
+
+    One connection, usable from any thread of this process (a lock serialises its use). Raises
+    :class:`HistoryError` when the file is not a readable catdnn history or is from a newer catdnn.
+    """
+
+    def __init__(self, path=None):
+        self.path = Path(path) if path is not None else default_path()
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(f"cannot create the folder for the run history {self.path.parent}: "
+                               f"{exc.strerror or exc}") from None
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open the run history {self.path}: {exc}") from None
+        try:
+            self._setup()
+        except HistoryError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise HistoryError(self._unreadable(exc)) from None
+
+    def _unreadable(self, exc) -> str:
+        return (f"the run history {self.path} is not a readable database ({exc}). Move the file aside "
+                "(or delete it) and catdnn starts a new, empty history; nothing else is affected.")
+
+    # ------------------------------------------------------------------ schema
+    def _setup(self) -> None:
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+        for _attempt in range(100):  # switching to WAL needs a moment alone with the file
+            try:
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                time.sleep(0.05)
+        else:  # pragma: no cover - another process held the file for 5 s
+            mode = ""
+        if str(mode).lower() != "wal":
+            raise HistoryError(f"the run history {self.path} cannot use WAL mode (journal mode {mode!r}): "
+                               "is it on a network drive? Set CATDNN_HOME to a local folder.")
+        db.execute("PRAGMA synchronous = NORMAL")
+        version = self._version()
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise self._newer(version)
+        db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
+        try:
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise self._newer(version)
+            if 0 < version < SCHEMA_VERSION:
+                self._copy_aside(version)
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                version += 1
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _version(self) -> int:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise HistoryError(f"{self.path} is an SQLite database but not a catdnn run history "
+                                   f"(it holds the tables {', '.join(sorted(tables))}). Set CATDNN_HOME "
+                                   "to another folder, or move the file aside.")
+            return 0
+        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _newer(self, version: int) -> HistoryError:
+        return HistoryError(
+            f"the run history {self.path} was written by a newer catdnn (schema version {version}; this "
+            f"catdnn reads up to version {SCHEMA_VERSION}). Upgrade catdnn, or set CATDNN_HOME to another "
+            "folder to keep a separate history; the file was left as it is.")
+
+    def _copy_aside(self, version: int) -> Path:
+        """Copy the database (with what its WAL holds) next to it before migrating it."""
+        target = self.path.with_name(f"{self.path.name}.v{version}.bak")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{self.path.name}.v{version}.{n}.bak")
+        # read through a second connection: this one holds the write lock (WAL lets a reader in)
+        source, copy = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS), sqlite3.connect(str(target))
+        try:
+            source.backup(copy)
+        finally:
+            copy.close()
+            source.close()
+        return target
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._version()
+
+    # ------------------------------------------------------------------ writing
+    def add(self, config: TrainConfig, *, status: str, message: str = "", history=(), accuracy_history=(),
+            iterations_done: int = 0, train_accuracy=None, test_accuracy=None, elapsed: float = 0.0,
+            solver: str = "", source: str = "cli", dataset: str = "", sweep: str = "", model=None) -> int:
+        """Keep one run; returns its id. ``model``: a :class:`~catdnn.model.Model` (its accuracies are
+        used when none are given) or None."""
+        blob = None
+        if model is not None:
+            from .model_io import model_to_bytes
+
+            blob = model_to_bytes(model)
+            train_accuracy = model.train_accuracy if train_accuracy is None else train_accuracy
+            test_accuracy = model.test_accuracy if test_accuracy is None else test_accuracy
+        values = (
+            datetime.now(timezone.utc).isoformat(timespec="milliseconds"), str(source), str(status), str(message),
+            json.dumps(config.to_dict()), int(config.seed), _json_points(history), _json_points(accuracy_history),
+            int(iterations_done), None if train_accuracy is None else float(train_accuracy),
+            None if test_accuracy is None else float(test_accuracy), float(elapsed or 0.0), str(solver or ""),
+            str(dataset or ""), str(sweep or ""), blob,
+        )
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(
+                        "INSERT INTO runs (created, source, status, message, config, seed, history, "
+                        "accuracy_history, iterations_done, train_accuracy, test_accuracy, elapsed, solver, "
+                        "dataset, sweep, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(f"could not save the run in {self.path}: {exc}") from None
+            return int(cur.lastrowid)
+
+    def delete(self, ids) -> int:
+        """Delete the runs ``ids``; returns how many there were."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return 0
+        with self._lock:
+            try:
+                cur = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))})", ids)
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(f"could not delete runs from {self.path}: {exc}") from None
+            return cur.rowcount
+
+    # ------------------------------------------------------------------ reading
+    _COLUMNS = ("id, created, source, status, message, config, seed, iterations_done, train_accuracy, "
+                "test_accuracy, elapsed, solver, dataset, sweep, model IS NOT NULL")
+
+    def _record(self, r, curves=None) -> RunRecord:
+        rec = RunRecord(int(r[0]), r[1], r[2], r[3], r[4], TrainConfig.from_dict(json.loads(r[5])), r[6], int(r[7]),
+                        r[8], r[9], float(r[10]), r[11], r[12], r[13], bool(r[14]))
+        if curves is not None:
+            rec.history, rec.accuracy_history = _points(curves[0]), _points(curves[1])
+        return rec
+
+    def _query(self, sql: str, args=()) -> list:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(self._unreadable(exc)) from None
+
+    def runs(self, curves: bool = False, ids=None) -> list[RunRecord]:
+        """Every run (or those of ``ids``), newest first; with ``curves``, their cost and accuracy curves too."""
+        extra = ", history, accuracy_history" if curves else ""
+        where, args = "", ()
+        if ids is not None:
+            ids = [int(i) for i in ids]
+            where, args = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
+            if not ids:
+                return []
+        rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs{where} ORDER BY id DESC", args)
+        return [self._record(r, r[15:17] if curves else None) for r in rows]
+
+    def get(self, run_id: int) -> RunRecord:
+        """One run with its curves; :class:`HistoryError` if there is none with that id."""
+        found = self.runs(curves=True, ids=[run_id])
+        if not found:
+            raise HistoryError(f"there is no run {run_id} in the history (see `python -m catdnn runs list`)")
+        return found[0]
+
+    def model(self, run_id: int):
+        """The :class:`~catdnn.model.Model` kept with run ``run_id``; :class:`HistoryError` if it kept none."""
+        from .model_io import load_model
+
+        rows = self._query("SELECT model, status FROM runs WHERE id = ?", (int(run_id),))
+        if not rows:
+            raise HistoryError(f"there is no run {run_id} in the history (see `python -m catdnn runs list`)")
+        blob, status = rows[0]
+        if blob is None:
+            why = "it diverged" if status == "diverged" else "it stopped before its first iteration"
+            raise HistoryError(f"run {run_id} kept no model ({why})")
+        return load_model(bytes(blob), name=f"the model of run {run_id}")
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])
+
+    def csv_text(self, runs=None) -> str:
+        """The runs' table (:meth:`RunRecord.row`) as CSV text, newest first."""
+        rows = [r.row() for r in (self.runs() if runs is None else runs)]
+        out = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        return out.getvalue()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

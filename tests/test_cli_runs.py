@@ -1,0 +1,153 @@
+"""`python -m catdnn runs|sweep|train --seeds`: runs are kept, listed, shown, deleted, exported; clear errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(home, *args, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "catdnn", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "CATDNN_HOME": str(home)})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def ids(home) -> list[int]:
+    proc = run(home, "runs", "list")
+    assert proc.returncode == 0, proc.stderr
+    return [int(line.split()[0]) for line in proc.stdout.splitlines()[1:]]
+
+
+def test_train_keeps_its_run_and_runs_lists_shows_exports_and_deletes_it(tmp_path):
+    home = tmp_path / "home"
+    proc = run(home, "train", "--preset", "two-layer", "--iterations", "50", "--print-every", "10")
+    assert proc.returncode == 0, proc.stderr
+    assert "Kept as run 1" in proc.stderr and (home / "runs.sqlite3").is_file()
+    listed = run(home, "runs", "list")
+    assert "1 runs in" in listed.stderr and str(home) in listed.stderr
+    assert listed.stdout.splitlines()[1].split()[:6] == ["1", *listed.stdout.splitlines()[1].split()[1:3], "cli",
+                                                         "finished", "7"]
+    shown = run(home, "runs", "show", "1", "--save", tmp_path / "m.npz")
+    assert shown.returncode == 0, shown.stderr
+    assert "learning_rate: 0.0075" in shown.stdout and "cost curve: 6 points" in shown.stdout
+    from catdnn import load_model
+
+    assert load_model(tmp_path / "m.npz").iterations_done == 50
+    out = tmp_path / "runs.csv"
+    assert run(home, "runs", "export", out).returncode == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 1 and rows[0]["status"] == "finished" and rows[0]["layers"] == "12288,7,1"
+    gone = run(home, "runs", "delete", "1", "7")
+    assert gone.returncode == 1 and "deleted 1 run: 1" in gone.stdout and "no run 7" in gone.stderr
+    assert ids(home) == []
+    assert run(home, "runs", "show", "1").returncode == 1
+
+
+def test_a_diverged_run_is_kept_too(tmp_path):
+    proc = run(tmp_path, "train", "--iterations", "300", "--lr", "100")
+    assert proc.returncode == 1 and "Kept as run 1" in proc.stderr
+    assert "diverged" in run(tmp_path, "runs", "show", "1").stdout
+
+
+def test_no_record_keeps_nothing(tmp_path):
+    proc = run(tmp_path, "train", "--preset", "two-layer", "--iterations", "10", "--no-record")
+    assert proc.returncode == 0 and not (tmp_path / "runs.sqlite3").exists()
+
+
+def test_train_over_seeds_prints_the_spread_and_keeps_every_run(tmp_path):
+    proc = run(tmp_path, "train", "--iterations", "60", "--seeds", "1-3")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert sorted(line.split("]")[0] for line in lines) == ["[1/3", "[2/3", "[3/3"]
+    assert "Mean ± std over 3 seeds: train accuracy " in proc.stdout
+    assert "the course's 0.80 test accuracy is one seed's" in proc.stderr
+    assert sorted(ids(tmp_path)) == [1, 2, 3]
+
+
+def test_a_grid_sweep(tmp_path):
+    proc = run(tmp_path, "sweep", "--lr", "0.0075,0.01", "--hidden", "20,7,5;7", "--seeds", "1-2",
+               "--iterations", "40", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Sweep of 8 runs on 2 processes" in proc.stderr
+    assert "Test accuracy by settings (mean ± std over the seeds):" in proc.stdout
+    assert "hidden=7 init=xavier lr=0.01: " in proc.stdout
+    assert len(ids(tmp_path)) == 8
+    rows = list(csv.DictReader(io.StringIO(run(tmp_path, "runs", "export", "-").stdout)))
+    assert {(r["hidden"], r["learning_rate"]) for r in rows} == {(h, lr) for h in ("20,7,5", "7")
+                                                                 for lr in ("0.0075", "0.01")}
+    assert {r["sweep"] for r in rows} == {"sweep: lr 0.0075,0.01 · hidden 20,7,5;7 · seeds 1-2"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--seeds", "1-3", "--seed", "2"], "without --seed"),
+    (["train", "--seeds", "5-1"], "runs backwards"),
+    (["train", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler applies to several runs"),
+    (["sweep", "--hidden", "20,,7"], "empty entry"),
+    (["sweep", "--init", "zeros"], "'zeros' is not one of"),
+    (["sweep", "--scheduler", "http://x"], "not a Dask scheduler address"),
+    (["sweep", "--workers", "0"], "--workers must be at least 1"),
+])
+def test_usage_errors_exit_2(tmp_path, args, message):
+    proc = run(tmp_path, *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_a_corrupt_history_gets_a_clear_message_and_training_still_works(tmp_path):
+    (tmp_path / "runs.sqlite3").write_bytes(b"garbage" * 1000)
+    proc = run(tmp_path, "runs", "list")
+    assert proc.returncode == 1 and "is not a readable database" in proc.stderr
+    proc = run(tmp_path, "train", "--preset", "two-layer", "--iterations", "10")
+    assert proc.returncode == 0 and "warning: runs are not kept in the history" in proc.stderr
+    assert "Test accuracy" in proc.stdout
+
+
+def test_a_newer_history_gets_a_clear_message(tmp_path):
+    assert run(tmp_path, "runs", "list").returncode == 0
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    proc = run(tmp_path, "runs", "list")
+    assert proc.returncode == 1 and "written by a newer catdnn (schema version 99" in proc.stderr
+
+
+def test_ctrl_c_stops_a_sweep_and_keeps_the_runs_it_finished(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "catdnn", "train", "--iterations", "100000", "--seeds", "1-4", "--workers", "2",
+         "--print-every", "1000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "CATDNN_HOME": str(tmp_path)})
+    try:
+        while "Sweep of 4 runs" not in proc.stderr.readline():
+            pass
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted: 0 of 4 runs finished" in err, err
+    assert "Traceback" not in err
+    assert ids(tmp_path) == []
+
+
+def test_train_over_seeds_on_a_dask_cluster(tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(host="127.0.0.1", protocol="tcp", processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as cluster:
+        proc = run(tmp_path, "train", "--iterations", "40", "--seeds", "1-2", "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    assert f"on the Dask cluster at {cluster.scheduler_address}" in proc.stderr
+    assert "Mean ± std over 2 seeds" in proc.stdout and len(ids(tmp_path)) == 2
+
+
+def test_no_scheduler_there_is_a_clear_error(tmp_path):
+    proc = run(tmp_path, "train", "--iterations", "10", "--seeds", "1-2", "--scheduler", "tcp://127.0.0.1:9")
+    assert proc.returncode == 1 and "no Dask scheduler answered at tcp://127.0.0.1:9" in proc.stderr
