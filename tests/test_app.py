@@ -24,6 +24,7 @@ from tests.app_support import (
     MISCLASSIFIED,
     PAGES,
     PREDICT,
+    RUNS,
     TRAIN,
     app,
     assert_clean,
@@ -60,7 +61,8 @@ def test_home_page(data_dir):
     assert len(latex) == 4 and "W^{[l]} A^{[l-1]} + b^{[l]}" in latex[0] and r"\alpha" in latex[3]
 
 
-TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict"}
+TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict",
+          RUNS: "Runs"}
 OFFER_KEYS = {MISCLASSIFIED: "mis_train_deep", INSIDE: "inside_train_deep", PREDICT: "predict_train_deep"}
 
 
@@ -69,7 +71,7 @@ def sidebar_captions(at: AppTest) -> list[str]:
 
 
 def test_the_pages_folder_holds_the_four_pages_in_order():
-    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT]
+    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -81,7 +83,7 @@ def test_page_opened_first_by_url(data_dir, page):
     if page == TRAIN:
         assert at.button(key="train_submit")
         assert any("press **Train**" in i.value for i in at.info)
-    else:
+    elif page in OFFER_KEYS:
         assert any("No model yet" in i.value for i in at.info)
         assert at.button(key=OFFER_KEYS[page])
     assert images(at) == 0

@@ -21,6 +21,7 @@ from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
 from . import figures
+from .history import record_run
 from .state import Run, SessionState, fmt_bytes, session
 
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
@@ -91,6 +92,7 @@ def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progre
                 job.cancel()
                 job.wait(STOP_WAIT_SECONDS)
             _finish(job, run, state)
+            record_run(state, run, job.solver_name, ds.source)  # the run history (ui.history)
         finally:
             run.finished.set()
     slot.empty()

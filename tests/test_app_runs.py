@@ -1,0 +1,189 @@
+"""The Runs page (AppTest): the app's runs land in the history; compare, reload, delete, export; sweeps and
+the seed spread, on the local pool and on a Dask cluster; clear messages for a broken history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+
+import pytest
+
+from catdnn import PRESETS, fit
+from catdnn.history import History
+from tests.app_support import RUNS, TRAIN, app, assert_clean, session_of
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh CATDNN_HOME (an empty run history) for one test."""
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def models(dataset):
+    return [fit(replace(PRESETS["two-layer"], iterations=30, seed=s, learning_rate=lr), dataset, cost_every=5)
+            for s, lr in ((1, 0.0075), (2, 0.01), (3, 0.02))]
+
+
+def fill(home, models) -> list[int]:
+    with History(home / "runs.sqlite3") as h:
+        ids = [h.add(m.config, status="finished", history=m.history, iterations_done=m.iterations_done,
+                     source="cli", model=m) for m in models]
+        ids.append(h.add(PRESETS["deep"], status="diverged", message="the cost exploded",
+                         history=[(0, 0.7), (1, 9.0)], iterations_done=2))
+    return ids
+
+
+def test_an_empty_history_says_how_runs_get_there(home):
+    at = app(RUNS).run()
+    assert_clean(at)
+    assert any("No runs yet" in i.value for i in at.info)
+    assert str(home / "runs.sqlite3") in " ".join(c.value for c in at.caption)
+
+
+def test_a_run_trained_on_the_train_page_lands_in_the_history(home, data_dir):
+    at = app(TRAIN).run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    model = session_of(at).run.model
+    with History(home / "runs.sqlite3") as h:
+        (r,) = h.runs(curves=True)
+    assert r.source == "app" and r.status == "finished" and r.config == model.config and r.has_model
+    assert r.test_accuracy == model.test_accuracy and r.history == [tuple(p) for p in session_of(at).run.history]
+    runs_page = app(RUNS).run()
+    assert_clean(runs_page)
+    assert runs_page.dataframe[0].value["id"].tolist() == [r.id]
+
+
+def test_compare_reload_delete_and_export(home, models):
+    ids = fill(home, models)
+    at = app(RUNS).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["id"].tolist() == ids[::-1] and table["status"].tolist()[0] == "diverged"
+    assert at.multiselect(key="runs_chosen").value == ids[::-1]
+    charts = at.get("plotly_chart")
+    cost = next(c for c in charts if "Cost of the chosen runs" in c.proto.spec)
+    traces = json.loads(cost.proto.spec)["data"]
+    assert [t["name"].split()[0] for t in traces] == [f"#{i}" for i in ids[::-1]]  # one curve per chosen run
+    at.selectbox(key="runs_setting").set_value("learning_rate").run()
+    assert_clean(at)
+    # reload the second run's model: it becomes this session's current model
+    at.selectbox(key="runs_reload_id").set_value(ids[1]).run()
+    at.button(key="runs_reload").click().run()
+    assert_clean(at)
+    current = session_of(at).current_model
+    assert current.config == models[1].config and current.test_accuracy == models[1].test_accuracy
+    assert any("is now the current model" in s.value for s in at.success)
+    # the CSV is the whole table
+    csv = at.get("download_button")[0].proto
+    assert csv.label == "Download the table (CSV)"
+    # delete two runs: only with the box ticked
+    at.multiselect(key="runs_chosen").set_value([ids[0], ids[3]]).run()
+    assert at.button(key="runs_delete").disabled
+    at.checkbox(key="runs_delete_confirm").check().run()
+    at.button(key="runs_delete").click().run()
+    assert_clean(at)
+    assert at.dataframe[0].value["id"].tolist() == [ids[2], ids[1]]
+    with History(home / "runs.sqlite3") as h:
+        assert [r.id for r in h.runs()] == [ids[2], ids[1]]
+
+
+def test_a_grid_sweep_from_the_page_keeps_every_run(home, data_dir):
+    at = app(RUNS).run()
+    at.text_input(key="runs_sweep_lr").set_value("0.0075, 0.02")
+    at.text_input(key="runs_sweep_hidden").set_value("7; 5,3")
+    at.text_input(key="runs_sweep_seeds").set_value("1-2")
+    at.number_input(key="runs_sweep_iterations").set_value(50)
+    at.button(key="runs_sweep_run").click().run()
+    assert_clean(at)
+    assert any("8 of 8 runs done" in s.value for s in at.success)
+    with History(home / "runs.sqlite3") as h:
+        runs = h.runs()
+    assert len(runs) == 8 and {r.source for r in runs} == {"sweep"}
+    assert {(r.config.hidden, r.config.learning_rate, r.config.seed) for r in runs} == {
+        (hd, lr, s) for hd in ((7,), (5, 3)) for lr in (0.0075, 0.02) for s in (1, 2)}
+    assert len(at.dataframe[0].value) == 8  # the table, drawn after the sweep, lists them
+
+
+def test_bad_sweep_values_get_one_clear_message(home):
+    at = app(RUNS).run()
+    at.text_input(key="runs_sweep_lr").set_value("fast")
+    at.button(key="runs_sweep_run").click().run()
+    assert_clean(at)
+    assert any("are not numbers" in e.value for e in at.error)
+    at.text_input(key="runs_sweep_lr").set_value("0.01")
+    at.text_input(key="runs_sweep_seeds").set_value("9-1")
+    at.button(key="runs_sweep_run").click().run()
+    assert any("runs backwards" in e.value for e in at.error)
+
+
+def test_the_seed_spread_says_0_80_is_one_seed(home, data_dir):
+    at = app(RUNS)
+    at.run()
+    session_of(at).run = None
+    at.number_input(key="runs_spread_n").set_value(3)
+    at.button(key="runs_spread_run").click().run()
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert " ± " in metrics["Test accuracy"] and " ± " in metrics["Train accuracy"]
+    assert any("0.80" in i.value and "one seed" in i.value for i in at.info)
+    with History(home / "runs.sqlite3") as h:
+        assert sorted(r.config.seed for r in h.runs()) == [1, 2, 3]
+        assert {r.config.layers for r in h.runs()} == {PRESETS["deep"].layers}
+
+
+def test_the_seed_spread_on_a_dask_cluster(home, data_dir, monkeypatch):
+    from distributed import LocalCluster
+
+    from catdnn.sweep import SCHEDULERS_ENV_VAR
+
+    monkeypatch.delenv(SCHEDULERS_ENV_VAR, raising=False)
+    at = app(RUNS).run()
+    at.number_input(key="runs_spread_n").set_value(2)
+    with LocalCluster(host="127.0.0.1", protocol="tcp", processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as cluster:
+        at.text_input(key="runs_spread_scheduler").set_value(cluster.scheduler_address)
+        at.button(key="runs_spread_run").click().run()
+    assert_clean(at)
+    assert any(f"on the Dask cluster at {cluster.scheduler_address}" in p.proto.text for p in at.get("progress"))
+    with History(home / "runs.sqlite3") as h:
+        assert len(h) == 2
+
+
+def test_a_scheduler_elsewhere_must_be_allowed(home, monkeypatch):
+    from catdnn.sweep import SCHEDULERS_ENV_VAR
+
+    monkeypatch.delenv(SCHEDULERS_ENV_VAR, raising=False)
+    at = app(RUNS).run()
+    at.text_input(key="runs_spread_scheduler").set_value("tcp://10.1.2.3:8786")
+    at.button(key="runs_spread_run").click().run()
+    assert_clean(at)
+    assert any(f"{SCHEDULERS_ENV_VAR}=tcp://10.1.2.3:8786" in e.value for e in at.error)
+
+
+def test_a_corrupt_history_gets_a_clear_message(home):
+    (home / "runs.sqlite3").write_bytes(b"not sqlite" * 500)
+    at = app(RUNS).run()
+    assert_clean(at)
+    assert any("cannot be opened" in e.value and "not a readable database" in e.value for e in at.error)
+
+
+def test_a_newer_history_gets_a_clear_message_and_training_still_works(home, data_dir):
+    History(home / "runs.sqlite3").close()
+    with sqlite3.connect(home / "runs.sqlite3") as db:
+        db.execute("UPDATE schema_version SET version = 42")
+    at = app(RUNS).run()
+    assert_clean(at)
+    assert any("newer catdnn" in e.value for e in at.error)
+    at = app(TRAIN).run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    assert session_of(at).run.status == "finished"
+    assert any("not kept in the run history" in w.value for w in at.warning)

@@ -1,0 +1,263 @@
+"""The run history in the app: the session's connection, the hook that keeps each run, the Runs page's
+parts (table, sweep form, seed spread) and their figures (pure functions returning plain dicts).
+
+Each session has one connection to the history (:func:`session_history`), held against its
+:class:`~ui.state.SessionState` object (a weak reference: it closes with the session), never in a
+module global shared by users. :func:`record_run` runs in the training loop's ``finally`` block, so
+it makes no Streamlit call.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import streamlit as st
+
+from catdnn.config import PRESETS, TrainConfig, parse_layers
+from catdnn.data import N_X
+from catdnn.errors import CatdnnError, ConfigError
+from catdnn.history import History, HistoryError, RunRecord, default_path
+from catdnn.network import INITS
+from catdnn.sweep import (
+    SweepResult,
+    allowed_schedulers,
+    check_scheduler,
+    curve_options,
+    dask_client,
+    dask_executor,
+    grid,
+    parse_seeds,
+    spread,
+    sweep,
+)
+
+from .state import SessionState, session
+
+_connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SessionState -> History
+_connections_lock = threading.Lock()
+#: How a run ended that the history keeps (crashed and failed runs have nothing to keep).
+KEPT = ("finished", "stopped", "diverged")
+#: The table's columns, in order (the rest of a run's settings are in the CSV).
+COLUMNS = ("id", "created", "source", "status", "test_accuracy", "train_accuracy", "hidden", "learning_rate", "init",
+           "seed", "iterations", "iterations_done", "optimizer", "l2", "keep_prob", "batch_size", "seconds", "solver",
+           "sweep")
+#: The settings the accuracy scatter can be drawn against.
+SETTINGS = {"learning_rate": "learning rate", "hidden": "hidden layers", "init": "init", "seed": "seed",
+            "iterations": "iterations", "optimizer": "optimizer", "l2": "L2 λ", "keep_prob": "keep probability",
+            "batch_size": "batch size"}
+ONE_SEED = ("The course's **0.80** test accuracy is **one seed's** (seed 1): the same settings with other seeds "
+            "land elsewhere, and this spread is the honest error bar on any single run.")
+
+
+def session_history(state: SessionState | None = None) -> History:
+    """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved)."""
+    state = session() if state is None else state
+    with _connections_lock:
+        h = _connections.get(state)
+        if h is None or h.path != default_path():
+            if h is not None:
+                h.close()
+            h = _connections[state] = History()
+        return h
+
+
+def record_run(state: SessionState, run, solver: str = "", dataset: str = "") -> None:
+    """Keep a finished, stopped or diverged run of the app in the history. No Streamlit call: it runs in
+    the training loop's ``finally``. A history that cannot be written adds a warning to the run."""
+    if run.status not in KEPT:
+        return
+    try:
+        session_history(state).add(
+            run.config, status=run.status, message=run.message, history=run.history,
+            accuracy_history=run.accuracy_history, iterations_done=run.iterations_done, elapsed=run.elapsed,
+            solver=solver, source="app", dataset=str(dataset or ""), model=run.model)
+    except CatdnnError as exc:
+        run.warnings.append(f"this run is not kept in the run history: {exc}")
+
+
+def history_ui() -> History | None:
+    """This session's history, or None after drawing why it cannot be used."""
+    try:
+        return session_history()
+    except HistoryError as exc:
+        st.error(f"**The run history cannot be opened.** {_sentence(exc)}", icon=":material/error:")
+        return None
+
+
+def _sentence(exc) -> str:
+    text = str(exc)
+    return text[:1].upper() + text[1:]
+
+
+# --------------------------------------------------------------------------- the table
+def run_label(r: RunRecord) -> str:
+    hidden = ",".join(str(n) for n in r.config.hidden) or "none"
+    acc = f", test {r.test_accuracy:.2f}" if r.test_accuracy is not None else f", {r.status}"
+    return f"#{r.id} [{hidden}] lr {r.config.learning_rate:g} seed {r.config.seed}{acc}"
+
+
+def table_rows(runs) -> list[dict]:
+    """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`."""
+    return [{k: r.row()[k] for k in COLUMNS} for r in runs]
+
+
+def setting_value(r: RunRecord, setting: str):
+    row = r.row()
+    return row[setting] if setting in row else getattr(r.config, setting)
+
+
+# --------------------------------------------------------------------------- figures
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+
+
+def _layout(title: str, xtitle: str, ytitle: str, height: int = 360, **x) -> dict:
+    return {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "height": height, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "xaxis": {"automargin": True, "title": {"text": xtitle}, **x},
+        "yaxis": {"automargin": True, "title": {"text": ytitle}},
+        "legend": {"orientation": "v"},
+    }
+
+
+def cost_curves_figure(runs, title: str = "Cost of the chosen runs") -> dict:
+    """One cost curve per run (list of :class:`RunRecord` or :class:`SweepResult` with curves), overlaid."""
+    data = []
+    for k, r in enumerate(runs):
+        pts = [(i, c) for i, c in r.history if c is not None]
+        name = run_label(r) if isinstance(r, RunRecord) else getattr(r, "name", f"run {k + 1}")
+        data.append({"type": "scatter", "mode": "lines" if len(pts) > 1 else "markers", "name": name,
+                     "x": [p[0] for p in pts], "y": [p[1] for p in pts],
+                     "line": {"color": PALETTE[k % len(PALETTE)], "width": 2},
+                     "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra>" + name + "</extra>"})
+    return {"data": data, "layout": _layout(title, "iteration", "cost")}
+
+
+def accuracy_by_setting_figure(runs, setting: str) -> dict:
+    """Test (and train) accuracy of every run with accuracies against one of its settings."""
+    pts = [(setting_value(r, setting), r.train_accuracy, r.test_accuracy, r.id) for r in runs
+           if r.test_accuracy is not None]
+    categorical = any(isinstance(p[0], str) for p in pts)
+    x = [str(p[0]) if categorical else p[0] for p in pts]
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "test", "x": x, "y": [p[2] for p in pts],
+         "text": [f"run {p[3]}" for p in pts], "marker": {"color": "#ff7f0e", "size": 9},
+         "hovertemplate": "%{text}<br>%{x}: test %{y:.3f}<extra></extra>"},
+        {"type": "scatter", "mode": "markers", "name": "train", "x": x, "y": [p[1] for p in pts],
+         "text": [f"run {p[3]}" for p in pts], "marker": {"color": "#1f77b4", "size": 6, "symbol": "circle-open"},
+         "hovertemplate": "%{text}<br>%{x}: train %{y:.3f}<extra></extra>"},
+    ]
+    axis = {"type": "category"} if categorical else ({"type": "log"} if setting == "learning_rate" else {})
+    return {"data": data, "layout": _layout(f"Accuracy against {SETTINGS.get(setting, setting)}",
+                                            SETTINGS.get(setting, setting), "accuracy", **axis)}
+
+
+def spread_figure(results) -> dict:
+    """Train and test accuracy of each seed's run."""
+    rs = sorted((r for r in results if r.test_accuracy is not None), key=lambda r: r.config.seed)
+    seeds = [str(r.config.seed) for r in rs]
+    data = [{"type": "bar", "name": "test", "x": seeds, "y": [r.test_accuracy for r in rs],
+             "marker": {"color": "#ff7f0e"}},
+            {"type": "bar", "name": "train", "x": seeds, "y": [r.train_accuracy for r in rs],
+             "marker": {"color": "#1f77b4"}}]
+    layout = _layout("Accuracy of each seed", "seed", "accuracy", height=300, type="category")
+    layout.update(barmode="group", yaxis={"range": [0, 1], "title": {"text": "accuracy"}})
+    return {"data": data, "layout": layout}
+
+
+# --------------------------------------------------------------------------- running sweeps
+def executor_ui(address: str):
+    """``(executor, client, where)`` for a sweep: this server's cores, or the Dask scheduler at ``address``
+    (on this machine or allowed by CATDNN_SCHEDULERS). Raises :class:`CatdnnError`."""
+    if not address.strip():
+        return None, None, "this server's cores"
+    address = check_scheduler(address, allowed=allowed_schedulers())
+    client = dask_client(address)
+    return dask_executor(client), client, f"the Dask cluster at {address}"
+
+
+def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep") -> list:
+    """Run ``configs`` with a progress bar of finished / total runs; every run is kept in the history as it
+    finishes (a Stop click keeps those). Returns the results, or [] after drawing an error."""
+    history = history_ui()
+    try:
+        executor, client, where = executor_ui(address)
+    except CatdnnError as exc:
+        st.error(_sentence(exc), icon=":material/error:")
+        return []
+    bar = st.progress(0.0, text=f"0 of {len(configs)} runs finished · on {where}")
+
+    def idle(done: int, total: int) -> None:  # a Streamlit call: where a Stop click ends the sweep
+        bar.progress(done / total, text=f"{done} of {total} runs finished · on {where}")
+
+    results: list[SweepResult] = []
+    try:
+        for res in sweep(configs, executor, data_dir=data_dir, history=history, source=source, label=label,
+                         idle=idle, **curve_options(configs[0])):
+            results.append(res)
+    except CatdnnError as exc:
+        st.error(str(exc), icon=":material/error:")
+    finally:
+        if client is not None:
+            client.close()
+    failed = [r for r in results if r.status not in ("finished", "stopped")]
+    for r in failed[:5]:
+        st.warning(f"Run {r.index + 1} ({run_label_of(r.config)}) {r.status}: {r.message}", icon=":material/warning:")
+    return sorted(results, key=lambda r: r.index)
+
+
+def run_label_of(c: TrainConfig) -> str:
+    hidden = ",".join(str(n) for n in c.hidden) or "none"
+    return f"[{hidden}] {c.init} lr {c.learning_rate:g} seed {c.seed}"
+
+
+def sweep_form_ui(key: str) -> tuple[list[TrainConfig], str, str] | None:
+    """The grid sweep form; on submit, ``(configs, label, scheduler address)`` (None before, or after drawing
+    what is wrong with the values)."""
+    with st.form(key=f"{key}_form"):
+        c1, c2, c3 = st.columns(3)
+        lrs = c1.text_input("Learning rates", "0.0075, 0.01", key=f"{key}_lr", help="comma-separated")
+        hidden = c2.text_input("Hidden layers", "20,7,5; 7", key=f"{key}_hidden",
+                               help='";" between networks, e.g. "20,7,5; 7"')
+        seeds = c3.text_input("Seeds", "1-3", key=f"{key}_seeds", help="e.g. 1-3 or 1,5,9")
+        c4, c5, c6 = st.columns(3)
+        inits = c4.multiselect("Init", list(INITS), ["xavier"], key=f"{key}_init")
+        iterations = c5.number_input("Iterations", 1, 100_000, 1000, step=100, key=f"{key}_iterations")
+        address = c6.text_input("Dask scheduler (optional)", "", key=f"{key}_scheduler",
+                                placeholder="tcp://127.0.0.1:8786",
+                                help="empty: this server's cores; else a Dask cluster on this machine, or one allowed "
+                                     "by CATDNN_SCHEDULERS")
+        if not st.form_submit_button("Run the sweep", key=f"{key}_run", type="primary"):
+            return None
+    try:
+        lr_values = [float(x) for x in lrs.replace(";", ",").split(",") if x.strip()]
+        nets = [parse_layers(h) for h in hidden.split(";") if h.strip()] or [PRESETS["deep"].hidden]
+        configs = grid(TrainConfig(iterations=int(iterations)), layers=[(N_X, *h, 1) for h in nets],
+                       init=inits or None, learning_rate=lr_values or None, seed=list(parse_seeds(seeds)))
+        for c in configs:
+            c.validate()
+    except ConfigError as exc:  # before ValueError, of which it is a kind
+        st.error(_sentence(exc), icon=":material/error:")
+        return None
+    except ValueError:
+        st.error(f"The learning rates {lrs!r} are not numbers such as 0.0075, 0.01.", icon=":material/error:")
+        return None
+    label = f"sweep: lr {lrs} · hidden {hidden} · init {','.join(inits) or 'xavier'} · seeds {seeds}"
+    return configs, label, address
+
+
+def draw_spread(results) -> None:
+    """The mean ± std of the accuracies over the seeds, each seed's bars, and what 0.80 is."""
+    s = spread(results)
+    if s is None:
+        st.warning("No run of the spread finished: nothing to summarise.", icon=":material/warning:")
+        return
+    with st.container(horizontal=True, gap="medium"):
+        st.metric("Test accuracy", f"{s.test_mean:.3f} ± {s.test_std:.3f}", width="content")
+        st.metric("Train accuracy", f"{s.train_mean:.3f} ± {s.train_std:.3f}", width="content")
+        st.metric("Test, worst to best", f"{s.test_min:.2f} – {s.test_max:.2f}", width="content")
+    st.caption(f"Mean ± sample standard deviation over {s.n} seeds.")
+    st.info(ONE_SEED, icon=":material/casino:")
+    st.plotly_chart(spread_figure(results), key="runs_spread_chart", config={"displayModeBar": False})
