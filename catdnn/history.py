@@ -39,7 +39,7 @@ SCHEMA_VERSION = 1
 #: How long a write waits for another process's write to finish (seconds).
 BUSY_SECONDS = 60.0
 #: Where a run came from.
-SOURCES = ("train page", "cli", "sweep", "lesson")
+SOURCES = ("app", "cli", "sweep")
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (

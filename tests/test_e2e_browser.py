@@ -167,7 +167,7 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert browser.blocked == []  # nothing left the machine (no telemetry, no fonts, nothing)
 
 
-SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict"]
+SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict", "Runs"]
 FRESH_STARTS = 5
 
 
@@ -245,4 +245,29 @@ def test_a_link_fills_the_train_form_and_trains_only_when_asked(server, browser,
     assert errors_on_page(page) == []
     assert console_errors == []
     page.close()
+    assert browser.blocked == []
+
+
+def test_the_runs_page_lists_runs_and_trains_a_seed_spread(server, browser, sync_api):
+    """The Runs page in a real browser: the table of kept runs, then a 2-seed spread on the server's cores
+    with its mean ± std and the note that the course's 0.80 is one seed."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/Runs")
+        idle(page)
+        page.locator(f"{MAIN} h1", has_text="Runs").first.wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Seed spread").click()
+        page.locator(f"{MAIN} input[aria-label='Seeds (1 to N)']").fill("2")
+        main_button(page, "Train over the seeds").click()
+        page.locator(f"{MAIN} [data-testid='stAlert']", has_text="one seed's").first.wait_for(timeout=120_000)
+        idle(page)
+        metric = page.locator(f"{MAIN} [data-testid='stMetric']", has_text="Test accuracy").first.inner_text()
+        assert re.search(r"0\.\d{3} ± 0\.\d{3}", metric), metric
+        page.get_by_role("tab", name="Runs").first.click()
+        sync_api.expect(page.locator(f"{MAIN} [data-testid='stDataFrame']").first).to_be_visible(timeout=30_000)
+        assert errors_on_page(page) == []
+        shot(page, "runs")
+    finally:
+        context.close()
     assert browser.blocked == []

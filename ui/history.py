@@ -112,13 +112,13 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf")
 
 
-def _layout(title: str, xtitle: str, ytitle: str, height: int = 360, **x) -> dict:
+def _layout(title: str, xtitle: str, ytitle: str, height: int = 440, **x) -> dict:
     return {
         "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
-        "height": height, "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "height": height, "margin": {"l": 10, "r": 10, "t": 40, "b": 40},
         "xaxis": {"automargin": True, "title": {"text": xtitle}, **x},
         "yaxis": {"automargin": True, "title": {"text": ytitle}},
-        "legend": {"orientation": "v"},
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},  # below: room for the curves
     }
 
 
