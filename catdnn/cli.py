@@ -124,9 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a network on the cat/non-cat dataset")
-    t.add_argument("--preset", choices=list(PRESETS), default="deep",
-                   help="the course's network to start from (default: deep)")
+    t.add_argument("--preset", choices=list(PRESETS),
+                   help="the network and settings to start from: the course's two-layer or deep (the default), or "
+                        "cnn, a small convolutional net (the default with an --arch that has conv steps)")
     t.add_argument("--layers", type=_layers, help="layer sizes, e.g. 12288,20,7,5,1 (overrides the preset)")
+    t.add_argument("--arch", metavar="SPEC",
+                   help="the architecture, e.g. in32,conv16,conv32,conv64,dense64 (a convolutional net) or "
+                        "dense20,dense7,dense5 (an MLP, the deep preset's layers); overrides the preset")
     t.add_argument("--lr", "--learning-rate", dest="lr", type=_positive_float, help="learning rate (0.0075)")
     t.add_argument("--iterations", type=int, help="gradient-descent iterations (2500)")
     t.add_argument("--init", choices=list(INITS), help="weight init (two-layer: small, deep: xavier)")
@@ -281,9 +285,11 @@ def cmd_train(args) -> int:
     try:  # impossible settings are usage errors, refused before any work starts
         if args.print_every < 1:
             raise ConfigError("--print-every must be at least 1")
+        network = _network(args)
+        base = PRESETS[args.preset]
         config = TrainConfig.preset(
-            args.preset, layers=args.layers, learning_rate=args.lr, iterations=args.iterations,
-            init=args.init, seed=args.seed, **_technique_settings(args),
+            args.preset, learning_rate=args.lr, iterations=args.iterations,
+            init=args.init, seed=args.seed, **_technique_settings(args, base.optimizer), **network,
         ).validate()
         if args.save:
             _check_save_path(args.save)
@@ -300,7 +306,7 @@ def cmd_train(args) -> int:
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
                       cost_every=args.print_every, solver=args.solver, classes=ds.classes)
     extra = "".join(f", {t}" for t in config.techniques())
-    print(f"Training {list(config.layers)} init={config.init} lr={config.learning_rate:g} "
+    print(f"Training {config.arch or list(config.layers)} init={config.init} lr={config.learning_rate:g} "
           f"iterations={config.iterations} seed={config.seed}{extra}", file=sys.stderr)
     print(trainer.solver_reason, file=sys.stderr)
     printed, interrupted = 0, False
@@ -321,6 +327,7 @@ def cmd_train(args) -> int:
     _record(history, trainer, model, ds)
     for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X):
         print(f"warning: {message}", file=sys.stderr)
+    _print_metrics(model, ds)  # before the accuracies, which stay the last lines
     print(f"Train accuracy: {model.train_accuracy:.6f}")
     print(f"Test accuracy: {model.test_accuracy:.6f}")
     print(f"({trainer.message}, solver: {trainer.solver_name})", file=sys.stderr)
@@ -328,6 +335,37 @@ def cmd_train(args) -> int:
         save_model(model, args.save)
         print(f"Model saved to {args.save}" + (" (partial)" if interrupted else ""), file=sys.stderr)
     return 130 if interrupted else 0
+
+
+def _network(args) -> dict:
+    """The network flags as TrainConfig fields, and ``args.preset`` resolved (cnn for a conv --arch, else deep)."""
+    from .conv import parse_arch
+
+    if args.arch is not None and args.layers is not None:
+        raise ConfigError("give the network as --arch or --layers, not both")
+    arch = parse_arch(args.arch) if args.arch is not None else None
+    if args.preset is None:
+        args.preset = "cnn" if arch is not None and arch.is_cnn else "deep"
+    if arch is not None and arch.is_cnn:
+        return {"arch": arch.text}
+    layers = arch.mlp_layers() if arch is not None else args.layers
+    if layers is None:
+        return {}
+    return {"layers": layers, "arch": "", "dtype": "float64"}  # an MLP, whatever the preset was
+
+
+def _print_metrics(model, ds) -> None:
+    """Balanced accuracy and AUC on both splits (plain accuracy flatters the majority "non-cat")."""
+    from .evaluate import metrics
+
+    train = metrics(model.predict_proba(ds.train.X), ds.train.labels)
+    test = metrics(model.predict_proba(ds.test.X), ds.test.labels)
+    for name, label in (("balanced_accuracy", "Balanced accuracy"), ("auc", "AUC")):
+        print(f"{label}: train {_fmt(train[name])}, test {_fmt(test[name])}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.6f}"
 
 
 def _check_run_options(args, several: bool) -> None:
@@ -516,10 +554,10 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def _technique_settings(args) -> dict:
+def _technique_settings(args, base_optimizer: str = "gd") -> dict:
     """The TrainConfig fields the technique flags set (None: not given), checked for flags that
-    would have no effect."""
-    opt = args.optimizer or "gd"
+    would have no effect (``base_optimizer``: the preset's)."""
+    opt = args.optimizer or base_optimizer
     for flag, value, needs in (("--beta", args.beta, "momentum"), ("--beta1", args.beta1, "adam"),
                                ("--beta2", args.beta2, "adam"), ("--epsilon", args.epsilon, "adam")):
         if value is not None and opt != needs:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from .conv import CNN_PRESETS, Arch, ConvConfig, arch_from_layers, parse_arch
 from .data import N_X
 from .errors import ConfigError
 from .network import INITS, param_count
@@ -30,6 +31,8 @@ MAX_L2 = 1e4
 MAX_BATCH_SIZE = 10_000_000
 MAX_DECAY = 1e6
 MAX_SHIFT = 16  # pixels, of the 64×64 images
+#: A run's arithmetic, by name (float32 for convolutional nets only).
+DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,11 @@ class TrainConfig:
     flip: bool = False  # training: mirror each image left-right with probability 1/2, drawn every iteration
     shift: int = 0  # training: shift each image by up to this many pixels each way (zeros come in); 0 = off
     tta: bool = False  # prediction: the mean of P(cat) for the image and its mirror image
+    # ---- a convolutional net instead (catdnn.conv)
+    arch: str = ""  # architecture spec with conv steps, e.g. "in32,conv16,conv32,conv64,dense64"
+    #                 (catdnn.conv.parse_arch); "" = an MLP of ``layers``. A CNN's ``layers`` is its dense head.
+    dtype: str = "float64"  # a CNN's arithmetic: "float32" (about twice as fast) or "float64"; MLPs are
+    #                         float64 only (course parity)
 
     def __post_init__(self):
         try:
@@ -69,6 +77,28 @@ class TrainConfig:
         object.__setattr__(self, "layers", layers)
         if isinstance(self.keep_prob, list):
             object.__setattr__(self, "keep_prob", tuple(self.keep_prob))
+        if self.arch and isinstance(self.arch, str):
+            try:
+                arch = parse_arch(self.arch)
+            except ConfigError:
+                return  # validate() names the problem
+            if arch.is_cnn:  # the canonical spec, and the dense head as the layers
+                object.__setattr__(self, "arch", arch.text)
+                object.__setattr__(self, "layers", arch.dense_layers)
+
+    @property
+    def is_cnn(self) -> bool:
+        """Whether this is a convolutional net (``arch`` has conv steps)."""
+        return bool(self.arch)
+
+    def parsed_arch(self) -> Arch:
+        """The architecture: :func:`catdnn.conv.parse_arch` of ``arch``, or the MLP of ``layers``."""
+        return parse_arch(self.arch) if self.arch else arch_from_layers(self.layers)
+
+    def conv_config(self) -> ConvConfig:
+        """This CNN run as :class:`catdnn.conv.ConvConfig` (the fields the two share)."""
+        names = {f.name for f in fields(ConvConfig)}
+        return ConvConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
     @property
     def hidden(self) -> tuple:
@@ -77,7 +107,7 @@ class TrainConfig:
 
     def param_count(self) -> int:
         """Number of weights and biases."""
-        return param_count(self.layers)
+        return parse_arch(self.arch).param_count() if self.arch else param_count(self.layers)
 
     def keep_probs(self) -> tuple:
         """The dropout keep probability of each hidden layer, ``(p_1, ..., p_{L-1})``."""
@@ -117,6 +147,11 @@ class TrainConfig:
 
     def validate(self, n_x: int | None = N_X) -> TrainConfig:
         """Raise :class:`ConfigError` with a clear message if this run is impossible; return self."""
+        if self.arch:
+            return self._validate_cnn(n_x)
+        if self.dtype != "float64":
+            raise ConfigError(f"dtype {self.dtype!r} is for convolutional nets only: an MLP trains in float64 "
+                              "(the course's numbers need it)")
         layers = self.layers
         if len(layers) < 2:
             raise ConfigError(
@@ -163,6 +198,29 @@ class TrainConfig:
             raise ConfigError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {s!r}")
         if not isinstance(self.init, str) or self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
+        self._validate_techniques()
+        return self
+
+    def _validate_cnn(self, n_x: int | None) -> TrainConfig:
+        """A CNN's checks: the spec and its limits (:meth:`catdnn.conv.ConvConfig.validate`), then the
+        settings it shares with an MLP."""
+        if not isinstance(self.arch, str):
+            raise ConfigError(f"the architecture must be a text such as 'in32,conv16,conv32,dense64', not {self.arch!r}")
+        arch = parse_arch(self.arch)
+        if not arch.is_cnn:
+            raise ConfigError(f"{self.arch!r} has no conv step: give an MLP as layer sizes "
+                              f"({list(arch.dense_layers)})")
+        if n_x is not None and n_x != N_X:
+            raise ConfigError(f"a convolutional net takes 64×64×3 images ({N_X} inputs), not {n_x} inputs")
+        if self.keep_probs() != (1.0,) * len(self.keep_probs()):
+            raise ConfigError("dropout (keep_prob below 1) applies to MLPs only; this convolutional net has none")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        nbytes = arch.param_count() * np.dtype(self.dtype).itemsize
+        if nbytes > MAX_PARAM_BYTES:
+            raise ConfigError(f"the architecture {self.arch!r} needs {nbytes / 2**20:,.0f} MiB for the weights alone; "
+                              f"the limit is {MAX_PARAM_BYTES / 2**20:,.0f} MiB: use fewer filters or units")
+        self.conv_config().validate()
         self._validate_techniques()
         return self
 
@@ -238,16 +296,19 @@ class TrainConfig:
 
 
 #: The course's two networks, by the names the CLI and the dashboard use.
+COURSE_PRESETS = ("two-layer", "deep")
+#: The presets: the course's two networks, then the convolutional net(s) of :data:`catdnn.conv.CNN_PRESETS`.
 PRESETS: dict[str, TrainConfig] = {
     "two-layer": TrainConfig(layers=(N_X, 7, 1), init="small"),
     "deep": TrainConfig(layers=(N_X, 20, 7, 5, 1), init="xavier"),
+    **{name: TrainConfig(**c.to_dict()) for name, c in CNN_PRESETS.items()},
 }
 
 
 def preset_name(config: TrainConfig) -> str:
-    """ "two-layer" or "deep" when the layers and init are a preset's, else "custom"."""
+    """A preset's name when the network (layers or arch) and init are the preset's, else "custom"."""
     for name, preset in PRESETS.items():
-        if preset.layers == config.layers and preset.init == config.init:
+        if preset.layers == config.layers and preset.arch == config.arch and preset.init == config.init:
             return name
     return "custom"
 

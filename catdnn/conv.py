@@ -373,6 +373,17 @@ def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the whole network
+def param_shapes(arch: Arch) -> list:
+    """The shapes of the parameters, ``[(W shape, b shape), ...]`` by layer: conv layer ``l``
+    ``(C_l, 9·C_{l-1})`` and ``(C_l, 1)``, then the dense layers ``(n_l, n_{l-1})`` and ``(n_l, 1)``."""
+    shapes, c_prev = [], arch.source[2]
+    for c in arch.convs:
+        shapes.append(((c, KERNEL * KERNEL * c_prev), (c, 1)))
+        c_prev = c
+    dims = arch.dense_layers
+    return shapes + [((n, n_prev), (n, 1)) for n_prev, n in zip(dims[:-1], dims[1:])]
+
+
 def init_cnn(arch: Arch, init: str = "he", seed: int = 1, dtype=np.float32) -> list:
     """Initial parameters, drawn layer by layer from ``np.random.RandomState(seed)`` with the
     scheme ``init`` of :data:`catdnn.network.INITS` (fan-in ``9·C_in`` for a convolution).

@@ -63,6 +63,8 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
     messages = []
     smaller = f"{learning_rate / 10:g}"
     dead_layer = constant = None
+    if params is not None and X is not None and params[0][0].shape[1] != X.shape[0]:
+        params = None  # not an MLP on X (a convolutional net): judged by its cost history alone
     if params is not None and X is not None:
         AL, cache = forward(params, X)
         masks = dead_masks(cache)

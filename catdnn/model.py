@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from . import conv
 from .config import TrainConfig
-from .network import param_count, predict_proba
+from .network import predict_proba
 
 
 @dataclass
@@ -22,7 +23,9 @@ class Model:
     Attributes
     ----------
     params : list of (W, b)
-        ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``.
+        ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``; for a convolutional net
+        (``config.arch``), the conv layers first (``W`` ``(C_l, 9·C_{l-1})``, ``b`` ``(C_l, 1)``,
+        see :mod:`catdnn.conv`), in the config's dtype.
     config : TrainConfig
     """
 
@@ -41,14 +44,33 @@ class Model:
 
     @property
     def layers(self) -> tuple:
+        """The MLP's layer sizes ``(12288, n_1, ..., 1)``; a convolutional net's dense head ``(n_features, ..., 1)``."""
         return tuple(self.config.layers)
+
+    @property
+    def is_cnn(self) -> bool:
+        """Whether this is a convolutional net (:mod:`catdnn.conv`)."""
+        return self.config.is_cnn
+
+    @property
+    def arch(self) -> conv.Arch:
+        """The architecture (:class:`catdnn.conv.Arch`), for an MLP too (no conv steps)."""
+        return self.config.parsed_arch()
+
+    @property
+    def network(self) -> str:
+        """The network in a few characters: the conv spec, or the layer list."""
+        return self.config.arch if self.is_cnn else str(list(self.layers))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(cat) for every column of ``X`` (ndarray of shape (12288, m)); returns shape (m,).
 
         With the config's ``tta``, the mean of P(cat) for each image and its mirror image.
         """
-        return predict_proba(self.params, X, tta=bool(getattr(self.config, "tta", False)))
+        tta = bool(getattr(self.config, "tta", False))
+        if self.is_cnn:
+            return conv.predict_proba(self.params, self.arch, X, tta=tta)
+        return predict_proba(self.params, X, tta=tta)
 
     def summary(self) -> str:
         acc = ""
@@ -56,7 +78,7 @@ class Model:
             acc = f", train {self.train_accuracy:.3f} / test {self.test_accuracy:.3f}"
         extra = "".join(f", {t}" for t in self.config.techniques())
         return (
-            f"{list(self.layers)} {self.config.init} lr={self.config.learning_rate:g}{extra}, "
+            f"{self.network} {self.config.init} lr={self.config.learning_rate:g}{extra}, "
             f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
         )
 
@@ -68,7 +90,7 @@ class Model:
     @property
     def param_count(self) -> int:
         """Number of weights and biases."""
-        return param_count(self.layers)
+        return self.config.param_count()
 
 
 #: A collection of models kept together (a dashboard session's) holds at most this many models ...

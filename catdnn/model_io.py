@@ -2,8 +2,11 @@
 
 A file holds one float64 array per parameter (``W1``, ``b1``, ``W2``, ...) and ``meta``, a 0-d
 unicode array with a JSON document: the format tag, layer sizes, configuration, class names,
-cost history and accuracies. Loading uses ``allow_pickle=False`` and checks every name, dtype and
-shape before the model is used.
+cost history and accuracies. A convolutional net's file also names its architecture (``arch``, in
+the JSON and in its configuration); its arrays are in its configuration's dtype (float32 or
+float64), the conv layers first (:func:`catdnn.conv.param_shapes`). Loading uses
+``allow_pickle=False`` and checks every name, dtype and shape against the layers or the
+architecture before the model is used. Files without ``arch`` (older ones) are MLPs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import TrainConfig
+from .conv import param_shapes
 from .data import N_X
 from .errors import ConfigError, ModelFileError
 from .model import Model
@@ -35,6 +39,7 @@ def _metadata(model: Model) -> dict:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "layers": list(model.layers),
+        "arch": model.config.arch,
         "config": model.config.to_dict(),
         "classes": list(model.classes),
         "history": [[int(i), float(c)] for i, c in model.history],
@@ -57,9 +62,10 @@ def _opt(x):
 def save_model(model: Model, file) -> None:
     """Write ``model`` to ``file`` (a path or a binary file object) as ``.npz``."""
     arrays = {}
+    dtype = np.dtype(model.config.dtype)  # float64, or a CNN's float32
     for l, (W, b) in enumerate(model.params, start=1):
-        arrays[f"W{l}"] = np.asarray(W, dtype=np.float64)
-        arrays[f"b{l}"] = np.asarray(b, dtype=np.float64)
+        arrays[f"W{l}"] = np.asarray(W, dtype=dtype)
+        arrays[f"b{l}"] = np.asarray(b, dtype=dtype)
     arrays["meta"] = np.array(json.dumps(_metadata(model)))
     if isinstance(file, (str, Path)):
         # Written next to the target and renamed into place only when complete: a full disk or an
@@ -195,6 +201,13 @@ def _read_array(npz, key: str, label: str) -> np.ndarray:
         raise ModelFileError(f"{label}: array {key!r} is damaged ({type(exc).__name__}: {exc})") from None
 
 
+def _config(cfg: dict, layers: list, label: str) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict({**cfg, "layers": tuple(layers)}).validate()
+    except (ConfigError, TypeError) as exc:
+        raise ModelFileError(f"{label}: invalid training settings ({exc})") from None
+
+
 def _model_from_arrays(arrays: dict, label: str) -> Model:
     if "meta" not in arrays:
         raise ModelFileError(
@@ -221,26 +234,41 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
         or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in layers)
     ):
         raise ModelFileError(f"{label}: invalid layer list {layers!r}")
-    if layers[0] != N_X:
-        raise ModelFileError(
-            f"{label}: this model takes {layers[0]} inputs, but catdnn's images give {N_X} (64×64×3)"
-        )
-    if layers[-1] != 1:
-        raise ModelFileError(f"{label}: this model has {layers[-1]} outputs; a cat/non-cat model has 1")
+    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    arch_text = cfg.get("arch", "")
+    if meta.get("arch", arch_text) != arch_text:
+        raise ModelFileError(f"{label}: its architecture {meta.get('arch')!r} differs from its settings' {arch_text!r}")
+    if arch_text:  # a convolutional net: the settings first, as they give the shapes
+        config = _config(cfg, layers, label)
+        if list(config.layers) != layers:
+            raise ModelFileError(f"{label}: layer list {layers} does not match the architecture {config.arch!r} "
+                                 f"(its dense layers are {list(config.layers)})")
+        shapes = param_shapes(config.parsed_arch())
+        dtype = np.dtype(config.dtype)
+    else:
+        if layers[0] != N_X:
+            raise ModelFileError(
+                f"{label}: this model takes {layers[0]} inputs, but catdnn's images give {N_X} (64×64×3)"
+            )
+        if layers[-1] != 1:
+            raise ModelFileError(f"{label}: this model has {layers[-1]} outputs; a cat/non-cat model has 1")
+        shapes = [((layers[l], layers[l - 1]), (layers[l], 1)) for l in range(1, len(layers))]
+        dtype = np.dtype(np.float64)
+        config = None
     expected = {"meta"}
     params = []
-    for l in range(1, len(layers)):
-        shapes = {f"W{l}": (layers[l], layers[l - 1]), f"b{l}": (layers[l], 1)}
+    for l, (w_shape, b_shape) in enumerate(shapes, start=1):
         pair = []
-        for key, shape in shapes.items():
+        for key, shape in ((f"W{l}", w_shape), (f"b{l}", b_shape)):
             expected.add(key)
             if key not in arrays:
                 raise ModelFileError(f"{label}: array {key} is missing")
             a = arrays[key]
-            if a.dtype != np.float64:
-                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected float64")
+            if a.dtype != dtype:
+                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected {dtype}")
             if a.shape != shape:
-                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {shape}")
+                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {shape}"
+                                     + (f" for the architecture {arch_text!r}" if arch_text else ""))
             if not np.isfinite(a).all():
                 raise ModelFileError(f"{label}: {key} contains NaN or infinite values")
             pair.append(a)
@@ -248,11 +276,8 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
     extra = sorted(set(arrays) - expected)
     if extra:
         raise ModelFileError(f"{label}: unexpected arrays {', '.join(extra)}")
-    cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    try:
-        config = TrainConfig.from_dict({**cfg, "layers": tuple(layers)}).validate()
-    except (ConfigError, TypeError) as exc:
-        raise ModelFileError(f"{label}: invalid training settings ({exc})") from None
+    if config is None:
+        config = _config(cfg, layers, label)
     try:
         history = [(int(i), float(c)) for i, c in meta.get("history", [])]
         acc_hist = [(int(i), _opt(a), _opt(b)) for i, a, b in meta.get("accuracy_history", [])]

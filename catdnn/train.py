@@ -30,6 +30,7 @@ import numpy as np
 
 from . import augment
 from .config import TrainConfig
+from .conv import ConvTrainer
 from .data import N_X
 from .diagnose import EXPLODE_FACTOR
 from .errors import ConfigError
@@ -37,6 +38,9 @@ from .model import Model
 from .network import init_params, score
 from .optim import SCHEDULES, MiniBatches, seeded_generators
 from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
+
+#: The solver name of a convolutional net's runs (:class:`catdnn.conv.ConvTrainer`).
+CNN_SOLVER = "cnn"
 
 
 # --------------------------------------------------------------------------- the loop
@@ -99,11 +103,13 @@ class Trainer:
         Also compute train/test accuracy every this many iterations; 0 = only at the end.
     solver : str
         "auto" (default), or a name from ``SOLVERS``. After construction ``solver_name`` says which
-        runs and ``solver_reason`` why, in one line.
+        runs and ``solver_reason`` why, in one line. A convolutional net (``config.arch``) always runs
+        on :class:`catdnn.conv.ConvTrainer`, whose solver name is "cnn".
     stats_every : int
         Record per-layer gradient norms and activation statistics (:func:`catdnn.probe.layer_stats`,
         one extra forward and backward pass on the training set) every this many iterations, and at
-        the first and the last, into ``stats``; 0 (default) = never.
+        the first and the last, into ``stats``; 0 (default) = never. MLPs only: a convolutional
+        net records none (the statistics are the dense layers' math).
     """
 
     config: TrainConfig
@@ -136,6 +142,17 @@ class Trainer:
         if int(self.stats_every) < 0:
             raise ConfigError("stats_every must be 0 (off) or more")
         cfg = self.config
+        self._conv = None
+        if cfg.is_cnn:
+            if self.solver not in ("auto", CNN_SOLVER):
+                raise ConfigError(f"a convolutional net trains with the {CNN_SOLVER!r} solver, not {self.solver!r}")
+            # the same lists, so the Trainer's history is the CNN trainer's as it grows
+            self._conv = ConvTrainer(cfg.conv_config(), X, Y, self.X_test, self.Y_test, cost_every=int(self.cost_every),
+                                     accuracy_every=int(self.accuracy_every), classes=tuple(self.classes),
+                                     history=self.history, accuracy_history=self.accuracy_history)
+            self.solver_reason = (f"{CNN_SOLVER} solver: a convolutional net ({cfg.arch}), 3×3 convolutions as one "
+                                  f"matrix product each (im2col), in {cfg.dtype}")
+            return
         if (cfg.flip or cfg.shift or cfg.tta) and X.shape[0] != N_X:
             raise ConfigError(
                 f"flips, shifts and mirror averaging work on 64×64×3 images ({N_X} inputs), not on "
@@ -161,12 +178,14 @@ class Trainer:
 
     @property
     def solver_name(self) -> str:
-        """ "gram" or "direct": the solver that runs (``solver_reason`` says why)."""
-        return self._solver.name
+        """ "gram", "direct" or "cnn": the solver that runs (``solver_reason`` says why)."""
+        return CNN_SOLVER if self._conv is not None else self._solver.name
 
     @property
     def epochs_done(self) -> float:
         """Passes over the training set completed, counted in iterations (fractional with mini-batches)."""
+        if self._conv is not None:
+            return self._conv.epochs_done
         return self.iterations_done / self._batches.per_epoch
 
     def _next_batch(self):
@@ -188,6 +207,9 @@ class Trainer:
         then says "stopped" and :meth:`model` gives the partial model. Calling ``run()`` again
         continues where it stopped.
         """
+        if self._conv is not None:
+            yield from self._run_cnn()
+            return
         cfg = self.config
         last = cfg.iterations - 1
         ce, ae, se = int(self.cost_every), int(self.accuracy_every), int(self.stats_every)
@@ -245,9 +267,36 @@ class Trainer:
                 self.status = "stopped"
                 self.message = f"stopped after {self.iterations_done} of {cfg.iterations} iterations"
 
+    def _run_cnn(self) -> Iterator[Progress]:
+        """:meth:`run` for a convolutional net: :class:`catdnn.conv.ConvTrainer`'s events, its state mirrored here."""
+        conv = self._conv
+        events = conv.run()
+        try:
+            for p in events:
+                self._mirror(conv)
+                yield p
+        finally:
+            events.close()  # the CNN trainer says "stopped" if the loop was left early
+            self._mirror(conv)
+
+    def _mirror(self, conv) -> None:
+        self.status, self.message = conv.status, conv.message
+        self.iterations_done, self.elapsed = conv.iterations_done, conv.elapsed
+
     def params(self):
         """A copy of the current parameters, list of ``(W, b)``."""
+        if self._conv is not None:
+            return self._conv.params()
         return self._solver.params()
+
+    def _accuracies(self) -> tuple:
+        """Train and test accuracy (test None without a test set) of the current parameters."""
+        if self._conv is not None:
+            proba = self._conv.predict_proba
+            train = score(proba(self.X), self.Y)
+            return train, (score(proba(self.X_test), self.Y_test) if self.X_test is not None else None)
+        train = score(self._solver.proba_train(), self.Y)
+        return train, (score(self._solver.proba_test(), self.Y_test) if self.X_test is not None else None)
 
     def model(self):
         """The current model (final, or partial after a stop), with its accuracies measured now.
@@ -256,8 +305,7 @@ class Trainer:
         """
         if self.status == "diverged":
             raise ConfigError(self.message)
-        train_acc = score(self._solver.proba_train(), self.Y)
-        test_acc = score(self._solver.proba_test(), self.Y_test) if self.X_test is not None else None
+        train_acc, test_acc = self._accuracies()
         return Model(
             params=self.params(),
             config=self.config,
