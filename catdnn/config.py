@@ -205,7 +205,7 @@ class TrainConfig:
         """A CNN's checks: the spec and its limits (:meth:`catdnn.conv.ConvConfig.validate`), then the
         settings it shares with an MLP."""
         if not isinstance(self.arch, str):
-            raise ConfigError(f"the architecture must be a text such as 'in32,conv16,conv32,dense64', not {self.arch!r}")
+            raise ConfigError(f"the architecture must be a text such as 'in32,conv16,dense64', not {self.arch!r}")
         arch = parse_arch(self.arch)
         if not arch.is_cnn:
             raise ConfigError(f"{self.arch!r} has no conv step: give an MLP as layer sizes "

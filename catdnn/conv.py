@@ -442,7 +442,8 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray):
     return AL, cache
 
 
-def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, *, lambd: float = 0.0) -> list:
+def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, *, lambd: float = 0.0,
+             input_grad: bool = False):
     """Gradients of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` over every layer when ``lambd``).
 
     The dense head's are :func:`catdnn.network.backward`'s, which also gives the gradient into the
@@ -452,15 +453,19 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
     ----------
     Y : ndarray of shape (1, m), of the parameters' dtype for speed
 
+    input_grad : bool
+        Also return the gradient into the input maps (for saliency maps).
+
     Returns
     -------
     list of (dW, db), the structure of ``params``
+        With ``input_grad``, ``(grads, dA0)``, ``dA0`` of shape ``(m, H, W, C)`` like the input maps.
     """
     n_conv = len(arch.convs)
     m = Y.shape[1]
     grads, dF = dense_backward(params[n_conv:], cache.dense, Y, AL, lambd=lambd, input_grad=True)
     if not n_conv:
-        return grads
+        return (grads, dF.T.reshape(m, *arch.image_shape)) if input_grad else grads
     conv_grads = [None] * n_conv
     dA = dF.T.reshape(cache.shape)  # (m, h, w, C): a fresh array (dF.T is not C-contiguous)
     for l in range(n_conv - 1, -1, -1):
@@ -468,11 +473,33 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
         W = params[l][0]
         dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
         dZ = pool_backward(dP, Z, P)
-        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=l > 0)
+        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0)
         if lambd:
             dW += (lambd / m) * W
         conv_grads[l] = (dW, db)
-    return conv_grads + grads
+    return (conv_grads + grads, dA) if input_grad else conv_grads + grads
+
+
+def logit_input_gradient(params: list, arch: Arch, x: np.ndarray) -> tuple:
+    """P(cat) of one image and the gradient of its logit ``Z[L]`` with respect to the image's pixels.
+
+    :func:`backward` with ``input_grad`` (``Y = A[L] − 1``, so the fused output delta is 1), then
+    through the input step: each of the image's pixels gets ``1/f²`` of its ``f×f`` block's gradient.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_x, 1), one image as a column
+
+    Returns
+    -------
+    p : float
+    dx : ndarray of shape (n_x,), float64, in the column's (row, column, channel) order
+    """
+    AL, cache = forward(params, arch, x)
+    _grads, dA0 = backward(params, arch, cache, AL - 1.0, AL, input_grad=True)  # (1, s, s, C)
+    f = arch.factor
+    dx = np.repeat(np.repeat(dA0[0].astype(np.float64), f, axis=0), f, axis=1) / (f * f)  # (H, W, C)
+    return float(AL[0, 0]), dx.reshape(-1)
 
 
 def to_input(arch: Arch, X: np.ndarray, dtype=None) -> np.ndarray:

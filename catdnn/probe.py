@@ -281,7 +281,7 @@ def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:
 
 
 # --------------------------------------------------------------------------- what the network looks at
-def saliency(params, x: np.ndarray, tta: bool = False) -> np.ndarray:
+def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     """The gradient of P(cat) with respect to the input pixels: ``∂A[L]/∂x`` for one image.
 
     Backpropagation of the one copy of the math (:func:`catdnn.network.backward` with
@@ -297,6 +297,9 @@ def saliency(params, x: np.ndarray, tta: bool = False) -> np.ndarray:
     tta : bool
         The model's prediction is the mean of P(cat) for the image and its mirror image (a model
         trained with ``tta``): the gradient of that mean.
+    arch : catdnn.conv.Arch, optional
+        A convolutional net's architecture (:attr:`catdnn.model.Model.arch`): its backward pass to
+        the input (:func:`catdnn.conv.logit_input_gradient`) instead of the MLP's.
 
     Returns
     -------
@@ -305,14 +308,19 @@ def saliency(params, x: np.ndarray, tta: bool = False) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
     if not tta:
-        return _proba_gradient(params, x)
+        return _proba_gradient(params, x, arch)
     mirror = flip(x)
     # P = (p(x) + p(F·x)) / 2, so ∂P/∂x = (∂p/∂x + Fᵀ·∂p/∂(F·x)) / 2, and F is its own transpose
-    return (_proba_gradient(params, x) + flip(_proba_gradient(params, mirror).reshape(-1, 1))[:, 0]) / 2.0
+    return (_proba_gradient(params, x, arch) + flip(_proba_gradient(params, mirror, arch).reshape(-1, 1))[:, 0]) / 2.0
 
 
-def _proba_gradient(params, x: np.ndarray) -> np.ndarray:
+def _proba_gradient(params, x: np.ndarray, arch=None) -> np.ndarray:
     """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
+    if arch is not None and arch.is_cnn:
+        from . import conv  # here: conv imports diagnose, which imports this module
+
+        a, dz = conv.logit_input_gradient(params, arch, x)
+        return dz * (a * (1.0 - a))
     AL, cache = forward(params, x)
     _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True)  # dZ[L] = A[L] − (A[L] − 1) = 1
     a = float(AL[0, 0])
@@ -408,3 +416,41 @@ def summarise_layers(iteration: int, grad_norms, acts) -> LayerStats:
         mean_activations=tuple(float(A.mean()) for A in acts),
         zero_fractions=tuple(float(np.mean(A == 0.0)) for A in acts[:-1]),
     )
+
+
+# --------------------------------------------------------------------------- a convolutional net's insides
+def filter_images(params, arch, layer: int = 1) -> np.ndarray:
+    """Conv layer ``layer``'s 3×3 kernels as tiny images (:func:`catdnn.conv.filters`), each normalised on
+    its own with :func:`symmetric_normalise` (weight 0 is mid-grey). Layer 1's have the image's 3 colours;
+    deeper layers' are shown as the mean over their input channels (grey).
+
+    Returns
+    -------
+    ndarray of shape (C_l, 3, 3, 3) (layer 1) or (C_l, 3, 3) (deeper), uint8
+    """
+    from . import conv
+
+    k = np.asarray(conv.filters(params, arch, layer), dtype=np.float64)  # (C_l, 3, 3, C_{l-1})
+    if k.shape[-1] != 3:
+        k = k.mean(axis=-1)
+    return np.stack([np.rint(255.0 * symmetric_normalise(f)).astype(np.uint8) for f in k])
+
+
+def feature_map_images(params, arch, x: np.ndarray, layer: int = 1) -> np.ndarray:
+    """One image's feature maps out of conv layer ``layer`` (:func:`catdnn.conv.feature_maps`, after the ReLU,
+    before pooling) as grey images, each scaled on its own (0 black, its maximum white).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_x, 1), one image as a column
+
+    Returns
+    -------
+    ndarray of shape (C_l, H_l, W_l), uint8
+    """
+    from . import conv
+
+    maps = np.asarray(conv.feature_maps(params, arch, x, layer)[0], dtype=np.float64)  # (H, W, C)
+    top = maps.max(axis=(0, 1))  # (C,)
+    scaled = np.divide(maps, top, out=np.zeros_like(maps), where=top > 0)
+    return np.rint(255.0 * scaled).astype(np.uint8).transpose(2, 0, 1)

@@ -25,6 +25,7 @@ from .errors import ConfigError
 #: ones before it: keep-prob the hidden layers, decay the schedule).
 PARAMS: dict[str, str] = {
     "hidden": "layers",
+    "arch": "arch",  # a convolutional net (its dense head is then "hidden")
     "lr": "learning_rate",
     "iterations": "iterations",
     "init": "init",
@@ -43,6 +44,7 @@ PARAMS: dict[str, str] = {
     "flip": "flip",
     "shift": "shift",
     "tta": "tta",
+    "dtype": "dtype",  # after arch: float32 is a CNN's only
 }
 #: Always in a link: the course's settings (the rest only when they differ from the default).
 CORE = ("hidden", "lr", "iterations", "init", "seed")

@@ -43,6 +43,12 @@ from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
 CNN_SOLVER = "cnn"
 
 
+def cnn_solver_reason(config: TrainConfig) -> str:
+    """Why a convolutional net's run uses the "cnn" solver, in one line (``Trainer.solver_reason``)."""
+    return (f"{CNN_SOLVER} solver: a convolutional net ({config.arch}), each 3×3 convolution one matrix product "
+            f"on the image patches (im2col), in {config.dtype}")
+
+
 # --------------------------------------------------------------------------- the loop
 @dataclass(frozen=True)
 class Progress:
@@ -150,8 +156,7 @@ class Trainer:
             self._conv = ConvTrainer(cfg.conv_config(), X, Y, self.X_test, self.Y_test, cost_every=int(self.cost_every),
                                      accuracy_every=int(self.accuracy_every), classes=tuple(self.classes),
                                      history=self.history, accuracy_history=self.accuracy_history)
-            self.solver_reason = (f"{CNN_SOLVER} solver: a convolutional net ({cfg.arch}), 3×3 convolutions as one "
-                                  f"matrix product each (im2col), in {cfg.dtype}")
+            self.solver_reason = cnn_solver_reason(cfg)
             return
         if (cfg.flip or cfg.shift or cfg.tta) and X.shape[0] != N_X:
             raise ConfigError(

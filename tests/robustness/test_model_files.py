@@ -266,3 +266,81 @@ def test_compressed_member_that_expands_hugely_is_refused(tiny_model, monkeypatc
     refused(data, "expands.npz", "too large")
     # and the real model still loads under the lowered limit
     assert load_model(model_to_bytes(tiny_model), name="ok.npz").layers == (12288, 3, 1)
+
+
+# --------------------------------------------------------------------------- convolutional nets
+TINY_ARCH = "in16,conv2,conv3,dense4"
+
+
+@pytest.fixture(scope="module")
+def tiny_cnn():
+    """A small, valid convolutional model (float32 weights) built without training."""
+    from catdnn.config import TrainConfig
+    from catdnn.conv import init_cnn
+    from catdnn.model import Model
+
+    config = TrainConfig(arch=TINY_ARCH, dtype="float32", iterations=10, init="he", seed=2).validate()
+    params = init_cnn(config.parsed_arch(), config.init, config.seed, np.float32)
+    return Model(params=params, config=config, history=[(0, 0.69)], iterations_done=10,
+                 train_accuracy=0.5, test_accuracy=0.5)
+
+
+def test_a_cnn_file_round_trips_in_its_own_dtype(tiny_cnn, tmp_path):
+    path = tmp_path / "cnn.npz"
+    save_model(tiny_cnn, path)
+    m = load_model(path, name="cnn.npz")
+    assert m.is_cnn and m.config == tiny_cnn.config and m.config.arch == TINY_ARCH
+    assert json.loads(str(arrays_of(m)["meta"]))["arch"] == TINY_ARCH
+    assert [(W.shape, W.dtype) for W, _b in m.params] == [((2, 27), np.float32), ((3, 18), np.float32),
+                                                            ((4, 48), np.float32), ((1, 4), np.float32)]
+    X = np.random.default_rng(0).random((12288, 5))
+    np.testing.assert_array_equal(m.predict_proba(X), tiny_cnn.predict_proba(X))
+
+
+def test_a_cnn_file_whose_arrays_do_not_match_its_arch_is_refused(tiny_cnn):
+    arrays = arrays_of(tiny_cnn)
+    wrong = {**arrays, "W2": np.zeros((3, 9 * 3), np.float32)}  # conv 2 takes conv 1's 2 channels: (3, 18)
+    refused(npz_bytes(wrong), "cnn.npz", "W2", "shape", "(3, 18)", TINY_ARCH)
+    cfg = json.loads(str(arrays["meta"]))["config"]
+    other_arch = with_meta(arrays, config={**cfg, "arch": "in16,conv4,conv3,dense4"}, arch="in16,conv4,conv3,dense4")
+    refused(npz_bytes(other_arch), "cnn.npz", "W1", "shape")
+    missing = {k: v for k, v in arrays.items() if k != "b4"}
+    refused(npz_bytes(missing), "cnn.npz", "b4", "missing")
+    extra = {**arrays, "W5": np.zeros((1, 1), np.float32)}
+    refused(npz_bytes(extra), "cnn.npz", "unexpected", "W5")
+
+
+def test_a_cnn_file_in_the_wrong_dtype_is_refused(tiny_cnn):
+    arrays = arrays_of(tiny_cnn)
+    as64 = {k: (v.astype(np.float64) if k != "meta" else v) for k, v in arrays.items()}
+    refused(npz_bytes(as64), "cnn.npz", "W1", "float64", "float32")
+    ints = {**arrays, "b1": arrays["b1"].astype(np.int32)}
+    refused(npz_bytes(ints), "cnn.npz", "b1", "int32")
+
+
+def test_a_cnn_file_with_a_bad_or_inconsistent_arch_is_refused(tiny_cnn):
+    arrays = arrays_of(tiny_cnn)
+    cfg = json.loads(str(arrays["meta"]))["config"]
+    refused(npz_bytes(with_meta(arrays, config={**cfg, "arch": "in16,conv2,warp9"}, arch="in16,conv2,warp9")),
+            "cnn.npz", "invalid training settings", "warp9")
+    refused(npz_bytes(with_meta(arrays, arch="in16,conv8,dense4")), "cnn.npz", "architecture", "differs")
+    refused(npz_bytes(with_meta(arrays, layers=[12288, 4, 1])), "cnn.npz", "does not match the architecture")
+    refused(npz_bytes(with_meta(arrays, config={**cfg, "dtype": "float16"})), "cnn.npz", "dtype")
+
+
+def test_an_mlp_file_cannot_claim_float32(tiny_model):
+    arrays = arrays_of(tiny_model)
+    cfg = json.loads(str(arrays["meta"]))["config"]
+    f32 = {k: (v.astype(np.float32) if k != "meta" else v) for k, v in arrays.items()}
+    refused(npz_bytes(with_meta(f32, config={**cfg, "dtype": "float32"})), "mlp.npz", "float64")
+    refused(npz_bytes(f32), "mlp.npz", "dtype", "float64")
+
+
+def test_an_older_mlp_file_without_arch_or_dtype_still_loads(tiny_model):
+    arrays = arrays_of(tiny_model)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["arch"]
+    for key in ("arch", "dtype"):
+        del meta["config"][key]
+    m = load_model(npz_bytes({**arrays, "meta": np.array(json.dumps(meta))}), name="old.npz")
+    assert not m.is_cnn and m.layers == (12288, 3, 1) and m.config.dtype == "float64"
