@@ -21,6 +21,7 @@ from catdnn.model_io import model_to_bytes
 from tests.app_support import (
     ENTRY,
     INSIDE,
+    LESSONS,
     MISCLASSIFIED,
     PAGES,
     PREDICT,
@@ -62,7 +63,7 @@ def test_home_page(data_dir):
 
 
 TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict",
-          RUNS: "Runs"}
+          RUNS: "Runs", LESSONS: "Lessons"}
 OFFER_KEYS = {MISCLASSIFIED: "mis_train_deep", INSIDE: "inside_train_deep", PREDICT: "predict_train_deep"}
 
 
@@ -70,8 +71,8 @@ def sidebar_captions(at: AppTest) -> list[str]:
     return [c.value for c in at.sidebar.caption]
 
 
-def test_the_pages_folder_holds_the_four_pages_in_order():
-    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS]
+def test_the_pages_folder_holds_the_pages_in_order():
+    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS]
 
 
 @pytest.mark.parametrize("page", PAGES)

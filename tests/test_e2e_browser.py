@@ -167,7 +167,7 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert browser.blocked == []  # nothing left the machine (no telemetry, no fonts, nothing)
 
 
-SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict", "Runs"]
+SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict", "Runs", "Lessons"]
 FRESH_STARTS = 5
 
 

@@ -1,0 +1,87 @@
+"""The Lessons page (AppTest): it opens; a lesson's button trains its runs on the sweep runner, overlays their
+curves, explains them in sentences computed from the runs, and keeps the runs in the history."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from catdnn import lessons
+from catdnn.history import History
+from tests.app_support import LESSONS, app, assert_clean
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh CATDNN_HOME (an empty run history) for one test."""
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def short(monkeypatch):
+    """A shorter budget for a lesson's runs: the page reads it from the lesson's definition."""
+    def shorten(key: str, iterations: int):
+        monkeypatch.setitem(lessons.LESSONS, key, replace(lessons.LESSONS[key], iterations=iterations))
+        return lessons.LESSONS[key]
+    return shorten
+
+
+def charts(at) -> dict:
+    """The page's plotly charts by title."""
+    out = {}
+    for c in at.get("plotly_chart"):
+        spec = json.loads(c.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out
+
+
+def test_the_page_opens_with_one_button_per_lesson(home):
+    at = app(LESSONS).run()
+    assert_clean(at)
+    assert at.title[0].value == "Lessons"
+    assert [t.label for t in at.tabs] == [lesson.title for lesson in lessons.LESSONS.values()]
+    for key, lesson in lessons.LESSONS.items():
+        button = at.button(key=f"lesson_{key}_run")
+        assert f"about {lesson.seconds} s" in button.label
+    assert not at.get("plotly_chart")  # nothing trained yet
+
+
+def test_the_init_lesson_trains_overlays_and_explains(home, data_dir, short):
+    lesson = short("init", 300)
+    at = app(LESSONS).run()
+    at.button(key="lesson_init_run").click().run()
+    assert_clean(at)
+    cost = charts(at)["Cost of each run"]
+    assert [t["name"] for t in cost["data"]] == lesson.names
+    assert all(t["x"][-1] == 299 for t in cost["data"])  # each run's whole budget
+    with History(home / "runs.sqlite3") as h:
+        runs = h.runs(curves=True)
+    assert len(runs) == 3 and {r.source for r in runs} == {"lesson"}
+    assert sorted(r.config.init for r in runs) == ["he", "small", "xavier"]
+    small = next(r for r in runs if r.config.init == "small")
+    (text,) = [i.value for i in at.info]
+    assert f"{small.history[-1][1]:.3f}" in text  # the sentences quote this run's own cost
+    assert "vanish" in text and text.count(". ") >= 2
+
+
+def test_the_regularization_lesson_shows_train_and_test_accuracy_and_keeps_the_first(home, data_dir, short):
+    short("init", 50)
+    lesson = short("regularization", 200)
+    at = app(LESSONS).run()
+    at.button(key="lesson_init_run").click().run()
+    at.button(key="lesson_regularization_run").click().run()
+    assert_clean(at)
+    figures = charts(at)
+    bars = figures["Train and test accuracy of each run"]
+    assert [t["name"] for t in bars["data"]] == ["train", "test"]
+    assert bars["data"][0]["x"] == lesson.names
+    with History(home / "runs.sqlite3") as h:
+        kept = {r.config.l2 if r.config.l2 else ("dropout" if r.config.dropout else "plain"): r
+                for r in h.runs() if r.config.iterations == 200}
+    assert bars["data"][1]["y"] == [kept[k].test_accuracy for k in ("plain", 0.7, "dropout")]
+    texts = [i.value for i in at.info]
+    assert len(texts) == 2  # the init lesson's outcome is still shown
+    assert any(f"gap of {kept['plain'].train_accuracy - kept['plain'].test_accuracy:.2f}" in t for t in texts)

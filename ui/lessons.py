@@ -1,0 +1,76 @@
+"""The Lessons page's parts: train a lesson on the sweep runner, keep its outcome in the session, draw it.
+
+A lesson's runs go through :func:`ui.history.run_sweep_ui` (the Runs page's progress bar of finished /
+total runs; every run kept in the run history as it finishes). The outcome, computed by
+:func:`catdnn.lessons.summarise`, is kept in this session's ``st.session_state`` (without the models),
+so a lesson's charts stay while another one trains.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from catdnn.data import Dataset
+from catdnn.lessons import Lesson, LessonOutcome, summarise
+
+from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
+from .history import run_sweep_ui
+
+KEY = "catdnn_lessons"  # this page's one entry in st.session_state: {lesson key: LessonOutcome}
+
+
+def outcomes() -> dict:
+    """This session's trained lessons, by lesson key."""
+    return st.session_state.setdefault(KEY, {})
+
+
+def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
+    """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
+    results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson")
+    if not results:
+        return None
+    outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
+    return outcome
+
+
+def accuracy_bars_figure(runs, *, title: str = "Train and test accuracy of each run", height: int = 320) -> dict:
+    """Grouped bars of each run's final train and test accuracy (``runs``: :class:`RunSummary` list)."""
+    names = [r.name for r in runs]
+    data = []
+    for attr, label, color in (("train_accuracy", "train", TRAIN_COLOR), ("test_accuracy", "test", TEST_COLOR)):
+        ys = [getattr(r, attr) for r in runs]
+        data.append({"type": "bar", "name": label, "x": names, "y": ys, "marker": {"color": color},
+                     "text": [f"{y:.3f}" if y is not None else "" for y in ys], "textposition": "outside",
+                     "hovertemplate": f"%{{x}}<br>{label} %{{y:.3f}}<extra></extra>"})
+    layout = {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}}, "height": height,
+        "barmode": "group", "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "yaxis": {"range": [0, 1.12], "title": {"text": "accuracy"}, "tickformat": ".0%"},
+        "xaxis": {"type": "category", "automargin": True},
+        "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    }
+    return {"data": data, "layout": layout}
+
+
+def draw_outcome(outcome: LessonOutcome) -> None:
+    """The runs' cost curves overlaid (and their accuracies when that is the lesson's point), then the
+    three sentences that say what they show."""
+    key = outcome.lesson.key
+    curves = [(r.name, r.history) for r in outcome.runs if r.history]
+    chart = compare_costs_figure(curves, title="Cost of each run")
+    if outcome.lesson.accuracy:
+        left, right = st.columns(2)
+        left.plotly_chart(chart, key=f"lesson_{key}_cost")
+        right.plotly_chart(accuracy_bars_figure(outcome.runs), key=f"lesson_{key}_accuracy")
+    else:
+        st.plotly_chart(chart, key=f"lesson_{key}_cost")
+    seconds = sum(r.elapsed for r in outcome.runs)
+    st.caption(" · ".join(
+        f"{r.name}: train {r.train_accuracy:.3f}, test {r.test_accuracy:.3f}" if r.test_accuracy is not None
+        else f"{r.name}: {r.status}" for r in outcome.runs)
+        + f" · {seconds:.1f} s of training in all, on {outcome.dataset or 'the dataset'}")
+    body = " ".join(outcome.sentences)
+    if outcome.complete:
+        st.info(body, icon=":material/school:")
+    else:
+        st.warning(body, icon=":material/warning:")
