@@ -56,8 +56,9 @@ threshold = st.slider(
 proba = model.predict_proba(split.X)
 labels = split.labels
 counts = evaluate.confusion(proba, labels, threshold)
-acc = evaluate.scores(counts)["accuracy"]
-st.markdown(f"**{split_name.capitalize()} set, {split.m} images:** accuracy {acc:.2f} at threshold {threshold:.2f}. "
+scores = {k: "–" if v is None else f"{v:.2f}" for k, v in evaluate.metrics(proba, labels, threshold).items()}
+st.markdown(f"**{split_name.capitalize()} set, {split.m} images:** accuracy {scores['accuracy']}, balanced accuracy "
+            f"{scores['balanced_accuracy']} at threshold {threshold:.2f}; AUC {scores['auc']} (any threshold). "
             "Click a cell to show its images.")
 cell = confusion_ui(counts, key="mis")
 

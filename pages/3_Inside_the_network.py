@@ -70,6 +70,41 @@ page_setup("Inside the network")
 st.title("Inside the network")
 ds = dataset_ui()
 model = require_model_ui(key="inside", ds=ds)
+
+if model.is_cnn:  # a convolutional net: its filters and feature maps; the MLP's views below do not apply
+    arch = model.arch
+    st.header("What the first convolution looks for")
+    W1 = model.params[0][0]  # (C_1, 9·3)
+    st.markdown(f"Row *k* of $W^{{[1]}}$ {W1.shape} is filter *k*: 3×3 pixels × 3 colours, slid over the "
+                f"{arch.input_px}×{arch.input_px} input image ({model.network}). Each filter's output is large where "
+                "the image looks like it: edges, colour blobs.")
+    st.caption("Mid-grey is 0; each filter is scaled on its own (its largest |w| is pure black or white).")
+    draw_image_grid([(enlarge(img, 21), f"filter {k + 1}")
+                     for k, img in enumerate(probe.filter_images(model.params, arch, 1))], width=64)
+    st.header("Feature maps of one image")
+    split, split_name, i = example_picker_ui(ds, model, key="inside")
+    layer = st.segmented_control("Conv layer", list(range(1, len(arch.convs) + 1)), default=1,
+                                 key="inside_conv_layer", format_func=lambda l: f"conv {l} ({arch.convs[l - 1]})") or 1
+    x = split.X[:, [i]]  # (12288, 1)
+    maps = probe.feature_map_images(model.params, arch, x, layer)  # (C_l, H_l, W_l)
+    p = float(model.predict_proba(x)[0])
+    left, right = st.columns([1, 3])
+    with left:
+        st.image(enlarge(split.images[i], 2), width=128)
+        label = evaluate.verdict(p)
+        st.markdown(f"{split_name.capitalize()} image **#{i}**, a **{ds.classes[split.labels[i]]}**: P(cat) = "
+                    f"**{p:.4f}**, verdict **{label}** (cat when P(cat) > {THRESHOLD}).")
+    with right:
+        st.caption(f"The {maps.shape[0]} maps out of conv layer {layer} for this image, "
+                   f"{maps.shape[1]}×{maps.shape[2]} px each (after the ReLU, before the pooling): white where the "
+                   "filter matches, black where it does not (each map scaled on its own).")
+        draw_image_grid([(enlarge(m, max(1, 64 // m.shape[0])), f"map {k + 1}") for k, m in enumerate(maps)], width=64)
+    st.info("The per-unit activations, dead units, per-layer training statistics and the gradient check on this "
+            "page are for MLPs (the course's networks). The convolution and pooling layers' gradients are checked "
+            "by central differences in the tests (tests/test_conv.py, relative error below 1e-7).",
+            icon=":material/info:")
+    st.stop()
+
 layers, params, L = model.layers, model.params, len(model.params)
 W1 = params[0][0]  # (n_1, 12288)
 dead = probe.dead_units(params, ds.train.X)  # per hidden layer, (n_l,) bool

@@ -74,7 +74,7 @@ for f in inputs if model is not None else []:
         c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         if show_saliency:
-            heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta))
+            heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta, arch=model.arch))
             c3.image(enlarge(probe.saliency_overlay(np.asarray(small), heat), 2), width=128,
                      caption="where it looks: bright = the pixels that move P(cat) most")
         with c4:

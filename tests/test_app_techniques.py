@@ -150,7 +150,7 @@ def test_a_preset_link(data_dir):
 
 @pytest.mark.parametrize("name, value, field, shown", [
     ("lr", "fast", "train_lr", 0.0075),
-    ("iterations", "150", "train_iters", 2500),  # valid for the engine, not a stop of the form's slider
+    ("iterations", "175", "train_iters", 2500),  # valid for the engine, not a stop of the form's slider
     ("iterations", "-5", "train_iters", 2500),
     ("hidden", "20,,5", "train_hidden", "20, 7, 5"),
     ("seed", "99999999999", "train_seed", 1),

@@ -94,7 +94,7 @@ def session(store=None) -> SessionState:
 
 def model_label(model: Model) -> str:
     """A model in a few words: preset, hidden layers, test accuracy, and where it stopped."""
-    hidden = ", ".join(str(n) for n in model.config.hidden) or "none"
+    hidden = model.config.arch or ", ".join(str(n) for n in model.config.hidden) or "none"
     text = f"{preset_name(model.config)} ({hidden})"
     if model.test_accuracy is not None:
         text += f", test {model.test_accuracy:.2f}"

@@ -20,6 +20,7 @@ from catdnn.config import (
     parse_layers,
     preset_name,
 )
+from catdnn.conv import CNN_PRESETS, parse_arch
 from catdnn.data import N_X
 from catdnn.errors import ConfigError
 from catdnn.network import INIT_DESCRIPTIONS, INITS
@@ -29,12 +30,14 @@ from catdnn.share import config_from_query, config_to_query, parse_keep_prob, se
 from .state import session
 
 LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
-#: The iterations slider: from, to, step.
-ITERATIONS = (100, 10_000, 100)
+#: The iterations slider: from, to, step (the cnn preset's 350 is 50 epochs of 7 mini-batches).
+ITERATIONS = (50, 10_000, 50)
 TECHNIQUES_LABEL = "Second course: regularisation, optimisers, mini-batches, augmentation"
 TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_optimizer", "train_beta", "train_beta1",
                   "train_beta2", "train_epsilon", "train_schedule", "train_decay", "train_decay_every", "train_flip",
                   "train_shift", "train_tta")
+#: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
+CNN_DTYPE = CNN_PRESETS["cnn"].dtype
 LINK_KEY = "train_link_applied"  # the link parameters the form last took or wrote
 WARNINGS_KEY = "train_link_warnings"
 
@@ -42,7 +45,8 @@ WARNINGS_KEY = "train_link_warnings"
 def form_values(config: TrainConfig) -> dict:
     """The form's widget values (by key) that show ``config``."""
     return {
-        "train_hidden": ", ".join(str(n) for n in config.hidden), "train_lr": config.learning_rate,
+        "train_hidden": ", ".join(str(n) for n in config.hidden), "train_arch": config.arch,
+        "train_lr": config.learning_rate,
         "train_iters": config.iterations, "train_init": config.init, "train_seed": config.seed,
         "train_l2": float(config.l2), "train_keep_prob": setting_text(config.keep_prob),
         "train_batch_size": int(config.batch_size), "train_optimizer": config.optimizer,
@@ -167,9 +171,12 @@ def build_config(values: dict, techniques: dict) -> TrainConfig:
     t = {**techniques, "keep_prob": parse_keep_prob(techniques["keep_prob"])}
     for k in ("batch_size", "decay_every", "shift"):
         t[k] = int(t[k])
-    return TrainConfig(layers=(N_X, *parse_layers(values["hidden"]), 1), learning_rate=float(values["lr"]),
-                       iterations=int(values["iterations"]), init=values["init"], seed=int(values["seed"]),
-                       **t).validate()
+    network = {"layers": (N_X, *parse_layers(values["hidden"]), 1)}
+    if str(values.get("arch", "")).strip():  # the architecture field wins over the hidden layers
+        arch = parse_arch(values["arch"])
+        network = {"arch": arch.text, "dtype": CNN_DTYPE} if arch.is_cnn else {"layers": arch.mlp_layers()}
+    return TrainConfig(learning_rate=float(values["lr"]), iterations=int(values["iterations"]), init=values["init"],
+                       seed=int(values["seed"]), **network, **t).validate()
 
 
 def train_form_ui() -> TrainConfig | None:
@@ -184,9 +191,16 @@ def train_form_ui() -> TrainConfig | None:
     rates = sorted({*LEARNING_RATES, float(st.session_state["train_lr"])})  # a link may hold any valid rate
     preset_slot = st.container()  # drawn after the form, which may change the preset shown
     with st.form("train_form", border=True):
-        hidden = st.text_input("Hidden layer sizes", key="train_hidden", placeholder="e.g. 20, 7, 5",
-                               help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) "
-                               "layers are added.")
+        left, right = st.columns(2)
+        hidden = left.text_input("Hidden layer sizes", key="train_hidden", placeholder="e.g. 20, 7, 5",
+                                 help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) "
+                                 "layers are added. Not used when the architecture field is filled in.")
+        arch = right.text_input("Architecture (empty: the hidden layers)", key="train_arch",
+                                placeholder="e.g. in32,conv16,conv32,conv64,dense64",
+                                help="One spec for both kinds of network. inN: the image averaged down to N×N px; "
+                                "convN: 3×3 convolution with N filters, ReLU and 2×2 max pooling; denseN: N units. "
+                                "With conv steps it is a convolutional net (trained in float32); dense20,dense7,dense5 "
+                                "is the deep MLP.")
         left, right = st.columns(2)
         learning_rate = left.select_slider("Learning rate (log scale)", options=rates, key="train_lr",
                                            format_func=lambda v: f"{v:g}")
@@ -203,8 +217,8 @@ def train_form_ui() -> TrainConfig | None:
     if submitted:
         st.session_state[WARNINGS_KEY] = []
         try:
-            config = build_config({"hidden": hidden, "lr": learning_rate, "iterations": iterations, "init": init,
-                                   "seed": seed}, techniques)
+            config = build_config({"hidden": hidden, "arch": arch, "lr": learning_rate, "iterations": iterations,
+                                   "init": init, "seed": seed}, techniques)
         except ConfigError as exc:
             st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
         st.session_state["train_preset"] = preset_name(config) if config else "custom"  # what was submitted
@@ -212,9 +226,9 @@ def train_form_ui() -> TrainConfig | None:
             write_link(config)
     draw_link_warnings()
     preset_slot.segmented_control(
-        "Preset", ["two-layer", "deep", "custom"], key="train_preset", on_change=apply_preset, disabled=submitted,
+        "Preset", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset, disabled=submitted,
         help="two-layer: [12288, 7, 1] with small init; deep: [12288, 20, 7, 5, 1] with xavier init "
-        "(the course's two networks). Choosing one fills the form (every technique off); custom keeps your "
-        "settings.",
+        "(the course's two networks; choosing one turns every technique off); cnn: a small convolutional net "
+        f"({PRESETS['cnn'].arch}) with Adam, mini-batches, flips and shifts. Custom keeps your settings.",
     )
     return config

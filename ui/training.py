@@ -17,7 +17,7 @@ from catdnn.config import TrainConfig
 from catdnn.data import Dataset
 from catdnn.errors import ConfigError
 from catdnn.solvers import solver_choice
-from catdnn.train import Progress, latest_accuracies
+from catdnn.train import Progress, cnn_solver_reason, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
 from . import figures
@@ -37,16 +37,27 @@ NO_HIDDEN_LAYER = (
 STATS_POINTS = 25
 
 
+#: A convolutional net's accuracies are measured about this many times a run (each is a forward pass
+#: over every image, twice with mirror averaging: many mini-batch steps' worth).
+CNN_ACCURACY_POINTS = 20
+
+
 def trainer_options(config: TrainConfig) -> dict:
     """The Trainer options the page uses: the cost sampled about 500 times, the accuracies about 100, the
-    per-layer statistics about :data:`STATS_POINTS` times (each costs about one plain iteration)."""
+    per-layer statistics about :data:`STATS_POINTS` times (each costs about one plain iteration). A
+    convolutional net: the accuracies about :data:`CNN_ACCURACY_POINTS` times, no per-layer statistics
+    (they are the MLP's)."""
     it = int(config.iterations)
+    if config.is_cnn:
+        return {"cost_every": max(1, it // 500), "accuracy_every": max(1, it // CNN_ACCURACY_POINTS)}
     return {"cost_every": max(1, it // 500), "accuracy_every": max(1, it // 100),
             "stats_every": max(1, it // STATS_POINTS)}
 
 
 def solver_reason(config: TrainConfig, ds: Dataset) -> str:
     """Which solver trains ``config`` on ``ds`` and why, in one line (the engine's choice, as the worker makes it)."""
+    if config.is_cnn:
+        return cnn_solver_reason(config)
     try:
         return solver_choice("auto", ds.train.X.shape[0], ds.train.m, config.layers, config.iterations, config)[1]
     except ConfigError as exc:
@@ -180,7 +191,7 @@ def draw_curves(history, accuracy_history, iterations: int, key: str) -> None:
 # --------------------------------------------------------------------------- how a run ended
 def draw_layers_note(config: TrainConfig) -> None:
     """Say so when the layers have no hidden layer (an empty "Hidden layer sizes" field)."""
-    if len(config.layers) == 2:
+    if len(config.layers) == 2 and not config.is_cnn:
         st.info(NO_HIDDEN_LAYER, icon=":material/info:")
 
 
