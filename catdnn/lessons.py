@@ -186,8 +186,9 @@ def adam_first_step(rate: float, X: np.ndarray) -> float:
     """How far Adam's first step can move a unit of layer 1 on an average image: ``rate · mean Σᵢ|xᵢ|``.
 
     Adam's first update (bias-corrected) is ``rate · g/(|g| + ε)``: every weight moves by ±rate whatever
-    the size of its gradient (less only where the gradient is as small as ε), so a first-layer unit's ``Z`` can move by up to ``rate`` times the sum of
-    an image's inputs. ``X`` is the ndarray of shape (n_x, m).
+    the size of its gradient (less only where the gradient is as small as ε), so a first-layer unit's
+    ``Z`` can move by up to ``rate`` times the sum of an image's inputs. ``X`` is the ndarray of shape
+    (n_x, m).
     """
     return float(rate * np.mean(np.sum(np.abs(X), axis=0)))
 
@@ -253,6 +254,12 @@ def _init(lesson: Lesson, runs: list, ds) -> list[str]:
     return [first, second, third]
 
 
+def rises(history) -> int:
+    """How many times a cost curve ([(iteration, cost)]) goes up from one recorded point to the next."""
+    costs = [c for _, c in history if c is not None and math.isfinite(c)]
+    return sum(1 for x, y in zip(costs, costs[1:]) if y > x)
+
+
 def _relative(a: float, b: float) -> str:
     """How ``b`` compares with ``a``: "within 5% of", "12% below", "30% above"."""
     rel = (b - a) / a if a else 0.0
@@ -269,9 +276,12 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
              f"and Adam {c:.3f} (test accuracy {gd.test_accuracy:.2f}, {mom.test_accuracy:.2f} and "
              f"{adam.test_accuracy:.2f}).")
     beta = mom.config.beta
+    up_gd, up_mom = rises(gd.history), rises(mom.history)
+    smooth = (f", and its curve is smoother (the cost went up at {up_mom} of its {len(mom.history)} recorded "
+              f"iterations, gradient descent's at {up_gd})" if up_gd > up_mom else "")
     second = (f"Momentum (β = {beta:g}) steps along an average of about the last {1 / (1 - beta):.0f} gradients, with "
-              f"steps the size of gradient descent's at the same rate {mom.config.learning_rate:g}, so it ends "
-              f"{_relative(a, b)} gradient descent's cost.")
+              f"steps the size of gradient descent's at the same rate {mom.config.learning_rate:g}: it ends "
+              f"{_relative(a, b)} gradient descent's cost{smooth}.")
     rate, gd_rate = adam.config.learning_rate, gd.config.learning_rate
     shift = adam_first_step(rate, ds.train.X)
     outcome = (f"it reaches a cost {a / c:.1f}× lower than gradient descent's" if c < min(a, b) else

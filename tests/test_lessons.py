@@ -14,6 +14,7 @@ from catdnn.lessons import (
     LESSONS,
     adam_first_step,
     prior_cost,
+    rises,
     signal_at_init,
     summarise,
 )
@@ -115,6 +116,7 @@ def test_the_optimizers_lesson_compares_the_same_budget(dataset):
     assert first.startswith("After 150 iterations")
     assert all(f"{r.final_cost:.3f}" in first for r in out.runs)
     assert "gradient descent's cost" in second
+    assert ("smoother" in second) == (rises(gd.history) > rises(mom.history))
     assert f"{adam_first_step(adam.config.learning_rate, dataset.train.X):.2f}" in third
     assert ("lower than gradient descent's" in third) == (adam.final_cost < min(gd.final_cost, mom.final_cost))
 
@@ -129,3 +131,8 @@ def test_a_run_that_did_not_finish_is_named_instead_of_explained(dataset):
     assert not out.complete and len(out.sentences) == 1
     assert "Xavier diverged (the cost exploded)" in out.sentences[0] and "He not run" in out.sentences[0]
     assert [r.status for r in out.runs] == ["finished", "diverged", "not run"]
+
+
+def test_rises_counts_the_steps_up_of_a_curve():
+    assert rises([(0, 1.0), (1, 2.0), (2, 1.5), (3, 1.7), (4, float("nan"))]) == 2
+    assert rises([]) == 0
