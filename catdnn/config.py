@@ -333,6 +333,8 @@ def parse_layers(text: str) -> tuple:
             if p.startswith("-") and p[1:].isdigit():
                 raise ConfigError(f"layer size {shown} must be at least 1")
             raise ConfigError(f"layer size {shown!r} in {_short(text)!r} is not a whole number")
+        if len(p.lstrip("0")) > 18:  # far beyond any limit (and int() refuses over 4300 digits)
+            raise ConfigError(f"layer size {shown} is too large (at most {MAX_LAYER_SIZE:,})")
         n = int(p)
         if n < 1:
             raise ConfigError(f"layer size {n} in {_short(text)!r} must be at least 1")

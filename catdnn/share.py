@@ -117,6 +117,8 @@ def _parse(name: str, fname: str, text: str):
         t = text.strip()
         if not (t.isascii() and (t.isdigit() or (t[:1] == "-" and t[1:].isdigit()))):
             raise ConfigError("not a whole number")
+        if len(t.lstrip("-").lstrip("0")) > 18:  # far beyond every limit; int() refuses over 4300 digits
+            raise ConfigError("far too large a number")
         return int(t)
     if kind is float:
         try:

@@ -201,6 +201,7 @@ class Job:
         self.solver_name = ""
         self.pid: int | None = None
         self.outcome: Outcome | None = None
+        self._ending = threading.Lock()
         self._heard = time.monotonic()
 
     @property
@@ -227,9 +228,11 @@ class Job:
                               self.progress.iterations_done if self.progress else 0))
 
     def _end(self, outcome: Outcome) -> None:
-        if self.outcome is None:
+        with self._ending:  # the page's thread and the dispatcher may both end a job
+            if self.outcome is not None:
+                return
             self.outcome = outcome
-            self._pool._release(self)
+        self._pool._release(self)
 
     def _check_worker(self) -> None:
         """End the job as crashed if its worker died without a word."""
@@ -313,7 +316,7 @@ class TrainingPool:
             job = Job(self, next(self._ids), slot, config)
             self._jobs[job.id] = job
         self._pool.apply_async(_train_job, (job.id, slot, config.to_dict(), str(data_dir), dict(options)),
-                               error_callback=lambda exc, j=job: j._inbox.put(("error", f"the training failed: {exc}")))
+                               error_callback=lambda exc, j=job: j._take("error", f"the training failed: {exc}"))
         return job
 
     def _release(self, job: Job) -> None:
@@ -329,7 +332,14 @@ class TrainingPool:
             except (EOFError, OSError, ValueError):  # the queue was closed: the pool is shutting down
                 return
             job = self._jobs.get(job_id)
-            if job is not None:
+            if job is None:
+                continue
+            if kind in ("done", "error"):
+                # ended here, not only when a page reads its inbox: a page that stopped reading (it
+                # gave up waiting after a Stop) must not keep the job's slot for ever
+                job._take(kind, payload)
+                job._inbox.put(("wake", None))  # a page still reading sees the outcome at once
+            else:
                 job._inbox.put((kind, payload))
 
     @property

@@ -91,3 +91,11 @@ def test_parse_keep_prob():
     assert parse_keep_prob("0.8") == 0.8 and parse_keep_prob("0.9, 0.8") == (0.9, 0.8)
     with pytest.raises(ConfigError, match="not a number"):
         parse_keep_prob("high")
+
+
+@pytest.mark.parametrize("name", ["seed", "iterations", "batch-size", "shift", "hidden"])
+def test_a_number_of_thousands_of_digits_is_a_warning_not_a_crash(name):
+    """int() refuses text of over 4300 digits with a ValueError: a crafted link must still get a warning."""
+    config, warnings = config_from_query({name: "9" * 5000})
+    assert len(warnings) == 1 and f"{name}=" in warnings[0] and "Kept" in warnings[0]
+    assert getattr(config, PARAMS[name]) == getattr(PRESETS["deep"], PARAMS[name])

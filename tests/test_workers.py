@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import types
 
 import pytest
@@ -110,3 +111,22 @@ def test_workers_start_without_running_the_parents_main_script(tmp_path, data_di
         own.close()
     assert out is not None and out.status == "finished" and out.model.test_accuracy == 0.72
     assert sys.modules["__main__"] is page  # put back after starting the worker
+
+
+def test_a_job_nobody_follows_any_more_still_frees_its_slot(data_dir):
+    """A page that gave up waiting after a Stop no longer reads its job: the job's end must still give
+    its place back, or a server would run out of places after enough such stops."""
+    own = TrainingPool(processes=1)
+    try:
+        first = own.submit(LONG, data_dir)
+        queued = own.submit(PRESETS["two-layer"], data_dir)  # waits behind the first
+        queued.cancel()
+        assert queued.wait(timeout=0.3) is None  # the page gives up: still queued
+        first.cancel()
+        assert first.wait(timeout=60).status == "stopped"
+        deadline = time.monotonic() + 60
+        while own.running and time.monotonic() < deadline:  # the queued job ends unread
+            time.sleep(0.1)
+        assert own.running == 0 and queued.outcome is not None
+    finally:
+        own.close()
