@@ -651,20 +651,6 @@ class ConvConfig:
             raise ConfigError(f"unknown CNN setting(s): {', '.join(unknown)}")
         return cls(**d).validate()
 
-    def techniques(self) -> list:
-        """Short descriptions of the techniques the run uses."""
-        out = [f"{self.optimizer} lr={self.learning_rate:g}", f"mini-batches of {self.batch_size}" if self.batch_size
-               else "full batch"]
-        if self.l2:
-            out.append(f"L2 λ={self.l2:g}")
-        if self.flip:
-            out.append("flips")
-        if self.shift:
-            out.append(f"shifts ±{self.shift} px")
-        if self.tta:
-            out.append("mirror averaging at prediction")
-        return out
-
 
 #: The CNN preset(s), by the names the CLI and the dashboard will offer next to "two-layer" and "deep".
 CNN_PRESETS: dict[str, ConvConfig] = {"cnn": ConvConfig()}
