@@ -45,7 +45,7 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import CatdnnError
-from .labels import arch_text
+from .labels import arch_text, dataset_name
 
 FILE_NAME = "runs.sqlite3"
 #: The schema this catdnn writes; :data:`MIGRATIONS` brings older ones up to it.
@@ -89,27 +89,6 @@ _V1_TO_V2 = """
 ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 0
 """
-
-
-def dataset_name(dataset) -> str:
-    """A dataset's display name, never its folder: a :class:`~catdnn.data.Dataset`'s ``name``; for a folder,
-    its manifest's name (imported photos), the course's name (the .h5 pair) or the folder's own name."""
-    from .data import COURSE_NAME, FILES, is_imported, read_manifest
-
-    if dataset is None or dataset == "":
-        return ""
-    if hasattr(dataset, "source") and hasattr(dataset, "name"):
-        return str(dataset.name)
-    text = str(dataset)
-    if "/" not in text and os.sep not in text:
-        return text  # already a name
-    folder = Path(text)
-    try:
-        if is_imported(folder):
-            return str(read_manifest(folder).get("name") or folder.name)
-    except CatdnnError:
-        return folder.name
-    return COURSE_NAME if all((folder / f).is_file() for f in FILES.values()) else folder.name
 
 
 def is_upload(dataset) -> bool:

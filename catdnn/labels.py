@@ -4,6 +4,7 @@ One home for the labels the Runs page's table and compare lists, the seed spread
 overlays and ``python -m catdnn runs list`` show, so that a convolutional net never reads like the
 MLP of its dense head and runs that differ only by their init never read the same.
 
+* :func:`dataset_name`: a dataset's display name, never its folder on the server.
 * :func:`arch_text`: the architecture, ``"in64,conv16,conv32,conv64,dense64"`` for a CNN (its
   canonical spec) or the layer list ``"[12288,20,7,5,1]"`` for an MLP.
 * :func:`setting_parts`: a run's settings as short phrases, by field (architecture, dataset, init,
@@ -18,13 +19,38 @@ result, a lesson's run; a bare config works too.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from .config import TrainConfig
+from .errors import CatdnnError
 
 #: The phrases of a run, in the order a label shows them.
 FIELDS = ("architecture", "dataset", "init", "optimizer", "techniques", "learning_rate", "iterations", "seed")
 #: Shown in a single run's label (the rest only when runs differ by it).
 SINGLE = ("architecture", "init", "optimizer", "techniques", "learning_rate", "seed")
 _OPTIMIZER_PREFIXES = ("momentum", "Adam")
+
+
+def dataset_name(dataset) -> str:
+    """A dataset's display name, never its folder: a :class:`~catdnn.data.Dataset`'s ``name``; for a folder,
+    its manifest's name (imported photos), the course's name (the .h5 pair) or the folder's own name."""
+    from .data import COURSE_NAME, FILES, is_imported, read_manifest
+
+    if dataset is None or dataset == "":
+        return ""
+    if hasattr(dataset, "source") and hasattr(dataset, "name"):
+        return str(dataset.name)
+    text = str(dataset)
+    if "/" not in text and os.sep not in text:
+        return text  # already a name
+    folder = Path(text)
+    try:
+        if is_imported(folder):
+            return str(read_manifest(folder).get("name") or folder.name)
+    except CatdnnError:
+        return folder.name
+    return COURSE_NAME if all((folder / f).is_file() for f in FILES.values()) else folder.name
 
 
 def _config(run) -> TrainConfig:
@@ -50,7 +76,7 @@ def setting_parts(run) -> dict:
     others = [t for t in techniques if not t.startswith(_OPTIMIZER_PREFIXES)]
     parts = {
         "architecture": arch_text(c),
-        "dataset": str(getattr(run, "dataset", "") or ""),
+        "dataset": dataset_name(getattr(run, "dataset", "")),
         "init": f"{c.init} init",
         "optimizer": optimizer,
         "techniques": ", ".join(others) or "no regularisation or augmentation",
@@ -67,33 +93,34 @@ def _shown(parts: dict, names) -> str:
     return " · ".join(parts[k] for k in names if parts.get(k))
 
 
-def _number(run) -> str:
+def _number(run, numbered: bool) -> str:
     n = getattr(run, "id", None)
-    return f"#{n} " if isinstance(n, int) else ""
+    return f"#{n} " if numbered and isinstance(n, int) else ""
 
 
-def compare(runs) -> tuple[str, list[str]]:
+def compare(runs, numbered: bool = True) -> tuple[str, list[str]]:
     """``(common, labels)``: the phrases every run shares (e.g. for a chart's title), and one label per run
     naming its architecture and what sets it apart from the others (init, optimizer, techniques, dataset,
-    learning rate, iterations, seed). A single run's label is :func:`run_label`'s."""
+    learning rate, iterations, seed), after its number in the history (``numbered``). A single run's label is
+    :func:`run_label`'s."""
     runs = list(runs)
     parts = [setting_parts(r) for r in runs]
     if len(runs) < 2:
-        return "", [run_label(r) for r in runs]
+        return "", [run_label(r, numbered=numbered) for r in runs]
     differ = [k for k in FIELDS if len({p[k] for p in parts}) > 1]
     shared = dict(parts[0])
     if not _has_techniques(runs[0]):
         shared["techniques"] = ""
     common = _shown(shared, [k for k in FIELDS if k not in differ])
     names = ["architecture"] + [k for k in differ if k != "architecture"]
-    return common, [_number(r) + _shown(p, names) for r, p in zip(runs, parts)]
+    return common, [_number(r, numbered) + _shown(p, names) for r, p in zip(runs, parts)]
 
 
 def _has_techniques(run) -> bool:
     return any(not t.startswith(_OPTIMIZER_PREFIXES) for t in _config(run).techniques())
 
 
-def run_label(run, among=None) -> str:
+def run_label(run, among=None, numbered: bool = True) -> str:
     """One run's label: ``"#12 in64,conv16,conv32,dense64 · xavier init · gradient descent · lr 0.002 · seed 1"``.
 
     With ``among`` (the runs it is shown with, itself included), the label names the architecture and
@@ -101,13 +128,13 @@ def run_label(run, among=None) -> str:
     if among is not None:
         among = list(among)
         if len(among) > 1:
-            for r, label in zip(among, compare(among)[1]):
+            for r, label in zip(among, compare(among, numbered)[1]):
                 if r is run:
                     return label
     parts = setting_parts(run)
     if not _has_techniques(run):
         parts["techniques"] = ""
-    return _number(run) + _shown(parts, SINGLE)
+    return _number(run, numbered) + _shown(parts, SINGLE)
 
 
 def config_label(config: TrainConfig) -> str:
