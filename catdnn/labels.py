@@ -98,11 +98,11 @@ def _number(run, numbered: bool) -> str:
     return f"#{n} " if numbered and isinstance(n, int) else ""
 
 
-def compare(runs, numbered: bool = True) -> tuple[str, list[str]]:
+def compare(runs, numbered: bool = True, architecture: bool = True) -> tuple[str, list[str]]:
     """``(common, labels)``: the phrases every run shares (e.g. for a chart's title), and one label per run
     naming its architecture and what sets it apart from the others (init, optimizer, techniques, dataset,
-    learning rate, iterations, seed), after its number in the history (``numbered``). A single run's label is
-    :func:`run_label`'s."""
+    learning rate, iterations, seed), after its number in the history (``numbered``). Without ``architecture``,
+    a label names the architecture only when the runs differ by it. A single run's label is :func:`run_label`'s."""
     runs = list(runs)
     parts = [setting_parts(r) for r in runs]
     if len(runs) < 2:
@@ -112,7 +112,7 @@ def compare(runs, numbered: bool = True) -> tuple[str, list[str]]:
     if not _has_techniques(runs[0]):
         shared["techniques"] = ""
     common = _shown(shared, [k for k in FIELDS if k not in differ])
-    names = ["architecture"] + [k for k in differ if k != "architecture"]
+    names = (["architecture"] if architecture else []) + [k for k in differ if k != "architecture" or not architecture]
     return common, [_number(r, numbered) + _shown(p, names) for r, p in zip(runs, parts)]
 
 
