@@ -106,14 +106,18 @@ def is_upload(dataset) -> bool:
 
 
 def _v1_to_v2(db) -> None:
-    """Add who owns a run; name datasets by their display names; runs on uploads (whose visitor is not known)
-    become private to nobody in the app (the CLI still sees them)."""
+    """Add who owns a run; name datasets by their display names; runs on uploads (whose visitor is not known),
+    or on imported photos no longer there to tell, become private to nobody in the app (the CLI sees them)."""
     for statement in _V1_TO_V2.split(";"):
         db.execute(statement)
+    from .data import is_imported
+    from .photos import datasets_dir
+
     for run_id, dataset in db.execute("SELECT id, dataset FROM runs").fetchall():
         if dataset and ("/" in dataset or os.sep in dataset):
+            gone = Path(dataset).parent == datasets_dir() and not is_imported(dataset)  # an import since removed
             db.execute("UPDATE runs SET dataset = ?, private = ? WHERE id = ?",
-                       (dataset_name(dataset), int(is_upload(dataset)), run_id))
+                       (dataset_name(dataset), int(is_upload(dataset) or gone), run_id))
 
 
 #: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1`` (version 0: an empty file):

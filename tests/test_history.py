@@ -378,3 +378,20 @@ def test_a_damaged_row_gives_a_clear_error(tmp_path):
         db.execute("UPDATE runs SET config = '{\"layers\": [12288, 3' WHERE id = ?", (run_id,))
     with History(path) as h, pytest.raises(HistoryError, match=f"run {run_id} of the run history .* is damaged"):
         h.runs()
+
+
+def test_an_older_historys_runs_on_uploads_become_private(tmp_path, upload):
+    from catdnn.photos import datasets_dir
+
+    path = tmp_path / "runs.sqlite3"
+    gone = datasets_dir() / "deleted-upload-0123"
+    with sqlite3.connect(path) as db:  # schema 1 named datasets by their folders and kept every run public
+        db.executescript(hist.MIGRATIONS[0])
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (1)")
+        for folder in (upload.folder, gone):
+            db.execute("INSERT INTO runs (created, source, status, config, seed, dataset) VALUES "
+                       "('2026-01-01', 'app', 'finished', ?, 1, ?)", (json.dumps(SMALL.to_dict()), str(folder)))
+    with History(path, viewer="bob") as bob, History(path) as owner:
+        assert bob.runs() == [] and "ann's garden" not in bob.csv_text()  # its visitor is not known: nobody's
+        assert sorted(r.dataset for r in owner.runs()) == ["ann's garden", gone.name]
