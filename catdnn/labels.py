@@ -63,7 +63,7 @@ def arch_text(config: TrainConfig) -> str:
     if config.is_cnn:
         try:
             return config.parsed_arch().text
-        except Exception:  # an invalid spec (never trained): show it as given
+        except CatdnnError:  # an invalid spec (never trained): show it as given
             return str(config.arch)
     return "[" + ",".join(str(n) for n in config.layers) + "]"
 
