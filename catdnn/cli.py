@@ -184,11 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(parser=i)
 
     s = sub.add_parser("sweep", help="train every combination of some settings, on all cores or a Dask cluster")
-    s.add_argument("--preset", choices=list(PRESETS), default="deep", help="the network to start from (deep)")
+    s.add_argument("--preset", choices=list(PRESETS),
+                   help="the settings to start from (deep; cnn when every --arch is a convolutional net)")
     s.add_argument("--iterations", type=int, help="iterations of every run (the preset's: 2500)")
     s.add_argument("--lr", type=_float_list, metavar="LR[,LR...]", help="learning rates, e.g. 0.0075,0.01")
     s.add_argument("--hidden", type=_hidden_list, metavar="SIZES[;SIZES...]",
                    help='hidden layers of each network, ";" between networks, e.g. "20,7,5;7"')
+    s.add_argument("--arch", nargs="+", metavar="SPEC",
+                   help="architectures, convolutional nets included, e.g. --arch in32,conv16,dense64 "
+                        "in32,conv16,conv32,dense64 dense20,dense7,dense5 (with --hidden: both sets of networks)")
     s.add_argument("--init", type=_choice_list(list(INITS)), metavar="INIT[,INIT...]", help=", ".join(INITS))
     s.add_argument("--optimizer", type=_choice_list(list(OPTIMIZERS)), metavar="OPT[,OPT...]",
                    help=", ".join(OPTIMIZERS))
@@ -410,9 +414,10 @@ def _record(history, trainer, model, ds) -> None:
 
 
 def _describe(config: TrainConfig) -> str:
-    hidden = ",".join(str(n) for n in config.hidden) or "none"
+    from .labels import arch_text
+
     extra = "".join(f", {t}" for t in config.techniques())
-    return f"hidden={hidden} init={config.init} lr={config.learning_rate:g} seed={config.seed}{extra}"
+    return f"{arch_text(config)} init={config.init} lr={config.learning_rate:g} seed={config.seed}{extra}"
 
 
 def _run_sweep(args, configs, ds, history, label: str) -> tuple[list, bool]:
@@ -467,13 +472,17 @@ def _seed_text(seeds) -> str:
 
 def cmd_sweep(args) -> int:
     from .data import load_dataset
-    from .sweep import grid, spread
+    from .sweep import grid, parse_networks, spread
 
     try:
+        arches = parse_networks(";".join(args.arch or ()))
+        if args.preset is None:
+            args.preset = "cnn" if arches and all(n.get("arch") for n in arches) else "deep"
         base = TrainConfig.preset(args.preset, iterations=args.iterations)
         _check_run_options(args, several=True)
-        axes = dict(layers=[(base.layers[0], *h, 1) for h in args.hidden] if args.hidden else None,
-                    init=args.init, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2,
+        networks = parse_networks(";".join(",".join(map(str, h)) or "none" for h in args.hidden or ()), base)
+        networks += parse_networks(";".join(args.arch or ()), base)
+        axes = dict(network=networks, init=args.init, optimizer=args.optimizer, learning_rate=args.lr, l2=args.l2,
                     seed=list(args.seeds))
         configs = grid(base, **axes)
         for c in configs:
@@ -500,12 +509,15 @@ def _sweep_label(args) -> str:
                                                          ("optimizer", args.optimizer), ("l2", args.l2)) if v]
     if args.hidden:
         parts.append("hidden " + ";".join(",".join(map(str, h)) or "none" for h in args.hidden))
+    if args.arch:
+        parts.append("arch " + ";".join(args.arch))
     parts.append(f"seeds {_seed_text(args.seeds)}")
     return "sweep: " + " · ".join(parts)
 
 
 def cmd_runs(args) -> int:
     from .history import History
+    from .labels import compare
 
     with History() as history:
         if args.action == "list":
@@ -513,14 +525,12 @@ def cmd_runs(args) -> int:
             print(f"{len(runs)} runs in {history.path}", file=sys.stderr)
             if args.limit > 0:
                 runs = runs[: args.limit]
-            print(f"{'id':>5}  {'created (UTC)':<19}  {'source':<10} {'status':<8} {'hidden':<10} {'init':<7} "
-                  f"{'lr':>8} {'seed':>5} {'iters':>7} {'train':>6} {'test':>6} {'secs':>7}  solver")
-            for r in runs:
-                row = r.row()
+            print(f"{'id':>5}  {'created (UTC)':<19}  {'source':<10} {'status':<8} {'iters':>7} {'train':>6} "
+                  f"{'test':>6} {'secs':>7}  run (architecture, then what differs between the runs listed)")
+            for r, label in zip(runs, compare(runs, numbered=False)[1]):
                 acc = [f"{a:.3f}" if a is not None else "-" for a in (r.train_accuracy, r.test_accuracy)]
                 print(f"{r.id:>5}  {r.created[:19].replace('T', ' '):<19}  {r.source:<10} {r.status:<8} "
-                      f"{row['hidden']:<10} {r.config.init:<7} {r.config.learning_rate:>8g} {r.config.seed:>5} "
-                      f"{r.iterations_done:>7} {acc[0]:>6} {acc[1]:>6} {r.elapsed:>7.1f}  {r.solver}")
+                      f"{r.iterations_done:>7} {acc[0]:>6} {acc[1]:>6} {r.elapsed:>7.1f}  {label}")
         elif args.action == "show":
             r = history.get(args.id)
             for key, value in r.row().items():

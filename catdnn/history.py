@@ -12,6 +12,18 @@ ended and why, the solver, where it came from (``source``: the Train page, the C
 its model as the ``.npz`` bytes of :mod:`catdnn.model_io` (never pickle). A diverged run keeps no
 model.
 
+Who sees a run (:attr:`History.viewer`): a run trained on photos a visitor uploaded to the app is
+that visitor's session's (``private``): listed, opened, exported and deleted only through a
+:class:`History` opened with the same ``viewer``, never through another session's. The CLI
+(``viewer=None``) is the machine's owner and sees every run. A run names its dataset by its display
+name, never by its folder on the server.
+
+The file is bounded (SECURITY.md, "Resources"): a model larger than :data:`MAX_MODEL_BYTES` is not
+kept (its curves and metrics are); beyond :data:`MAX_OWNER_MODEL_BYTES` of models per user (a
+session, else a source such as the CLI) and :data:`MAX_TOTAL_MODEL_BYTES` in all, the oldest models
+are dropped first, their runs kept. Dropped models and deleted runs give their space back to the
+file system (``auto_vacuum = INCREMENTAL``).
+
 The schema has a version (the ``schema_version`` table). An older database is migrated on opening,
 after a copy of it is put aside next to it (``runs.sqlite3.v1.bak``); a newer one (from a later
 catdnn) or a file that is not a readable database raises :class:`HistoryError` with a clear message.
@@ -23,6 +35,7 @@ import csv
 import io
 import json
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -32,14 +45,22 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import CatdnnError
+from .labels import arch_text, dataset_name
 
 FILE_NAME = "runs.sqlite3"
 #: The schema this catdnn writes; :data:`MIGRATIONS` brings older ones up to it.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long a write waits for another process's write to finish (seconds).
 BUSY_SECONDS = 60.0
 #: Where a run came from.
 SOURCES = ("app", "cli", "sweep")
+#: The largest model one run keeps (its ``.npz`` bytes): 64 MiB is 32 times the course's deep net (2.0 MB)
+#: and a first layer of about 680 units; a larger model is not kept, its run's curves and metrics are.
+MAX_MODEL_BYTES = 64 * 2**20
+#: Models kept per user (a session of the app, else a source: the CLI), the oldest dropped first: 1 GiB.
+MAX_OWNER_MODEL_BYTES = 2**30
+#: Models kept in all, the oldest dropped first: 4 GiB.
+MAX_TOTAL_MODEL_BYTES = 4 * 2**30
 
 _SCHEMA_V1 = """
 CREATE TABLE runs (
@@ -64,9 +85,44 @@ CREATE TABLE runs (
 CREATE INDEX runs_created ON runs (created);
 """
 
-#: ``MIGRATIONS[v]`` is the SQL that takes a database from schema version ``v`` to ``v + 1``
-#: (version 0: an empty file).
-MIGRATIONS = {0: _SCHEMA_V1}
+_V1_TO_V2 = """
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 0
+"""
+
+
+def is_upload(dataset) -> bool:
+    """Whether ``dataset`` (a :class:`~catdnn.data.Dataset` or its folder) holds photos a visitor uploaded
+    to the app (its manifest says so): runs on it are that visitor's."""
+    from .data import is_imported, read_manifest
+
+    folder = getattr(dataset, "source", dataset)
+    if folder is None or str(folder) == "":
+        return False
+    try:
+        return is_imported(folder) and bool(read_manifest(folder).get("uploaded", False))
+    except (CatdnnError, OSError):
+        return False
+
+
+def _v1_to_v2(db) -> None:
+    """Add who owns a run; name datasets by their display names; runs on uploads (whose visitor is not known),
+    or on imported photos no longer there to tell, become private to nobody in the app (the CLI sees them)."""
+    for statement in _V1_TO_V2.split(";"):
+        db.execute(statement)
+    from .data import is_imported
+    from .photos import datasets_dir
+
+    for run_id, dataset in db.execute("SELECT id, dataset FROM runs").fetchall():
+        if dataset and ("/" in dataset or os.sep in dataset):
+            gone = Path(dataset).parent == datasets_dir() and not is_imported(dataset)  # an import since removed
+            db.execute("UPDATE runs SET dataset = ?, private = ? WHERE id = ?",
+                       (dataset_name(dataset), int(is_upload(dataset) or gone), run_id))
+
+
+#: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1`` (version 0: an empty file):
+#: SQL statements, or a function of the connection.
+MIGRATIONS = {0: _SCHEMA_V1, 1: _v1_to_v2}
 
 
 class HistoryError(CatdnnError):
@@ -102,12 +158,16 @@ class RunRecord:
             "id": self.id, "created": self.created, "source": self.source, "status": self.status,
             "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
             "iterations_done": self.iterations_done, "seconds": round(self.elapsed, 3), "solver": self.solver,
-            "hidden": ",".join(str(n) for n in c.hidden) or "none",
+            "architecture": arch_text(c),
         }
         for key, value in c.to_dict().items():
             row[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
         row.update(sweep=self.sweep, dataset=self.dataset, model=self.has_model, message=self.message)
         return row
+
+
+def _note(message: str, note: str) -> str:
+    return f"{message}; {note}" if message else note
 
 
 def default_path() -> Path:
@@ -134,10 +194,19 @@ class History:
 
     One connection, usable from any thread of this process (a lock serialises its use). Raises
     :class:`HistoryError` when the file is not a readable catdnn history or is from a newer catdnn.
+
+    ``viewer`` is who uses this connection: an app session's token, or None for the machine's owner (the
+    CLI). A run kept on a visitor's upload belongs to its viewer: every read and delete of another viewer
+    leaves it out. The three ``max_*`` bound the models kept (default :data:`MAX_MODEL_BYTES`,
+    :data:`MAX_OWNER_MODEL_BYTES`, :data:`MAX_TOTAL_MODEL_BYTES`).
     """
 
-    def __init__(self, path=None):
+    def __init__(self, path=None, viewer: str | None = None, *, max_model_bytes: int = MAX_MODEL_BYTES,
+                 max_owner_bytes: int = MAX_OWNER_MODEL_BYTES, max_total_bytes: int = MAX_TOTAL_MODEL_BYTES):
         self.path = Path(path) if path is not None else default_path()
+        self.viewer = None if viewer is None else str(viewer)
+        self.max_model_bytes, self.max_owner_bytes = int(max_model_bytes), int(max_owner_bytes)
+        self.max_total_bytes = int(max_total_bytes)
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,9 +249,24 @@ class History:
             raise HistoryError(f"the run history {self.path} cannot use WAL mode (journal mode {mode!r}): "
                                "is it on a network drive? Set CATDNN_HOME to a local folder.")
         db.execute("PRAGMA synchronous = NORMAL")
+        db.execute(f"PRAGMA journal_size_limit = {MAX_MODEL_BYTES}")  # the WAL shrinks back after a big model
         version = self._version()
-        if version == SCHEMA_VERSION:
-            return
+        if version == 0:
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table: freed pages can be returned
+        if version != SCHEMA_VERSION:
+            self._migrate(version)
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # an older file: rebuild it once to return space
+            try:
+                db.execute("PRAGMA busy_timeout = 1000")
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                db.execute("VACUUM")
+            except sqlite3.OperationalError:  # another process is using it: next time
+                pass
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+
+    def _migrate(self, version: int) -> None:
+        db = self._db
         if version > SCHEMA_VERSION:
             raise self._newer(version)
         db.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then see it done
@@ -193,9 +277,13 @@ class History:
             if 0 < version < SCHEMA_VERSION:
                 self._copy_aside(version)
             while version < SCHEMA_VERSION:
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                step = MIGRATIONS[version]
+                if callable(step):
+                    step(db)
+                else:
+                    for statement in step.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
                 version += 1
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             db.execute("DELETE FROM schema_version")
@@ -246,22 +334,34 @@ class History:
     # ------------------------------------------------------------------ writing
     def add(self, config: TrainConfig, *, status: str, message: str = "", history=(), accuracy_history=(),
             iterations_done: int = 0, train_accuracy=None, test_accuracy=None, elapsed: float = 0.0,
-            solver: str = "", source: str = "cli", dataset: str = "", sweep: str = "", model=None) -> int:
+            solver: str = "", source: str = "cli", dataset="", sweep: str = "", model=None,
+            private: bool | None = None) -> int:
         """Keep one run; returns its id. ``model``: a :class:`~catdnn.model.Model` (its accuracies are
-        used when none are given) or None."""
+        used when none are given) or None. ``dataset``: a :class:`~catdnn.data.Dataset`, its folder or its
+        name (kept as its display name, :func:`dataset_name`). ``private`` (default: whether the dataset is
+        a visitor's upload, :func:`is_upload`) keeps the run to this connection's viewer.
+
+        A model over the per-run limit is not kept (the run is, with its curves and a note); beyond the
+        per-user and overall limits, the oldest models are dropped (their runs stay)."""
         blob = None
         if model is not None:
             from .model_io import model_to_bytes
 
-            blob = model_to_bytes(model)
             train_accuracy = model.train_accuracy if train_accuracy is None else train_accuracy
             test_accuracy = model.test_accuracy if test_accuracy is None else test_accuracy
+            if model.nbytes > self.max_model_bytes:  # the weights alone: no need to write the file to know
+                message = _note(message, self._too_big(model.nbytes))
+            else:
+                blob = model_to_bytes(model)
+                if len(blob) > self.max_model_bytes:
+                    message, blob = _note(message, self._too_big(len(blob))), None
+        private = is_upload(dataset) if private is None else bool(private)
         values = (
             datetime.now(timezone.utc).isoformat(timespec="milliseconds"), str(source), str(status), str(message),
             json.dumps(config.to_dict()), int(config.seed), _json_points(history), _json_points(accuracy_history),
             int(iterations_done), None if train_accuracy is None else float(train_accuracy),
             None if test_accuracy is None else float(test_accuracy), float(elapsed or 0.0), str(solver or ""),
-            str(dataset or ""), str(sweep or ""), blob,
+            dataset_name(dataset), str(sweep or ""), blob, self.viewer or "", int(private),
         )
         with self._lock:
             try:
@@ -270,36 +370,100 @@ class History:
                     cur = self._db.execute(
                         "INSERT INTO runs (created, source, status, message, config, seed, history, "
                         "accuracy_history, iterations_done, train_accuracy, test_accuracy, elapsed, solver, "
-                        "dataset, sweep, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                        "dataset, sweep, model, owner, private) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    dropped = self._enforce_quotas(str(source)) if blob is not None else 0
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
+                if dropped:
+                    self._return_space()
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(f"could not save the run in {self.path}: {exc}") from None
             return int(cur.lastrowid)
 
+    def _too_big(self, nbytes: int) -> str:
+        return (f"its model ({nbytes / 2**20:,.0f} MiB) is not kept: the run history keeps models of at most "
+                f"{self.max_model_bytes / 2**20:,.0f} MiB")
+
+    def _enforce_quotas(self, source: str) -> int:
+        """Drop the oldest models beyond this user's limit, then beyond the overall one (in the current
+        transaction); returns how many were dropped. A user is the viewer, else the source (the CLI)."""
+        mine = ("owner = ?", (self.viewer,)) if self.viewer else ("owner = '' AND source = ?", (source,))
+        return (self._drop_oldest_models(mine[0], mine[1], self.max_owner_bytes, "this user's")
+                + self._drop_oldest_models("1", (), self.max_total_bytes, "all"))
+
+    def _drop_oldest_models(self, where: str, args: tuple, limit: int, whose: str) -> int:
+        db = self._db
+        total = db.execute(f"SELECT COALESCE(SUM(LENGTH(model)), 0) FROM runs WHERE model IS NOT NULL AND {where}",
+                           args).fetchone()[0]
+        if total <= limit:
+            return 0
+        drop = []
+        for run_id, size in db.execute(f"SELECT id, LENGTH(model) FROM runs WHERE model IS NOT NULL AND {where} "
+                                       "ORDER BY id", args):
+            if total <= limit:
+                break
+            drop.append(run_id)
+            total -= size
+        note = (f"its model was dropped to keep {whose} models under {limit / 2**20:,.0f} MiB "
+                "(the oldest go first, its curves and metrics stay)")
+        db.executemany("UPDATE runs SET model = NULL, message = CASE WHEN message = '' THEN ? "
+                       "ELSE message || '; ' || ? END WHERE id = ?", [(note, note, i) for i in drop])
+        return len(drop)
+
+    def _return_space(self) -> None:
+        """Give the pages freed by deleted runs and dropped models back to the file system."""
+        try:
+            self._db.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page only
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.OperationalError:  # busy: the space is reused by the next runs, and returned next time
+            pass
+
     def delete(self, ids) -> int:
-        """Delete the runs ``ids``; returns how many there were."""
+        """Delete the runs ``ids`` (those this viewer may see); returns how many there were. Their space
+        is given back to the file system."""
         ids = [int(i) for i in ids]
         if not ids:
             return 0
+        where, args = self._visible()
         with self._lock:
             try:
-                cur = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))})", ids)
+                cur = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))}) AND {where}",
+                                       (*ids, *args))
+                if cur.rowcount:
+                    self._return_space()
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(f"could not delete runs from {self.path}: {exc}") from None
             return cur.rowcount
+
+    def _visible(self) -> tuple[str, tuple]:
+        """The SQL condition (and its arguments) of the runs this viewer may see."""
+        if self.viewer is None:
+            return "1", ()
+        return "(private = 0 OR owner = ?)", (self.viewer,)
+
+    def size(self) -> dict:
+        """How much the history holds: ``{"file_bytes", "model_bytes", "models", "runs"}`` (every run's)."""
+        sql = "SELECT COUNT(*), COUNT(model), COALESCE(SUM(LENGTH(model)), 0) FROM runs"
+        runs, models, nbytes = self._query(sql)[0]
+        file_bytes = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
+        return {"file_bytes": file_bytes, "model_bytes": int(nbytes), "models": int(models), "runs": int(runs)}
 
     # ------------------------------------------------------------------ reading
     _COLUMNS = ("id, created, source, status, message, config, seed, iterations_done, train_accuracy, "
                 "test_accuracy, elapsed, solver, dataset, sweep, model IS NOT NULL")
 
     def _record(self, r, curves=None) -> RunRecord:
-        rec = RunRecord(int(r[0]), r[1], r[2], r[3], r[4], TrainConfig.from_dict(json.loads(r[5])), r[6], int(r[7]),
-                        r[8], r[9], float(r[10]), r[11], r[12], r[13], bool(r[14]))
-        if curves is not None:
-            rec.history, rec.accuracy_history = _points(curves[0]), _points(curves[1])
+        try:
+            rec = RunRecord(int(r[0]), r[1], r[2], r[3], r[4], TrainConfig.from_dict(json.loads(r[5])), r[6],
+                            int(r[7]), r[8], r[9], float(r[10]), r[11], r[12], r[13], bool(r[14]))
+            if curves is not None:
+                rec.history, rec.accuracy_history = _points(curves[0]), _points(curves[1])
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:  # a damaged row
+            raise HistoryError(f"run {r[0]} of the run history {self.path} is damaged ({type(exc).__name__}): "
+                               "delete it (`python -m catdnn runs delete`) or move the file aside") from None
         return rec
 
     def _query(self, sql: str, args=()) -> list:
@@ -312,13 +476,13 @@ class History:
     def runs(self, curves: bool = False, ids=None) -> list[RunRecord]:
         """Every run (or those of ``ids``), newest first; with ``curves``, their cost and accuracy curves too."""
         extra = ", history, accuracy_history" if curves else ""
-        where, args = "", ()
+        where, args = self._visible()
         if ids is not None:
             ids = [int(i) for i in ids]
-            where, args = f" WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)
             if not ids:
                 return []
-        rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs{where} ORDER BY id DESC", args)
+            where, args = f"{where} AND id IN ({','.join('?' * len(ids))})", (*args, *ids)
+        rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs WHERE {where} ORDER BY id DESC", args)
         return [self._record(r, r[15:17] if curves else None) for r in rows]
 
     def get(self, run_id: int) -> RunRecord:
@@ -332,17 +496,21 @@ class History:
         """The :class:`~catdnn.model.Model` kept with run ``run_id``; :class:`HistoryError` if it kept none."""
         from .model_io import load_model
 
-        rows = self._query("SELECT model, status FROM runs WHERE id = ?", (int(run_id),))
+        where, args = self._visible()
+        rows = self._query(f"SELECT model, status, iterations_done, message FROM runs WHERE id = ? AND {where}",
+                           (int(run_id), *args))
         if not rows:
             raise HistoryError(f"there is no run {run_id} in the history (see `python -m catdnn runs list`)")
-        blob, status = rows[0]
+        blob, status, done, message = rows[0]
         if blob is None:
-            why = "it diverged" if status == "diverged" else "it stopped before its first iteration"
+            why = ("it diverged" if status == "diverged" else "it stopped before its first iteration" if not done
+                   else message or "its model was not kept")
             raise HistoryError(f"run {run_id} kept no model ({why})")
         return load_model(bytes(blob), name=f"the model of run {run_id}")
 
     def __len__(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])
+        where, args = self._visible()
+        return int(self._query(f"SELECT COUNT(*) FROM runs WHERE {where}", args)[0][0])
 
     def csv_text(self, runs=None) -> str:
         """The runs' table (:meth:`RunRecord.row`) as CSV text, newest first."""

@@ -304,18 +304,53 @@ def parse_seeds(text: str) -> tuple:
     return tuple(seeds)
 
 
+def parse_networks(text: str, base: TrainConfig | None = None) -> list[dict]:
+    """The networks of a sweep, ``";"`` between them: hidden layer sizes (``"20,7,5"``, ``"none"``) or
+    architecture specs, convolutional nets included (``"in32,conv16,conv32,dense64; dense20,dense7,dense5"``).
+    Each is the :class:`TrainConfig` fields that set it (for :func:`grid`'s ``network`` axis); a CNN trains
+    in ``base``'s dtype when ``base`` is one, else the cnn preset's. Raises :class:`ConfigError`."""
+    from .config import PRESETS, parse_layers
+    from .data import N_X
+
+    nets = []
+    for piece in (p.strip() for p in str(text).split(";")):
+        if not piece:
+            continue
+        if piece.lower() == "none" or all(ch.isdigit() or ch in ", " for ch in piece):
+            hidden = () if piece.lower() == "none" else parse_layers(piece)
+            nets.append({"layers": (N_X, *hidden, 1), "arch": "", "dtype": "float64"})
+            continue
+        arch = TrainConfig(arch=piece).parsed_arch()
+        if arch.is_cnn:
+            dtype = base.dtype if base is not None and base.is_cnn else PRESETS["cnn"].dtype
+            nets.append({"arch": arch.text, "dtype": dtype})
+        else:
+            nets.append({"layers": arch.mlp_layers(), "arch": "", "dtype": "float64"})
+    if len(nets) > MAX_RUNS:
+        raise ConfigError(f"at most {MAX_RUNS} networks, not {len(nets)}")
+    return nets
+
+
 def grid(base: TrainConfig, **axes) -> list[TrainConfig]:
     """Every combination of the values in ``axes`` (TrainConfig field -> list of values) over ``base``,
-    the last axis varying fastest. ``grid(c, learning_rate=[0.0075, 0.01], seed=[1, 2, 3])`` is 6 configs."""
+    the last axis varying fastest. ``grid(c, learning_rate=[0.0075, 0.01], seed=[1, 2, 3])`` is 6 configs.
+    The axis ``network`` takes dicts of fields set together (:func:`parse_networks`: an MLP's layers, or a
+    CNN's spec and dtype)."""
     names = [k for k, v in axes.items() if v]
     n = math.prod(len(axes[k]) for k in names) if names else 1
     if n > MAX_RUNS:
         raise ConfigError(f"this grid has {n} runs; a sweep holds at most {MAX_RUNS}: narrow it")
-    return [replace(base, **dict(zip(names, combo))) for combo in itertools.product(*(axes[k] for k in names))]
+    configs = []
+    for combo in itertools.product(*(axes[k] for k in names)):
+        fields = {}
+        for name, value in zip(names, combo):
+            fields.update(value if name == "network" else {name: value})
+        configs.append(replace(base, **fields))
+    return configs
 
 
 def seed_configs(config: TrainConfig, seeds) -> list[TrainConfig]:
-    """``config`` once per seed."""
+    """``config`` (any network, CNN included) once per seed."""
     return grid(config, seed=list(seeds))
 
 

@@ -1,9 +1,10 @@
 """Runs: every run kept on this machine (the run history): compare, reload, delete, export; grid sweeps
-and the spread over seeds."""
+and the spread over seeds of any settings."""
 
 import streamlit as st
 
-from catdnn.config import PRESETS
+from catdnn.errors import CatdnnError
+from catdnn.labels import compare
 from catdnn.sweep import seed_configs
 from ui import page_setup
 from ui.dataset import dataset_ui
@@ -12,11 +13,11 @@ from ui.history import (
     SETTINGS,
     accuracy_by_setting_figure,
     cost_curves_figure,
+    draw_history_error,
     draw_spread,
     history_ui,
-    run_label,
-    run_label_of,
     run_sweep_ui,
+    spread_base_ui,
     sweep_form_ui,
     table_rows,
 )
@@ -28,7 +29,7 @@ history = history_ui()
 if history is None:
     st.stop()
 st.caption(f"Every finished, stopped or diverged run (Train page, command line, sweeps) is kept in `{history.path}` "
-           "and survives a restart; `CATDNN_HOME` moves it.")
+           "and survives a restart; `CATDNN_HOME` moves it. Runs on photos you uploaded are shown to this tab only.")
 runs_tab, sweep_tab, spread_tab = st.tabs(["Runs", "Grid sweep", "Seed spread"])
 
 with sweep_tab:  # drawn first so that the Runs tab lists what a sweep just added
@@ -44,12 +45,12 @@ with sweep_tab:  # drawn first so that the Runs tab lists what a sweep just adde
             st.plotly_chart(cost_curves_figure(results, "Cost of the sweep's runs"), key="runs_sweep_chart")
 
 with spread_tab:
-    state = session()
-    base = state.run.config if state.run is not None else (
-        state.current_model.config if state.current_model is not None else PRESETS["deep"])
-    st.markdown(f"The current settings (**{run_label_of(base).rsplit(' seed', 1)[0]}**, {base.iterations:,} "
-                "iterations: your last run's, else the course's deep network) trained once per seed, with the mean "
-                "± standard deviation of the accuracies.")
+    st.markdown("The same settings trained once per seed, with the mean ± standard deviation of the accuracies.")
+    try:
+        base = spread_base_ui(history.runs(), "runs_spread_base")
+    except CatdnnError as exc:
+        draw_history_error(exc)
+        base = session().form_config
     with st.form("runs_spread_form"):
         n_seeds = st.number_input("Seeds (1 to N)", 2, 50, 5, key="runs_spread_n")
         address = st.text_input("Dask scheduler (optional)", "", key="runs_spread_scheduler",
@@ -63,42 +64,50 @@ with spread_tab:
         st.caption(ONE_SEED)
 
 with runs_tab:
-    runs = history.runs()
-    if not runs:
-        st.info("**No runs yet.** Train one on the **Train** page, run a sweep here, or train from the command "
-                "line (`python -m catdnn train`): every run lands here.", icon=":material/history:")
-        st.stop()
-    by_id = {r.id: r for r in runs}
-    st.dataframe(table_rows(runs), key="runs_table", hide_index=True, height=min(400, 38 + 35 * len(runs)))
-    st.download_button("Download the table (CSV)", history.csv_text(runs), file_name="catdnn-runs.csv",
-                       mime="text/csv", key="runs_csv", icon=":material/download:")
-    chosen = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:5], key="runs_chosen",
-                            format_func=lambda i: run_label(by_id[i]), help="newest first; click the table's "
-                            "headers to sort it")
-    left, right = st.columns(2)
-    if chosen:
-        left.plotly_chart(cost_curves_figure(history.runs(curves=True, ids=chosen)), key="runs_cost_chart")
-    else:
-        left.caption("Choose runs above to see their cost curves.")
-    setting = right.selectbox("Accuracy against", list(SETTINGS), format_func=SETTINGS.get, key="runs_setting")
-    right.plotly_chart(accuracy_by_setting_figure(runs, setting), key="runs_setting_chart")
+    try:  # a history damaged past its first page fails here, not on opening: a message, never a traceback
+        runs = history.runs()
+        if not runs:
+            st.info("**No runs yet.** Train one on the **Train** page, run a sweep here, or train from the command "
+                    "line (`python -m catdnn train`): every run lands here.", icon=":material/history:")
+            st.stop()
+        by_id = {r.id: r for r in runs}
+        st.dataframe(table_rows(runs), key="runs_table", hide_index=True, height=min(400, 38 + 35 * len(runs)))
+        st.download_button("Download the table (CSV)", history.csv_text(runs), file_name="catdnn-runs.csv",
+                           mime="text/csv", key="runs_csv", icon=":material/download:")
+        labels = dict(zip(by_id, compare(runs)[1]))  # the architecture, and what sets each run apart
+        chosen = st.multiselect("Runs to compare", list(by_id), default=list(by_id)[:5], key="runs_chosen",
+                                format_func=labels.get, help="newest first; click the table's headers to sort it")
+        left, right = st.columns(2)
+        if chosen:
+            left.plotly_chart(cost_curves_figure(history.runs(curves=True, ids=chosen)), key="runs_cost_chart")
+        else:
+            left.caption("Choose runs above to see their cost curves.")
+        setting = right.selectbox("Accuracy against", list(SETTINGS), format_func=SETTINGS.get, key="runs_setting")
+        right.plotly_chart(accuracy_by_setting_figure(runs, setting), key="runs_setting_chart")
 
-    with_model = [i for i in chosen if by_id[i].has_model]
-    pick = st.selectbox("Use a chosen run's model on the other pages", with_model, key="runs_reload_id",
-                        format_func=lambda i: run_label(by_id[i]), placeholder="choose runs above (diverged runs "
-                        "keep no model)")
-    if st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:"):
-        name, _dropped = session().keep(history.model(pick))
-        st.success(f"**{name}** is now the current model of this session.", icon=":material/check_circle:")
+        with_model = [i for i in chosen if by_id[i].has_model]
+        pick = st.selectbox("Use a chosen run's model on the other pages", with_model, key="runs_reload_id",
+                            format_func=labels.get, placeholder="choose runs above (diverged runs keep no model)")
+        if st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:"):
+            name, _dropped = session().keep(history.model(pick))
+            st.success(f"**{name}** is now the current model of this session.", icon=":material/check_circle:")
 
-    def delete(ids):  # a callback: runs before the script, so the choice can start afresh
-        n = history.delete(ids)
-        del st.session_state["runs_chosen"]
-        st.toast(f"Deleted {n} run{'s' if n != 1 else ''}.")
+        def delete(ids):  # a callback: runs before the script, so the choice can start afresh
+            try:
+                n = history.delete(ids)
+            except CatdnnError as exc:
+                st.session_state["runs_delete_error"] = str(exc)
+                return
+            del st.session_state["runs_chosen"]
+            st.toast(f"Deleted {n} run{'s' if n != 1 else ''}.")
 
-    with st.container(horizontal=True, vertical_alignment="center"):
-        sure = st.checkbox("I want to delete the chosen runs", key="runs_delete_confirm")
-        st.button(f"Delete {len(chosen)} run{'s' if len(chosen) != 1 else ''}", key="runs_delete", on_click=delete,
-                  args=(list(chosen),), disabled=not (sure and chosen), icon=":material/delete:")
+        if "runs_delete_error" in st.session_state:
+            draw_history_error(st.session_state.pop("runs_delete_error"))
+        with st.container(horizontal=True, vertical_alignment="center"):
+            sure = st.checkbox("I want to delete the chosen runs", key="runs_delete_confirm")
+            st.button(f"Delete {len(chosen)} run{'s' if len(chosen) != 1 else ''}", key="runs_delete",
+                      on_click=delete, args=(list(chosen),), disabled=not (sure and chosen), icon=":material/delete:")
+    except CatdnnError as exc:
+        draw_history_error(exc)
     current = session().current_model
     st.caption(f"This session's current model: {model_label(current)}" if current else "")

@@ -30,11 +30,11 @@ def short(monkeypatch):
 
 
 def charts(at) -> dict:
-    """The page's plotly charts by title."""
+    """The page's plotly charts by title (its first line; a second line may name the settings the runs share)."""
     out = {}
     for c in at.get("plotly_chart"):
         spec = json.loads(c.proto.spec)
-        out[spec["layout"]["title"]["text"]] = spec
+        out[spec["layout"]["title"]["text"].split("<br>")[0]] = spec
     return out
 
 
@@ -55,7 +55,9 @@ def test_the_init_lesson_trains_overlays_and_explains(home, data_dir, short):
     at.button(key="lesson_init_run").click().run()
     assert_clean(at)
     cost = charts(at)["Cost of each run"]
-    assert [t["name"] for t in cost["data"]] == lesson.names
+    # each curve says what sets it apart (its init); the title names the network they share
+    assert [t["name"] for t in cost["data"]] == [f"{n} ({c.init} init)" for n, c in zip(lesson.names, lesson.configs())]
+    assert "[12288,20,7,5,1]" in cost["layout"]["title"]["text"]
     assert all(t["x"][-1] == 299 for t in cost["data"])  # each run's whole budget
     with History(home / "runs.sqlite3") as h:
         runs = h.runs(curves=True)

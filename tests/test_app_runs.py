@@ -11,7 +11,7 @@ import pytest
 
 from catdnn import PRESETS, fit
 from catdnn.history import History
-from tests.app_support import RUNS, TRAIN, app, assert_clean, session_of
+from tests.app_support import ENTRY, RUNS, TRAIN, app, assert_clean, session_of
 
 
 @pytest.fixture
@@ -187,3 +187,103 @@ def test_a_newer_history_gets_a_clear_message_and_training_still_works(home, dat
     assert_clean(at)
     assert session_of(at).run.status == "finished"
     assert any("not kept in the run history" in w.value for w in at.warning)
+
+
+# --------------------------------------------------------------------------- what a run is (issue 15 §2)
+def test_the_table_shows_each_runs_architecture_and_a_cnn_reads_as_one(home):
+    with History(home / "runs.sqlite3") as h:
+        cnn = h.add(PRESETS["cnn"], status="finished", source="cli")
+        deep = h.add(PRESETS["deep"], status="finished", source="cli")
+    at = app(RUNS).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert dict(zip(table["id"], table["architecture"])) == {cnn: PRESETS["cnn"].arch, deep: "[12288,20,7,5,1]"}
+    options = at.multiselect(key="runs_chosen").options
+    assert any(o.startswith(f"#{cnn} {PRESETS['cnn'].arch}") for o in options)
+    assert not any("[64]" in o for o in options)  # never labelled by its dense head
+
+
+def test_a_grid_sweep_of_architectures_cnns_included(home, data_dir):
+    at = app(RUNS).run()
+    at.text_input(key="runs_sweep_lr").set_value("0.0075")
+    at.text_input(key="runs_sweep_hidden").set_value("7")
+    at.text_input(key="runs_sweep_arch").set_value("in16,conv2,dense4; dense5")
+    at.text_input(key="runs_sweep_seeds").set_value("1")
+    at.number_input(key="runs_sweep_iterations").set_value(3)
+    at.button(key="runs_sweep_run").click().run()
+    assert_clean(at)
+    assert any("3 of 3 runs done" in s.value for s in at.success)
+    nets = ["[12288,5,1]", "[12288,7,1]", "in16,conv2,dense4"]  # the hidden layers' and the architectures'
+    with History(home / "runs.sqlite3") as h:
+        runs = h.runs()
+    assert sorted(r.row()["architecture"] for r in runs) == nets
+    assert next(r for r in runs if r.config.is_cnn).has_model  # the CNN trained
+    assert sorted(at.dataframe[0].value["architecture"]) == nets
+
+
+def test_the_seed_spread_says_what_it_spreads_and_follows_the_train_form(home):
+    at = app(ENTRY).run()
+    at.switch_page(TRAIN).run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()  # the form changes; nothing trains
+    at.switch_page(RUNS).run()
+    assert_clean(at)
+    assert at.selectbox(key="runs_spread_base").value == "form"
+    said = " ".join(m.value for m in at.markdown)
+    assert "Spreads the Train form's settings: **[12288,7,1] · small init · gradient descent · lr 0.0075" in said
+    assert session_of(at).run is None  # not the last run's (there is none): the form's
+
+
+def test_the_seed_spread_can_spread_any_run_of_the_table(home, data_dir):
+    tiny_cnn = replace(PRESETS["cnn"], arch="in16,conv2,dense4", iterations=2, batch_size=0)
+    with History(home / "runs.sqlite3") as h:
+        cnn = h.add(tiny_cnn, status="finished", source="cli")
+        h.add(PRESETS["deep"], status="finished", source="cli")
+    at = app(RUNS).run()
+    at.selectbox(key="runs_spread_base").set_value(cnn).run()
+    said = " ".join(m.value for m in at.markdown)
+    assert f"Spreads run #{cnn}'s settings: **in16,conv2,dense4" in said  # before anything runs
+    at.number_input(key="runs_spread_n").set_value(2)
+    at.button(key="runs_spread_run").click().run()
+    assert_clean(at)
+    with History(home / "runs.sqlite3") as h:
+        spread = [r for r in h.runs() if r.sweep.startswith("seed spread")]
+    assert sorted(r.config.seed for r in spread) == [1, 2]
+    assert {r.config.arch for r in spread} == {"in16,conv2,dense4"} and {r.config.iterations for r in spread} == {2}
+    assert any("in16,conv2,dense4" in c.value for c in at.caption)  # the summary says what was spread
+
+
+# --------------------------------------------------------------------------- privacy and damage (issue 19)
+def test_a_run_on_one_tabs_upload_is_not_shown_to_another_tab(home, data_dir):
+    from catdnn import photos
+    from tests.history_support import tiny_model
+    from tests.photo_support import photo_tree, zip_bytes
+    from ui.history import session_history
+
+    upload = photos.import_photos(zip_bytes(photo_tree()), name="ann's garden")
+    ann, bob = app(RUNS).run(), app(RUNS).run()
+    with History(home / "runs.sqlite3") as h:
+        public = h.add(PRESETS["deep"], status="finished", source="cli")
+    # ann trains on her upload: the Train page keeps the run through her session's connection
+    private = session_history(session_of(ann)).add(
+        PRESETS["two-layer"], status="finished", iterations_done=1, model=tiny_model(), source="app",
+        dataset=str(upload.folder))
+    ann.run()
+    bob.run()
+    assert_clean(ann)
+    assert_clean(bob)
+    table = ann.dataframe[0].value
+    assert table["id"].tolist() == [private, public]
+    assert table["dataset"].tolist()[0] == "ann's garden"  # its name, never the server's folder
+    assert bob.dataframe[0].value["id"].tolist() == [public]
+    assert private not in bob.multiselect(key="runs_chosen").options
+    assert private not in bob.selectbox(key="runs_spread_base").options
+
+
+def test_a_history_damaged_past_its_first_page_gets_a_clear_message(home):
+    from tests.history_support import damaged_history
+
+    damaged_history(home / "runs.sqlite3")
+    at = app(RUNS).run()
+    assert_clean(at)
+    assert any("could not be read" in e.value and "malformed" in e.value for e in at.error)
+    assert at.button(key="runs_spread_run")  # the other tabs still draw

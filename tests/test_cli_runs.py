@@ -36,8 +36,9 @@ def test_train_keeps_its_run_and_runs_lists_shows_exports_and_deletes_it(tmp_pat
     assert "Kept as run 1" in proc.stderr and (home / "runs.sqlite3").is_file()
     listed = run(home, "runs", "list")
     assert "1 runs in" in listed.stderr and str(home) in listed.stderr
-    assert listed.stdout.splitlines()[1].split()[:6] == ["1", *listed.stdout.splitlines()[1].split()[1:3], "cli",
-                                                         "finished", "7"]
+    line = listed.stdout.splitlines()[1]
+    assert line.split()[:6] == ["1", *line.split()[1:3], "cli", "finished", "50"]
+    assert "[12288,7,1] · small init" in line  # the run names its architecture
     shown = run(home, "runs", "show", "1", "--save", tmp_path / "m.npz")
     assert shown.returncode == 0, shown.stderr
     assert "learning_rate: 0.0075" in shown.stdout and "cost curve: 6 points" in shown.stdout
@@ -81,12 +82,30 @@ def test_a_grid_sweep(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Sweep of 8 runs on 2 processes" in proc.stderr
     assert "Test accuracy by settings (mean ± std over the seeds):" in proc.stdout
-    assert "hidden=7 init=xavier lr=0.01: " in proc.stdout
+    assert "[12288,7,1] init=xavier lr=0.01: " in proc.stdout
     assert len(ids(tmp_path)) == 8
     rows = list(csv.DictReader(io.StringIO(run(tmp_path, "runs", "export", "-").stdout)))
-    assert {(r["hidden"], r["learning_rate"]) for r in rows} == {(h, lr) for h in ("20,7,5", "7")
-                                                                 for lr in ("0.0075", "0.01")}
+    assert {(r["architecture"], r["learning_rate"]) for r in rows} == {
+        (a, lr) for a in ("[12288,20,7,5,1]", "[12288,7,1]") for lr in ("0.0075", "0.01")}
     assert {r["sweep"] for r in rows} == {"sweep: lr 0.0075,0.01 · hidden 20,7,5;7 · seeds 1-2"}
+
+
+def test_a_sweep_of_architectures_cnns_included(tmp_path):
+    proc = run(tmp_path, "sweep", "--arch", "in16,conv2,dense4", "dense7", "--iterations", "3", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Sweep of 2 runs" in proc.stderr
+    rows = list(csv.DictReader(io.StringIO(run(tmp_path, "runs", "export", "-").stdout)))
+    assert sorted(r["architecture"] for r in rows) == ["[12288,7,1]", "in16,conv2,dense4"]
+    assert {r["sweep"] for r in rows} == {"sweep: arch in16,conv2,dense4;dense7 · seeds 1"}
+    listed = run(tmp_path, "runs", "list").stdout
+    assert "in16,conv2,dense4" in listed and "[12288,7,1]" in listed  # a CNN never reads like its dense head
+    # only convolutional nets: they start from the cnn preset (Adam, mini-batches), as `train --arch` does
+    home = tmp_path / "cnn"
+    proc = run(home, "sweep", "--arch", "in16,conv2,dense4;in16,conv4,dense4", "--iterations", "2", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(io.StringIO(run(home, "runs", "export", "-").stdout)))
+    assert sorted(r["architecture"] for r in rows) == ["in16,conv2,dense4", "in16,conv4,dense4"]
+    assert {r["optimizer"] for r in rows} == {"adam"}
 
 
 @pytest.mark.parametrize("args, message", [
@@ -94,6 +113,7 @@ def test_a_grid_sweep(tmp_path):
     (["train", "--seeds", "5-1"], "runs backwards"),
     (["train", "--scheduler", "tcp://127.0.0.1:8786"], "--scheduler applies to several runs"),
     (["sweep", "--hidden", "20,,7"], "empty entry"),
+    (["sweep", "--arch", "in32,conv16,bogus8"], "unknown step 'bogus8'"),
     (["sweep", "--init", "zeros"], "'zeros' is not one of"),
     (["sweep", "--scheduler", "http://x"], "not a Dask scheduler address"),
     (["sweep", "--workers", "0"], "--workers must be at least 1"),

@@ -14,10 +14,10 @@ import weakref
 
 import streamlit as st
 
-from catdnn.config import PRESETS, TrainConfig, parse_layers
-from catdnn.data import N_X
+from catdnn.config import TrainConfig
 from catdnn.errors import CatdnnError, ConfigError
 from catdnn.history import History, HistoryError, RunRecord, default_path
+from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
 from catdnn.sweep import (
     SweepResult,
@@ -27,6 +27,7 @@ from catdnn.sweep import (
     dask_client,
     dask_executor,
     grid,
+    parse_networks,
     parse_seeds,
     spread,
     sweep,
@@ -39,11 +40,11 @@ _connections_lock = threading.Lock()
 #: How a run ended that the history keeps (crashed and failed runs have nothing to keep).
 KEPT = ("finished", "stopped", "diverged")
 #: The table's columns, in order (the rest of a run's settings are in the CSV).
-COLUMNS = ("id", "created", "source", "status", "test_accuracy", "train_accuracy", "hidden", "learning_rate", "init",
-           "seed", "iterations", "iterations_done", "optimizer", "l2", "keep_prob", "batch_size", "seconds", "solver",
-           "sweep")
+COLUMNS = ("id", "created", "source", "status", "test_accuracy", "train_accuracy", "architecture", "learning_rate",
+           "init", "seed", "iterations", "iterations_done", "optimizer", "l2", "keep_prob", "batch_size", "dataset",
+           "seconds", "solver", "sweep")
 #: The settings the accuracy scatter can be drawn against.
-SETTINGS = {"learning_rate": "learning rate", "hidden": "hidden layers", "init": "init", "seed": "seed",
+SETTINGS = {"learning_rate": "learning rate", "architecture": "architecture", "init": "init", "seed": "seed",
             "iterations": "iterations", "optimizer": "optimizer", "l2": "L2 λ", "keep_prob": "keep probability",
             "batch_size": "batch size"}
 ONE_SEED = ("The course's **0.80** test accuracy is **one seed's** (seed 1): the same settings with other seeds "
@@ -51,14 +52,15 @@ ONE_SEED = ("The course's **0.80** test accuracy is **one seed's** (seed 1): the
 
 
 def session_history(state: SessionState | None = None) -> History:
-    """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved)."""
+    """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved), as
+    this session's viewer: runs on its own uploads are its own, and other sessions' uploads are never seen."""
     state = session() if state is None else state
     with _connections_lock:
         h = _connections.get(state)
         if h is None or h.path != default_path():
             if h is not None:
                 h.close()
-            h = _connections[state] = History()
+            h = _connections[state] = History(viewer=state.owner)
         return h
 
 
@@ -85,18 +87,18 @@ def history_ui() -> History | None:
         return None
 
 
+def draw_history_error(exc) -> None:
+    """A run history that fails while the page reads it (a file damaged past its first page, a model that
+    cannot be read): one clear message, never a traceback."""
+    st.error(f"**The run history could not be read.** {_sentence(exc)}", icon=":material/error:")
+
+
 def _sentence(exc) -> str:
     text = str(exc)
     return text[:1].upper() + text[1:]
 
 
 # --------------------------------------------------------------------------- the table
-def run_label(r: RunRecord) -> str:
-    hidden = ",".join(str(n) for n in r.config.hidden) or "none"
-    acc = f", test {r.test_accuracy:.2f}" if r.test_accuracy is not None else f", {r.status}"
-    return f"#{r.id} [{hidden}] lr {r.config.learning_rate:g} seed {r.config.seed}{acc}"
-
-
 def table_rows(runs) -> list[dict]:
     """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`."""
     return [{k: r.row()[k] for k in COLUMNS} for r in runs]
@@ -125,14 +127,15 @@ def _layout(title: str, xtitle: str, ytitle: str, height: int = 440, **x) -> dic
 def cost_curves_figure(runs, title: str = "Cost of the chosen runs") -> dict:
     """One cost curve per run (list of :class:`RunRecord` or :class:`SweepResult` with curves), overlaid."""
     data = []
-    for k, r in enumerate(runs):
+    runs = list(runs)
+    common, names = compare(runs)
+    for k, (r, name) in enumerate(zip(runs, names)):
         pts = [(i, c) for i, c in r.history if c is not None]
-        name = run_label(r) if isinstance(r, RunRecord) else getattr(r, "name", f"run {k + 1}")
         data.append({"type": "scatter", "mode": "lines" if len(pts) > 1 else "markers", "name": name,
                      "x": [p[0] for p in pts], "y": [p[1] for p in pts],
                      "line": {"color": PALETTE[k % len(PALETTE)], "width": 2},
                      "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra>" + name + "</extra>"})
-    return {"data": data, "layout": _layout(title, "iteration", "cost")}
+    return {"data": data, "layout": _layout(f"{title}: {common}" if common else title, "iteration", "cost")}
 
 
 def accuracy_by_setting_figure(runs, setting: str) -> dict:
@@ -209,23 +212,28 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
 
 
 def run_label_of(c: TrainConfig) -> str:
-    hidden = ",".join(str(n) for n in c.hidden) or "none"
-    return f"[{hidden}] {c.init} lr {c.learning_rate:g} seed {c.seed}"
+    """A config's label (:func:`catdnn.labels.run_label`)."""
+    return run_label(c)
 
 
 def sweep_form_ui(key: str) -> tuple[list[TrainConfig], str, str] | None:
     """The grid sweep form; on submit, ``(configs, label, scheduler address)`` (None before, or after drawing
-    what is wrong with the values)."""
+    what is wrong with the values). Networks are hidden layer sizes, architectures (CNNs included), or both."""
     with st.form(key=f"{key}_form"):
         c1, c2, c3 = st.columns(3)
         lrs = c1.text_input("Learning rates", "0.0075, 0.01", key=f"{key}_lr", help="comma-separated")
         hidden = c2.text_input("Hidden layers", "20,7,5; 7", key=f"{key}_hidden",
-                               help='";" between networks, e.g. "20,7,5; 7"')
-        seeds = c3.text_input("Seeds", "1-3", key=f"{key}_seeds", help="e.g. 1-3 or 1,5,9")
+                               help='MLPs: ";" between networks, e.g. "20,7,5; 7"')
+        arch = c3.text_input("Architectures", "", key=f"{key}_arch", placeholder="e.g. in32,conv16,dense64",
+                             help='Any network, convolutional nets included: ";" between specs, e.g. '
+                                  '"in32,conv16,dense64; in32,conv16,conv32,dense64". inN: the image averaged down '
+                                  "to N×N px; convN: 3×3 convolution with N filters, ReLU and 2×2 max pooling; "
+                                  "denseN: N units. Swept besides the hidden layers (empty those to sweep only these).")
         c4, c5, c6 = st.columns(3)
-        inits = c4.multiselect("Init", list(INITS), ["xavier"], key=f"{key}_init")
-        iterations = c5.number_input("Iterations", 1, 100_000, 1000, step=100, key=f"{key}_iterations")
-        address = c6.text_input("Dask scheduler (optional)", "", key=f"{key}_scheduler",
+        seeds = c4.text_input("Seeds", "1-3", key=f"{key}_seeds", help="e.g. 1-3 or 1,5,9")
+        inits = c5.multiselect("Init", list(INITS), ["xavier"], key=f"{key}_init")
+        iterations = c6.number_input("Iterations", 1, 100_000, 1000, step=100, key=f"{key}_iterations")
+        address = st.text_input("Dask scheduler (optional)", "", key=f"{key}_scheduler",
                                 placeholder="tcp://127.0.0.1:8786",
                                 help="empty: this server's cores; else a Dask cluster on this machine, or one allowed "
                                      "by CATDNN_SCHEDULERS")
@@ -233,9 +241,10 @@ def sweep_form_ui(key: str) -> tuple[list[TrainConfig], str, str] | None:
             return None
     try:
         lr_values = [float(x) for x in lrs.replace(";", ",").split(",") if x.strip()]
-        nets = [parse_layers(h) for h in hidden.split(";") if h.strip()] or [PRESETS["deep"].hidden]
-        configs = grid(TrainConfig(iterations=int(iterations)), layers=[(N_X, *h, 1) for h in nets],
-                       init=inits or None, learning_rate=lr_values or None, seed=list(parse_seeds(seeds)))
+        base = TrainConfig(iterations=int(iterations))
+        nets = parse_networks(hidden, base) + parse_networks(arch, base) or parse_networks("20,7,5", base)
+        configs = grid(base, network=nets, init=inits or None, learning_rate=lr_values or None,
+                       seed=list(parse_seeds(seeds)))
         for c in configs:
             c.validate()
     except ConfigError as exc:  # before ValueError, of which it is a kind
@@ -244,8 +253,32 @@ def sweep_form_ui(key: str) -> tuple[list[TrainConfig], str, str] | None:
     except ValueError:
         st.error(f"The learning rates {lrs!r} are not numbers such as 0.0075, 0.01.", icon=":material/error:")
         return None
-    label = f"sweep: lr {lrs} · hidden {hidden} · init {','.join(inits) or 'xavier'} · seeds {seeds}"
+    networks = " · ".join(x for x in (f"hidden {hidden}" if hidden.strip() else "",
+                                      f"arch {arch}" if arch.strip() else "") if x)
+    label = f"sweep: lr {lrs} · {networks or 'hidden 20,7,5'} · init {','.join(inits) or 'xavier'} · seeds {seeds}"
     return configs, label, address
+
+
+FORM = "form"  # the seed spread's choice of the Train form's settings (else a run's id)
+
+
+def spread_base_ui(runs, key: str) -> TrainConfig:
+    """Which settings the seed spread trains: the Train form's current settings, or any run's of ``runs`` (the
+    table's); says which, in full, before anything runs. Returns them."""
+    state = session()
+    by_id = {r.id: r for r in runs}
+    options = [FORM, *by_id]
+    if st.session_state.get(key) not in options:
+        st.session_state.pop(key, None)  # the run chosen before was deleted: back to the form
+    labels = dict(zip(by_id, compare(runs)[1])) if runs else {}
+    choice = st.selectbox("Settings to spread", options, key=key,
+                          format_func=lambda o: "The Train form's current settings" if o == FORM else labels[o],
+                          help="The Train page's form as it shows them now (trained or not), or any run in the "
+                               "table (its settings, on this session's dataset); only the seed changes.")
+    config = state.form_config if choice == FORM else by_id[choice].config
+    where = "the Train form's" if choice == FORM else f"run #{choice}'s"
+    st.markdown(f"Spreads {where} settings: **{config_label(config)}**.")
+    return config
 
 
 def draw_spread(results) -> None:
@@ -258,6 +291,7 @@ def draw_spread(results) -> None:
         st.metric("Test accuracy", f"{s.test_mean:.3f} ± {s.test_std:.3f}", width="content")
         st.metric("Train accuracy", f"{s.train_mean:.3f} ± {s.train_std:.3f}", width="content")
         st.metric("Test, worst to best", f"{s.test_min:.2f} – {s.test_max:.2f}", width="content")
-    st.caption(f"Mean ± sample standard deviation over {s.n} seeds.")
+    settings = config_label(results[0].config) if results else ""
+    st.caption(f"Mean ± sample standard deviation over {s.n} seeds of {settings}.")
     st.info(ONE_SEED, icon=":material/casino:")
     st.plotly_chart(spread_figure(results), key="runs_spread_chart", config={"displayModeBar": False})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from catdnn.data import Dataset
+from catdnn.labels import compare
 from catdnn.lessons import Lesson, LessonOutcome, summarise
 
 from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
@@ -56,8 +57,9 @@ def draw_outcome(outcome: LessonOutcome) -> None:
     """The runs' cost curves overlaid (and their accuracies when that is the lesson's point), then the
     three sentences that say what they show."""
     key = outcome.lesson.key
-    curves = [(r.name, r.history) for r in outcome.runs if r.history]
-    chart = compare_costs_figure(curves, title="Cost of each run")
+    common, differ = compare(outcome.runs, architecture=False)  # the settings shared, and what sets each apart
+    curves = [(f"{r.name} ({d})" if d else r.name, r.history) for r, d in zip(outcome.runs, differ) if r.history]
+    chart = compare_costs_figure(curves, title=f"Cost of each run<br><sup>{common}</sup>")
     if outcome.lesson.accuracy:
         left, right = st.columns(2)
         left.plotly_chart(chart, key=f"lesson_{key}_cost")

@@ -12,12 +12,13 @@ its ``finally`` block, on another thread: :func:`session` waits for :attr:`Run.f
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from catdnn.config import TrainConfig, preset_name
+from catdnn.config import PRESETS, TrainConfig, preset_name
 from catdnn.model import MAX_KEPT_BYTES, MAX_KEPT_MODELS, Model, drop_oldest
 
 KEY = "catdnn"  # this app's one entry in st.session_state
@@ -58,6 +59,16 @@ class SessionState:
     kept: int = 0  # how many models this session has kept (numbers their names)
     max_models: int = MAX_KEPT_MODELS
     max_bytes: int = MAX_KEPT_BYTES
+    owner: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # who this session is to the run history
+    form: TrainConfig | None = None  # the Train form's settings as it last showed them (None: not opened yet)
+
+    @property
+    def form_config(self) -> TrainConfig:
+        """What the Train form shows: its settings as last drawn, else what it opens with (the last run's
+        settings, else the course's deep network)."""
+        if self.form is not None:
+            return self.form
+        return self.run.config if self.run is not None else PRESETS["deep"]
 
     @property
     def current_model(self) -> Model | None:

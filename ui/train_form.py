@@ -214,16 +214,20 @@ def train_form_ui() -> TrainConfig | None:
                                               if k in TECHNIQUE_KEYS))
         submitted = st.form_submit_button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
     config = None
+    shown = {"hidden": hidden, "arch": arch, "lr": learning_rate, "iterations": iterations, "init": init, "seed": seed}
     if submitted:
         st.session_state[WARNINGS_KEY] = []
         try:
-            config = build_config({"hidden": hidden, "arch": arch, "lr": learning_rate, "iterations": iterations,
-                                   "init": init, "seed": seed}, techniques)
+            config = build_config(shown, techniques)
         except ConfigError as exc:
             st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
         st.session_state["train_preset"] = preset_name(config) if config else "custom"  # what was submitted
         if config is not None:
             write_link(config)
+    try:  # what the form shows, for the other pages (the Runs page's seed spread)
+        session().form = config or build_config(shown, techniques)
+    except ConfigError:
+        pass
     draw_link_warnings()
     preset_slot.segmented_control(
         "Preset", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset, disabled=submitted,
