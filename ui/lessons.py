@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from catdnn.data import Dataset
-from catdnn.lessons import Lesson, LessonOutcome, summarise
+from catdnn.lessons import Lesson, LessonOutcome, cost_axis, summarise
 
 from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
 from .history import run_sweep_ui
@@ -26,7 +26,8 @@ def outcomes() -> dict:
 
 def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
     """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
-    results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson")
+    results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson",
+                           options=lesson.trainer_options())
     if not results:
         return None
     outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
@@ -54,10 +55,10 @@ def accuracy_bars_figure(runs, *, title: str = "Train and test accuracy of each 
 
 def draw_outcome(outcome: LessonOutcome) -> None:
     """The runs' cost curves overlaid (and their accuracies when that is the lesson's point), then the
-    three sentences that say what they show."""
+    sentences that say what they show (and what each curve measures, when the runs minimise different costs)."""
     key = outcome.lesson.key
     curves = [(r.name, r.history) for r in outcome.runs if r.history]
-    chart = compare_costs_figure(curves, title="Cost of each run")
+    chart = compare_costs_figure(curves, title="Cost of each run", ytitle=cost_axis(r.config for r in outcome.runs))
     if outcome.lesson.accuracy:
         left, right = st.columns(2)
         left.plotly_chart(chart, key=f"lesson_{key}_cost")
