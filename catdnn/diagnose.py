@@ -56,6 +56,8 @@ VANISHED_SPREAD = 1e-3
 VANISHED_GRADIENT = 1e-4
 #: A cost within this of the prior cost is "the cost of always answering the cat fraction".
 NEAR_PRIOR = 0.01
+#: A training AUC above this is "ranks the training images" (0.5 is a ranking by chance).
+RANKS_AUC = 0.6
 
 
 @dataclass(frozen=True)
@@ -118,15 +120,18 @@ def _constant_answer(constant: str, AL: np.ndarray, cache, params, X: np.ndarray
         return (f"{start}: its cost {cost:.3f} is that of always answering the fraction of cats "
                 f"({prior:.3f}), so it has learned nothing but the most common answer. Try a smaller "
                 f"learning rate ({smaller}), more iterations, or another seed.")
-    area = auc(AL[0], Y)
-    rank = f" and ranks the training images (AUC {area:.2f}; 0.5 is chance)" if area is not None and area > 0.6 else ""
-    side = "never rises above" if constant == "non-cat" else "never falls below"
+    side = "rises above" if constant == "non-cat" else "falls below"
     bound = float(np.max(AL)) if constant == "non-cat" else float(np.min(AL))
-    relation = "below" if cost < prior else "above"
-    return (f"{start}: its cost {cost:.3f} is {relation} the {prior:.3f} of always answering the fraction of "
-            f"cats{rank if cost < prior else ''}, but P(cat) {side} 0.5 (it reaches {bound:.2f}), so every answer "
-            f"is the same. More iterations may carry it across; its AUC and balanced accuracy say more "
-            f"than its accuracy.")
+    crossing = f"its P(cat) never {side} 0.5 (it reaches {bound:.2f}), so every answer is the same"
+    if cost < prior:
+        area = auc(AL[0], Y)
+        ranks = area is not None and area > RANKS_AUC
+        rank = f" and it ranks the training images (AUC {area:.2f}; 0.5 is chance)" if ranks else ""
+        return (f"{start}: its cost {cost:.3f} is below the {prior:.3f} of always answering the fraction of cats"
+                f"{rank}, so it has learned something, but {crossing}. More iterations may carry it across; "
+                f"balanced accuracy and AUC show its progress better than accuracy.")
+    return (f"{start}: its cost {cost:.3f} is above the {prior:.3f} of always answering the fraction of cats, and "
+            f"{crossing}. Try more iterations or another seed.")
 
 
 def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, params=None, X=None) -> list[str]:

@@ -35,6 +35,7 @@ from .data import N_X
 from .diagnose import NEAR_PRIOR, Signal, signal
 from .evaluate import auc, balanced_accuracy
 from .network import compute_cost, init_params
+from .sweep import curve_options
 
 #: How a run must end for its numbers to be explained.
 COMPLETE = ("finished",)
@@ -78,8 +79,6 @@ class Lesson:
 
     def trainer_options(self) -> dict:
         """The :class:`~catdnn.train.Trainer` options its sweep runs with (how often the cost is recorded)."""
-        from .sweep import curve_options
-
         return {"cost_every": int(self.cost_every)} if self.cost_every else curve_options(self.configs()[0])
 
 
@@ -318,7 +317,7 @@ def _init(lesson: Lesson, runs: list, ds) -> list[str]:
             q = float(np.mean(ds.test.Y))
             share = q if p > 0.5 else 1 - q
             if small.test_accuracy is not None and abs(small.test_accuracy - share) < 1e-9:
-                first += f" (on the test set, {share:.0%} are {common}: its test accuracy {small.test_accuracy:.2f})"
+                first += f" (its test accuracy {small.test_accuracy:.2f} is their share among the test images)"
         first += "."
     else:
         first = (f"With ×0.01 the cost ends at {c:.3f} after {n:,} iterations (always answering the fraction of "
