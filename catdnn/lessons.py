@@ -361,8 +361,7 @@ def _relative(a: float, b: float) -> str:
 
 def _recorded(history) -> str:
     """How often a curve was recorded: "at every iteration", "every 5 iterations"."""
-    steps = {j - i for (i, _), (j, _) in zip(history, history[1:-1] or history[1:])}
-    every = min(steps) if steps else 1
+    every = history[1][0] - history[0][0] if len(history) > 1 else 1  # from iteration 0, every k (and the last)
     return "at every iteration" if every == 1 else f"every {every} iterations"
 
 
