@@ -283,7 +283,7 @@ def _curve(run: RunSummary, h: float, n: int, ds) -> str:
     first, left, inside = plateau(run.history, h)
     low = h - PLATEAU_BAND
     near = (f"stays within {PLATEAU_BAND:g} of {h:.3f}" if inside == 1.0 else
-            f"is within {PLATEAU_BAND:g} of {h:.3f} at {inside:.0%} of its recorded points")
+            f"is within {PLATEAU_BAND:g} of {h:.3f} at {math.floor(100 * inside)}% of its recorded points")
     if first is not None and left is None:
         shape = f"{near} from iteration {first:,} to the end ({run.final_cost:.3f})"
     elif first is not None and (left - first) >= PLATEAU_SHARE * n:

@@ -68,17 +68,22 @@ def part(text: str, name: str) -> str:
 def check_curve_claim(clause: str, run, h: float, n: int):
     """Check what an init-lesson clause says of a run's curve against the curve itself."""
     costs = [(i, c) for i, c in run.history]
-    stay = re.search(r"stays within ([0-9.]+) of ([0-9.]+) from iteration ([0-9,]+) to ([0-9,]+) \((\d+)% of", clause)
+    stay = re.search(r"(?:stays within|is within) ([0-9.]+) of ([0-9.]+)(?: at (\d+)% of its recorded points)? "
+                     r"from iteration ([0-9,]+) to ([0-9,]+) \((\d+)% of", clause)
     fall = re.search(r"falls below ([0-9.]+) at iteration ([0-9,]+)", clause)
     assert bool(stay) != bool(fall) or "to the end" in clause, clause
     if stay:
         band, level = float(stay.group(1)), float(stay.group(2))
-        a, b = (int(stay.group(k).replace(",", "")) for k in (3, 4))
+        a, b = (int(stay.group(k).replace(",", "")) for k in (4, 5))
         assert band == PLATEAU_BAND and level == pytest.approx(h, abs=5e-4)
-        assert all(abs(c - h) <= band for i, c in costs if a <= i < b)  # on the plateau all along
+        on = [abs(c - h) <= band for i, c in costs if a <= i < b]
+        if stay.group(3) is None:
+            assert all(on)  # on the plateau all along
+        else:  # "at N% of its recorded points": N is the share, rounded down, and not all of them
+            assert not all(on) and int(stay.group(3)) == int(100 * sum(on) / len(on))
         assert cost_at(costs, b) < h - band  # and it has left it at b
         assert not any(abs(c - h) <= band for i, c in costs if i < a)
-        assert b - a >= PLATEAU_SHARE * n and int(stay.group(5)) == round(100 * (b - a) / n)
+        assert b - a >= PLATEAU_SHARE * n and int(stay.group(6)) == round(100 * (b - a) / n)
     if fall:
         k = int(fall.group(2).replace(",", ""))
         assert float(fall.group(1)) == pytest.approx(h - PLATEAU_BAND, abs=5e-4)
@@ -244,6 +249,11 @@ def test_the_init_sentences_make_no_claim_the_curves_do_not_show(dataset):
     assert f"no better than always answering “cat” ({q:.2f})" in part(text, "He")
     for r in (xavier, he):
         check_curve_claim(part(text, r.name), r, h, lesson.iterations)
+    spiky = [(i, 0.7 if i < 5 else 0.2 if i >= 60 else h + (0.05 if i == 30 else 0.0)) for i in range(100)]
+    out = summarise(lesson, init_results(lesson, [small, spiky, stuck], [0.34, 0.8, 0.7], dataset), dataset)
+    clause = part(out.sentences[-1], "Xavier")
+    assert "is within 0.03 of" in clause and "stays within" not in clause
+    check_curve_claim(clause, out.runs[1], h, lesson.iterations)
 
 
 def test_the_regularization_lesson_reports_each_gap(dataset, regularization_lesson):
