@@ -39,9 +39,16 @@ with left:
         "Always answering “cat”", f"{baseline:.2f}",
         help="Accuracy on the test set of a 'model' that ignores the image.", width="content",
     )
+    train_cats = evaluate.constant_accuracy(ds.train.labels, answer=1)
+    best, answer = (baseline, "cat") if baseline >= 0.5 else (1 - baseline, "non-cat")
+    common = 1 if train_cats > 0.5 else 0  # the training set's most common answer
     st.caption(
-        f"The test set is {baseline:.0%} cats, so a network must beat **{baseline:.2f}** test "
-        "accuracy to have learned anything."
+        f"**{best:.2f}** is the best constant answer on the test set (always “{answer}”): the test set is "
+        f"{baseline:.0%} cats, the training set {train_cats:.0%}. A network that learned only the training set's "
+        f"most common answer (“{ds.classes[common]}”) scores "
+        f"{evaluate.constant_accuracy(ds.test.labels, answer=common):.2f} on the test set, so test accuracy alone "
+        "says little here: balanced accuracy (0.50 for any constant answer) and AUC (0.50 for a ranking by chance) "
+        "say whether a network has learned."
     )
 with right:
     st.plotly_chart(class_counts_figure(counts), key="home_counts", config={"displayModeBar": False})

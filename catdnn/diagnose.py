@@ -10,7 +10,11 @@ The failures a student meets as soon as the learning rate slider moves right:
   cost* — the cross-entropy of always answering the fraction of cats in the training set (0.644
   for this dataset) — and gradient descent never brings the units back;
 * **a constant answer**: not every unit is dead, but the network still says the same class for
-  every training image.
+  every training image. Three different runs do this, and each gets its own sentence: the signal
+  vanished through the layers (P(cat) nearly the same for every image, ‖dW[1]‖ tiny: the
+  initialisation's fault, and a smaller rate makes it worse); the cost sits at the prior cost (it
+  has learned nothing but the most common answer); or the cost is well below the prior cost (it
+  ranks the images, by its AUC, but P(cat) never crosses 0.5).
 
 Given the final weights, the dead layers and constant answers are read from them; from the cost
 history alone, a dead network shows as a cost stuck at the prior cost.
@@ -19,10 +23,12 @@ history alone, a dead network shows as a cost stuck at the prior cost.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .network import forward, predicted
+from .evaluate import auc
+from .network import backward, compute_cost, forward, predicted
 from .probe import dead_masks
 
 #: A cost this many times above the starting cost (at least 1) stops the run as diverged.
@@ -42,6 +48,90 @@ def prior_cost(Y: np.ndarray) -> float:
     if p in (0.0, 1.0):
         return 0.0
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+#: P(cat) differing by less than this across the training images: the signal has vanished on its way up.
+VANISHED_SPREAD = 1e-3
+#: ‖dW[1]‖ below this: layer 1 no longer learns (He init on the deep net starts near 0.1).
+VANISHED_GRADIENT = 1e-4
+#: A cost within this of the prior cost is "the cost of always answering the cat fraction".
+NEAR_PRIOR = 0.01
+#: A training AUC above this is "ranks the training images" (0.5 is a ranking by chance).
+RANKS_AUC = 0.6
+
+
+@dataclass(frozen=True)
+class Signal:
+    """How big the signal and the gradients are at some weights, on some images.
+
+    ``z_std[l-1]`` is the standard deviation of ``Z[l]`` over the units and images; ``p_range`` is the
+    spread (max − min) of P(cat) over the images; ``grad_norms[l-1]`` is ‖dW[l]‖ of the cross-entropy.
+    """
+
+    z_std: tuple
+    p_range: float
+    grad_norms: tuple
+
+    @property
+    def vanished(self) -> bool:
+        """P(cat) nearly the same for every image, or ‖dW[1]‖ tiny (:data:`VANISHED_SPREAD`,
+        :data:`VANISHED_GRADIENT`)."""
+        return self.p_range < VANISHED_SPREAD or self.grad_norms[0] < VANISHED_GRADIENT
+
+    def path(self) -> str:
+        """The spread of Z layer by layer, "0.45 → 0.38 → 0.28 → 0.15"."""
+        return " → ".join(f"{z:.3g}" for z in self.z_std)
+
+
+def signal(params, X: np.ndarray, Y: np.ndarray) -> Signal:
+    """Forward and backward once at ``params`` (a list of ``(W, b)``), without dropout or penalty.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    """
+    AL, cache = forward(params, X)  # AL: (1, m)
+    grads = backward(params, cache, Y, AL)
+    return Signal(tuple(float(np.std(Z)) for _, Z in cache), float(np.max(AL) - np.min(AL)),
+                  tuple(float(np.linalg.norm(dW)) for dW, _ in grads))
+
+
+def _constant_answer(constant: str, AL: np.ndarray, cache, params, X: np.ndarray, Y: np.ndarray,
+                     smaller: str) -> str:
+    """The sentence for a network that answers ``constant`` for every training image: why, from its numbers."""
+    masks = dead_masks(cache)
+    dead = sum(int(mask.sum()) for mask in masks)
+    units = sum(mask.size for mask in masks)
+    p = float(np.mean(Y))
+    prior, cost = prior_cost(Y), compute_cost(AL, Y)
+    common = "cat" if p > 0.5 else "non-cat"
+    share = p if constant == "cat" else 1 - p
+    start = (f"the network answers “{constant}” for every training image ({share:.0%} of them are "
+             f"{constant}s; {dead} of its {units} hidden ReLU units output 0 for every image)")
+    s = signal(params, X, Y)
+    if s.vanished:
+        return (f"{start}: the signal vanishes on its way through the layers (the spread of Z goes "
+                f"{s.path()}), so P(cat) differs by only {s.p_range:.1e} between images and ‖dW[1]‖ is "
+                f"{s.grad_norms[0]:.1e}. Initial weights too small for this depth do this (×0.01 on a deep net, "
+                f"for one), not too large a step: a smaller learning rate only slows it further. Start from "
+                f"weights that keep the signal's size, such as He init (randn·√(2/n)).")
+    if abs(cost - prior) < NEAR_PRIOR and constant == common:
+        return (f"{start}: its cost {cost:.3f} is that of always answering the fraction of cats "
+                f"({prior:.3f}), so it has learned nothing but the most common answer. Try a smaller "
+                f"learning rate ({smaller}), more iterations, or another seed.")
+    side = "rises above" if constant == "non-cat" else "falls below"
+    bound = float(np.max(AL)) if constant == "non-cat" else float(np.min(AL))
+    crossing = f"its P(cat) never {side} 0.5 (it reaches {bound:.2f}), so every answer is the same"
+    if cost < prior:
+        area = auc(AL[0], Y)
+        ranks = area is not None and area > RANKS_AUC
+        rank = f" and it ranks the training images (AUC {area:.2f}; 0.5 is chance)" if ranks else ""
+        return (f"{start}: its cost {cost:.3f} is below the {prior:.3f} of always answering the fraction of cats"
+                f"{rank}, so it has learned something, but {crossing}. More iterations may carry it across; "
+                f"balanced accuracy and AUC show its progress better than accuracy.")
+    return (f"{start}: its cost {cost:.3f} is above the {prior:.3f} of always answering the fraction of cats, and "
+            f"{crossing}. Try more iterations or another seed.")
 
 
 def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, params=None, X=None) -> list[str]:
@@ -82,13 +172,7 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
             f"a learning rate of {smaller} or less."
         )
     elif constant is not None:
-        dead = sum(int(mask.sum()) for mask in masks)
-        units = sum(mask.size for mask in masks)
-        messages.append(
-            f"the network answers “{constant}” for every training image: it has learned nothing "
-            f"but the most common answer ({dead} of its {units} hidden ReLU units output 0 for every "
-            f"image). Try a smaller learning rate ({smaller}), more iterations, or another seed."
-        )
+        messages.append(_constant_answer(constant, AL, cache, params, X, Y, smaller))
     if len(history) < 2:
         return messages
     first, last = history[0][1], history[-1][1]

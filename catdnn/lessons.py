@@ -2,21 +2,25 @@
 
 A :class:`Lesson` is data: the runs to train (each a :class:`~catdnn.config.TrainConfig`), a rough
 time, and an intro. :func:`summarise` turns the runs' :class:`~catdnn.sweep.SweepResult` into a
-:class:`LessonOutcome`: each run's curve and accuracies, and three sentences computed from those
-numbers (and from the dataset), never written in advance: a run that ends elsewhere is described
-as it ended. The dashboard's Lessons page trains a lesson with :func:`catdnn.sweep.sweep` and draws
-the outcome; nothing here imports streamlit.
+:class:`LessonOutcome`: each run's curve and accuracies, and sentences computed from those numbers
+(and from the dataset), never written in advance: a run that ends elsewhere is described as it
+ended. Every fact and every qualifier ("keeps", "smoother", "stays on the plateau", "equals") is
+decided from the runs; a curve is described as it is drawn (plateaus, late starts, test accuracies
+near the best constant answer). The dashboard's Lessons page trains a lesson with
+:func:`catdnn.sweep.sweep` (with :meth:`Lesson.trainer_options`) and draws the outcome; nothing here
+imports streamlit.
 
 The three lessons (:data:`LESSONS`):
 
-* ``init``: ×0.01, Xavier and He on the course's deep net. ×0.01 stalls at the cost of always
-  answering the fraction of cats; :func:`signal_at_init` measures why (the signal and the gradients
-  at the first iteration).
-* ``optimizers``: gradient descent, momentum and Adam on the two-layer net, the same iterations.
-  Adam runs at a smaller rate, and :func:`adam_first_step` says why: its first step moves every
-  weight by exactly ±rate, and 12288 pixel inputs add up.
+* ``init``: ×0.01 (the course's two-layer init), Xavier (its deep init) and He on the deep net.
+  :func:`signal_at_init` measures what each does to the signal at the first iteration; the curves
+  show which stalls, which sits on the plateau and for how long.
+* ``optimizers``: gradient descent, momentum and Adam on the two-layer net, the same iterations,
+  the cost recorded at every iteration (so gradient descent's zig-zag shows). Adam runs at a
+  smaller rate, a choice :func:`adam_first_step` explains: its first step moves every weight by
+  exactly ±rate, and 12288 pixel inputs add up.
 * ``regularization``: the deep net without regularisation, with L2 and with dropout: the train/test
-  gap of each.
+  gap of each, and what each cost curve measures (:func:`cost_meaning`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import N_X
-from .network import backward, forward, init_params
+from .diagnose import NEAR_PRIOR, Signal, signal
+from .evaluate import auc, balanced_accuracy
+from .network import compute_cost, init_params
+from .sweep import curve_options
 
 #: How a run must end for its numbers to be explained.
 COMPLETE = ("finished",)
@@ -48,7 +55,8 @@ class Lesson:
 
     ``iterations`` is every run's budget (tests shorten it); ``seconds`` is roughly how long the whole
     lesson takes on a 2-core machine; ``accuracy`` says whether its point is the train/test accuracies
-    (then the page draws them next to the cost curves).
+    (then the page draws them next to the cost curves); ``cost_every`` how often the cost is recorded
+    when the lesson's point needs every step (see :meth:`trainer_options`).
     """
 
     key: str
@@ -59,6 +67,7 @@ class Lesson:
     iterations: int
     seconds: int
     accuracy: bool = False
+    cost_every: int = 0  # record the cost every this many iterations; 0 = the sweep's default (about 500 points)
 
     def configs(self) -> list[TrainConfig]:
         """The runs' configs, in the order of ``runs`` (each validated)."""
@@ -67,6 +76,10 @@ class Lesson:
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.runs]
+
+    def trainer_options(self) -> dict:
+        """The :class:`~catdnn.train.Trainer` options its sweep runs with (how often the cost is recorded)."""
+        return {"cost_every": int(self.cost_every)} if self.cost_every else curve_options(self.configs()[0])
 
 
 DEEP = (N_X, 20, 7, 5, 1)
@@ -77,7 +90,8 @@ ADAM_RATE = 0.0001
 LESSONS: dict[str, Lesson] = {
     "init": Lesson(
         "init", "Initialisation",
-        "Why does the course's ×0.01 init stall on the deep net, when Xavier and He learn?",
+        "The two-layer net's ×0.01 init, the course's deep init (Xavier, randn/√n) and He on the deep net: which "
+        "ones learn, how soon, and why?",
         TrainConfig(layers=DEEP, learning_rate=0.0075, iterations=2500),
         (LessonRun("×0.01 (small)", {"init": "small"}), LessonRun("Xavier", {"init": "xavier"}),
          LessonRun("He", {"init": "he"})),
@@ -89,7 +103,7 @@ LESSONS: dict[str, Lesson] = {
         TrainConfig(layers=TWO_LAYER, learning_rate=0.0075, iterations=1000, init="small"),
         (LessonRun("gradient descent", {"optimizer": "gd"}), LessonRun("momentum β=0.9", {"optimizer": "momentum"}),
          LessonRun(f"Adam, rate {ADAM_RATE:g}", {"optimizer": "adam", "learning_rate": ADAM_RATE})),
-        iterations=1000, seconds=10),
+        iterations=1000, seconds=10, cost_every=1),
     "regularization": Lesson(
         "regularization", "Regularisation",
         "The deep net fits its training images almost perfectly: do L2 or dropout close the gap to the test "
@@ -114,10 +128,13 @@ class RunSummary:
     test_accuracy: float | None = None
     elapsed: float = 0.0
     weight_norm: float | None = None  # Σ‖W[l]‖² of the trained model
+    cross_entropy: float | None = None  # the trained model's cross-entropy on the training set: full net, no penalty
+    test_balanced: float | None = None  # the trained model's balanced accuracy on the test set
+    test_auc: float | None = None  # and its AUC there
 
     @property
     def final_cost(self) -> float | None:
-        """The last finite cost of the run (with L2, the penalty included)."""
+        """The last finite cost of the run, as recorded: what it minimises (see :func:`cost_meaning`)."""
         costs = [c for _, c in self.history if c is not None and math.isfinite(c)]
         return costs[-1] if costs else None
 
@@ -131,7 +148,7 @@ class RunSummary:
 
 @dataclass
 class LessonOutcome:
-    """A trained lesson: each run's summary (in the lesson's order) and the three sentences."""
+    """A trained lesson: each run's summary (in the lesson's order) and the sentences that explain it."""
 
     lesson: Lesson
     runs: list
@@ -152,21 +169,8 @@ def prior_cost(cat_fraction: float) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
-@dataclass(frozen=True)
-class InitSignal:
-    """The network at its first iteration: how big the signal and the gradients are.
-
-    ``z_std[l-1]`` is the standard deviation of ``Z[l]`` over the units and images; ``p_range`` is the
-    spread (max − min) of P(cat) over the images; ``grad_norms[l-1]`` is ‖dW[l]‖.
-    """
-
-    z_std: tuple
-    p_range: float
-    grad_norms: tuple
-
-
-def signal_at_init(layers, init: str, seed: int, X: np.ndarray, Y: np.ndarray) -> InitSignal:
-    """Forward and backward once at the initial weights.
+def signal_at_init(layers, init: str, seed: int, X: np.ndarray, Y: np.ndarray) -> Signal:
+    """Forward and backward once at the initial weights (:func:`catdnn.diagnose.signal`).
 
     Parameters
     ----------
@@ -175,11 +179,7 @@ def signal_at_init(layers, init: str, seed: int, X: np.ndarray, Y: np.ndarray) -
     X : ndarray of shape (n_x, m)
     Y : ndarray of shape (1, m)
     """
-    params = init_params(layers, init, seed)
-    AL, cache = forward(params, X)  # AL: (1, m)
-    grads = backward(params, cache, Y, AL)
-    return InitSignal(tuple(float(np.std(Z)) for _, Z in cache), float(np.max(AL) - np.min(AL)),
-                      tuple(float(np.linalg.norm(dW)) for dW, _ in grads))
+    return signal(init_params(layers, init, seed), X, Y)
 
 
 def adam_first_step(rate: float, X: np.ndarray) -> float:
@@ -196,7 +196,7 @@ def adam_first_step(rate: float, X: np.ndarray) -> float:
 # --------------------------------------------------------------------------- summaries
 def summarise(lesson: Lesson, results, dataset) -> LessonOutcome:
     """The lesson's outcome from its :class:`~catdnn.sweep.SweepResult` (any order; missing runs count as
-    not run), with three sentences true of these numbers and of ``dataset`` (a :class:`~catdnn.data.Dataset`)."""
+    not run), with sentences true of these numbers and of ``dataset`` (a :class:`~catdnn.data.Dataset`)."""
     by_index = {r.index: r for r in results}
     runs = []
     for i, (spec, config) in enumerate(zip(lesson.runs, lesson.configs())):
@@ -204,11 +204,16 @@ def summarise(lesson: Lesson, results, dataset) -> LessonOutcome:
         if res is None:
             runs.append(RunSummary(spec.name, config, "not run", "the lesson stopped before this run finished"))
             continue
-        norm = None
+        summary = RunSummary(spec.name, res.config, res.status, res.message, list(res.history),
+                             res.train_accuracy, res.test_accuracy, res.elapsed)
         if res.model is not None:
-            norm = float(sum(np.sum(np.square(W)) for W, _ in res.model.params))
-        runs.append(RunSummary(spec.name, res.config, res.status, res.message, list(res.history),
-                               res.train_accuracy, res.test_accuracy, res.elapsed, norm))
+            model = res.model
+            summary.weight_norm = float(sum(np.sum(np.square(W)) for W, _ in model.params))
+            summary.cross_entropy = compute_cost(model.predict_proba(dataset.train.X)[None, :], dataset.train.Y)
+            p_test = model.predict_proba(dataset.test.X)
+            summary.test_balanced = balanced_accuracy(p_test, dataset.test.Y)
+            summary.test_auc = auc(p_test, dataset.test.Y)
+        runs.append(summary)
     outcome = LessonOutcome(lesson, runs, [], str(getattr(dataset, "name", "")))
     if not outcome.complete:
         bad = [r for r in runs if r.status not in COMPLETE]
@@ -220,6 +225,81 @@ def summarise(lesson: Lesson, results, dataset) -> LessonOutcome:
     return outcome
 
 
+#: A cost within this of the prior cost sits on the plateau of always answering the cat fraction.
+PLATEAU_BAND = 0.03
+#: A stretch on the plateau at least this fraction of the budget is called a plateau in the sentences.
+PLATEAU_SHARE = 0.2
+#: Test images within which a test accuracy is "only" that many above or below the best constant answer.
+NEAR_MAJORITY_IMAGES = 2
+#: A layer's signal ends "kept" when the spread of Z in the last layer is within this factor of layer 1's.
+KEPT_FACTOR = 2.0
+
+
+def plateau(history, level: float, band: float = PLATEAU_BAND) -> tuple:
+    """Where a cost curve ([(iteration, cost)]) reaches ``level`` and when it leaves it downwards:
+    ``(first, left, inside)``, the first recorded iteration within ``band`` of ``level``, the first one
+    after it below ``level − band`` (None: it never falls below), and the share of the recorded points
+    in between that are within the band (1.0: it stays there). ``(None, None, 0.0)`` if the curve never
+    comes within the band."""
+    pts = [(i, c) for i, c in history if c is not None and math.isfinite(c)]
+    first = next((i for i, c in pts if abs(c - level) <= band), None)
+    if first is None:
+        return None, None, 0.0
+    left = next((i for i, c in pts if i > first and c < level - band), None)
+    between = [c for i, c in pts if first <= i and (left is None or i < left)]
+    return first, left, sum(abs(c - level) <= band for c in between) / len(between)
+
+
+def signal_verb(sig: Signal) -> str:
+    """What the layers do to the signal at init, from the spread of Z in the last layer against layer 1's."""
+    ratio = sig.z_std[-1] / sig.z_std[0] if sig.z_std[0] else 0.0
+    if ratio < 1 / KEPT_FACTOR:
+        return "shrinks the signal"
+    if ratio > KEPT_FACTOR:
+        return "grows the signal"
+    return "keeps the signal's size"
+
+
+def majority(split) -> tuple:
+    """The best constant answer on a split: ``(its accuracy, the class name)``."""
+    p = float(np.mean(split.Y))
+    return (p, "cat") if p >= 0.5 else (1 - p, "non-cat")
+
+
+def against_majority(accuracy: float, split) -> str:
+    """A test accuracy against always answering the split's most common class, in images."""
+    rate, answer = majority(split)
+    k = round((accuracy - rate) * split.m)
+    if k == 0:
+        return f"no better than always answering “{answer}” ({rate:.2f})"
+    word = "only " if abs(k) <= NEAR_MAJORITY_IMAGES else ""
+    side = "more" if k > 0 else "fewer"
+    return (f"{word}{abs(k)} test image{'s' if abs(k) != 1 else ''} {side} than always answering “{answer}” "
+            f"({rate:.2f})")
+
+
+def _curve(run: RunSummary, h: float, n: int, ds) -> str:
+    """One init run's curve as drawn, and its test accuracy against the best constant answer."""
+    first, left, inside = plateau(run.history, h)
+    low = h - PLATEAU_BAND
+    near = (f"stays within {PLATEAU_BAND:g} of {h:.3f}" if inside == 1.0 else
+            f"is within {PLATEAU_BAND:g} of {h:.3f} at {math.floor(100 * inside)}% of its recorded points")
+    if first is not None and left is None:
+        shape = f"{near} from iteration {first:,} to the end ({run.final_cost:.3f})"
+    elif first is not None and (left - first) >= PLATEAU_SHARE * n:
+        shape = (f"{near} from iteration {first:,} to {left:,} ({(left - first) / n:.0%} of its {n:,} iterations) "
+                 f"before it falls, and ends at {run.final_cost:.3f}")
+    elif first is not None:
+        shape = f"falls below {low:.3f} at iteration {left:,} and ends at {run.final_cost:.3f}"
+    else:
+        shape = f"ends at {run.final_cost:.3f}"
+    extra = ""
+    if run.test_balanced is not None and run.test_auc is not None:
+        extra = f"; its balanced accuracy is {run.test_balanced:.2f} and its AUC {run.test_auc:.2f}"
+    return (f"{run.name}'s cost {shape}; its test accuracy {run.test_accuracy:.2f} is "
+            f"{against_majority(run.test_accuracy, ds.test)}{extra}")
+
+
 def _init(lesson: Lesson, runs: list, ds) -> list[str]:
     small, xavier, he = runs
     p = float(np.mean(ds.train.Y))
@@ -227,37 +307,48 @@ def _init(lesson: Lesson, runs: list, ds) -> list[str]:
     h = prior_cost(p)
     c = small.final_cost
     n = lesson.iterations
-    if abs(c - h) < 0.01:
+    stalled = abs(c - h) < NEAR_PRIOR
+    if stalled:
         first = (f"With ×0.01 the cost stalls at {c:.3f}: the cost of always answering P(cat) = {p:.3f}, the "
                  f"fraction of cats among the {m} training images (−p·ln p − (1−p)·ln(1−p) = {h:.3f})")
         if small.train_accuracy is not None and abs(small.train_accuracy - max(p, 1 - p)) < 1e-9:
             common = ds.classes[1] if p > 0.5 else ds.classes[0]
             first += f", and its train accuracy {small.train_accuracy:.3f} is the share of {common} images"
+            q = float(np.mean(ds.test.Y))
+            share = q if p > 0.5 else 1 - q
+            if small.test_accuracy is not None and abs(small.test_accuracy - share) < 1e-9:
+                first += f" (its test accuracy {small.test_accuracy:.2f} is their share among the test images)"
         first += "."
     else:
         first = (f"With ×0.01 the cost ends at {c:.3f} after {n:,} iterations (always answering the fraction of "
                  f"cats, P(cat) = {p:.3f}, would cost {h:.3f}).")
-    s = signal_at_init(lesson.base.layers, "small", small.config.seed, ds.train.X, ds.train.Y)
-    k = signal_at_init(lesson.base.layers, "he", he.config.seed, ds.train.X, ds.train.Y)
-    layers = len(s.z_std)
+    X, Y, layers = ds.train.X, ds.train.Y, lesson.base.layers
+    s = signal_at_init(layers, "small", small.config.seed, X, Y)
+    x = signal_at_init(layers, "xavier", xavier.config.seed, X, Y)
+    k = signal_at_init(layers, "he", he.config.seed, X, Y)
     second = (f"At the start each ×0.01 layer shrinks the signal: the spread of Z falls from {s.z_std[0]:.2g} in "
-              f"layer 1 to {s.z_std[-1]:.1e} in layer {layers}, so P(cat) differs by only {s.p_range:.1e} across "
-              f"the images (He: {k.p_range:.2f}) and ‖dW[1]‖ is {s.grad_norms[0]:.1e} against He's "
+              f"layer 1 to {s.z_std[-1]:.1e} in layer {len(s.z_std)}, so P(cat) differs by only {s.p_range:.1e} "
+              f"across the images (He: {k.p_range:.2f}) and ‖dW[1]‖ is {s.grad_norms[0]:.1e} against He's "
               f"{k.grad_norms[0]:.3g}: the gradients of the early layers vanish, and "
-              + ("the network settles on answering the cat fraction." if abs(c - h) < 0.01 else
-                 "the network learns slowly if at all."))
-    learned = all(r.final_cost < h - 0.01 for r in (xavier, he))
-    third = ("Xavier (randn/√n) and He (randn·√(2/n)) "
-             + ("keep the signal's size from layer to layer and learn: " if learned else f"after {n:,} iterations: ")
-             + f"cost {xavier.final_cost:.3f} and {he.final_cost:.3f}, test accuracy {xavier.test_accuracy:.2f} and "
-             f"{he.test_accuracy:.2f}.")
-    return [first, second, third]
+              + ("the network settles on answering the cat fraction." if stalled else
+                 "its cost moves slowly."))
+    third = (f"On these ReLU layers Xavier (randn/√n) {signal_verb(x)}: the spread of Z goes {x.path()} from "
+             f"layer 1 to {len(x.z_std)}; He (randn·√(2/n)) {signal_verb(k)}: {k.path()}.")
+    fourth = f"{_curve(xavier, h, n, ds)}. {_curve(he, h, n, ds)}."
+    return [first, second, third, fourth]
 
 
 def rises(history) -> int:
     """How many times a cost curve ([(iteration, cost)]) goes up from one recorded point to the next."""
     costs = [c for _, c in history if c is not None and math.isfinite(c)]
     return sum(1 for x, y in zip(costs, costs[1:]) if y > x)
+
+
+def last_above(a, b) -> int | None:
+    """The last iteration recorded in both curves at which ``b``'s cost is above ``a``'s (None: never)."""
+    costs = dict(a)
+    above = [i for i, c in b if i in costs and c > costs[i]]
+    return above[-1] if above else None
 
 
 def _relative(a: float, b: float) -> str:
@@ -268,30 +359,89 @@ def _relative(a: float, b: float) -> str:
     return f"{abs(rel):.0%} {'below' if rel < 0 else 'above'}"
 
 
+def _recorded(history) -> str:
+    """How often a curve was recorded: "at every iteration", "every 5 iterations"."""
+    every = history[1][0] - history[0][0] if len(history) > 1 else 1  # from iteration 0, every k (and the last)
+    return "at every iteration" if every == 1 else f"every {every} iterations"
+
+
+def _compare_test(run: RunSummary, others: list, m: int) -> str:
+    """``run``'s test accuracy against the best of ``others``, in test images."""
+    best = max(others, key=lambda r: r.test_accuracy)
+    k = round((run.test_accuracy - best.test_accuracy) * m)
+    if k == 0:
+        return f"its test accuracy {run.test_accuracy:.2f} equals {best.name}'s"
+    side = "more" if k > 0 else "fewer"
+    return (f"its test accuracy {run.test_accuracy:.2f} is {abs(k)} test image{'s' if abs(k) != 1 else ''} {side} "
+            f"than {best.name}'s ({best.test_accuracy:.2f})")
+
+
+#: The optimizers lesson compares the ends of the curves over this many last iterations (a zig-zag's range).
+TAIL_ITERATIONS = 100
+
+
 def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
     gd, mom, adam = runs
     n = lesson.iterations
     a, b, c = gd.final_cost, mom.final_cost, adam.final_cost
-    first = (f"After {n:,} iterations on the two-layer net, gradient descent reaches cost {a:.3f}, momentum {b:.3f} "
-             f"and Adam {c:.3f} (test accuracy {gd.test_accuracy:.2f}, {mom.test_accuracy:.2f} and "
-             f"{adam.test_accuracy:.2f}).")
+    first = (f"After {n:,} iterations on the two-layer net, gradient descent reaches training cost {a:.3f}, "
+             f"momentum {b:.3f} and Adam {c:.3f} (test accuracy {gd.test_accuracy:.2f}, {mom.test_accuracy:.2f} "
+             f"and {adam.test_accuracy:.2f}).")
     beta = mom.config.beta
     up_gd, up_mom = rises(gd.history), rises(mom.history)
-    smooth = (f", and its curve is smoother (the cost went up at {up_mom} of its {len(mom.history)} recorded "
-              f"iterations, gradient descent's at {up_gd})" if up_gd > up_mom else "")
-    second = (f"Momentum (β = {beta:g}) steps along an average of about the last {1 / (1 - beta):.0f} gradients, with "
-              f"steps the size of gradient descent's at the same rate {mom.config.learning_rate:g}: it ends "
-              f"{_relative(a, b)} gradient descent's cost{smooth}.")
+    steps = len(gd.history) - 1
+    recorded = f"Recorded {_recorded(gd.history)}, gradient descent's cost goes up at {up_gd} of its {steps:,} steps"
+    end = gd.history[-1][0]
+    tail = [(i, cost) for i, cost in gd.history if i >= end - TAIL_ITERATIONS]
+    low = min(cost for _, cost in tail)
+    if up_gd:
+        ups = [i for (i, x), (_, y) in zip(gd.history, gd.history[1:]) if y > x]
+        recorded += f", from iteration {ups[0]:,} on"
+        if rises(tail):
+            recorded += (f" (over its last {TAIL_ITERATIONS} iterations it zig-zags between {low:.3f} and "
+                         f"{max(cost for _, cost in tail):.3f})")
+    recorded += f"; momentum's goes up at {up_mom} of its {len(mom.history) - 1:,}"
+    if up_mom < up_gd:
+        recorded += ": its curve is smoother"
+    behind = last_above(gd.history, mom.history)
+    if behind is None:
+        where = "its cost is never above gradient descent's"
+    elif behind >= mom.history[-1][0]:
+        where = "its cost is still above gradient descent's at the end"
+    else:
+        where = f"its cost is above gradient descent's until iteration {behind:,}"
+    second = (f"{recorded}. Momentum (β = {beta:g}) steps along an average of about the last "
+              f"{1 / (1 - beta):.0f} gradients, at the same rate {mom.config.learning_rate:g}: {where}, and it ends "
+              f"at {b:.3f}, {_relative(low, b)} the lowest cost gradient descent reaches in its last "
+              f"{TAIL_ITERATIONS} iterations ({low:.3f}).")
     rate, gd_rate = adam.config.learning_rate, gd.config.learning_rate
-    shift = adam_first_step(rate, ds.train.X)
-    outcome = (f"it reaches a cost {a / c:.1f}× lower than gradient descent's" if c < min(a, b) else
-               f"even so it ends {_relative(a, c)} gradient descent's cost here")
+    if c < min(a, b):
+        outcome = f"it reaches a training cost {a / c:.1f}× lower than gradient descent's, and "
+    else:
+        outcome = f"it ends {_relative(a, c)} gradient descent's training cost, and "
+    outcome += _compare_test(adam, [gd, mom], ds.test.m)
     third = (f"Adam moves every weight by about its rate whatever the size of its gradient, and {N_X:,} pixel "
-             f"inputs add up (its first step can move a layer-1 unit by up to {shift:.2f} on an average image at rate "
-             f"{rate:g}, "
-             f"{adam_first_step(gd_rate, ds.train.X):.0f} at {gd_rate:g}), hence a rate {gd_rate / rate:.0f}× "
-             f"smaller than gradient descent's; {outcome}.")
+             f"inputs add up: its first step can move a layer-1 unit by up to {adam_first_step(rate, ds.train.X):.2f} "
+             f"on an average image at rate {rate:g}, {adam_first_step(gd_rate, ds.train.X):.0f} at {gd_rate:g}. "
+             f"The lesson chose to run it at a rate {gd_rate / rate:.0f}× smaller than gradient descent's: "
+             f"{outcome}.")
     return [first, second, third]
+
+
+def cost_meaning(config: TrainConfig) -> str:
+    """What a run's recorded cost measures: the cross-entropy, plus the L2 penalty, measured with units dropped."""
+    parts = ["cross-entropy"]
+    if config.dropout:
+        parts.append("with hidden units dropped")
+    if config.l2:
+        parts.append(f"+ L2 penalty (λ = {config.l2:g})")
+    return " ".join(parts)
+
+
+def cost_axis(configs) -> str:
+    """A cost chart's axis title for these runs: "cross-entropy cost" when every curve is that."""
+    meanings = {cost_meaning(c) for c in configs}
+    return "cross-entropy cost" if meanings == {"cross-entropy"} else "cost each run minimises (see below)"
 
 
 def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:
@@ -324,7 +474,14 @@ def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:
                  f"{name} leaves the test accuracy as it was" for name, k in moved.items()]
         third = (f"{parts[0][:1].upper()}{parts[0][1:]} and {parts[1]} against no regularisation ({1 / n_test:.2f} "
                  "each): a test set this small moves in steps of one image, so read small differences with care.")
-    return [first, second, third]
+    sentences = [first, second, third]
+    if all(r.cross_entropy is not None for r in runs):
+        curves = "; ".join(f"{r.name}: {cost_meaning(r.config)}, ends at {r.final_cost:.3f}" for r in runs)
+        full = ", ".join(f"{r.cross_entropy:.3f}" for r in runs)
+        sentences.append(f"Each cost curve is what its run minimises ({curves}). Measured the same way for all three "
+                         f"(the cross-entropy of the full network, no units dropped, no penalty), the final training "
+                         f"costs are {full}.")
+    return sentences
 
 
 _EXPLAIN = {"init": _init, "optimizers": _optimizers, "regularization": _regularization}

@@ -45,8 +45,11 @@ def draw_dead_units(dead: list, m: int) -> None:
         return
     st.markdown(f"| layer | units | dead: 0 for all {m} training images |\n|---|---|---|\n" + "\n".join(
         f"| {l} | {d.size} | {int(d.sum())} ({d.mean():.0%}) |" for l, d in enumerate(dead, start=1)))
-    st.caption("A unit whose Z ≤ 0 for every training image outputs 0 and gets a zero gradient (ReLU′ = 0 there), "
-               "so gradient descent never brings it back. Too large a learning rate kills units in one step.")
+    st.caption("A unit whose Z ≤ 0 for every training image outputs 0 and gets a zero gradient (ReLU′ = 0 there). "
+               "In layer 1, plain gradient descent never brings it back: its inputs, the images, never change. A dead "
+               "unit of a deeper layer can come back as the layers below it change what it receives (so can any "
+               "unit under momentum, L2, or flipped and shifted images). Too large a learning rate kills units in "
+               "one step.")
     all_dead = [l for l, d in enumerate(dead, start=1) if d.all()]
     if all_dead:
         st.warning(f"**Every unit of layer {all_dead[0]} is dead**: the layers above see only zeros, so the network "

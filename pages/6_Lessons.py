@@ -1,5 +1,5 @@
 """Lessons: the second course's questions in one click each (init, optimizers, regularisation): a few runs
-on all cores, their curves overlaid, and three sentences computed from what the runs produced."""
+on all cores, their curves overlaid, and sentences computed from what the runs produced."""
 
 import streamlit as st
 

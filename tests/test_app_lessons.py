@@ -38,6 +38,12 @@ def charts(at) -> dict:
     return out
 
 
+def chart(at, key: str) -> dict:
+    """The plotly chart drawn with this key."""
+    (c,) = [c for c in at.get("plotly_chart") if key in c.proto.id]
+    return json.loads(c.proto.spec)
+
+
 def test_the_page_opens_with_one_button_per_lesson(home):
     at = app(LESSONS).run()
     assert_clean(at)
@@ -67,6 +73,13 @@ def test_the_init_lesson_trains_overlays_and_explains(home, data_dir, short):
     (text,) = [i.value for i in at.info]
     assert f"{small.history[-1][1]:.3f}" in text  # the sentences quote this run's own cost
     assert "vanish" in text and text.count(". ") >= 2
+    # issue 20 items 1 and 8: Xavier shrinks the signal on ReLU layers (seed 1: 0.454 → … → 0.152); the
+    # question calls ×0.01 the two-layer net's init; the cost axis is the plain cross-entropy here
+    assert "Xavier (randn/√n) shrinks the signal: the spread of Z goes 0.454 → 0.378 → 0.275 → 0.152" in text
+    assert "He (randn·√(2/n)) keeps the signal's size" in text and "learn:" not in text
+    assert any("two-layer net's ×0.01 init" in m.value for m in at.markdown)
+    assert not any("the course's ×0.01" in m.value for m in at.markdown)
+    assert cost["layout"]["yaxis"]["title"]["text"] == "cross-entropy cost"
 
 
 def test_the_regularization_lesson_shows_train_and_test_accuracy_and_keeps_the_first(home, data_dir, short):
@@ -87,3 +100,22 @@ def test_the_regularization_lesson_shows_train_and_test_accuracy_and_keeps_the_f
     texts = [i.value for i in at.info]
     assert len(texts) == 2  # the init lesson's outcome is still shown
     assert any(f"gap of {kept['plain'].train_accuracy - kept['plain'].test_accuracy:.2f}" in t for t in texts)
+    # issue 20 item 7: the L2 curve holds its penalty and dropout's is measured with units dropped, so the axis
+    # does not call them the cross-entropy, and the sentences say what each curve is
+    axis = chart(at, "lesson_regularization_cost")["layout"]["yaxis"]["title"]["text"]
+    assert axis == "cost each run minimises (see below)"
+    assert chart(at, "lesson_init_cost")["layout"]["yaxis"]["title"]["text"] == "cross-entropy cost"
+    (reg,) = [t for t in texts if "gap of" in t]
+    assert "cross-entropy + L2 penalty (λ = 0.7)" in reg and "cross-entropy with hidden units dropped" in reg
+
+
+def test_the_optimizers_lesson_records_every_iteration(home, data_dir, short):
+    """Issue 20 item 3: the page trains the lesson with its own recording, every iteration, and says so."""
+    short("optimizers", 60)
+    at = app(LESSONS).run()
+    at.button(key="lesson_optimizers_run").click().run()
+    assert_clean(at)
+    cost = chart(at, "lesson_optimizers_cost")
+    assert all(t["x"] == list(range(60)) for t in cost["data"])
+    (text,) = [i.value for i in at.info]
+    assert "Recorded at every iteration" in text and "hence" not in text

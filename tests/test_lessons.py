@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -12,21 +13,101 @@ from catdnn import Trainer, compute_cost
 from catdnn.config import TrainConfig
 from catdnn.lessons import (
     LESSONS,
+    PLATEAU_BAND,
+    PLATEAU_SHARE,
     adam_first_step,
+    cost_axis,
+    cost_meaning,
+    plateau,
     prior_cost,
     rises,
     signal_at_init,
     summarise,
 )
-from catdnn.sweep import SweepResult, curve_options, sweep
+from catdnn.network import INIT_DESCRIPTIONS
+from catdnn.sweep import SweepResult, sweep
 
 
 def run(lesson, iterations=None):
-    """Train a lesson's runs on the sweep runner (2 workers) and summarise them."""
+    """Train a lesson's runs on the sweep runner (2 workers), recorded as the Lessons page records them."""
     if iterations is not None:
         lesson = replace(lesson, iterations=iterations)
-    configs = lesson.configs()
-    return lesson, list(sweep(configs, workers=2, **curve_options(configs[0])))
+    return lesson, list(sweep(lesson.configs(), workers=2, **lesson.trainer_options()))
+
+
+@pytest.fixture(scope="module")
+def init_lesson(dataset):
+    """The init lesson at its full budget (He's late start needs it): (lesson, results, outcome)."""
+    lesson, results = run(LESSONS["init"])
+    return lesson, results, summarise(lesson, results, dataset)
+
+
+@pytest.fixture(scope="module")
+def optimizers_lesson(dataset):
+    """The optimizers lesson at a shorter budget."""
+    lesson, results = run(LESSONS["optimizers"], iterations=150)
+    return lesson, results, summarise(lesson, results, dataset)
+
+
+@pytest.fixture(scope="module")
+def regularization_lesson(dataset):
+    lesson, results = run(LESSONS["regularization"])
+    return lesson, results, summarise(lesson, results, dataset)
+
+
+def cost_at(history, iteration):
+    return dict(history)[iteration]
+
+
+def part(text: str, name: str) -> str:
+    """The clause of ``text`` about one run: from "<name>'s cost" to the next full stop."""
+    start = text.index(f"{name}'s cost")
+    return text[start:text.index(". ", start) if ". " in text[start:] else len(text)]
+
+
+def check_curve_claim(clause: str, run, h: float, n: int):
+    """Check what an init-lesson clause says of a run's curve against the curve itself."""
+    costs = [(i, c) for i, c in run.history]
+    stay = re.search(r"(?:stays within|is within) ([0-9.]+) of ([0-9.]+)(?: at (\d+)% of its recorded points)? "
+                     r"from iteration ([0-9,]+) to ([0-9,]+) \((\d+)% of", clause)
+    fall = re.search(r"falls below ([0-9.]+) at iteration ([0-9,]+)", clause)
+    assert bool(stay) != bool(fall) or "to the end" in clause, clause
+    if stay:
+        band, level = float(stay.group(1)), float(stay.group(2))
+        a, b = (int(stay.group(k).replace(",", "")) for k in (4, 5))
+        assert band == PLATEAU_BAND and level == pytest.approx(h, abs=5e-4)
+        on = [abs(c - h) <= band for i, c in costs if a <= i < b]
+        if stay.group(3) is None:
+            assert all(on)  # on the plateau all along
+        else:  # "at N% of its recorded points": N is the share, rounded down, and not all of them
+            assert not all(on) and int(stay.group(3)) == int(100 * sum(on) / len(on))
+        assert cost_at(costs, b) < h - band  # and it has left it at b
+        assert not any(abs(c - h) <= band for i, c in costs if i < a)
+        assert b - a >= PLATEAU_SHARE * n and int(stay.group(6)) == round(100 * (b - a) / n)
+    if fall:
+        k = int(fall.group(2).replace(",", ""))
+        assert float(fall.group(1)) == pytest.approx(h - PLATEAU_BAND, abs=5e-4)
+        assert cost_at(costs, k) < h - PLATEAU_BAND
+        assert all(c >= h - PLATEAU_BAND for i, c in costs if i < k)  # the first time
+        first = next(i for i, c in costs if abs(c - h) <= PLATEAU_BAND)
+        assert k - first < PLATEAU_SHARE * n  # too short a stay to call it a plateau
+    assert f"ends at {run.final_cost:.3f}" in clause or "to the end" in clause
+
+
+def check_majority_claim(clause: str, accuracy: float, test):
+    """"only k test images more than always answering “cat” (0.66)": k, its side and "only" from the numbers."""
+    q = float(np.mean(test.Y))
+    rate, answer = (q, "cat") if q >= 0.5 else (1 - q, "non-cat")
+    k = round((accuracy - rate) * test.m)
+    assert f"its test accuracy {accuracy:.2f} is" in clause
+    if k == 0:
+        assert f"no better than always answering “{answer}” ({rate:.2f})" in clause
+        return
+    m = re.search(r"(only )?(\d+) test images? (more|fewer) than always answering “(.+?)” \(([0-9.]+)\)", clause)
+    assert m, clause
+    assert int(m.group(2)) == abs(k) and m.group(3) == ("more" if k > 0 else "fewer")
+    assert m.group(4) == answer and m.group(5) == f"{rate:.2f}"
+    assert bool(m.group(1)) == (abs(k) <= 2)
 
 
 def test_the_lessons_train_what_they_say():
@@ -78,24 +159,105 @@ def test_adams_first_step_moves_every_weight_by_its_rate(dataset):
     assert adam_first_step(rate, X) == pytest.approx(rate * X.sum(axis=0).mean())
 
 
-def test_the_init_lesson_stalls_at_the_prior_cost_and_says_so(dataset):
-    lesson, results = run(LESSONS["init"])
-    out = summarise(lesson, results, dataset)
+def test_the_init_lesson_stalls_at_the_prior_cost_and_says_so(dataset, init_lesson):
+    lesson, _, out = init_lesson
     assert out.complete and [r.name for r in out.runs] == lesson.names
     small, xavier, he = out.runs
     h = prior_cost(float(dataset.train.Y.mean()))
-    assert small.final_cost == pytest.approx(h, abs=0.01)  # the course's ×0.01 stalls near 0.644
+    assert small.final_cost == pytest.approx(h, abs=0.01)  # ×0.01 stalls near 0.644
     assert xavier.final_cost < h - 0.1 and he.final_cost < h - 0.1
-    first, second, third = out.sentences
+    first, second = out.sentences[:2]
     assert f"stalls at {small.final_cost:.3f}" in first and f"{h:.3f}" in first
     assert f"train accuracy {small.train_accuracy:.3f}" in first  # it answers non-cat for every image
+    assert f"its test accuracy {small.test_accuracy:.2f}" in first and small.test_accuracy == pytest.approx(
+        1 - float(dataset.test.Y.mean()))  # ...on the test set too
     assert "vanish" in second and "settles on answering the cat fraction" in second
-    assert f"cost {xavier.final_cost:.3f} and {he.final_cost:.3f}" in third and "learn" in third
 
 
-def test_the_regularization_lesson_reports_each_gap(dataset):
-    lesson, results = run(LESSONS["regularization"])
-    out = summarise(lesson, results, dataset)
+def test_the_init_question_names_whose_init_each_is():
+    """Issue 20 item 8: ×0.01 is the two-layer net's init; the course's deep net uses randn/√n."""
+    question = LESSONS["init"].question
+    assert "the course's ×0.01" not in question
+    assert "two-layer" in INIT_DESCRIPTIONS["small"] and "two-layer net's ×0.01" in question
+    assert "deep init" in INIT_DESCRIPTIONS["xavier"] and "deep init (Xavier, randn/√n)" in question
+
+
+def test_the_init_lesson_says_what_each_init_does_to_the_signal(dataset, init_lesson):
+    """Issue 20 item 1: Xavier shrinks the signal on ReLU layers, He keeps its size: each said with its numbers."""
+    lesson, _, out = init_lesson
+    X, Y = dataset.train.X, dataset.train.Y
+    text = " ".join(out.sentences)
+    for name, init in (("Xavier (randn/√n)", "xavier"), ("He (randn·√(2/n))", "he")):
+        sig = signal_at_init(lesson.base.layers, init, 1, X, Y)
+        path = " → ".join(f"{z:.3g}" for z in sig.z_std)
+        ratio = sig.z_std[-1] / sig.z_std[0]
+        verb = "shrinks the signal" if ratio < 0.5 else "grows the signal" if ratio > 2 else "keeps the signal's size"
+        assert f"{name} {verb}" in text and path in text
+    xavier = signal_at_init(lesson.base.layers, "xavier", 1, X, Y)
+    he = signal_at_init(lesson.base.layers, "he", 1, X, Y)
+    assert xavier.z_std[-1] < 0.5 * xavier.z_std[0]  # seed 1: 0.454 → 0.152
+    assert 0.5 < he.z_std[-1] / he.z_std[0] < 2  # 0.642 → 0.606
+    assert "Xavier (randn/√n) shrinks the signal" in text and "keep the signal's size from layer to layer" not in text
+
+
+def test_the_init_lesson_describes_each_curve_as_drawn(dataset, init_lesson):
+    """Issue 15: He sits on the 0.644 plateau for most of its budget and its test accuracy barely beats always
+    answering "cat"; every clause is checked against the run's own curve and accuracy, not lumped with Xavier's."""
+    lesson, _, out = init_lesson
+    _, xavier, he = out.runs
+    h = prior_cost(float(dataset.train.Y.mean()))
+    text = out.sentences[-1]
+    assert "test accuracy 0.80 and 0.68" not in text and " learn" not in text
+    for r in (xavier, he):
+        clause = part(text, r.name)
+        check_curve_claim(clause, r, h, lesson.iterations)
+        check_majority_claim(clause, r.test_accuracy, dataset.test)
+        assert f"balanced accuracy is {r.test_balanced:.2f} and its AUC {r.test_auc:.2f}" in clause
+    assert "stays within" in part(text, "He")  # seed 1: from about iteration 100 to 1 700
+    assert "only 1 test image more" in part(text, "He")  # 0.68 against 0.66
+
+
+def test_plateau_reads_a_curve_as_drawn():
+    h = 0.644
+    late = [(0, 0.9), (10, 0.66), (20, 0.65), (30, 0.64), (40, 0.62), (50, 0.3)]
+    assert plateau(late, h) == (10, 50, 1.0)
+    assert plateau([(0, 0.7), (1, 0.5)], h) == (None, None, 0.0)
+    assert plateau([(0, 0.7), (5, 0.65), (9, 0.646)], h) == (5, None, 1.0)  # to the end
+    spiky = [(0, 0.65), (1, 0.70), (2, 0.64), (3, 0.2)]
+    assert plateau(spiky, h) == (0, 3, pytest.approx(2 / 3))
+
+
+def init_results(lesson, histories, tests, dataset):
+    configs = lesson.configs()
+    return [SweepResult(i, configs[i], "finished", history=hist, train_accuracy=0.9, test_accuracy=acc)
+            for i, (hist, acc) in enumerate(zip(histories, tests))]
+
+
+def test_the_init_sentences_make_no_claim_the_curves_do_not_show(dataset):
+    """Synthetic curves: a plateau is called one only when it lasts; "stays to the end" only when it does."""
+    lesson = replace(LESSONS["init"], iterations=100)
+    h = prior_cost(float(dataset.train.Y.mean()))
+    small = [(i, 0.69 - 0.0005 * i) for i in range(100)]
+    quick = [(i, max(0.1, 0.7 - 0.01 * i)) for i in range(100)]  # leaves at once
+    stuck = [(i, 0.7 if i < 5 else h + 0.001) for i in range(100)]  # never leaves
+    q = float(dataset.test.Y.mean())
+    out = summarise(lesson, init_results(lesson, [small, quick, stuck], [0.34, 0.8, round(q, 2)], dataset), dataset)
+    text = out.sentences[-1]
+    _, xavier, he = out.runs
+    assert "falls below" in part(text, "Xavier") and "stays within" not in part(text, "Xavier")
+    assert "to the end" in part(text, "He") and "before it falls" not in part(text, "He")
+    assert f"no better than always answering “cat” ({q:.2f})" in part(text, "He")
+    for r in (xavier, he):
+        check_curve_claim(part(text, r.name), r, h, lesson.iterations)
+    spiky = [(i, 0.7 if i < 5 else 0.2 if i >= 60 else h + (0.05 if i == 30 else 0.0)) for i in range(100)]
+    out = summarise(lesson, init_results(lesson, [small, spiky, stuck], [0.34, 0.8, 0.7], dataset), dataset)
+    clause = part(out.sentences[-1], "Xavier")
+    assert "is within 0.03 of" in clause and "stays within" not in clause
+    check_curve_claim(clause, out.runs[1], h, lesson.iterations)
+
+
+def test_the_regularization_lesson_reports_each_gap(dataset, regularization_lesson):
+    _, _, out = regularization_lesson
     plain, l2, drop = out.runs
     assert all(r.gap is not None for r in out.runs)
     text = " ".join(out.sentences)
@@ -107,18 +269,89 @@ def test_the_regularization_lesson_reports_each_gap(dataset):
     assert ("Neither changes the test accuracy" in text) == all(abs(k) <= 1 for k in moved)
 
 
-def test_the_optimizers_lesson_compares_the_same_budget(dataset):
-    lesson, results = run(LESSONS["optimizers"], iterations=150)
-    out = summarise(lesson, results, dataset)
+def test_the_regularization_lesson_says_what_each_curve_measures(dataset, regularization_lesson):
+    """Issue 20 item 7: the L2 curve includes its penalty and the dropout curve is measured with units dropped,
+    so the chart's axis is not "cross-entropy cost"; the sentences give the full net's cross-entropy of each."""
+    lesson, results, out = regularization_lesson
+    plain, l2, drop = out.runs
+    assert cost_axis(lesson.configs()) != "cross-entropy cost"
+    assert cost_axis([c for c in lesson.configs() if not (c.l2 or c.dropout)]) == "cross-entropy cost"
+    assert [cost_meaning(r.config) for r in out.runs] == [
+        "cross-entropy", "cross-entropy + L2 penalty (λ = 0.7)", "cross-entropy with hidden units dropped"]
+    for r, res in zip(out.runs, sorted(results, key=lambda x: x.index)):
+        proba = res.model.predict_proba(dataset.train.X)[None, :]
+        assert r.cross_entropy == pytest.approx(compute_cost(proba, dataset.train.Y), rel=1e-9)
+    assert plain.final_cost == pytest.approx(plain.cross_entropy, abs=2e-4)  # one step before the final weights
+    penalty = l2.config.l2 / (2 * dataset.train.m) * l2.weight_norm
+    assert l2.final_cost == pytest.approx(l2.cross_entropy + penalty, abs=2e-3)  # the curve holds the penalty
+    assert drop.final_cost > drop.cross_entropy + 0.02  # measured with units dropped
+    last = out.sentences[-1]
+    assert all(f"{r.name}: {cost_meaning(r.config)}, ends at {r.final_cost:.3f}" in last for r in out.runs)
+    assert ", ".join(f"{r.cross_entropy:.3f}" for r in out.runs) in last
+
+
+def test_the_optimizers_lesson_compares_the_same_budget(dataset, optimizers_lesson):
+    _, _, out = optimizers_lesson
     gd, mom, adam = out.runs
     assert all(r.history[-1][0] == 149 for r in out.runs)  # every run had the same iterations
     first, second, third = out.sentences
     assert first.startswith("After 150 iterations")
     assert all(f"{r.final_cost:.3f}" in first for r in out.runs)
-    assert "gradient descent's cost" in second
-    assert ("smoother" in second) == (rises(gd.history) > rises(mom.history))
     assert f"{adam_first_step(adam.config.learning_rate, dataset.train.X):.2f}" in third
     assert ("lower than gradient descent's" in third) == (adam.final_cost < min(gd.final_cost, mom.final_cost))
+
+
+def check_optimizer_claims(out, m_test):
+    """Every claim of the optimizers lesson's second and third sentences, against the runs' numbers."""
+    gd, mom, adam = out.runs
+    second, third = out.sentences[1:]
+    up_gd, up_mom = rises(gd.history), rises(mom.history)
+    steps = f"{len(gd.history) - 1:,}"
+    assert f"gradient descent's cost goes up at {up_gd} of its {steps} steps" in second
+    assert f"momentum's goes up at {up_mom} of its {len(mom.history) - 1:,}" in second
+    assert ("smoother" in second) == (up_mom < up_gd)
+    assert ("zig-zags" in second) == (rises([p for p in gd.history if p[0] >= gd.history[-1][0] - 100]) > 0)
+    until = re.search(r"above gradient descent's until iteration ([0-9,]+)", second)
+    if until:
+        k = int(until.group(1).replace(",", ""))
+        costs = dict(gd.history)
+        assert cost_at(mom.history, k) > costs[k]
+        assert all(c <= costs[i] for i, c in mom.history if i > k)
+    else:
+        assert ("never above" in second) == all(c <= dict(gd.history)[i] for i, c in mom.history)
+    assert "hence" not in third and "chose" in third  # Adam's rate is a choice, not a necessity
+    assert "training cost" in third
+    best = max((gd, mom), key=lambda r: r.test_accuracy)
+    k = round((adam.test_accuracy - best.test_accuracy) * m_test)
+    assert (f"equals {best.name}'s" in third) == (k == 0)
+    if k:
+        assert f"{abs(k)} test image{'s' if abs(k) != 1 else ''} {'more' if k > 0 else 'fewer'}" in third
+
+
+def test_the_optimizers_lesson_records_every_iteration_and_counts_the_steps_up(dataset, optimizers_lesson):
+    """Issue 20 item 3: recorded every 100 (or 2) iterations, gradient descent's zig-zag is hidden."""
+    lesson, results, out = optimizers_lesson
+    assert lesson.trainer_options() == {"cost_every": 1}
+    assert all([i for i, _ in r.history] == list(range(150)) for r in results)
+    assert out.sentences[1].startswith("Recorded at every iteration")
+    check_optimizer_claims(out, dataset.test.m)
+
+
+def test_the_optimizer_sentences_follow_the_curves(dataset):
+    """Synthetic runs: a zig-zag is said only when there is one; "smoother" only when momentum rises less;
+    Adam's test accuracy is compared in images, "equals" only when equal."""
+    lesson = replace(LESSONS["optimizers"], iterations=300)
+    configs = lesson.configs()
+    zig = [(i, 0.6 - 0.0005 * i + (0.01 if i % 2 and i > 150 else 0.0)) for i in range(300)]
+    smooth = [(i, 0.7 - 0.001 * i) for i in range(300)]
+    adam = [(i, 0.5 - 0.0015 * i) for i in range(300)]
+    for histories, tests in (((zig, smooth, adam), (0.6, 0.7, 0.7)), ((smooth, smooth, adam), (0.6, 0.7, 0.74)),
+                             ((smooth, zig, adam), (0.7, 0.6, 0.66))):
+        results = [SweepResult(i, configs[i], "finished", history=h, train_accuracy=0.9, test_accuracy=t)
+                   for i, (h, t) in enumerate(zip(histories, tests))]
+        out = summarise(lesson, results, dataset)
+        check_optimizer_claims(out, dataset.test.m)
+    assert "smoother" not in out.sentences[1] and "2 test images fewer than gradient descent's" in out.sentences[2]
 
 
 def test_a_run_that_did_not_finish_is_named_instead_of_explained(dataset):

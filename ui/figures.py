@@ -173,19 +173,23 @@ def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int =
     return {"data": data, "layout": layout}
 
 
-def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int = 360) -> dict:
+def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int = 360,
+                         ytitle: str = "cross-entropy cost") -> dict:
     """The cost curves of several runs on one chart.
 
     Parameters
     ----------
     runs : list of (label, history)
         ``history`` is a list of (iteration, cost), as kept with each model.
+    ytitle : str
+        What the curves measure (:func:`catdnn.lessons.cost_axis`: with L2 or dropout, not the plain
+        cross-entropy).
     """
     data = []
     for k, (label, history) in enumerate(runs):
         hover = f"{label}<br>iteration %{{x}}<br>cost %{{y:.4f}}<extra></extra>"
         data.append(_line(_finite_costs(history), label, RUN_COLORS[k % len(RUN_COLORS)], hover))
-    yaxis = {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}
+    yaxis = {"title": {"text": ytitle}, "rangemode": "tozero"}
     layout = _layout(title, {"title": {"text": "iteration"}}, yaxis, height)
     # the labels are long: a legend under the chart, one run per line, reads on a phone too
     layout["legend"] = {"orientation": "v", "y": -0.2, "x": 0, "yanchor": "top", "font": {"size": 11}}

@@ -181,9 +181,11 @@ def executor_ui(address: str):
     return dask_executor(client), client, f"the Dask cluster at {address}"
 
 
-def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep") -> list:
+def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep",
+                 options: dict | None = None) -> list:
     """Run ``configs`` with a progress bar of finished / total runs; every run is kept in the history as it
-    finishes (a Stop click keeps those). Returns the results, or [] after drawing an error."""
+    finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`).
+    Returns the results, or [] after drawing an error."""
     history = history_ui()
     try:
         executor, client, where = executor_ui(address)
@@ -198,7 +200,7 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
     results: list[SweepResult] = []
     try:
         for res in sweep(configs, executor, data_dir=data_dir, history=history, source=source, label=label,
-                         idle=idle, **curve_options(configs[0])):
+                         idle=idle, **(options or curve_options(configs[0]))):
             results.append(res)
     except CatdnnError as exc:
         st.error(str(exc), icon=":material/error:")

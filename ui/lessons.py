@@ -12,7 +12,7 @@ import streamlit as st
 
 from catdnn.data import Dataset
 from catdnn.labels import compare
-from catdnn.lessons import Lesson, LessonOutcome, summarise
+from catdnn.lessons import Lesson, LessonOutcome, cost_axis, summarise
 
 from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
 from .history import run_sweep_ui
@@ -27,7 +27,8 @@ def outcomes() -> dict:
 
 def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
     """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
-    results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson")
+    results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson",
+                           options=lesson.trainer_options())
     if not results:
         return None
     outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
@@ -55,11 +56,12 @@ def accuracy_bars_figure(runs, *, title: str = "Train and test accuracy of each 
 
 def draw_outcome(outcome: LessonOutcome) -> None:
     """The runs' cost curves overlaid (and their accuracies when that is the lesson's point), then the
-    three sentences that say what they show."""
+    sentences that say what they show (and what each curve measures, when the runs minimise different costs)."""
     key = outcome.lesson.key
     common, differ = compare(outcome.runs, architecture=False)  # the settings shared, and what sets each apart
     curves = [(f"{r.name} ({d})" if d else r.name, r.history) for r, d in zip(outcome.runs, differ) if r.history]
-    chart = compare_costs_figure(curves, title=f"Cost of each run<br><sup>{common}</sup>")
+    chart = compare_costs_figure(curves, title=f"Cost of each run<br><sup>{common}</sup>",
+                                  ytitle=cost_axis(r.config for r in outcome.runs))
     if outcome.lesson.accuracy:
         left, right = st.columns(2)
         left.plotly_chart(chart, key=f"lesson_{key}_cost")
