@@ -300,19 +300,15 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
         raise ModelFileError(f"{label}: invalid metadata ({exc})") from None
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number a model file holds")
-
-
 def _parse_meta(text: str, label: str):
-    """The ``meta`` JSON document; a ModelFileError for what Python's json would raise or accept
-    wrongly: nesting too deep (RecursionError), an integer of thousands of digits (ValueError),
-    ``NaN`` or ``Infinity`` (which would reach ``int()`` as an OverflowError)."""
+    """The ``meta`` JSON document; a ModelFileError for what Python's json
+    would raise: nesting too deep (RecursionError), an integer of thousands of digits (ValueError).
+    ``NaN`` and ``Infinity`` parse; the checks after refuse them where they do not belong."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text)
     except RecursionError:
         raise ModelFileError(f"{label}: not a catdnn model ('meta' is nested too deeply)") from None
-    except ValueError as exc:  # JSONDecodeError, the int digit limit, NaN and Infinity
+    except ValueError as exc:  # JSONDecodeError, or the int digit limit
         why = (str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError)
                else "a number with thousands of digits" if "digits" in str(exc) else str(exc)[:120])
         raise ModelFileError(f"{label}: not a catdnn model ('meta' is not valid JSON: {why})") from None
