@@ -17,7 +17,9 @@ What is decoded, and how:
   100,000,000×1 "photo" is an attack, not a panorama), and an image whose header claims more pixels than
   its file could possibly hold (a PNG beyond deflate's 1032:1 limit, an uncompressed BMP shorter
   than its pixel rows, a GIF beyond LZW's limit): a few-hundred-byte file claiming 9000×9000
-  pixels is refused without allocating the 240 MB it asks for.
+  pixels is refused without allocating the 240 MB it asks for. A JPEG with more scans than a photo
+  has (:data:`MAX_JPEG_SCANS`, counted by :func:`jpeg_scans`) is refused too: each scan is another
+  pass over the whole image, so a 477 KB file of 2 000 scans took 14.6 s of CPU.
 * **Modes**: every mode becomes RGB in a defined way: transparency (alpha channel, or a
   transparent palette entry or colour key) is composited on white; 16-bit and 32-bit integer
   greyscale is scaled to 8 bits (÷257); float greyscale in [0, 1] is scaled by 255, otherwise
@@ -69,6 +71,13 @@ MAX_SIDE = 65_535
 #: coefficients (2 bytes each, all kept for a progressive file) exceed it (a CMYK one over 75 MP).
 DECODE_BUDGET = 600_000_000
 _WEBP_BYTES_PER_PIXEL = 16
+#: Most scans a JPEG may have, and most scans × pixels. Every scan is another pass of the decoder
+#: over the whole image (about 0.7 ms of CPU per megapixel per scan, measured): a 10 000×10 000
+#: progressive JPEG repeating an AC scan 2 000 times (477 KB) took 14.6 s to decode. A real photo has
+#: 1 scan (baseline), 3 (one per colour) or about 10 (libjpeg's progressive script), so a 100 MP
+#: progressive photo (1e9) passes, and no JPEG costs more than about 1.5 s.
+MAX_JPEG_SCANS = 64
+MAX_JPEG_SCAN_PIXELS = 2_000_000_000
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
 IMAGE_SIZE = IMAGE_SHAPE[0]  # the network's images are 64×64 RGB (catdnn.data.IMAGE_SHAPE)
@@ -287,6 +296,44 @@ def _check_header(data: bytes, fmt: str, name: str) -> None:
             _check_budget(size[0] * size[1] * _WEBP_BYTES_PER_PIXEL, "WebP", size, name)
 
 
+def jpeg_scans(data: bytes) -> int:
+    """The number of scans (SOS markers, ``FF DA``) of a JPEG's first image, counted without decoding.
+
+    The segments before a scan are skipped by their lengths (an EXIF thumbnail inside APP1 is not
+    counted); inside a scan's entropy-coded data a ``FF`` byte is always followed by ``00`` (a
+    stuffed byte) or a restart marker, so the next other marker ends the scan. Stops at EOI (an
+    MPO's later pictures are never decoded) or at the end of the data. Linear in the file's size.
+    """
+    n = len(data)
+    pos, scans = 2, 0  # after SOI
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= n:
+            return scans
+        marker = data[pos + 1]
+        if marker in (0x00, 0xFF) or 0xD0 <= marker <= 0xD7:  # stuffing, fill byte, restart marker
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:  # EOI
+            return scans
+        if pos + 4 > n:
+            return scans
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+        pos += 2 + max(length, 2)  # then, after an SOS, its entropy-coded data up to the next marker
+
+
+def _check_scans(scans: int, w: int, h: int, name: str) -> None:
+    """Refuse a JPEG with more scans than a photo has (a scan bomb: see MAX_JPEG_SCANS)."""
+    if scans > MAX_JPEG_SCANS or scans * w * h > MAX_JPEG_SCAN_PIXELS:
+        raise ImageError(
+            f"{name}: this {w:,}×{h:,} JPEG has {scans:,} scans, each another pass over the whole image "
+            f"(a photo has at most about 10; the limit is {MAX_JPEG_SCANS}, and "
+            f"{MAX_JPEG_SCAN_PIXELS / 1e9:g} billion pixels in all passes); save it again as an ordinary JPEG"
+        )
+
+
 def _check_budget(need: int, what: str, size, name: str) -> None:
     """Refuse an image whose decoder would need more than DECODE_BUDGET bytes."""
     if need > DECODE_BUDGET:
@@ -387,6 +434,7 @@ def _open(data: bytes, name: str):
         _check_plausible(img, data, name)
         if img.format in ("JPEG", "MPO"):
             _check_budget(_jpeg_coefficients(img), "JPEG", (w, h), name)
+            _check_scans(jpeg_scans(data), w, h, name)
     except ImageError:
         img.close()
         raise

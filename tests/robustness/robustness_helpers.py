@@ -71,3 +71,12 @@ def hostile_model_files(arrays: dict) -> dict[str, bytes]:
         "npy-version-3.npz": npz({"meta.npy": npy_bytes(arrays["meta"]),
                                   "W1.npy": npy_v3_claiming((50_000, 1_000))}),  # 400 MB over 64 bytes
     }
+
+
+def jpeg_with_repeated_scan(progressive_jpeg: bytes, copies: int) -> bytes:
+    """A progressive JPEG whose last scan (SOS segment and its entropy-coded data) is repeated
+    ``copies`` more times: a scan bomb (issue 19, A9), each copy another pass over the whole image."""
+    sos = progressive_jpeg.rindex(b"\xff\xda")
+    eoi = progressive_jpeg.rindex(b"\xff\xd9")
+    scan = progressive_jpeg[sos:eoi]
+    return progressive_jpeg[:eoi] + scan * copies + progressive_jpeg[eoi:]
