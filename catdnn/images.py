@@ -713,6 +713,21 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
     return _decode(source, name, fit)
 
 
+def header_size(source, name: str | None = None) -> tuple[int, int]:
+    """The size in the file's header, ``(width, height)``, after every check made before decoding
+    (format, pixel and side limits, plausibility, decoder memory, JPEG scans); nothing is decoded.
+
+    What decoding an image costs grows with its pixels, so an import adds these up before it decodes
+    (:mod:`catdnn.photos`). Raises :class:`ImageError` like :func:`load_image`.
+    """
+    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    img = _open(_read(source, name), name)
+    try:
+        return img.size
+    finally:
+        img.close()
+
+
 def image_to_input(img) -> np.ndarray:
     """A 64×64 RGB image (PIL or ndarray of shape (64, 64, 3)) -> ndarray of shape (12288, 1) in [0, 1].
 
