@@ -19,7 +19,8 @@ What :func:`import_photos` does:
   under ``home_dir()/datasets``. :func:`catdnn.data.load_dataset` loads that folder like the
   course's; importing the same photos again (under any name) reuses it.
 * **Limits on uploads**: a zip uploaded in the app holds at most :data:`MAX_UPLOAD_FILES` photos and
-  decodes at most :data:`MAX_UPLOAD_PIXELS` pixels in all (from the headers, before decoding); the
+  inflates to at most :data:`MAX_UPLOAD_TOTAL_BYTES` and decodes at most :data:`MAX_UPLOAD_PIXELS`
+  pixels in all (from the headers, before decoding); the
   datasets imported from uploads take at most :data:`MAX_UPLOADS_BYTES` of disk, the oldest removed.
 
 A zip is **refused whole**, with one clear message (:class:`~catdnn.errors.DataError`), before any
@@ -82,6 +83,9 @@ RATIO_FLOOR = 4 * 1024**2
 #: 10 000×10 000 PNG, a 787-byte entry), so an upload costs at most about 10 s of CPU.
 MAX_UPLOAD_FILES = 5_000
 MAX_UPLOAD_PIXELS = 1_000_000_000
+#: Most bytes an uploaded zip may inflate to (photos barely compress: a 20 MB upload of JPEGs is about
+#: 20 MB inflated; entries under RATIO_FLOOR are not ratio-checked, so 2 GB would otherwise pass).
+MAX_UPLOAD_TOTAL_BYTES = 512 * 1024**2
 #: Most disk the datasets imported from uploads may take in all; beyond it the oldest are removed
 #: (never one imported on this machine with the CLI): at least 17 of the largest uploads fit.
 MAX_UPLOADS_BYTES = 1024**3
@@ -182,7 +186,8 @@ def _unsafe_name(name: str) -> bool:
     return ".." in PurePosixPath(unified).parts
 
 
-def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: int) -> list[_Entry]:
+def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: int,
+                 max_bytes: int = MAX_TOTAL_BYTES) -> list[_Entry]:
     """The zip's files, after checking its whole directory (see the module docstring); sorted by path."""
     infos = zf.infolist()
     files = [i for i in infos if not i.is_dir()]
@@ -202,9 +207,9 @@ def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: 
             raise DataError(
                 f"the zip {label} is refused: its entry {info.filename!r} would inflate from "
                 f"{info.compress_size:,} to {info.file_size:,} bytes (over {MAX_RATIO}:1: a zip bomb, not photos)")
-    if total > MAX_TOTAL_BYTES:
-        raise DataError(f"the zip {label} is refused: it would inflate to {total / 2**30:.1f} GB "
-                        f"(over {MAX_TOTAL_BYTES / 2**30:.0f} GB: a zip bomb, or too many photos at once)")
+    if total > max_bytes:
+        raise DataError(f"the zip {label} is refused: it would inflate to {total / 2**20:,.0f} MB "
+                        f"(over {max_bytes / 2**20:,.0f} MB: a zip bomb, or too many photos at once)")
     if archive_size and compressed > archive_size:
         raise DataError(f"the zip {label} is refused: its entries overlap ({compressed:,} compressed bytes in a "
                         f"{archive_size:,}-byte file: a zip bomb)")
@@ -506,7 +511,8 @@ def import_photos(
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
                 raise DataError(f"{label} is not a zip file (or a damaged one): give a folder with cat/ and "
                                 "non-cat/ subfolders, or a zip of one") from None
-            entries = _zip_entries(zf, label, len(data), max_files)
+            entries = _zip_entries(zf, label, len(data), max_files,
+                                   MAX_UPLOAD_TOTAL_BYTES if uploaded else MAX_TOTAL_BYTES)
             fingerprint = ("zip", hashlib.sha256(data).hexdigest())
             del data
         shown = _display_name(name or default_name)
