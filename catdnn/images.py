@@ -4,7 +4,7 @@ One function, :func:`load_image`, is used by the CLI and the dashboard: it opens
 a binary file object and returns an upright RGB image, or raises
 :class:`~catdnn.errors.ImageError` with one message naming the file and the problem.
 :func:`prepare_image` (the network's 64×64 input) and :func:`preview_image` (a small copy to show)
-decode the same way, at reduced scale.
+decode the same way, at reduced scale; :func:`prepare_and_preview` gives both from one decode.
 
 What is decoded, and how:
 
@@ -569,13 +569,15 @@ def _decode_slot(name: str):
         _DECODING.release()
 
 
-def _decode(source, name, fit=None):
-    """Decode a user's image; return the upright RGB image and the upright size in the file.
+def _decode(source, name, *fits):
+    """Decode a user's image once; return one upright RGB image per ``fit`` and the upright size in
+    the file.
 
     ``fit(width, height)``, given the upright size in the file, returns ``(final, keep, draft)``:
     the size to resize to (Lanczos), the size below which no side is box-averaged before that
-    (one factor per axis), and the side below which a JPEG is not DCT-scaled. Without ``fit`` the
-    full-size image is returned.
+    (one factor per axis), and the side below which a JPEG is not DCT-scaled (the first fit's
+    draft is the one used: the others are made from the same pixels). Without a fit the full-size
+    image is returned.
     """
     from PIL import Image
 
@@ -596,30 +598,32 @@ def _decode(source, name, fit=None):
             orientation = _orientation(img)  # a JPEG's is in its header: known before decoding
             if orientation >= 5:  # a quarter turn: the file's width is the upright height
                 size = (height, width)
-            final = keep = None
-            if fit is not None:
-                final, keep, draft = fit(*size)
-                if jpeg:  # DCT scaling, no side below ``draft`` (whichever way the photo turns)
-                    img.draft("RGB", (draft, draft))
+            plans = [fit(*size) for fit in fits] or [(None, None, None)]
+            draft = plans[0][2]
+            if jpeg and draft is not None:  # DCT scaling, no side below ``draft`` (whichever way the photo turns)
+                img.draft("RGB", (draft, draft))
             img.load()
             _check_pixels(*img.size, name)
-            fx = fy = 1
-            if keep is not None:
-                keep_w, keep_h = keep[::-1] if orientation >= 5 else keep
-                fx, fy = max(1, img.width // keep_w), max(1, img.height // keep_h)
-            out = _reduce_to_rgb(img, fx, fy, copy=False)
-            if final is not None:  # resized as stored, then turned: a turn moves pixels exactly
-                final = final[::-1] if orientation >= 5 else final
-                # the reduced image's last row and column may stand for fewer than fy, fx pixels:
-                # the box is the decoded image's extent, exactly (as Pillow's reducing_gap does)
-                box = (0, 0, img.width / fx, img.height / fy)
-                if out.size != final or (fx, fy) != (1, 1):
-                    out = out.resize(final, Image.Resampling.LANCZOS, box=box)
+            outs = []
+            for final, keep, _ in plans:
+                fx = fy = 1
+                if keep is not None:
+                    keep_w, keep_h = keep[::-1] if orientation >= 5 else keep
+                    fx, fy = max(1, img.width // keep_w), max(1, img.height // keep_h)
+                out = _reduce_to_rgb(img, fx, fy, copy=False)
+                if final is not None:  # resized as stored, then turned: a turn moves pixels exactly
+                    final = final[::-1] if orientation >= 5 else final
+                    # the reduced image's last row and column may stand for fewer than fy, fx pixels:
+                    # the box is the decoded image's extent, exactly (as Pillow's reducing_gap does)
+                    box = (0, 0, img.width / fx, img.height / fy)
+                    if out.size != final or (fx, fy) != (1, 1):
+                        out = out.resize(final, Image.Resampling.LANCZOS, box=box)
+                outs.append(out)
             img.close()
             img = None
             if orientation != 1:
-                out = out.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
-            return out, size
+                outs = [out.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation])) for out in outs]
+            return outs, size
     except ImageError:
         raise
     except (Image.DecompressionBombError, MemoryError):
@@ -653,7 +657,7 @@ def load_image(source, name: str | None = None):
     kept (and up to twice that while it is converted): users' uploads go through
     :func:`prepare_image` and :func:`preview_image`, which never hold a full-size copy.
     """
-    return _decode(source, name)[0]
+    return _decode(source, name)[0][0]
 
 
 def _input_fit(width: int, height: int):
@@ -684,7 +688,7 @@ def prepare_image(source, name: str | None = None):
     box-averaged down (per axis) before the mode conversion, so no full-size copy is made.
     Raises :class:`ImageError` like :func:`load_image`.
     """
-    return _decode(source, name, _input_fit)[0]
+    return _decode(source, name, _input_fit)[0][0]
 
 
 def preview_image(source, name: str | None = None, max_side: int = 512):
@@ -702,6 +706,11 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
 
     Raises :class:`ImageError` like :func:`load_image`.
     """
+    (preview,), size = _decode(source, name, _preview_fit(max_side))
+    return preview, size
+
+
+def _preview_fit(max_side: int):
     if int(max_side) < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
     side = int(max_side)
@@ -710,7 +719,19 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
         final = _thumbnail_size(width, height, side)
         return final, (2 * final[0], 2 * final[1]), min(final)
 
-    return _decode(source, name, fit)
+    return fit
+
+
+def prepare_and_preview(source, name: str | None = None, max_side: int = 512):
+    """What :func:`prepare_image` and :func:`preview_image` give, from one decode: ``(small, preview,
+    (width, height))``, for a page that shows a photo and judges it.
+
+    ``small`` is exactly :func:`prepare_image`'s (a JPEG is DCT-scaled for it, so its preview is made
+    from those pixels: never smaller than 256 pixels a side, barely enlarged for a large preview).
+    Raises :class:`ImageError` like :func:`load_image`.
+    """
+    (small, preview), size = _decode(source, name, _input_fit, _preview_fit(max_side))
+    return small, preview, size
 
 
 def header_size(source, name: str | None = None) -> tuple[int, int]:

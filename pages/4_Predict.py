@@ -9,7 +9,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from catdnn import evaluate, probe
 from catdnn.data import EXPECTED
 from catdnn.errors import CatdnnError, ImageError
-from catdnn.images import image_to_input, prepare_image, preview_image
+from catdnn.images import image_to_input, prepare_and_preview
 from catdnn.model_io import load_model
 from catdnn.network import THRESHOLD
 from ui import page_setup
@@ -56,8 +56,8 @@ def decoded(data: bytes, name: str):
     key = hashlib.sha256(data).hexdigest()
     if key not in cache:
         try:
-            preview, size = preview_image(data, name)  # decoded at reduced scale, not full size
-            cache[key] = (preview, size, prepare_image(data, name))
+            small, preview, size = prepare_and_preview(data, name)  # one decode, at reduced scale
+            cache[key] = (preview, size, small)
         except ImageError as exc:
             cache[key] = str(exc)  # the message, not the exception (its traceback would keep the bytes)
     return key, cache[key]

@@ -69,7 +69,7 @@ def test_predict_decodes_each_upload_once(data_dir, tiny_model, monkeypatch):
     from catdnn import images
 
     calls = []
-    for fn in ("prepare_image", "preview_image"):
+    for fn in ("prepare_image", "preview_image", "load_image", "prepare_and_preview"):
         real = getattr(images, fn)
         monkeypatch.setattr(images, fn, lambda data, name=None, _real=real, _fn=fn: (calls.append((_fn, name)),
                                                                                       _real(data, name))[1])
@@ -81,5 +81,5 @@ def test_predict_decodes_each_upload_once(data_dir, tiny_model, monkeypatch):
         at.toggle(key="predict_saliency").set_value(saliency).run()
         assert_clean(at)
         assert verdicts(at) == 2 and len(at.error) == 1
-    assert sorted(calls) == [("prepare_image", "a.png"), ("prepare_image", "b.png"),
-                             ("preview_image", "a.png"), ("preview_image", "b.png"), ("preview_image", "bad.png")]
+    assert sorted(calls) == [("prepare_and_preview", "a.png"), ("prepare_and_preview", "b.png"),
+                             ("prepare_and_preview", "bad.png")]  # one decode per photo, whatever the reruns
