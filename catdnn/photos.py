@@ -77,17 +77,19 @@ MAX_TOTAL_BYTES = 2 * 1024**3
 MAX_RATIO = 100
 RATIO_FLOOR = 4 * 1024**2
 #: An upload (a zip's bytes from the app, not a folder or a zip on this machine, whose user is trusted)
-#: is bounded further. At most MAX_UPLOAD_FILES photos: each takes 12 KB on disk once imported, so
-#: 61 MB (a 3.5 MB zip of 20 000 tiny PNGs made 235 MB). At most MAX_UPLOAD_PIXELS pixels decoded in
+#: is bounded further. At most MAX_UPLOAD_FILES photos: each takes 12 KB on disk once imported and
+#: 110 KB of memory when a session picks the dataset (its pixels and the network's float64 input), so
+#: 25 MB and 220 MB (a 3.5 MB zip of 20 000 tiny PNGs made 235 MB on disk and 2.2 GB when picked; the
+#: course's dataset has 259 photos). At most MAX_UPLOAD_PIXELS pixels decoded in
 #: all, added up from the headers before decoding: decoding takes about 1 s of CPU per 100 MP (a solid
 #: 10 000×10 000 PNG, a 787-byte entry), so an upload costs at most about 10 s of CPU.
-MAX_UPLOAD_FILES = 5_000
+MAX_UPLOAD_FILES = 2_000
 MAX_UPLOAD_PIXELS = 1_000_000_000
 #: Most bytes an uploaded zip may inflate to (photos barely compress: a 20 MB upload of JPEGs is about
 #: 20 MB inflated; entries under RATIO_FLOOR are not ratio-checked, so 2 GB would otherwise pass).
 MAX_UPLOAD_TOTAL_BYTES = 512 * 1024**2
 #: Most disk the datasets imported from uploads may take in all; beyond it the oldest are removed
-#: (never one imported on this machine with the CLI): at least 17 of the largest uploads fit.
+#: (never one imported on this machine with the CLI): at least 40 of the largest uploads fit.
 MAX_UPLOADS_BYTES = 1024**3
 #: Subfolder of home_dir() holding the imported datasets, one folder each.
 DATASETS_DIR = "datasets"

@@ -29,6 +29,8 @@ MAX_PHOTOS = 10
 MAX_PHOTO_BYTES = 50 * 1024**2
 #: This session's decoded photos, by the SHA-256 of their bytes: each upload is decoded once, not on every rerun.
 DECODED_KEY = "predict_decoded"
+#: The uploaded model file's (SHA-256, name) and the model read from it (or the refusal's message).
+MODEL_KEY = "predict_model_loaded"
 
 
 def within_limits(files):
@@ -78,11 +80,19 @@ if source == "file":
     if upload is None:
         st.caption("Upload a model file to use it.")
     else:
-        try:
-            model = load_model(upload.getvalue(), name=upload.name)
+        data = upload.getvalue()
+        key = (hashlib.sha256(data).hexdigest(), upload.name)
+        if st.session_state.get(MODEL_KEY, (None,))[0] != key:  # read and checked once per file, not per rerun
+            try:
+                st.session_state[MODEL_KEY] = (key, load_model(data, name=upload.name))
+            except CatdnnError as exc:
+                st.session_state[MODEL_KEY] = (key, str(exc))
+        model = st.session_state[MODEL_KEY][1]
+        if isinstance(model, str):
+            st.error(model, icon=":material/block:")
+            model = None
+        else:
             st.caption(f"Model: {model_label(model)}")
-        except CatdnnError as exc:
-            st.error(str(exc), icon=":material/block:")
 else:
     model = model_or_offer_ui(key="predict")
 

@@ -26,7 +26,7 @@ REPORT_KEY = "dataset_import_report"
 #: The datasets this session uploaded (folder names): only they, and those imported on this machine with the
 #: CLI (a teacher's), are offered to it; another session's upload is never.
 UPLOADS_KEY = "dataset_uploads"
-#: Most zips one browser tab may import (each up to photos.MAX_UPLOAD_FILES photos: 61 MB on disk). A
+#: Most zips one browser tab may import (each up to photos.MAX_UPLOAD_FILES photos: 25 MB on disk). A
 #: script can open more tabs, so what bounds the disk is photos.MAX_UPLOADS_BYTES for all uploads together.
 MAX_TAB_IMPORTS = 5
 IMPORT_HELP = (

@@ -83,3 +83,22 @@ def test_predict_decodes_each_upload_once(data_dir, tiny_model, monkeypatch):
         assert verdicts(at) == 2 and len(at.error) == 1
     assert sorted(calls) == [("prepare_and_preview", "a.png"), ("prepare_and_preview", "b.png"),
                              ("prepare_and_preview", "bad.png")]  # one decode per photo, whatever the reruns
+
+
+def test_an_uploaded_model_file_is_read_once_not_on_every_rerun(data_dir, tiny_model, monkeypatch):
+    from catdnn import model_io
+
+    calls = []
+    real = model_io.load_model
+    monkeypatch.setattr(model_io, "load_model", lambda data, name=None: (calls.append(name), real(data, name))[1])
+    at = app(PREDICT).run()
+    at.radio(key="predict_source").set_value("file").run()
+    at.file_uploader(key="predict_model_file").set_value(("m.npz", model_to_bytes(tiny_model), "application/zip"))
+    at.file_uploader(key="predict_files").set_value(("a.png", png(1), "image/png")).run()
+    for saliency in (False, True):
+        at.toggle(key="predict_saliency").set_value(saliency).run()
+        assert_clean(at)
+        assert verdicts(at) == 1
+    assert calls == ["m.npz"]
+    at.file_uploader(key="predict_model_file").set_value(("m.npz", b"not a zip", "application/zip")).run()
+    assert at.error[0].value.startswith("m.npz:") and verdicts(at) == 0 and calls == ["m.npz", "m.npz"]
