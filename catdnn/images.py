@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import struct
 import threading
 import warnings
@@ -78,6 +79,10 @@ _WEBP_BYTES_PER_PIXEL = 16
 #: progressive photo (1e9) passes, and no JPEG costs more than about 1.5 s.
 MAX_JPEG_SCANS = 64
 MAX_JPEG_SCAN_PIXELS = 2_000_000_000
+#: Most segments (markers with a length: APPn, DQT, DHT, SOS, comments, ...) a JPEG may have, counted
+#: before Pillow parses them one by one in Python: 1 000 000 empty comments (4 MB) took 2 s of CPU to
+#: open. A photo has a few dozen (an ICC profile split in 64 KB pieces adds one a piece).
+MAX_JPEG_SEGMENTS = 1_000
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
 IMAGE_SIZE = IMAGE_SHAPE[0]  # the network's images are 64×64 RGB (catdnn.data.IMAGE_SHAPE)
@@ -296,28 +301,33 @@ def _check_header(data: bytes, fmt: str, name: str) -> None:
             _check_budget(size[0] * size[1] * _WEBP_BYTES_PER_PIXEL, "WebP", size, name)
 
 
-def jpeg_scans(data: bytes) -> int:
+#: A JPEG marker: FF then a byte that is not a stuffed 00, a restart marker (D0-D7) or a fill byte (FF).
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def jpeg_scans(data: bytes, name: str = "image") -> int:
     """The number of scans (SOS markers, ``FF DA``) of a JPEG's first image, counted without decoding.
 
     The segments before a scan are skipped by their lengths (an EXIF thumbnail inside APP1 is not
     counted); inside a scan's entropy-coded data a ``FF`` byte is always followed by ``00`` (a
     stuffed byte) or a restart marker, so the next other marker ends the scan. Stops at EOI (an
     MPO's later pictures are never decoded) or at the end of the data. Linear in the file's size.
+    Raises :class:`ImageError` beyond :data:`MAX_JPEG_SEGMENTS` segments.
     """
     n = len(data)
-    pos, scans = 2, 0  # after SOI
+    pos, scans, segments = 2, 0, 0  # after SOI
     while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= n:
+        found = _MARKER.search(data, pos)  # in C: a file of stuffed FF 00 bytes costs no Python loop
+        if found is None:
             return scans
+        pos = found.start()
         marker = data[pos + 1]
-        if marker in (0x00, 0xFF) or 0xD0 <= marker <= 0xD7:  # stuffing, fill byte, restart marker
-            pos += 1 if marker == 0xFF else 2
-            continue
-        if marker == 0xD9:  # EOI
+        if marker == 0xD9 or pos + 4 > n:  # EOI, or the end of the data
             return scans
-        if pos + 4 > n:
-            return scans
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageError(f"{name}: this JPEG has more than {MAX_JPEG_SEGMENTS:,} segments (a photo has a few "
+                             "dozen): it is damaged or built to slow the server down")
         length = int.from_bytes(data[pos + 2:pos + 4], "big")
         if marker == 0xDA:
             scans += 1
@@ -416,6 +426,7 @@ def _open(data: bytes, name: str):
     if fmt is None:
         raise ImageError(f"{name}: {_describe_other(data)}")
     _check_header(data, fmt, name)
+    scans = jpeg_scans(data, name) if fmt == "JPEG" else 0  # before Pillow reads the segments one by one
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own, lower limit below
@@ -434,7 +445,7 @@ def _open(data: bytes, name: str):
         _check_plausible(img, data, name)
         if img.format in ("JPEG", "MPO"):
             _check_budget(_jpeg_coefficients(img), "JPEG", (w, h), name)
-            _check_scans(jpeg_scans(data), w, h, name)
+            _check_scans(scans, w, h, name)
     except ImageError:
         img.close()
         raise
