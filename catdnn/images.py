@@ -83,6 +83,10 @@ MAX_JPEG_SCAN_PIXELS = 2_000_000_000
 #: before Pillow parses them one by one in Python: 1 000 000 empty comments (4 MB) took 2 s of CPU to
 #: open. A photo has a few dozen (an ICC profile split in 64 KB pieces adds one a piece).
 MAX_JPEG_SEGMENTS = 1_000
+#: A PNG may have PNG_MIN_CHUNKS chunks, or one per PNG_CHUNK_BYTES of file if that is more: encoders
+#: write the pixels in chunks of 8 KB (libpng) to 64 KB (Pillow), and a few small ones besides.
+PNG_MIN_CHUNKS = 1_000
+PNG_CHUNK_BYTES = 1_024
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
 IMAGE_SIZE = IMAGE_SHAPE[0]  # the network's images are 64×64 RGB (catdnn.data.IMAGE_SHAPE)
@@ -299,6 +303,25 @@ def _check_header(data: bytes, fmt: str, name: str) -> None:
         _check_pixels(*size, name)
         if fmt == "WEBP":
             _check_budget(size[0] * size[1] * _WEBP_BYTES_PER_PIXEL, "WebP", size, name)
+    if fmt == "PNG":
+        _check_png_chunks(data, name)
+
+
+def _check_png_chunks(data: bytes, name: str) -> None:
+    """Refuse a PNG of more chunks than its size explains (:data:`PNG_CHUNK_BYTES`): Pillow handles
+    each in Python, so 300 000 empty chunks (3.6 MB, a few KB zipped) took 1 s of CPU. The walk stops
+    at the limit, so it costs at most that many steps."""
+    limit = max(PNG_MIN_CHUNKS, len(data) // PNG_CHUNK_BYTES)
+    pos, n, chunks = 8, len(data), 0
+    while pos + 8 <= n:
+        chunks += 1
+        if chunks > limit:
+            raise ImageError(f"{name}: this PNG has more than {limit:,} chunks for its {n:,} bytes (a photo's "
+                             f"chunks hold {PNG_CHUNK_BYTES:,} bytes or more): it is damaged or built to slow the "
+                             "server down")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")  # length, type, data, CRC
 
 
 #: A JPEG marker: FF then a byte that is not a stuffed 00, a restart marker (D0-D7) or a fill byte (FF).
