@@ -87,8 +87,8 @@ MAX_UPLOAD_FILES = 2_000
 MAX_UPLOAD_PIXELS = 1_000_000_000
 #: Most bytes an uploaded zip may inflate to. Photos barely compress (a 20 MB upload of JPEGs is about
 #: 20 MB inflated, of BMPs two or three times that), and entries under RATIO_FLOOR are not ratio-checked,
-#: so 2 GB would otherwise pass; opening a file costs CPU by its bytes too (at worst about 0.3 s per MB of
-#: a GIF or PNG made of empty blocks, each opened twice), so an upload's bytes cost at most about a minute.
+#: so 2 GB would otherwise pass; opening a file costs CPU by its bytes too (at worst about 0.1 s per MB, a
+#: GIF of empty blocks, measured; each file is opened twice), so an upload's bytes cost at most about 25 s.
 MAX_UPLOAD_TOTAL_BYTES = 128 * 1024**2
 #: Most disk the datasets imported from uploads may take in all; beyond it the oldest are removed
 #: (never one imported on this machine with the CLI): at least 40 of the largest uploads fit.
