@@ -4,7 +4,7 @@ One function, :func:`load_image`, is used by the CLI and the dashboard: it opens
 a binary file object and returns an upright RGB image, or raises
 :class:`~catdnn.errors.ImageError` with one message naming the file and the problem.
 :func:`prepare_image` (the network's 64×64 input) and :func:`preview_image` (a small copy to show)
-decode the same way, at reduced scale.
+decode the same way, at reduced scale; :func:`prepare_and_preview` gives both from one decode.
 
 What is decoded, and how:
 
@@ -17,7 +17,9 @@ What is decoded, and how:
   100,000,000×1 "photo" is an attack, not a panorama), and an image whose header claims more pixels than
   its file could possibly hold (a PNG beyond deflate's 1032:1 limit, an uncompressed BMP shorter
   than its pixel rows, a GIF beyond LZW's limit): a few-hundred-byte file claiming 9000×9000
-  pixels is refused without allocating the 240 MB it asks for.
+  pixels is refused without allocating the 240 MB it asks for. A JPEG with more scans than a photo
+  has (:data:`MAX_JPEG_SCANS`, counted by :func:`jpeg_scans`) is refused too: each scan is another
+  pass over the whole image, so a 477 KB file of 2 000 scans took 14.6 s of CPU.
 * **Modes**: every mode becomes RGB in a defined way: transparency (alpha channel, or a
   transparent palette entry or colour key) is composited on white; 16-bit and 32-bit integer
   greyscale is scaled to 8 bits (÷257); float greyscale in [0, 1] is scaled by 255, otherwise
@@ -44,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import re
 import struct
 import threading
 import warnings
@@ -69,6 +72,21 @@ MAX_SIDE = 65_535
 #: coefficients (2 bytes each, all kept for a progressive file) exceed it (a CMYK one over 75 MP).
 DECODE_BUDGET = 600_000_000
 _WEBP_BYTES_PER_PIXEL = 16
+#: Most scans a JPEG may have, and most scans × pixels. Every scan is another pass of the decoder
+#: over the whole image (about 0.7 ms of CPU per megapixel per scan, measured): a 10 000×10 000
+#: progressive JPEG repeating an AC scan 2 000 times (477 KB) took 14.6 s to decode. A real photo has
+#: 1 scan (baseline), 3 (one per colour) or about 10 (libjpeg's progressive script), so a 100 MP
+#: progressive photo (1e9) passes, and no JPEG costs more than about 1.5 s.
+MAX_JPEG_SCANS = 64
+MAX_JPEG_SCAN_PIXELS = 2_000_000_000
+#: Most segments (markers with a length: APPn, DQT, DHT, SOS, comments, ...) a JPEG may have, counted
+#: before Pillow parses them one by one in Python: 1 000 000 empty comments (4 MB) took 2 s of CPU to
+#: open. A photo has a few dozen (an ICC profile split in 64 KB pieces adds one a piece).
+MAX_JPEG_SEGMENTS = 1_000
+#: A PNG may have PNG_MIN_CHUNKS chunks, or one per PNG_CHUNK_BYTES of file if that is more: encoders
+#: write the pixels in chunks of 8 KB (libpng) to 64 KB (Pillow), and a few small ones besides.
+PNG_MIN_CHUNKS = 1_000
+PNG_CHUNK_BYTES = 1_024
 #: Largest file read at all (the dashboard's upload limit is lower still).
 MAX_FILE_BYTES = 200 * 1024**2
 IMAGE_SIZE = IMAGE_SHAPE[0]  # the network's images are 64×64 RGB (catdnn.data.IMAGE_SHAPE)
@@ -285,6 +303,68 @@ def _check_header(data: bytes, fmt: str, name: str) -> None:
         _check_pixels(*size, name)
         if fmt == "WEBP":
             _check_budget(size[0] * size[1] * _WEBP_BYTES_PER_PIXEL, "WebP", size, name)
+    if fmt == "PNG":
+        _check_png_chunks(data, name)
+
+
+def _check_png_chunks(data: bytes, name: str) -> None:
+    """Refuse a PNG of more chunks than its size explains (:data:`PNG_CHUNK_BYTES`): Pillow handles
+    each in Python, so 300 000 empty chunks (3.6 MB, a few KB zipped) took 1 s of CPU. The walk stops
+    at the limit, so it costs at most that many steps."""
+    limit = max(PNG_MIN_CHUNKS, len(data) // PNG_CHUNK_BYTES)
+    pos, n, chunks = 8, len(data), 0
+    while pos + 8 <= n:
+        chunks += 1
+        if chunks > limit:
+            raise ImageError(f"{name}: this PNG has more than {limit:,} chunks for its {n:,} bytes (a photo's "
+                             f"chunks hold {PNG_CHUNK_BYTES:,} bytes or more): it is damaged or built to slow the "
+                             "server down")
+        if data[pos + 4:pos + 8] == b"IEND":
+            return
+        pos += 12 + int.from_bytes(data[pos:pos + 4], "big")  # length, type, data, CRC
+
+
+#: A JPEG marker: FF then a byte that is not a stuffed 00, a restart marker (D0-D7) or a fill byte (FF).
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def jpeg_scans(data: bytes, name: str = "image") -> int:
+    """The number of scans (SOS markers, ``FF DA``) of a JPEG's first image, counted without decoding.
+
+    The segments before a scan are skipped by their lengths (an EXIF thumbnail inside APP1 is not
+    counted); inside a scan's entropy-coded data a ``FF`` byte is always followed by ``00`` (a
+    stuffed byte) or a restart marker, so the next other marker ends the scan. Stops at EOI (an
+    MPO's later pictures are never decoded) or at the end of the data. Linear in the file's size.
+    Raises :class:`ImageError` beyond :data:`MAX_JPEG_SEGMENTS` segments.
+    """
+    n = len(data)
+    pos, scans, segments = 2, 0, 0  # after SOI
+    while True:
+        found = _MARKER.search(data, pos)  # in C: a file of stuffed FF 00 bytes costs no Python loop
+        if found is None:
+            return scans
+        pos = found.start()
+        marker = data[pos + 1]
+        if marker == 0xD9 or pos + 4 > n:  # EOI, or the end of the data
+            return scans
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageError(f"{name}: this JPEG has more than {MAX_JPEG_SEGMENTS:,} segments (a photo has a few "
+                             "dozen): it is damaged or built to slow the server down")
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+        pos += 2 + max(length, 2)  # then, after an SOS, its entropy-coded data up to the next marker
+
+
+def _check_scans(scans: int, w: int, h: int, name: str) -> None:
+    """Refuse a JPEG with more scans than a photo has (a scan bomb: see MAX_JPEG_SCANS)."""
+    if scans > MAX_JPEG_SCANS or scans * w * h > MAX_JPEG_SCAN_PIXELS:
+        raise ImageError(
+            f"{name}: this {w:,}×{h:,} JPEG has {scans:,} scans, each another pass over the whole image "
+            f"(a photo has at most about 10; the limit is {MAX_JPEG_SCANS}, and "
+            f"{MAX_JPEG_SCAN_PIXELS / 1e9:g} billion pixels in all passes); save it again as an ordinary JPEG"
+        )
 
 
 def _check_budget(need: int, what: str, size, name: str) -> None:
@@ -369,6 +449,7 @@ def _open(data: bytes, name: str):
     if fmt is None:
         raise ImageError(f"{name}: {_describe_other(data)}")
     _check_header(data, fmt, name)
+    scans = jpeg_scans(data, name) if fmt == "JPEG" else 0  # before Pillow reads the segments one by one
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning: our own, lower limit below
@@ -387,6 +468,7 @@ def _open(data: bytes, name: str):
         _check_plausible(img, data, name)
         if img.format in ("JPEG", "MPO"):
             _check_budget(_jpeg_coefficients(img), "JPEG", (w, h), name)
+            _check_scans(scans, w, h, name)
     except ImageError:
         img.close()
         raise
@@ -521,13 +603,15 @@ def _decode_slot(name: str):
         _DECODING.release()
 
 
-def _decode(source, name, fit=None):
-    """Decode a user's image; return the upright RGB image and the upright size in the file.
+def _decode(source, name, *fits):
+    """Decode a user's image once; return one upright RGB image per ``fit`` and the upright size in
+    the file.
 
     ``fit(width, height)``, given the upright size in the file, returns ``(final, keep, draft)``:
     the size to resize to (Lanczos), the size below which no side is box-averaged before that
-    (one factor per axis), and the side below which a JPEG is not DCT-scaled. Without ``fit`` the
-    full-size image is returned.
+    (one factor per axis), and the side below which a JPEG is not DCT-scaled (the first fit's
+    draft is the one used: the others are made from the same pixels). Without a fit the full-size
+    image is returned.
     """
     from PIL import Image
 
@@ -548,30 +632,32 @@ def _decode(source, name, fit=None):
             orientation = _orientation(img)  # a JPEG's is in its header: known before decoding
             if orientation >= 5:  # a quarter turn: the file's width is the upright height
                 size = (height, width)
-            final = keep = None
-            if fit is not None:
-                final, keep, draft = fit(*size)
-                if jpeg:  # DCT scaling, no side below ``draft`` (whichever way the photo turns)
-                    img.draft("RGB", (draft, draft))
+            plans = [fit(*size) for fit in fits] or [(None, None, None)]
+            draft = plans[0][2]
+            if jpeg and draft is not None:  # DCT scaling, no side below ``draft`` (whichever way the photo turns)
+                img.draft("RGB", (draft, draft))
             img.load()
             _check_pixels(*img.size, name)
-            fx = fy = 1
-            if keep is not None:
-                keep_w, keep_h = keep[::-1] if orientation >= 5 else keep
-                fx, fy = max(1, img.width // keep_w), max(1, img.height // keep_h)
-            out = _reduce_to_rgb(img, fx, fy, copy=False)
-            if final is not None:  # resized as stored, then turned: a turn moves pixels exactly
-                final = final[::-1] if orientation >= 5 else final
-                # the reduced image's last row and column may stand for fewer than fy, fx pixels:
-                # the box is the decoded image's extent, exactly (as Pillow's reducing_gap does)
-                box = (0, 0, img.width / fx, img.height / fy)
-                if out.size != final or (fx, fy) != (1, 1):
-                    out = out.resize(final, Image.Resampling.LANCZOS, box=box)
+            outs = []
+            for final, keep, _ in plans:
+                fx = fy = 1
+                if keep is not None:
+                    keep_w, keep_h = keep[::-1] if orientation >= 5 else keep
+                    fx, fy = max(1, img.width // keep_w), max(1, img.height // keep_h)
+                out = _reduce_to_rgb(img, fx, fy, copy=False)
+                if final is not None:  # resized as stored, then turned: a turn moves pixels exactly
+                    final = final[::-1] if orientation >= 5 else final
+                    # the reduced image's last row and column may stand for fewer than fy, fx pixels:
+                    # the box is the decoded image's extent, exactly (as Pillow's reducing_gap does)
+                    box = (0, 0, img.width / fx, img.height / fy)
+                    if out.size != final or (fx, fy) != (1, 1):
+                        out = out.resize(final, Image.Resampling.LANCZOS, box=box)
+                outs.append(out)
             img.close()
             img = None
             if orientation != 1:
-                out = out.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation]))
-            return out, size
+                outs = [out.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation])) for out in outs]
+            return outs, size
     except ImageError:
         raise
     except (Image.DecompressionBombError, MemoryError):
@@ -605,7 +691,7 @@ def load_image(source, name: str | None = None):
     kept (and up to twice that while it is converted): users' uploads go through
     :func:`prepare_image` and :func:`preview_image`, which never hold a full-size copy.
     """
-    return _decode(source, name)[0]
+    return _decode(source, name)[0][0]
 
 
 def _input_fit(width: int, height: int):
@@ -636,7 +722,7 @@ def prepare_image(source, name: str | None = None):
     box-averaged down (per axis) before the mode conversion, so no full-size copy is made.
     Raises :class:`ImageError` like :func:`load_image`.
     """
-    return _decode(source, name, _input_fit)[0]
+    return _decode(source, name, _input_fit)[0][0]
 
 
 def preview_image(source, name: str | None = None, max_side: int = 512):
@@ -654,6 +740,11 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
 
     Raises :class:`ImageError` like :func:`load_image`.
     """
+    (preview,), size = _decode(source, name, _preview_fit(max_side))
+    return preview, size
+
+
+def _preview_fit(max_side: int):
     if int(max_side) < 1:
         raise ValueError(f"max_side must be at least 1, got {max_side}")
     side = int(max_side)
@@ -662,7 +753,34 @@ def preview_image(source, name: str | None = None, max_side: int = 512):
         final = _thumbnail_size(width, height, side)
         return final, (2 * final[0], 2 * final[1]), min(final)
 
-    return _decode(source, name, fit)
+    return fit
+
+
+def prepare_and_preview(source, name: str | None = None, max_side: int = 512):
+    """What :func:`prepare_image` and :func:`preview_image` give, from one decode: ``(small, preview,
+    (width, height))``, for a page that shows a photo and judges it.
+
+    ``small`` is exactly :func:`prepare_image`'s (a JPEG is DCT-scaled for it, so its preview is made
+    from those pixels: never smaller than 256 pixels a side, barely enlarged for a large preview).
+    Raises :class:`ImageError` like :func:`load_image`.
+    """
+    (small, preview), size = _decode(source, name, _input_fit, _preview_fit(max_side))
+    return small, preview, size
+
+
+def header_size(source, name: str | None = None) -> tuple[int, int]:
+    """The size in the file's header, ``(width, height)``, after every check made before decoding
+    (format, pixel and side limits, plausibility, decoder memory, JPEG scans); nothing is decoded.
+
+    What decoding an image costs grows with its pixels, so an import adds these up before it decodes
+    (:mod:`catdnn.photos`). Raises :class:`ImageError` like :func:`load_image`.
+    """
+    name = name or (str(source) if isinstance(source, (str, Path)) else "image")
+    img = _open(_read(source, name), name)
+    try:
+        return img.size
+    finally:
+        img.close()
 
 
 def image_to_input(img) -> np.ndarray:

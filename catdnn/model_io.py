@@ -125,6 +125,7 @@ def load_model(file, name: str | None = None) -> Model:
         _check_members(file, label)
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: _read_array(npz, k, label) for k in npz.files}
+        return _model_from_arrays(arrays, label)  # inside the try: whatever a crafted file does, one clear error
     except ModelFileError:
         raise
     except ValueError as exc:
@@ -138,7 +139,6 @@ def load_model(file, name: str | None = None) -> Model:
         raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__}: {exc})") from None
     except Exception as exc:
         raise ModelFileError(f"{label}: not a readable .npz model file ({type(exc).__name__})") from None
-    return _model_from_arrays(arrays, label)
 
 
 def _check_members(file, label: str) -> None:
@@ -166,8 +166,11 @@ def _check_members(file, label: str) -> None:
                         shape, _, dtype = np.lib.format.read_array_header_1_0(f)
                     elif version == (2, 0):
                         shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                    else:
-                        continue  # np.load refuses it below with its own message
+                    else:  # np.load reads version 3.0 too, but catdnn never writes it: refused unchecked
+                        raise ModelFileError(
+                            f"{label}: array {info.filename[:-4]!r} is in .npy format version "
+                            f"{'.'.join(map(str, version))}, which catdnn never writes (1.0 and 2.0 only)"
+                        )
                 if dtype.hasobject:
                     continue  # refused below as pickled data, without unpickling
                 need = int(np.prod(shape, dtype=object)) * dtype.itemsize
@@ -204,7 +207,7 @@ def _read_array(npz, key: str, label: str) -> np.ndarray:
 def _config(cfg: dict, layers: list, label: str) -> TrainConfig:
     try:
         return TrainConfig.from_dict({**cfg, "layers": tuple(layers)}).validate()
-    except (ConfigError, TypeError) as exc:
+    except (ConfigError, TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{label}: invalid training settings ({exc})") from None
 
 
@@ -214,12 +217,10 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
             f"{label}: not a catdnn model (no 'meta' entry; found {', '.join(sorted(arrays)) or 'nothing'})"
         )
     meta_arr = arrays["meta"]
-    if meta_arr.shape != () or meta_arr.dtype.kind != "U":
+    # a member stored without ".npy" comes back from np.load as raw bytes, not an array
+    if not isinstance(meta_arr, np.ndarray) or meta_arr.shape != () or meta_arr.dtype.kind != "U":
         raise ModelFileError(f"{label}: not a catdnn model ('meta' is not a text entry)")
-    try:
-        meta = json.loads(str(meta_arr))
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{label}: not a catdnn model ('meta' is not valid JSON)") from None
+    meta = _parse_meta(str(meta_arr), label)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{label}: not a catdnn model (format tag missing or wrong)")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -295,5 +296,19 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
             train_seconds=float(meta.get("train_seconds", 0.0)),
             created=str(meta.get("created", "")),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{label}: invalid metadata ({exc})") from None
+
+
+def _parse_meta(text: str, label: str):
+    """The ``meta`` JSON document; a ModelFileError for what Python's json
+    would raise: nesting too deep (RecursionError), an integer of thousands of digits (ValueError).
+    ``NaN`` and ``Infinity`` parse; the checks after refuse them where they do not belong."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{label}: not a catdnn model ('meta' is nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or the int digit limit
+        why = (str(exc).split(":")[0] if isinstance(exc, json.JSONDecodeError)
+               else "a number with thousands of digits" if "digits" in str(exc) else str(exc)[:120])
+        raise ModelFileError(f"{label}: not a catdnn model ('meta' is not valid JSON: {why})") from None

@@ -17,7 +17,11 @@ What :func:`import_photos` does:
   uint8, ``train_set_y`` (m,) int64, ``list_classes``; ``test_…``) with a manifest
   (:data:`catdnn.data.MANIFEST`: name, counts, skipped files, the arrays' checksums) into a folder
   under ``home_dir()/datasets``. :func:`catdnn.data.load_dataset` loads that folder like the
-  course's; importing the same photos again reuses it.
+  course's; importing the same photos again (under any name) reuses it.
+* **Limits on uploads**: a zip uploaded in the app holds at most :data:`MAX_UPLOAD_FILES` photos and
+  inflates to at most :data:`MAX_UPLOAD_TOTAL_BYTES` and decodes at most :data:`MAX_UPLOAD_PIXELS`
+  pixels in all (from the headers, before decoding); the
+  datasets imported from uploads take at most :data:`MAX_UPLOADS_BYTES` of disk, the oldest removed.
 
 A zip is **refused whole**, with one clear message (:class:`~catdnn.errors.DataError`), before any
 entry is inflated, when its directory shows: an entry that would escape its folder (``../``, an
@@ -31,6 +35,7 @@ extracted to disk.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -71,6 +76,23 @@ MAX_TOTAL_BYTES = 2 * 1024**3
 #: JPEG and PNG about 1:1; zip bombs reach 1000:1 with deflate, far more with bzip2).
 MAX_RATIO = 100
 RATIO_FLOOR = 4 * 1024**2
+#: An upload (a zip's bytes from the app, not a folder or a zip on this machine, whose user is trusted)
+#: is bounded further. At most MAX_UPLOAD_FILES photos: each takes 12 KB on disk once imported and
+#: 110 KB of memory when a session picks the dataset (its pixels and the network's float64 input), so
+#: 25 MB and 220 MB (a 3.5 MB zip of 20 000 tiny PNGs made 235 MB on disk and 2.2 GB when picked; the
+#: course's dataset has 259 photos). At most MAX_UPLOAD_PIXELS pixels decoded in
+#: all, added up from the headers before decoding: decoding takes about 1 s of CPU per 100 MP (a solid
+#: 10 000×10 000 PNG, a 787-byte entry), so an upload costs at most about 10 s of CPU.
+MAX_UPLOAD_FILES = 2_000
+MAX_UPLOAD_PIXELS = 1_000_000_000
+#: Most bytes an uploaded zip may inflate to. Photos barely compress (a 20 MB upload of JPEGs is about
+#: 20 MB inflated, of BMPs two or three times that), and entries under RATIO_FLOOR are not ratio-checked,
+#: so 2 GB would otherwise pass; opening a file costs CPU by its bytes too (at worst about 0.1 s per MB, a
+#: GIF of empty blocks, measured; each file is opened twice), so an upload's bytes cost at most about 25 s.
+MAX_UPLOAD_TOTAL_BYTES = 128 * 1024**2
+#: Most disk the datasets imported from uploads may take in all; beyond it the oldest are removed
+#: (never one imported on this machine with the CLI): at least 40 of the largest uploads fit.
+MAX_UPLOADS_BYTES = 1024**3
 #: Subfolder of home_dir() holding the imported datasets, one folder each.
 DATASETS_DIR = "datasets"
 #: Part of the cache key: bump when an import would give different arrays from the same photos.
@@ -137,8 +159,8 @@ def _ignored(parts) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts) or parts[-1].lower() in _IGNORED_NAMES
 
 
-def _too_many(count: int, what: str) -> DataError:
-    return DataError(f"{what} holds more than {MAX_FILES:,} files: too many to import (split it, or import "
+def _too_many(limit: int, what: str) -> DataError:
+    return DataError(f"{what} holds more than {limit:,} files: too many to import (split it, or import "
                      f"a smaller selection)")
 
 
@@ -154,7 +176,7 @@ def _folder_entries(top: Path, max_files: int) -> list[_Entry]:
                 continue
             entries.append(_Entry(parts, 0, lambda path=path: path.read_bytes()))
             if len(entries) > max_files:
-                raise _too_many(len(entries), f"the folder {top}")
+                raise _too_many(max_files, f"the folder {top}")
     return sorted(entries, key=lambda e: e.parts)
 
 
@@ -168,12 +190,13 @@ def _unsafe_name(name: str) -> bool:
     return ".." in PurePosixPath(unified).parts
 
 
-def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: int) -> list[_Entry]:
+def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: int,
+                 max_bytes: int = MAX_TOTAL_BYTES) -> list[_Entry]:
     """The zip's files, after checking its whole directory (see the module docstring); sorted by path."""
     infos = zf.infolist()
     files = [i for i in infos if not i.is_dir()]
     if len(files) > max_files:
-        raise _too_many(len(files), f"the zip {label}")
+        raise _too_many(max_files, f"the zip {label}")
     total = compressed = 0
     for info in infos:
         if _unsafe_name(info.filename):
@@ -188,9 +211,9 @@ def _zip_entries(zf: zipfile.ZipFile, label: str, archive_size: int, max_files: 
             raise DataError(
                 f"the zip {label} is refused: its entry {info.filename!r} would inflate from "
                 f"{info.compress_size:,} to {info.file_size:,} bytes (over {MAX_RATIO}:1: a zip bomb, not photos)")
-    if total > MAX_TOTAL_BYTES:
-        raise DataError(f"the zip {label} is refused: it would inflate to {total / 2**30:.1f} GB "
-                        f"(over {MAX_TOTAL_BYTES / 2**30:.0f} GB: a zip bomb, or too many photos at once)")
+    if total > max_bytes:
+        raise DataError(f"the zip {label} is refused: it would inflate to {total / 2**20:,.0f} MB "
+                        f"(over {max_bytes / 2**20:,.0f} MB: a zip bomb, or too many photos at once)")
     if archive_size and compressed > archive_size:
         raise DataError(f"the zip {label} is refused: its entries overlap ({compressed:,} compressed bytes in a "
                         f"{archive_size:,}-byte file: a zip bomb)")
@@ -243,9 +266,31 @@ def _base(entries: list[_Entry], label: str) -> tuple:
 
 
 # --------------------------------------------------------------------------- decoding and splitting
-def _decode_all(entries, base: tuple, progress: ImportProgress | None, workers: int):
+def _within_pixels(todo: list, max_pixels: int, skipped: list) -> list:
+    """The entries of ``todo`` whose headers pass and whose pixels, added up in order, stay within
+    ``max_pixels``; the others go to ``skipped``. Only headers are read (each entry inflated once
+    more): decoding costs CPU in proportion to the pixels, and a solid 10 000×10 000 PNG is a
+    787-byte zip entry that takes a second to decode."""
+    kept, spent = [], 0
+    for entry, label in todo:
+        try:
+            w, h = images.header_size(entry.read(), entry.name)
+        except ImageError as exc:
+            skipped.append(Skipped(entry.name, str(exc).removeprefix(f"{entry.name}: ")))
+            continue
+        if spent + w * h > max_pixels:
+            skipped.append(Skipped(entry.name, f"not decoded: its {w:,}×{h:,} pixels are beyond the "
+                                   f"{max_pixels / 1e6:,.0f} megapixels an upload may decode in all"))
+            continue
+        spent += w * h
+        kept.append((entry, label))
+    return kept
+
+
+def _decode_all(entries, base: tuple, progress: ImportProgress | None, workers: int, max_pixels: int | None = None):
     """Decode every entry (``workers`` at a time, reading ahead a little); returns the images, labels
-    and the skipped files, in the entries' order."""
+    and the skipped files, in the entries' order. With ``max_pixels``, the headers are read first and
+    only the entries within that many pixels in all are decoded."""
     kept, labels, skipped = [], [], []
     todo = []
     for e in entries:
@@ -258,6 +303,8 @@ def _decode_all(entries, base: tuple, progress: ImportProgress | None, workers: 
             skipped.append(Skipped(e.name, f"in {rel[0]}/, which is not a class folder (cat/ or non-cat/)"))
         else:
             todo.append((e, _class_of(rel[0])))
+    if max_pixels is not None:
+        todo = _within_pixels(todo, max_pixels, skipped)
 
     def decode(entry):
         try:
@@ -326,11 +373,6 @@ def datasets_dir(home=None) -> Path:
 def _display_name(name: str) -> str:
     name = "".join(ch for ch in str(name) if ch.isprintable()).strip()
     return (name[:60] or "my photos")
-
-
-def _slug(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
-    return slug or "photos"
 
 
 def _info(folder: Path, manifest: dict, cached: bool = False) -> PhotoDataset:
@@ -412,7 +454,8 @@ def import_photos(
     test_fraction: float = TEST_FRACTION,
     seed: int = SPLIT_SEED,
     progress: ImportProgress | None = None,
-    max_files: int = MAX_FILES,
+    max_files: int | None = None,
+    max_pixels: int | None = None,
     workers: int = images.DECODE_SLOTS,
 ) -> PhotoDataset:
     """Import a folder of photos, or a zip of one, as a dataset; returns what was imported.
@@ -428,12 +471,25 @@ def import_photos(
         Instead of :func:`catdnn.data.home_dir` (the dataset goes to ``home/datasets/…``).
     progress : callable(done, total, file_name), optional
         Called after each photo is decoded.
+    max_files, max_pixels : int, optional
+        Most files, and most pixels decoded in all (photos beyond it are skipped and listed). By
+        default an upload (bytes or a file object) gets :data:`MAX_UPLOAD_FILES` and
+        :data:`MAX_UPLOAD_PIXELS`, a folder or zip on this machine :data:`MAX_FILES` and no pixel limit.
+
+    The cache is keyed by the photos' content (a zip's bytes; a folder's paths, sizes and times), the
+    split and the seed, never by the name: the same zip under another name is the same dataset. After
+    an upload is imported, the oldest uploads are removed beyond :data:`MAX_UPLOADS_BYTES` in all.
 
     Raises :class:`DataError` with one clear message when the source is refused or holds too few
     readable photos; unreadable files are listed in the result's ``skipped`` instead.
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise DataError(f"the test share must be between 0 and 1, not {test_fraction}")
+    uploaded = not isinstance(source, (str, Path))
+    if max_files is None:
+        max_files = MAX_UPLOAD_FILES if uploaded else MAX_FILES
+    if max_pixels is None and uploaded:
+        max_pixels = MAX_UPLOAD_PIXELS
     zf = None
     try:
         if isinstance(source, (str, Path)) and Path(source).expanduser().is_dir():
@@ -459,12 +515,13 @@ def import_photos(
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
                 raise DataError(f"{label} is not a zip file (or a damaged one): give a folder with cat/ and "
                                 "non-cat/ subfolders, or a zip of one") from None
-            entries = _zip_entries(zf, label, len(data), max_files)
+            entries = _zip_entries(zf, label, len(data), max_files,
+                                   MAX_UPLOAD_TOTAL_BYTES if uploaded else MAX_TOTAL_BYTES)
             fingerprint = ("zip", hashlib.sha256(data).hexdigest())
             del data
         shown = _display_name(name or default_name)
-        key = _key(IMPORT_VERSION, fingerprint, float(test_fraction), int(seed), shown)
-        out = datasets_dir(home) / f"{_slug(shown)}-{key[:12]}"
+        key = _key(IMPORT_VERSION, fingerprint, float(test_fraction), int(seed))  # the content, never the name
+        out = datasets_dir(home) / f"photos-{key[:16]}"
         if is_imported(out):
             try:
                 info = read_info(out)
@@ -472,7 +529,7 @@ def import_photos(
             except DataError:
                 shutil.rmtree(out, ignore_errors=True)  # a damaged cache: import again
         base = _base(entries, label)
-        x, y, skipped = _decode_all(entries, base, progress, workers)
+        x, y, skipped = _decode_all(entries, base, progress, workers, max_pixels)
     finally:
         if zf is not None:
             zf.close()
@@ -488,7 +545,7 @@ def import_photos(
         "format": MANIFEST_FORMAT, "version": IMPORT_VERSION, "name": shown, "source": origin,
         "created": time.time(), "classes": list(CLASSES), "test_fraction": float(test_fraction), "seed": int(seed),
         "counts": counts, "skipped": [[s.name, s.reason] for s in skipped], "content_sha256": {},
-        "uploaded": not isinstance(source, (str, Path)),
+        "uploaded": uploaded,
     }
     parent = out.parent
     try:
@@ -507,7 +564,36 @@ def import_photos(
         raise DataError(f"cannot write the dataset into {parent}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if uploaded:
+        evict_uploads(home, keep=out)
     return _info(out, manifest)
+
+
+def _disk_bytes(folder: Path) -> int:
+    total = 0
+    for p in folder.iterdir():
+        with contextlib.suppress(OSError):
+            total += p.stat().st_size
+    return total
+
+
+def evict_uploads(home=None, keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Remove the oldest datasets imported from uploads until they take at most ``limit`` bytes
+    (:data:`MAX_UPLOADS_BYTES`) in all; ``keep`` (the one just imported) and datasets imported on
+    this machine are never removed. Returns the folders removed."""
+    limit = MAX_UPLOADS_BYTES if limit is None else limit
+    uploads = [(d, _disk_bytes(d.folder)) for d in list_datasets(home) if d.uploaded]
+    total = sum(size for _, size in uploads)
+    removed = []
+    for d, size in sorted(uploads, key=lambda item: item[0].created):  # oldest first
+        if total <= limit:
+            break
+        if keep is not None and d.folder == Path(keep):
+            continue
+        shutil.rmtree(d.folder, ignore_errors=True)
+        total -= size
+        removed.append(d.folder)
+    return removed
 
 
 def _read_zip_file(path: Path) -> bytes:

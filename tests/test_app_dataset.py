@@ -141,3 +141,16 @@ def tiny_model():
     config = TrainConfig(layers=(12288, 3, 1), iterations=10, init="xavier", seed=3)
     return Model(params=init_params(config.layers, config.init, config.seed), config=config,
                  history=[(0, 0.69)], iterations_done=10, train_accuracy=0.5, test_accuracy=0.5)
+
+
+def test_a_tab_imports_at_most_max_tab_imports_zips(data_dir, home, monkeypatch):
+    """Issue 19, A7: a tab's imports are bounded (and all uploads together by photos.MAX_UPLOADS_BYTES)."""
+    import ui.dataset
+
+    monkeypatch.setattr(ui.dataset, "MAX_TAB_IMPORTS", 1)
+    at = upload_zip(app(ENTRY).run(), zip_bytes(photo_tree(3, 3)), name="one.zip")
+    assert not at.sidebar.error and len(photos.list_datasets()) == 1
+    upload_zip(at, zip_bytes(photo_tree(4, 3)), name="two.zip")
+    errors = [e.value for e in at.sidebar.error]
+    assert len(errors) == 1 and "Not imported" in errors[0] and "the most one tab may" in errors[0], errors
+    assert len(photos.list_datasets()) == 1

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from catdnn.errors import ImageError
-from catdnn.images import load_image, preview_image
+from catdnn.images import load_image, prepare_and_preview, prepare_image, preview_image
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -209,3 +209,29 @@ def test_a_big_rotated_png_is_shrunk_then_turned(orientation, size, left):
     opposite = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
     assert close(colour(preview, *where[left]), (255, 0, 0)), colour(preview, *where[left])
     assert close(colour(preview, *where[opposite[left]]), (0, 0, 255))
+
+
+@pytest.mark.parametrize("data", [
+    encode(halves(1200, 900), "PNG"),
+    encode(halves(4000, 3000), "JPEG"),
+    with_orientation(halves(900, 600), 6),
+    encode(halves(300, 200).convert("P"), "GIF"),
+], ids=["png", "large-jpeg", "rotated-jpeg", "gif"])
+def test_one_decode_gives_the_input_and_the_preview(data, monkeypatch):
+    """Issue 19, A10: the Predict page decodes each photo once; the network's input is exactly
+    prepare_image's (the page's verdict is the CLI's) and the preview looks like preview_image's."""
+    from PIL import ImageFile
+
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: (loads.append(self.size), real_load(self))[1])
+    small, preview, size = prepare_and_preview(data, "photo")
+    once = len(loads)
+    loads.clear()
+    alone = preview_image(data, "photo")
+    prepare_image(data, "photo")
+    assert once < len(loads)  # fewer decodes than the two calls
+    assert np.array_equal(np.asarray(small), np.asarray(prepare_image(data, "photo")))
+    assert size == alone[1] and preview.size == alone[0].size
+    diff = np.abs(np.asarray(preview, float) - np.asarray(alone[0], float)).mean()
+    assert diff < 6, diff

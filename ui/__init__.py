@@ -14,6 +14,9 @@ Naming: a helper that returns values is ``*_ui()``, one that only draws is ``dra
 
 from __future__ import annotations
 
+# pandas is imported here, once, when the first page imports ui: st.plotly_chart imports it lazily on first
+# use, and three sessions doing that at the same moment once met a partially initialised module (issue 19).
+import pandas  # noqa: F401
 import streamlit as st
 
 from catdnn.threads import limit_blas_threads

@@ -26,13 +26,17 @@ REPORT_KEY = "dataset_import_report"
 #: The datasets this session uploaded (folder names): only they, and those imported on this machine with the
 #: CLI (a teacher's), are offered to it; another session's upload is never.
 UPLOADS_KEY = "dataset_uploads"
+#: Most zips one browser tab may import (each up to photos.MAX_UPLOAD_FILES photos: 25 MB on disk). A
+#: script can open more tabs, so what bounds the disk is photos.MAX_UPLOADS_BYTES for all uploads together.
+MAX_TAB_IMPORTS = 5
 IMPORT_HELP = (
     f"Zip a folder holding a **cat/** and a **non-cat/** subfolder of photos (JPEG, PNG, WebP, BMP or GIF). "
     f"Each photo is shrunk to 64×64; {photos.TEST_FRACTION:.0%} of each class is kept for testing (always the "
     "same ones). Unreadable files are skipped and listed. A zip may be as large as the server's upload limit "
     "(`server.maxUploadSize`, 20 MB here by default); for more photos, import the folder on the server's machine "
     "with `python -m catdnn info --dataset FOLDER`, which every session can then pick. Your upload is offered "
-    "only to this browser tab.")
+    f"only to this browser tab. An upload may hold {photos.MAX_UPLOAD_FILES:,} photos and "
+    f"{photos.MAX_UPLOAD_PIXELS / 1e9:g} billion pixels in all; a tab may import {MAX_TAB_IMPORTS} zips.")
 #: Skipped files listed in the import report (the rest are counted).
 SHOW_SKIPPED = 100
 
@@ -154,6 +158,12 @@ def import_ui() -> None:
     upload = st.file_uploader("A zip with a cat/ and a non-cat/ folder of photos", type=["zip"], key="dataset_zip",
                               help=IMPORT_HELP)
     if not st.button("Import", key="dataset_import", disabled=upload is None, icon=":material/photo_library:"):
+        return
+    mine = [f for f in st.session_state.get(UPLOADS_KEY, set()) if Path(f).is_dir()]  # not those removed since
+    if len(mine) >= MAX_TAB_IMPORTS:
+        st.error(f"**Not imported.** This tab has imported {len(mine)} zips of photos, the most one tab may "
+                 f"({MAX_TAB_IMPORTS}): pick one of them in the Dataset list, or import the photos on the server's "
+                 "machine with `python -m catdnn info --dataset FOLDER`.", icon=":material/block:")
         return
     bar = st.progress(0.0, text="Reading the zip…")
     last = [0.0]

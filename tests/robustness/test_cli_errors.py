@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from robustness_helpers import encode, tiny_png
+from robustness_helpers import encode, hostile_model_files, tiny_png
 
 from catdnn.model_io import save_model
 
@@ -102,6 +102,19 @@ def test_predict_with_a_bad_model(kind, tmp_path, model_file, bad_images):
     p = run("predict", "--model", str(path), str(bad_images["good.png"]))
     assert_clean(p, 1, f"error: {path}:")
     assert p.stdout == ""
+
+
+def test_predict_with_crafted_model_files(tmp_path, model_file, bad_images):
+    """Issue 19, A1: each crafted file is one ``error:`` line naming it, exit 1, no traceback."""
+    with np.load(model_file) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for name, data in hostile_model_files(arrays).items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        p = run("predict", "--model", str(path), str(bad_images["good.png"]))
+        assert_clean(p, 1, f"error: {path}:")
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert p.stdout == ""
 
 
 @pytest.mark.parametrize("args,code,words", [

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
-from robustness_helpers import encode, tiny_png
+from robustness_helpers import encode, jpeg_with_repeated_scan, png_chunk, tiny_png
 
 from catdnn.errors import ImageError
 from catdnn.images import (
@@ -20,6 +20,7 @@ from catdnn.images import (
     MAX_PIXELS,
     MAX_SIDE,
     image_to_input,
+    jpeg_scans,
     load_image,
     prepare_image,
     to_rgb,
@@ -285,6 +286,60 @@ BOMBS = [
     ("jpeg-60000x60000.jpg", _jpeg_with_size(60000, 60000)),
     ("jpeg-65535x1600.jpg", _jpeg_with_size(65535, 1600)),
 ]
+
+
+def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding(chelsea_rgb, no_decoding):
+    """Issue 19, A9: every scan is another pass over the whole image; 2 000 repeated scans of a
+    10 000×10 000 JPEG took 14.6 s. Here a small photo's last scan is repeated 500 times."""
+    real = encode(chelsea_rgb.resize((128, 96)), "JPEG", progressive=True)
+    assert jpeg_scans(real) == 10  # libjpeg's progressive script, as real progressive photos have
+    assert prepare_image(real, "real.jpg").size == (64, 64)
+    no_decoding.clear()
+    bomb = jpeg_with_repeated_scan(real, 500)
+    assert jpeg_scans(bomb) == 510
+    msg = refused(bomb, "scans.jpg", "510 scans")
+    assert no_decoding == [], f"pixels were decoded before refusing: {no_decoding}"
+    assert "Traceback" not in msg
+
+
+def test_a_jpeg_of_countless_segments_is_refused_before_pillow_parses_them(chelsea_rgb, monkeypatch):
+    """Pillow reads a JPEG's segments one by one in Python: 1 000 000 empty comments (4 MB, a few KB
+    zipped) took 2 s of CPU to open. A photo has a few dozen segments."""
+    from PIL import Image as PILImage
+
+    real = encode(chelsea_rgb.resize((64, 48)), "JPEG")
+    sos = real.index(b"\xff\xda")
+    bomb = real[:sos] + b"\xff\xfe\x00\x02" * 20_000 + real[sos:]  # 20 000 empty comments, 80 KB
+    opened = []
+    real_open = PILImage.open
+    monkeypatch.setattr(PILImage, "open", lambda *a, **k: (opened.append(a), real_open(*a, **k))[1])
+    refused(bomb, "comments.jpg", "segments")
+    assert opened == []  # refused before Pillow read a segment
+
+
+@pytest.mark.parametrize("where", ["before the pixels", "among the pixels"])
+def test_a_png_of_countless_empty_chunks_is_refused_before_pillow_parses_them(chelsea_rgb, where, monkeypatch):
+    """Pillow handles each PNG chunk in Python: 300 000 empty ones (3.6 MB, a few KB zipped) took 1 s."""
+    from PIL import Image as PILImage
+
+    real = encode(chelsea_rgb.resize((64, 48)), "PNG")
+    at = real.index(b"IDAT") - 4 if where == "before the pixels" else real.index(b"IEND") - 4
+    spam = png_chunk(b"IDAT" if where == "among the pixels" else b"zzZz", b"") * 20_000  # 240 KB
+    opened = []
+    real_open = PILImage.open
+    monkeypatch.setattr(PILImage, "open", lambda *a, **k: (opened.append(a), real_open(*a, **k))[1])
+    refused(real[:at] + spam + real[at:], "chunks.png", "chunks")
+    assert opened == []
+    assert prepare_image(real, "real.png").size == (64, 64)  # an ordinary PNG is not
+
+
+def test_scan_count_skips_segments_and_stops_at_the_end_of_the_picture(chelsea_rgb):
+    """Bytes FF DA inside a comment are not a scan; nor are a later picture's (an MPO's second image)."""
+    small = chelsea_rgb.resize((32, 24))
+    noisy = encode(small, "JPEG", comment=b"\xff\xda" * 500)
+    assert jpeg_scans(noisy) == 1
+    assert jpeg_scans(encode(small, "JPEG") + encode(small, "JPEG", progressive=True)) == 1
+    assert prepare_image(noisy, "comment.jpg").size == (64, 64)
 
 
 @pytest.mark.parametrize("name,data", BOMBS, ids=[b[0] for b in BOMBS])

@@ -344,3 +344,35 @@ def test_an_older_mlp_file_without_arch_or_dtype_still_loads(tiny_model):
         del meta["config"][key]
     m = load_model(npz_bytes({**arrays, "meta": np.array(json.dumps(meta))}), name="old.npz")
     assert not m.is_cnn and m.layers == (12288, 3, 1) and m.config.dtype == "float64"
+
+
+# --------------------------------------------------------------------------- crafted files (issue 19, A1)
+def test_crafted_model_files_give_one_clear_error(tiny_model):
+    """Five crafted files that once escaped the checks: ``meta`` stored without ``.npy`` (bytes, not an
+    array: AttributeError), nested 100 000 deep (RecursionError), with a 5000-digit integer
+    (ValueError), with ``Infinity`` (OverflowError in int()), and a ``.npy`` version-3 header."""
+    from robustness_helpers import hostile_model_files
+
+    expected = {"meta-raw-bytes.npz": "not a text entry", "meta-nested.npz": "nested too deeply",
+                "meta-5000-digits.npz": "thousands of digits", "meta-infinity.npz": "invalid metadata",
+                "npy-version-3.npz": "version 3.0"}
+    files = hostile_model_files(arrays_of(tiny_model))
+    assert set(files) == set(expected)
+    for name, data in files.items():
+        refused(data, name, expected[name])
+
+
+def test_a_version_3_npy_header_is_refused_before_allocating(tiny_model):
+    """The version-3 member claims 400 MB over 64 bytes: refused from its header, not allocated."""
+    import tracemalloc
+
+    from robustness_helpers import hostile_model_files
+
+    data = hostile_model_files(arrays_of(tiny_model))["npy-version-3.npz"]
+    tracemalloc.start()
+    try:
+        refused(data, "v3.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 1024**2, peak
