@@ -127,7 +127,7 @@ class Arch:
         :meth:`forward_bytes`, plus the largest conv layer's backward temporaries (the patches'
         gradient, ``dZ`` and the pooling's mask, the padded input gradient). Within 25 % of the peak that
         tracemalloc measures (tests/test_conv.py; 5.9 GiB estimated for ``in64,conv256,conv256,dense1``
-        on 209 images in float32, 5.7 GiB measured). 0 for an MLP (see catdnn.config.MAX_PARAM_BYTES)."""
+        on 209 images in float32; issue 19 measured 5.7 GiB). 0 for an MLP (see catdnn.config.MAX_PARAM_BYTES)."""
         back, side, c_prev = 0, self.input_px, self.source[2]
         for c in self.convs:
             hw, pad = side * side, (side + 2) * (side + 2)

@@ -76,7 +76,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -170,6 +170,7 @@ class Batch:
     aug: augment.Draw = field(default_factory=augment.Draw)
 
 
+@runtime_checkable
 class Solver(Protocol):
     """What the training loop asks of a solver: the contract of :class:`DirectSolver`,
     :class:`GramSolver` and :class:`CnnSolver`, written once.

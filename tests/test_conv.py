@@ -220,10 +220,15 @@ def test_mlp_spec_is_the_course_layers():
     ("dense0", "from 1 to"),
     ("in8,conv2,conv2,conv2,conv2", "halve the side"),
     (",".join(["dense4"] * 30), "at most"),
+    ("conv" + "9" * 5000, "5,000 digits is too large"),  # int() alone refuses over 4300 digits
+    ("in" + "3" * 4301 + ",conv8", "too large"),
+    ("dense" + "0" * 4400 + "7", "from 1 to"),  # leading zeros are not digits of the number
 ])
 def test_spec_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_arch(spec)
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(arch=spec).validate()
 
 
 def test_gradient_check_perturbs_fortran_ordered_weights_in_place():
