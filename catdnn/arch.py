@@ -174,7 +174,7 @@ def parse_arch(text: str, source: tuple = IMAGE_SHAPE) -> Arch:
             most = {"conv": MAX_FILTERS, "dense": MAX_UNITS, "in": side}[kind]
             raise ConfigError(f"step {_short(p)!r}: {len(num.lstrip('0')):,} digits is too large a number "
                               f"(at most {most:,})")
-        n = int(num)
+        n = int(num.lstrip("0") or "0")  # leading zeros count towards int()'s digit limit too
         if kind == "in":
             if k != 0:
                 raise ConfigError(f"{p!r} must be the first step of {_short(spec)!r} (it sizes the input)")
