@@ -19,11 +19,13 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from _common import load_data, machine, set_threads, table
 
-from catdnn import augment, conv
+from catdnn import augment, cnn, conv_layers
+from catdnn.config import PRESETS
 from catdnn.network import cost_from_logits
 from catdnn.optim import MiniBatches, make_optimizer, seeded_generators
 
@@ -86,14 +88,14 @@ def batches_of_an_epoch(Xin, Y, arch, cfg, rngs, batches):
 
 def numpy_epoch(params, arch, opt, state, lr, data):
     for Xb, Yb in data:
-        AL, cache = conv.forward_maps(params, arch, conv.to_maps(Xb, arch.image_shape))
-        opt.update(params, conv.backward(params, arch, cache, Yb, AL), state, lr)
+        AL, cache = cnn.forward_maps(params, arch, conv_layers.to_maps(Xb, arch.image_shape))
+        opt.update(params, cnn.backward(params, arch, cache, Yb, AL), state, lr)
 
 
 def torch_epoch(net, opt, data, arch):
     loss_fn = torch.nn.BCEWithLogitsLoss()
     for Xb, Yb in data:
-        x = torch.from_numpy(conv.to_maps(Xb, arch.image_shape)).permute(0, 3, 1, 2)  # NHWC -> NCHW (a view)
+        x = torch.from_numpy(conv_layers.to_maps(Xb, arch.image_shape)).permute(0, 3, 1, 2)  # NHWC -> NCHW (a view)
         y = torch.from_numpy(Yb[0])
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(net(x), y)
@@ -105,30 +107,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=8, help="timed epochs per implementation (interleaved)")
     ap.add_argument("--threads", type=int, default=2, help="BLAS and PyTorch threads (default 2)")
-    ap.add_argument("--arch", default=conv.CNN_PRESETS["cnn"].arch)
-    ap.add_argument("--batch-size", type=int, default=conv.CNN_PRESETS["cnn"].batch_size)
+    ap.add_argument("--arch", default=PRESETS["cnn"].arch)
+    ap.add_argument("--batch-size", type=int, default=PRESETS["cnn"].batch_size)
     args = ap.parse_args()
     if torch is None:
         sys.exit("bench_cnn_torch: PyTorch is not installed (pip install -r requirements-bench.txt); skipped")
     set_threads(args.threads)
     torch.set_num_threads(args.threads)
     ds = load_data()
-    cfg = conv.preset("cnn", arch=args.arch, batch_size=args.batch_size)
+    cfg = replace(PRESETS["cnn"], arch=args.arch, batch_size=args.batch_size).validate()
     arch = cfg.parsed()
-    Xin = conv.downsample(ds.train.X, arch.factor, arch.source, np.float32)
+    Xin = conv_layers.downsample(ds.train.X, arch.factor, arch.source, np.float32)
     Y = ds.train.Y.astype(np.float32)
-    params = conv.init_cnn(arch, cfg.init, cfg.seed, np.float32)
+    params = cnn.init_cnn(arch, cfg.init, cfg.seed, np.float32)
     net = torch_net(arch, params)
 
     # the same network: the same P(cat) and cost from the same weights
-    Xt = conv.to_input(arch, ds.test.X, np.float32)
-    p_np = conv.forward_maps(params, arch, Xt)[0][0]
+    Xt = cnn.to_input(arch, ds.test.X, np.float32)
+    p_np = cnn.forward_maps(params, arch, Xt)[0][0]
     with torch.no_grad():
         z_t = net(torch.from_numpy(Xt).permute(0, 3, 1, 2)).numpy()
     p_t = 1 / (1 + np.exp(-z_t))
     diff = float(np.max(np.abs(p_np - p_t)))
-    cost_np = cost_from_logits(conv.forward_maps(params, arch, conv.to_maps(Xin, arch.image_shape))[1].dense[-1][1],
-                               Y)
+    train_maps = conv_layers.to_maps(Xin, arch.image_shape)
+    cost_np = cost_from_logits(cnn.forward_maps(params, arch, train_maps)[1].dense[-1][1], Y)
 
     rngs = seeded_generators(cfg.seed)
     batches = MiniBatches(Xin.shape[1], cfg.batch_size, rngs["batches"])
@@ -148,8 +150,8 @@ def main() -> None:
             if e:
                 times[name].append(time.perf_counter() - t0)
     with torch.no_grad():
-        z_t = net(torch.from_numpy(conv.to_maps(Xin, arch.image_shape)).permute(0, 3, 1, 2)).numpy()
-    z_np = conv.forward_maps(params, arch, conv.to_maps(Xin, arch.image_shape))[1].dense[-1][1][0]
+        z_t = net(torch.from_numpy(conv_layers.to_maps(Xin, arch.image_shape)).permute(0, 3, 1, 2)).numpy()
+    z_np = cnn.forward_maps(params, arch, conv_layers.to_maps(Xin, arch.image_shape))[1].dense[-1][1][0]
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = med["numpy"] / med["torch"]
     print(f"machine: {machine()}")
@@ -162,7 +164,7 @@ def main() -> None:
           f"correlate at r = {np.corrcoef(z_np, z_t)[0, 1]:.4f}\n")
     rows = [[name, f"{med[name] * 1000:.0f}", " ".join(f"{t * 1000:.0f}" for t in times[name]),
              f"{med[name] / med['torch']:.2f}×"] for name in ("numpy", "torch")]
-    rows[0][0] = "catdnn NumPy (conv.py, im2col)"
+    rows[0][0] = "catdnn NumPy (cnn.py, im2col)"
     rows[1][0] = f"PyTorch {torch.__version__} CPU"
     print(table(["implementation", "ms / epoch (median)", "all epochs (ms)", "× PyTorch"], rows))
     print(f"\ntarget: NumPy ≤ 2× PyTorch per epoch: {ratio:.2f}× {'MET' if ratio <= 2 else 'MISSED'}")

@@ -4,7 +4,7 @@ CV on the 209 training images only, then test accuracy as mean ± std over seeds
 Three models:
 * the course's deep MLP as published (the ``deep`` preset, no choice made);
 * the best MLP: the deep net with L2 / flips + mirror averaging, and how many iterations, chosen by CV;
-* the CNN (catdnn.conv): learning rate, widths and epochs chosen by CV.
+* the CNN (catdnn.cnn): learning rate, widths and epochs chosen by CV.
 
 Selection uses AUC on the validation folds (balanced accuracy shown beside it); plain accuracy
 cannot choose here (always non-cat scores 0.656). The test set is read only for the final table.
@@ -28,11 +28,11 @@ from dataclasses import replace
 import numpy as np
 from _common import ROOT, load_data, machine, set_threads, table
 
-from catdnn import conv, validation
-from catdnn.config import PRESETS
+from catdnn import cnn, validation
+from catdnn.config import PRESETS, iterations_for
 from catdnn.evaluate import metrics
 from catdnn.network import predict_proba
-from catdnn.train import Trainer
+from catdnn.train import Trainer, fit
 
 SEEDS = (1, 2, 3, 4, 5)
 K = 5
@@ -58,13 +58,14 @@ def mlp_fold(config, checkpoints):
 def cnn_fold(config, checkpoints_epochs, m_train):
     """train_fold for cross_validate: the CNN, P(cat) on the validation part after each number of epochs."""
     def train_fold(X_tr, Y_tr, X_val):
-        per_epoch = conv.iterations_for(1, X_tr.shape[1], config.batch_size)
+        per_epoch = iterations_for(1, X_tr.shape[1], config.batch_size)
         cfg = replace(config, iterations=per_epoch * max(checkpoints_epochs))
-        t = conv.ConvTrainer(cfg, X_tr, Y_tr, cost_every=10**9)
+        t = Trainer(cfg, X_tr, Y_tr, cost_every=10**9)
+        arch = cfg.parsed_arch()
         out = {}
         for e in t.run():
             if e.iterations_done % per_epoch == 0 and e.iterations_done // per_epoch in checkpoints_epochs:
-                out[e.iterations_done // per_epoch] = t.predict_proba(X_val)
+                out[e.iterations_done // per_epoch] = cnn.predict_proba(t.params(), arch, X_val, tta=cfg.tta)
         return out
     return train_fold
 
@@ -87,8 +88,8 @@ def final_cnn(config, ds):
     out = []
     for seed in SEEDS:
         t0 = time.perf_counter()
-        t = conv.fit_cnn(replace(config, seed=seed), ds.train.X, ds.train.Y, cost_every=10**9)
-        p = t.predict_proba(ds.test.X)
+        model = fit(replace(config, seed=seed), X=ds.train.X, Y=ds.train.Y, cost_every=10**9)
+        p = model.predict_proba(ds.test.X)
         out.append((metrics(p, ds.test.Y), time.perf_counter() - t0))
     return out
 
@@ -96,8 +97,8 @@ def final_cnn(config, ds):
 def cnn_peak_bytes(config, ds) -> int:
     """Peak bytes allocated (tracemalloc, which NumPy reports to) during one CNN run and its test prediction."""
     tracemalloc.start()
-    t = conv.fit_cnn(config, ds.train.X, ds.train.Y, cost_every=10**9)
-    t.predict_proba(ds.test.X)
+    model = fit(config, X=ds.train.X, Y=ds.train.Y, cost_every=10**9)
+    model.predict_proba(ds.test.X)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     return peak
@@ -168,7 +169,7 @@ def main() -> None:
     cnn_results = []
     for wname, spec in widths.items():
         for lr in rates:
-            cfg = conv.preset("cnn", arch=spec, learning_rate=lr)
+            cfg = replace(PRESETS["cnn"], arch=spec, learning_rate=lr).validate()
             r = validation.cross_validate(cnn_fold(cfg, set(epochs), X.shape[1]), X, Y, k=K, seed=CV_SEED,
                                           metric=METRIC, name=f"{wname}, lr {lr:g}")
             cnn_results.append((r, cfg))
@@ -176,7 +177,7 @@ def main() -> None:
                   f"  ({r.seconds:.1f} s)", flush=True)
     best_cnn, best_ep = validation.select([r for r, _ in cnn_results])
     best_cnn_cfg = next(c for r, c in cnn_results if r is best_cnn)
-    best_cnn_cfg = replace(best_cnn_cfg, iterations=conv.iterations_for(best_ep, X.shape[1], best_cnn_cfg.batch_size))
+    best_cnn_cfg = replace(best_cnn_cfg, iterations=iterations_for(best_ep, X.shape[1], best_cnn_cfg.batch_size))
     cv_seconds = time.perf_counter() - t_all
 
     # ---- the test set, once, for the three chosen models

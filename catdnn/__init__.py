@@ -12,15 +12,40 @@ Shape convention (the course's, used everywhere in this package)
 * Counting: ``iteration`` is a 0-based index (the course's ``i``), ``iterations`` a run's length,
   ``iterations_done`` how many iterations have been completed.
 
-Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of the math),
-``optim`` (optimisers, learning-rate schedules, mini-batches), ``augment`` (flips and shifts),
-``solvers`` (direct and Gram), ``optim`` and ``augment`` (the second course's techniques), ``config``
-(TrainConfig, presets, limits), ``train`` (the training loop), ``workers`` (training on a pool of
-processes), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos),
-``photos`` (a folder or zip of photos as a dataset), ``share`` (settings as link parameters),
-``probe`` (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``history`` (the run
-history in SQLite), ``labels`` (what a run is called: its architecture, and what differs in a comparison),
-``sweep`` (many runs on a process pool or a Dask cluster), ``cli``.
+Modules, from the ground floor up (a module imports only modules above it in this list, never
+one that imports it back; ``tests/test_imports.py`` checks it):
+
+* ``errors``, ``threads``: the exceptions; BLAS thread limits
+* ``data`` (the dataset and the input size), ``images`` (users' photos), ``photos`` (a folder or
+  zip of photos as a dataset), ``augment`` (flips and shifts)
+* ``network``: the dense math, one copy (init, forward, backward, cost, predict)
+* ``arch`` (the architecture spec, MLP or CNN), ``conv_layers`` (im2col convolution, max pooling,
+  the input step), ``cnn`` (the convolutional net's forward, backward, predictions, gradient check)
+* ``optim``: optimisers, learning-rate schedules, mini-batches
+* ``probe`` (what the dashboard shows of a model's insides), ``diagnose`` (what went wrong)
+* ``solvers``: one step of training: direct, Gram or CNN, one contract (``solvers.Solver``)
+* ``config`` (TrainConfig, presets, limits), ``model`` and ``model_io`` (the Model and its files),
+  ``train`` (the one training loop, its divergence rule, ``fit()``)
+* ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in
+  SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``lessons``,
+  ``share`` (settings as link parameters), ``cli``
+
+Where to change what
+--------------------
+===================================  ==============================================================================
+To add or change ...                 change ...
+===================================  ==============================================================================
+a weight init                        ``network.INITS`` (+ ``INIT_DESCRIPTIONS``) and a test
+an optimizer                         its class in ``optim`` and ``optim.OPTIMIZERS`` (+ descriptions), a test
+a learning-rate schedule             ``optim.SCHEDULES`` (+ ``SCHEDULE_DESCRIPTIONS``) and a test
+a dense layer's step                 ``network.forward`` / ``network.backward`` (every solver calls them)
+a conv or pooling layer's step       ``conv_layers``, then ``cnn.forward_maps`` / ``cnn.backward``
+a step of the architecture spec      ``arch.parse_arch`` and ``Arch`` (shapes, parameters, step memory)
+how one training step is taken       a solver in ``solvers`` (the ``Solver`` protocol), picked by ``solver_choice``
+the loop (events, Stop, divergence)  ``train.Trainer.run`` (``train.EXPLODE_FACTOR``)
+a setting, a preset or a limit       ``config.TrainConfig`` (its field, ``validate``) and ``config.PRESETS``
+a page                               ``pages/N_Name.py``, calling ``ui.page_setup()`` first
+===================================  ==============================================================================
 
 This package never imports streamlit; the dashboard imports it.
 """

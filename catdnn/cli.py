@@ -343,7 +343,7 @@ def cmd_train(args) -> int:
 
 def _network(args) -> dict:
     """The network flags as TrainConfig fields, and ``args.preset`` resolved (cnn for a conv --arch, else deep)."""
-    from .conv import parse_arch
+    from .arch import parse_arch
 
     if args.arch is not None and args.layers is not None:
         raise ConfigError("give the network as --arch or --layers, not both")

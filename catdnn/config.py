@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
-from .conv import CNN_PRESETS, Arch, ConvConfig, arch_from_layers, parse_arch
+from .arch import MAX_STEP_BYTES, Arch, arch_from_layers, parse_arch
 from .data import N_X
 from .errors import ConfigError
 from .network import INITS, param_count
@@ -61,9 +61,9 @@ class TrainConfig:
     flip: bool = False  # training: mirror each image left-right with probability 1/2, drawn every iteration
     shift: int = 0  # training: shift each image by up to this many pixels each way (zeros come in); 0 = off
     tta: bool = False  # prediction: the mean of P(cat) for the image and its mirror image
-    # ---- a convolutional net instead (catdnn.conv)
+    # ---- a convolutional net instead (catdnn.arch, catdnn.cnn)
     arch: str = ""  # architecture spec with conv steps, e.g. "in32,conv16,conv32,conv64,dense64"
-    #                 (catdnn.conv.parse_arch); "" = an MLP of ``layers``. A CNN's ``layers`` is its dense head.
+    #                 (catdnn.arch.parse_arch); "" = an MLP of ``layers``. A CNN's ``layers`` is its dense head.
     dtype: str = "float64"  # a CNN's arithmetic: "float32" (about twice as fast) or "float64"; MLPs are
     #                         float64 only (course parity)
 
@@ -92,13 +92,8 @@ class TrainConfig:
         return bool(self.arch)
 
     def parsed_arch(self) -> Arch:
-        """The architecture: :func:`catdnn.conv.parse_arch` of ``arch``, or the MLP of ``layers``."""
+        """The architecture: :func:`catdnn.arch.parse_arch` of ``arch``, or the MLP of ``layers``."""
         return parse_arch(self.arch) if self.arch else arch_from_layers(self.layers)
-
-    def conv_config(self) -> ConvConfig:
-        """This CNN run as :class:`catdnn.conv.ConvConfig` (the fields the two share)."""
-        names = {f.name for f in fields(ConvConfig)}
-        return ConvConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
     @property
     def hidden(self) -> tuple:
@@ -145,10 +140,14 @@ class TrainConfig:
             out.append("mirror averaging at prediction")
         return out
 
-    def validate(self, n_x: int | None = N_X) -> TrainConfig:
-        """Raise :class:`ConfigError` with a clear message if this run is impossible; return self."""
+    def validate(self, n_x: int | None = N_X, m: int | None = None) -> TrainConfig:
+        """Raise :class:`ConfigError` with a clear message if this run is impossible; return self.
+
+        ``n_x``: the inputs per example; ``m``: the training examples, when known (a convolutional
+        net's full-batch step is then bounded, see :meth:`step_bytes`).
+        """
         if self.arch:
-            return self._validate_cnn(n_x)
+            return self._validate_cnn(n_x, m)
         if self.dtype != "float64":
             raise ConfigError(f"dtype {self.dtype!r} is for convolutional nets only: an MLP trains in float64 "
                               "(the course's numbers need it)")
@@ -183,6 +182,12 @@ class TrainConfig:
                 f"{3.5 * nbytes / 2**30:,.1f} GiB to train); the limit is {MAX_PARAM_BYTES / 2**20:,.0f} "
                 "MiB: use smaller hidden layers"
             )
+        self._validate_run()
+        self._validate_techniques(MAX_SHIFT)
+        return self
+
+    def _validate_run(self) -> None:
+        """The checks every network shares: learning rate, iterations, seed, init."""
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
             raise ConfigError(f"the learning rate {lr!r} is not a number")
@@ -198,12 +203,23 @@ class TrainConfig:
             raise ConfigError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {s!r}")
         if not isinstance(self.init, str) or self.init not in INITS:
             raise ConfigError(f"unknown init {self.init!r}: choose one of {', '.join(INITS)}")
-        self._validate_techniques()
-        return self
 
-    def _validate_cnn(self, n_x: int | None) -> TrainConfig:
-        """A CNN's checks: the spec and its limits (:meth:`catdnn.conv.ConvConfig.validate`), then the
-        settings it shares with an MLP."""
+    def step_bytes(self, m: int | None = None) -> int | None:
+        """A convolutional net's estimated peak bytes per training step (:meth:`catdnn.arch.Arch.step_bytes`)
+        on ``batch_size`` images, or all ``m`` with full batches; None when that is not known (full
+        batches, ``m`` not given). 0 for an MLP."""
+        if not self.arch:
+            return 0
+        k = self._step_examples(m)
+        return None if k is None else parse_arch(self.arch).step_bytes(k, np.dtype(self.dtype).itemsize)
+
+    def _step_examples(self, m: int | None) -> int | None:
+        """Examples per training step: ``batch_size``, or all ``m`` (None when not known)."""
+        return self.batch_size if self.batch_size and (m is None or self.batch_size < m) else m
+
+    def _validate_cnn(self, n_x: int | None, m: int | None) -> TrainConfig:
+        """A CNN's checks: the spec and its limits, the memory of a step, then the settings it shares
+        with an MLP (the shift at most half the network's input side)."""
         if not isinstance(self.arch, str):
             raise ConfigError(f"the architecture must be a text such as 'in32,conv16,dense64', not {self.arch!r}")
         arch = parse_arch(self.arch)
@@ -220,11 +236,19 @@ class TrainConfig:
         if nbytes > MAX_PARAM_BYTES:
             raise ConfigError(f"the architecture {self.arch!r} needs {nbytes / 2**20:,.0f} MiB for the weights alone; "
                               f"the limit is {MAX_PARAM_BYTES / 2**20:,.0f} MiB: use fewer filters or units")
-        self.conv_config().validate()
-        self._validate_techniques()
+        self._validate_run()
+        self._validate_techniques(min(MAX_SHIFT, arch.input_px // 2))
+        step = self.step_bytes(m)
+        if step is not None and step > MAX_STEP_BYTES:
+            k = self._step_examples(m)
+            raise ConfigError(
+                f"the architecture {self.arch!r} in {self.dtype} needs about {step / 2**30:,.1f} GiB for one training "
+                f"step on {k} images (patches and maps of its conv layers); the limit is "
+                f"{MAX_STEP_BYTES / 2**30:g} GiB: use smaller batches, a smaller input (inN), or fewer filters"
+            )
         return self
 
-    def _validate_techniques(self) -> None:
+    def _validate_techniques(self, max_shift: int) -> None:
         _number("the L2 regularisation λ (l2)", self.l2, low=0.0, high=MAX_L2)
         hidden = len(self.layers) - 2
         kp = self.keep_prob
@@ -270,8 +294,9 @@ class TrainConfig:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         sh = self.shift
-        if isinstance(sh, bool) or not isinstance(sh, (int, np.integer)) or not 0 <= sh <= MAX_SHIFT:
-            raise ConfigError(f"the shift must be a whole number of pixels from 0 to {MAX_SHIFT}, not {sh!r}")
+        if isinstance(sh, bool) or not isinstance(sh, (int, np.integer)) or not 0 <= sh <= max_shift:
+            raise ConfigError(f"the shift must be a whole number of pixels from 0 to {max_shift} (half the "
+                              f"network's input side at most), not {sh!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -297,12 +322,21 @@ class TrainConfig:
 
 #: The course's two networks, by the names the CLI and the dashboard use.
 COURSE_PRESETS = ("two-layer", "deep")
-#: The presets: the course's two networks, then the convolutional net(s) of :data:`catdnn.conv.CNN_PRESETS`.
+#: The presets: the course's two networks, then a small convolutional net.
 PRESETS: dict[str, TrainConfig] = {
     "two-layer": TrainConfig(layers=(N_X, 7, 1), init="small"),
     "deep": TrainConfig(layers=(N_X, 20, 7, 5, 1), init="xavier"),
-    **{name: TrainConfig(**c.to_dict()) for name, c in CNN_PRESETS.items()},
+    # 32 px input, 3×3 convs of 16, 32, 64 filters with pooling, dense 64; Adam α 0.002, 50 epochs of
+    # 7 batches of 32 (209 images); flips and ±4 px shifts in training, mirror averaging at prediction
+    "cnn": TrainConfig(arch="in32,conv16,conv32,conv64,dense64", learning_rate=0.002, iterations=350, init="he",
+                       batch_size=32, optimizer="adam", flip=True, shift=4, tta=True, dtype="float32"),
 }
+
+
+def iterations_for(epochs: int, m: int, batch_size: int) -> int:
+    """Iterations that make ``epochs`` passes over ``m`` examples in batches of ``batch_size`` (0 = all)."""
+    per_epoch = 1 if batch_size <= 0 or batch_size >= m else -(-m // batch_size)
+    return int(epochs) * per_epoch
 
 
 def preset_name(config: TrainConfig) -> str:

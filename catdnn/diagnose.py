@@ -3,7 +3,7 @@
 The failures a student meets as soon as the learning rate slider moves right:
 
 * **exploding cost**: a step overshoots and the cost jumps far above where it started (the
-  training loop stops such a run as diverged once the cost is :data:`EXPLODE_FACTOR` times above
+  training loop stops such a run as diverged once the cost is :data:`catdnn.train.EXPLODE_FACTOR` times above
   its start); a milder overshoot leaves the cost *above* where it started at the end;
 * **a dead network**: every ReLU unit of a layer outputs zero for every image, so the network
   answers the same probability for every image; its cost can then go no lower than the *prior
@@ -30,9 +30,6 @@ import numpy as np
 from .evaluate import auc
 from .network import backward, compute_cost, forward, predicted
 from .probe import dead_masks
-
-#: A cost this many times above the starting cost (at least 1) stops the run as diverged.
-EXPLODE_FACTOR = 10.0
 
 
 def prior_cost(Y: np.ndarray) -> float:

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import conv
+from . import cnn
+from .arch import Arch
 from .config import TrainConfig
 from .network import predict_proba
 
@@ -25,7 +26,7 @@ class Model:
     params : list of (W, b)
         ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l, 1)``; for a convolutional net
         (``config.arch``), the conv layers first (``W`` ``(C_l, 9·C_{l-1})``, ``b`` ``(C_l, 1)``,
-        see :mod:`catdnn.conv`), in the config's dtype.
+        see :mod:`catdnn.cnn`), in the config's dtype.
     config : TrainConfig
     """
 
@@ -49,12 +50,12 @@ class Model:
 
     @property
     def is_cnn(self) -> bool:
-        """Whether this is a convolutional net (:mod:`catdnn.conv`)."""
+        """Whether this is a convolutional net (:mod:`catdnn.cnn`)."""
         return self.config.is_cnn
 
     @property
-    def arch(self) -> conv.Arch:
-        """The architecture (:class:`catdnn.conv.Arch`), for an MLP too (no conv steps)."""
+    def arch(self) -> Arch:
+        """The architecture (:class:`catdnn.arch.Arch`), for an MLP too (no conv steps)."""
         return self.config.parsed_arch()
 
     @property
@@ -69,7 +70,7 @@ class Model:
         """
         tta = bool(getattr(self.config, "tta", False))
         if self.is_cnn:
-            return conv.predict_proba(self.params, self.arch, X, tta=tta)
+            return cnn.predict_proba(self.params, self.arch, X, tta=tta)
         return predict_proba(self.params, X, tta=tta)
 
     def summary(self) -> str:

@@ -4,7 +4,7 @@ A file holds one float64 array per parameter (``W1``, ``b1``, ``W2``, ...) and `
 unicode array with a JSON document: the format tag, layer sizes, configuration, class names,
 cost history and accuracies. A convolutional net's file also names its architecture (``arch``, in
 the JSON and in its configuration); its arrays are in its configuration's dtype (float32 or
-float64), the conv layers first (:func:`catdnn.conv.param_shapes`). Loading uses
+float64), the conv layers first (:func:`catdnn.cnn.param_shapes`). Loading uses
 ``allow_pickle=False`` and checks every name, dtype and shape against the layers or the
 architecture before the model is used. Files without ``arch`` (older ones) are MLPs.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cnn import param_shapes
 from .config import TrainConfig
-from .conv import param_shapes
 from .data import N_X
 from .errors import ConfigError, ModelFileError
 from .model import Model

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import cnn
 from .augment import flip
 from .data import IMAGE_SHAPE
 from .network import backward, forward, init_params
@@ -297,9 +298,9 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     tta : bool
         The model's prediction is the mean of P(cat) for the image and its mirror image (a model
         trained with ``tta``): the gradient of that mean.
-    arch : catdnn.conv.Arch, optional
+    arch : catdnn.arch.Arch, optional
         A convolutional net's architecture (:attr:`catdnn.model.Model.arch`): its backward pass to
-        the input (:func:`catdnn.conv.logit_input_gradient`) instead of the MLP's.
+        the input (:func:`catdnn.cnn.logit_input_gradient`) instead of the MLP's.
 
     Returns
     -------
@@ -317,9 +318,7 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
 def _proba_gradient(params, x: np.ndarray, arch=None) -> np.ndarray:
     """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
     if arch is not None and arch.is_cnn:
-        from . import conv  # here: conv imports diagnose, which imports this module
-
-        a, dz = conv.logit_input_gradient(params, arch, x)
+        a, dz = cnn.logit_input_gradient(params, arch, x)
         return dz * (a * (1.0 - a))
     AL, cache = forward(params, x)
     _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True)  # dZ[L] = A[L] − (A[L] − 1) = 1
@@ -420,7 +419,7 @@ def summarise_layers(iteration: int, grad_norms, acts) -> LayerStats:
 
 # --------------------------------------------------------------------------- a convolutional net's insides
 def filter_images(params, arch, layer: int = 1) -> np.ndarray:
-    """Conv layer ``layer``'s 3×3 kernels as tiny images (:func:`catdnn.conv.filters`), each normalised on
+    """Conv layer ``layer``'s 3×3 kernels as tiny images (:func:`catdnn.cnn.filters`), each normalised on
     its own with :func:`symmetric_normalise` (weight 0 is mid-grey). Layer 1's have the image's 3 colours;
     deeper layers' are shown as the mean over their input channels (grey).
 
@@ -428,16 +427,14 @@ def filter_images(params, arch, layer: int = 1) -> np.ndarray:
     -------
     ndarray of shape (C_l, 3, 3, 3) (layer 1) or (C_l, 3, 3) (deeper), uint8
     """
-    from . import conv
-
-    k = np.asarray(conv.filters(params, arch, layer), dtype=np.float64)  # (C_l, 3, 3, C_{l-1})
+    k = np.asarray(cnn.filters(params, arch, layer), dtype=np.float64)  # (C_l, 3, 3, C_{l-1})
     if k.shape[-1] != 3:
         k = k.mean(axis=-1)
     return np.stack([np.rint(255.0 * symmetric_normalise(f)).astype(np.uint8) for f in k])
 
 
 def feature_map_images(params, arch, x: np.ndarray, layer: int = 1) -> np.ndarray:
-    """One image's feature maps out of conv layer ``layer`` (:func:`catdnn.conv.feature_maps`, after the ReLU,
+    """One image's feature maps out of conv layer ``layer`` (:func:`catdnn.cnn.feature_maps`, after the ReLU,
     before pooling) as grey images, each scaled on its own (0 black, its maximum white).
 
     Parameters
@@ -448,9 +445,7 @@ def feature_map_images(params, arch, x: np.ndarray, layer: int = 1) -> np.ndarra
     -------
     ndarray of shape (C_l, H_l, W_l), uint8
     """
-    from . import conv
-
-    maps = np.asarray(conv.feature_maps(params, arch, x, layer)[0], dtype=np.float64)  # (H, W, C)
+    maps = np.asarray(cnn.feature_maps(params, arch, x, layer)[0], dtype=np.float64)  # (H, W, C)
     top = maps.max(axis=(0, 1))  # (C,)
     scaled = np.divide(maps, top, out=np.zeros_like(maps), where=top > 0)
     return np.rint(255.0 * scaled).astype(np.uint8).transpose(2, 0, 1)

@@ -1,12 +1,18 @@
-"""The two solvers, side by side: the direct path and the Gram path, behind one small interface.
+"""The solvers, side by side: the direct path, the Gram path and the convolutional net, behind one
+small interface (:class:`Solver`).
 
 A solver owns the current parameters of one training run and knows how to take one step
-(:meth:`step`: one parameter update on one batch), what the network says about the training and
-test images (:meth:`proba_train`, :meth:`proba_test`) and what its parameters are
-(:meth:`params`). Both call the one copy of the math in :mod:`catdnn.network` (``forward``,
+(:meth:`Solver.step`: one parameter update on one batch), what the network says about the training
+and test images (:meth:`~Solver.proba_train`, :meth:`~Solver.proba_test`), what its parameters are
+(:meth:`~Solver.params`) and its per-layer statistics (:meth:`~Solver.layer_stats`). The training
+loop (:class:`catdnn.train.Trainer`) is the same for all three: it draws each step's batch, its
+augmentation and its learning rate, and decides when the run has diverged.
+
+The MLP's two solvers call the one copy of the math in :mod:`catdnn.network` (``forward``,
 ``backward``, ``dropout``, ``l2_cost``) and the optimisers of :mod:`catdnn.optim`: the direct
 solver for every layer, the Gram solver for layers 2..L. The Gram solver computes only the first
-layer differently.
+layer differently. :class:`CnnSolver` steps a convolutional net (:mod:`catdnn.cnn`) with the same
+optimisers.
 
 The techniques a :class:`~catdnn.config.TrainConfig` turns on reach the solvers as: the batch of
 each step (:class:`Batch`: which examples, how they are augmented; drawn by the training loop),
@@ -70,10 +76,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from . import augment
+from . import augment, cnn
+from .conv_layers import downsample, to_maps
 from .errors import ConfigError
 from .network import (
     backward,
@@ -89,6 +97,7 @@ from .network import (
     sigmoid,
 )
 from .optim import GradientDescent, make_optimizer, seeded_generators
+from .probe import LayerStats, layer_stats, summarise_layers
 
 #: "auto" takes the Gram solver only while its m×m matrix is at most this many times the size of X
 #: (beyond m = 2·n_x, B·G costs more than W1·X: it cannot pay off).
@@ -159,6 +168,49 @@ class Batch:
 
     index: np.ndarray | None = None
     aug: augment.Draw = field(default_factory=augment.Draw)
+
+
+@runtime_checkable
+class Solver(Protocol):
+    """What the training loop asks of a solver: the contract of :class:`DirectSolver`,
+    :class:`GramSolver` and :class:`CnnSolver`, written once.
+
+    A solver is built from the run's initial parameters, the training set ``X`` ``(n_x, m)`` and
+    ``Y`` ``(1, m)``, the default learning rate, an optional test set and the
+    :class:`~catdnn.config.TrainConfig`; it owns (and updates) the parameters from then on.
+    """
+
+    name: str  # "direct", "gram" or "cnn", as Trainer.solver_name reports it
+
+    def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None) -> tuple:
+        """One iteration: forward at the current parameters on the batch, then update them.
+
+        ``batch`` (:class:`Batch`): the examples of this step and their augmentation, as the loop
+        drew them; None = all m, as they are. ``lr``: this step's learning rate; None = the
+        solver's own. Returns ``(cost, AL)``: the cost at the parameters *before* the update
+        (``None`` unless ``need_cost``; with L2 it includes ``λ/(2m_b)·Σ‖W‖²``) and the output
+        ``AL`` of shape ``(1, m_b)``; ``(nan, AL)`` without updating when the output is not finite
+        (the loop then reports the run as diverged).
+        """
+        ...
+
+    def proba_train(self) -> np.ndarray:
+        """P(cat) on the training set at the current parameters (no dropout, no augmentation; with
+        test-time averaging, the mean over each image and its mirror image), shape ``(m,)``."""
+        ...
+
+    def proba_test(self) -> np.ndarray:
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (as proba_train)."""
+        ...
+
+    def params(self, copy: bool = True) -> list:
+        """The current parameters, a list of ``(W, b)`` (copies unless ``copy`` is False, for reading only)."""
+        ...
+
+    def layer_stats(self, iteration: int) -> LayerStats | None:
+        """:class:`catdnn.probe.LayerStats` at the current parameters on the training set, or None
+        when the solver has none (a convolutional net: the statistics are the dense layers' math)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -414,8 +466,6 @@ class GramSolver:
         Gram form, layers 2..L by the shared math, and ‖dW[1]‖ = ‖dZ[1]·Xᵀ‖ / m from
         ‖dZ·Xᵀ‖² = Σ (dZ·XᵀX) ⊙ dZ, with XᵀX the Gram matrix's first m×m block. A snapshot then
         costs about one iteration instead of several full-size products (tests: equal to rounding)."""
-        from .probe import summarise_layers
-
         m = self.m
         Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
         A1 = relu(Z1)
@@ -521,12 +571,91 @@ class DirectSolver:
 
     def layer_stats(self, iteration: int):
         """:func:`catdnn.probe.layer_stats` at the current parameters on the training set."""
-        from .probe import layer_stats
-
         return layer_stats(self._params, self.X, self.Y, iteration)
 
 
-#: Solvers by name. Both compute the same iterates (up to rounding) wherever both apply.
+#: The solver name of a convolutional net's runs (:class:`CnnSolver`).
+CNN_SOLVER = "cnn"
+
+
+def cnn_solver_reason(config) -> str:
+    """Why a convolutional net's run uses the "cnn" solver, in one line (``Trainer.solver_reason``)."""
+    return (f"{CNN_SOLVER} solver: a convolutional net ({config.arch}), each 3×3 convolution one matrix product "
+            f"on the image patches (im2col), in {config.dtype}")
+
+
+class CnnSolver:
+    """Training a convolutional net (:mod:`catdnn.cnn`): mini-batches, any optimiser of
+    :mod:`catdnn.optim`, L2, flips and shifts as the loop draws them, in the config's dtype.
+
+    Parameters
+    ----------
+    params : list of (W, b)
+        Initial parameters (:func:`catdnn.cnn.init_cnn`), conv layers first; the solver owns them.
+    X : ndarray of shape (12288, m)
+        The training images as columns; the input step (:func:`catdnn.conv_layers.downsample`) is
+        done once, in the parameters' dtype.
+    Y : ndarray of shape (1, m)
+    learning_rate : float
+        The rate of a step given none.
+    X_test : ndarray of shape (12288, m_test), optional
+    config : TrainConfig
+        The architecture (``arch``), L2, the optimiser and test-time averaging.
+    rng : unused (a convolutional net has no dropout); accepted for the common constructor.
+    """
+
+    name = CNN_SOLVER
+
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config, rng=None):
+        self._params = params
+        self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
+        self.arch = config.parsed_arch()
+        self._lambd = float(config.l2)
+        self._tta = bool(config.tta)
+        dtype = params[0][0].dtype
+        self._Xin = downsample(X, self.arch.factor, self.arch.source, dtype)  # (n_input, m), once
+        self._Y = np.asarray(Y, dtype=dtype)
+        self._opt = make_optimizer(config)
+        self._state = self._opt.init(params)
+
+    def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
+        """One iteration (see :meth:`Solver.step`): the batch's images, augmented as drawn at the
+        network's input side, forward and backward through :mod:`catdnn.cnn`, one optimiser update."""
+        arch, lr = self.arch, self.lr if lr is None else float(lr)
+        Xb, Yb = self._Xin, self._Y
+        if batch is not None:
+            if batch.index is not None:
+                Xb, Yb = Xb[:, batch.index], Yb[:, batch.index]  # (n_input, m_b), (1, m_b)
+            Xb = augment.apply(Xb, batch.aug, arch.image_shape)
+        AL, cache = cnn.forward_maps(self._params, arch, to_maps(Xb, arch.image_shape))
+        ZL = cache.dense[-1][1]
+        if not np.isfinite(ZL).all():
+            return math.nan, AL
+        cost = None
+        if need_cost:
+            cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
+        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd)
+        self._opt.update(self._params, grads, self._state, lr)
+        return cost, AL
+
+    def proba_train(self) -> np.ndarray:
+        """P(cat) on the training set at the current parameters, shape ``(m,)`` (mirror-averaged with tta)."""
+        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta)
+
+    def proba_test(self) -> np.ndarray:
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
+        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta)
+
+    def params(self, copy: bool = True):
+        """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
+        return [(W.copy(), b.copy()) for W, b in self._params] if copy else list(self._params)
+
+    def layer_stats(self, iteration: int) -> None:
+        """None: a convolutional net records no per-layer statistics (they are the dense layers' math)."""
+        return None
+
+
+#: The MLP's solvers by name. Both compute the same iterates (up to rounding) wherever both apply.
 SOLVERS: dict[str, type] = {"direct": DirectSolver, "gram": GramSolver}
 
 
@@ -557,14 +686,20 @@ def _gram_why(config, m: int) -> str:
 
 
 def solver_choice(name: str, n_x: int, m: int, layers, iterations: int | None = None, config=None):
-    """``(solver class, reason)``: the solver for ``name`` ("auto", "direct" or "gram") and one line
-    saying why, for the Train page and the CLI.
+    """``(solver class, reason)``: the solver for ``name`` ("auto", "direct", "gram" or "cnn") and one
+    line saying why, for the Train page and the CLI.
+
+    A convolutional net (``config.arch``) always takes :class:`CnnSolver` ("auto" or "cnn").
 
     "auto" takes the Gram solver when it is exact for the config's techniques
     (:func:`gram_exactness`) and pays off for this shape (:func:`gram_pays_off`), else the direct
     one. A solver asked for by name is obeyed, except the Gram solver where it is not exact
     (:class:`ConfigError`).
     """
+    if config is not None and config.is_cnn:
+        if name not in ("auto", CNN_SOLVER):
+            raise ConfigError(f"a convolutional net trains with the {CNN_SOLVER!r} solver, not {name!r}")
+        return CnnSolver, cnn_solver_reason(config)
     if name not in ("auto", *SOLVERS):
         raise ConfigError(f"unknown solver {name!r}: choose one of auto, {', '.join(SOLVERS)}")
     why_not = gram_exactness(config)

@@ -6,9 +6,11 @@ Whoever consumes it (the CLI, the tests, the dashboard's Train page) can stop be
 iterations simply by not asking for the next event; the partial model is then
 :meth:`Trainer.model`. :func:`fit` drains the generator.
 
-The per-iteration math sits in a *solver* (:mod:`catdnn.solvers`): it owns the current parameters
-and knows how to take a step, so a faster way of computing the same iterates can replace it
-without touching the loop. The loop draws what is random about each step and passes it on: the
+The per-iteration math sits in a *solver* (:class:`catdnn.solvers.Solver`: direct, Gram, or a
+convolutional net's): it owns the current parameters and knows how to take a step, so another
+network, or a faster way of computing the same iterates, replaces it without touching the loop.
+The loop alone keeps the histories, the timing, the Stop and the divergence rule
+(:data:`EXPLODE_FACTOR`). The loop draws what is random about each step and passes it on: the
 examples of the step (:class:`~catdnn.optim.MiniBatches`, a new permutation every epoch), their
 augmentation (:func:`catdnn.augment.draw`) and the step's learning rate (the schedule of
 :data:`catdnn.optim.SCHEDULES`). Every draw comes from a generator seeded from the run's seed
@@ -29,24 +31,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import augment
+from .cnn import init_cnn
 from .config import TrainConfig
-from .conv import ConvTrainer
 from .data import N_X
-from .diagnose import EXPLODE_FACTOR
 from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
 from .optim import SCHEDULES, MiniBatches, seeded_generators
-from .solvers import Batch, DirectSolver, GramOverflowError, solver_choice
+from .solvers import Batch, DirectSolver, GramOverflowError, Solver, solver_choice
 
-#: The solver name of a convolutional net's runs (:class:`catdnn.conv.ConvTrainer`).
-CNN_SOLVER = "cnn"
-
-
-def cnn_solver_reason(config: TrainConfig) -> str:
-    """Why a convolutional net's run uses the "cnn" solver, in one line (``Trainer.solver_reason``)."""
-    return (f"{CNN_SOLVER} solver: a convolutional net ({config.arch}), each 3×3 convolution one matrix product "
-            f"on the image patches (im2col), in {config.dtype}")
+#: A cost this many times above the run's starting cost (at least 1) stops the run as diverged.
+EXPLODE_FACTOR = 10.0
 
 
 # --------------------------------------------------------------------------- the loop
@@ -81,7 +76,7 @@ def latest_accuracies(accuracy_history) -> tuple:
 def _divergence(cost: float, first_cost: float) -> str:
     """Why a reported cost means the run diverged ("" if it does not).
 
-    NaN or infinite, or more than :data:`catdnn.diagnose.EXPLODE_FACTOR` times above where the run
+    NaN or infinite, or more than :data:`EXPLODE_FACTOR` times above where the run
     started (at least 1): a step overshot so far that the run is lost.
     """
     if math.isnan(cost):
@@ -110,7 +105,7 @@ class Trainer:
     solver : str
         "auto" (default), or a name from ``SOLVERS``. After construction ``solver_name`` says which
         runs and ``solver_reason`` why, in one line. A convolutional net (``config.arch``) always runs
-        on :class:`catdnn.conv.ConvTrainer`, whose solver name is "cnn".
+        on :class:`catdnn.solvers.CnnSolver`, whose solver name is "cnn".
     stats_every : int
         Record per-layer gradient norms and activation statistics (:func:`catdnn.probe.layer_stats`,
         one extra forward and backward pass on the training set) every this many iterations, and at
@@ -142,33 +137,26 @@ class Trainer:
             raise ConfigError(f"X must be (n_x, m) and Y (1, m); got {X.shape} and {Y.shape}")
         if (self.X_test is None) != (self.Y_test is None):
             raise ConfigError("give both X_test and Y_test, or neither")
-        self.config.validate(n_x=X.shape[0])
+        self.config.validate(n_x=X.shape[0], m=X.shape[1])
         if int(self.cost_every) < 1:
             raise ConfigError("cost_every must be at least 1")
         if int(self.stats_every) < 0:
             raise ConfigError("stats_every must be 0 (off) or more")
         cfg = self.config
-        self._conv = None
-        if cfg.is_cnn:
-            if self.solver not in ("auto", CNN_SOLVER):
-                raise ConfigError(f"a convolutional net trains with the {CNN_SOLVER!r} solver, not {self.solver!r}")
-            # the same lists, so the Trainer's history is the CNN trainer's as it grows
-            self._conv = ConvTrainer(cfg.conv_config(), X, Y, self.X_test, self.Y_test, cost_every=int(self.cost_every),
-                                     accuracy_every=int(self.accuracy_every), classes=tuple(self.classes),
-                                     history=self.history, accuracy_history=self.accuracy_history)
-            self.solver_reason = cnn_solver_reason(cfg)
-            return
         if (cfg.flip or cfg.shift or cfg.tta) and X.shape[0] != N_X:
             raise ConfigError(
                 f"flips, shifts and mirror averaging work on 64×64×3 images ({N_X} inputs), not on "
                 f"{X.shape[0]} inputs"
             )
         cls, self.solver_reason = solver_choice(self.solver, X.shape[0], X.shape[1], cfg.layers, cfg.iterations, cfg)
-        params = init_params(cfg.layers, cfg.init, cfg.seed)
+        if cfg.is_cnn:
+            params = init_cnn(cfg.parsed_arch(), cfg.init, cfg.seed, np.dtype(cfg.dtype))
+        else:
+            params = init_params(cfg.layers, cfg.init, cfg.seed)
         self._rngs = seeded_generators(cfg.seed)
         lr = float(cfg.learning_rate)
         try:
-            self._solver = cls(params, X, Y, lr, self.X_test, config=cfg, rng=self._rngs["dropout"])
+            self._solver: Solver = cls(params, X, Y, lr, self.X_test, config=cfg, rng=self._rngs["dropout"])
         except GramOverflowError:
             if self.solver != "auto":
                 raise
@@ -184,13 +172,11 @@ class Trainer:
     @property
     def solver_name(self) -> str:
         """ "gram", "direct" or "cnn": the solver that runs (``solver_reason`` says why)."""
-        return CNN_SOLVER if self._conv is not None else self._solver.name
+        return self._solver.name
 
     @property
     def epochs_done(self) -> float:
         """Passes over the training set completed, counted in iterations (fractional with mini-batches)."""
-        if self._conv is not None:
-            return self._conv.epochs_done
         return self.iterations_done / self._batches.per_epoch
 
     def _next_batch(self):
@@ -212,9 +198,6 @@ class Trainer:
         then says "stopped" and :meth:`model` gives the partial model. Calling ``run()`` again
         continues where it stopped.
         """
-        if self._conv is not None:
-            yield from self._run_cnn()
-            return
         cfg = self.config
         last = cfg.iterations - 1
         ce, ae, se = int(self.cost_every), int(self.accuracy_every), int(self.stats_every)
@@ -228,7 +211,9 @@ class Trainer:
                 need_cost = i % ce == 0 or i == last
                 need_acc = ae > 0 and (i % ae == 0 or i == last)
                 if se and (i % se == 0 or i == last):  # at the parameters before the update
-                    self.stats.append(self._solver.layer_stats(i))
+                    stats = self._solver.layer_stats(i)
+                    if stats is not None:  # None: the solver has none (a convolutional net)
+                        self.stats.append(stats)
                 test_acc = score(self._solver.proba_test(), self.Y_test) if need_acc and has_test else None
                 train_acc = None
                 if need_acc and not self._step_is_train_output:  # at the parameters before the update
@@ -272,34 +257,12 @@ class Trainer:
                 self.status = "stopped"
                 self.message = f"stopped after {self.iterations_done} of {cfg.iterations} iterations"
 
-    def _run_cnn(self) -> Iterator[Progress]:
-        """:meth:`run` for a convolutional net: :class:`catdnn.conv.ConvTrainer`'s events, its state mirrored here."""
-        conv = self._conv
-        events = conv.run()
-        try:
-            for p in events:
-                self._mirror(conv)
-                yield p
-        finally:
-            events.close()  # the CNN trainer says "stopped" if the loop was left early
-            self._mirror(conv)
-
-    def _mirror(self, conv) -> None:
-        self.status, self.message = conv.status, conv.message
-        self.iterations_done, self.elapsed = conv.iterations_done, conv.elapsed
-
     def params(self):
         """A copy of the current parameters, list of ``(W, b)``."""
-        if self._conv is not None:
-            return self._conv.params()
         return self._solver.params()
 
     def _accuracies(self) -> tuple:
         """Train and test accuracy (test None without a test set) of the current parameters."""
-        if self._conv is not None:
-            proba = self._conv.predict_proba
-            train = score(proba(self.X), self.Y)
-            return train, (score(proba(self.X_test), self.Y_test) if self.X_test is not None else None)
         train = score(self._solver.proba_train(), self.Y)
         return train, (score(self._solver.proba_test(), self.Y_test) if self.X_test is not None else None)
 

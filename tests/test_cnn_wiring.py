@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catdnn import PRESETS, ConfigError, TrainConfig, Trainer, conv, fit, load_dataset, probe
+from catdnn import PRESETS, ConfigError, TrainConfig, Trainer, cnn, fit, load_dataset, probe
+from catdnn.arch import parse_arch
 from catdnn.model_io import load_model, model_to_bytes
 from catdnn.share import config_from_query, config_to_query
 from catdnn.workers import TrainingPool
@@ -27,14 +28,14 @@ def ds(data_dir):
 
 
 # --------------------------------------------------------------------------- settings
-def test_the_cnn_preset_is_the_conv_modules_and_validates():
-    cnn = PRESETS["cnn"].validate()
-    assert cnn.is_cnn and cnn.conv_config() == conv.CNN_PRESETS["cnn"]
-    assert cnn.layers == conv.parse_arch(cnn.arch).dense_layers  # a CNN's layers are its dense head
-    assert cnn.param_count() == conv.parse_arch(cnn.arch).param_count()
+def test_the_cnn_preset_validates():
+    preset = PRESETS["cnn"].validate(m=209)
+    assert preset.is_cnn and preset.arch == "in32,conv16,conv32,conv64,dense64" and preset.dtype == "float32"
+    assert preset.layers == parse_arch(preset.arch).dense_layers  # a CNN's layers are its dense head
+    assert preset.param_count() == parse_arch(preset.arch).param_count()
     assert not PRESETS["deep"].is_cnn and PRESETS["deep"].dtype == "float64"
     # the spec is stored in its canonical form
-    assert TrainConfig(arch=" IN32, Conv16 ,conv32,conv64,dense64").arch == cnn.arch
+    assert TrainConfig(arch=" IN32, Conv16 ,conv32,conv64,dense64").arch == preset.arch
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -83,7 +84,7 @@ def test_the_trainer_runs_a_cnn_with_the_same_events_stop_and_continue(ds):
     model = tr.model()
     assert model.params[0][0].dtype == np.float32 and model.param_count == SMALL.param_count()
     np.testing.assert_array_equal(model.predict_proba(ds.test.X),
-                                  conv.predict_proba(model.params, model.arch, ds.test.X, tta=True))
+                                  cnn.predict_proba(model.params, model.arch, ds.test.X, tta=True))
     assert model.test_accuracy == float(np.mean((model.predict_proba(ds.test.X) > 0.5) == ds.test.labels))
     assert SMALL.arch in model.summary()
 
@@ -114,13 +115,13 @@ def test_the_worker_pool_trains_a_cnn(data_dir):
 
 # --------------------------------------------------------------------------- what the network looks at
 def test_the_cnn_saliency_is_the_gradient_of_p_cat(ds):
-    arch = conv.parse_arch("in16,conv3,conv4,dense5")
-    params = conv.init_cnn(arch, "he", 4, np.float64)
+    arch = parse_arch("in16,conv3,conv4,dense5")
+    params = cnn.init_cnn(arch, "he", 4, np.float64)
     x = ds.test.X[:, [3]]
     g = probe.saliency(params, x, arch=arch)
 
     def p(xx):
-        return conv.predict_proba(params, arch, xx)[0]
+        return cnn.predict_proba(params, arch, xx)[0]
 
     top = np.argsort(-np.abs(g))[:5]
     eps = 1e-5
@@ -184,7 +185,17 @@ def test_cli_arch_gives_either_kind_of_network(data_dir, tmp_path):
     (("--arch", "dense7", "--layers", "12288,7,1"), "not both"),
     (("--preset", "cnn", "--keep-prob", "0.5"), "dropout"),
     (("--preset", "cnn", "--shift", "17"), "shift"),
+    (("--arch", "conv" + "9" * 5000), "too large"),  # int() alone would refuse over 4300 digits
+    (("--arch", "in32,conv16,dense" + "1" * 4400), "too large"),
 ])
 def test_cli_refuses_impossible_cnn_settings_as_usage_errors(args, words, data_dir):
     proc = run("train", *args, "--data-dir", data_dir, "--no-record")
     assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_refuses_a_cnn_whose_step_needs_too_much_memory_in_one_line(data_dir):
+    proc = run("train", "--arch", "in64,conv256,conv256,dense1", "--batch-size", "0", "--data-dir", data_dir,
+               "--no-record")
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    assert "GiB for one training step on 209 images" in proc.stderr and "limit is 2 GiB" in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if "GiB" in line]) == 1

@@ -1,4 +1,5 @@
-"""The NumPy convolutional net (catdnn.conv): gradient checks, shapes, the spec parser, training."""
+"""The NumPy convolutional net: the spec (catdnn.arch), the layers (catdnn.conv_layers), the network
+(catdnn.cnn: gradient checks, shapes, memory) and its training through the one loop (catdnn.train)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from catdnn import conv
+from catdnn import PRESETS, TrainConfig, Trainer, cnn, conv_layers, fit
+from catdnn.arch import MAX_STEP_BYTES, arch_from_layers, parse_arch
 from catdnn.errors import ConfigError
 from catdnn.optim import Adam, Momentum
 
@@ -56,10 +58,10 @@ def test_conv_layer_gradients_by_central_differences():
     m = 2
 
     def cost():
-        return float(np.sum(R * conv.conv_forward(A, W, b)[0])) / m
+        return float(np.sum(R * conv_layers.conv_forward(A, W, b)[0])) / m
 
-    _, cols = conv.conv_forward(A, W, b)
-    dW, db, dA = conv.conv_backward(R.copy(), cols, W, m)
+    _, cols = conv_layers.conv_forward(A, W, b)
+    dW, db, dA = conv_layers.conv_backward(R.copy(), cols, W, m)
     assert dW.shape == W.shape and db.shape == b.shape and dA.shape == A.shape
     assert _rel(dW, _numeric_grad(cost, W)) < 1e-7
     assert _rel(db, _numeric_grad(cost, b)) < 1e-7
@@ -73,48 +75,48 @@ def test_pool_layer_gradient_by_central_differences():
     R = rng.normal(size=(2, 3, 2, 3))
 
     def cost():
-        return float(np.sum(R * conv.pool_forward(Z)))
+        return float(np.sum(R * conv_layers.pool_forward(Z)))
 
-    P = conv.pool_forward(Z)
-    dZ = conv.pool_backward(R, Z, P)
+    P = conv_layers.pool_forward(Z)
+    dZ = conv_layers.pool_backward(R, Z, P)
     assert P.shape == (2, 3, 2, 3) and dZ.shape == Z.shape
     assert _rel(dZ, _numeric_grad(cost, Z)) < 1e-7
 
 
 def test_pool_shares_the_gradient_of_tied_maxima():
     Z = np.zeros((1, 2, 2, 1))  # four equal values, as zero padding makes
-    dZ = conv.pool_backward(np.ones((1, 1, 1, 1)), Z, conv.pool_forward(Z))
+    dZ = conv_layers.pool_backward(np.ones((1, 1, 1, 1)), Z, conv_layers.pool_forward(Z))
     assert np.allclose(dZ, 0.25) and dZ.sum() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("spec", ["conv2,conv3,dense4", "in4,conv2,dense3", "conv3", "conv2,conv2,conv2"])
 def test_whole_cnn_gradient_check(spec):
-    arch = conv.parse_arch(spec, source=TINY)
+    arch = parse_arch(spec, source=TINY)
     X, Y = _tiny_data()
-    params = _with_biases(conv.init_cnn(arch, "he", seed=3, dtype=np.float64))
-    assert conv.gradient_check(params, arch, X, Y) < 1e-7
+    params = _with_biases(cnn.init_cnn(arch, "he", seed=3, dtype=np.float64))
+    assert cnn.gradient_check(params, arch, X, Y) < 1e-7
 
 
 def test_whole_cnn_gradient_check_with_l2():
-    arch = conv.parse_arch("conv2,conv3,dense4", source=TINY)
+    arch = parse_arch("conv2,conv3,dense4", source=TINY)
     X, Y = _tiny_data(seed=4)
-    params = _with_biases(conv.init_cnn(arch, "xavier", seed=5, dtype=np.float64))
-    assert conv.gradient_check(params, arch, X, Y, lambd=0.7) < 1e-7
+    params = _with_biases(cnn.init_cnn(arch, "xavier", seed=5, dtype=np.float64))
+    assert cnn.gradient_check(params, arch, X, Y, lambd=0.7) < 1e-7
 
 
 def test_a_wrong_gradient_is_caught(monkeypatch):
-    arch = conv.parse_arch("conv2,dense3", source=TINY)
+    arch = parse_arch("conv2,dense3", source=TINY)
     X, Y = _tiny_data()
-    params = _with_biases(conv.init_cnn(arch, "he", seed=3, dtype=np.float64))
-    real = conv.backward
+    params = _with_biases(cnn.init_cnn(arch, "he", seed=3, dtype=np.float64))
+    real = cnn.backward
 
     def off_by_one_pixel(*args, **kwargs):
         grads = real(*args, **kwargs)
         dW, db = grads[0]
         return [(np.roll(dW, 3, axis=1), db)] + grads[1:]
 
-    monkeypatch.setattr(conv, "backward", off_by_one_pixel)
-    assert conv.gradient_check(params, arch, X, Y) > 1e-3
+    monkeypatch.setattr(cnn, "backward", off_by_one_pixel)
+    assert cnn.gradient_check(params, arch, X, Y) > 1e-3
 
 
 # --------------------------------------------------------------------------- the layers' math and shapes
@@ -123,7 +125,7 @@ def test_convolution_matches_a_loop_over_pixels():
     A = rng.normal(size=(2, 5, 4, 3))
     W = rng.normal(size=(2, 27))
     b = rng.normal(size=(2, 1))
-    Z, _ = conv.conv_forward(A, W, b)
+    Z, _ = conv_layers.conv_forward(A, W, b)
     K = W.reshape(2, 3, 3, 3)  # (filter, kernel row, kernel column, channel)
     P = np.pad(A, ((0, 0), (1, 1), (1, 1), (0, 0)))
     for i in range(2):
@@ -140,68 +142,67 @@ def test_input_step_averages_blocks_and_keeps_the_course_layout():
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, size=(2, 64, 64, 3)).astype(np.uint8)
     X = flatten_images(images)
-    maps = conv.to_input(conv.parse_arch("in32,conv4"), X)
+    maps = cnn.to_input(parse_arch("in32,conv4"), X)
     assert maps.shape == (2, 32, 32, 3)
     want = images.astype(np.float64).reshape(2, 32, 2, 32, 2, 3).mean(axis=(2, 4)) / 255.0
     assert np.allclose(maps, want)
 
 
 def test_shapes_of_the_preset():
-    arch = conv.parse_arch(conv.CNN_PRESETS["cnn"].arch)
+    arch = parse_arch(PRESETS["cnn"].arch)
     assert arch.is_cnn and arch.image_shape == (32, 32, 3)
     assert arch.map_shapes == [(16, 16, 16), (8, 8, 32), (4, 4, 64)]
     assert arch.dense_layers == (1024, 64, 1)
-    params = conv.init_cnn(arch, "he", 1)
+    params = cnn.init_cnn(arch, "he", 1)
     assert [W.shape for W, _ in params] == [(16, 27), (32, 144), (64, 288), (64, 1024), (1, 64)]
     assert [b.shape for _, b in params] == [(16, 1), (32, 1), (64, 1), (64, 1), (1, 1)]
     assert all(W.dtype == np.float32 for W, _ in params)
     assert arch.param_count() == sum(W.size + b.size for W, b in params)
     X = np.random.default_rng(0).random((12288, 3))
-    AL, _ = conv.forward(params, arch, X)
+    AL, _ = cnn.forward(params, arch, X)
     assert AL.shape == (1, 3)
-    p = conv.predict_proba(params, arch, X, tta=True, batch=2)
+    p = cnn.predict_proba(params, arch, X, tta=True, batch=2)
     assert p.shape == (3,) and np.all((p > 0) & (p < 1))
-    assert conv.feature_maps(params, arch, X, layer=1).shape == (3, 32, 32, 16)
-    assert conv.feature_maps(params, arch, X, layer=2).shape == (3, 16, 16, 32)
-    assert conv.filters(params, arch, 1).shape == (16, 3, 3, 3)
+    assert cnn.feature_maps(params, arch, X, layer=1).shape == (3, 32, 32, 16)
+    assert cnn.feature_maps(params, arch, X, layer=2).shape == (3, 16, 16, 32)
+    assert cnn.filters(params, arch, 1).shape == (16, 3, 3, 3)
     with pytest.raises(ConfigError, match="layer must be from 1 to 3"):
-        conv.filters(params, arch, 4)
+        cnn.filters(params, arch, 4)
 
 
 def test_optimisers_work_on_cnn_parameters_unchanged():
-    arch = conv.parse_arch("conv2,dense3", source=TINY)
+    arch = parse_arch("conv2,dense3", source=TINY)
     X, Y = _tiny_data()
     for opt in (Adam(), Momentum()):
-        params = conv.init_cnn(arch, "he", 1, np.float64)
-        before = conv.compute_cost(params, arch, X, Y)
+        params = cnn.init_cnn(arch, "he", 1, np.float64)
+        before = cnn.compute_cost(params, arch, X, Y)
         state = opt.init(params)
         for _ in range(20):
-            AL, cache = conv.forward(params, arch, X)
-            opt.update(params, conv.backward(params, arch, cache, Y, AL), state, 0.01)
-        assert conv.compute_cost(params, arch, X, Y) < before
+            AL, cache = cnn.forward(params, arch, X)
+            opt.update(params, cnn.backward(params, arch, cache, Y, AL), state, 0.01)
+        assert cnn.compute_cost(params, arch, X, Y) < before
 
 
 # --------------------------------------------------------------------------- the spec
 def test_spec_forms():
-    a = conv.parse_arch(" IN32, Conv16 ;conv32,conv64 , dense64,")
+    assert parse_arch("conv" + "0" * 4400 + "8").convs == (8,)  # leading zeros: no int() digit limit
+    a = parse_arch(" IN32, Conv16 ;conv32,conv64 , dense64,")
     assert (a.input_px, a.convs, a.dense) == (32, (16, 32, 64), (64,))
     assert a.text == "in32,conv16,conv32,conv64,dense64"
-    assert conv.parse_arch(a.text) == a
-    assert conv.parse_arch("in64,conv8").text == "conv8"  # the full size is the default
+    assert parse_arch(a.text) == a
+    assert parse_arch("in64,conv8").text == "conv8"  # the full size is the default
 
 
 def test_mlp_spec_is_the_course_layers():
-    from catdnn import PRESETS
-
-    deep = conv.parse_arch("dense20,dense7,dense5")
+    deep = parse_arch("dense20,dense7,dense5")
     assert not deep.is_cnn
     assert deep.mlp_layers() == tuple(PRESETS["deep"].layers)
-    assert conv.parse_arch("dense7").mlp_layers() == tuple(PRESETS["two-layer"].layers)
-    assert conv.parse_arch("in32,dense7").mlp_layers() == (3072, 7, 1)
-    assert conv.arch_from_layers(PRESETS["deep"].layers).text == "dense20,dense7,dense5"
-    assert conv.arch_from_layers((3072, 7, 1)).text == "in32,dense7"
+    assert parse_arch("dense7").mlp_layers() == tuple(PRESETS["two-layer"].layers)
+    assert parse_arch("in32,dense7").mlp_layers() == (3072, 7, 1)
+    assert arch_from_layers(PRESETS["deep"].layers).text == "dense20,dense7,dense5"
+    assert arch_from_layers((3072, 7, 1)).text == "in32,dense7"
     with pytest.raises(ConfigError, match="convolutional"):
-        conv.parse_arch("conv8,dense4").mlp_layers()
+        parse_arch("conv8,dense4").mlp_layers()
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -220,44 +221,103 @@ def test_mlp_spec_is_the_course_layers():
     ("dense0", "from 1 to"),
     ("in8,conv2,conv2,conv2,conv2", "halve the side"),
     (",".join(["dense4"] * 30), "at most"),
+    ("conv" + "9" * 5000, "5,000 digits is too large"),  # int() alone refuses over 4300 digits
+    ("in" + "3" * 4301 + ",conv8", "too large"),
+    ("dense" + "0" * 4400, "from 1 to"),  # zero, however many digits
 ])
 def test_spec_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
-        conv.parse_arch(spec)
+        parse_arch(spec)
+    if spec:  # "" is an MLP's arch in a TrainConfig
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(arch=spec).validate()
+
+
+def test_gradient_check_perturbs_fortran_ordered_weights_in_place():
+    # W = Wt.T is Fortran-ordered: reshape(-1) would copy it, and perturbing the copy changes nothing
+    arch = parse_arch("conv2,dense3", source=TINY)
+    X, Y = _tiny_data()
+    params = _with_biases(cnn.init_cnn(arch, "he", seed=3, dtype=np.float64))
+    params = [(np.asfortranarray(W), b) for W, b in params]
+    assert not params[0][0].flags.c_contiguous
+    assert cnn.gradient_check(params, arch, X, Y) < 1e-7
+
+
+# --------------------------------------------------------------------------- memory of a step
+@pytest.mark.parametrize("spec, batch, dtype", [
+    ("in32,conv16,conv32,conv64,dense64", 32, np.float32),  # the cnn preset
+    ("in64,conv8,conv16,dense4", 16, np.float64),
+    ("in16,conv64,conv128,conv256,dense8", 40, np.float64),
+])
+def test_the_step_memory_estimate_is_close_to_what_a_step_allocates(spec, batch, dtype):
+    import tracemalloc
+
+    from catdnn.solvers import CnnSolver
+
+    config = TrainConfig(arch=spec, dtype=np.dtype(dtype).name, batch_size=batch, optimizer="adam", flip=True, shift=2)
+    arch = config.parsed_arch()
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((12288, batch)), (rng.random((1, batch)) < 0.5).astype(np.float64)
+    solver = CnnSolver(cnn.init_cnn(arch, "he", 1, dtype), X, Y, 0.001, config=config)
+    solver.step(True)  # the optimiser's state exists from here on
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        solver.step(True)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    estimate = config.step_bytes()
+    assert estimate == arch.step_bytes(batch, np.dtype(dtype).itemsize)
+    assert 0.8 * peak < estimate < 1.3 * peak
+
+
+def test_a_cnn_whose_step_needs_too_much_memory_is_refused_before_it_starts(dataset):
+    big = TrainConfig(arch="in64,conv256,conv256,dense1", dtype="float32", batch_size=0)
+    assert big.param_count() * 4 < 3 * 2**20  # 2.5 MiB of weights ...
+    with pytest.raises(ConfigError, match=r"about 5\.9 GiB for one training step on 209 images.*limit is 2 GiB"):
+        Trainer(big, dataset.train.X, dataset.train.Y)  # ... but 5.9 GiB for a full-batch step
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="5.9 GiB"):
+        replace(big, batch_size=209).validate()
+    assert replace(big, batch_size=32).step_bytes() < MAX_STEP_BYTES  # smaller batches fit
+    replace(big, batch_size=32).validate(m=209)
+    # predictions go in batches that fit too
+    assert big.parsed_arch().forward_bytes(4) * cnn.predict_batch(big.parsed_arch(), 4) <= MAX_STEP_BYTES
+    assert cnn.predict_batch(PRESETS["cnn"].parsed_arch(), 4) == cnn.PREDICT_BATCH
 
 
 # --------------------------------------------------------------------------- settings
-def test_preset_and_config_round_trip():
-    cfg = conv.preset("cnn", learning_rate=0.001, seed=None)
-    assert cfg.learning_rate == 0.001 and cfg.seed == conv.CNN_PRESETS["cnn"].seed
-    assert conv.ConvConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ConfigError, match="unknown CNN setting"):
-        conv.ConvConfig.from_dict({**cfg.to_dict(), "layers": [1]})
-    with pytest.raises(ConfigError, match="unknown CNN preset"):
-        conv.preset("resnet")
-    assert conv.iterations_for(50, 209, 32) == 350 == cfg.iterations
-    assert conv.iterations_for(3, 209, 0) == 3
-
-
 @pytest.mark.parametrize("change, message", [
     ({"arch": "dense20,dense7"}, "no conv step"),
-    ({"learning_rate": 0.0}, "learning_rate"),
-    ({"learning_rate": float("nan")}, "learning_rate"),
+    ({"learning_rate": 0.0}, "learning rate"),
+    ({"learning_rate": float("nan")}, "learning rate"),
     ({"iterations": 0}, "iterations"),
     ({"shift": 17}, "shift"),
-    ({"optimizer": "sgd"}, "optimizer must be one of"),
+    ({"shift": 9, "arch": "in16,conv4"}, "shift"),  # at most half the network's 16 px input
+    ({"optimizer": "sgd"}, "unknown optimizer"),
     ({"dtype": "float16"}, "dtype"),
-    ({"batch_size": True}, "batch_size"),
+    ({"batch_size": True}, "batch size"),
+    ({"beta2": 1.0}, r"β2 \(beta2\) must be a number at least 0 and below 1"),
 ])
 def test_config_errors(change, message):
     from dataclasses import replace
 
     with pytest.raises(ConfigError, match=message):
-        replace(conv.CNN_PRESETS["cnn"], **change).validate()
+        replace(PRESETS["cnn"], **change).validate()
 
 
-# --------------------------------------------------------------------------- training
-SMALL = conv.ConvConfig(arch="in16,conv4,conv8,dense8", iterations=12, batch_size=16, learning_rate=0.003)
+def test_iterations_for_epochs():
+    from catdnn.config import iterations_for
+
+    assert iterations_for(50, 209, 32) == 350 == PRESETS["cnn"].iterations
+    assert iterations_for(3, 209, 0) == 3
+
+
+# --------------------------------------------------------------------------- training, by the one loop
+SMALL = TrainConfig(arch="in16,conv4,conv8,dense8", iterations=12, batch_size=16, learning_rate=0.003, init="he",
+                    optimizer="adam", flip=True, shift=4, tta=True, dtype="float32")
 
 
 def _small_data(m=48, seed=0):
@@ -269,28 +329,33 @@ def _small_data(m=48, seed=0):
 
 def test_training_is_seeded_and_yields_progress():
     X, Y = _small_data()
-    a = conv.ConvTrainer(SMALL, X, Y)
+    a = Trainer(SMALL, X, Y, cost_every=1)
     events = list(a.run())
+    assert a.solver_name == "cnn"
     assert [e.iteration for e in events] == list(range(12))
     assert events[-1].iterations == 12 and events[-1].epoch == 3  # 48 images in batches of 16
     assert all(e.cost is not None and e.learning_rate == SMALL.learning_rate for e in events)
     assert a.status == "finished" and a.iterations_done == 12 and len(a.history) == 12
-    b = conv.fit_cnn(SMALL, X, Y)
-    for (Wa, ba), (Wb, bb) in zip(a.params(), b.params()):
+    b = fit(SMALL, X=X, Y=Y)
+    for (Wa, ba), (Wb, bb) in zip(a.params(), b.params):
         assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
-    c = conv.fit_cnn(conv.preset("cnn", **{**SMALL.to_dict(), "seed": 2}), X, Y)
-    assert not np.array_equal(a.params()[0][0], c.params()[0][0])
+    from dataclasses import replace
+
+    c = fit(replace(SMALL, seed=2), X=X, Y=Y)
+    assert not np.array_equal(a.params()[0][0], c.params[0][0])
 
 
 def test_training_stops_between_iterations_and_continues_the_same():
     X, Y = _small_data()
-    whole = conv.fit_cnn(SMALL, X, Y)
-    t = conv.ConvTrainer(SMALL, X, Y)
+    whole = Trainer(SMALL, X, Y, cost_every=1)
+    list(whole.run())
+    t = Trainer(SMALL, X, Y, cost_every=1)
     for e in t.run():
         if e.iteration == 4:
             break
     assert t.status == "stopped" and t.iterations_done == 5
     assert "stopped after 5 of 12" in t.message
+    assert t.model().status == "stopped"
     for _ in t.run():
         pass
     assert t.status == "finished"
@@ -301,7 +366,7 @@ def test_training_stops_between_iterations_and_continues_the_same():
 
 def test_accuracies_are_reported_when_asked():
     X, Y = _small_data()
-    t = conv.ConvTrainer(SMALL, X, Y, X[:, :10], Y[:, :10], accuracy_every=5, cost_every=4)
+    t = Trainer(SMALL, X, Y, X[:, :10], Y[:, :10], accuracy_every=5, cost_every=4)
     events = list(t.run())
     with_acc = [e.iteration for e in events if e.train_accuracy is not None]
     assert with_acc == [0, 5, 10, 11]
@@ -310,38 +375,83 @@ def test_accuracies_are_reported_when_asked():
 
 
 def test_a_short_run_lowers_the_cost_on_the_real_images(dataset):
+    from catdnn.config import iterations_for
+
     X, Y = dataset.train.X, dataset.train.Y
-    cfg = conv.ConvConfig(arch="in16,conv8,conv16,dense16", iterations=conv.iterations_for(8, 209, 32),
-                          learning_rate=0.003, flip=False, shift=0, tta=False)
-    t = conv.ConvTrainer(cfg, X, Y)
-    before = conv.compute_cost(t.params(), t.arch, X, Y)
+    cfg = TrainConfig(arch="in16,conv8,conv16,dense16", iterations=iterations_for(8, 209, 32), batch_size=32,
+                      learning_rate=0.003, init="he", optimizer="adam", dtype="float32")
+    t = Trainer(cfg, X, Y)
+    arch = cfg.parsed_arch()
+    before = cnn.compute_cost(t.params(), arch, X, Y)
     for _ in t.run():
         pass
-    after = conv.compute_cost(t.params(), t.arch, X, Y)
+    after = cnn.compute_cost(t.params(), arch, X, Y)
     assert after < 0.9 * before
 
 
-def test_a_divergent_run_is_reported():
+def test_a_divergent_run_is_reported_by_the_loop():
     X, Y = _small_data()
-    cfg = conv.ConvConfig(arch="in16,conv4,dense8", iterations=30, batch_size=0, optimizer="gd",
-                          learning_rate=100.0, flip=False, shift=0)
-    t = conv.ConvTrainer(cfg, X * 50, Y)
+    cfg = TrainConfig(arch="in16,conv4,dense8", iterations=30, batch_size=0, optimizer="gd", init="he",
+                      learning_rate=100.0, dtype="float32")
+    t = Trainer(cfg, X * 50, Y, cost_every=1)
     list(t.run())
     assert t.status == "diverged" and "smaller learning rate" in t.message
     with pytest.raises(ConfigError, match="diverged"):
-        conv.fit_cnn(cfg, X * 50, Y)
+        fit(cfg, X=X * 50, Y=Y, cost_every=1)
 
 
 def test_bad_inputs_are_refused():
     X, Y = _small_data()
     with pytest.raises(ConfigError, match="12288"):
-        conv.ConvTrainer(SMALL, X[:100], Y)
+        Trainer(SMALL, X[:100], Y)
     with pytest.raises(ConfigError, match="both X_test and Y_test"):
-        conv.ConvTrainer(SMALL, X, Y, X_test=X)
+        Trainer(SMALL, X, Y, X_test=X)
+    with pytest.raises(ConfigError, match="'cnn' solver"):
+        Trainer(SMALL, X, Y, solver="gram")
+
+
+# Recorded from the code before the CNN became a solver of the one loop (commit 9995fc0, its own
+# ConvTrainer loop): the same seed gives the same costs, weights and accuracies.
+BEFORE_PRESET_COSTS = [
+    0.5952892899513245, 1.3781051635742188, 1.1656365394592285, 0.9286032319068909, 0.6086311340332031,
+    0.5366074442863464, 0.606348991394043, 0.7019652724266052, 0.7647726535797119, 0.8504722118377686,
+    0.6029855012893677, 0.5467486381530762, 0.6009430885314941, 0.6163254380226135, 0.5772712230682373,
+    0.6432705521583557, 0.5701062679290771, 0.6291536688804626, 0.6258369088172913, 0.5871387720108032,
+    0.4629954695701599,
+]
+BEFORE_PRESET_WEIGHT_SUMS = [2.209721188992262, -12.02102812146768, -105.756648675213, -168.91826013778245,
+                             -0.577932862972375]
+BEFORE_F64_COSTS = [(0, 1.3173169330125376), (2, 0.713850381478707), (4, 0.9428202449497592),
+                    (6, 0.8998754987275199), (8, 0.994751982489496), (10, 0.9988995157741899),
+                    (12, 0.9179299520518013), (14, 0.7989813438927826)]
+BEFORE_F64_WEIGHT_SUMS = [1.6191836514550724, 2.616794296107785, 4.145868644898458, 1.4752334332955694]
+
+
+def test_the_cnn_preset_trains_as_before_the_one_loop(dataset):
+    from dataclasses import replace
+
+    model = fit(replace(PRESETS["cnn"], iterations=21), dataset, cost_every=1)  # 3 epochs of the preset
+    assert [i for i, _ in model.history] == list(range(21))
+    assert np.allclose([c for _, c in model.history], BEFORE_PRESET_COSTS, rtol=1e-5, atol=0)  # float32
+    assert np.allclose([float(np.sum(W, dtype=np.float64)) for W, _ in model.params], BEFORE_PRESET_WEIGHT_SUMS,
+                       rtol=1e-4)
+    assert (model.train_accuracy, model.test_accuracy) == (138 / 209, 0.34)
+
+
+def test_a_float64_cnn_with_momentum_l2_and_decay_trains_as_before_the_one_loop(dataset):
+    from dataclasses import replace
+
+    cfg = replace(PRESETS["cnn"], arch="in16,conv4,conv8,dense8", iterations=15, batch_size=16, dtype="float64",
+                  l2=0.1, optimizer="momentum", tta=False, learning_rate=0.01, schedule="inverse-time", decay=0.5)
+    model = fit(cfg, dataset, cost_every=2)
+    assert [i for i, _ in model.history] == [i for i, _ in BEFORE_F64_COSTS]
+    assert np.allclose([c for _, c in model.history], [c for _, c in BEFORE_F64_COSTS], rtol=1e-9, atol=0)
+    assert np.allclose([float(np.sum(W)) for W, _ in model.params], BEFORE_F64_WEIGHT_SUMS, rtol=1e-9)
+    assert (model.train_accuracy, model.test_accuracy) == (132 / 209, 0.52)
 
 
 def test_importing_the_engine_pulls_in_no_ui_or_torch():
-    code = ("import sys, catdnn, catdnn.conv, catdnn.validation, catdnn.evaluate; "
+    code = ("import sys, catdnn, catdnn.cnn, catdnn.arch, catdnn.conv_layers, catdnn.validation, catdnn.evaluate; "
             "bad = [m for m in ('streamlit', 'plotly', 'torch') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

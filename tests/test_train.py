@@ -104,7 +104,7 @@ def test_config_validation(changes, message):
 
 
 def test_techniques_are_off_by_default_and_presets_are_the_course():
-    for preset in (PRESETS["two-layer"], PRESETS["deep"]):  # the course's; "cnn" is catdnn.conv's
+    for preset in (PRESETS["two-layer"], PRESETS["deep"]):  # the course's; "cnn" is a convolutional net
         assert preset.techniques() == []
         assert (preset.l2, preset.keep_prob, preset.batch_size, preset.optimizer, preset.schedule,
                 preset.flip, preset.shift, preset.tta) == (0.0, 1.0, 0, "gd", "constant", False, 0, False)
@@ -192,3 +192,33 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_history():
         trainer.model()
     with pytest.raises(ConfigError, match="smaller learning rate"):
         fit(cfg, X=X, Y=Y)
+
+
+@pytest.mark.parametrize("preset", ["deep", "cnn"])
+@pytest.mark.parametrize("name, label", [("beta", "momentum's β"), ("beta1", "Adam's β1"), ("beta2", "Adam's β2")])
+def test_betas_are_from_0_to_below_1_for_every_network(preset, name, label):
+    # the same rule and message for an MLP and a CNN: β = 0 is a valid (memoryless) average, β = 1 never moves
+    replace(PRESETS[preset], **{name: 0.0}).validate()
+    replace(PRESETS[preset], **{name: 0.999}).validate()
+    for bad in (1.0, -0.1):
+        with pytest.raises(ConfigError) as err:
+            replace(PRESETS[preset], **{name: bad}).validate()
+        assert str(err.value) == f"{label} ({name}) must be a number at least 0 and below 1, not {bad!r}"
+
+
+def test_a_cnn_with_beta_0_trains_in_the_one_loop(dataset):
+    cfg = replace(PRESETS["cnn"], arch="in16,conv4,dense4", iterations=3, beta1=0.0, beta2=0.0)
+    model = fit(cfg, dataset, cost_every=1)
+    assert model.status == "finished" and all(np.isfinite(c) for _, c in model.history)
+
+
+def test_the_divergence_rule_is_the_loops_for_every_network(dataset, monkeypatch):
+    # one rule, one constant, kept with the loop: lowering it stops an MLP and a CNN alike
+    from catdnn import train
+
+    monkeypatch.setattr(train, "EXPLODE_FACTOR", 1e-3)
+    small_cnn = replace(PRESETS["cnn"], arch="in16,conv4,dense4", iterations=3)
+    for config in (replace(PRESETS["deep"], iterations=3), small_cnn):
+        t = Trainer(config, dataset.train.X, dataset.train.Y, cost_every=1)
+        list(t.run())
+        assert t.status == "diverged" and "the cost exploded" in t.message, config

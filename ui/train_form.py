@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from catdnn.arch import parse_arch
 from catdnn.config import (
     MAX_BATCH_SIZE,
     MAX_DECAY,
@@ -20,7 +21,6 @@ from catdnn.config import (
     parse_layers,
     preset_name,
 )
-from catdnn.conv import CNN_PRESETS, parse_arch
 from catdnn.data import N_X
 from catdnn.errors import ConfigError
 from catdnn.network import INIT_DESCRIPTIONS, INITS
@@ -37,7 +37,7 @@ TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_opti
                   "train_beta2", "train_epsilon", "train_schedule", "train_decay", "train_decay_every", "train_flip",
                   "train_shift", "train_tta")
 #: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
-CNN_DTYPE = CNN_PRESETS["cnn"].dtype
+CNN_DTYPE = PRESETS["cnn"].dtype
 LINK_KEY = "train_link_applied"  # the link parameters the form last took or wrote
 WARNINGS_KEY = "train_link_warnings"
 

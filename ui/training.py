@@ -16,8 +16,8 @@ import streamlit as st
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
 from catdnn.errors import ConfigError
-from catdnn.solvers import solver_choice
-from catdnn.train import Progress, cnn_solver_reason, latest_accuracies
+from catdnn.solvers import cnn_solver_reason, solver_choice
+from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
 from . import figures

@@ -275,8 +275,8 @@ TINY_ARCH = "in16,conv2,conv3,dense4"
 @pytest.fixture(scope="module")
 def tiny_cnn():
     """A small, valid convolutional model (float32 weights) built without training."""
+    from catdnn.cnn import init_cnn
     from catdnn.config import TrainConfig
-    from catdnn.conv import init_cnn
     from catdnn.model import Model
 
     config = TrainConfig(arch=TINY_ARCH, dtype="float32", iterations=10, init="he", seed=2).validate()

@@ -244,3 +244,26 @@ def test_gram_matrix_in_blocks_is_xtx(m, block):
     assert G.shape == (m, m)
     assert np.allclose(G, X.T @ X, rtol=1e-13, atol=0)
     assert np.array_equal(G, G.T)  # exactly symmetric, as XᵀX is
+
+
+
+def test_every_solver_keeps_the_one_contract(dataset):
+    from dataclasses import replace
+
+    from catdnn.cnn import init_cnn
+    from catdnn.config import PRESETS
+    from catdnn.solvers import CnnSolver, Solver
+
+    X, Y, Xt = dataset.train.X, dataset.train.Y, dataset.test.X
+    deep, small_cnn = PRESETS["deep"], replace(PRESETS["cnn"], arch="in16,conv4,dense4")
+    solvers = [cls(init_params(deep.layers, deep.init, 1), X, Y, 0.0075, Xt, config=deep)
+               for cls in (DirectSolver, GramSolver)]
+    solvers.append(CnnSolver(init_cnn(small_cnn.parsed_arch(), "he", 1, np.float32), X, Y, 0.002, Xt, config=small_cnn))
+    for solver in solvers:
+        assert isinstance(solver, Solver)
+        cost, AL = solver.step(True)
+        assert np.isfinite(cost) and AL.shape == (1, X.shape[1])
+        assert solver.proba_train().shape == (X.shape[1],) and solver.proba_test().shape == (Xt.shape[1],)
+        assert len(solver.params()) == len(solver.params(copy=False))
+    assert [s.name for s in solvers] == ["direct", "gram", "cnn"]
+    assert solvers[2].layer_stats(0) is None and solvers[0].layer_stats(0).iteration == 0

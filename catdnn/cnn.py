@@ -1,0 +1,251 @@
+"""The convolutional net as a whole: parameters, forward, backward, predictions, gradient check.
+
+* ``conv`` in a spec (:mod:`catdnn.arch`) is 3×3 convolution + ReLU + 2×2 max pooling
+  (:mod:`catdnn.conv_layers`). ReLU and the maximum commute, so the pooling is done first and the
+  ReLU on a quarter of the values.
+* After the last pooling the maps are flattened back into columns, ``F`` of shape
+  ``(h·w·C, m)``, and the dense head is :func:`catdnn.network.forward` / :func:`~catdnn.network.backward`
+  on them: the one copy of the dense math, whose ``input_grad`` gives ``dF`` for the layers below.
+* Parameters are a list indexed by layer of ``(W, b)`` tuples, the convolutions first: conv layer
+  ``l`` has ``W`` of shape ``(C_l, 9·C_{l-1})`` and ``b`` of shape ``(C_l, 1)``; then the dense
+  layers as in :mod:`catdnn.network`. So :mod:`catdnn.optim`'s optimisers apply unchanged.
+* The math follows the parameters' dtype: the ``cnn`` preset trains in float32 (course parity does
+  not apply to this network and it is about twice as fast); the gradient checks use float64.
+
+Training is the one loop's (:class:`catdnn.train.Trainer`), one step at a time by
+:class:`catdnn.solvers.CnnSolver`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import augment
+from .arch import KERNEL, MAX_STEP_BYTES, Arch
+from .conv_layers import conv_backward, conv_forward, downsample, pool_backward, pool_forward, to_maps
+from .errors import ConfigError
+from .network import INITS, cost_from_logits, l2_cost, mirror_average, relu, relu_backward
+from .network import backward as dense_backward
+from .network import forward as dense_forward
+
+#: Predictions go through the network in batches of at most this many images (fewer when one
+#: image's maps are large: a batch stays within :data:`catdnn.arch.MAX_STEP_BYTES`).
+PREDICT_BATCH = 256
+
+
+def param_shapes(arch: Arch) -> list:
+    """The shapes of the parameters, ``[(W shape, b shape), ...]`` by layer: conv layer ``l``
+    ``(C_l, 9·C_{l-1})`` and ``(C_l, 1)``, then the dense layers ``(n_l, n_{l-1})`` and ``(n_l, 1)``."""
+    shapes, c_prev = [], arch.source[2]
+    for c in arch.convs:
+        shapes.append(((c, KERNEL * KERNEL * c_prev), (c, 1)))
+        c_prev = c
+    dims = arch.dense_layers
+    return shapes + [((n, n_prev), (n, 1)) for n_prev, n in zip(dims[:-1], dims[1:])]
+
+
+def init_cnn(arch: Arch, init: str = "he", seed: int = 1, dtype=np.float32) -> list:
+    """Initial parameters, drawn layer by layer from ``np.random.RandomState(seed)`` with the
+    scheme ``init`` of :data:`catdnn.network.INITS` (fan-in ``9·C_in`` for a convolution).
+
+    Returns
+    -------
+    list of (W, b)
+        Conv layers ``W`` ``(C_l, 9·C_{l-1})``, ``b`` ``(C_l, 1)``; then dense ``W`` ``(n_l, n_{l-1})``,
+        ``b`` ``(n_l, 1)``; biases zero.
+    """
+    if init not in INITS:
+        raise ConfigError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    draw, rng = INITS[init], np.random.RandomState(int(seed))
+    params, c_prev = [], arch.source[2]
+    for c in arch.convs:
+        params.append((draw(rng, c, KERNEL * KERNEL * c_prev).astype(dtype), np.zeros((c, 1), dtype)))
+        c_prev = c
+    dims = arch.dense_layers
+    for n_prev, n in zip(dims[:-1], dims[1:]):
+        params.append((draw(rng, n, n_prev).astype(dtype), np.zeros((n, 1), dtype)))
+    return params
+
+
+class CnnCache(list):
+    """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P)`` per conv layer
+    (its patches, its convolution's output and the pooled maps before the ReLU); ``dense``, the
+    dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps."""
+
+    __slots__ = ("dense", "shape")
+
+
+def forward_maps(params: list, arch: Arch, A0: np.ndarray):
+    """Forward propagation from input maps: ``[CONV -> POOL -> RELU] * n_conv -> dense head -> SIGMOID``.
+
+    Parameters
+    ----------
+    params : list of (W, b), as :func:`init_cnn` makes them
+    A0 : ndarray of shape (m, H, W, C), the images after the input step (:func:`to_input`)
+
+    Returns
+    -------
+    AL : ndarray of shape (1, m)
+    cache : CnnCache
+    """
+    n_conv = len(arch.convs)
+    cache = CnnCache()
+    A = A0
+    for W, b in params[:n_conv]:
+        Z, cols = conv_forward(A, W, b)  # (m, H, W, C_l)
+        P = pool_forward(Z)  # (m, H/2, W/2, C_l)
+        A = relu(P)  # A[l] = ReLU(maxpool(conv(A[l-1])))
+        cache.append((cols, Z, P))
+    cache.shape = A.shape
+    F = A.reshape(A.shape[0], -1).T  # (h·w·C, m): one example per column, (row, col, channel) order
+    AL, cache.dense = dense_forward(params[n_conv:], F)
+    return AL, cache
+
+
+def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, *, lambd: float = 0.0,
+             input_grad: bool = False):
+    """Gradients of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` over every layer when ``lambd``).
+
+    The dense head's are :func:`catdnn.network.backward`'s, which also gives the gradient into the
+    flattened maps; the conv layers' follow from it.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (1, m), of the parameters' dtype for speed
+
+    input_grad : bool
+        Also return the gradient into the input maps (for saliency maps).
+
+    Returns
+    -------
+    list of (dW, db), the structure of ``params``
+        With ``input_grad``, ``(grads, dA0)``, ``dA0`` of shape ``(m, H, W, C)`` like the input maps.
+    """
+    n_conv = len(arch.convs)
+    m = Y.shape[1]
+    grads, dF = dense_backward(params[n_conv:], cache.dense, Y, AL, lambd=lambd, input_grad=True)
+    if not n_conv:
+        return (grads, dF.T.reshape(m, *arch.image_shape)) if input_grad else grads
+    conv_grads = [None] * n_conv
+    dA = dF.T.reshape(cache.shape)  # (m, h, w, C): a fresh array (dF.T is not C-contiguous)
+    for l in range(n_conv - 1, -1, -1):
+        cols, Z, P = cache[l]
+        W = params[l][0]
+        dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
+        dZ = pool_backward(dP, Z, P)
+        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0)
+        if lambd:
+            dW += (lambd / m) * W
+        conv_grads[l] = (dW, db)
+    return (conv_grads + grads, dA) if input_grad else conv_grads + grads
+
+
+def logit_input_gradient(params: list, arch: Arch, x: np.ndarray) -> tuple:
+    """P(cat) of one image and the gradient of its logit ``Z[L]`` with respect to the image's pixels.
+
+    :func:`backward` with ``input_grad`` (``Y = A[L] − 1``, so the fused output delta is 1), then
+    through the input step: each of the image's pixels gets ``1/f²`` of its ``f×f`` block's gradient.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_x, 1), one image as a column
+
+    Returns
+    -------
+    p : float
+    dx : ndarray of shape (n_x,), float64, in the column's (row, column, channel) order
+    """
+    AL, cache = forward(params, arch, x)
+    _grads, dA0 = backward(params, arch, cache, AL - 1.0, AL, input_grad=True)  # (1, s, s, C)
+    f = arch.factor
+    dx = np.repeat(np.repeat(dA0[0].astype(np.float64), f, axis=0), f, axis=1) / (f * f)  # (H, W, C)
+    return float(AL[0, 0]), dx.reshape(-1)
+
+
+def to_input(arch: Arch, X: np.ndarray, dtype=None) -> np.ndarray:
+    """The network's input maps from image columns: ``(n_x, m)`` -> ``(m, s, s, C)`` at the arch's side."""
+    Xs = downsample(X, arch.factor, arch.source, dtype)
+    return to_maps(Xs, arch.image_shape)
+
+
+def forward(params: list, arch: Arch, X: np.ndarray):
+    """Forward propagation from image columns ``X`` of shape ``(n_x, m)``: ``(AL (1, m), cache)``."""
+    return forward_maps(params, arch, to_input(arch, X, params[0][0].dtype))
+
+
+def compute_cost(params: list, arch: Arch, X: np.ndarray, Y: np.ndarray, lambd: float = 0.0) -> float:
+    """Mean cross-entropy of the network on ``X`` ``(n_x, m)`` and ``Y`` ``(1, m)`` (+ the L2 term)."""
+    _, cache = forward(params, arch, X)
+    return cost_from_logits(cache.dense[-1][1], Y) + l2_cost(params, lambd, Y.shape[1])
+
+
+def predict_batch(arch: Arch, itemsize: int) -> int:
+    """Images per prediction batch: :data:`PREDICT_BATCH`, fewer when a batch's maps would pass
+    :data:`catdnn.arch.MAX_STEP_BYTES` (at least 1)."""
+    per_image = arch.forward_bytes(itemsize)
+    return max(1, min(PREDICT_BATCH, MAX_STEP_BYTES // per_image if per_image else PREDICT_BATCH))
+
+
+def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, batch: int | None = None) -> np.ndarray:
+    """P(cat) for every column of ``X`` (shape ``(n_x, m)``), in batches (default
+    :func:`predict_batch`); returns ndarray of shape (m,).
+
+    With ``tta``, the mean of P(cat) for each image and its mirror image.
+    """
+    dtype = params[0][0].dtype
+    batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
+    Xs = downsample(X, arch.factor, arch.source, dtype)  # (n_input, m)
+    out = np.empty(X.shape[1], dtype=np.float64)
+    for s in range(0, X.shape[1], batch):
+        cols = Xs[:, s:s + batch]
+        p = forward_maps(params, arch, to_maps(cols, arch.image_shape))[0][0]
+        if tta:
+            pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape))[0][0]
+            p = mirror_average(p, pm)
+        out[s:s + batch] = p
+    return out
+
+
+def feature_maps(params: list, arch: Arch, X: np.ndarray, layer: int = 1) -> np.ndarray:
+    """The ReLU of conv layer ``layer``'s output (1-based), before pooling: ndarray of shape (m, H, W, C_l)."""
+    if not 1 <= layer <= len(arch.convs):
+        raise ConfigError(f"layer must be from 1 to {len(arch.convs)}, not {layer}")
+    A = to_input(arch, X, params[0][0].dtype)
+    for W, b in params[:layer - 1]:
+        A = relu(pool_forward(conv_forward(A, W, b)[0]))
+    W, b = params[layer - 1]
+    return relu(conv_forward(A, W, b)[0])
+
+
+def filters(params: list, arch: Arch, layer: int = 1) -> np.ndarray:
+    """Conv layer ``layer``'s kernels as tiny images: ndarray of shape (C_l, 3, 3, C_{l-1})."""
+    if not 1 <= layer <= len(arch.convs):
+        raise ConfigError(f"layer must be from 1 to {len(arch.convs)}, not {layer}")
+    W = params[layer - 1][0]
+    return W.reshape(W.shape[0], KERNEL, KERNEL, -1)
+
+
+def gradient_check(params: list, arch: Arch, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6,
+                   lambd: float = 0.0) -> float:
+    """Relative error between :func:`backward` and central differences of the cost, over all
+    parameters (float64): ``‖g - g_approx‖ / (‖g‖ + ‖g_approx‖)``. Tiny nets only."""
+    params = [(W.astype(np.float64, copy=True), b.astype(np.float64, copy=True)) for W, b in params]
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    AL, cache = forward(params, arch, X)
+    grads = backward(params, arch, cache, Y, AL, lambd=lambd)
+    analytic = np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
+    numeric = []
+    for W, b in params:
+        for P in (W, b):
+            for i in np.ndindex(P.shape):  # in place, in ravel()'s (C) order, whatever P's memory order
+                old = P[i]
+                P[i] = old + epsilon
+                plus = compute_cost(params, arch, X, Y, lambd)
+                P[i] = old - epsilon
+                minus = compute_cost(params, arch, X, Y, lambd)
+                P[i] = old
+                numeric.append((plus - minus) / (2 * epsilon))
+    numeric = np.array(numeric)
+    denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    return 0.0 if denom == 0.0 else float(np.linalg.norm(analytic - numeric) / denom)
