@@ -131,7 +131,7 @@ def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_st
 _worker: dict = {}  # in each worker process: the cancel flags, cached datasets
 
 
-def _dataset(data_dir: str):
+def _dataset(data_dir: str | None):
     from .data import load_dataset
 
     datasets = _worker["datasets"]
@@ -158,7 +158,7 @@ def _worker_main(conn, cancel) -> None:
         _train_job(conn.send, *task)
 
 
-def _train_job(send, job_id: int, slot: int, config: dict, data_dir: str, options: dict) -> None:
+def _train_job(send, job_id: int, slot: int, config: dict, data_dir: str | None, options: dict) -> None:
     """Run one training in this worker process, reporting through ``send`` (see the module doc)."""
     cancel = _worker["cancel"]
     pid = os.getpid()
@@ -259,10 +259,10 @@ class Job:
                 return
             self.outcome = outcome
             callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:  # before the place is given back: a job counted as ended has been handed on
+            fn(self)
         self._pool._release(self)
         self._news.set()  # a page still reading sees the outcome at once
-        for fn in callbacks:
-            fn(self)
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
         """Call ``fn(job)`` once the job has ended (at once if it has); it runs in the pool's thread."""
@@ -335,7 +335,7 @@ class TrainingPool:
 
     # ---- the public side
     def submit(self, config: TrainConfig, data_dir, **options) -> Job:
-        """Queue a training of ``config`` on the dataset in folder ``data_dir``.
+        """Queue a training of ``config`` on the dataset in folder ``data_dir`` (None: the default folder).
 
         ``options`` go to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``,
         ``solver``). The config is validated here, so an impossible one fails at once.
@@ -350,7 +350,8 @@ class TrainingPool:
             slot = self._free.pop()
             self._cancel[slot] = 0
             job_id = next(self._ids)
-            job = Job(self, job_id, slot, config, (job_id, slot, config.to_dict(), str(data_dir), dict(options)))
+            job = Job(self, job_id, slot, config, (job_id, slot, config.to_dict(),
+                                                         None if data_dir is None else str(data_dir), dict(options)))
             self._jobs[job.id] = job
             self._queue.append(job)
             self._schedule()
