@@ -87,15 +87,15 @@ def test_sweeps_from_several_sessions_train_on_the_one_shared_pool(data_dir, dat
 
     monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
     pool = shared_pool()  # the server's pool exists before the sessions come
-    started = []
+    started, submitted = [], threading.Semaphore(0)  # a session's sweep is under way: it queued or started
     start = multiprocessing.process.BaseProcess.start
 
     def counted(self):
         started.append(self)
+        submitted.release()
         return start(self)
 
     monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", counted)
-    submitted = threading.Semaphore(0)
     submit = TrainingPool.submit
 
     def noted(self, *args, **kwargs):
