@@ -380,18 +380,19 @@ class TrainingPool:
             if self._closed:
                 return
             self._closed = True
-            workers, self._workers = self._workers, []
+            workers = list(self._workers)
             left = list(self._jobs.values())
             self._queue.clear()
         for w in workers:
             w.process.terminate()
+        self._wake()
+        self._thread.join()  # before closing the pipes it may be waiting on
+        with self._lock:
+            workers, self._workers = self._workers, []  # those the thread did not bury on their way out
         for w in workers:
-            w.process.join()
-            w.conn.close()
+            _close(w)
         for job in left:
             job._end(_lost(job, "failed", "the training pool was shut down before this run ended"))
-        self._wake()
-        self._thread.join()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -473,8 +474,7 @@ class TrainingPool:
                 return
             self._workers.remove(w)
             job, w.job = w.job, None
-        w.process.join(timeout=5)
-        w.conn.close()
+        _close(w)
         if job is not None:
             done = job.progress.iterations_done if job.progress else 0
             job._end(_lost(
@@ -520,6 +520,16 @@ class TrainingPool:
         with self._lock:
             if self._jobs.pop(job.id, None) is not None:
                 self._free.append(job._slot)
+
+
+def _close(w: _Worker) -> None:
+    """Reap a worker's ended (or ending) process and close its pipe and process handles."""
+    w.process.join(timeout=5)
+    w.conn.close()
+    try:
+        w.process.close()
+    except ValueError:  # still running after 5 s: its handles go with the object
+        pass
 
 
 def _lost(job: Job, status: str, message: str) -> Outcome:

@@ -190,11 +190,11 @@ def test_a_worker_killed_while_sending_its_model_ends_only_its_own_run(data_dir)
     """A big model takes several writes to send: a worker killed half-way leaves nothing in the way."""
     own = TrainingPool(processes=1)
     try:
-        big = TrainConfig(layers=(12288, 2000, 1), iterations=1)  # a 188 MB model, sent in many writes
+        big = TrainConfig(layers=(12288, 800, 1), iterations=1)  # a 79 MB model, sent in many writes
         job = own.submit(big, data_dir)
         for _ in job.updates(timeout=0.01):
             if job.progress is not None and job.progress.iterations_done == 1:
-                os.kill(job.pid, signal.SIGKILL)  # the worker is now building or sending the model
+                os.kill(job.pid, signal.SIGKILL)  # the worker is now building, checking or sending the model
                 break
         out = job.wait(timeout=120)
         assert out is not None and out.status in ("crashed", "finished")
