@@ -97,6 +97,7 @@ def test_a_grid_sweep(tmp_path):
     (["sweep", "--hidden", "20,,7"], "empty entry"),
     (["sweep", "--init", "zeros"], "'zeros' is not one of"),
     (["sweep", "--scheduler", "http://x"], "not a Dask scheduler address"),
+    (["sweep", "--scheduler", "tls://127.0.0.1:8786"], "is a TLS scheduler, which catdnn cannot connect to"),
     (["sweep", "--workers", "0"], "--workers must be at least 1"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
