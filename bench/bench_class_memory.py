@@ -41,7 +41,7 @@ def worker_pids() -> list[int]:
     except ImportError:
         return []
     pool = workers._shared
-    return [p.pid for p in pool._pool._pool] if pool is not None else []
+    return pool.pids if pool is not None else []
 
 
 def main(argv=None):

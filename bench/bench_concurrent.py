@@ -97,7 +97,7 @@ def main(argv=None):
             worst_pool = ratio
         print(f"| {name} | {lone_s:.2f} | {', '.join(f'{t:.2f}' for t in slowest)} | {ratio:.2f}× | "
               f"{'met' if ratio <= 2.5 else 'missed'} |")
-    workers = [p.pid for p in pool._pool._pool]
+    workers = pool.pids
     print(f"\npeak memory: this process (the server) {vm_hwm_mb():.0f} MB; workers "
           + ", ".join(f"{vm_hwm_mb(pid):.0f} MB" for pid in workers))
     print(f"target: with the pool, each concurrent run ≤ 2.5× a lone run: {worst_pool:.2f}× "

@@ -13,9 +13,12 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -420,47 +423,67 @@ def _describe(config: TrainConfig) -> str:
     return f"{arch_text(config)} init={config.init} lr={config.learning_rate:g} seed={config.seed}{extra}"
 
 
-def _run_sweep(args, configs, ds, history, label: str) -> tuple[list, bool]:
-    """Run ``configs`` on all cores (or ``--scheduler``), printing a line as each finishes.
-    Returns the results and whether Ctrl-C stopped the sweep."""
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event):
+    """While inside, Ctrl-C (SIGINT) only sets ``stop``: nothing is raised at whatever line runs then, so a
+    sweep stops where it looks at ``stop`` and still reports and keeps what it finished."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set a handler
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run_sweep(args, configs, ds, history, label: str, summarise) -> int:
+    """Run ``configs`` on ``--workers`` processes (one per core) or ``--scheduler``, printing a line as each
+    finishes, then ``summarise(results)``; return the exit status.
+
+    Ctrl-C at any moment in here (connecting, starting the workers, waiting, keeping a run, printing,
+    shutting down, summarising) stops the sweep through an event, never an exception: the runs that
+    finished are printed, kept, and counted in the ``interrupted:`` line, and the status is 130."""
     from .sweep import curve_options, dask_client, dask_executor, sweep
 
-    client = dask_client(args.scheduler) if args.scheduler else None
-    where = f"the Dask cluster at {args.scheduler}" if client else f"{args.workers or os.cpu_count()} processes"
     total, results = len(configs), []
-    print(f"Sweep of {total} runs on {where}", file=sys.stderr)
-    try:
-        runs = sweep(configs, dask_executor(client) if client else None, data_dir=ds.source, history=history,
-                     source="cli", label=label, workers=args.workers, **curve_options(configs[0]))
-        for res in runs:
-            results.append(res)
-            acc = (f"train {res.train_accuracy:.3f}, test {res.test_accuracy:.3f}"
-                   if res.test_accuracy is not None else res.message)
-            kept = f" run {res.run_id}" if res.run_id is not None else ""
-            print(f"[{len(results)}/{total}]{kept} {_describe(res.config)}: {res.status}, {acc} "
-                  f"({res.elapsed:.1f} s)", flush=True)
-        return results, False
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: {len(results)} of {total} runs finished"
-              + (" (kept in the history)" if history is not None else ""), file=sys.stderr)
-        return results, True
-    finally:
-        if client is not None:
-            client.close()
+    with _ctrl_c_sets(threading.Event()) as stop:
+        client = dask_client(args.scheduler) if args.scheduler and not stop.is_set() else None
+        try:
+            where = (f"the Dask cluster at {args.scheduler}" if args.scheduler
+                     else f"{args.workers or os.cpu_count()} processes")
+            print(f"Sweep of {total} runs on {where}", file=sys.stderr)
+            for res in sweep(configs, dask_executor(client) if client else None, data_dir=ds.source, history=history,
+                             source="cli", label=label, workers=args.workers, stop=stop,
+                             **curve_options(configs[0])):
+                results.append(res)
+                acc = (f"train {res.train_accuracy:.3f}, test {res.test_accuracy:.3f}"
+                       if res.test_accuracy is not None else res.message)
+                kept = f" run {res.run_id}" if res.run_id is not None else ""
+                print(f"[{len(results)}/{total}]{kept} {_describe(res.config)}: {res.status}, {acc} "
+                      f"({res.elapsed:.1f} s)", flush=True)
+        finally:
+            if client is not None:
+                client.close()
+        summarise(results)
+        if stop.is_set():
+            print(f"\ninterrupted: {len(results)} of {total} runs finished"
+                  + (" (kept in the history)" if history is not None else ""), file=sys.stderr)
+            return 130
+    return 0 if all(r.status == "finished" for r in results) else 1
 
 
 def _train_seeds(args, config: TrainConfig, ds, history) -> int:
     from .sweep import seed_configs, spread
 
-    results, interrupted = _run_sweep(args, seed_configs(config, args.seeds), ds, history,
-                                      label=f"seeds {_seed_text(args.seeds)}")
-    s = spread(results)
-    if s is not None:
-        print(f"Mean ± std {s.text()}")
-        print("(the course's 0.80 test accuracy is one seed's: seed 1)", file=sys.stderr)
-    if interrupted:
-        return 130
-    return 0 if all(r.status == "finished" for r in results) else 1
+    def summarise(results) -> None:
+        s = spread(results)
+        if s is not None:
+            print(f"Mean ± std {s.text()}")
+            print("(the course's 0.80 test accuracy is one seed's: seed 1)", file=sys.stderr)
+
+    return _run_sweep(args, seed_configs(config, args.seeds), ds, history, f"seeds {_seed_text(args.seeds)}",
+                      summarise)
 
 
 def _seed_text(seeds) -> str:
@@ -490,18 +513,18 @@ def cmd_sweep(args) -> int:
     except ConfigError as exc:
         args.parser.error(str(exc))
     ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
-    results, interrupted = _run_sweep(args, configs, ds, _open_history(args), label=_sweep_label(args))
-    groups: dict = {}
-    for r in sorted(results, key=lambda r: r.index):
-        groups.setdefault(_describe(r.config).rsplit(" seed=", 1)[0], []).append(r)
-    if len(args.seeds) > 1 and groups:
-        print("\nTest accuracy by settings (mean ± std over the seeds):")
-        summary = [(name, spread(rs)) for name, rs in groups.items()]
-        for name, s in sorted(summary, key=lambda x: -(x[1].test_mean if x[1] else -1.0)):
-            print(f"  {name}: " + (f"{s.test_mean:.3f} ± {s.test_std:.3f} ({s.n} runs)" if s else "no result"))
-    if interrupted:
-        return 130
-    return 0 if all(r.status == "finished" for r in results) else 1
+
+    def summarise(results) -> None:
+        groups: dict = {}
+        for r in sorted(results, key=lambda r: r.index):
+            groups.setdefault(_describe(r.config).rsplit(" seed=", 1)[0], []).append(r)
+        if len(args.seeds) > 1 and groups:
+            print("\nTest accuracy by settings (mean ± std over the seeds):")
+            summary = [(name, spread(rs)) for name, rs in groups.items()]
+            for name, s in sorted(summary, key=lambda x: -(x[1].test_mean if x[1] else -1.0)):
+                print(f"  {name}: " + (f"{s.test_mean:.3f} ± {s.test_std:.3f} ({s.n} runs)" if s else "no result"))
+
+    return _run_sweep(args, configs, ds, _open_history(args), _sweep_label(args), summarise)
 
 
 def _sweep_label(args) -> str:

@@ -1,20 +1,23 @@
 """Sweeps: many training runs at once, on this machine's cores or on a Dask cluster.
 
 :func:`sweep` runs a list of :class:`~catdnn.config.TrainConfig` and yields a :class:`SweepResult`
-for each as it finishes (not in the order given). Where they run is a
-:class:`concurrent.futures.Executor`:
+for each as it finishes (not in the order given). Where they run:
 
-* by default a local process pool, one worker per core, each with one BLAS thread
-  (:mod:`catdnn.threads`). Its workers start like the dashboard's training pool
-  (:mod:`catdnn.workers`): ``forkserver`` (never a bare ``fork`` of a threaded server), and without
-  re-running the parent's ``__main__`` (under Streamlit, the page script);
-* or any executor, such as a Dask cluster's: ``distributed.Client("tcp://host:8786").get_executor()``
-  (:func:`dask_executor`). Dask schedules; catdnn never does. Each Dask worker needs catdnn and
-  the dataset (at the same path, or its own ``$CATDNN_DATA_DIR``).
+* on a :class:`~catdnn.workers.TrainingPool`, the worker processes that also train the dashboard's
+  Train page (one per core, each with one BLAS thread). The dashboard passes its one shared pool,
+  so its sweeps, seed spreads and lessons never train more runs at once than it has workers; a
+  sweep keeps at most as many of its runs queued or running as the pool has workers, so other
+  users' runs take their turn between them. Without an executor, a sweep starts a pool of its own
+  (``workers`` processes) and shuts it down at the end: the command line's way;
+* or on any :class:`concurrent.futures.Executor`, such as a Dask cluster's:
+  ``distributed.Client("tcp://host:8786").get_executor()`` (:func:`dask_executor`). Dask schedules;
+  catdnn never does. Each Dask worker needs catdnn and the dataset (at the same path, or its own
+  ``$CATDNN_DATA_DIR``).
 
 Given a :class:`~catdnn.history.History`, every run is kept in it the moment its result arrives,
-so a sweep stopped half-way (Ctrl-C, a Stop click) keeps every run it finished. Stopping cancels
-the runs not started, and the local pool's running ones stop after their current iteration.
+before any is yielded, so a sweep stopped half-way (Ctrl-C, a Stop click, a rerun) keeps every run
+it finished, however many finished together. Stopping (a ``stop`` event, or leaving the loop)
+cancels the runs not started, and the pool's running ones stop after their current iteration.
 
 Also here: :func:`grid` (every combination of some settings), :func:`parse_seeds` (``"1-5"``) and
 :func:`spread` (the mean ± standard deviation of the accuracies over seeds).
@@ -22,10 +25,12 @@ Also here: :func:`grid` (every combination of some settings), :func:`parse_seeds
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import itertools
 import math
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -33,6 +38,7 @@ from urllib.parse import urlsplit
 
 from .config import TrainConfig
 from .errors import CatdnnError, ConfigError
+from .workers import Outcome, TrainingPool, failure_message, train_one
 
 #: Most runs one sweep may hold (a grid grows fast).
 MAX_RUNS = 1000
@@ -48,8 +54,9 @@ class SweepResult:
     """One run of a sweep, as it ended.
 
     ``index`` is the run's position in the configs given; ``status`` is "finished", "stopped",
-    "diverged" or "failed" (an error, in ``message``); ``model`` is None unless finished or stopped
-    after some iterations; ``run_id`` is its id in the history, when one was given.
+    "diverged", "failed" (an error, in ``message``) or "crashed" (its worker process died); ``model`` is
+    None unless finished or stopped after some iterations; ``run_id`` is its id in the history, when one
+    was given.
     """
 
     index: int
@@ -68,18 +75,9 @@ class SweepResult:
     run_id: int | None = None
 
 
-# --------------------------------------------------------------------------- the worker side
+# --------------------------------------------------------------------------- on a Dask worker
 _datasets: dict = {}
 _datasets_lock = threading.Lock()
-_stop = None  # in a local pool's worker: the sweep's shared stop flag
-
-
-def _init_local_worker(stop_flag) -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the sweep
-    global _stop
-    _stop = stop_flag
 
 
 def _dataset(data_dir):
@@ -95,117 +93,176 @@ def _dataset(data_dir):
 
 
 def run_one(index: int, config: dict, data_dir=None, options: dict | None = None) -> SweepResult:
-    """Train one config to its end (in a worker) and return its :class:`SweepResult`; never raises."""
+    """Train one config to its end (on a Dask worker) and return its :class:`SweepResult`; never raises."""
     from .threads import limit_blas_threads
-    from .train import Trainer
 
     limit_blas_threads(1)
     cfg = TrainConfig.from_dict(config)
-    res = SweepResult(index, cfg, "failed")
     try:
-        ds = _dataset(data_dir)
-        res.dataset = str(ds.source)
-        trainer = Trainer(cfg, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes),
-                          **(options or {}))
-        res.solver = trainer.solver_name
-        events = trainer.run()
-        for _ in events:
-            if _stop is not None and _stop.value:
-                break
-        events.close()
-        res.status, res.message = trainer.status, trainer.message
-        if res.status in ("ready", "running"):
-            res.status, res.message = "stopped", "stopped before the first iteration"
-        res.history, res.accuracy_history = list(trainer.history), list(trainer.accuracy_history)
-        res.iterations_done, res.elapsed = trainer.iterations_done, trainer.elapsed
-        if res.status != "diverged" and trainer.iterations_done > 0:
-            res.model = trainer.model()
-            res.train_accuracy, res.test_accuracy = res.model.train_accuracy, res.model.test_accuracy
-    except CatdnnError as exc:
-        res.message = str(exc)
-    except MemoryError:
-        res.message = "the training ran out of memory: use smaller hidden layers"
+        return result_of(index, cfg, train_one(cfg, _dataset(data_dir), options))
     except Exception as exc:  # one line in the sweep's output; the other runs go on
-        res.message = f"the training failed: {type(exc).__name__}: {exc}"
-    return res
+        return SweepResult(index, cfg, "failed", failure_message(exc))
+
+
+def result_of(index: int, config: TrainConfig, outcome: Outcome) -> SweepResult:
+    """The :class:`SweepResult` of run ``index`` from its :class:`~catdnn.workers.Outcome`."""
+    model = outcome.model
+    return SweepResult(index, config, outcome.status, outcome.message, outcome.history, outcome.accuracy_history,
+                       outcome.iterations_done, outcome.elapsed, model.train_accuracy if model is not None else None,
+                       model.test_accuracy if model is not None else None, outcome.solver_name, outcome.dataset, model)
 
 
 # --------------------------------------------------------------------------- the parent side
-def local_executor(workers: int | None = None):
-    """A process pool for one sweep, one worker per core by default; returns ``(executor, stop_flag)``."""
-    from .workers import _Context  # the dashboard pool's start method and __main__ handling, reused
+class _OnPool:
+    """A sweep's runs on a :class:`TrainingPool`: at most as many queued or running as it has workers."""
 
-    ctx = _Context()
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["catdnn.sweep", "catdnn.train", "catdnn.data"])
-    stop = ctx.RawValue("b", 0)
-    n = int(workers or os.cpu_count() or 1)
-    return cf.ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_local_worker, initargs=(stop,)), stop
+    def __init__(self, pool: TrainingPool, configs: list, data_dir, options: dict):
+        self.pool, self.configs, self.data_dir, self.options = pool, configs, data_dir, options
+        self.jobs: dict = {}  # Job -> index
+        self._ended: queue.Queue = queue.Queue()  # jobs, as they end (put by the pool's thread)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs)
+
+    def room(self) -> bool:
+        return len(self.jobs) < self.pool.processes
+
+    def submit(self, i: int) -> None:
+        job = self.pool.submit(self.configs[i], self.data_dir, **self.options)
+        self.jobs[job] = i
+        job.add_done_callback(self._ended.put)
+
+    def ended(self, timeout: float) -> list[SweepResult]:
+        """The runs that have ended, waiting up to ``timeout`` seconds for a first one (0: no wait)."""
+        jobs = []
+        try:
+            jobs.append(self._ended.get(timeout=timeout) if timeout else self._ended.get_nowait())
+            while True:
+                jobs.append(self._ended.get_nowait())
+        except queue.Empty:
+            pass
+        return [result_of(self.jobs.pop(j), j.config, j.outcome) for j in jobs]
+
+    def stop(self) -> None:
+        for job in self.jobs:
+            job.cancel()
 
 
-def sweep(configs: Iterable[TrainConfig], executor: cf.Executor | None = None, *, data_dir=None, history=None,
-          source: str = "sweep", label: str = "", idle: Callable[[int, int], None] | None = None,
-          workers: int | None = None, **trainer_options) -> Iterator[SweepResult]:
+class _OnExecutor:
+    """A sweep's runs on a :class:`concurrent.futures.Executor` (a Dask cluster's): all submitted at once."""
+
+    def __init__(self, executor: cf.Executor, configs: list, data_dir, options: dict):
+        self.executor, self.configs, self.options = executor, configs, options
+        self.data_dir = None if data_dir is None else str(data_dir)
+        self.futures: dict = {}  # Future -> index
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.futures)
+
+    def room(self) -> bool:
+        return True
+
+    def submit(self, i: int) -> None:
+        f = self.executor.submit(run_one, i, self.configs[i].to_dict(), self.data_dir, dict(self.options))
+        self.futures[f] = i
+
+    def ended(self, timeout: float) -> list[SweepResult]:
+        if not self.futures:
+            return []
+        done, _ = cf.wait(self.futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        out = []
+        for f in done:
+            i = self.futures.pop(f)
+            out.append(_result(f, i, self.configs[i]))
+        return out
+
+    def stop(self) -> None:
+        for f in self.futures:
+            f.cancel()
+
+
+def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor | None = None, *, data_dir=None,
+          history=None, source: str = "sweep", label: str = "", idle: Callable[[int, int], None] | None = None,
+          workers: int | None = None, stop: threading.Event | None = None,
+          **trainer_options) -> Iterator[SweepResult]:
     """Train every config and yield each :class:`SweepResult` as it finishes.
 
     Parameters
     ----------
     configs : iterable of TrainConfig
         Each is validated first: an impossible one raises :class:`ConfigError` before any run starts.
-    executor : concurrent.futures.Executor, optional
-        Where the runs go (e.g. :func:`dask_executor`'s); default a local process pool of ``workers``
-        processes (one per core), shut down at the end.
+    executor : TrainingPool or concurrent.futures.Executor, optional
+        Where the runs go: a pool of worker processes (the dashboard passes its shared one), or an
+        executor such as :func:`dask_executor`'s; default a pool of ``workers`` processes (one per
+        core) of the sweep's own, shut down at the end.
     data_dir : path, optional
         The dataset's folder (default: each worker's own, as :func:`catdnn.data.load_dataset` finds it).
     history : catdnn.history.History, optional
         Keep every run there as it arrives (``source`` and ``label`` go with it); sets ``run_id``.
     idle : callable(done, total), optional
-        Called about every :data:`IDLE_SECONDS` while waiting, and after each result (a page redraws
-        its progress bar there; an exception raised there stops the sweep).
+        Called about every :data:`IDLE_SECONDS` while waiting, and after the results that arrived
+        together (a page redraws its progress bar there; an exception raised there stops the sweep).
+    stop : threading.Event, optional
+        Set it (from any thread, or a signal handler) to stop the sweep: the runs that have ended are
+        kept and yielded, the others cancelled, and the iteration ends normally.
     trainer_options
         Passed to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``, ``solver``).
 
-    Leaving the loop early (``break``, Ctrl-C, an exception) stops the sweep: the runs not started
-    are cancelled and, on the local pool, the running ones stop after their current iteration.
+    Leaving the loop early (``break``, an exception) stops the sweep too: the runs that had ended are
+    still kept in the history; the runs not started are cancelled and, on a pool, the running ones
+    stop after their current iteration.
     """
     configs = [c.validate() for c in configs]
     if len(configs) > MAX_RUNS:
         raise ConfigError(f"a sweep holds at most {MAX_RUNS} runs, not {len(configs)}: narrow the grid")
-    stop = None
     own = executor is None
     if own:
-        executor, stop = local_executor(workers)
+        executor = TrainingPool(workers)
+    on = (_OnPool if isinstance(executor, TrainingPool) else _OnExecutor)(executor, configs, data_dir,
+                                                                           trainer_options)
     total, done = len(configs), 0
-    pending: set = set()
-    index_of: dict = {}
+    todo = collections.deque(range(total))
+
+    def kept(results: list) -> list:  # every result in the history before the first is yielded
+        if history is not None:
+            for res in results:
+                res.run_id = _keep(history, res, source, label)
+        return results
+
+    def stopped() -> bool:
+        return stop is not None and stop.is_set()
+
+    def fill() -> None:
+        while todo and on.room() and not stopped():
+            on.submit(todo.popleft())
+
     try:
-        for i, c in enumerate(configs):
-            f = executor.submit(run_one, i, c.to_dict(), None if data_dir is None else str(data_dir),
-                                dict(trainer_options))
-            index_of[f] = i
-            pending.add(f)
+        fill()
         if idle is not None:
             idle(0, total)
-        while pending:
-            finished, pending = cf.wait(pending, timeout=IDLE_SECONDS, return_when=cf.FIRST_COMPLETED)
-            for f in finished:
-                res = _result(f, index_of[f], configs[index_of[f]])
-                if history is not None:
-                    res.run_id = _keep(history, res, source, label)
+        while (todo or on.busy) and not stopped():
+            for res in kept(on.ended(IDLE_SECONDS)):
                 done += 1
                 yield res
-                if idle is not None:
-                    idle(done, total)
-            if not finished and idle is not None:
+            if idle is not None:
                 idle(done, total)
+            fill()
+        for res in kept(on.ended(0)):  # stopped: what ended before the stop is kept and reported
+            done += 1
+            yield res
     finally:
-        if pending:  # left early: cancel what has not started, stop what runs
-            if stop is not None:
-                stop.value = 1
-            for f in pending:
-                f.cancel()
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            if history is not None:  # left at a yield or from idle: keep what had ended all the same
+                for res in on.ended(0):
+                    _keep(history, res, source, label)
+        except CatdnnError:  # nobody is left to tell; the sweep is being left anyway
+            pass
+        finally:
+            on.stop()
+            if own:
+                executor.close()
 
 
 def _result(future: cf.Future, index: int, config: TrainConfig) -> SweepResult:
@@ -233,7 +290,10 @@ def curve_options(config: TrainConfig) -> dict:
 # --------------------------------------------------------------------------- Dask
 def check_scheduler(address: str, allowed: Iterable[str] | None = None) -> str:
     """``address`` as ``tcp://host:port`` if it is well formed and, when ``allowed`` is given, either on
-    this machine (loopback) or in ``allowed``; else :class:`ConfigError` saying why."""
+    this machine (loopback) or in ``allowed``; else :class:`ConfigError` saying why.
+
+    ``tls://`` is refused with its reason: a TLS scheduler needs the client's certificate and key (a
+    ``distributed.Security``), which catdnn's address alone cannot carry."""
     text = str(address or "").strip()
     if "://" not in text:
         text = "tcp://" + text
@@ -242,7 +302,13 @@ def check_scheduler(address: str, allowed: Iterable[str] | None = None) -> str:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None or parts.path not in ("", "/"):
+    if parts.scheme == "tls":
+        raise ConfigError(
+            f"{address!r} is a TLS scheduler, which catdnn cannot connect to: TLS needs this machine's certificate "
+            "and key (a distributed.Security object), and an address carries neither. Give the scheduler a "
+            "tcp:// address on a network you trust, or, from Python, connect with "
+            "distributed.Client(address, security=...) and pass client.get_executor() to catdnn.sweep.sweep")
+    if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
         raise ConfigError(f"{address!r} is not a Dask scheduler address such as tcp://127.0.0.1:8786")
     text = f"{parts.scheme}://{parts.netloc}"
     if allowed is not None:

@@ -4,20 +4,27 @@ Why: the Gram solver spends its time in many small NumPy calls that hold the GIL
 as threads of one server process take turns on one core (measured: four users pressing Train at
 once waited 6–7 s each for runs of under 1 s alone). Each run here is a job on a pool of worker
 processes, one per core, each with one BLAS thread; a session's page only draws what its job
-reports.
+reports. The dashboard's sweeps, seed spreads and lessons run on the same pool
+(:func:`catdnn.sweep.sweep`), so the server never trains more runs at once than it has workers.
 
 How a job talks to its page:
 
+* The pool hands a job to an idle worker; a job waits in the pool's queue (first come, first
+  served) while every worker is busy, at most :data:`QUEUE_SECONDS`: then it ends ``failed`` with a
+  message saying the server was busy.
 * The worker sends ``start`` (its pid and the solver), then ``progress`` at most every
   :data:`SEND_SECONDS` (the latest :class:`~catdnn.train.Progress` and the cost and accuracy
   points added since the last message), then ``done`` with an :class:`Outcome` (the model of a
   finished or stopped run, never a diverged one's), or ``error`` with a message.
-* Messages from all workers come back on one queue; a dispatcher thread in the server hands each
-  to its :class:`Job`, whose :meth:`Job.updates` the page iterates.
+* Each worker has a pipe of its own to the server, in both directions: nothing is shared between
+  workers but the cancel flags, so a worker that dies at any moment (killed, out of memory; idle,
+  training, or half-way through sending a model) cannot leave a lock held or a half-written
+  message in another worker's way. A thread of the server reads every worker's pipe and applies each
+  message to its :class:`Job`, whose :meth:`Job.updates` the page iterates.
 * :meth:`Job.cancel` raises the job's flag in shared memory, which the worker reads after every
-  iteration: it stops there and sends the partial model.
-* A worker that dies (killed, out of memory) is noticed from its pid: that job ends with status
-  ``crashed`` and a clear message; the pool starts a new worker and the other jobs go on.
+  iteration: it stops there and sends the partial model. A job still queued ends at once.
+* A worker that dies is noticed from its process at once: its job (if it had one) ends with
+  status ``crashed`` and a clear message, the pool starts a new worker and the other jobs go on.
 
 The pool uses the ``forkserver`` start method where there is one (never a bare ``fork`` of a
 threaded server), else ``spawn``. Everything here is pure Python and NumPy: no Streamlit.
@@ -25,15 +32,17 @@ threaded server), else ``spawn``. Everything here is pure Python and NumPy: no S
 
 from __future__ import annotations
 
+import collections
 import itertools
 import multiprocessing as mp
+import multiprocessing.connection
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .config import TrainConfig
@@ -44,8 +53,8 @@ from .train import Progress
 SEND_SECONDS = 0.05
 #: Jobs queued or running at once across the server, at most (one cancel flag each).
 MAX_JOBS = 256
-#: A job whose worker has said nothing for this long is checked for a dead worker (seconds).
-SILENCE_SECONDS = 0.5
+#: A job that has waited this long for a free worker ends with a message instead (seconds).
+QUEUE_SECONDS = 600.0
 
 
 @dataclass
@@ -58,6 +67,8 @@ class Outcome:
         stop before the first iteration).
     warnings : list of str
         :func:`catdnn.diagnose.diagnose`'s messages about the run.
+    dataset : str
+        The folder of the dataset the run was trained on.
     """
 
     status: str
@@ -69,21 +80,58 @@ class Outcome:
     model: object = None
     warnings: list = field(default_factory=list)
     solver_name: str = ""
+    dataset: str = ""
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line about a training that raised ``exc`` (a worker goes on after it)."""
+    if isinstance(exc, CatdnnError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "the training ran out of memory: use smaller hidden layers"
+    return f"the training failed: {type(exc).__name__}: {exc}"
+
+
+def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_stop: Callable[[], bool] | None = None,
+              on_start: Callable | None = None, on_progress: Callable | None = None) -> Outcome:
+    """Train ``config`` on the dataset ``ds`` to its end, or until ``should_stop()`` is true after an
+    iteration; return its :class:`Outcome`. Raises what the Trainer raises (see :func:`failure_message`).
+
+    ``options`` go to :class:`~catdnn.train.Trainer`; ``on_start(trainer)`` is called once the solver is
+    chosen, ``on_progress(trainer, progress)`` after every iteration. The worker pool's jobs and the
+    sweeps' runs on a Dask cluster both train through here.
+    """
+    from .diagnose import diagnose
+    from .train import Trainer
+
+    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes),
+                      **(options or {}))
+    if on_start is not None:
+        on_start(trainer)
+    events = trainer.run()
+    for p in events:
+        if should_stop is not None and should_stop():
+            break
+        if on_progress is not None:
+            on_progress(trainer, p)
+    events.close()  # marks the trainer "stopped" if the loop was left early
+    model = None
+    if trainer.status != "diverged" and trainer.iterations_done > 0:
+        model = trainer.model()
+    weights = {"params": model.params, "X": ds.train.X} if model is not None else {}
+    warnings = diagnose(trainer.history, ds.train.Y, trainer.config.learning_rate, **weights)
+    status, message = trainer.status, trainer.message
+    if status in ("ready", "running"):
+        status, message = "stopped", "stopped before the first iteration"
+    return Outcome(status, message, list(trainer.history), list(trainer.accuracy_history), trainer.iterations_done,
+                   trainer.elapsed, model, warnings, trainer.solver_name, str(ds.source))
 
 
 # --------------------------------------------------------------------------- the worker side
-_worker: dict = {}  # in each worker process: the results queue, the cancel flags, cached datasets
+_worker: dict = {}  # in each worker process: the cancel flags, cached datasets
 
 
-def _init_worker(results, cancel) -> None:
-    from .threads import limit_blas_threads
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
-    limit_blas_threads(1)
-    _worker.update(results=results, cancel=cancel, datasets={})
-
-
-def _dataset(data_dir: str):
+def _dataset(data_dir: str | None):
     from .data import load_dataset
 
     datasets = _worker["datasets"]
@@ -93,47 +141,46 @@ def _dataset(data_dir: str):
     return datasets[data_dir]
 
 
-def _train_job(job_id: int, slot: int, config: dict, data_dir: str, options: dict) -> None:
-    """Run one training in this worker process, reporting on the shared queue (see the module doc)."""
-    from .diagnose import diagnose
-    from .train import Trainer
+def _worker_main(conn, cancel) -> None:
+    """A worker process: take a job from ``conn``, train it, report on ``conn``; until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    from .threads import limit_blas_threads
 
-    put, cancel = _worker["results"].put, _worker["cancel"]
-    put((job_id, "start", (os.getpid(), "")))
+    limit_blas_threads(1)
+    _worker.update(cancel=cancel, datasets={})
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the server has gone
+            return
+        if task is None:
+            return
+        _train_job(conn.send, *task)
+
+
+def _train_job(send, job_id: int, slot: int, config: dict, data_dir: str | None, options: dict) -> None:
+    """Run one training in this worker process, reporting through ``send`` (see the module doc)."""
+    cancel = _worker["cancel"]
+    pid = os.getpid()
+    send((job_id, "start", (pid, "")))
+    sent = {"h": 0, "a": 0, "last": time.monotonic()}
+
+    def progress(trainer, p) -> None:
+        now = time.monotonic()
+        if now - sent["last"] >= SEND_SECONDS or p.iterations_done == p.iterations:
+            sent["last"] = now
+            send((job_id, "progress", (p, trainer.history[sent["h"]:], trainer.accuracy_history[sent["a"]:])))
+            sent["h"], sent["a"] = len(trainer.history), len(trainer.accuracy_history)
+
     try:
-        ds = _dataset(data_dir)
-        trainer = Trainer(TrainConfig.from_dict(config), ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
-                          classes=tuple(ds.classes), **options)
-        put((job_id, "start", (os.getpid(), trainer.solver_name)))
-        sent_h = sent_a = 0
-        last = time.monotonic()
-        events = trainer.run()
-        for p in events:
-            if cancel[slot]:
-                break
-            now = time.monotonic()
-            if now - last >= SEND_SECONDS or p.iterations_done == p.iterations:
-                last = now
-                put((job_id, "progress", (p, trainer.history[sent_h:], trainer.accuracy_history[sent_a:])))
-                sent_h, sent_a = len(trainer.history), len(trainer.accuracy_history)
-        events.close()  # marks the trainer "stopped" if the loop was left early
-        model = None
-        if trainer.status != "diverged" and trainer.iterations_done > 0:
-            model = trainer.model()
-        weights = {"params": model.params, "X": ds.train.X} if model is not None else {}
-        warnings = diagnose(trainer.history, ds.train.Y, trainer.config.learning_rate, **weights)
-        status, message = trainer.status, trainer.message
-        if status in ("ready", "running"):
-            status, message = "stopped", "stopped before the first iteration"
-        put((job_id, "done", Outcome(status, message, list(trainer.history), list(trainer.accuracy_history),
-                                     trainer.iterations_done, trainer.elapsed, model, warnings,
-                                     trainer.solver_name)))
-    except CatdnnError as exc:
-        put((job_id, "error", str(exc)))
-    except MemoryError:
-        put((job_id, "error", "the training ran out of memory: use smaller hidden layers"))
+        outcome = train_one(TrainConfig.from_dict(config), _dataset(data_dir), options,
+                            should_stop=lambda: bool(cancel[slot]),
+                            on_start=lambda trainer: send((job_id, "start", (pid, trainer.solver_name))),
+                            on_progress=progress)
     except Exception as exc:  # reported to the page in one line; the worker lives on
-        put((job_id, "error", f"the training failed: {type(exc).__name__}: {exc}"))
+        send((job_id, "error", failure_message(exc)))
+        return
+    send((job_id, "done", outcome))
 
 
 # --------------------------------------------------------------------------- the server side
@@ -149,7 +196,7 @@ class _Process(_BASE.Process):
     so that functions defined there can be unpickled. Under Streamlit the "main script" is the page
     being run (``streamlit`` sets ``sys.modules["__main__"]`` to it): every worker would run a page
     of the dashboard on start, and fail. The workers need nothing from ``__main__`` (they run
-    :func:`_train_job` from this module), so while a worker is being started ``__main__`` is an
+    :func:`_worker_main` from this module), so while a worker is being started ``__main__`` is an
     empty module: its start-up then imports only what its task names.
     """
 
@@ -167,23 +214,6 @@ class _Context(type(_BASE)):
     Process = _Process
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-
 class Job:
     """One training on the pool, as its page sees it.
 
@@ -192,9 +222,9 @@ class Job:
     worker's, once started), ``outcome`` (an :class:`Outcome` once the job has ended).
     """
 
-    def __init__(self, pool: TrainingPool, job_id: int, slot: int, config: TrainConfig):
-        self._pool, self.id, self._slot, self.config = pool, job_id, slot, config
-        self._inbox: queue.Queue = queue.Queue()
+    def __init__(self, pool: TrainingPool, job_id: int, slot: int, config: TrainConfig, task: tuple):
+        self._pool, self.id, self._slot, self.config, self._task = pool, job_id, slot, config, task
+        self._news = threading.Event()  # set by the pool's thread at each message
         self.progress: Progress | None = None
         self.history: list = []
         self.accuracy_history: list = []
@@ -202,7 +232,8 @@ class Job:
         self.pid: int | None = None
         self.outcome: Outcome | None = None
         self._ending = threading.Lock()
-        self._heard = time.monotonic()
+        self._callbacks: list = []
+        self._queued_at = time.monotonic()
 
     @property
     def started(self) -> bool:
@@ -214,58 +245,46 @@ class Job:
         return self._pool.processes
 
     def _take(self, kind: str, payload) -> None:
-        self._heard = time.monotonic()
         if kind == "start":
             self.pid, self.solver_name = payload[0], payload[1] or self.solver_name
         elif kind == "progress":
-            self.progress = payload[0]
             self.history.extend(payload[1])
             self.accuracy_history.extend(payload[2])
-        elif kind == "done":
-            self._end(payload)
-        elif kind == "error":
-            self._end(Outcome("failed", payload, list(self.history), list(self.accuracy_history),
-                              self.progress.iterations_done if self.progress else 0))
+            self.progress = payload[0]
+        self._news.set()
 
     def _end(self, outcome: Outcome) -> None:
-        with self._ending:  # the page's thread and the dispatcher may both end a job
+        with self._ending:  # the page's thread and the pool's thread may both end a job
             if self.outcome is not None:
                 return
             self.outcome = outcome
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:  # before the place is given back: a job counted as ended has been handed on
+            fn(self)
         self._pool._release(self)
+        self._news.set()  # a page still reading sees the outcome at once
 
-    def _check_worker(self) -> None:
-        """End the job as crashed if its worker died without a word."""
-        if self.outcome is None and self.pid is not None and time.monotonic() - self._heard > SILENCE_SECONDS:
-            if not _alive(self.pid):
-                done = self.progress.iterations_done if self.progress else 0
-                self._end(Outcome(
-                    "crashed",
-                    f"the worker process training this run stopped unexpectedly after {done:,} iterations "
-                    "(killed, or out of memory); no model was kept. Other users' runs are not affected: "
-                    "press Train to try again, perhaps with smaller layers.",
-                    list(self.history), list(self.accuracy_history), done))
-            else:
-                self._heard = time.monotonic()
+    def add_done_callback(self, fn: Callable[[Job], None]) -> None:
+        """Call ``fn(job)`` once the job has ended (at once if it has); it runs in the pool's thread."""
+        with self._ending:
+            if self.outcome is None:
+                self._callbacks.append(fn)
+                return
+        fn(self)
 
     def updates(self, timeout: float = 0.2):
         """Yield after each message from the worker, and at least every ``timeout`` seconds, until
         the job has ended (then :attr:`outcome` is set). Stopping the iteration does not stop the job:
         call :meth:`cancel` for that."""
         while self.outcome is None:
-            try:
-                self._take(*self._inbox.get(timeout=timeout))
-                while True:  # take everything that is waiting, then yield once
-                    self._take(*self._inbox.get_nowait())
-            except queue.Empty:
-                pass
-            self._check_worker()
+            self._news.wait(timeout)
+            self._news.clear()  # what arrives from now on wakes the next wait; what came is in the attributes
             yield self
 
     def cancel(self) -> None:
-        """Ask the worker to stop after its current iteration (it then sends the partial model)."""
-        if self.outcome is None:
-            self._pool._cancel[self._slot] = 1
+        """Ask the worker to stop after its current iteration (it then sends the partial model); a job
+        still waiting for a worker ends at once, ``stopped``."""
+        self._pool._cancel_job(self)
 
     def wait(self, timeout: float | None = None) -> Outcome | None:
         """Follow the job until it ends or ``timeout`` seconds pass; return the outcome (None if not ended)."""
@@ -276,6 +295,13 @@ class Job:
         return self.outcome
 
 
+class _Worker:
+    """The server's end of one worker process: its process, its pipe, the job it trains (or None)."""
+
+    def __init__(self, process, conn):
+        self.process, self.conn, self.job = process, conn, None
+
+
 class TrainingPool:
     """A pool of worker processes that run trainings (see the module docstring).
 
@@ -283,74 +309,233 @@ class TrainingPool:
     ----------
     processes : int, optional
         Worker processes; default one per core.
+    queue_seconds : float, optional
+        How long a job may wait for a free worker before it ends ``failed`` (default :data:`QUEUE_SECONDS`).
     """
 
-    def __init__(self, processes: int | None = None):
-        ctx = _Context()
-        if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["catdnn.workers", "catdnn.train", "catdnn.data"])
+    def __init__(self, processes: int | None = None, queue_seconds: float = QUEUE_SECONDS):
+        self._ctx = _Context()
+        if self._ctx.get_start_method() == "forkserver":
+            self._ctx.set_forkserver_preload(["catdnn.workers", "catdnn.train", "catdnn.data"])
         self.processes = int(processes or os.cpu_count() or 1)
-        self._results = ctx.Queue()
-        self._cancel = ctx.RawArray("b", MAX_JOBS)
-        self._lock = threading.Lock()
+        self.queue_seconds = float(queue_seconds)
+        self._cancel = self._ctx.RawArray("b", MAX_JOBS)
+        self._lock = threading.RLock()
         self._free = list(range(MAX_JOBS))
         self._jobs: dict[int, Job] = {}
+        self._queue: collections.deque[Job] = collections.deque()
         self._ids = itertools.count(1)
-        self._pool = ctx.Pool(self.processes, initializer=_init_worker, initargs=(self._results, self._cancel))
-        self._dispatcher = threading.Thread(target=self._dispatch, name="catdnn-training-results", daemon=True)
-        self._dispatcher.start()
+        self._workers: list[_Worker] = []
+        self._closed = False
+        self._wake_r, self._wake_w = mp.Pipe(duplex=False)
+        for _ in range(self.processes):
+            self._start_worker()
+        self._thread = threading.Thread(target=self._serve, name="catdnn-training-pool", daemon=True)
+        self._thread.start()
 
+    # ---- the public side
     def submit(self, config: TrainConfig, data_dir, **options) -> Job:
-        """Queue a training of ``config`` on the dataset in folder ``data_dir``.
+        """Queue a training of ``config`` on the dataset in folder ``data_dir`` (None: the default folder).
 
         ``options`` go to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``,
         ``solver``). The config is validated here, so an impossible one fails at once.
         """
         config.validate()
         with self._lock:
+            if self._closed:
+                raise CatdnnError("the training pool has been shut down")
             if not self._free:
                 raise CatdnnError(f"{MAX_JOBS} trainings are already queued or running on this server: "
                                   "try again in a moment")
             slot = self._free.pop()
             self._cancel[slot] = 0
-            job = Job(self, next(self._ids), slot, config)
+            job_id = next(self._ids)
+            job = Job(self, job_id, slot, config, (job_id, slot, config.to_dict(),
+                                                         None if data_dir is None else str(data_dir), dict(options)))
             self._jobs[job.id] = job
-        self._pool.apply_async(_train_job, (job.id, slot, config.to_dict(), str(data_dir), dict(options)),
-                               error_callback=lambda exc, j=job: j._take("error", f"the training failed: {exc}"))
+            self._queue.append(job)
+            self._schedule()
+        self._wake()  # the pool's thread times the queue
         return job
-
-    def _release(self, job: Job) -> None:
-        with self._lock:
-            if self._jobs.pop(job.id, None) is not None:
-                self._cancel[job._slot] = 1  # a job ended by a crash must not run on if it was requeued
-                self._free.append(job._slot)
-
-    def _dispatch(self) -> None:
-        while True:
-            try:
-                job_id, kind, payload = self._results.get()
-            except (EOFError, OSError, ValueError):  # the queue was closed: the pool is shutting down
-                return
-            job = self._jobs.get(job_id)
-            if job is None:
-                continue
-            if kind in ("done", "error"):
-                # ended here, not only when a page reads its inbox: a page that stopped reading (it
-                # gave up waiting after a Stop) must not keep the job's slot for ever
-                job._take(kind, payload)
-                job._inbox.put(("wake", None))  # a page still reading sees the outcome at once
-            else:
-                job._inbox.put((kind, payload))
 
     @property
     def running(self) -> int:
         """Jobs queued or running."""
         return len(self._jobs)
 
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a free worker."""
+        return len(self._queue)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' pids (a dead worker's until the pool has replaced it)."""
+        with self._lock:
+            return [w.process.pid for w in self._workers]
+
     def close(self) -> None:
-        """Stop the workers (running jobs are abandoned)."""
-        self._pool.terminate()
-        self._pool.join()
+        """Stop the workers; jobs still queued or running end ``failed``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers = list(self._workers)
+            left = list(self._jobs.values())
+            self._queue.clear()
+        for w in workers:
+            w.process.terminate()
+        self._wake()
+        self._thread.join()  # before closing the pipes it may be waiting on
+        with self._lock:
+            workers, self._workers = self._workers, []  # those the thread did not bury on their way out
+        for w in workers:
+            _close(w)
+        for job in left:
+            job._end(_lost(job, "failed", "the training pool was shut down before this run ended"))
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # ---- the pool's thread
+    def _start_worker(self) -> None:
+        here, there = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(there, self._cancel), daemon=True,
+                                    name="catdnn-training-worker")
+        process.start()
+        there.close()  # only the worker holds its end: its death closes the pipe
+        self._workers.append(_Worker(process, here))
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send_bytes(b"")
+        except OSError:  # closed: the pool is shutting down
+            pass
+
+    def _serve(self) -> None:
+        """Read the workers' pipes, notice dead workers, start new ones, time out queued jobs."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                by_conn = {w.conn: w for w in self._workers}
+                by_sentinel = {w.process.sentinel: w for w in self._workers}
+                timeout = None
+                if self._queue:
+                    timeout = max(0.0, self._queue[0]._queued_at + self.queue_seconds - time.monotonic())
+                if len(self._workers) < self.processes:
+                    timeout = 1.0 if timeout is None else min(timeout, 1.0)  # try again to start a worker
+            ready = mp.connection.wait([self._wake_r, *by_conn, *by_sentinel], timeout)
+            for r in ready:
+                if r is self._wake_r:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                elif r in by_conn:
+                    self._read(by_conn[r])
+                else:  # a worker's process ended: read what it sent before, then replace it
+                    w = by_sentinel[r]
+                    while w in self._workers and w.conn.poll():
+                        self._read(w)
+                    self._bury(w)
+            with self._lock:
+                if self._closed:
+                    return
+                self._expire()
+                while len(self._workers) < self.processes:
+                    try:
+                        self._start_worker()
+                    except OSError:  # no memory or processes left: try again in a moment
+                        break
+                self._schedule()
+
+    def _read(self, w: _Worker) -> None:
+        try:
+            job_id, kind, payload = w.conn.recv()
+        except (EOFError, OSError):  # the worker died, perhaps half-way through a message
+            self._bury(w)
+            return
+        job = w.job
+        if job is None or job.id != job_id:
+            return
+        if kind in ("done", "error"):
+            with self._lock:
+                w.job = None  # idle again
+            if kind == "error":
+                job._end(Outcome("failed", payload, list(job.history), list(job.accuracy_history),
+                                 job.progress.iterations_done if job.progress else 0))
+            else:
+                job._end(payload)
+        else:
+            job._take(kind, payload)
+
+    def _bury(self, w: _Worker) -> None:
+        """A worker died: end its job as crashed; the pool's thread starts a new worker."""
+        with self._lock:
+            if w not in self._workers:
+                return
+            self._workers.remove(w)
+            job, w.job = w.job, None
+        _close(w)
+        if job is not None:
+            done = job.progress.iterations_done if job.progress else 0
+            job._end(_lost(
+                job, "crashed",
+                f"the worker process training this run stopped unexpectedly after {done:,} iterations "
+                "(killed, or out of memory); no model was kept. Other users' runs are not affected: "
+                "press Train to try again, perhaps with smaller layers."))
+
+    def _schedule(self) -> None:
+        """Hand queued jobs to idle workers (first come, first served). Called with the lock held."""
+        idle = [w for w in self._workers if w.job is None and w.process.is_alive()]
+        while idle and self._queue:
+            job = self._queue.popleft()
+            w = idle.pop()
+            try:
+                w.conn.send(job._task)
+            except OSError:  # that worker has just died: the job waits for the next one
+                self._queue.appendleft(job)
+                continue
+            w.job = job
+
+    def _expire(self) -> None:
+        """End the jobs that have waited :attr:`queue_seconds` for a worker. Called with the lock held."""
+        now = time.monotonic()
+        while self._queue and now - self._queue[0]._queued_at >= self.queue_seconds:
+            job = self._queue.popleft()
+            job._end(_lost(
+                job, "failed",
+                f"no worker became free within {self.queue_seconds:g} s: the server's {self.processes} "
+                "worker processes were all training other runs. Try again later, or stop a run."))
+
+    def _cancel_job(self, job: Job) -> None:
+        with self._lock:
+            if job.outcome is not None:
+                return
+            if job in self._queue:
+                self._queue.remove(job)
+                job._end(Outcome("stopped", "stopped before the first iteration"))
+            else:
+                self._cancel[job._slot] = 1
+
+    def _release(self, job: Job) -> None:
+        with self._lock:
+            if self._jobs.pop(job.id, None) is not None:
+                self._free.append(job._slot)
+
+
+def _close(w: _Worker) -> None:
+    """Reap a worker's ended (or ending) process and close its pipe and process handles."""
+    w.process.join(timeout=5)
+    w.conn.close()
+    try:
+        w.process.close()
+    except ValueError:  # still running after 5 s: its handles go with the object
+        pass
+
+
+def _lost(job: Job, status: str, message: str) -> Outcome:
+    """The outcome of a job that ended without its worker's word: what the page had heard, no model."""
+    done = job.progress.iterations_done if job.progress else 0
+    return Outcome(status, message, list(job.history), list(job.accuracy_history), done)
 
 
 _shared: TrainingPool | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -116,6 +117,7 @@ def test_a_sweep_of_architectures_cnns_included(tmp_path):
     (["sweep", "--arch", "in32,conv16,bogus8"], "unknown step 'bogus8'"),
     (["sweep", "--init", "zeros"], "'zeros' is not one of"),
     (["sweep", "--scheduler", "http://x"], "not a Dask scheduler address"),
+    (["sweep", "--scheduler", "tls://127.0.0.1:8786"], "is a TLS scheduler, which catdnn cannot connect to"),
     (["sweep", "--workers", "0"], "--workers must be at least 1"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
@@ -141,6 +143,8 @@ def test_a_newer_history_gets_a_clear_message(tmp_path):
 
 
 def test_ctrl_c_stops_a_sweep_and_keeps_the_runs_it_finished(tmp_path):
+    """A real Ctrl-C (SIGINT) on a real process, once the sweep has said it started: Ctrl-C is then the
+    sweep's to handle, whatever line runs when it lands (see the in-process test below for each phase)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "catdnn", "train", "--iterations", "100000", "--seeds", "1-4", "--workers", "2",
          "--print-every", "1000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -152,9 +156,100 @@ def test_ctrl_c_stops_a_sweep_and_keeps_the_runs_it_finished(tmp_path):
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and "interrupted: 0 of 4 runs finished" in err, err
     assert "Traceback" not in err
-    assert ids(tmp_path) == []
+    finished = re.search(r"interrupted: (\d) of 4 runs finished \(kept in the history\)", err)
+    assert proc.returncode == 130 and finished, err
+    assert len(ids(tmp_path)) == int(finished.group(1))  # what it says it kept is what it kept
+
+
+class _Tripwire(io.TextIOBase):
+    """A stream that sends this process a Ctrl-C (SIGINT) right after ``text`` is first written to it."""
+
+    def __init__(self, stream, text: str, fire):
+        self.stream, self.text, self.fire = stream, text, fire
+
+    def write(self, s):
+        n = self.stream.write(s)
+        if self.text in s:
+            self.fire()
+        return n
+
+    def flush(self):
+        self.stream.flush()
+
+
+def _once():
+    """A function that sends SIGINT to this process the first time it is called, never again."""
+    fired = []
+
+    def fire():
+        if not fired:
+            fired.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+    return fire
+
+
+def _after(monkeypatch, owner, name, fire, before=False):
+    original = getattr(owner, name)
+
+    def hooked(*args, **kwargs):
+        if before:
+            fire()
+        out = original(*args, **kwargs)
+        if not before:
+            fire()
+        return out
+    monkeypatch.setattr(owner, name, hooked)
+
+
+def _hook(phase, monkeypatch, fire):
+    from catdnn.history import History
+    from catdnn.workers import Job, TrainingPool
+
+    if phase == "announcing the sweep":
+        monkeypatch.setattr(sys, "stderr", _Tripwire(sys.stderr, "Sweep of", fire))
+    elif phase == "starting the workers":
+        _after(monkeypatch, TrainingPool, "__init__", fire)
+    elif phase == "queueing the first run":
+        _after(monkeypatch, TrainingPool, "submit", fire)
+    elif phase == "a run ending while the sweep waits":  # sent from the pool's thread, as a terminal would
+        original = Job.add_done_callback
+        monkeypatch.setattr(Job, "add_done_callback",
+                            lambda job, fn: (original(job, fn), original(job, lambda j: fire())))
+    elif phase == "keeping the first run":
+        _after(monkeypatch, History, "add", fire)
+    elif phase == "printing the first result":
+        monkeypatch.setattr(sys, "stdout", _Tripwire(sys.stdout, "[1/3]", fire))
+    elif phase == "shutting the workers down":
+        _after(monkeypatch, TrainingPool, "close", fire, before=True)
+    elif phase == "printing the spread":
+        monkeypatch.setattr(sys, "stdout", _Tripwire(sys.stdout, "Mean ± std", fire))
+
+
+@pytest.mark.parametrize("phase, at_least, at_most", [
+    ("announcing the sweep", 0, 0), ("starting the workers", 0, 0), ("queueing the first run", 0, 1),
+    ("a run ending while the sweep waits", 1, 2), ("keeping the first run", 1, 1),
+    ("printing the first result", 1, 1), ("shutting the workers down", 3, 3), ("printing the spread", 3, 3)])
+def test_ctrl_c_at_any_phase_of_a_seed_spread_reports_and_keeps_what_finished(
+        phase, at_least, at_most, tmp_path, monkeypatch, capsys):
+    """Issue 15 §4: Ctrl-C is sent at each phase of ``train --seeds`` by a hook on what the sweep does
+    there (no timing): each time, the runs that finished are printed, counted and kept, never a bare
+    ``interrupted`` from an exception that escaped."""
+    from catdnn import cli
+    from catdnn.history import History
+
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    _hook(phase, monkeypatch, _once())
+    code = cli.main(["train", "--iterations", "30", "--seeds", "1-3", "--workers", "1"])
+    out, err = capsys.readouterr()
+    finished = re.search(r"\ninterrupted: (\d) of 3 runs finished \(kept in the history\)\n", err)
+    assert code == 130 and finished, err
+    k = int(finished.group(1))
+    assert at_least <= k <= at_most
+    assert len([line for line in out.splitlines() if line.startswith("[")]) == k
+    with History(tmp_path / "runs.sqlite3") as h:
+        kept = h.runs()
+    assert len(kept) == k and {r.status for r in kept} <= {"finished"}
 
 
 def test_train_over_seeds_on_a_dask_cluster(tmp_path):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from catdnn import PRESETS, ConfigError, fit
 from catdnn.history import History
 from catdnn.sweep import check_scheduler, grid, parse_seeds, seed_configs, spread, sweep
+from catdnn.workers import TrainingPool
 
 DEEP = replace(PRESETS["deep"], iterations=60)
 
@@ -124,3 +128,104 @@ def test_no_scheduler_at_an_address_is_a_clear_error():
 
     with pytest.raises(CatdnnError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         dask_client("tcp://127.0.0.1:9", timeout=2)
+
+
+def test_a_tls_scheduler_is_refused_with_the_reason():
+    """Issue 19 A13: tls:// passed the check, then Dask raised TypeError (it needs certificates)."""
+    from catdnn.sweep import dask_client
+
+    for check in (check_scheduler, lambda a: check_scheduler(a, allowed=[]), dask_client):
+        with pytest.raises(ConfigError, match="TLS scheduler.*certificate and key.*tcp://"):
+            check("tls://127.0.0.1:8786")
+
+
+class _Recording(cf.Executor):
+    """An executor that lets the test see the futures a sweep submits."""
+
+    def __init__(self, inner: cf.Executor):
+        self.inner, self.futures = inner, []
+
+    def submit(self, fn, /, *args, **kwargs):
+        f = self.inner.submit(fn, *args, **kwargs)
+        self.futures.append(f)
+        return f
+
+    def shutdown(self, wait=True, **kwargs):
+        self.inner.shutdown(wait, **kwargs)
+
+
+def test_a_stop_keeps_every_run_that_had_finished_not_only_the_first(data_dir, tmp_path):
+    """Issue 19 A4: both runs of a two-run spread had finished when the Stop came, and only the first
+    reached the history."""
+    ex = _Recording(cf.ThreadPoolExecutor(2))
+
+    def both_finish_first(done, total):
+        if done == 0:  # the sweep looks for results only once both have ended
+            finished, _ = cf.wait(ex.futures, timeout=120)
+            assert len(finished) == 2
+
+    try:
+        with History(tmp_path / "runs.sqlite3") as h:
+            got = []
+            for r in sweep(seed_configs(DEEP, [1, 2]), ex, data_dir=data_dir, history=h, idle=both_finish_first):
+                got.append(r)
+                break  # the Stop click: the page's script ends with the first result
+            assert len(got) == 1
+            kept = h.runs()
+            assert sorted(r.config.seed for r in kept) == [1, 2] and {r.status for r in kept} == {"finished"}
+            assert all(r.has_model for r in kept)
+    finally:
+        ex.shutdown()
+
+
+def test_on_the_pool_too_a_stop_keeps_every_finished_run(data_dir, tmp_path):
+    pool = TrainingPool(processes=2)
+
+    def both_finish_first(done, total):
+        if done == 0:
+            deadline = time.monotonic() + 120
+            while pool.running and time.monotonic() < deadline:  # both jobs end (and are handed on)
+                time.sleep(0.05)
+            assert pool.running == 0
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_first_result(done, total):
+        both_finish_first(done, total)
+        if done:
+            raise Stop  # as Streamlit raises at the progress bar's redraw after a Stop click
+
+    try:
+        with History(tmp_path / "runs.sqlite3") as h, pytest.raises(Stop):
+            for _ in sweep(seed_configs(DEEP, [1, 2]), pool, data_dir=data_dir, history=h,
+                           idle=stop_at_the_first_result):
+                pass
+        with History(tmp_path / "runs.sqlite3") as h:
+            assert sorted(r.config.seed for r in h.runs()) == [1, 2]
+    finally:
+        pool.close()
+
+
+def test_a_stop_event_ends_the_sweep_normally_keeping_what_finished(data_dir, tmp_path):
+    stop = threading.Event()
+    quick, long = replace(DEEP, iterations=20), replace(DEEP, iterations=200_000, seed=2)
+    with History(tmp_path / "runs.sqlite3") as h:
+        got = []
+        for r in sweep([quick, long, long], data_dir=data_dir, history=h, workers=2, stop=stop):
+            got.append(r)
+            stop.set()  # as the command line's Ctrl-C handler does
+        assert [r.config for r in got] == [quick] and got[0].status == "finished"
+        assert [r.id for r in h.runs()] == [got[0].run_id]
+
+
+def test_a_sweep_on_a_pool_keeps_no_more_runs_in_flight_than_it_has_workers(data_dir):
+    pool = TrainingPool(processes=1)
+    seen = []
+    try:
+        results = list(sweep(seed_configs(DEEP, [1, 2, 3]), pool, data_dir=data_dir,
+                             idle=lambda done, total: seen.append(pool.running)))
+        assert sorted(r.status for r in results) == ["finished"] * 3
+        assert max(seen) <= 1  # the other two waited in the sweep, not in the pool's queue
+    finally:
+        pool.close()

@@ -119,14 +119,115 @@ def test_a_job_nobody_follows_any_more_still_frees_its_slot(data_dir):
     own = TrainingPool(processes=1)
     try:
         first = own.submit(LONG, data_dir)
-        queued = own.submit(PRESETS["two-layer"], data_dir)  # waits behind the first
-        queued.cancel()
-        assert queued.wait(timeout=0.3) is None  # the page gives up: still queued
-        first.cancel()
-        assert first.wait(timeout=60).status == "stopped"
+        _started(first)
+        first.cancel()  # the page gives up at once and never reads the job again
         deadline = time.monotonic() + 60
-        while own.running and time.monotonic() < deadline:  # the queued job ends unread
-            time.sleep(0.1)
-        assert own.running == 0 and queued.outcome is not None
+        while own.running and time.monotonic() < deadline:  # the job ends unread
+            time.sleep(0.05)
+        assert own.running == 0 and first.outcome is not None and first.outcome.status == "stopped"
+    finally:
+        own.close()
+
+def _started(job, timeout=120):
+    """Follow ``job`` until its worker has begun training it (bounded)."""
+    end = time.monotonic() + timeout
+    for _ in job.updates():
+        if job.progress is not None or time.monotonic() > end:
+            break
+    assert job.progress is not None, f"the job did not start: {job.outcome}"
+
+
+def _replaced(pool, dead, timeout=60):
+    """Wait (bounded) until the pool holds its full count of live workers, none of them ``dead``."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        pids = pool.pids
+        if dead not in pids and len(pids) == pool.processes:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"the pool did not replace worker {dead}: {pool.pids}")
+
+
+def test_an_idle_workers_death_does_not_wedge_the_pool(data_dir):
+    """Issue 19 A2: with a stock multiprocessing.Pool, the idle worker died holding the task queue's
+    lock, and no job ever started again."""
+    own = TrainingPool(processes=2)
+    try:
+        busy = own.submit(LONG, data_dir)
+        _started(busy)
+        (idle,) = [pid for pid in own.pids if pid != busy.pid]
+        os.kill(idle, signal.SIGKILL)
+        _replaced(own, idle)
+        out = own.submit(PRESETS["two-layer"], data_dir).wait(timeout=120)
+        assert out is not None and out.status == "finished" and out.model.test_accuracy == 0.72
+        assert busy.outcome is None  # the other run trains on, untouched
+        busy.cancel()
+        assert busy.wait(timeout=60).status == "stopped"
+        assert own.running == 0
+    finally:
+        own.close()
+
+
+def test_a_worker_killed_just_after_it_sent_its_model_does_not_wedge_the_pool(data_dir):
+    own = TrainingPool(processes=2)
+    try:
+        busy = own.submit(LONG, data_dir)
+        _started(busy)
+        quick = own.submit(PRESETS["two-layer"], data_dir)
+        out = quick.wait(timeout=120)
+        assert out is not None and out.status == "finished" and out.model is not None
+        os.kill(quick.pid, signal.SIGKILL)  # the model is in; the worker dies on its way back to the queue
+        _replaced(own, quick.pid)
+        again = own.submit(PRESETS["two-layer"], data_dir).wait(timeout=120)
+        assert again is not None and again.status == "finished" and again.model.test_accuracy == 0.72
+        busy.cancel()
+        assert busy.wait(timeout=60).status == "stopped"
+    finally:
+        own.close()
+
+
+def test_a_worker_killed_while_sending_its_model_ends_only_its_own_run(data_dir):
+    """A big model takes several writes to send: a worker killed half-way leaves nothing in the way."""
+    own = TrainingPool(processes=1)
+    try:
+        big = TrainConfig(layers=(12288, 800, 1), iterations=1)  # a 79 MB model, sent in many writes
+        job = own.submit(big, data_dir)
+        for _ in job.updates(timeout=0.01):
+            if job.progress is not None and job.progress.iterations_done == 1:
+                os.kill(job.pid, signal.SIGKILL)  # the worker is now building, checking or sending the model
+                break
+        out = job.wait(timeout=120)
+        assert out is not None and out.status in ("crashed", "finished")
+        again = own.submit(PRESETS["two-layer"], data_dir).wait(timeout=120)
+        assert again is not None and again.status == "finished"
+    finally:
+        own.close()
+
+
+def test_a_queued_job_times_out_with_a_message_and_frees_its_place(data_dir):
+    own = TrainingPool(processes=1, queue_seconds=0.5)
+    try:
+        busy = own.submit(LONG, data_dir)
+        _started(busy)
+        waiting = own.submit(PRESETS["two-layer"], data_dir)
+        out = waiting.wait(timeout=60)
+        assert out is not None and out.status == "failed" and out.model is None
+        assert "no worker became free within 0.5 s" in out.message and "Try again later" in out.message
+        assert own.running == 1  # only the busy job holds a place
+        busy.cancel()
+        assert busy.wait(timeout=60).status == "stopped" and own.running == 0
+    finally:
+        own.close()
+
+
+def test_a_queued_job_cancelled_ends_at_once(data_dir):
+    own = TrainingPool(processes=1)
+    try:
+        busy = own.submit(LONG, data_dir)
+        waiting = own.submit(PRESETS["two-layer"], data_dir)
+        waiting.cancel()
+        assert waiting.outcome is not None and waiting.outcome.status == "stopped" and own.running == 1
+        busy.cancel()
+        assert busy.wait(timeout=60).status == "stopped"
     finally:
         own.close()

@@ -32,6 +32,7 @@ from catdnn.sweep import (
     spread,
     sweep,
 )
+from catdnn.workers import shared_pool
 
 from .state import SessionState, session
 
@@ -172,20 +173,26 @@ def spread_figure(results) -> dict:
 
 # --------------------------------------------------------------------------- running sweeps
 def executor_ui(address: str):
-    """``(executor, client, where)`` for a sweep: this server's cores, or the Dask scheduler at ``address``
-    (on this machine or allowed by CATDNN_SCHEDULERS). Raises :class:`CatdnnError`."""
+    """``(executor, client, where)`` for a sweep: this server's shared worker pool (the one the Train page
+    trains on, so all the app's training together uses one process per core), or the Dask scheduler at
+    ``address`` (on this machine or allowed by CATDNN_SCHEDULERS). Raises :class:`CatdnnError`."""
     if not address.strip():
-        return None, None, "this server's cores"
+        pool = shared_pool()
+        return pool, None, f"this server's {pool.processes} worker processes, shared with every user"
     address = check_scheduler(address, allowed=allowed_schedulers())
     client = dask_client(address)
     return dask_executor(client), client, f"the Dask cluster at {address}"
 
 
 def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep",
-                 options: dict | None = None) -> list:
+                 options: dict | None = None, keep_models: bool = False) -> list:
     """Run ``configs`` with a progress bar of finished / total runs; every run is kept in the history as it
     finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`).
-    Returns the results, or [] after drawing an error."""
+    Returns the results, or [] after drawing an error.
+
+    The results hold no model unless ``keep_models`` (each is in the history, and a sweep of big networks
+    would otherwise hold them all in the server's memory until it ends): only their settings, accuracies
+    and curves."""
     history = history_ui()
     try:
         executor, client, where = executor_ui(address)
@@ -201,6 +208,8 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
     try:
         for res in sweep(configs, executor, data_dir=data_dir, history=history, source=source, label=label,
                          idle=idle, **(options or curve_options(configs[0]))):
+            if not keep_models:
+                res.model = None
             results.append(res)
     except CatdnnError as exc:
         st.error(str(exc), icon=":material/error:")

@@ -27,8 +27,9 @@ def outcomes() -> dict:
 
 def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
     """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
+    # the models stay for summarise() (weight norms): a lesson's few runs are small, fixed networks
     results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson",
-                           options=lesson.trainer_options())
+                           options=lesson.trainer_options(), keep_models=True)
     if not results:
         return None
     outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
