@@ -73,7 +73,8 @@ st.caption(
     "numbers: two-layer 0.72, deep 0.80 (test). "
     f"The **cnn** preset is a small convolutional net ({PRESETS['cnn'].arch}, Adam on mini-batches, flips and "
     "shifts); the architecture field takes such a spec for either kind of network. "
-    "The page's link holds its settings: share it and the form opens filled in, ready for **Train**."
+    "The page's address always holds the settings below, trained or not: share it and the form opens filled "
+    "in, ready for **Train**."
 )
 config = train_form_ui()
 if config is not None:
