@@ -11,7 +11,7 @@ from catdnn.data import Dataset
 from catdnn.model import Model
 
 from .dataset import dataset_ui
-from .state import model_label, session
+from .state import model_label, session, shown_name
 from .training import draw_progress_frame, draw_run_status, train_live
 
 
@@ -56,6 +56,9 @@ def model_or_offer_ui(key: str, ds: Dataset | None = None) -> Model | None:
     """
     model = model_picker_ui(key=f"{key}_model")
     if model is not None:
+        if ds is not None and model.dataset != ds.name:
+            st.info(f"This model was trained on *{shown_name(model.dataset)}*; this page measures it on the "
+                    f"sidebar's dataset, *{shown_name(ds.name)}*.", icon=":material/dataset:")
         return model
     st.info(
         "**No model yet.** Train one on the **Train** page (sidebar), or train the course's deep "
