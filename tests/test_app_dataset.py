@@ -10,7 +10,7 @@ from catdnn.evaluate import metrics
 from catdnn.network import accuracy
 from tests.app_support import ENTRY, MISCLASSIFIED, PAGES, TRAIN, app, assert_clean, give_model, session_of
 from tests.photo_support import photo_tree, write_tree, zip_bytes
-from ui.dataset import CHOICE_KEY
+from ui.dataset import CHOICE_KEY, POPOVER_KEY
 from ui.training import solver_reason
 
 N_CAT, N_OTHER = 12, 8  # 10 + 6 to train on, 2 + 2 to test on
@@ -95,6 +95,19 @@ def test_last_run_names_its_dataset_and_is_measured_on_it_after_an_import(data_d
     assert f"on {COURSE_NAME}" in names[0] and " on pets, test " in names[1]
     assert session_of(at).current_model.dataset == "pets"
     assert any("on pets" in c.value for c in at.sidebar.caption)
+
+
+def test_the_import_popover_closes_over_the_report_and_stays_open_over_an_error(data_dir, home):
+    """Issue 15: after an import the popover stayed open over the report of the skipped files."""
+    at = app(ENTRY).run()
+    at.session_state[POPOVER_KEY] = True  # the user opened "Import your photos"
+    upload_zip(at, zip_bytes(photo_tree(N_CAT, N_OTHER, extra={"cat/notes.txt": b"not a photo"})))
+    assert at.session_state[POPOVER_KEY] is False  # closed: the report below it can be read
+    assert any("1 file(s) skipped" in e.label for e in at.sidebar.expander)
+    at.session_state[POPOVER_KEY] = True
+    upload_zip(at, b"this is not a zip", name="bad.zip")
+    assert at.session_state[POPOVER_KEY] is True  # its error is inside it: it stays open
+    assert any("Not imported" in e.value for e in at.sidebar.error)
 
 
 def test_every_page_runs_on_an_imported_dataset(data_dir, home, tmp_path, tiny_model):

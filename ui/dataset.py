@@ -33,6 +33,9 @@ IMPORT_HELP = (
     "(`server.maxUploadSize`, 20 MB here by default); for more photos, import the folder on the server's machine "
     "with `python -m catdnn info --dataset FOLDER`, which every session can then pick. Your upload is offered "
     "only to this browser tab.")
+#: The import popover's key (its open state), and the flag that closes it on the run after an import.
+POPOVER_KEY = "dataset_import_popover"
+CLOSE_KEY = "dataset_import_close"
 #: Skipped files listed in the import report (the rest are counted).
 SHOW_SKIPPED = 100
 
@@ -144,7 +147,9 @@ def dataset_picker_ui() -> None:
     report = st.session_state.get(REPORT_KEY)
     if report is not None:
         draw_import_report(report)
-    with st.sidebar.popover("Import your photos", icon=":material/upload:", key="dataset_import_popover",
+    if st.session_state.pop(CLOSE_KEY, False):  # imported: close the popover, which covered the report
+        st.session_state[POPOVER_KEY] = False
+    with st.sidebar.popover("Import your photos", icon=":material/upload:", key=POPOVER_KEY, on_change="rerun",
                             help=IMPORT_HELP, width="stretch"):
         import_ui()
 
@@ -174,7 +179,8 @@ def import_ui() -> None:
     st.session_state[CHOICE_KEY] = str(info.folder)
     st.session_state.setdefault(UPLOADS_KEY, set()).add(str(info.folder))
     st.session_state[REPORT_KEY] = info
-    st.rerun()  # the picker shows the new dataset, and the page runs on it
+    st.session_state[CLOSE_KEY] = True
+    st.rerun()  # the picker shows the new dataset, the report shows in the open, and the page runs on it
 
 
 def _plain(text: str) -> str:
