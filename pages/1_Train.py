@@ -88,7 +88,7 @@ st.caption(
     "The page's address always holds the settings below, trained or not: share it and the form opens filled "
     "in, ready for **Train**."
 )
-config = train_form_ui()
+config = train_form_ui(ds.train.m)
 if config is not None:
     draw_layers_note(config)
     draw_solver(config, ds)

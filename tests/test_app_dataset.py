@@ -46,6 +46,7 @@ def test_import_a_zip_upload_and_train_on_it(data_dir, home):
     assert at.sidebar.selectbox(key="sidebar_dataset").value == str(info.folder)
     assert any("on the 16 training images of *pets*" in c.value and "its 4 test images" in c.value
                for c in at.caption)
+    assert at.number_input(key="train_batch_size").label == "Mini-batch size (0: all 16 images)"  # not 209
     at.segmented_control(key="train_preset").set_value("two-layer").run()
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()

@@ -127,8 +127,9 @@ def draw_link_warnings() -> None:
         st.warning(f"**A setting in this page's link was not used:** {text}", icon=":material/link_off:")
 
 
-def _techniques_ui(open_: bool, disabled: bool) -> None:
-    """The second course's techniques, each off by default (their values are read from their keys)."""
+def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
+    """The second course's techniques, each off by default (their values are read from their keys);
+    ``m_train``: the training images of the dataset the run will train on."""
     off = {"disabled": disabled}
     with st.expander(TECHNIQUES_LABEL, expanded=open_, icon=":material/school:"):
         st.caption("Each is off by default (the course's runs). Which solver trains the run, and why, is said "
@@ -140,7 +141,7 @@ def _techniques_ui(open_: bool, disabled: bool) -> None:
                         help="One for every hidden layer (e.g. 0.8), or one per hidden layer (e.g. 0.9, 0.8, "
                         "1). Inverted dropout, training only; never used at prediction.")
         c = st.columns(2)
-        c[0].number_input("Mini-batch size (0: all 209 images)", min_value=0, max_value=MAX_BATCH_SIZE, step=1,
+        c[0].number_input(f"Mini-batch size (0: all {m_train:,} images)", min_value=0, max_value=MAX_BATCH_SIZE, step=1,
                           key="train_batch_size", **off,
                           help="Examples per iteration, reshuffled every epoch from the run's seed")
         c[1].selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer", **off,
@@ -214,9 +215,10 @@ def saved_form_config() -> TrainConfig | None:
     return None if values is None else form_config(values)[0]
 
 
-def train_form_ui() -> TrainConfig | None:
-    """The preset control and the settings. Returns the settings when Train is pressed and they are
-    possible; else None (impossible settings are explained under the form, as soon as they are entered).
+def train_form_ui(m_train: int) -> TrainConfig | None:
+    """The preset control and the settings (``m_train``: the training images of the dataset the run will
+    train on). Returns the settings when Train is pressed and they are possible; else None (impossible
+    settings are explained under the form as soon as they are entered).
 
     The settings are plain widgets, not an ``st.form``: each change reruns the page, so that the page's
     link and the preset control always show what the form holds. While a run trains they are disabled
@@ -236,7 +238,7 @@ def train_form_ui() -> TrainConfig | None:
     if training:  # the widgets are drawn disabled: Streamlit then drops a value that arrived with the click
         st.session_state.update({key: st.session_state[key] for key in FORM_KEYS})  # (set here, it is kept)
     with fields:
-        _fields_ui(disabled=training)
+        _fields_ui(disabled=training, m_train=m_train)
     write_link(config)  # the page's link holds what the form shows, trained or not
     st.session_state[SAVED_KEY] = {key: st.session_state[key] for key in FORM_KEYS}
     if why:
@@ -255,7 +257,7 @@ def train_form_ui() -> TrainConfig | None:
     return config if training else None
 
 
-def _fields_ui(disabled: bool) -> None:
+def _fields_ui(disabled: bool, m_train: int) -> None:
     """The settings' widgets (their values are read from their keys by :func:`form_config`)."""
     rates = sorted({*LEARNING_RATES, float(st.session_state["train_lr"])})  # a link may hold any valid rate
     left, right = st.columns(2)
@@ -278,4 +280,4 @@ def _fields_ui(disabled: bool) -> None:
     right.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="train_seed", disabled=disabled)
     off = form_values(TrainConfig())  # open when the form shows some technique on (a last run, a link)
     _techniques_ui(open_=any(st.session_state.get(k) != v for k, v in off.items() if k in TECHNIQUE_KEYS),
-                   disabled=disabled)
+                   disabled=disabled, m_train=m_train)
