@@ -215,6 +215,25 @@ def test_a_preset_is_shown_only_while_every_setting_is_its_own(data_dir):
     assert preset() == "two-layer" and at.checkbox(key="train_tta").value is False
 
 
+def test_a_request_sent_before_the_last_answer_does_not_undo_a_change(data_dir):
+    """Two quick changes in a real browser: the second request leaves before the first one's answer, so it
+    still carries the preset shown before (deep) and the address before. It must not be taken for a click
+    on deep, which would undo the first change (seen in Chromium: the iterations went back to 2500)."""
+    at = app(TRAIN).run()
+    before = dict(at.query_params)
+    at.select_slider(key="train_lr").set_value(0.01).run()
+    assert at.segmented_control(key="train_preset").value == "custom"
+    at.query_params.clear()
+    at.query_params.update(before)  # the page's address when the request left
+    at.segmented_control(key="train_preset").set_value("deep")  # the control as that page still showed it
+    at.number_input(key="train_seed").set_value(2).run()  # the second change
+    assert_clean(at)
+    assert at.select_slider(key="train_lr").value == 0.01 and at.number_input(key="train_seed").value == 2
+    assert at.segmented_control(key="train_preset").value == "custom"
+    at.segmented_control(key="train_preset").set_value("deep").run()  # a click from the page as it is now
+    assert at.select_slider(key="train_lr").value == 0.0075 and at.number_input(key="train_seed").value == 1
+
+
 def test_the_live_view_shows_the_epoch_and_the_rate_when_they_matter():
     from catdnn.train import Progress
     from ui.training import progress_text

@@ -76,8 +76,18 @@ def apply_preset() -> None:
     "custom", or a second click on the chosen preset (which clears the control), changes no setting: the
     control then shows again what the settings are (:func:`shown_preset`)."""
     name = st.session_state["train_preset"]
-    if name in PRESETS:
+    if name in PRESETS and _page_is_current():
         st.session_state.update(form_values(PRESETS[name]))
+
+
+def _page_is_current() -> bool:
+    """Whether this rerun was asked for by a page that had received the form's last state: its address is
+    the last link the form wrote. Two changes in quick succession (a slider, then a text field, within a
+    fraction of a second) send the second before the page has the first one's answer: that request still
+    carries the preset shown before, which the server, which now shows "custom", would take for a click
+    on it and so undo the first change. Its address is then an older link of the form's."""
+    seen = st.session_state.get(LINK_KEY, [])
+    return not seen or st.query_params.to_dict() == seen[-1]
 
 
 def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConfig, list[str]]:
@@ -116,9 +126,9 @@ def _remember(query: dict) -> None:
 def write_link(config: TrainConfig | None) -> None:
     """Put ``config`` in the page's URL (a link that reproduces it); None (impossible settings): no settings."""
     query = config_to_query(config) if config is not None else {}
+    _remember(query)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this one
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
-    _remember(query)
 
 
 def draw_link_warnings() -> None:
