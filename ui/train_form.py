@@ -242,13 +242,11 @@ def train_form_ui(m_train: int) -> TrainConfig | None:
     preset_slot = st.container()  # drawn last: the control shows what the settings are after this run's changes
     box = st.container(border=True)
     fields = box.container()
-    submit = box.empty()
-    submitted = submit.button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
+    submitted = box.button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
     config, why = form_config()
     training = submitted and config is not None
     if training:  # the widgets are drawn disabled: Streamlit then drops a value that arrived with the click
         st.session_state.update({key: st.session_state[key] for key in FORM_KEYS})  # (set here, it is kept)
-        submit.button("Training…", type="primary", key="train_running", icon="spinner", disabled=True)
     with fields:
         _fields_ui(disabled=training, m_train=m_train)
     write_link(config)  # the page's link holds what the form shows, trained or not
