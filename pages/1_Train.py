@@ -27,11 +27,11 @@ from ui.training import (
 def draw_run_result(run: Run, ds) -> None:
     """After a run: how it ended, the final accuracies on the dataset it trained on, the whole curve and the
     download button."""
-    draw_run_status(run)
-    if run.dataset != ds.name:
+    if run.dataset != ds.name:  # first: what follows is about the run's dataset, not the sidebar's
         st.info(f"The sidebar's dataset is now *{shown_name(ds.name)}*; this run trained on "
                 f"*{shown_name(run.dataset)}*, and every figure below is measured on it. Press **Train** to train "
                 f"on *{shown_name(ds.name)}*.", icon=":material/dataset:")
+    draw_run_status(run)
     trained_on = run_dataset_ui(run, ds)
     if trained_on is not None:
         draw_solver(run.config, trained_on)
