@@ -40,7 +40,7 @@ TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_opti
                   "train_shift", "train_tta")
 #: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
 CNN_DTYPE = CNN_PRESETS["cnn"].dtype
-LINK_KEY = "train_links_seen"  # the links (parameters) the form took or wrote, the last one last
+LINK_KEY = "train_links_seen"  # [(link parameters, preset drawn with it)] the form took or wrote, last one last
 LINKS_REMEMBERED = 50
 WARNINGS_KEY = "train_link_warnings"
 SAVED_KEY = "train_form_saved"  # the form's values when last drawn (widget state is dropped on another page)
@@ -76,18 +76,20 @@ def apply_preset() -> None:
     "custom", or a second click on the chosen preset (which clears the control), changes no setting: the
     control then shows again what the settings are (:func:`shown_preset`)."""
     name = st.session_state["train_preset"]
-    if name in PRESETS and _page_is_current():
+    if name in PRESETS and _clicked(name):
         st.session_state.update(form_values(PRESETS[name]))
 
 
-def _page_is_current() -> bool:
-    """Whether this rerun was asked for by a page that had received the form's last state: its address is
-    the last link the form wrote. Two changes in quick succession (a slider, then a text field, within a
-    fraction of a second) send the second before the page has the first one's answer: that request still
-    carries the preset shown before, which the server, which now shows "custom", would take for a click
-    on it and so undo the first change. Its address is then an older link of the form's."""
-    seen = st.session_state.get(LINK_KEY, [])
-    return not seen or st.query_params.to_dict() == seen[-1]
+def _clicked(name: str) -> bool:
+    """Whether the preset control's new value ``name`` is a click, not the value the page was showing.
+
+    Changes in quick succession (a slider's arrow keys, a text field then a slider) send a request before
+    the page has the previous one's answer: it still carries the preset the page showed, say deep, while
+    the server now shows "custom", which looks like a click on deep and would undo the change. The page
+    writes its link after drawing the control, and remembers which preset it drew with each link: a
+    request whose address is a link drawn with ``name`` comes from a page that showed ``name``."""
+    query = st.query_params.to_dict()
+    return not any(q == query and shown == name for q, shown in st.session_state.get(LINK_KEY, []))
 
 
 def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConfig, list[str]]:
@@ -108,7 +110,7 @@ def link_settings_ui() -> None:
     Every link the page wrote is remembered: a rerun that still carries an older one of them (a rerun
     requested before the page wrote its last link) must not take the form back to it."""
     query = st.query_params.to_dict()
-    if not query or query in st.session_state.get(LINK_KEY, []):
+    if not query or any(q == query for q, _shown in st.session_state.get(LINK_KEY, [])):
         return
     default = PRESETS["deep"]
     config, warnings = config_from_query(query, base=default)
@@ -118,15 +120,16 @@ def link_settings_ui() -> None:
     st.session_state[WARNINGS_KEY] = warnings + more
 
 
-def _remember(query: dict) -> None:
-    seen = [q for q in st.session_state.get(LINK_KEY, []) if q != query]
-    st.session_state[LINK_KEY] = [*seen, query][-LINKS_REMEMBERED:]
+def _remember(query: dict, shown: str | None = None) -> None:
+    seen = [(q, p) for q, p in st.session_state.get(LINK_KEY, []) if q != query]
+    st.session_state[LINK_KEY] = [*seen, (query, shown)][-LINKS_REMEMBERED:]
 
 
-def write_link(config: TrainConfig | None) -> None:
-    """Put ``config`` in the page's URL (a link that reproduces it); None (impossible settings): no settings."""
+def write_link(config: TrainConfig | None, shown: str | None = None) -> None:
+    """Put ``config`` in the page's URL (a link that reproduces it); None (impossible settings): no settings.
+    ``shown``: the preset the control was drawn with just before (see :func:`_clicked`)."""
     query = config_to_query(config) if config is not None else {}
-    _remember(query)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this one
+    _remember(query, shown)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
 
@@ -239,7 +242,7 @@ def train_form_ui(m_train: int) -> TrainConfig | None:
     for key, value in saved.items():
         st.session_state.setdefault(key, value)
     link_settings_ui()
-    preset_slot = st.container()  # drawn last: the control shows what the settings are after this run's changes
+    preset_slot = st.container()  # drawn after the fields: it shows what the settings are after this run's changes
     box = st.container(border=True)
     fields = box.container()
     submitted = box.button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
@@ -249,14 +252,8 @@ def train_form_ui(m_train: int) -> TrainConfig | None:
         st.session_state.update({key: st.session_state[key] for key in FORM_KEYS})  # (set here, it is kept)
     with fields:
         _fields_ui(disabled=training, m_train=m_train)
-    write_link(config)  # the page's link holds what the form shows, trained or not
-    st.session_state[SAVED_KEY] = {key: st.session_state[key] for key in FORM_KEYS}
-    if why:
-        st.error(f"**Cannot train with these settings:** {why}", icon=":material/block:")
-    if submitted:
-        st.session_state[WARNINGS_KEY] = []  # the link's warnings have been read
-    draw_link_warnings()
-    st.session_state["train_preset"] = shown_preset(config)
+    shown = shown_preset(config)
+    st.session_state["train_preset"] = shown
     preset_slot.segmented_control(
         "Preset", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset, disabled=training,
         help="two-layer: [12288, 7, 1] with small init; deep: [12288, 20, 7, 5, 1] with xavier init "
@@ -264,6 +261,13 @@ def train_form_ui(m_train: int) -> TrainConfig | None:
         f"({PRESETS['cnn'].arch}) with Adam, mini-batches, flips and shifts. A preset is shown as chosen only "
         "while every setting is the preset's; any other settings show as custom.",
     )
+    write_link(config, shown)  # after the control (see _clicked): the link holds what the form shows
+    st.session_state[SAVED_KEY] = {key: st.session_state[key] for key in FORM_KEYS}
+    if why:
+        st.error(f"**Cannot train with these settings:** {why}", icon=":material/block:")
+    if submitted:
+        st.session_state[WARNINGS_KEY] = []  # the link's warnings have been read
+    draw_link_warnings()
     return config if training else None
 
 
