@@ -296,6 +296,7 @@ def test_the_train_page_shows_what_is_on_screen(server, browser, sync_api, tmp_p
     idle(page, timeout=60_000)
     form = page.locator(MAIN)
     form.locator("[data-testid='stSlider']", has_text="Learning rate").wait_for(timeout=30_000)
+    sync_api.expect(form.locator("[role='radio'][aria-checked='true']")).to_have_count(1, timeout=30_000)
     assert _checked_presets(page) == ["deep"]
 
     # the address follows a form change, with nothing trained
