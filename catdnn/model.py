@@ -14,6 +14,7 @@ import numpy as np
 from . import cnn
 from .arch import Arch
 from .config import TrainConfig
+from .data import COURSE_NAME
 from .network import predict_proba
 
 
@@ -42,6 +43,7 @@ class Model:
     train_seconds: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     stats: list = field(default_factory=list)  # [catdnn.probe.LayerStats] recorded during training; not saved to files
+    dataset: str = COURSE_NAME  # the name of the dataset it was trained and tested on (catdnn.data.Dataset.name)
 
     @property
     def layers(self) -> tuple:

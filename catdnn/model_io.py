@@ -23,7 +23,7 @@ import numpy as np
 
 from .cnn import param_shapes
 from .config import TrainConfig
-from .data import N_X
+from .data import COURSE_NAME, N_X
 from .errors import ConfigError, ModelFileError
 from .model import Model
 
@@ -52,6 +52,7 @@ def _metadata(model: Model) -> dict:
         "status": model.status,
         "train_seconds": float(model.train_seconds),
         "created": model.created,
+        "dataset": model.dataset,
     }
 
 
@@ -295,6 +296,7 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
             status=str(meta.get("status", "finished")),
             train_seconds=float(meta.get("train_seconds", 0.0)),
             created=str(meta.get("created", "")),
+            dataset=str(meta.get("dataset") or COURSE_NAME),  # files saved before it was recorded: the course's
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{label}: invalid metadata ({exc})") from None

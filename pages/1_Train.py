@@ -10,36 +10,48 @@ from catdnn.model_io import model_to_bytes
 from ui import page_setup
 from ui.dataset import dataset_ui
 from ui.figures import compare_costs_figure
-from ui.state import Run, fmt_bytes, session
+from ui.state import Run, fmt_bytes, session, shown_name
 from ui.train_form import train_form_ui
 from ui.training import (
     draw_curves,
     draw_layers_note,
     draw_run_status,
     draw_solver,
+    draw_test_set_note,
     draw_training_frame,
+    run_dataset_ui,
     train_live,
 )
 
 
 def draw_run_result(run: Run, ds) -> None:
-    """After a run: how it ended, the final accuracies, the whole curve and the download button."""
+    """After a run: how it ended, the final accuracies on the dataset it trained on, the whole curve and the
+    download button."""
+    if run.dataset != ds.name:  # first: what follows is about the run's dataset, not the sidebar's
+        st.info(f"The sidebar's dataset is now *{shown_name(ds.name)}*; this run trained on "
+                f"*{shown_name(run.dataset)}*, and every figure below is measured on it. Press **Train** to train "
+                f"on *{shown_name(ds.name)}*.", icon=":material/dataset:")
     draw_run_status(run)
-    draw_solver(run.config, ds)
+    trained_on = run_dataset_ui(run, ds)
+    if trained_on is not None:
+        draw_solver(run.config, trained_on)
     model = run.model
     with st.container(horizontal=True, gap="medium"):
         if model is not None:
             st.metric("Train accuracy", f"{model.train_accuracy:.2f}", width="content")
             st.metric("Test accuracy", f"{model.test_accuracy:.2f}", width="content")
-            scores = evaluate.metrics(model.predict_proba(ds.test.X), ds.test.labels)
+            scores = (evaluate.metrics(model.predict_proba(trained_on.test.X), trained_on.test.labels)
+                      if trained_on is not None else {})
             for name, label in (("balanced_accuracy", "Test balanced accuracy"), ("auc", "Test AUC")):
-                st.metric(label, "–" if scores[name] is None else f"{scores[name]:.2f}", width="content",
+                st.metric(label, "–" if scores.get(name) is None else f"{scores[name]:.2f}", width="content",
                           help="Balanced accuracy: the mean of the recall of cats and of non-cats (always "
                           "“non-cat” scores 0.5). AUC: how often a cat gets a higher P(cat) than a non-cat.")
         st.metric("Iterations", f"{run.iterations_done:,} / {run.config.iterations:,}", width="content")
         final_cost = run.history[-1][1] if run.history else None
         if final_cost is not None and math.isfinite(final_cost):
             st.metric("Final cost", f"{final_cost:.4f}", width="content")
+    if model is not None and trained_on is not None:
+        draw_test_set_note(trained_on, model.test_accuracy)
     draw_curves(run.history, run.accuracy_history, run.config.iterations, key="train_result")
     if model is not None:
         st.download_button(
@@ -73,9 +85,10 @@ st.caption(
     "numbers: two-layer 0.72, deep 0.80 (test). "
     f"The **cnn** preset is a small convolutional net ({PRESETS['cnn'].arch}, Adam on mini-batches, flips and "
     "shifts); the architecture field takes such a spec for either kind of network. "
-    "The page's link holds its settings: share it and the form opens filled in, ready for **Train**."
+    "The page's address always holds the settings below, trained or not: share it and the form opens filled "
+    "in, ready for **Train**."
 )
-config = train_form_ui()
+config = train_form_ui(ds.train.m)
 if config is not None:
     draw_layers_note(config)
     draw_solver(config, ds)
@@ -90,7 +103,7 @@ elif run.status == "running":
     # The stopped run is still saving its model on another thread (session() waited for it).
     st.warning("The last run is still finishing; reload the page in a moment, or press **Train** again.")
 else:
-    st.subheader("Last run")
+    st.subheader(f"Last run · on *{shown_name(run.dataset)}*")
     draw_run_result(run, ds)
 
 if session().models:  # the chart is only built while the expander is open (on_change="rerun" tracks it)

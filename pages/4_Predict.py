@@ -14,7 +14,7 @@ from catdnn.model_io import load_model
 from catdnn.network import THRESHOLD
 from ui import page_setup
 from ui.state import model_label
-from ui.widgets import enlarge, model_or_offer_ui
+from ui.widgets import enlarge, model_or_offer_ui, saliency_picture
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 HONEST_NOTE = (
@@ -129,12 +129,12 @@ for f in inputs if model is not None else []:
         x = image_to_input(small)  # (12288, 1)
         p = float(model.predict_proba(x)[0])
         label = evaluate.verdict(p)
-        c1, c2, c3, c4 = st.columns([3, 2, 2, 3], vertical_alignment="center")
+        c1, c2, c3, c4 = st.columns([3, 2, 2, 3], vertical_alignment="top")  # the two 64×64 pictures level
         c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         if show_saliency:
             heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta, arch=model.arch))
-            c3.image(enlarge(probe.saliency_overlay(np.asarray(small), heat), 2), width=128,
+            c3.image(enlarge(saliency_picture(np.asarray(small), heat), 2), width=128,
                      caption="where it looks: bright = the pixels that move P(cat) most")
         with c4:
             st.markdown(f"### {':material/pets: cat' if label == 'cat' else ':material/block: not a cat'}")

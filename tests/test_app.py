@@ -15,6 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdnn import PRESETS, TrainConfig, fit
+from catdnn.data import COURSE_NAME
 from catdnn.images import image_to_input, prepare_image
 from catdnn.model import Model
 from catdnn.model_io import model_to_bytes
@@ -96,7 +97,7 @@ def test_every_page_opened_first_names_the_model_in_the_sidebar(data_dir, model,
     """The sidebar looks the same whichever page a visitor opens first (each calls ui.page_setup)."""
     at = app(page, model).run()
     assert_clean(at)
-    assert sidebar_captions(at) == [f"Current model: two-layer (7), test {model.test_accuracy:.2f}"]
+    assert sidebar_captions(at) == [f"Current model: two-layer (7) on {COURSE_NAME}, test {model.test_accuracy:.2f}"]
 
 
 def test_navigation_reaches_every_page(data_dir):
@@ -119,7 +120,7 @@ def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, model, p
     at = app(ENTRY, model).run()
     at.switch_page(page).run()
     assert_clean(at)
-    assert sidebar_captions(at) == [f"Current model: two-layer (7), test {model.test_accuracy:.2f}"]
+    assert sidebar_captions(at) == [f"Current model: two-layer (7) on {COURSE_NAME}, test {model.test_accuracy:.2f}"]
 
 
 # --------------------------------------------------------------------------- train
@@ -430,7 +431,7 @@ def test_predict_with_a_model_file_of_other_layers(data_dir, model):
     at.run()
     assert_clean(at)
     assert len(at.error) == 0
-    assert any(c.value == "Model: custom (3)" for c in at.caption)
+    assert any(c.value == f"Model: custom (3) on {COURSE_NAME}" for c in at.caption)
     assert len(verdicts(at)) == 1
     bars = [e.proto.text for e in at.get("progress") if "P(cat) =" in e.proto.text]
     assert bars == [f"P(cat) = {expected:.2f}"]  # the file's model answered, not the session's

@@ -41,7 +41,7 @@ def test_the_cnn_preset_trains_on_the_train_page(trained):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{model.test_accuracy:.2f}"
     assert "Test balanced accuracy" in metrics and "Test AUC" in metrics
-    assert any("cnn solver: a convolutional net" in c.value.lower() for c in at.caption)
+    assert any("**CNN solver: a convolutional net" in c.value for c in at.caption)  # not "Cnn solver"
     assert len(run.history) > 5 and run.accuracy_history  # the curves were recorded
     assert len(at.get("download_button")) == 1
 

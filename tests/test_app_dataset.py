@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from catdnn import load_dataset, photos
+from catdnn.data import COURSE_NAME
+from catdnn.evaluate import metrics
 from catdnn.network import accuracy
 from tests.app_support import ENTRY, MISCLASSIFIED, PAGES, TRAIN, app, assert_clean, give_model, session_of
 from tests.photo_support import photo_tree, write_tree, zip_bytes
-from ui.dataset import CHOICE_KEY
+from ui.dataset import CHOICE_KEY, POPOVER_KEY
+from ui.training import solver_reason
 
 N_CAT, N_OTHER = 12, 8  # 10 + 6 to train on, 2 + 2 to test on
 
@@ -43,6 +46,7 @@ def test_import_a_zip_upload_and_train_on_it(data_dir, home):
     assert at.sidebar.selectbox(key="sidebar_dataset").value == str(info.folder)
     assert any("on the 16 training images of *pets*" in c.value and "its 4 test images" in c.value
                for c in at.caption)
+    assert at.number_input(key="train_batch_size").label == "Mini-batch size (0: all 16 images)"  # not 209
     at.segmented_control(key="train_preset").set_value("two-layer").run()
     at.slider(key="train_iters").set_value(100)
     at.button(key="train_submit").click().run()
@@ -58,6 +62,53 @@ def test_import_a_zip_upload_and_train_on_it(data_dir, home):
     at.switch_page(MISCLASSIFIED).run()
     assert_clean(at)
     assert any("Test set, 4 images" in m.value for m in at.markdown)
+
+
+def test_last_run_names_its_dataset_and_is_measured_on_it_after_an_import(data_dir, home):
+    """Issue 15: after an import, "Last run" mixed the course's test accuracy with balanced accuracy and AUC
+    recomputed on the 4 imported photos, and its solver line spoke of 16 images for a run trained on 209."""
+    at = app(TRAIN).run()
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    course_run = session_of(at).run
+    upload_zip(at, zip_bytes(photo_tree(N_CAT, N_OTHER, top="pets")))  # the sidebar now names pets
+    course = load_dataset(data_dir)
+    assert [h.value for h in at.subheader if "Last run" in h.value] == [f"Last run · on *{COURSE_NAME}*"]
+    assert any("sidebar's dataset is now *pets*" in i.value and f"trained on *{COURSE_NAME}*" in i.value
+               for i in at.info)
+    scores = metrics(course_run.model.predict_proba(course.test.X), course.test.labels)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Test accuracy"] == f"{course_run.model.test_accuracy:.2f}"
+    assert shown["Test balanced accuracy"] == f"{scores['balanced_accuracy']:.2f}"
+    assert shown["Test AUC"] == f"{scores['auc']:.2f}"
+    text = " ".join(c.value for c in at.caption)
+    reason = solver_reason(course_run.config, course)
+    assert reason[1:] in text and "its 50 test images" in text  # the course's 209 images, not the 16 photos
+    assert not [w for w in at.warning if "test image" in w.value]  # 50 test images: no warning
+
+    at.button(key="train_submit").click().run()  # the same settings on the 16 + 4 photos
+    assert_clean(at)
+    assert [h.value for h in at.subheader if "Last run" in h.value] == ["Last run · on *pets*"]
+    [small] = [w.value for w in at.warning if "test image" in w.value]  # 4 test photos: each is 25 %
+    assert "Only 4 test images" in small and "25 %" in small
+    names = list(session_of(at).models)  # the session's models, as every page's model list shows them
+    assert f"on {COURSE_NAME}" in names[0] and " on pets, test " in names[1]
+    assert session_of(at).current_model.dataset == "pets"
+    assert any("on pets" in c.value for c in at.sidebar.caption)
+
+
+def test_the_import_popover_closes_over_the_report_and_stays_open_over_an_error(data_dir, home):
+    """Issue 15: after an import the popover stayed open over the report of the skipped files."""
+    at = app(ENTRY).run()
+    at.session_state[POPOVER_KEY] = True  # the user opened "Import your photos"
+    upload_zip(at, zip_bytes(photo_tree(N_CAT, N_OTHER, extra={"cat/notes.txt": b"not a photo"})))
+    assert at.session_state[POPOVER_KEY] is False  # closed: the report below it can be read
+    assert any("1 file(s) skipped" in e.label for e in at.sidebar.expander)
+    at.session_state[POPOVER_KEY] = True
+    upload_zip(at, b"this is not a zip", name="bad.zip")
+    assert at.session_state[POPOVER_KEY] is True  # its error is inside it: it stays open
+    assert any("Not imported" in e.value for e in at.sidebar.error)
 
 
 def test_every_page_runs_on_an_imported_dataset(data_dir, home, tmp_path, tiny_model):

@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from catdnn import PRESETS, TrainConfig, fit
+from catdnn.data import COURSE_NAME
 from catdnn.model import Model
 from catdnn.network import init_params
 from tests.app_support import ENTRY, INSIDE, TRAIN, app, assert_clean, images, session_of
@@ -212,8 +213,9 @@ def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_
     fig = figure(at, "train_compare")
     names = [t["name"] for t in fig["data"]]
     assert len(names) == 2
-    assert names[0].startswith("#1 deep (20, 7, 5), test ") and " · α 0.0075, xavier, seed 1" in names[0]
-    assert names[1].startswith("#2 two-layer (7), test ") and " · α 0.0075, small, seed 1" in names[1]
+    assert names[0].startswith(f"#1 deep (20, 7, 5) on {COURSE_NAME}, test ")
+    assert " · α 0.0075, xavier, seed 1" in names[0]
+    assert names[1].startswith(f"#2 two-layer (7) on {COURSE_NAME}, test ") and " · α 0.0075, small, seed 1" in names[1]
     assert fig["data"][0]["y"] == pytest.approx([c for _, c in deep_model.history])
 
 

@@ -80,6 +80,31 @@ def test_class_counts_figure():
     fig = figures.class_counts_figure({"train": {"non-cat": 137, "cat": 72}, "test": {"non-cat": 17, "cat": 33}})
     assert [t["name"] for t in fig["data"]] == ["non-cat", "cat"]
     assert fig["data"][1]["y"] == [72, 33]
+    # issue 15: the label "17" was drawn turned sideways inside its bar; every label is level, above its bar
+    assert all(t["textangle"] == 0 and t["textposition"] == "outside" for t in fig["data"])
+
+
+def test_the_saliency_picture_shows_spots_not_a_faint_veil(dataset):
+    """Issue 15: on Predict the saliency spots were faint (scaled by the largest gradient, about 0.2 % of the
+    pixels were drawn in the heat colour). Now a few percent are, in spots, and the least salient half of
+    the picture is the photo alone."""
+    from dataclasses import replace
+
+    from skimage import data as skdata
+
+    from catdnn import PRESETS, fit, probe
+    from catdnn.images import image_to_input, prepare_image
+    from ui.widgets import saliency_picture
+
+    model = fit(replace(PRESETS["deep"], iterations=300), dataset)
+    small = np.asarray(prepare_image((Path(skdata.data_dir) / "chelsea.png").read_bytes(), "chelsea.png"))
+    heat = probe.saliency_map(probe.saliency(model.params, image_to_input(small), arch=model.arch))
+    picture = saliency_picture(small, heat).astype(int)
+    red, blue = picture[..., 0], picture[..., 2]
+    hot = (red >= 200) & (red - blue >= 120)  # drawn in the heat colour (red to yellow, no blue)
+    assert 0.02 <= hot.mean() <= 0.2, hot.mean()
+    plain = probe.saliency_overlay(small, np.zeros_like(heat)).astype(int)  # the dimmed photo, no heat
+    assert (picture == plain).all(axis=2).mean() >= 0.45
 
 
 def test_the_engine_helpers_import_neither_streamlit_nor_plotly():

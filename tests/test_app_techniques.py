@@ -3,6 +3,8 @@ the URL): AppTest, trained on the worker pool like the real page."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from catdnn import PRESETS, TrainConfig
@@ -170,6 +172,66 @@ def test_a_bad_link_value_is_named_and_keeps_the_default(data_dir, name, value, 
     at.button(key="train_submit").click().run()  # Train: the warning has been read, the link is the run's
     assert not [w for w in at.warning if "not used" in w.value]
     assert at.query_params["init"] == "he" and at.query_params["iterations"] == "100"
+
+
+def test_the_link_holds_what_the_form_shows_without_train(data_dir):
+    """Issue 15: the link followed the last trained run. Pick deep, move the learning rate: the page's
+    link says deep with that rate at once, with nothing trained, and opening it shows that form."""
+    at = app(TRAIN).run()
+    at.segmented_control(key="train_preset").set_value("cnn").run()
+    assert at.query_params == config_to_query(PRESETS["cnn"])
+    at.segmented_control(key="train_preset").set_value("deep").run()
+    at.select_slider(key="train_lr").set_value(0.01).run()
+    assert_clean(at)
+    shown = replace(PRESETS["deep"], learning_rate=0.01)
+    assert at.query_params == config_to_query(shown) and session_of(at).run is None
+    other = opened_with(dict(at.query_params))  # the link, opened in a new session
+    assert other.select_slider(key="train_lr").value == 0.01
+    assert other.text_input(key="train_hidden").value == "20, 7, 5"
+    at.text_input(key="train_hidden").set_value("20, seven").run()  # impossible: the link holds no settings
+    assert at.query_params == {} and "Cannot train" in at.error[0].value
+
+
+def test_a_preset_is_shown_only_while_every_setting_is_its_own(data_dir):
+    """Issue 15: deep stayed chosen at learning rate 0.01, and a second click on the chosen preset left
+    no preset chosen."""
+    at = app(TRAIN).run()
+    preset = lambda: at.segmented_control(key="train_preset").value  # noqa: E731
+    assert preset() == "deep"
+    at.select_slider(key="train_lr").set_value(0.01).run()
+    assert preset() == "custom"
+    at.select_slider(key="train_lr").set_value(0.0075).run()
+    assert preset() == "deep"
+    at.segmented_control(key="train_preset").set_value(None).run()  # a second click on the chosen preset
+    assert preset() == "deep"
+    at.segmented_control(key="train_preset").set_value("custom").run()  # the settings are still deep's
+    assert preset() == "deep"
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    at.checkbox(key="train_tta").check().run()  # a technique on: no longer the preset
+    assert preset() == "custom"
+    at.segmented_control(key="train_preset").set_value(None).run()
+    assert preset() == "custom" and at.checkbox(key="train_tta").value is True  # nothing changed, nothing lost
+    at.segmented_control(key="train_preset").set_value("two-layer").run()
+    assert preset() == "two-layer" and at.checkbox(key="train_tta").value is False
+
+
+def test_a_request_sent_before_the_last_answer_does_not_undo_a_change(data_dir):
+    """Two quick changes in a real browser: the second request leaves before the first one's answer, so it
+    still carries the preset shown before (deep) and the address before. It must not be taken for a click
+    on deep, which would undo the first change (seen in Chromium: the iterations went back to 2500)."""
+    at = app(TRAIN).run()
+    before = dict(at.query_params)
+    at.select_slider(key="train_lr").set_value(0.01).run()
+    assert at.segmented_control(key="train_preset").value == "custom"
+    at.query_params.clear()
+    at.query_params.update(before)  # the page's address when the request left
+    at.segmented_control(key="train_preset").set_value("deep")  # the control as that page still showed it
+    at.number_input(key="train_seed").set_value(2).run()  # the second change
+    assert_clean(at)
+    assert at.select_slider(key="train_lr").value == 0.01 and at.number_input(key="train_seed").value == 2
+    assert at.segmented_control(key="train_preset").value == "custom"
+    at.segmented_control(key="train_preset").set_value("deep").run()  # a click from the page as it is now
+    assert at.select_slider(key="train_lr").value == 0.0075 and at.number_input(key="train_seed").value == 1
 
 
 def test_the_live_view_shows_the_epoch_and_the_rate_when_they_matter():

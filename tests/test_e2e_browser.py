@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -31,6 +32,7 @@ from tests.browser_support import (
     stop_run,
     streamlit_server,
 )
+from tests.photo_support import photo_tree, zip_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -189,7 +191,9 @@ def test_every_page_opens_by_url_on_fresh_server_starts(data_dir, browser):
                     idle(page, timeout=60_000)
                     page.locator(f"{MAIN} h1", has_text=title).first.wait_for(timeout=30_000)
                     where = f"start {start + 1}, {label} (/{path})"
-                    assert page.url == f"{base}/{path}", where
+                    # (the Train page's address holds its form's settings: ?hidden=20,7,5&lr=...)
+                    assert page.url.split("?")[0] == f"{base}/{path}", where
+                    assert "?" not in page.url or path == "Train", where
                     assert page.locator("[data-testid='stSidebarNav'] a").all_inner_texts() == SIDEBAR, where
                     history = nav_history(page)
                     assert history and history[-1] == {"links": SIDEBAR, "titles": [title]}, (where, history)
@@ -270,4 +274,85 @@ def test_the_runs_page_lists_runs_and_trains_a_seed_spread(server, browser, sync
         shot(page, "runs")
     finally:
         context.close()
+    assert browser.blocked == []
+
+
+def _checked_presets(page) -> list[str]:
+    return page.locator(f"{MAIN} [role='radio'][aria-checked='true']").all_inner_texts()
+
+
+def _query(page) -> dict:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def test_the_train_page_shows_what_is_on_screen(server, browser, sync_api, tmp_path):
+    """Issue 15 in a real browser: the address follows a form change without Train; a second click on the
+    chosen preset keeps it chosen; after an import, Last run names the dataset it trained on, then the
+    imported one (with the small test set's warning), and the import popover has closed over its report."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    console_errors = []
+    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    page.goto(f"{server}/Train")
+    idle(page, timeout=60_000)
+    form = page.locator(MAIN)
+    form.locator("[data-testid='stSlider']", has_text="Learning rate").wait_for(timeout=30_000)
+    sync_api.expect(form.locator("[role='radio'][aria-checked='true']")).to_have_count(1, timeout=30_000)
+    assert _checked_presets(page) == ["deep"]
+
+    # the address follows a form change, with nothing trained
+    rate = form.locator("[data-testid='stSlider']", has_text="Learning rate").locator("input[type='range']")
+    rate.focus()
+    rate.press("ArrowRight")  # 0.0075 -> 0.01
+    idle(page)
+    assert _query(page) == {"hidden": "20,7,5", "lr": "0.01", "iterations": "2500", "init": "xavier", "seed": "1"}
+    assert _checked_presets(page) == ["custom"]  # no longer every setting of deep
+    assert form.locator("[data-testid='stAlert']:has-text('Finished')").count() == 0
+    shot(page, "train_link_follows_the_form")
+
+    # a preset click, then a second click on it: it stays chosen
+    form.get_by_role("radio", name="deep").click()
+    idle(page)
+    assert _checked_presets(page) == ["deep"] and _query(page)["lr"] == "0.0075"
+    form.get_by_role("radio", name="deep").click()
+    idle(page)
+    assert _checked_presets(page) == ["deep"]
+
+    # a short run on the course's dataset, then an import: Last run still names the course's
+    form.get_by_role("radio", name="two-layer").click()
+    idle(page)
+    iterations = form.locator("[data-testid='stSlider']", has_text="Iterations").locator("input[type='range']")
+    iterations.focus()
+    iterations.press("Home")  # 50
+    idle(page)
+    main_button(page, "Train").click()
+    page.wait_for_selector(f"{MAIN} [data-testid='stAlert']:has-text('Finished')", timeout=120_000)
+    idle(page)
+    assert _query(page)["iterations"] == "50" and _query(page)["hidden"] == "7"
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(zip_bytes(photo_tree(12, 8, extra={"pets/cat/notes.txt": b"not a photo"}, top="pets")))
+    page.get_by_role("button", name="Import your photos").click()
+    page.locator("[data-testid='stPopoverBody'] [data-testid='stFileUploaderDropzoneInput']").set_input_files(
+        str(archive))
+    idle(page)
+    page.locator("[data-testid='stPopoverBody'] button", has_text="Import").first.click()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stAlert']", has_text="16 training photos").wait_for(timeout=60_000)
+    idle(page)
+    sync_api.expect(page.locator("[data-testid='stPopoverBody']")).to_have_count(0, timeout=10_000)  # closed
+    assert sidebar.get_by_text("1 file(s) skipped").is_visible()
+    heading = form.locator("h3", has_text="Last run").inner_text()
+    assert heading == "Last run · on cat / non-cat (the course's)", heading
+    assert "50 test images, each worth 2 %" in form.inner_text()
+    shot(page, "train_last_run_after_import")
+
+    main_button(page, "Train").click()  # the same settings on the 16 + 4 photos
+    form.locator("h3", has_text="Last run · on pets").wait_for(timeout=120_000)
+    idle(page)
+    warning = form.locator("[data-testid='stAlert']", has_text="Only 4 test images").inner_text()
+    assert "25 %" in warning, warning
+    assert "on pets" in sidebar.inner_text()
+    shot(page, "train_last_run_on_the_import")
+    assert errors_on_page(page) == []
+    assert console_errors == []
+    page.close()
     assert browser.blocked == []

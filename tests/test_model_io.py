@@ -130,3 +130,19 @@ def test_a_failed_save_leaves_the_old_model_and_no_temporary_file(model, tmp_pat
         save_model(model, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_a_model_file_names_the_dataset_it_was_trained_on(model, tmp_path):
+    """Issue 15: every model knows its dataset; a file saved before it was recorded is the course's."""
+    from dataclasses import replace
+
+    from catdnn.data import COURSE_NAME
+
+    assert model.dataset == COURSE_NAME
+    mine = replace(model, dataset="pets")
+    assert load_model(model_to_bytes(mine)).dataset == "pets"
+    arrays = _arrays(mine)
+    meta = json.loads(str(arrays["meta"]))
+    del meta["dataset"]  # as files were written before
+    arrays["meta"] = np.array(json.dumps(meta))
+    assert load_model(_npz(tmp_path, arrays)).dataset == COURSE_NAME

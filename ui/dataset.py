@@ -37,6 +37,9 @@ IMPORT_HELP = (
     "with `python -m catdnn info --dataset FOLDER`, which every session can then pick. Your upload is offered "
     f"only to this browser tab. An upload may hold {photos.MAX_UPLOAD_FILES:,} photos and "
     f"{photos.MAX_UPLOAD_PIXELS / 1e9:g} billion pixels in all; a tab may import {MAX_TAB_IMPORTS} zips.")
+#: The import popover's key (its open state), and the flag that closes it on the run after an import.
+POPOVER_KEY = "dataset_import_popover"
+CLOSE_KEY = "dataset_import_close"
 #: Skipped files listed in the import report (the rest are counted).
 SHOW_SKIPPED = 100
 
@@ -148,7 +151,9 @@ def dataset_picker_ui() -> None:
     report = st.session_state.get(REPORT_KEY)
     if report is not None:
         draw_import_report(report)
-    with st.sidebar.popover("Import your photos", icon=":material/upload:", key="dataset_import_popover",
+    if st.session_state.pop(CLOSE_KEY, False):  # imported: close the popover, which covered the report
+        st.session_state[POPOVER_KEY] = False
+    with st.sidebar.popover("Import your photos", icon=":material/upload:", key=POPOVER_KEY, on_change="rerun",
                             help=IMPORT_HELP, width="stretch"):
         import_ui()
 
@@ -184,7 +189,8 @@ def import_ui() -> None:
     st.session_state[CHOICE_KEY] = str(info.folder)
     st.session_state.setdefault(UPLOADS_KEY, set()).add(str(info.folder))
     st.session_state[REPORT_KEY] = info
-    st.rerun()  # the picker shows the new dataset, and the page runs on it
+    st.session_state[CLOSE_KEY] = True
+    st.rerun()  # the picker shows the new dataset, the report shows in the open, and the page runs on it
 
 
 def _plain(text: str) -> str:

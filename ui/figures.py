@@ -102,7 +102,9 @@ def class_counts_figure(counts_by_split: dict, *, title: str = "Images per class
             "x": list(counts_by_split),
             "y": [counts_by_split[s].get(name, 0) for s in counts_by_split],
             "text": [counts_by_split[s].get(name, 0) for s in counts_by_split],
-            "textposition": "auto",
+            "textposition": "outside",  # above each bar, level ("auto" turned a label that did not fit sideways)
+            "textangle": 0,
+            "cliponaxis": False,
             "marker": {"color": colors.get(k, None)},
         }
         for k, name in enumerate(classes)

@@ -15,15 +15,20 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import streamlit as st
 
 from catdnn.config import PRESETS, TrainConfig, preset_name
+from catdnn.data import COURSE_NAME
 from catdnn.model import MAX_KEPT_BYTES, MAX_KEPT_MODELS, Model, drop_oldest
 
 KEY = "catdnn"  # this app's one entry in st.session_state
 #: How long :func:`session` waits for a stopped run on another thread to record its outcome.
 FINISH_WAIT_SECONDS = 10.0
+#: A dataset's name is shown with these characters besides letters and digits, and at most NAME_CHARS of them.
+SAFE_CHARS = " -_.,'()/"
+NAME_CHARS = 60
 
 
 @dataclass(eq=False)
@@ -31,6 +36,8 @@ class Run:
     """One training run: updated while it trains, then how it ended."""
 
     config: TrainConfig
+    dataset: str = COURSE_NAME  # the name of the dataset it trains and is measured on
+    source: Path | None = None  # that dataset's folder (catdnn.data.Dataset.source)
     status: str = "running"  # running | finished | stopped | diverged | crashed | failed (catdnn.workers)
     message: str = ""  # the engine's account of how it ended
     model: Model | None = None  # kept when finished or stopped, never when diverged
@@ -104,14 +111,24 @@ def session(store=None) -> SessionState:
 
 
 def model_label(model: Model) -> str:
-    """A model in a few words: preset, hidden layers, test accuracy, and where it stopped."""
+    """A model in a few words: preset, hidden layers, the dataset it was trained on, test accuracy, and
+    where it stopped."""
     hidden = model.config.arch or ", ".join(str(n) for n in model.config.hidden) or "none"
-    text = f"{preset_name(model.config)} ({hidden})"
+    text = f"{preset_name(model.config)} ({hidden}) on {shown_name(model.dataset)}"
     if model.test_accuracy is not None:
         text += f", test {model.test_accuracy:.2f}"
     if model.status == "stopped":
         text += f", stopped at {model.iterations_done:,}/{model.config.iterations:,}"
     return text
+
+
+def shown_name(text: str) -> str:
+    """A dataset's name (from a zip or a model file) as the pages show it, in plain text and in Markdown
+    alike: letters, digits, spaces and ``-_.,'()/`` are kept, any other character (Markdown's ``*``, ``[``,
+    Streamlit's ``:material/…:``, line breaks) becomes a space; at most :data:`NAME_CHARS` characters."""
+    text = "".join(ch if ch.isalnum() or ch in SAFE_CHARS else " " for ch in str(text))
+    text = " ".join(text.split())
+    return text if len(text) <= NAME_CHARS else text[: NAME_CHARS - 1] + "…"
 
 
 def fmt_bytes(n: int) -> str:

@@ -1,6 +1,9 @@
 """The Train page's settings form: the course's five settings, the second course's techniques in an
 expander, the presets, and the page's link (the settings in the URL, :mod:`catdnn.share`).
 
+The link and the preset control always show what the settings are, trained or not: the settings are
+plain widgets (each change reruns the page, which writes the link), disabled while a run trains.
+
 Only the Train page uses it; it lives here because the form and its link outgrow a flat page.
 """
 
@@ -19,7 +22,6 @@ from catdnn.config import (
     PRESETS,
     TrainConfig,
     parse_layers,
-    preset_name,
 )
 from catdnn.data import N_X
 from catdnn.errors import ConfigError
@@ -38,8 +40,10 @@ TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_opti
                   "train_shift", "train_tta")
 #: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
 CNN_DTYPE = PRESETS["cnn"].dtype
-LINK_KEY = "train_link_applied"  # the link parameters the form last took or wrote
+LINK_KEY = "train_links_seen"  # [(link parameters, preset drawn with it)] the form took or wrote, last one last
+LINKS_REMEMBERED = 50
 WARNINGS_KEY = "train_link_warnings"
+SAVED_KEY = "train_form_saved"  # the form's values when last drawn (widget state is dropped on another page)
 
 
 def form_values(config: TrainConfig) -> dict:
@@ -57,12 +61,35 @@ def form_values(config: TrainConfig) -> dict:
     }
 
 
+#: The keys of the form's widgets (the preset control apart).
+FORM_KEYS = tuple(form_values(TrainConfig()))
+
+
+def shown_preset(config: TrainConfig | None) -> str:
+    """The preset whose every setting ``config`` has, else "custom" (also for impossible settings)."""
+    return next((name for name, preset in PRESETS.items() if preset == config), "custom")
+
+
 def apply_preset() -> None:
-    """on_change of the preset control: fill the form with the preset's settings, every technique off
-    ("custom" keeps them)."""
+    """on_change of the preset control: fill the form with the preset's settings, every technique off.
+
+    "custom", or a second click on the chosen preset (which clears the control), changes no setting: the
+    control then shows again what the settings are (:func:`shown_preset`)."""
     name = st.session_state["train_preset"]
-    if name in PRESETS:
+    if name in PRESETS and _clicked(name):
         st.session_state.update(form_values(PRESETS[name]))
+
+
+def _clicked(name: str) -> bool:
+    """Whether the preset control's new value ``name`` is a click, not the value the page was showing.
+
+    Changes in quick succession (a slider's arrow keys, a text field then a slider) send a request before
+    the page has the previous one's answer: it still carries the preset the page showed, say deep, while
+    the server now shows "custom", which looks like a click on deep and would undo the change. The page
+    writes its link after drawing the control, and remembers which preset it drew with each link: a
+    request whose address is a link drawn with ``name`` comes from a page that showed ``name``."""
+    query = st.query_params.to_dict()
+    return not any(q == query and shown == name for q, shown in st.session_state.get(LINK_KEY, []))
 
 
 def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConfig, list[str]]:
@@ -76,30 +103,35 @@ def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConf
 
 
 def link_settings_ui() -> None:
-    """Fill the form from the page's link when it holds settings not yet taken (opening a shared link);
-    never trains. When the link is empty and the session has a last run, write that run's settings."""
+    """Fill the form from the page's link when it holds settings this session has neither taken nor written
+    (opening a shared link); never trains. An empty link (a bare address, or back from another page)
+    leaves the form as it is.
+
+    Every link the page wrote is remembered: a rerun that still carries an older one of them (a rerun
+    requested before the page wrote its last link) must not take the form back to it."""
     query = st.query_params.to_dict()
-    if not query:
-        run = session().run
-        if run is not None:
-            write_link(run.config)
-        return
-    if query == st.session_state.get(LINK_KEY):
+    if not query or any(q == query for q, _shown in st.session_state.get(LINK_KEY, [])):
         return
     default = PRESETS["deep"]
     config, warnings = config_from_query(query, base=default)
     config, more = _fits_the_form(config, default)
-    st.session_state.update({**form_values(config), "train_preset": preset_name(config)})
-    st.session_state[LINK_KEY] = query
+    st.session_state.update(form_values(config))
+    _remember(query)
     st.session_state[WARNINGS_KEY] = warnings + more
 
 
-def write_link(config: TrainConfig) -> None:
-    """Put ``config`` in the page's URL (a link that reproduces it)."""
-    query = config_to_query(config)
+def _remember(query: dict, shown: str | None = None) -> None:
+    seen = [(q, p) for q, p in st.session_state.get(LINK_KEY, []) if q != query]
+    st.session_state[LINK_KEY] = [*seen, (query, shown)][-LINKS_REMEMBERED:]
+
+
+def write_link(config: TrainConfig | None, shown: str | None = None) -> None:
+    """Put ``config`` in the page's URL (a link that reproduces it); None (impossible settings): no settings.
+    ``shown``: the preset the control was drawn with just before (see :func:`_clicked`)."""
+    query = config_to_query(config) if config is not None else {}
+    _remember(query, shown)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
-    st.session_state[LINK_KEY] = query
 
 
 def draw_link_warnings() -> None:
@@ -108,47 +140,44 @@ def draw_link_warnings() -> None:
         st.warning(f"**A setting in this page's link was not used:** {text}", icon=":material/link_off:")
 
 
-def _techniques_ui(open_: bool) -> dict:
-    """The second course's techniques, each off by default; returns their raw values by TrainConfig field."""
+def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
+    """The second course's techniques, each off by default (their values are read from their keys);
+    ``m_train``: the training images of the dataset the run will train on."""
+    off = {"disabled": disabled}
     with st.expander(TECHNIQUES_LABEL, expanded=open_, icon=":material/school:"):
         st.caption("Each is off by default (the course's runs). Which solver trains the run, and why, is said "
                    "when it starts.")
         c = st.columns(2)
-        l2 = c[0].number_input("L2 regularisation λ (0: off)", min_value=0.0, max_value=MAX_L2, step=0.1,
-                               format="%g", key="train_l2", help="The cost gains λ/(2m)·Σ‖W‖²; each dW gains λ/m·W")
-        keep = c[1].text_input("Dropout keep probability (1: off)", key="train_keep_prob",
-                               help="One for every hidden layer (e.g. 0.8), or one per hidden layer (e.g. 0.9, 0.8, "
-                               "1). Inverted dropout, training only; never used at prediction.")
+        c[0].number_input("L2 regularisation λ (0: off)", min_value=0.0, max_value=MAX_L2, step=0.1, format="%g",
+                          key="train_l2", **off, help="The cost gains λ/(2m)·Σ‖W‖²; each dW gains λ/m·W")
+        c[1].text_input("Dropout keep probability (1: off)", key="train_keep_prob", **off,
+                        help="One for every hidden layer (e.g. 0.8), or one per hidden layer (e.g. 0.9, 0.8, "
+                        "1). Inverted dropout, training only; never used at prediction.")
         c = st.columns(2)
-        batch = c[0].number_input("Mini-batch size (0: all 209 images)", min_value=0, max_value=MAX_BATCH_SIZE,
-                                  step=1, key="train_batch_size",
-                                  help="Examples per iteration, reshuffled every epoch from the run's seed")
-        optimizer = c[1].selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer",
-                                   format_func=lambda k: f"{k}: {OPTIMIZER_DESCRIPTIONS[k]}")
+        c[0].number_input(f"Mini-batch size (0: all {m_train:,} images)", min_value=0, max_value=MAX_BATCH_SIZE, step=1,
+                          key="train_batch_size", **off,
+                          help="Examples per iteration, reshuffled every epoch from the run's seed")
+        c[1].selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer", **off,
+                       format_func=lambda k: f"{k}: {OPTIMIZER_DESCRIPTIONS[k]}")
         c = st.columns(4)
-        beta = c[0].number_input("Momentum β", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta")
-        beta1 = c[1].number_input("Adam β1", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta1")
-        beta2 = c[2].number_input("Adam β2", min_value=0.0, max_value=1.0, step=0.001, format="%g",
-                                  key="train_beta2")
-        epsilon = c[3].number_input("Adam ε", min_value=0.0, max_value=1.0, step=1e-8, format="%g",
-                                    key="train_epsilon")
+        c[0].number_input("Momentum β", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta", **off)
+        c[1].number_input("Adam β1", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta1", **off)
+        c[2].number_input("Adam β2", min_value=0.0, max_value=1.0, step=0.001, format="%g", key="train_beta2", **off)
+        c[3].number_input("Adam ε", min_value=0.0, max_value=1.0, step=1e-8, format="%g", key="train_epsilon", **off)
         c = st.columns(3)
-        schedule = c[0].selectbox("Learning-rate schedule", list(SCHEDULES), key="train_schedule",
-                                  format_func=lambda k: f"{k}: {SCHEDULE_DESCRIPTIONS[k]}")
-        decay = c[1].number_input("Decay rate d", min_value=0.0, max_value=MAX_DECAY, step=0.1, format="%g",
-                                  key="train_decay")
-        decay_every = c[2].number_input("Epochs per step k (step schedule)", min_value=1, max_value=MAX_ITERATIONS,
-                                        step=1, key="train_decay_every")
+        c[0].selectbox("Learning-rate schedule", list(SCHEDULES), key="train_schedule", **off,
+                       format_func=lambda k: f"{k}: {SCHEDULE_DESCRIPTIONS[k]}")
+        c[1].number_input("Decay rate d", min_value=0.0, max_value=MAX_DECAY, step=0.1, format="%g",
+                          key="train_decay", **off)
+        c[2].number_input("Epochs per step k (step schedule)", min_value=1, max_value=MAX_ITERATIONS, step=1,
+                          key="train_decay_every", **off)
         c = st.columns(3, vertical_alignment="bottom")
-        flip = c[0].checkbox("Flip training images", key="train_flip",
-                             help="Mirror each training image left-right with probability 1/2, every iteration")
-        shift = c[1].number_input("Shift by up to (px, 0: off)", min_value=0, max_value=MAX_SHIFT, step=1,
-                                  key="train_shift")
-        tta = c[2].checkbox("Average with the mirror", key="train_tta",
-                            help="Test-time augmentation: P(cat) is the mean for the image and its mirror image")
-    return dict(l2=l2, keep_prob=keep, batch_size=batch, optimizer=optimizer, beta=beta, beta1=beta1, beta2=beta2,
-                epsilon=epsilon, schedule=schedule, decay=decay, decay_every=decay_every, flip=flip, shift=shift,
-                tta=tta)
+        c[0].checkbox("Flip training images", key="train_flip", **off,
+                      help="Mirror each training image left-right with probability 1/2, every iteration")
+        c[1].number_input("Shift by up to (px, 0: off)", min_value=0, max_value=MAX_SHIFT, step=1,
+                          key="train_shift", **off)
+        c[2].checkbox("Average with the mirror", key="train_tta", **off,
+                      help="Test-time augmentation: P(cat) is the mean for the image and its mirror image")
 
 
 def _no_effect(t: dict) -> str:
@@ -179,60 +208,92 @@ def build_config(values: dict, techniques: dict) -> TrainConfig:
                        seed=int(values["seed"]), **network, **t).validate()
 
 
-def train_form_ui() -> TrainConfig | None:
-    """The preset control and the settings form. Returns the settings when Train is pressed and they are
-    possible (and puts them in the page's link); else None (impossible settings are explained under the form)."""
-    # widget state is dropped while another page is open: start from the last run's settings
+def form_config(values=None) -> tuple[TrainConfig | None, str]:
+    """The settings the form's widgets hold (``values`` by key; default: now, in session state), and why they
+    cannot train ("" if they can): what the page's link and the preset control show."""
+    v = st.session_state if values is None else values
+    try:
+        config = build_config({"hidden": v["train_hidden"], "arch": v["train_arch"], "lr": v["train_lr"],
+                               "iterations": v["train_iters"], "init": v["train_init"], "seed": v["train_seed"]},
+                              {key.removeprefix("train_"): v[key] for key in TECHNIQUE_KEYS})
+    except ConfigError as exc:
+        return None, str(exc)
+    return config, ""
+
+
+def saved_form_config() -> TrainConfig | None:
+    """The settings the Train page's form showed when it was last drawn in this session (None before, or
+    when they could not train): for another page that offers "the form's settings"."""
+    values = st.session_state.get(SAVED_KEY)
+    return None if values is None else form_config(values)[0]
+
+
+def train_form_ui(m_train: int) -> TrainConfig | None:
+    """The preset control and the settings (``m_train``: the training images of the dataset the run will
+    train on). Returns the settings when Train is pressed and they are possible; else None (impossible
+    settings are explained under the form as soon as they are entered).
+
+    The settings are plain widgets, not an ``st.form``: each change reruns the page, so that the page's
+    link and the preset control always show what the form holds. While a run trains they are disabled
+    (a change would rerun the page and so stop the run)."""
+    # widget state is dropped while another page is open: start from the form as it was last drawn
     last = session().run
-    start = last.config if last is not None else PRESETS["deep"]
-    for key, value in {**form_values(start), "train_preset": preset_name(start)}.items():
+    saved = st.session_state.get(SAVED_KEY) or form_values(last.config if last is not None else PRESETS["deep"])
+    for key, value in saved.items():
         st.session_state.setdefault(key, value)
     link_settings_ui()
-    rates = sorted({*LEARNING_RATES, float(st.session_state["train_lr"])})  # a link may hold any valid rate
-    preset_slot = st.container()  # drawn after the form, which may change the preset shown
-    with st.form("train_form", border=True):
-        left, right = st.columns(2)
-        hidden = left.text_input("Hidden layer sizes", key="train_hidden", placeholder="e.g. 20, 7, 5",
-                                 help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) "
-                                 "layers are added. Not used when the architecture field is filled in.")
-        arch = right.text_input("Architecture (empty: the hidden layers)", key="train_arch",
-                                placeholder="e.g. in32,conv16,conv32,conv64,dense64",
-                                help="One spec for both kinds of network. inN: the image averaged down to N×N px; "
-                                "convN: 3×3 convolution with N filters, ReLU and 2×2 max pooling; denseN: N units. "
-                                "With conv steps it is a convolutional net (trained in float32); dense20,dense7,dense5 "
-                                "is the deep MLP.")
-        left, right = st.columns(2)
-        learning_rate = left.select_slider("Learning rate (log scale)", options=rates, key="train_lr",
-                                           format_func=lambda v: f"{v:g}")
-        init = left.selectbox("Weight init", list(INITS), key="train_init",
-                              format_func=lambda k: f"{k}: {INIT_DESCRIPTIONS[k]}")
-        iterations = right.slider("Iterations", min_value=ITERATIONS[0], max_value=ITERATIONS[1], step=ITERATIONS[2],
-                                  key="train_iters")
-        seed = right.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="train_seed")
-        off = form_values(TrainConfig())  # open when the form shows some technique on (a last run, a link)
-        techniques = _techniques_ui(open_=any(st.session_state.get(k) != v for k, v in off.items()
-                                              if k in TECHNIQUE_KEYS))
-        submitted = st.form_submit_button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
-    config = None
-    shown = {"hidden": hidden, "arch": arch, "lr": learning_rate, "iterations": iterations, "init": init, "seed": seed}
-    if submitted:
-        st.session_state[WARNINGS_KEY] = []
-        try:
-            config = build_config(shown, techniques)
-        except ConfigError as exc:
-            st.error(f"**Cannot train with these settings:** {exc}", icon=":material/block:")
-        st.session_state["train_preset"] = preset_name(config) if config else "custom"  # what was submitted
-        if config is not None:
-            write_link(config)
-    try:  # what the form shows, for the other pages (the Runs page's seed spread)
-        session().form = config or build_config(shown, techniques)
-    except ConfigError:
-        pass
-    draw_link_warnings()
+    preset_slot = st.container()  # drawn after the fields: it shows what the settings are after this run's changes
+    box = st.container(border=True)
+    fields = box.container()
+    submitted = box.button("Train", type="primary", key="train_submit", icon=":material/play_arrow:")
+    config, why = form_config()
+    training = submitted and config is not None
+    if training:  # the widgets are drawn disabled: Streamlit then drops a value that arrived with the click
+        st.session_state.update({key: st.session_state[key] for key in FORM_KEYS})  # (set here, it is kept)
+    with fields:
+        _fields_ui(disabled=training, m_train=m_train)
+    shown = shown_preset(config)
+    st.session_state["train_preset"] = shown
     preset_slot.segmented_control(
-        "Preset", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset, disabled=submitted,
+        "Preset", [*PRESETS, "custom"], key="train_preset", on_change=apply_preset, disabled=training,
         help="two-layer: [12288, 7, 1] with small init; deep: [12288, 20, 7, 5, 1] with xavier init "
         "(the course's two networks; choosing one turns every technique off); cnn: a small convolutional net "
-        f"({PRESETS['cnn'].arch}) with Adam, mini-batches, flips and shifts. Custom keeps your settings.",
+        f"({PRESETS['cnn'].arch}) with Adam, mini-batches, flips and shifts. A preset is shown as chosen only "
+        "while every setting is the preset's; any other settings show as custom.",
     )
-    return config
+    write_link(config, shown)  # after the control (see _clicked): the link holds what the form shows
+    if config is not None:  # what the form shows, for the other pages (the Runs page's seed spread)
+        session().form = config
+    st.session_state[SAVED_KEY] = {key: st.session_state[key] for key in FORM_KEYS}
+    if why:
+        st.error(f"**Cannot train with these settings:** {why}", icon=":material/block:")
+    if submitted:
+        st.session_state[WARNINGS_KEY] = []  # the link's warnings have been read
+    draw_link_warnings()
+    return config if training else None
+
+
+def _fields_ui(disabled: bool, m_train: int) -> None:
+    """The settings' widgets (their values are read from their keys by :func:`form_config`)."""
+    rates = sorted({*LEARNING_RATES, float(st.session_state["train_lr"])})  # a link may hold any valid rate
+    left, right = st.columns(2)
+    left.text_input("Hidden layer sizes", key="train_hidden", placeholder="e.g. 20, 7, 5", disabled=disabled,
+                    help="Comma-separated sizes of the hidden layers. The input (12288) and output (1) "
+                    "layers are added. Not used when the architecture field is filled in.")
+    right.text_input("Architecture (empty: the hidden layers)", key="train_arch", disabled=disabled,
+                     placeholder="e.g. in32,conv16,conv32,conv64,dense64",
+                     help="One spec for both kinds of network. inN: the image averaged down to N×N px; "
+                     "convN: 3×3 convolution with N filters, ReLU and 2×2 max pooling; denseN: N units. "
+                     "With conv steps it is a convolutional net (trained in float32); dense20,dense7,dense5 "
+                     "is the deep MLP.")
+    left, right = st.columns(2)
+    left.select_slider("Learning rate (log scale)", options=rates, key="train_lr", disabled=disabled,
+                       format_func=lambda v: f"{v:g}")
+    left.selectbox("Weight init", list(INITS), key="train_init", disabled=disabled,
+                   format_func=lambda k: f"{k}: {INIT_DESCRIPTIONS[k]}")
+    right.slider("Iterations", min_value=ITERATIONS[0], max_value=ITERATIONS[1], step=ITERATIONS[2],
+                 key="train_iters", disabled=disabled)
+    right.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="train_seed", disabled=disabled)
+    off = form_values(TrainConfig())  # open when the form shows some technique on (a last run, a link)
+    _techniques_ui(open_=any(st.session_state.get(k) != v for k, v in off.items() if k in TECHNIQUE_KEYS),
+                   disabled=disabled, m_train=m_train)

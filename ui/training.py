@@ -10,19 +10,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
-from catdnn.errors import ConfigError
+from catdnn.errors import ConfigError, DataError
+from catdnn.photos import TEST_FRACTION
 from catdnn.solvers import cnn_solver_reason, solver_choice
 from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
 from . import figures
+from .dataset import cached_dataset
 from .history import record_run
-from .state import Run, SessionState, fmt_bytes, session
+from .state import Run, SessionState, fmt_bytes, session, shown_name
 
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
 #: After a Stop click, how long to wait for the worker to send the partial model.
@@ -31,6 +34,10 @@ NO_HIDDEN_LAYER = (
     "**No hidden layer**: [12288, 1] is logistic regression, the course's first model (one sigmoid unit "
     "on the 12288 pixel values). Enter hidden layer sizes, such as `7` or `20, 7, 5`, for a deep network."
 )
+
+
+#: A test set of fewer images gets a warning next to its accuracy (each image is then worth more than 5 %).
+SMALL_TEST_SET = 20
 
 
 #: The Inside page's gradient and activation statistics are recorded about this many times a run.
@@ -64,10 +71,45 @@ def solver_reason(config: TrainConfig, ds: Dataset) -> str:
         return str(exc)
 
 
+#: Solver names written in capitals when a sentence starts with them.
+ACRONYMS = {"cnn": "CNN"}
+
+
 def draw_solver(config: TrainConfig, ds: Dataset) -> None:
     """The solver and the reason for it, under the run."""
     reason = solver_reason(config, ds)
-    st.caption(f":material/memory: **{reason[:1].upper()}{reason[1:]}.**" if reason else "")
+    first, _, rest = reason.partition(" ")
+    first = ACRONYMS.get(first, first[:1].upper() + first[1:])
+    st.caption(f":material/memory: **{first} {rest}.**" if reason else "")
+
+
+def run_dataset_ui(run: Run, ds: Dataset) -> Dataset | None:
+    """The dataset ``run`` trained on: ``ds`` (the sidebar's), or the run's own when the sidebar now names
+    another; None, with a note, when that one can no longer be read (its folder was removed)."""
+    if run.source is None or Path(run.source) == Path(ds.source):
+        return ds
+    try:
+        return cached_dataset(str(run.source))
+    except DataError as exc:
+        st.caption(f"The dataset this run trained on, *{shown_name(run.dataset)}*, can no longer be read ({exc}): "
+                   "only the figures measured while it trained are shown.")
+        return None
+
+
+def draw_test_set_note(ds: Dataset, test_accuracy: float | None) -> None:
+    """Which images the accuracies were measured on, and how much one test image weighs; a warning when
+    the test set is small (fewer than :data:`SMALL_TEST_SET` images)."""
+    m = ds.test.m
+    share = 100 / m if m else float("nan")
+    st.caption(f"Train accuracy on the {ds.train.m:,} training images of *{shown_name(ds.name)}*; test accuracy, "
+               f"balanced accuracy and AUC on its {m:,} test images, each worth {share:.3g} % of the test accuracy.")
+    if m < SMALL_TEST_SET:
+        shown = "" if test_accuracy is None else f" a test accuracy of {test_accuracy:.2f}"
+        need = math.ceil(SMALL_TEST_SET / TEST_FRACTION)
+        st.warning(f"**Only {m} test image{'s' if m != 1 else ''}:** each one right or wrong moves the test accuracy "
+                   f"by {share:.3g} %, so{shown or ' it'} says little about new photos. An import keeps "
+                   f"{TEST_FRACTION:.0%} of each class for testing: about {need} photos give {SMALL_TEST_SET} "
+                   "test images.", icon=":material/science:")
 
 
 def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None]) -> Run:
@@ -81,7 +123,7 @@ def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progre
     (finished or stopped; never a diverged one).
     """
     state = session()  # fetched now: the finally block below must not touch st.session_state
-    run = Run(config=config)
+    run = Run(config=config, dataset=ds.name, source=ds.source)
     state.run = run
     job = shared_pool().submit(config, ds.source, **trainer_options(config))
     slot = st.empty()
@@ -122,6 +164,7 @@ def _finish(job: Job, run: Run, state: SessionState) -> None:
     run.history, run.accuracy_history = out.history, out.accuracy_history
     run.iterations_done, run.elapsed = out.iterations_done, out.elapsed
     if out.model is not None:
+        out.model.dataset = run.dataset
         run.model = out.model
         run.name, run.dropped = state.keep(out.model)
 

@@ -6,12 +6,13 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from catdnn import probe
 from catdnn.config import PRESETS
 from catdnn.data import Dataset
 from catdnn.model import Model
 
 from .dataset import dataset_ui
-from .state import model_label, session
+from .state import model_label, session, shown_name
 from .training import draw_progress_frame, draw_run_status, train_live
 
 
@@ -20,6 +21,23 @@ def enlarge(image, scale: int = 2) -> Image.Image:
     """A 64×64 image shown ``scale`` times larger with visible pixels (what the network sees)."""
     img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
     return img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+
+
+#: The saliency picture's contrast: the least salient half of the pixels shows the photo alone, the top 1 %
+#: the full colour (a network's gradient is spread over the whole image: scaled by its maximum, most of it is faint).
+SALIENCY_PERCENTILES = (50, 99)
+
+
+def saliency_picture(image, heat: np.ndarray) -> np.ndarray:
+    """The 64×64 image with its saliency map (:func:`catdnn.probe.saliency_map`) on top, made visible: the
+    map averaged over each pixel's 3×3 neighbourhood (spots, not single pixels) and stretched between the
+    :data:`SALIENCY_PERCENTILES`. Returns an ndarray of shape (64, 64, 3), uint8."""
+    rows, cols = heat.shape
+    padded = np.pad(np.asarray(heat, dtype=np.float64), 1, mode="edge")
+    smooth = sum(padded[i:i + rows, j:j + cols] for i in range(3) for j in range(3)) / 9.0
+    low, high = np.percentile(smooth, SALIENCY_PERCENTILES)
+    shown = np.clip((smooth - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(smooth)
+    return probe.saliency_overlay(np.asarray(image), shown, strength=0.9)
 
 
 def draw_image_grid(items, width: int = 128) -> None:
@@ -56,6 +74,9 @@ def model_or_offer_ui(key: str, ds: Dataset | None = None) -> Model | None:
     """
     model = model_picker_ui(key=f"{key}_model")
     if model is not None:
+        if ds is not None and model.dataset != ds.name:
+            st.info(f"This model was trained on *{shown_name(model.dataset)}*; this page measures it on the "
+                    f"sidebar's dataset, *{shown_name(ds.name)}*.", icon=":material/dataset:")
         return model
     st.info(
         "**No model yet.** Train one on the **Train** page (sidebar), or train the course's deep "
