@@ -56,13 +56,14 @@ class ProgressBar:
         """The bar's line for the event ``p``."""
         done, total = p.iterations_done, max(p.iterations, 1)
         filled = int(BAR_WIDTH * done / total)
-        self._cost = p.cost if p.cost is not None else self._cost
-        cost = f"  cost {self._cost:.4f}" if self._cost is not None else ""
+        c = p.cost if p.cost is not None else self._cost
+        cost = f"  cost {c:.4f}" if c is not None else ""
         label = f"{self.label} " if self.label else ""
         return f"{label}[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{p.iterations}{cost}  {p.elapsed:.1f} s"
 
     def __call__(self, p) -> None:
         now = self.clock()
+        self._cost = p.cost if p.cost is not None else self._cost
         final = p.iterations_done >= p.iterations
         if not final and self._last is not None and now - self._last < self.min_interval:
             return
