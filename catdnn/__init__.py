@@ -19,7 +19,9 @@ Modules: ``data`` (the dataset and the input size), ``network`` (the one copy of
 processes), ``model`` and ``model_io`` (the Model and its files), ``images`` (users' photos),
 ``photos`` (a folder or zip of photos as a dataset), ``share`` (settings as link parameters),
 ``probe`` (what the dashboard shows of a model's insides), ``evaluate``, ``diagnose``, ``history`` (the run
-history in SQLite), ``sweep`` (many runs on a process pool or a Dask cluster), ``cli``.
+history in SQLite), ``sweep`` (many runs on a process pool or a Dask cluster), ``cli``, ``notebook``
+(``fit()``'s progress bar, a Model's summary in Jupyter), ``figures`` (the training curves as Plotly
+figures, plain dicts), ``serve`` (``catdnn app``: the dashboard from a checkout or the installed copy).
 
 This package never imports streamlit; the dashboard imports it.
 """

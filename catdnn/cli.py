@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"P(cat) above this is 'cat' ({THRESHOLD:g})")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
-    d = sub.add_parser("download", help="download and verify the dataset into data/")
-    d.add_argument("--dest", help="folder to download into (default: the project's data/)")
+    d = sub.add_parser("download", help="download and verify the dataset into data/ (installed: ~/.catdnn/data)")
+    d.add_argument("--dest", help="folder to download into (default: the checkout's data/; installed: "
+                                  "data/ in $CATDNN_HOME, ~/.catdnn)")
 
     a = sub.add_parser("app", help="run the dashboard (Streamlit) on http://127.0.0.1:8501",
                        description="Run the dashboard, as `streamlit run dashboard.py` does in a checkout, with its "

@@ -151,3 +151,12 @@ def test_catdnn_app_serves_the_dashboard_with_its_server_settings(venv, tmp_path
     # "Network URL") and runs headless (no first-run e-mail prompt)
     printed = log.read_text()
     assert f"URL: http://127.0.0.1:{port}" in printed and "Network URL" not in printed, printed
+
+
+def test_catdnn_app_without_the_apps_files_says_so(tmp_path):
+    shutil.copytree(ROOT / "catdnn", tmp_path / "catdnn", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "catdnn", "app"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: the dashboard (dashboard.py, pages/, ui/) is not installed")
