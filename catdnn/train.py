@@ -356,7 +356,10 @@ def fit(
     # -- notebook niceties (issue 15 §5): a preset by name, the course's dataset by default, a progress bar
     label = config if isinstance(config, str) else ""
     settings = {k: trainer_options.pop(k) for k in list(trainer_options) if k in _CONFIG_FIELDS}
-    config = TrainConfig.preset(config, **settings) if isinstance(config, str) else replace(config, **settings)
+    if isinstance(config, str):
+        config = TrainConfig.preset(config, **settings)
+    elif settings:
+        config = replace(config, **settings)
     if dataset is None and X is None:
         dataset = load_dataset()
     bar = progress_bar(progress, label)
