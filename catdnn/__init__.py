@@ -29,24 +29,13 @@ one that imports it back; ``tests/test_imports.py`` checks it):
 * ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in
   SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``lessons``,
   ``share`` (settings as link parameters), ``cli``
+* ``notebook`` (``fit()``'s progress bar, a Model's summary in Jupyter), ``figures`` (the training
+  curves as Plotly figures, plain dicts), ``serve`` (``catdnn app``: the dashboard from a checkout or
+  the installed copy)
 
 Where to change what
 --------------------
-===================================  ==============================================================================
-To add or change ...                 change ...
-===================================  ==============================================================================
-a weight init                        ``network.INITS`` (+ ``INIT_DESCRIPTIONS``) and a test
-an optimizer                         its class in ``optim`` and ``optim.OPTIMIZERS`` (+ descriptions), a test
-a learning-rate schedule             ``optim.SCHEDULES`` (+ ``SCHEDULE_DESCRIPTIONS``) and a test
-a dense layer's step                 ``network.forward`` / ``network.backward`` (every solver calls them)
-a conv or pooling layer's step       ``conv_layers``, then ``cnn.forward_maps`` / ``cnn.backward``
-a step of the architecture spec      ``arch.parse_arch`` and ``Arch`` (shapes, parameters, step memory)
-how one training step is taken       a solver in ``solvers`` (the ``Solver`` protocol), picked by ``solver_choice``
-the loop (events, Stop, divergence)  ``train.Trainer.run`` (``train.EXPLODE_FACTOR``)
-a setting, a preset or a limit       ``config.TrainConfig`` (its field, ``validate``) and ``config.PRESETS``
-a page                               ``pages/N_Name.py``, calling ``ui.page_setup()`` first
-===================================  ==============================================================================
-
+===================================  =======================================================================
 This package never imports streamlit; the dashboard imports it.
 """
 

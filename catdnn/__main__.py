@@ -1,11 +1,13 @@
-"""``python -m catdnn``: see :mod:`catdnn.cli`."""
+"""``python -m catdnn``, and the ``catdnn`` command an installed package provides: see :mod:`catdnn.cli`."""
 
 import os
 import sys
 
 from .cli import main
 
-if __name__ == "__main__":
+
+def run() -> int:
+    """Run the command line on ``sys.argv`` and return its exit status (the ``catdnn`` console script)."""
     status = main()
     try:
         sys.stdout.flush()
@@ -13,4 +15,8 @@ if __name__ == "__main__":
         print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         status = status or 1
-    sys.exit(status)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(run())

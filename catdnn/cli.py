@@ -121,7 +121,7 @@ def _check_save_path(path: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m catdnn",
+        prog="catdnn" if os.path.basename(sys.argv[0]) == "catdnn" else "python -m catdnn",  # the installed command
         description="A from-scratch NumPy deep neural network that tells cats from non-cats.",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -178,8 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"P(cat) above this is 'cat' ({THRESHOLD:g})")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
 
-    d = sub.add_parser("download", help="download and verify the dataset into data/")
-    d.add_argument("--dest", help="folder to download into (default: the project's data/)")
+    d = sub.add_parser("download", help="download and verify the dataset into data/ (installed: ~/.catdnn/data)")
+    d.add_argument("--dest", help="folder to download into (default: the checkout's data/; installed: "
+                                  "data/ in $CATDNN_HOME, ~/.catdnn)")
+
+    a = sub.add_parser("app", help="run the dashboard (Streamlit) on http://127.0.0.1:8501",
+                       description="Run the dashboard, as `streamlit run dashboard.py` does in a checkout, with its "
+                                   "server settings (only this machine may connect).")
+    a.add_argument("--port", type=int, help="the port to serve on (default: Streamlit's, 8501)")
+    a.add_argument("options", nargs="*", metavar="STREAMLIT_OPTION",
+                   help="Streamlit's own options, after --, e.g. catdnn app -- --server.address 0.0.0.0")
 
     i = sub.add_parser("info", help="where the dataset is and what it holds")
     i.add_argument("--data-dir")
@@ -638,6 +646,13 @@ def cmd_download(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    from .serve import run_app
+
+    run_app(args.port, args.options)  # replaces this process
+    return 0
+
+
 def cmd_info(args) -> int:
     ds = open_dataset(args, download=False)
     print(f"dataset: {ds.name} in {ds.source}")
@@ -649,7 +664,7 @@ def cmd_info(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "runs": cmd_runs, "predict": cmd_predict,
-            "download": cmd_download, "info": cmd_info}
+            "download": cmd_download, "info": cmd_info, "app": cmd_app}
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,8 @@ Where the two HDF5 files are looked for, in order:
 
 1. a folder given explicitly (``load_dataset(data_dir)``, the CLI's ``--data-dir``);
 2. the folder in the environment variable ``CATDNN_DATA_DIR``;
-3. the project's ``data/`` folder, where they are downloaded to on first use when missing.
+3. the project's ``data/`` folder (:data:`DEFAULT_DATA_DIR`; an installed package's is in ``~/.catdnn``),
+   where they are downloaded to on first use when missing.
 
 A folder named explicitly (1 or 2) must hold the files: nothing is downloaded into it.
 
@@ -35,7 +36,6 @@ from .errors import DataError
 ENV_VAR = "CATDNN_DATA_DIR"
 #: Space-separated base URLs tried before the public mirrors (``BASE/train_catvnoncat.h5``).
 URL_ENV_VAR = "CATDNN_DATA_URL"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: The user's own catdnn folder (run history, imported photo datasets); this variable moves it.
 HOME_ENV_VAR = "CATDNN_HOME"
 
@@ -44,6 +44,12 @@ def home_dir() -> Path:
     """``$CATDNN_HOME`` if set, else ``~/.catdnn``: where catdnn keeps what the user makes (not created here)."""
     env = os.environ.get(HOME_ENV_VAR, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".catdnn"
+
+
+_TOP = Path(__file__).resolve().parent.parent
+#: The project's ``data/`` folder in a checkout (next to ``catdnn/``); an installed package (``pip
+#: install .``) keeps the dataset in the user's catdnn folder, ``data/`` in :func:`home_dir`, never in site-packages.
+DEFAULT_DATA_DIR = _TOP / "data" if (_TOP / "pyproject.toml").is_file() else home_dir() / "data"
 
 FILES = {"train": "train_catvnoncat.h5", "test": "test_catvnoncat.h5"}
 

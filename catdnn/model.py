@@ -85,6 +85,23 @@ class Model:
             f"{self.iterations_done}/{self.config.iterations} iterations ({self.status}){acc}"
         )
 
+    # -- notebook niceties (issue 15 §5): a short summary when displayed, the cost curve in one call
+    def __repr__(self) -> str:
+        return f"<catdnn Model: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        from .notebook import model_html
+
+        return model_html(self)
+
+    def cost_figure(self, **options):
+        """The cost curve as a ``plotly.graph_objects.Figure``, drawn by the app's builder
+        (:func:`catdnn.figures.cost_figure`; ``options``: its ``title``, ``height``)."""
+        from .figures import cost_figure, plotly_figure
+
+        return plotly_figure(cost_figure(self.history, self.config.iterations, **options))
+    # --
+
     @property
     def nbytes(self) -> int:
         """The bytes held by the weights and biases."""

@@ -26,17 +26,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from . import augment
 from .cnn import init_cnn
 from .config import TrainConfig
-from .data import N_X
+from .data import N_X, load_dataset
 from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
+from .notebook import progress_bar
 from .optim import SCHEDULES, MiniBatches, seeded_generators
 from .solvers import Batch, DirectSolver, GramOverflowError, Solver, solver_choice
 
@@ -289,8 +290,11 @@ class Trainer:
         )
 
 
+_CONFIG_FIELDS = frozenset(f.name for f in fields(TrainConfig))  # fit()'s keywords that are settings
+
+
 def fit(
-    config: TrainConfig,
+    config: TrainConfig | str,
     dataset=None,
     *,
     X=None,
@@ -298,20 +302,43 @@ def fit(
     X_test=None,
     Y_test=None,
     on_progress: Callable[[Progress], None] | None = None,
+    progress=None,
     **trainer_options,
 ):
     """Train to the end and return the :class:`~catdnn.model.Model`.
 
-    Give either a :class:`~catdnn.data.Dataset` or arrays ``X`` ``(n_x, m)``, ``Y`` ``(1, m)`` and
-    optionally ``X_test``, ``Y_test``. ``on_progress`` is called with every :class:`Progress`.
-    Raises :class:`ConfigError` if the run diverges (its message suggests a smaller rate).
+    ``config`` is a :class:`TrainConfig` or a preset's name (``fit("deep")``); settings given by
+    name replace its own (``fit("deep", iterations=500)``). Give either a
+    :class:`~catdnn.data.Dataset` or arrays ``X`` ``(n_x, m)``, ``Y`` ``(1, m)`` and optionally
+    ``X_test``, ``Y_test``; with neither, the course's dataset (:func:`~catdnn.data.load_dataset`).
+    ``on_progress`` is called with every :class:`Progress`. ``progress`` draws a text bar
+    (:func:`catdnn.notebook.progress_bar`): None = when a person watches (a notebook, a prompt),
+    True, False, or a stream to write it to.
+    Raises :class:`ConfigError` for an unknown preset, or if the run diverges (its message suggests a smaller rate).
     """
+    # -- notebook niceties (issue 15 §5): a preset by name, the course's dataset by default, a progress bar
+    label = config if isinstance(config, str) else ""
+    settings = {k: trainer_options.pop(k) for k in list(trainer_options) if k in _CONFIG_FIELDS}
+    if isinstance(config, str):
+        config = TrainConfig.preset(config, **settings)
+    elif settings:
+        config = replace(config, **settings)
+    if dataset is None and X is None:
+        dataset = load_dataset()
+    bar = progress_bar(progress, label)
+    # --
     if dataset is not None:
         X, Y = dataset.train.X, dataset.train.Y
         X_test, Y_test = dataset.test.X, dataset.test.Y
         trainer_options.setdefault("classes", dataset.classes)
     trainer = Trainer(config, X, Y, X_test, Y_test, **trainer_options)
-    for event in trainer.run():
-        if on_progress is not None:
-            on_progress(event)
+    try:
+        for event in trainer.run():
+            if bar is not None:
+                bar(event)
+            if on_progress is not None:
+                on_progress(event)
+    finally:
+        if bar is not None:
+            bar.close()
     return trainer.model()

@@ -9,82 +9,19 @@ from __future__ import annotations
 
 import math
 
-COST_COLOR = "#d62728"
-TRAIN_COLOR = "#1f77b4"
-TEST_COLOR = "#ff7f0e"
-
-
-def _layout(title: str, xaxis: dict, yaxis: dict, height: int) -> dict:
-    return {
-        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
-        "height": height,
-        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
-        "xaxis": {"automargin": True, **xaxis},
-        "yaxis": {"automargin": True, **yaxis},
-        "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-        "uirevision": "keep",  # keep zoom across redraws
-    }
-
-
-def _line(pts, name: str, color: str, hover: str) -> dict:
-    """A line trace through ``pts`` (a list of (x, y)); a lone point is drawn as a marker."""
-    return {
-        "type": "scatter",
-        "mode": "lines" if len(pts) > 1 else "markers",
-        "x": [p[0] for p in pts],
-        "y": [p[1] for p in pts],
-        "name": name,
-        "line": {"color": color, "width": 2},
-        "marker": {"color": color},
-        "hovertemplate": hover,
-    }
-
-
-def _iteration_axis(iterations: int | None) -> dict:
-    """An "iteration" x axis, fixed to the planned run so that a live curve grows into it."""
-    axis = {"title": {"text": "iteration"}}
-    if iterations:
-        axis["range"] = [0, max(int(iterations) - 1, 1)]
-    return axis
-
-
-def _finite_costs(history) -> list:
-    return [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
-
-
-def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300) -> dict:
-    """The cost curve.
-
-    Parameters
-    ----------
-    history : list of (iteration, cost)
-    iterations : int, optional
-        Total planned iterations: fixes the x axis so that a live curve grows into it.
-    """
-    xaxis = _iteration_axis(iterations)
-    return {
-        "data": [_line(_finite_costs(history), "cost", COST_COLOR, "iteration %{x}<br>cost %{y:.4f}<extra></extra>")],
-        "layout": _layout(title, xaxis, {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}, height),
-    }
-
-
-def accuracy_figure(
-    accuracy_history, iterations: int | None = None, *, title: str = "Accuracy", height: int = 300
-) -> dict:
-    """Train and test accuracy as training goes.
-
-    Parameters
-    ----------
-    accuracy_history : list of (iteration, train_accuracy, test_accuracy)
-        Either accuracy may be ``None`` (not measured at that iteration).
-    """
-    traces = []
-    for col, name, color in ((1, "train", TRAIN_COLOR), (2, "test", TEST_COLOR)):
-        pts = [(int(row[0]), float(row[col])) for row in accuracy_history if row[col] is not None]
-        traces.append(_line(pts, name, color, f"{name} %{{y:.3f}} at iteration %{{x}}<extra></extra>"))
-    xaxis = _iteration_axis(iterations)
-    yaxis = {"title": {"text": "accuracy"}, "range": [0, 1.02], "tickformat": ".0%"}
-    return {"data": traces, "layout": _layout(title, xaxis, yaxis, height)}
+# The training curves and the layout every figure shares are the engine's, so that a notebook draws
+# what the app draws (catdnn.Model.cost_figure); the figures below are the dashboard's own.
+from catdnn.figures import (  # noqa: F401 (cost_figure, accuracy_figure, colours: this module's API too)
+    COST_COLOR,
+    TEST_COLOR,
+    TRAIN_COLOR,
+    accuracy_figure,
+    cost_figure,
+)
+from catdnn.figures import finite_costs as _finite_costs
+from catdnn.figures import iteration_axis as _iteration_axis
+from catdnn.figures import layout as _layout
+from catdnn.figures import line as _line
 
 
 def class_counts_figure(counts_by_split: dict, *, title: str = "Images per class", height: int = 260) -> dict:

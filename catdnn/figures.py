@@ -1,0 +1,101 @@
+"""The training curves as Plotly figures, built as plain dicts: the dashboard draws these, and so does a notebook.
+
+A figure is ``{"data": [...], "layout": {...}}``: no Plotly import here, cheap to rebuild several times
+a second during live training, easy to check in tests. ``st.plotly_chart`` takes the dict as it is;
+:func:`plotly_figure` turns it into a ``plotly.graph_objects.Figure`` for a notebook
+(:meth:`catdnn.model.Model.cost_figure`). The dashboard's other figures are in ``ui/figures.py``,
+which builds on the helpers here.
+"""
+
+from __future__ import annotations
+
+import math
+
+COST_COLOR = "#d62728"
+TRAIN_COLOR = "#1f77b4"
+TEST_COLOR = "#ff7f0e"
+
+
+def layout(title: str, xaxis: dict, yaxis: dict, height: int) -> dict:
+    """The layout every figure of the project shares: a left-aligned title, a legend above, zoom kept."""
+    return {
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+        "xaxis": {"automargin": True, **xaxis},
+        "yaxis": {"automargin": True, **yaxis},
+        "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+        "uirevision": "keep",  # keep zoom across redraws
+    }
+
+
+def line(pts, name: str, color: str, hover: str) -> dict:
+    """A line trace through ``pts`` (a list of (x, y)); a lone point is drawn as a marker."""
+    return {
+        "type": "scatter",
+        "mode": "lines" if len(pts) > 1 else "markers",
+        "x": [p[0] for p in pts],
+        "y": [p[1] for p in pts],
+        "name": name,
+        "line": {"color": color, "width": 2},
+        "marker": {"color": color},
+        "hovertemplate": hover,
+    }
+
+
+def iteration_axis(iterations: int | None) -> dict:
+    """An "iteration" x axis, fixed to the planned run so that a live curve grows into it."""
+    axis = {"title": {"text": "iteration"}}
+    if iterations:
+        axis["range"] = [0, max(int(iterations) - 1, 1)]
+    return axis
+
+
+def finite_costs(history) -> list:
+    """``[(iteration, cost)]`` without the costs that are None, NaN or infinite (a diverged run's last)."""
+    return [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
+
+
+def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300) -> dict:
+    """The cost curve.
+
+    Parameters
+    ----------
+    history : list of (iteration, cost)
+    iterations : int, optional
+        Total planned iterations: fixes the x axis so that a live curve grows into it.
+    """
+    xaxis = iteration_axis(iterations)
+    return {
+        "data": [line(finite_costs(history), "cost", COST_COLOR, "iteration %{x}<br>cost %{y:.4f}<extra></extra>")],
+        "layout": layout(title, xaxis, {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}, height),
+    }
+
+
+def accuracy_figure(
+    accuracy_history, iterations: int | None = None, *, title: str = "Accuracy", height: int = 300
+) -> dict:
+    """Train and test accuracy as training goes.
+
+    Parameters
+    ----------
+    accuracy_history : list of (iteration, train_accuracy, test_accuracy)
+        Either accuracy may be ``None`` (not measured at that iteration).
+    """
+    traces = []
+    for col, name, color in ((1, "train", TRAIN_COLOR), (2, "test", TEST_COLOR)):
+        pts = [(int(row[0]), float(row[col])) for row in accuracy_history if row[col] is not None]
+        traces.append(line(pts, name, color, f"{name} %{{y:.3f}} at iteration %{{x}}<extra></extra>"))
+    xaxis = iteration_axis(iterations)
+    yaxis = {"title": {"text": "accuracy"}, "range": [0, 1.02], "tickformat": ".0%"}
+    return {"data": traces, "layout": layout(title, xaxis, yaxis, height)}
+
+
+def plotly_figure(figure: dict):
+    """``figure`` (a dict of this module) as a ``plotly.graph_objects.Figure``, which a notebook draws.
+
+    Plotly is imported here, on first use: the engine itself runs without it.
+    """
+    import plotly.graph_objects as go
+
+    return go.Figure(figure)
