@@ -158,7 +158,7 @@ def main() -> None:
     mlp_results = []
     for name, cfg in mlp_grid.items():
         r = validation.cross_validate(mlp_fold(cfg, set(mlp_checks)), X, Y, k=K, seed=CV_SEED, metric=METRIC,
-                                      name=name)
+                                      name=name, checkpoints=mlp_checks)
         mlp_results.append((r, cfg))
         print(f"  CV {name}: {cv_line(r, 'it')}  ({r.seconds:.1f} s)", flush=True)
     best_mlp, best_it = validation.select([r for r, _ in mlp_results])
@@ -177,7 +177,7 @@ def main() -> None:
         for lr in rates:
             cfg = conv.preset("cnn", arch=spec, learning_rate=lr)
             r = validation.cross_validate(cnn_fold(cfg, set(epochs), X.shape[1]), X, Y, k=K, seed=CV_SEED,
-                                          metric=METRIC, name=f"{wname}, lr {lr:g}")
+                                          metric=METRIC, name=f"{wname}, lr {lr:g}", checkpoints=epochs)
             cnn_results.append((r, cfg))
             print(f"  CV CNN {r.name}: {cv_line(r, 'ep')}  ({r.seconds:.1f} s)", flush=True)
     best_cnn, best_ep = validation.select([r for r, _ in cnn_results])

@@ -275,7 +275,7 @@ class CVResult:
 
 
 def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int = 5, seed: int = 0,
-                   metric: str = "auc", name: str = "") -> CVResult:
+                   metric: str = "auc", name: str = "", checkpoints=None) -> CVResult:
     """Stratified k-fold CV over the training images only.
 
     Parameters
@@ -286,12 +286,15 @@ def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int
         ``{20: p, 40: p, 60: p}`` by epochs), each an ndarray of shape (m_val,). A fold whose run
         diverged returns only the checkpoints it reached.
     X : ndarray of shape (n_x, m) and Y (1, m): the *training* set
+    checkpoints : iterable, optional
+        The checkpoints ``train_fold`` was asked for: each is in the result even if no fold
+        reached it (every fold failed there). By default, those some fold returned.
 
     Returns
     -------
     CVResult
-        With an entry for every fold at every checkpoint any fold returned: a fold that did not
-        return a checkpoint, or returned non-finite P(cat) there, failed there (NaN).
+        With an entry for every fold at every checkpoint: a fold that did not return a
+        checkpoint, or returned non-finite P(cat) there, failed there (NaN).
     """
     _metric(metric)
     t0 = time.perf_counter()
@@ -300,7 +303,8 @@ def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int
     for tr, va in folds:
         out = train_fold(X[:, tr], Y[:, tr], X[:, va])
         per_fold.append({c: score_of(metric, proba, Y[:, va]) for c, proba in out.items()})
-    checkpoints = dict.fromkeys(c for fold in per_fold for c in fold)  # in the order the folds gave them
+    asked = list(checkpoints) if checkpoints is not None else []
+    checkpoints = dict.fromkeys([*asked, *(c for fold in per_fold for c in fold)])  # asked for, then as given
     nan = float("nan")
     scores = {c: [nan if fold.get(c) is None else fold[c] for fold in per_fold] for c in checkpoints}
     return CVResult(name, metric, scores, time.perf_counter() - t0, len(folds))

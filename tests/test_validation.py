@@ -239,3 +239,32 @@ def test_a_setting_with_a_failed_fold_ranks_below_every_setting_without():
     assert nothing.describe(10) == "failed in all 4 folds"
     with pytest.raises(ConfigError, match="no setting completed"):
         validation.select([nothing, validation.CVResult("no checkpoint", "auc", {}, 0.0)])
+
+
+def test_cross_validate_with_the_real_trainer_reports_a_setting_that_diverged_in_every_fold(dataset):
+    # A learning rate of 10 diverges at once on every fold: the real Trainer's run just ends (status
+    # "diverged"), so its train_fold returns no checkpoint at all. Before issue 19 B2 the setting
+    # had no score anywhere and select() failed on it with max()'s ValueError.
+    from catdnn import TrainConfig, Trainer
+    from catdnn.network import predict_proba
+
+    X, Y = dataset.train.X, dataset.train.Y
+
+    def fold(lr, statuses):
+        def train_fold(X_tr, Y_tr, X_val):
+            t = Trainer(TrainConfig(layers=(X.shape[0], 1), iterations=20, learning_rate=lr), X_tr, Y_tr, cost_every=1)
+            out = {e.iterations_done: predict_proba(t.params(), X_val)
+                   for e in t.run() if e.iterations_done in (10, 20)}
+            statuses.append(t.status)
+            return out
+        return train_fold
+
+    seen = {"stable": [], "diverging": []}
+    stable = validation.cross_validate(fold(0.005, seen["stable"]), X, Y, k=3, name="stable", checkpoints=(10, 20))
+    wild = validation.cross_validate(fold(10.0, seen["diverging"]), X, Y, k=3, name="diverging",
+                                     checkpoints=(10, 20))
+    assert seen == {"stable": ["finished"] * 3, "diverging": ["diverged"] * 3}
+    assert [wild.failed(c) for c in (10, 20)] == [3, 3] and wild.describe(20) == "failed in all 3 folds"
+    assert [stable.failed(c) for c in (10, 20)] == [0, 0]
+    best, checkpoint = validation.select([wild, stable])
+    assert best is stable and checkpoint in (10, 20)
