@@ -36,6 +36,10 @@ def _check(proba, labels) -> tuple[np.ndarray, np.ndarray]:
     return p, y.astype(bool)
 
 
+def _has_nan(proba) -> bool:
+    return bool(np.isnan(np.asarray(proba, dtype=np.float64)).any())
+
+
 def verdict(p: float, threshold: float = THRESHOLD) -> str:
     """"cat" or "non-cat" for one probability of cat (the rule of :func:`catdnn.network.predicted`)."""
     return "cat" if predicted(p, threshold)[0] else "non-cat"
@@ -105,7 +109,8 @@ def constant_accuracy(labels, answer: int = 1) -> float:
 
 # --------------------------------------------------------------------------- class-balanced scores
 def balanced_accuracy(proba, labels, threshold: float = THRESHOLD) -> float | None:
-    """The mean of the recall of each class, ``(TP/(TP+FN) + TN/(TN+FP)) / 2``; None without both classes.
+    """The mean of the recall of each class, ``(TP/(TP+FN) + TN/(TN+FP)) / 2``; None without both
+    classes, NaN when a probability is NaN (the output of a diverged network is not a "non-cat").
 
     Unlike accuracy it does not reward answering the majority class: "always non-cat" scores 0.5
     here however rare cats are (on the course's training set its plain accuracy is 0.656).
@@ -119,11 +124,15 @@ def balanced_accuracy(proba, labels, threshold: float = THRESHOLD) -> float | No
     pos, neg = c["TP"] + c["FN"], c["TN"] + c["FP"]
     if not pos or not neg:
         return None
+    if _has_nan(proba):
+        return float("nan")
     return (c["TP"] / pos + c["TN"] / neg) / 2.0
 
 
 def auc(proba, labels) -> float | None:
-    """Area under the ROC curve, by the rank statistic; None without both classes.
+    """Area under the ROC curve, by the rank statistic; None without both classes, NaN when a
+    score is NaN (NaN has no rank: sorted last, an all-NaN output would score 1.0 whenever the cats
+    came last).
 
     The probability that a random cat gets a higher P(cat) than a random non-cat, ties counted as
     one half: ``(R₁ - n₁(n₁+1)/2) / (n₁·n₀)`` where ``R₁`` is the sum of the cats' ranks among all
@@ -141,6 +150,8 @@ def auc(proba, labels) -> float | None:
     n0 = y.size - n1
     if not n1 or not n0:
         return None
+    if _has_nan(p):
+        return float("nan")
     order = np.argsort(p, kind="mergesort")
     sorted_p = p[order]
     # average ranks (1-based) over runs of equal scores
@@ -157,10 +168,13 @@ SELECTION_METRICS = ("balanced_accuracy", "auc")
 
 
 def metrics(proba, labels, threshold: float = THRESHOLD) -> dict:
-    """Accuracy, balanced accuracy and AUC of ``proba`` against ``labels`` (None where undefined).
+    """Accuracy, balanced accuracy and AUC of ``proba`` against ``labels`` (None where undefined,
+    all NaN when a probability is NaN).
 
     ``{"accuracy": float | None, "balanced_accuracy": float | None, "auc": float | None}``.
     """
     p, y = _check(proba, labels)
     acc = float(np.mean(predicted(p, threshold).astype(bool) == y)) if y.size else None
+    if acc is not None and _has_nan(p):
+        acc = float("nan")
     return {"accuracy": acc, "balanced_accuracy": balanced_accuracy(p, y, threshold), "auc": auc(p, y)}

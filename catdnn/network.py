@@ -202,17 +202,25 @@ def cost_from_logits(ZL: np.ndarray, Y: np.ndarray) -> float:
 def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
     """Binary cross-entropy ``-1/m Σ (y log a + (1-y) log(1-a))`` from probabilities.
 
-    Probabilities are clipped away from 0 and 1 so the result is always finite; prefer
-    :func:`cost_from_logits` when the logits are at hand (it is exact in that regime too).
+    Probabilities are clipped away from 0 and 1 so the result is always finite, whatever the
+    float type of ``AL``: the floor is the smallest normal number of that type
+    (``np.finfo(dtype).tiny``: 2.2e-308 in float64, 1.2e-38 in float32, where a fixed 1e-300
+    would round to 0), so a confidently wrong answer costs at most ``-log(tiny)`` (708 in
+    float64, 87 in float32). Prefer :func:`cost_from_logits` when the logits are at hand (it is
+    exact in that regime too).
 
     Parameters
     ----------
-    AL : ndarray of shape (1, m)
+    AL : ndarray of shape (1, m), any float dtype (other dtypes are read as float64)
     Y : ndarray of shape (1, m)
     """
     m = Y.shape[1]
-    A = np.clip(AL, 1e-300, None)
-    A1 = np.clip(1.0 - AL, 1e-300, None)
+    AL = np.asarray(AL)
+    if not np.issubdtype(AL.dtype, np.floating):
+        AL = AL.astype(np.float64)
+    tiny = np.finfo(AL.dtype).tiny
+    A = np.clip(AL, tiny, None)
+    A1 = np.clip(1.0 - AL, tiny, None)
     return float(-np.sum(Y * np.log(A) + (1.0 - Y) * np.log(A1)) / m)
 
 
@@ -400,14 +408,15 @@ def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float 
     numeric = []
     for W, b in params:
         for P in (W, b):
-            flat = P.reshape(-1)  # a view: perturbing it perturbs the parameter
-            for i in range(flat.size):
-                old = flat[i]
-                flat[i] = old + epsilon
+            # through P's own indices, in the order of ravel(): reshape(-1) would be a copy (and
+            # perturb nothing) for a Fortran-ordered or strided P such as W = Wt.T
+            for i in np.ndindex(P.shape):
+                old = P[i]
+                P[i] = old + epsilon
                 plus = cost()
-                flat[i] = old - epsilon
+                P[i] = old - epsilon
                 minus = cost()
-                flat[i] = old
+                P[i] = old
                 numeric.append((plus - minus) / (2 * epsilon))
     numeric = np.array(numeric)
     denom = np.linalg.norm(analytic) + np.linalg.norm(numeric)

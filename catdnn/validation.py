@@ -17,6 +17,10 @@ early in training (or a poor one) sits right there. :func:`catdnn.evaluate.balan
   :meth:`run` (the MLP's :class:`catdnn.train.Trainer` or :class:`catdnn.conv.ConvTrainer`) under it.
 * :func:`cross_validate`: k-fold scores of one setting, at several checkpoints of one run per fold
   (so a number of epochs is chosen along with the rest), and :func:`select` the best setting.
+
+A network whose predictions are not all finite (a diverged run) has no score: early stopping never
+keeps it, and a fold that did not reach a checkpoint, or reached it with such predictions, counts
+as a *failed* fold there (see :class:`CVResult` for how failures rank).
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ def _metric(name: str) -> Callable:
         raise ConfigError(f"choose by {' or '.join(SELECTION_METRICS)}, not {name!r}: plain accuracy "
                           "rewards always answering the majority class")
     return METRICS[name]
+
+
+def score_of(metric: str, proba, labels) -> float | None:
+    """``metric``'s score of ``proba`` (shape (m,)) against ``labels``; None when it has none: the
+    score is undefined (one class only) or a prediction is not finite (NaN or ±inf: a diverged
+    network, whose weights must never be kept or chosen)."""
+    p = np.asarray(proba, dtype=np.float64)
+    if not np.isfinite(p).all():
+        return None
+    s = _metric(metric)(p, labels)
+    return None if s is None or not np.isfinite(s) else float(s)
 
 
 def _labels(labels) -> np.ndarray:
@@ -142,7 +157,8 @@ class EarlyStopping:
 
     def update(self, iteration: int, score: float | None, params=None) -> bool:
         """Record ``score`` at ``iteration`` (keeping a copy of ``params`` if it is the best so far);
-        True when training should stop."""
+        True when training should stop. A missing or non-finite ``score`` (see :func:`score_of`) is
+        recorded as ``-inf``: it never becomes the best, so NaN weights are never kept."""
         s = -np.inf if score is None or not np.isfinite(score) else float(score)
         self.history.append((int(iteration), s))
         if s > self.best_score + self.min_delta:
@@ -169,14 +185,15 @@ def watch(trainer, proba_val: Callable[[], np.ndarray], Y_val, stopper: EarlySto
     every : int
         Iterations between evaluations.
     """
-    score = _metric(stopper.metric)
+    _metric(stopper.metric)
     every = max(int(every), 1)
     run = trainer.run()
     try:
         for event in run:
             yield event
             if (event.iteration + 1) % every == 0 or event.iteration + 1 == event.iterations:
-                if stopper.update(event.iteration, score(proba_val(), Y_val), trainer.params()):
+                score = score_of(stopper.metric, proba_val(), Y_val)
+                if stopper.update(event.iteration, score, trainer.params()):
                     break
     finally:
         run.close()  # the trainer records "stopped"
@@ -185,27 +202,80 @@ def watch(trainer, proba_val: Callable[[], np.ndarray], Y_val, stopper: EarlySto
 # --------------------------------------------------------------------------- cross-validation
 @dataclass(frozen=True)
 class CVResult:
-    """k-fold scores of one setting: ``scores[checkpoint]`` is the list of each fold's score there."""
+    """k-fold scores of one setting at one or more checkpoints.
+
+    ``scores[checkpoint]`` holds one entry per fold, in fold order: the fold's score there, or NaN
+    when the fold *failed* there (its run stopped or diverged before the checkpoint, or its
+    predictions there were not finite, or the score was undefined). ``folds`` is the number of
+    folds (k); a list shorter than ``folds`` counts its missing entries as failed.
+
+    How failures rank (:meth:`rank`, :attr:`best_checkpoint`, :func:`select`): **a checkpoint with
+    fewer failed folds always ranks above one with more**, whatever the means; among equals the
+    higher mean over the completed folds wins. Not "a failed fold scores the worst possible":
+    that penalty is on the metric's scale and weighs 1/k of the mean, so whether an unstable
+    setting still wins would depend on k and on how easy its other folds were (over 10 folds, nine
+    AUCs of 0.95 and a failed fold's 0 average 0.855, above a stable 0.85), and the worst AUC, 0,
+    is a perfectly inverted ranking, not "no model". A setting that diverges on a fold of the
+    training images may well diverge on the final run over all of them, so it is no choice while
+    a stable one exists, however good its easy folds look. :meth:`mean` and :meth:`std` are over
+    the completed folds only; :meth:`completed`, :meth:`failed` and :meth:`describe` say how many.
+    """
 
     name: str
     metric: str
-    scores: dict  # {checkpoint: [score per fold]}
+    scores: dict  # {checkpoint: [score per fold, NaN where the fold failed]}
     seconds: float
+    folds: int = 0  # k; 0: the longest list's length
+
+    def __post_init__(self):
+        longest = max((len(v) for v in self.scores.values()), default=0)
+        object.__setattr__(self, "folds", max(int(self.folds), longest))
+
+    def _completed(self, checkpoint) -> np.ndarray:
+        s = np.asarray(self.scores[checkpoint], dtype=np.float64)
+        return s[np.isfinite(s)]
+
+    def completed(self, checkpoint) -> int:
+        """How many folds have a score at ``checkpoint``."""
+        return int(self._completed(checkpoint).size)
+
+    def failed(self, checkpoint) -> int:
+        """How many folds failed at ``checkpoint`` (diverged, stopped before it, non-finite output)."""
+        return self.folds - self.completed(checkpoint)
 
     def mean(self, checkpoint) -> float:
-        return float(np.mean(self.scores[checkpoint]))
+        """The mean score over the folds that completed ``checkpoint`` (NaN if none did)."""
+        s = self._completed(checkpoint)
+        return float(np.mean(s)) if s.size else float("nan")
 
     def std(self, checkpoint) -> float:
-        return float(np.std(self.scores[checkpoint]))
+        """The std of the scores of the folds that completed ``checkpoint`` (NaN if none did)."""
+        s = self._completed(checkpoint)
+        return float(np.std(s)) if s.size else float("nan")
+
+    def rank(self, checkpoint) -> tuple:
+        """Sort key, higher is better: fewer failed folds first, then the higher mean, then the
+        earlier checkpoint."""
+        mean = self.mean(checkpoint)
+        early = -checkpoint if isinstance(checkpoint, (int, float)) else 0
+        return (-self.failed(checkpoint), -np.inf if np.isnan(mean) else mean, early)
+
+    def describe(self, checkpoint) -> str:
+        """E.g. ``"0.912 ± 0.020 (5 folds)"`` or ``"0.930 ± 0.010 (3 of 4 folds, 1 failed)"``."""
+        n, k = self.completed(checkpoint), self.folds
+        if not n:
+            return f"failed in all {k} folds"
+        text = f"{self.mean(checkpoint):.3f} ± {self.std(checkpoint):.3f}"
+        return text + (f" ({k} folds)" if n == k else f" ({n} of {k} folds, {k - n} failed)")
 
     @property
     def best_checkpoint(self):
-        """The checkpoint with the highest mean score (the earliest among equals)."""
-        return max(self.scores, key=lambda c: (self.mean(c), -c if isinstance(c, (int, float)) else 0))
+        """The best checkpoint by :meth:`rank` (None without any checkpoint)."""
+        return max(self.scores, key=self.rank, default=None)
 
 
 def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int = 5, seed: int = 0,
-                   metric: str = "auc", name: str = "") -> CVResult:
+                   metric: str = "auc", name: str = "", checkpoints=None) -> CVResult:
     """Stratified k-fold CV over the training images only.
 
     Parameters
@@ -213,24 +283,40 @@ def cross_validate(train_fold: Callable, X: np.ndarray, Y: np.ndarray, *, k: int
     train_fold : callable
         ``train_fold(X_tr, Y_tr, X_val) -> {checkpoint: proba_val}``: trains on one fold's
         training part and returns P(cat) on its validation part at one or more checkpoints (e.g.
-        ``{20: p, 40: p, 60: p}`` by epochs), each an ndarray of shape (m_val,).
+        ``{20: p, 40: p, 60: p}`` by epochs), each an ndarray of shape (m_val,). A fold whose run
+        diverged returns only the checkpoints it reached.
     X : ndarray of shape (n_x, m) and Y (1, m): the *training* set
+    checkpoints : iterable, optional
+        The checkpoints ``train_fold`` was asked for: each is in the result even if no fold
+        reached it (every fold failed there). By default, those some fold returned.
+
+    Returns
+    -------
+    CVResult
+        With an entry for every fold at every checkpoint: a fold that did not return a
+        checkpoint, or returned non-finite P(cat) there, failed there (NaN).
     """
-    score = _metric(metric)
+    _metric(metric)
     t0 = time.perf_counter()
-    scores: dict = {}
-    for tr, va in stratified_kfold(Y, k, seed):
+    folds = stratified_kfold(Y, k, seed)
+    per_fold = []
+    for tr, va in folds:
         out = train_fold(X[:, tr], Y[:, tr], X[:, va])
-        for checkpoint, proba in out.items():
-            s = score(proba, Y[:, va])
-            scores.setdefault(checkpoint, []).append(-np.inf if s is None else s)
-    return CVResult(name, metric, scores, time.perf_counter() - t0)
+        per_fold.append({c: score_of(metric, proba, Y[:, va]) for c, proba in out.items()})
+    asked = list(checkpoints) if checkpoints is not None else []
+    checkpoints = dict.fromkeys([*asked, *(c for fold in per_fold for c in fold)])  # asked for, then as given
+    nan = float("nan")
+    scores = {c: [nan if fold.get(c) is None else fold[c] for fold in per_fold] for c in checkpoints}
+    return CVResult(name, metric, scores, time.perf_counter() - t0, len(folds))
 
 
 def select(results) -> tuple:
-    """The best ``(CVResult, checkpoint)`` of several settings by mean CV score."""
-    results = list(results)
+    """The best ``(CVResult, checkpoint)`` of several settings: by :meth:`CVResult.rank` of each
+    one's best checkpoint, so a setting that failed in fewer folds ranks above any that failed in
+    more (the first given wins a tie). Raises :class:`ConfigError` when no setting has a checkpoint
+    that any fold completed."""
+    results = [r for r in results if r.best_checkpoint is not None and r.completed(r.best_checkpoint)]
     if not results:
-        raise ConfigError("nothing to select from")
-    best = max(results, key=lambda r: r.mean(r.best_checkpoint))
+        raise ConfigError("nothing to select from: no setting completed a checkpoint in any fold")
+    best = max(results, key=lambda r: r.rank(r.best_checkpoint))
     return best, best.best_checkpoint

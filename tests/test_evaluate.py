@@ -68,3 +68,15 @@ def test_auc_depends_only_on_the_order():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="differ in length"):
         evaluate.auc([0.1, 0.2, 0.3], [0, 1])
+
+
+@pytest.mark.parametrize("proba", [
+    [np.nan] * 6,  # a diverged network: every P(cat) NaN (the sort put them last, with the cats: AUC 1.0)
+    [0.1, 0.2, 0.3, np.nan, 0.8, 0.9],  # one NaN among real scores
+])
+def test_nan_scores_give_nan_not_a_finite_score(proba):
+    # issue 19 B5: NaN predictions must not be ranked (nor thresholded) into a finite score
+    labels = [0, 0, 0, 1, 1, 1]
+    assert np.isnan(evaluate.auc(proba, labels))
+    assert np.isnan(evaluate.balanced_accuracy(proba, labels))
+    assert all(np.isnan(v) for v in evaluate.metrics(proba, labels).values())

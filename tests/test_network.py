@@ -132,6 +132,32 @@ def test_cost_is_finite_for_saturated_outputs():
     assert np.isfinite(compute_cost(np.array([[0.0, 1.0]]), Y))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cost_from_probabilities_is_finite_at_0_and_1_in_any_float(dtype):
+    # issue 19 B3: a floor of 1e-300 is 0 in float32, so log(0) gave inf
+    Y = np.array([[1.0, 0.0, 1.0, 0.0]])
+    AL = np.array([[0.0, 1.0, 1.0, 0.0]], dtype=dtype)  # two confidently wrong, two exactly right
+    cost = compute_cost(AL, Y)
+    assert np.isfinite(cost)
+    assert cost > 40  # two wrong answers of four, each costing -log(smallest normal) ≥ 87 (float32)
+    right = compute_cost(np.array([[1.0, 0.0]], dtype=dtype), np.array([[1.0, 0.0]]))
+    assert right == 0.0
+
+
+def test_gradient_check_perturbs_fortran_ordered_weights():
+    # issue 19 B4: W = Wt.T is Fortran-ordered; reshape(-1) copied it, so the check perturbed nothing
+    rng = np.random.RandomState(4)
+    X, Y = rng.randn(5, 8), (rng.rand(1, 8) > 0.5).astype(float)
+    params = init_params([5, 4, 3, 1], "he", seed=3)
+    fortran = [(np.asfortranarray(W), b) for W, b in params]
+    transposed = [(np.ascontiguousarray(W.T).T, b) for W, b in params]  # W = Wt.T
+    assert all(W.flags.f_contiguous and not W.flags.c_contiguous for W, _ in fortran[:2])
+    assert gradient_check(params, X, Y) < 1e-7
+    assert gradient_check(fortran, X, Y) < 1e-7
+    assert gradient_check(transposed, X, Y) < 1e-7
+    np.testing.assert_array_equal(fortran[0][0], params[0][0])  # the caller's weights are left as they were
+
+
 def test_predict_and_accuracy():
     params = [(np.array([[1.0, -1.0]]), np.array([[0.0]]))]
     X = np.array([[2.0, 0.0, 1.0], [0.0, 2.0, 1.0]])  # z = [2, -2, 0]

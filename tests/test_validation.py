@@ -165,3 +165,106 @@ def test_cross_validate_sees_only_the_training_images_and_scores_checkpoints():
     worse = validation.CVResult("worse", "auc", {5: [0.7, 0.8]}, 0.0)
     best, checkpoint = validation.select([worse, r])
     assert best is r and checkpoint == 10
+
+
+@pytest.mark.parametrize("metric, first, first_score", [
+    ("auc", [0.1, 0.4, 0.35, 0.8], 0.75),
+    ("balanced_accuracy", [0.9, 0.1, 0.2, 0.3], 0.25),
+])
+def test_early_stopping_never_keeps_a_network_with_non_finite_predictions(metric, first, first_score):
+    # issue 19 B5: all-NaN P(cat) with the cats last scored AUC 1.0 (and balanced accuracy 0.5, as
+    # "always non-cat"), so the stopper kept the NaN weights as the best model
+    t = _Scripted(40)
+    y = np.array([[0, 0, 1, 1]])
+    script = iter([first, [np.nan] * 4, [0.1, 0.2, np.inf, 0.9], [0.1, np.nan, 0.9, 0.8]])
+    stop = validation.EarlyStopping(metric, patience=10)
+    list(validation.watch(t, lambda: next(script), y, stop, every=10))
+    assert stop.best_iteration == 9 and stop.best_score == first_score
+    assert stop.best_params[0][0][0] == 10.0  # the weights after 10 iterations, not later ones
+    assert [s for _, s in stop.history][1:] == [-np.inf] * 3
+
+
+def _stable_and_unstable(failure: str):
+    """train_fold of two settings on 4 folds: a stable one (AUC < 1 at checkpoint 20 on every fold)
+    and an unstable one, perfect at 20 on three folds, which fails the fourth before 20 ("diverged":
+    checkpoint missing) or reaches it with NaN weights ("nan")."""
+    rng = np.random.default_rng(5)
+    y = _labels(24, 12, seed=2).reshape(1, -1)
+    X = np.vstack([np.arange(36.0), rng.random(36)])  # row 0 names each image, row 1 is noise
+    calls = {"unstable": 0}
+
+    def stable(X_tr, Y_tr, X_val):
+        truth = y[0, X_val[0].astype(int)]
+        return {10: np.full(truth.size, 0.5), 20: 0.4 * truth + X_val[1]}
+
+    def unstable(X_tr, Y_tr, X_val):
+        calls["unstable"] += 1
+        truth = y[0, X_val[0].astype(int)]
+        out = {10: np.full(truth.size, 0.5), 20: truth * 0.8 + 0.1}
+        if calls["unstable"] == 4:  # the fourth fold blows up between the checkpoints
+            if failure == "diverged":
+                del out[20]
+            else:
+                out[20] = np.full(truth.size, np.nan)
+        return out
+
+    return X, y, stable, unstable
+
+
+@pytest.mark.parametrize("failure", ["diverged", "nan"])
+def test_a_fold_that_fails_counts_as_a_failure_not_as_a_missing_fold(failure):
+    # issue 19 B2: CV averaged each checkpoint over the folds that reached it, so a setting that
+    # diverged on one fold was scored on its easy folds and chosen over a stable one
+    X, y, stable, unstable = _stable_and_unstable(failure)
+    s = validation.cross_validate(stable, X, y, k=4, seed=0, name="stable")
+    u = validation.cross_validate(unstable, X, y, k=4, seed=0, name="unstable")
+    best, checkpoint = validation.select([u, s])
+    assert best is s and checkpoint == 20
+    assert s.folds == u.folds == 4
+    assert (s.completed(20), s.failed(20)) == (4, 0) and s.describe(20).endswith("(4 folds)")
+    assert (u.completed(20), u.failed(20)) == (3, 1) and u.mean(20) == 1.0
+    assert u.describe(20) == "1.000 ± 0.000 (3 of 4 folds, 1 failed)"
+    assert 0.5 < s.mean(20) < u.mean(20)  # on its easy folds the unstable setting looks better...
+    assert u.best_checkpoint == 10  # ...but its checkpoint that every fold completed ranks first
+
+
+def test_a_setting_with_a_failed_fold_ranks_below_every_setting_without():
+    ok = validation.CVResult("ok", "auc", {10: [0.6, 0.6, 0.6, 0.6]}, 0.0)
+    one_failed = validation.CVResult("one failed", "auc", {10: [1.0, 1.0, 1.0, np.nan]}, 0.0)
+    short = validation.CVResult("short list", "auc", {10: [1.0, 1.0, 1.0]}, 0.0, folds=4)
+    assert short.failed(10) == 1
+    assert validation.select([one_failed, short, ok])[0] is ok
+    assert validation.select([one_failed, short])[0] is one_failed  # equal failures: the mean, then the order
+    nothing = validation.CVResult("all failed", "auc", {10: [np.nan] * 4}, 0.0)
+    assert nothing.describe(10) == "failed in all 4 folds"
+    with pytest.raises(ConfigError, match="no setting completed"):
+        validation.select([nothing, validation.CVResult("no checkpoint", "auc", {}, 0.0)])
+
+
+def test_cross_validate_with_the_real_trainer_reports_a_setting_that_diverged_in_every_fold(dataset):
+    # A learning rate of 10 diverges at once on every fold: the real Trainer's run just ends (status
+    # "diverged"), so its train_fold returns no checkpoint at all. Before issue 19 B2 the setting
+    # had no score anywhere and select() failed on it with max()'s ValueError.
+    from catdnn import TrainConfig, Trainer
+    from catdnn.network import predict_proba
+
+    X, Y = dataset.train.X, dataset.train.Y
+
+    def fold(lr, statuses):
+        def train_fold(X_tr, Y_tr, X_val):
+            t = Trainer(TrainConfig(layers=(X.shape[0], 1), iterations=20, learning_rate=lr), X_tr, Y_tr, cost_every=1)
+            out = {e.iterations_done: predict_proba(t.params(), X_val)
+                   for e in t.run() if e.iterations_done in (10, 20)}
+            statuses.append(t.status)
+            return out
+        return train_fold
+
+    seen = {"stable": [], "diverging": []}
+    stable = validation.cross_validate(fold(0.005, seen["stable"]), X, Y, k=3, name="stable", checkpoints=(10, 20))
+    wild = validation.cross_validate(fold(10.0, seen["diverging"]), X, Y, k=3, name="diverging",
+                                     checkpoints=(10, 20))
+    assert seen == {"stable": ["finished"] * 3, "diverging": ["diverged"] * 3}
+    assert [wild.failed(c) for c in (10, 20)] == [3, 3] and wild.describe(20) == "failed in all 3 folds"
+    assert [stable.failed(c) for c in (10, 20)] == [0, 0]
+    best, checkpoint = validation.select([wild, stable])
+    assert best is stable and checkpoint in (10, 20)
