@@ -319,7 +319,7 @@ def cmd_train(args) -> int:
     if args.seeds:
         return _train_seeds(args, config, ds, history)
     trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y,
-                      cost_every=args.print_every, solver=args.solver, classes=ds.classes)
+                      cost_every=args.print_every, solver=args.solver, classes=ds.classes, dataset=ds.name)
     extra = "".join(f", {t}" for t in config.techniques())
     print(f"Training {config.arch or list(config.layers)} init={config.init} lr={config.learning_rate:g} "
           f"iterations={config.iterations} seed={config.seed}{extra}", file=sys.stderr)

@@ -56,7 +56,29 @@ def finite_costs(history) -> list:
     return [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
 
 
-def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300) -> dict:
+def cost_meaning(config) -> str:
+    """What a run's recorded cost measures (``config``: a TrainConfig): the cross-entropy, plus the L2 penalty,
+    measured with units dropped."""
+    parts = ["cross-entropy"]
+    if config.dropout:
+        parts.append("with hidden units dropped")
+    if config.l2:
+        parts.append(f"+ L2 penalty (λ = {config.l2:g})")
+    return " ".join(parts)
+
+
+def cost_axis(configs, mixed: str = "cost each run minimises (see below)") -> str:
+    """A cost chart's axis title for these runs: "cross-entropy cost" when every curve is that, what they all
+    measure when it is the same, else ``mixed``."""
+    meanings = {cost_meaning(c) for c in configs}
+    if len(meanings) != 1:
+        return mixed
+    (meaning,) = meanings
+    return "cross-entropy cost" if meaning == "cross-entropy" else f"cost: {meaning}"
+
+
+def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", height: int = 300,
+                ytitle: str = "cross-entropy cost") -> dict:
     """The cost curve.
 
     Parameters
@@ -64,11 +86,14 @@ def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", 
     history : list of (iteration, cost)
     iterations : int, optional
         Total planned iterations: fixes the x axis so that a live curve grows into it.
+    ytitle : str
+        What the curve measures (:func:`cost_axis` of the run's config: with L2 or dropout, not the plain
+        cross-entropy).
     """
     xaxis = iteration_axis(iterations)
     return {
         "data": [line(finite_costs(history), "cost", COST_COLOR, "iteration %{x}<br>cost %{y:.4f}<extra></extra>")],
-        "layout": layout(title, xaxis, {"title": {"text": "cross-entropy cost"}, "rangemode": "tozero"}, height),
+        "layout": layout(title, xaxis, {"title": {"text": ytitle}, "rangemode": "tozero"}, height),
     }
 
 

@@ -497,16 +497,19 @@ class History:
         from .model_io import load_model
 
         where, args = self._visible()
-        rows = self._query(f"SELECT model, status, iterations_done, message FROM runs WHERE id = ? AND {where}",
-                           (int(run_id), *args))
+        rows = self._query(f"SELECT model, status, iterations_done, message, dataset FROM runs WHERE id = ? AND "
+                           f"{where}", (int(run_id), *args))
         if not rows:
             raise HistoryError(f"there is no run {run_id} in the history (see `python -m catdnn runs list`)")
-        blob, status, done, message = rows[0]
+        blob, status, done, message, dataset = rows[0]
         if blob is None:
             why = ("it diverged" if status == "diverged" else "it stopped before its first iteration" if not done
                    else message or "its model was not kept")
             raise HistoryError(f"run {run_id} kept no model ({why})")
-        return load_model(bytes(blob), name=f"the model of run {run_id}")
+        model = load_model(bytes(blob), name=f"the model of run {run_id}")
+        if dataset:  # the run's own record names it (model files older than the field say the course's)
+            model.dataset = str(dataset)
+        return model
 
     def __len__(self) -> int:
         where, args = self._visible()

@@ -34,6 +34,7 @@ from .config import TrainConfig
 from .data import N_X
 from .diagnose import NEAR_PRIOR, Signal, signal
 from .evaluate import auc, balanced_accuracy
+from .figures import cost_meaning
 from .network import compute_cost, init_params
 from .sweep import curve_options
 
@@ -426,22 +427,6 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
              f"The lesson chose to run it at a rate {gd_rate / rate:.0f}× smaller than gradient descent's: "
              f"{outcome}.")
     return [first, second, third]
-
-
-def cost_meaning(config: TrainConfig) -> str:
-    """What a run's recorded cost measures: the cross-entropy, plus the L2 penalty, measured with units dropped."""
-    parts = ["cross-entropy"]
-    if config.dropout:
-        parts.append("with hidden units dropped")
-    if config.l2:
-        parts.append(f"+ L2 penalty (λ = {config.l2:g})")
-    return " ".join(parts)
-
-
-def cost_axis(configs) -> str:
-    """A cost chart's axis title for these runs: "cross-entropy cost" when every curve is that."""
-    meanings = {cost_meaning(c) for c in configs}
-    return "cross-entropy cost" if meanings == {"cross-entropy"} else "cost each run minimises (see below)"
 
 
 def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:

@@ -97,8 +97,9 @@ class Model:
     def cost_figure(self, **options):
         """The cost curve as a ``plotly.graph_objects.Figure``, drawn by the app's builder
         (:func:`catdnn.figures.cost_figure`; ``options``: its ``title``, ``height``)."""
-        from .figures import cost_figure, plotly_figure
+        from .figures import cost_axis, cost_figure, plotly_figure
 
+        options.setdefault("ytitle", cost_axis([self.config]))
         return plotly_figure(cost_figure(self.history, self.config.iterations, **options))
     # --
 

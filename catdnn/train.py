@@ -33,7 +33,7 @@ import numpy as np
 from . import augment
 from .cnn import init_cnn
 from .config import TrainConfig
-from .data import N_X, load_dataset
+from .data import COURSE_NAME, N_X, load_dataset
 from .errors import ConfigError
 from .model import Model
 from .network import init_params, score
@@ -123,6 +123,7 @@ class Trainer:
     accuracy_every: int = 0
     solver: str = "auto"
     classes: tuple = ("non-cat", "cat")
+    dataset: str = COURSE_NAME  # the display name of the dataset X and Y come from (the Model keeps it)
     stats_every: int = 0
     history: list = field(default_factory=list)  # [(iteration, cost)]
     accuracy_history: list = field(default_factory=list)  # [(iteration, train_acc, test_acc)]
@@ -279,6 +280,7 @@ class Trainer:
             params=self.params(),
             config=self.config,
             classes=tuple(self.classes),
+            dataset=str(self.dataset),
             history=list(self.history),
             accuracy_history=list(self.accuracy_history),
             iterations_done=self.iterations_done,
@@ -331,6 +333,7 @@ def fit(
         X, Y = dataset.train.X, dataset.train.Y
         X_test, Y_test = dataset.test.X, dataset.test.Y
         trainer_options.setdefault("classes", dataset.classes)
+        trainer_options.setdefault("dataset", dataset.name)
     trainer = Trainer(config, X, Y, X_test, Y_test, **trainer_options)
     try:
         for event in trainer.run():

@@ -32,16 +32,19 @@ threaded server), else ``spawn``. Everything here is pure Python and NumPy: no S
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import multiprocessing as mp
 import multiprocessing.connection
+import multiprocessing.util  # registers its exit handler first: ours (below) must run before it
 import os
 import signal
 import sys
 import threading
 import time
 import types
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,7 +107,7 @@ def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_st
     from .diagnose import diagnose
     from .train import Trainer
 
-    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes),
+    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes), dataset=ds.name,
                       **(options or {}))
     if on_start is not None:
         on_start(trainer)
@@ -327,6 +330,7 @@ class TrainingPool:
         self._ids = itertools.count(1)
         self._workers: list[_Worker] = []
         self._closed = False
+        _POOLS.add(self)
         self._wake_r, self._wake_w = mp.Pipe(duplex=False)
         for _ in range(self.processes):
             self._start_worker()
@@ -540,6 +544,20 @@ def _lost(job: Job, status: str, message: str) -> Outcome:
 
 _shared: TrainingPool | None = None
 _shared_lock = threading.Lock()
+
+
+#: Every pool not yet closed, for :func:`_close_pools` at exit.
+_POOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_pools() -> None:
+    """Close every open pool when the interpreter exits. multiprocessing's own exit handler (registered
+    before this one, so run after it) terminates the daemon workers and then joins every child: left to
+    it, the pool's thread would see the workers die, start replacements, and the join would wait for
+    them for ever (a CLI run or a server that never exits)."""
+    for pool in list(_POOLS):
+        pool.close()
 
 
 def shared_pool() -> TrainingPool:

@@ -6,6 +6,8 @@ import streamlit as st
 
 from catdnn import evaluate
 from catdnn.config import PRESETS, preset_name
+from catdnn.figures import cost_axis
+from catdnn.labels import compare
 from catdnn.model_io import model_to_bytes
 from ui import page_setup
 from ui.dataset import dataset_ui
@@ -52,7 +54,7 @@ def draw_run_result(run: Run, ds) -> None:
             st.metric("Final cost", f"{final_cost:.4f}", width="content")
     if model is not None and trained_on is not None:
         draw_test_set_note(trained_on, model.test_accuracy)
-    draw_curves(run.history, run.accuracy_history, run.config.iterations, key="train_result")
+    draw_curves(run.history, run.accuracy_history, run.config.iterations, key="train_result", config=run.config)
     if model is not None:
         st.download_button(
             "Download the model (.npz)", data=lambda: model_to_bytes(model), on_click="ignore",
@@ -69,9 +71,13 @@ def draw_compare_runs(key: str) -> None:
         st.caption("Train another run (other settings) and the cost curves of this session's runs are drawn "
                    "here, one over the other.")
         return
-    runs = [(f"{name} · α {m.config.learning_rate:g}, {m.config.init}, seed {m.config.seed}", m.history)
-            for name, m in state.models.items()]
-    st.plotly_chart(compare_costs_figure(runs), key=key, config={"displayModeBar": False})
+    models = list(state.models.items())
+    common, differ = compare([m for _, m in models], numbered=False)  # each named by what sets it apart
+    runs = [(f"{name} · {d}", m.history) for (name, m), d in zip(models, differ)]
+    ytitle = cost_axis([m.config for _, m in models], mixed="cost each run minimises (with its L2 penalty, units "
+                       "dropped)")
+    st.plotly_chart(compare_costs_figure(runs, title=f"Cost of each run<br><sup>{common}</sup>", ytitle=ytitle),
+                    key=key, config={"displayModeBar": False})
     st.caption(f"The session keeps at most {state.max_models} models and {fmt_bytes(state.max_bytes)} of weights; "
                "beyond that the oldest are dropped.")
 

@@ -3,6 +3,7 @@ the URL): AppTest, trained on the worker pool like the real page."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -71,6 +72,10 @@ def test_a_run_with_techniques_trains_with_them_and_names_the_solver(data_dir):
     assert session_of(at).current_model.config == cfg
     # the page's link now reproduces the run
     assert at.query_params == config_to_query(cfg)
+    # the cost chart's axis says what is plotted: this run's cost holds its L2 penalty, measured with units dropped
+    (chart,) = [c for c in at.get("plotly_chart") if "train_result_cost" in c.proto.id]
+    ytitle = json.loads(chart.proto.spec)["layout"]["yaxis"]["title"]["text"]
+    assert ytitle == "cost: cross-entropy with hidden units dropped + L2 penalty (λ = 0.5)"
 
 
 def test_momentum_and_mini_batches_keep_the_gram_solver_and_say_why(data_dir):

@@ -395,3 +395,23 @@ def test_an_older_historys_runs_on_uploads_become_private(tmp_path, upload):
     with History(path, viewer="bob") as bob, History(path) as owner:
         assert bob.runs() == [] and "ann's garden" not in bob.csv_text()  # its visitor is not known: nobody's
         assert sorted(r.dataset for r in owner.runs()) == ["ann's garden", gone.name]
+
+
+def test_a_model_names_the_dataset_it_was_trained_on_wherever_it_was_trained(tmp_path, upload):
+    """fit(), the worker pool's and sweeps' train_one, the CLI's Trainer, and a model reopened from the
+    history all name the imported dataset, not the course's (issue 15 §3: every model knows its dataset)."""
+    from catdnn import fit
+    from catdnn.data import COURSE_NAME, load_dataset
+    from catdnn.workers import train_one
+
+    ds = load_dataset(upload.folder, download=False)
+    small = replace(SMALL, iterations=3)
+    assert ds.name == "ann's garden" != COURSE_NAME
+    assert fit(small, dataset=ds).dataset == ds.name
+    out = train_one(small, ds)
+    assert out.model.dataset == ds.name
+    with History(tmp_path / "runs.sqlite3") as h:
+        run_id = h.add(small, status="finished", iterations_done=3, model=out.model, source="cli",
+                       dataset=str(ds.source))
+        out.model.dataset = COURSE_NAME  # even a model file that does not say it: the run's record does
+        assert h.model(run_id).dataset == ds.name

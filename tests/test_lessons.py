@@ -11,13 +11,12 @@ import pytest
 
 from catdnn import Trainer, compute_cost
 from catdnn.config import TrainConfig
+from catdnn.figures import cost_axis, cost_meaning
 from catdnn.lessons import (
     LESSONS,
     PLATEAU_BAND,
     PLATEAU_SHARE,
     adam_first_step,
-    cost_axis,
-    cost_meaning,
     plateau,
     prior_cost,
     rises,

@@ -8,11 +8,14 @@ import signal
 import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 
 from catdnn import PRESETS, ConfigError, TrainConfig, fit, load_dataset
 from catdnn.workers import TrainingPool
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A run long enough to be mid-way whenever the test acts (minutes if left alone).
 LONG = TrainConfig(layers=(12288, 64, 32, 1), iterations=1_000_000, learning_rate=0.001)
@@ -231,3 +234,35 @@ def test_a_queued_job_cancelled_ends_at_once(data_dir):
         assert busy.wait(timeout=60).status == "stopped"
     finally:
         own.close()
+
+
+EXIT_SCRIPT = """
+import sys
+from dataclasses import replace
+from catdnn import PRESETS
+from catdnn.workers import TrainingPool
+
+pool = TrainingPool(2)  # never closed: the process simply ends, as a CLI run or a server does
+out = pool.submit(replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2), sys.argv[1]).wait(timeout=60)
+print("outcome", out.status)
+"""
+
+
+def test_a_process_with_an_open_pool_exits_cleanly(tmp_path, data_dir):
+    """At exit, multiprocessing terminates the daemon workers and joins every child. The pool's thread used
+    to see its workers die and start new ones, which that join then waited on for ever (a hang), or close
+    a process the join was about to wait on ("process object is closed" traceback). Either way the
+    process did not end cleanly; each of these runs must. (The timeout only bounds a hang.)"""
+    import subprocess
+
+    script = tmp_path / "open_pool.py"
+    script.write_text(EXIT_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for _ in range(4):
+        try:
+            done = subprocess.run([sys.executable, str(script), str(data_dir)], capture_output=True, text=True,
+                                  timeout=120, env=env)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the process hung at exit with a pool open")
+        assert done.returncode == 0 and "outcome finished" in done.stdout, done.stderr
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr

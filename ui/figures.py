@@ -16,6 +16,7 @@ from catdnn.figures import (  # noqa: F401 (cost_figure, accuracy_figure, colour
     TEST_COLOR,
     TRAIN_COLOR,
     accuracy_figure,
+    cost_axis,
     cost_figure,
 )
 from catdnn.figures import finite_costs as _finite_costs
@@ -121,7 +122,7 @@ def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int =
     runs : list of (label, history)
         ``history`` is a list of (iteration, cost), as kept with each model.
     ytitle : str
-        What the curves measure (:func:`catdnn.lessons.cost_axis`: with L2 or dropout, not the plain
+        What the curves measure (:func:`catdnn.figures.cost_axis`: with L2 or dropout, not the plain
         cross-entropy).
     """
     data = []

@@ -11,8 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 from catdnn.data import Dataset
+from catdnn.figures import cost_axis
 from catdnn.labels import compare
-from catdnn.lessons import Lesson, LessonOutcome, cost_axis, summarise
+from catdnn.lessons import Lesson, LessonOutcome, summarise
 
 from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
 from .history import run_sweep_ui

@@ -220,13 +220,16 @@ def draw_training_frame(job: Job, p: Progress | None, frame: int) -> None:
             st.metric("Epoch", f"{p.epoch + 1:,}", width="content")
         if job.config.schedule != "constant" and p.learning_rate is not None:
             st.metric("Learning rate", f"{p.learning_rate:.3g}", width="content")
-    draw_curves(job.history, job.accuracy_history, p.iterations, key=f"train_live_{frame}")
+    draw_curves(job.history, job.accuracy_history, p.iterations, key=f"train_live_{frame}", config=job.config)
 
 
-def draw_curves(history, accuracy_history, iterations: int, key: str) -> None:
-    """The cost curve and the accuracy curves side by side (``key``: unique per redraw)."""
+def draw_curves(history, accuracy_history, iterations: int, key: str, config: TrainConfig | None = None) -> None:
+    """The cost curve and the accuracy curves side by side (``key``: unique per redraw; ``config``: the run's
+    settings, which say what its cost measures)."""
     left, right = st.columns(2)
-    left.plotly_chart(figures.cost_figure(history, iterations), key=f"{key}_cost", config={"displayModeBar": False})
+    ytitle = figures.cost_axis([config]) if config is not None else "cross-entropy cost"
+    left.plotly_chart(figures.cost_figure(history, iterations, ytitle=ytitle), key=f"{key}_cost",
+                      config={"displayModeBar": False})
     right.plotly_chart(figures.accuracy_figure(accuracy_history, iterations), key=f"{key}_acc",
                        config={"displayModeBar": False})
 
