@@ -94,8 +94,11 @@ with st.form("step_settings"):
     seed = far.number_input("Seed", min_value=0, max_value=2**32 - 1, value=1, step=1, key="step_seed",
                             help="Draws the presets' starting weights (1: the course's)")
     if st.form_submit_button("Start over with these settings", key="step_reset", icon=":material/restart_alt:") \
-            or KEY not in st.session_state or st.session_state[KEY].get("dataset", ds.name) != ds.name:
+            or KEY not in st.session_state:
         start(ds, network, int(m), float(lr), int(seed))
+    elif st.session_state[KEY].get("dataset", ds.name) != ds.name:
+        start(ds, network, int(m), float(lr), int(seed))
+        st.info("Started over: the sidebar's dataset changed.", icon=":material/dataset:")
 
 state = st.session_state[KEY]
 if "error" in state:
