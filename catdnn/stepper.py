@@ -64,21 +64,18 @@ class Shown:
         """LaTeX, e.g. ``"Z^{[1]}"``."""
         return self.symbol if self.layer is None else f"{self.symbol}^{{[{self.layer}]}}"
 
-    def latex(self, digits: int = 4) -> str:
-        """``name = [first entries …]``, with ⋯ and ⋮ where the array goes on, and its norm."""
+    def latex(self, digits: int = 3) -> str:
+        """Its norm (not for the labels ``Y``), then ``name = [first entries …]`` with ⋯ and ⋮ where the
+        array goes on and its shape under its name (LaTeX)."""
         rows, cols = self.shape
-        lines = []
-        for row in self.corner:
-            cells = [_number(v, digits) for v in row]
-            if cols > self.corner.shape[1]:
-                cells.append(r"\cdots")
-            lines.append(" & ".join(cells))
+        more_cols = cols > self.corner.shape[1]
+        lines = [" & ".join([_number(v, digits) for v in row] + ([r"\cdots"] if more_cols else []))
+                 for row in self.corner]
         if rows > self.corner.shape[0]:
-            lines.append(" & ".join([r"\vdots"] * self.corner.shape[1] + ([r"\ddots"] if cols > self.corner.shape[1]
-                                                                          else [])))
+            lines.append(" & ".join([r"\vdots"] * self.corner.shape[1] + ([r"\ddots"] if more_cols else [])))
         matrix = r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}"
-        return (rf"\underset{{{_shape(self.shape)}}}{{{self.name}}} = {matrix}"
-                rf"\qquad \lVert {self.name} \rVert = {_number(self.norm, digits)}")
+        norm = "" if self.layer is None else rf"\lVert {self.name} \rVert = {_number(self.norm, digits + 1)},\qquad "
+        return rf"{norm}\underset{{{_shape(self.shape)}}}{{{self.name}}} = {matrix}"
 
 
 @dataclass(frozen=True)
@@ -248,11 +245,11 @@ def _sized(name: str, array: np.ndarray) -> str:
 
 
 def _number(v: float, digits: int) -> str:
-    """A number for LaTeX: fixed point when readable, else ``1.23 \\times 10^{-5}``."""
+    """A number for LaTeX with ``digits`` significant digits: fixed point when readable, else ``1.23e-5``."""
     v = float(v)
     if v == 0.0:
         return "0"
     if 1e-3 <= abs(v) < 1e4:
         return f"{v:.{digits}g}"
-    mantissa, exponent = f"{v:.{max(digits - 1, 1) - 1}e}".split("e")
-    return rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    mantissa, exponent = f"{v:.{max(digits, 1) - 1}e}".split("e")
+    return rf"{mantissa}\mathrm{{e}}{{{int(exponent)}}}"

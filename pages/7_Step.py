@@ -16,7 +16,8 @@ KEY = "step_state"  # this page's state in st.session_state: the Stepper, this i
 CURRENT = "current model"
 TITLES = {"forward": "Forward propagation", "backward": "Backward propagation", "update": "Update"}
 EXPLAIN = {
-    "forward": "Each layer multiplies its weights by the layer below's output and applies its activation. The "
+    "forward": "Each layer multiplies its weights by the layer below's output (A[0] = X, one image per column) and "
+               "applies its activation. The "
                "cost compares the output A[L], P(cat) for each image, with the labels Y.",
     "backward": "From the output down: how much the cost changes with each Z, W and b. dW and db are averages "
                 "over the m images; dA carries the error down to the layer below.",
@@ -56,10 +57,16 @@ def take(phase: str) -> None:
         state["costs"][-1][1] = record.cost
 
 
+def aligned(equation: str) -> str:
+    """An equation of the engine's, aligned on its first ``=`` or ``:=`` (LaTeX's ``&``)."""
+    sign = " := " if " := " in equation else " = "
+    return equation.replace(sign, " &" + sign.strip() + " ", 1)
+
+
 def draw_phase(record) -> None:
     """A phase's table of norms (one row per layer), then every layer's equations and numbers."""
     norms = {ls.layer: {a.symbol: a.norm for a in ls.arrays if a.layer is not None} for ls in record.layers}
-    symbols = list(dict.fromkeys(s for row in norms.values() for s in row))
+    symbols = list(dict.fromkeys(s for row in reversed(norms.values()) for s in row))  # layer 1's order
     rows = ["| layer | " + " | ".join(f"$\\lVert {s}^{{[l]}} \\rVert$" for s in symbols) + " |",
             "|---" * (len(symbols) + 1) + "|"]
     rows += [f"| {l} | " + " | ".join(f"{norms[l][s]:.4g}" if s in norms[l] else "—" for s in symbols) + " |"
@@ -68,7 +75,7 @@ def draw_phase(record) -> None:
     for ls in record.layers:
         with st.container(border=True):
             st.markdown(f"**Layer {ls.layer}**" + (" (output)" if ls.layer == len(record.layers) else ""))
-            st.latex(r"\begin{aligned}" + r" \\ ".join(ls.equations) + r"\end{aligned}")
+            st.latex(r"\begin{aligned}" + r" \\ ".join(aligned(eq) for eq in ls.equations) + r"\end{aligned}")
             for array in ls.arrays:
                 st.latex(array.latex())
 

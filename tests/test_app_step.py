@@ -51,7 +51,7 @@ def test_three_clicks_take_one_iteration_of_the_deep_net_with_the_engines_number
     assert metrics(at)["Cost before the update"] == f"{fwd.cost:.6f}" == "0.771749"
     assert metrics(at)["Cost after the update"] == "—"
     shown = latex(at)
-    assert r"\underset{(20,\,209)}{Z^{[1]}} = \underset{(20,\,12288)}{W^{[1]}}" in shown
+    assert r"\underset{(20,\,209)}{Z^{[1]}} &= \underset{(20,\,12288)}{W^{[1]}}" in shown
     for ls in fwd.layers:
         for array in ls.arrays:
             assert array.latex() in shown
@@ -63,7 +63,7 @@ def test_three_clicks_take_one_iteration_of_the_deep_net_with_the_engines_number
     bwd = engine.backward()
     assert enabled(at) == ["step_update"]
     shown = latex(at)
-    assert r"dZ^{[4]}} = A^{[4]} - Y" in shown and r"\mathrm{ReLU}'(Z^{[1]})" in shown
+    assert r"dZ^{[4]}} &= A^{[4]} - Y" in shown and r"\mathrm{ReLU}'(Z^{[1]})" in shown
     for ls in bwd.layers:
         for array in ls.arrays:
             assert array.latex() in shown
@@ -77,7 +77,7 @@ def test_three_clicks_take_one_iteration_of_the_deep_net_with_the_engines_number
     assert upd.cost < fwd.cost
     assert metrics(at)["Iterations done"] == "1"
     shown = latex(at)
-    assert r"W^{[1]} := W^{[1]} - 0.0075\, dW^{[1]}" in shown
+    assert r"W^{[1]} &:= W^{[1]} - 0.0075\, dW^{[1]}" in shown
     for ls in upd.layers:
         assert ls.arrays[0].latex() in shown  # ΔW: the update's size
     assert at.subheader[0].value == "3 · Update, iteration 1"
