@@ -27,6 +27,13 @@ from .network import backward, compute_cost, forward, init_params, update
 
 #: The three steps of one iteration, in order.
 PHASES = ("forward", "backward", "update")
+#: The Step page computes in the server's own process (one BLAS thread), not on the worker pool that trains, and
+#: keeps the weights and, between backward and update, their gradients in the session: so its network may hold at
+#: most MAX_WEIGHT_BYTES of weights (the run history's limit on a kept model, 32 times the course's deep net) ...
+MAX_WEIGHT_BYTES = 64 * 1024**2
+#: ... and one forward pass at most MAX_WORK multiply-adds (weights × images; the deep net on all 209 images
+#: takes 5.1e7). Measured on this 2-core machine at the limit: see SECURITY.md, "Resources".
+MAX_WORK = 2 * 10**9
 #: How many entries of each array are shown: the top-left corner, at most this many rows and columns.
 CORNER_ROWS, CORNER_COLS = 3, 4
 
@@ -128,6 +135,18 @@ class Stepper:
                 "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
                 "or deep preset) instead")
         config.validate(n_x=X.shape[0], m=X.shape[1])
+        weights = config.param_count()
+        if weights * 8 > MAX_WEIGHT_BYTES:
+            raise ConfigError(
+                f"the Step mode takes networks of at most {MAX_WEIGHT_BYTES // 2**20} MiB of weights (it computes on "
+                f"the server, one click at a time); layers {list(config.layers)} have {weights * 8 / 2**20:,.0f} MiB: "
+                "step through a smaller network, or train this one on the Train page")
+        if weights * X.shape[1] > MAX_WORK:
+            most = max(MAX_WORK // weights, 1)
+            raise ConfigError(
+                f"{X.shape[1]:,} images through layers {list(config.layers)} ({weights:,} weights) is more work per "
+                f"click than the Step mode does on the server ({MAX_WORK:.0e} multiply-adds): take at most {most:,} "
+                "images, or a smaller network")
         if X.shape[1] < 1 or Y.shape != (1, X.shape[1]):
             raise ConfigError(f"the Step mode needs at least one example and one label per example, not X of shape "
                               f"{X.shape} and Y of shape {Y.shape}")

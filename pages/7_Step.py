@@ -7,7 +7,7 @@ import streamlit as st
 
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.errors import ConfigError
-from catdnn.stepper import PHASES, Stepper, first_examples
+from catdnn.stepper import MAX_WORK, PHASES, Stepper, first_examples
 from ui import page_setup
 from ui.dataset import dataset_ui
 from ui.state import model_label, session
@@ -20,7 +20,8 @@ EXPLAIN = {
                "applies its activation. The "
                "cost compares the output A[L], P(cat) for each image, with the labels Y.",
     "backward": "From the output down: how much the cost changes with each Z, W and b. dW and db are averages "
-                "over the m images; dA carries the error down to the layer below.",
+                "over the m images; dA carries the error down to the layer below (the output layer has none: the "
+                "sigmoid and the cost together give dZ[L] = A[L] − Y).",
     "update": "Every weight moves against its gradient, α times dW. ΔW is what changed; the cost after is the "
               "cost at the new weights, measured with a new forward pass.",
 }
@@ -94,7 +95,8 @@ with st.form("step_settings"):
     left, middle, right, far = st.columns([2, 1, 1, 1])
     network = left.radio("Network", networks, index=1, key="step_network", horizontal=True,
                          help="The course's two nets from their random start, or the session's current model")
-    m = middle.number_input(f"Images (1 – {ds.train.m})", min_value=1, max_value=ds.train.m, value=ds.train.m,
+    most = min(ds.train.m, MAX_WORK // PRESETS["deep"].param_count())  # all 209 of the course's
+    m = middle.number_input(f"Images (1 – {ds.train.m})", min_value=1, max_value=ds.train.m, value=most,
                             step=1, key="step_images", help="The first training images: a few keep the numbers small")
     lr = right.number_input("Learning rate α", min_value=1e-6, max_value=100.0, value=0.0075, step=0.0025,
                             format="%g", key="step_lr")

@@ -9,7 +9,7 @@ import pytest
 from catdnn import PRESETS, TrainConfig
 from catdnn.errors import ConfigError
 from catdnn.network import backward, compute_cost, descent_step, forward, init_params, relu_backward, update
-from catdnn.stepper import CORNER_COLS, CORNER_ROWS, PHASES, Stepper, first_examples
+from catdnn.stepper import CORNER_COLS, CORNER_ROWS, MAX_WEIGHT_BYTES, MAX_WORK, PHASES, Stepper, first_examples
 
 
 def assert_shows(shown, array, symbol, layer):
@@ -142,3 +142,18 @@ def test_backward_hands_out_its_deltas_without_changing_the_gradients(dataset):
         np.testing.assert_array_equal(db, db0)
     assert len(deltas) == len(params) and deltas[-1][0] is None
     assert [dZ.shape for _dA, dZ in deltas] == [(n, 12) for n in PRESETS["deep"].layers[1:]]
+
+
+def test_the_step_mode_refuses_work_beyond_its_limits():
+    """It computes in the server's process: at most MAX_WEIGHT_BYTES of weights, at most MAX_WORK multiply-adds
+    (weights × images) per pass; each refusal says what to change, before any weight is drawn."""
+    X, Y = np.zeros((12288, 2)), np.zeros((1, 2))
+    assert TrainConfig(layers=(12288, 1000, 1)).param_count() * 8 > MAX_WEIGHT_BYTES
+    with pytest.raises(ConfigError, match="at most 64 MiB of weights.*train this one on the Train page"):
+        Stepper(TrainConfig(layers=(12288, 1000, 1)), X, Y)
+    config = TrainConfig(layers=(12288, 600, 1))  # 7.4 million weights: 56 MiB
+    most = MAX_WORK // config.param_count()
+    X, Y = np.zeros((12288, most + 1)), np.zeros((1, most + 1))
+    with pytest.raises(ConfigError, match=f"take at most {most:,} images, or a smaller network"):
+        Stepper(config, X, Y)
+    assert Stepper(config, X[:, :most], Y[:, :most]).m == most
