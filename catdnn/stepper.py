@@ -268,7 +268,11 @@ def _number(v: float, digits: int) -> str:
     v = float(v)
     if v == 0.0:
         return "0"
-    if 1e-3 <= abs(v) < 1e4:
-        return f"{v:.{digits}g}"
+    if not np.isfinite(v):  # a diverging step (a learning rate far too large) shows what it did
+        return r"\text{NaN}" if np.isnan(v) else ("" if v > 0 else "-") + r"\infty"
+    if 1e-3 <= abs(v) < 1e4:  # fixed point (``g`` would write 1234.5 as 1.23e+03), trailing zeros dropped
+        decimals = max(digits - 1 - int(np.floor(np.log10(abs(v)))), 0)
+        text = f"{v:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
     mantissa, exponent = f"{v:.{max(digits, 1) - 1}e}".split("e")
     return rf"{mantissa}\mathrm{{e}}{{{int(exponent)}}}"

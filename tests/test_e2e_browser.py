@@ -2,7 +2,8 @@
 
 Trains the two-layer preset from the Train page (the course's 0.72 test accuracy), stops a longer run
 midway and checks the partial model is kept, browses the mistakes, uploads chelsea.png on the
-Predict page and reads the verdict. Screenshots of every page go to artifacts/ (desktop and phone).
+Predict page and reads the verdict; walks the Step page through one iteration. Screenshots of every
+page go to artifacts/ (desktop and phone).
 On 5 fresh server starts, every page opens by its URL with the sidebar listing every page in order,
 and no other navigation or page shows first.
 

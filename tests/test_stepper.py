@@ -9,7 +9,7 @@ import pytest
 from catdnn import PRESETS, TrainConfig
 from catdnn.errors import ConfigError
 from catdnn.network import backward, compute_cost, descent_step, forward, init_params, relu_backward, update
-from catdnn.stepper import CORNER_COLS, CORNER_ROWS, MAX_WEIGHT_BYTES, MAX_WORK, PHASES, Stepper, first_examples
+from catdnn.stepper import CORNER_COLS, CORNER_ROWS, MAX_WEIGHT_BYTES, MAX_WORK, PHASES, Shown, Stepper, first_examples
 
 
 def assert_shows(shown, array, symbol, layer):
@@ -157,3 +157,10 @@ def test_the_step_mode_refuses_work_beyond_its_limits():
     with pytest.raises(ConfigError, match=f"take at most {most:,} images, or a smaller network"):
         Stepper(config, X, Y)
     assert Stepper(config, X[:, :most], Y[:, :most]).m == most
+
+
+def test_numbers_of_every_size_are_written_for_latex():
+    shown = Shown.of("Z", 1, np.array([[0.0, 1234.5678, -2.5e-7, np.inf], [-np.inf, np.nan, 0.5, 7.0]]))
+    text = shown.latex()
+    assert r"0 & 1235 & -2.50\mathrm{e}{-7} & \infty \\ -\infty & \text{NaN} & 0.5 & 7" in text
+    assert text.startswith(r"\lVert Z^{[1]} \rVert = \text{NaN},")
