@@ -98,6 +98,7 @@ with update:
 st.info(
     "The course's two networks: **two-layer** [12288, 7, 1] reaches 0.72 test accuracy and "
     "**deep** [12288, 20, 7, 5, 1] reaches 0.80, both after 2500 iterations at α = 0.0075. "
-    "Try them on the **Train** page.",
+    "Try them on the **Train** page, or watch one iteration of these equations with the real numbers, "
+    "one click at a time, on the **Step** page.",
     icon=":material/model_training:",
 )

@@ -25,7 +25,8 @@ one that imports it back; ``tests/test_imports.py`` checks it):
 * ``probe`` (what the dashboard shows of a model's insides), ``diagnose`` (what went wrong)
 * ``solvers``: one step of training: direct, Gram or CNN, one contract (``solvers.Solver``)
 * ``config`` (TrainConfig, presets, limits), ``model`` and ``model_io`` (the Model and its files),
-  ``train`` (the one training loop, its divergence rule, ``fit()``)
+  ``train`` (the one training loop, its divergence rule, ``fit()``), ``stepper`` (one iteration in
+  three steps, described for the Step page)
 * ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in
   SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``lessons``,
   ``share`` (settings as link parameters), ``cli``

@@ -225,7 +225,7 @@ def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
 
 
 def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, lambd: float = 0.0,
-             input_grad: bool = False):
+             input_grad: bool = False, deltas: list | None = None):
     """Backward propagation of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` when ``lambd``).
 
     The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. Dropout masks in
@@ -244,6 +244,11 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         L2 regularisation λ: adds ``λ/m · W[l]`` to every ``dW[l]``.
     input_grad : bool
         Also return ``dA[0]``.
+    deltas : list, optional
+        Filled (replacing its contents) with one ``(dA, dZ)`` per layer, ``deltas[l - 1]`` for layer
+        ``l``: ``dA[l]`` of shape ``(n_l, m)`` (None for the output layer, whose ``dZ`` is fused) and
+        ``dZ[l]`` of shape ``(n_l, m)``, the arrays this pass computed (``dA`` copied before the ReLU
+        mask consumes it). For showing them (the Step page, :mod:`catdnn.stepper`); off, it costs nothing.
 
     Returns
     -------
@@ -258,8 +263,11 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     if AL is None:
         AL = sigmoid(cache[-1][1])
     grads = [None] * L
+    if deltas is not None:
+        deltas[:] = [None] * L
     dZ = AL - Y  # dZ[L] = A[L] - Y, (1, m): fused sigmoid + cross-entropy
     dA = None
+    dA_shown = None  # dA[l] as computed, kept only for ``deltas``
     for l in range(L - 1, -1, -1):
         A_prev, _ = cache[l]
         W = params[l][0]
@@ -270,11 +278,15 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
         db /= m
         grads[l] = (dW, db)
+        if deltas is not None:
+            deltas[l] = (dA_shown, dZ)
         if l > 0 or input_grad:
             dA = W.T @ dZ  # dA[l-1] = W[l]ᵀ·dZ[l]: (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
         if l > 0:
             if masks is not None and masks[l - 1] is not None:
                 dA *= masks[l - 1]  # dA[l-1] = dA[l-1] ⊙ D[l-1] / keep_prob[l-1]
+            if deltas is not None:
+                dA_shown = dA.copy()
             dZ = relu_backward(dA, cache[l - 1][1])  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
     return (grads, dA) if input_grad else grads
 

@@ -25,6 +25,7 @@ INSIDE = "pages/3_Inside_the_network.py"
 PREDICT = "pages/4_Predict.py"
 RUNS = "pages/5_Runs.py"
 LESSONS = "pages/6_Lessons.py"
+STEP = "pages/7_Step.py"
 #: Every page script under pages/, in the sidebar's order (by number prefix).
 PAGES = [f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py"), key=lambda p: int(p.name.split("_")[0]))]
 

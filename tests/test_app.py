@@ -27,6 +27,7 @@ from tests.app_support import (
     PAGES,
     PREDICT,
     RUNS,
+    STEP,
     TRAIN,
     app,
     assert_clean,
@@ -64,7 +65,7 @@ def test_home_page(data_dir):
 
 
 TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict",
-          RUNS: "Runs", LESSONS: "Lessons"}
+          RUNS: "Runs", LESSONS: "Lessons", STEP: "Step"}
 OFFER_KEYS = {MISCLASSIFIED: "mis_train_deep", INSIDE: "inside_train_deep", PREDICT: "predict_train_deep"}
 
 
@@ -73,7 +74,7 @@ def sidebar_captions(at: AppTest) -> list[str]:
 
 
 def test_the_pages_folder_holds_the_pages_in_order():
-    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS]
+    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS, STEP]
 
 
 @pytest.mark.parametrize("page", PAGES)

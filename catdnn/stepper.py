@@ -1,0 +1,278 @@
+"""One iteration at a time: forward, backward and update as three separate steps, each with its numbers.
+
+The Step page's engine. A :class:`Stepper` holds an MLP's parameters and a set of training examples and
+takes one full-batch gradient-descent iteration in three calls, :meth:`Stepper.forward`,
+:meth:`Stepper.backward` and :meth:`Stepper.update`. Each returns a :class:`PhaseRecord`: for every layer
+the course's equations (LaTeX, with this iteration's shapes) and the arrays they produced (shape, the
+first few entries, norm), and the cost before (forward) or after (update) the step.
+
+Its numbers are the engine's own: the math is :func:`catdnn.network.forward`, ``backward`` and
+``update``, called as training calls them; this module only keeps their arrays between the calls and
+describes them. Plain gradient descent at the config's learning rate, the course's: techniques beyond
+the course (L2, dropout, mini-batches, other optimizers) are not applied here. Convolutional nets are
+refused (their layers are not the course's dense equations).
+
+Shapes are the course's (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)``, ``W[l]`` is ``(n_l, n_{l-1})``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import TrainConfig
+from .errors import ConfigError
+from .network import backward, compute_cost, forward, init_params, update
+
+#: The three steps of one iteration, in order.
+PHASES = ("forward", "backward", "update")
+#: The Step page computes in the server's own process (one BLAS thread), not on the worker pool that trains, and
+#: keeps the weights and, between backward and update, their gradients in the session: so its network may hold at
+#: most MAX_WEIGHT_BYTES of weights (the run history's limit on a kept model, 32 times the course's deep net) ...
+MAX_WEIGHT_BYTES = 64 * 1024**2
+#: ... and one forward pass at most MAX_WORK multiply-adds (weights × images; the deep net on all 209 images
+#: takes 5.1e7). Measured on this 2-core machine at the limit: see SECURITY.md, "Resources".
+MAX_WORK = 2 * 10**9
+#: How many entries of each array are shown: the top-left corner, at most this many rows and columns.
+CORNER_ROWS, CORNER_COLS = 3, 4
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One array as the Step mode shows it.
+
+    Attributes
+    ----------
+    symbol : str
+        LaTeX without the layer, e.g. ``"Z"``, ``"dW"``, ``r"\\Delta W"``, ``"Y"``.
+    layer : int or None
+        The course's 1-based layer (None for the labels ``Y``).
+    shape : tuple of int
+    corner : ndarray of shape (≤ CORNER_ROWS, ≤ CORNER_COLS)
+        A copy of its first entries (top-left corner).
+    norm : float
+        Its Frobenius norm ``‖·‖`` (the square root of the sum of the squared entries).
+    """
+
+    symbol: str
+    layer: int | None
+    shape: tuple
+    corner: np.ndarray
+    norm: float
+
+    @classmethod
+    def of(cls, symbol: str, layer: int | None, array: np.ndarray) -> Shown:
+        return cls(symbol, layer, tuple(array.shape), np.array(array[:CORNER_ROWS, :CORNER_COLS]),
+                   float(np.linalg.norm(array)))
+
+    @property
+    def name(self) -> str:
+        """LaTeX, e.g. ``"Z^{[1]}"``."""
+        return self.symbol if self.layer is None else f"{self.symbol}^{{[{self.layer}]}}"
+
+    def latex(self, digits: int = 3) -> str:
+        """Its norm (not for the labels ``Y``), then ``name = [first entries …]`` with ⋯ and ⋮ where the
+        array goes on and its shape under its name (LaTeX)."""
+        rows, cols = self.shape
+        more_cols = cols > self.corner.shape[1]
+        lines = [" & ".join([_number(v, digits) for v in row] + ([r"\cdots"] if more_cols else []))
+                 for row in self.corner]
+        if rows > self.corner.shape[0]:
+            lines.append(" & ".join([r"\vdots"] * self.corner.shape[1] + ([r"\ddots"] if more_cols else [])))
+        matrix = r"\begin{bmatrix}" + r" \\ ".join(lines) + r"\end{bmatrix}"
+        norm = "" if self.layer is None else rf"\lVert {self.name} \rVert = {_number(self.norm, digits + 1)},\qquad "
+        return rf"{norm}\underset{{{_shape(self.shape)}}}{{{self.name}}} = {matrix}"
+
+
+@dataclass(frozen=True)
+class LayerStep:
+    """What one phase did in one layer: the course's equations (LaTeX, with shapes) and their arrays."""
+
+    layer: int  # 1-based, as in the course
+    equations: tuple  # of str (LaTeX)
+    arrays: tuple  # of Shown, in the order the equations name them
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """One phase of one iteration.
+
+    ``layers`` are in the order the phase visits them (forward 1..L, backward L..1, update 1..L).
+    ``cost``: the cost at the parameters before this iteration's update (forward), or after it (update);
+    None for backward.
+    """
+
+    phase: str
+    iteration: int  # 0-based, the course's i
+    layers: tuple  # of LayerStep
+    cost: float | None = None
+
+
+class Stepper:
+    """One gradient-descent iteration in three steps on an MLP, each step described for display.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        An MLP (layer sizes); its ``learning_rate`` is the step size, its ``init`` and ``seed`` draw the
+        starting weights unless ``params`` is given.
+    X : ndarray of shape (n_x, m)
+    Y : ndarray of shape (1, m)
+    params : list of (W, b), optional
+        Starting weights (copied, never changed), e.g. a trained model's.
+
+    Raises
+    ------
+    ConfigError
+        For a convolutional net, an impossible config, or weights that do not match its layers.
+    """
+
+    def __init__(self, config: TrainConfig, X: np.ndarray, Y: np.ndarray, params=None):
+        if config.is_cnn:
+            raise ConfigError(
+                f"the Step mode shows the course's dense equations, one layer at a time; {config.arch!r} is a "
+                "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
+                "or deep preset) instead")
+        config.validate(n_x=X.shape[0], m=X.shape[1])
+        weights = config.param_count()
+        if weights * 8 > MAX_WEIGHT_BYTES:
+            raise ConfigError(
+                f"the Step mode takes networks of at most {MAX_WEIGHT_BYTES // 2**20} MiB of weights (it computes on "
+                f"the server, one click at a time); layers {list(config.layers)} have {weights * 8 / 2**20:,.0f} MiB: "
+                "step through a smaller network, or train this one on the Train page")
+        if weights * X.shape[1] > MAX_WORK:
+            most = max(MAX_WORK // weights, 1)
+            raise ConfigError(
+                f"{X.shape[1]:,} images through layers {list(config.layers)} ({weights:,} weights) is more work per "
+                f"click than the Step mode does on the server ({MAX_WORK:.0e} multiply-adds): take at most {most:,} "
+                "images, or a smaller network")
+        if X.shape[1] < 1 or Y.shape != (1, X.shape[1]):
+            raise ConfigError(f"the Step mode needs at least one example and one label per example, not X of shape "
+                              f"{X.shape} and Y of shape {Y.shape}")
+        layers = tuple(config.layers)
+        if params is None:
+            params = init_params(layers, config.init, config.seed)
+        shapes = [((n, n_prev), (n, 1)) for n_prev, n in zip(layers[:-1], layers[1:])]
+        if [(W.shape, b.shape) for W, b in params] != shapes:
+            raise ConfigError(f"the weights do not match the layers {list(layers)}")
+        self.config = config
+        self.X, self.Y = X, Y
+        self.params = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in params]
+        self.iteration = 0  # iterations completed
+        self.next_phase = PHASES[0]
+        self._AL = self._cache = self._grads = None
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def L(self) -> int:
+        return len(self.params)
+
+    def step(self) -> PhaseRecord:
+        """Take the next phase (:attr:`next_phase`): forward, backward or update."""
+        return getattr(self, self.next_phase)()
+
+    def _expect(self, phase: str) -> None:
+        if self.next_phase != phase:
+            raise ConfigError(f"the next step of iteration {self.iteration + 1} is {self.next_phase}, not {phase}")
+
+    def forward(self) -> PhaseRecord:
+        """Forward propagation (:func:`catdnn.network.forward`) and the cost at the current parameters."""
+        self._expect("forward")
+        self._AL, self._cache = forward(self.params, self.X)
+        layers = []
+        for l, (W, b) in enumerate(self.params, start=1):
+            A_prev, Z = self._cache[l - 1]
+            A = self._AL if l == self.L else self._cache[l][0]  # A[l]: the next layer's input, or the output
+            g = r"\sigma" if l == self.L else r"\mathrm{ReLU}"
+            layers.append(LayerStep(l, (
+                rf"{_sized(f'Z^{{[{l}]}}', Z)} = {_sized(f'W^{{[{l}]}}', W)}\, {_sized(f'A^{{[{l - 1}]}}', A_prev)}"
+                rf" + {_sized(f'b^{{[{l}]}}', b)}",
+                rf"A^{{[{l}]}} = {g}(Z^{{[{l}]}})",
+            ), (Shown.of("Z", l, Z), Shown.of("A", l, A))))
+        self.next_phase = "backward"
+        return PhaseRecord("forward", self.iteration, tuple(layers), compute_cost(self._AL, self.Y))
+
+    def backward(self) -> PhaseRecord:
+        """Backward propagation (:func:`catdnn.network.backward`): ``dZ``, ``dW``, ``db`` and ``dA`` per layer."""
+        self._expect("backward")
+        deltas = []
+        self._grads = backward(self.params, self._cache, self.Y, self._AL, deltas=deltas)
+        layers = []
+        for l in range(self.L, 0, -1):
+            dA, dZ = deltas[l - 1]
+            dW, db = self._grads[l - 1]
+            A_prev = self._cache[l - 1][0]
+            first = (rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = A^{{[{l}]}} - Y" if l == self.L else
+                     rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = dA^{{[{l}]}} \odot \mathrm{{ReLU}}'(Z^{{[{l}]}})")
+            equations = [
+                first,
+                rf"{_sized(f'dW^{{[{l}]}}', dW)} = \tfrac{{1}}{{{self.m}}}\, dZ^{{[{l}]}}\, "
+                rf"{_sized(f'A^{{[{l - 1}]T}}', A_prev.T)}",
+                rf"{_sized(f'db^{{[{l}]}}', db)} = \tfrac{{1}}{{{self.m}}} \textstyle\sum_{{i=1}}^{{{self.m}}}"
+                rf" dZ^{{[{l}](i)}}",
+            ]
+            arrays = [Shown.of("dZ", l, dZ), Shown.of("dW", l, dW), Shown.of("db", l, db)]
+            if dA is not None:  # a hidden layer: its dA came from the layer above
+                equations.insert(0, rf"{_sized(f'dA^{{[{l}]}}', dA)} = W^{{[{l + 1}]T}}\, dZ^{{[{l + 1}]}}")
+                arrays.insert(0, Shown.of("dA", l, dA))
+            else:  # the output layer: dZ compares the output with the labels
+                arrays.insert(0, Shown.of("Y", None, self.Y))
+            layers.append(LayerStep(l, tuple(equations), tuple(arrays)))
+        self.next_phase = "update"
+        return PhaseRecord("backward", self.iteration, tuple(layers))
+
+    def update(self) -> PhaseRecord:
+        """The update (:func:`catdnn.network.update`) layer by layer, its size, and the cost afterwards."""
+        self._expect("update")
+        lr = self.config.learning_rate
+        layers = []
+        for l, ((W, b), grad) in enumerate(zip(self.params, self._grads), start=1):
+            W_old, b_old = W.copy(), b.copy()  # one layer at a time: at most the largest layer is copied
+            update([(W, b)], [grad], lr)
+            layers.append(LayerStep(l, (
+                rf"W^{{[{l}]}} := W^{{[{l}]}} - {lr:g}\, dW^{{[{l}]}}",
+                rf"b^{{[{l}]}} := b^{{[{l}]}} - {lr:g}\, db^{{[{l}]}}",
+            ), (Shown.of(r"\Delta W", l, W - W_old), Shown.of(r"\Delta b", l, b - b_old),
+                Shown.of("W", l, W))))
+        self._AL = self._cache = self._grads = None
+        AL, _cache = forward(self.params, self.X)
+        record = PhaseRecord("update", self.iteration, tuple(layers), compute_cost(AL, self.Y))
+        self.iteration += 1
+        self.next_phase = "forward"
+        return record
+
+
+def first_examples(X: np.ndarray, Y: np.ndarray, m: int):
+    """The first ``m`` examples (columns) of ``X`` ``(n_x, m_all)`` and ``Y`` ``(1, m_all)`` (all when ``m`` is
+    at least ``m_all``); raises :class:`ConfigError` when ``m`` is below 1."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ConfigError(f"the number of images must be a whole number of at least 1, not {m!r}")
+    return X[:, :m], Y[:, :m]
+
+
+def _shape(shape) -> str:
+    return r"(" + r",\,".join(str(n) for n in shape) + ")"
+
+
+def _sized(name: str, array: np.ndarray) -> str:
+    """``name`` with its shape written under it."""
+    return rf"\underset{{{_shape(array.shape)}}}{{{name}}}"
+
+
+def _number(v: float, digits: int) -> str:
+    """A number for LaTeX with ``digits`` significant digits: fixed point when readable, else ``1.23e-5``."""
+    v = float(v)
+    if v == 0.0:
+        return "0"
+    if not np.isfinite(v):  # a diverging step (a learning rate far too large) shows what it did
+        return r"\text{NaN}" if np.isnan(v) else ("" if v > 0 else "-") + r"\infty"
+    if 1e-3 <= abs(v) < 1e4:  # fixed point (``g`` would write 1234.5 as 1.23e+03), trailing zeros dropped
+        decimals = max(digits - 1 - int(np.floor(np.log10(abs(v)))), 0)
+        text = f"{v:.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, exponent = f"{v:.{max(digits, 1) - 1}e}".split("e")
+    return rf"{mantissa}\mathrm{{e}}{{{int(exponent)}}}"
