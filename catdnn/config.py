@@ -340,9 +340,10 @@ def iterations_for(epochs: int, m: int, batch_size: int) -> int:
 
 
 def preset_name(config: TrainConfig) -> str:
-    """A preset's name when the network (layers or arch) and init are the preset's, else "custom"."""
+    """A preset's name when every setting but the seed is the preset's, else "custom" (a deep net trained
+    for 1000 iterations, or at another rate, is not the ``deep`` preset)."""
     for name, preset in PRESETS.items():
-        if preset.layers == config.layers and preset.arch == config.arch and preset.init == config.init:
+        if replace(config, seed=preset.seed) == preset:
             return name
     return "custom"
 

@@ -42,8 +42,9 @@ def dataset_name(dataset) -> str:
     if hasattr(dataset, "source") and hasattr(dataset, "name"):
         return str(dataset.name)
     text = str(dataset)
-    if "/" not in text and os.sep not in text:
-        return text  # already a name
+    if text == COURSE_NAME or ("/" not in text and os.sep not in text) or not (
+            Path(text).is_absolute() or Path(text).is_dir()):
+        return text  # already a name (a display name may hold a slash: "cat / non-cat (the course's)")
     folder = Path(text)
     try:
         if is_imported(folder):

@@ -211,7 +211,8 @@ class Trainer:
         try:
             for i in range(self.iterations_done, cfg.iterations):
                 need_cost = i % ce == 0 or i == last
-                need_acc = ae > 0 and (i % ae == 0 or i == last)
+                need_acc = ae > 0 and (i % ae == 0 or i == last) and not (  # (a stop measured it already)
+                    self.accuracy_history and self.accuracy_history[-1][0] == i)
                 if se and (i % se == 0 or i == last):  # at the parameters before the update
                     stats = self._solver.layer_stats(i)
                     if stats is not None:  # None: the solver has none (a convolutional net)
@@ -258,6 +259,11 @@ class Trainer:
             if self.status == "running":
                 self.status = "stopped"
                 self.message = f"stopped after {self.iterations_done} of {cfg.iterations} iterations"
+            if ae > 0 and self.status != "diverged" and self.iterations_done and (
+                    not self.accuracy_history or self.accuracy_history[-1][0] < self.iterations_done):
+                # the points above are measured before their iteration's update; this one after the last, so
+                # that the curve ends at the accuracies the model reports
+                self.accuracy_history.append((self.iterations_done, *self._accuracies()))
 
     def params(self):
         """A copy of the current parameters, list of ``(W, b)``."""

@@ -7,7 +7,7 @@ import streamlit as st
 from catdnn import evaluate
 from catdnn.config import PRESETS, preset_name
 from catdnn.figures import cost_axis
-from catdnn.labels import compare
+from catdnn.labels import compare as compare_labels
 from catdnn.model_io import model_to_bytes
 from ui import page_setup
 from ui.dataset import dataset_ui
@@ -72,7 +72,7 @@ def draw_compare_runs(key: str) -> None:
                    "here, one over the other.")
         return
     models = list(state.models.items())
-    common, differ = compare([m for _, m in models], numbered=False)  # each named by what sets it apart
+    common, differ = compare_labels([m for _, m in models], numbered=False)  # each named by what sets it apart
     runs = [(f"{name} · {d}", m.history) for (name, m), d in zip(models, differ)]
     ytitle = cost_axis([m.config for _, m in models], mixed="cost each run minimises (with its L2 penalty, units "
                        "dropped)")

@@ -213,9 +213,12 @@ def test_compare_runs_overlays_the_cost_of_two_models(data_dir, deep_model, two_
     fig = figure(at, "train_compare")
     names = [t["name"] for t in fig["data"]]
     assert len(names) == 2
-    assert names[0].startswith(f"#1 deep (20, 7, 5) on {COURSE_NAME}, test ")
-    assert " · α 0.0075, xavier, seed 1" in names[0]
-    assert names[1].startswith(f"#2 two-layer (7) on {COURSE_NAME}, test ") and " · α 0.0075, small, seed 1" in names[1]
+    # each named, then told apart by what differs (the fixtures' short runs are no preset: "custom")
+    assert names[0].startswith(f"#1 custom (20, 7, 5) on {COURSE_NAME}, test ")
+    assert names[0].endswith(" · [12288,20,7,5,1] · xavier init · 300 iterations")
+    assert names[1].startswith(f"#2 custom (7) on {COURSE_NAME}, test ")
+    assert " · [12288,7,1] · small init · " in names[1]
+    assert "lr 0.0075" in fig["layout"]["title"]["text"] and "seed 1" in fig["layout"]["title"]["text"]
     assert fig["data"][0]["y"] == pytest.approx([c for _, c in deep_model.history])
 
 

@@ -77,7 +77,8 @@ def test_the_trainer_runs_a_cnn_with_the_same_events_stop_and_continue(ds):
     assert [p.iteration for p in rest] == list(range(5, SMALL.iterations))
     assert tr.status == "finished" and tr.iterations_done == SMALL.iterations
     assert [i for i, _ in tr.history] == list(range(SMALL.iterations))
-    assert [i for i, *_ in tr.accuracy_history] == [0, 7, 13] and tr.stats == []  # no MLP statistics
+    # measured before iterations 0, 7 and 13's updates, and after the 5th (the stop) and the last
+    assert [i for i, *_ in tr.accuracy_history] == [0, 5, 7, 13, 14] and tr.stats == []  # no MLP statistics
     # the same run uninterrupted gives the same costs
     whole = fit(SMALL, ds, cost_every=1)
     np.testing.assert_allclose([c for _, c in whole.history], [c for _, c in tr.history], rtol=1e-6)

@@ -224,6 +224,22 @@ def test_runs_on_two_datasets_name_them(tmp_path):
     assert labels[0].endswith("kitchen photos") and labels[1].endswith("garden photos")
 
 
+def test_the_courses_dataset_keeps_its_name_with_its_slash(tmp_path, data_dir):
+    """"cat / non-cat (the course's)" holds a slash: it was taken for a folder and shown as " non-cat (the
+    course's)" in the Runs page's titles. A folder is still named, never shown as a path."""
+    from catdnn.data import COURSE_NAME
+    from catdnn.labels import compare, dataset_name
+
+    assert dataset_name(COURSE_NAME) == COURSE_NAME and dataset_name("cats/dogs") == "cats/dogs"
+    assert dataset_name(str(data_dir)) == COURSE_NAME
+    with History(tmp_path / "runs.sqlite3") as h:
+        h.add(SMALL, status="finished", source="cli", dataset=str(data_dir))
+        h.add(replace(SMALL, seed=3), status="finished", source="cli", dataset=COURSE_NAME)
+        common, _ = compare(h.runs())
+        assert [r.dataset for r in h.runs()] == [COURSE_NAME, COURSE_NAME]
+    assert COURSE_NAME in common
+
+
 # --------------------------------------------------------------------------- how much it keeps (issue 19 A6)
 def test_a_model_over_the_per_run_limit_is_not_kept_but_its_run_is(tmp_path):
     from tests.history_support import tiny_model

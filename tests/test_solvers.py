@@ -86,7 +86,7 @@ def test_accuracy_tracking_is_the_same_on_both_paths():
     d = _run("direct", config, data, accuracy_every=10)
     g = _run("gram", config, data, accuracy_every=10)
     assert d.accuracy_history == g.accuracy_history
-    assert len(g.accuracy_history) == 13  # every 10th and the last
+    assert len(g.accuracy_history) == 14  # every 10th, the last, and after the last update
 
 
 def test_a_stop_midway_gives_the_same_partial_params_and_can_resume():

@@ -26,6 +26,17 @@ def test_presets_are_the_course_networks():
     assert TrainConfig.preset("deep", iterations=10, seed=None).iterations == 10
 
 
+def test_a_model_is_named_by_a_preset_only_when_every_setting_but_the_seed_is_the_presets():
+    """A deep net trained for 1000 iterations was called "deep" in the sidebar and on every page."""
+    from catdnn import preset_name
+
+    assert [preset_name(p) for p in PRESETS.values()] == list(PRESETS)
+    assert preset_name(replace(PRESETS["deep"], seed=4)) == "deep"
+    for change in ({"iterations": 1000}, {"learning_rate": 0.01}, {"l2": 0.7}, {"init": "he"}):
+        assert preset_name(replace(PRESETS["deep"], **change)) == "custom", change
+    assert preset_name(replace(PRESETS["cnn"], iterations=50)) == "custom"
+
+
 @pytest.mark.parametrize(
     "text, expected", [("12288,20,7,5,1", (12288, 20, 7, 5, 1)), (" 20 , 7 ", (20, 7)), ("", ()), ("5;3", (5, 3))]
 )
@@ -132,6 +143,18 @@ def test_trainer_refuses_before_any_work():
         Trainer(TrainConfig(layers=(12, 3, 1)), X, Y[:, :5])
 
 
+def test_a_stopped_runs_accuracy_curve_ends_at_the_models_accuracies():
+    X, Y = _toy()
+    trainer = Trainer(TrainConfig(layers=(12, 5, 1), learning_rate=0.5, iterations=50, seed=3), X, Y,
+                      X[:, :10], Y[:, :10], accuracy_every=4)
+    for event in trainer.run():
+        if event.iteration == 9:
+            break
+    model = trainer.model()
+    assert model.status == "stopped" and [i for i, _, _ in trainer.accuracy_history] == [0, 4, 8, 10]
+    assert trainer.accuracy_history[-1][1:] == (model.train_accuracy, model.test_accuracy)
+
+
 def test_events_history_and_accuracies():
     X, Y = _toy()
     cfg = TrainConfig(layers=(12, 5, 3, 1), learning_rate=0.5, iterations=50, init="he", seed=3)
@@ -140,12 +163,15 @@ def test_events_history_and_accuracies():
     assert [e.iteration for e in events] == list(range(50))
     assert [i for i, _ in trainer.history] == [0, 10, 20, 30, 40, 49]
     assert [e.cost is not None for e in events].count(True) == 6
-    assert [i for i, _, _ in trainer.accuracy_history] == [0, 25, 49]
+    # each point is measured before its iteration's update, and one more after the last update: the curve
+    # ends at the accuracies the model reports (it used to end one update earlier, at other numbers)
+    assert [i for i, _, _ in trainer.accuracy_history] == [0, 25, 49, 50]
     assert trainer.status == "finished" and trainer.iterations_done == 50
     costs = [c for _, c in trainer.history]
     assert costs[-1] < costs[0]
     model = trainer.model()
     assert model.iterations_done == 50 and model.status == "finished"
+    assert trainer.accuracy_history[-1][1:] == (model.train_accuracy, model.test_accuracy)
     assert 0 <= model.train_accuracy <= 1 and 0 <= model.test_accuracy <= 1
     assert events[-1].elapsed > 0
 
