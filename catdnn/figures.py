@@ -57,9 +57,14 @@ def finite_costs(history) -> list:
 
 
 def cost_meaning(config) -> str:
-    """What a run's recorded cost measures (``config``: a TrainConfig): the cross-entropy, plus the L2 penalty,
-    measured with units dropped."""
+    """What a run's recorded cost measures (``config``: a TrainConfig): the cross-entropy, on one mini-batch, of
+    augmented images, measured with units dropped, plus the L2 penalty, as the run's settings have it."""
     parts = ["cross-entropy"]
+    if config.batch_size:  # each point is one mini-batch's, not the whole training set's: it zig-zags
+        parts.append(f"on one mini-batch of {config.batch_size} images")
+    if config.flip or config.shift:
+        parts.append("flipped or shifted" if config.batch_size else "on images flipped or shifted")
+        parts[-2] += "," if config.batch_size else ""
     if config.dropout:
         parts.append("with hidden units dropped")
     if config.l2:

@@ -186,8 +186,8 @@ def test_the_gradient_check_button_shows_a_tiny_difference(data_dir, deep_model,
     assert any("layers [32, 7, 1]" in m.value for m in at.markdown)  # the current model is the two-layer one
 
     picker = at.selectbox(key="inside_model")
-    assert picker.value.startswith("#2 two-layer (7)")
-    deep = next(name for name in picker.options if name.startswith("#1 deep (20, 7, 5)"))
+    assert picker.value.startswith("#2 custom (7)")  # 200 and 300 iterations: neither is a preset
+    deep = next(name for name in picker.options if name.startswith("#1 custom (20, 7, 5)"))
     picker.set_value(deep).run()  # another model: its own check, not run yet
     assert_clean(at)
     assert not [m for m in at.metric if m.label.startswith("Relative difference")]

@@ -111,3 +111,24 @@ def test_the_engine_helpers_import_neither_streamlit_nor_plotly():
     code = "import sys, catdnn.evaluate; print(sorted({'streamlit', 'plotly'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_log_axes_label_what_was_tried_and_powers_of_ten_only():
+    """Log axes drew unexplained minor labels ("2 5 0.001 2 5 0.01", "2, 100µ, 5") beside captions that
+    write 1e-4: the learning-rate axis is labelled at the rates tried, the gradient norms at powers of ten."""
+    from dataclasses import replace
+
+    from catdnn import PRESETS
+    from catdnn.history import RunRecord
+    from catdnn.probe import LayerStats
+    from ui.history import accuracy_by_setting_figure
+
+    runs = [RunRecord(id=i, created="", source="cli", status="finished", message="",
+                      config=replace(PRESETS["deep"], learning_rate=lr), seed=1, iterations_done=10,
+                      train_accuracy=0.9, test_accuracy=0.7, elapsed=1.0, solver="gram")
+            for i, lr in enumerate((0.0075, 0.002, 0.0075), 1)]
+    xaxis = accuracy_by_setting_figure(runs, "learning_rate")["layout"]["xaxis"]
+    assert (xaxis["type"], xaxis["tickvals"], xaxis["ticktext"]) == ("log", [0.002, 0.0075], ["0.002", "0.0075"])
+    stats = [LayerStats(i, (1e-4 * (i + 1), 2e-5), (0.5, 0.4), (0.1,)) for i in range(3)]
+    yaxis = figures.layer_stats_figure(stats, "grad_norms", 3)["layout"]["yaxis"]
+    assert (yaxis["type"], yaxis["dtick"], yaxis["exponentformat"]) == ("log", 1, "e")

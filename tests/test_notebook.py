@@ -119,3 +119,17 @@ def test_the_cost_figure_is_the_models_history_drawn_by_the_apps_builder(drawn):
     app = plotly_figure(app_figures.cost_figure(model.history, model.config.iterations))  # what the Train page draws
     assert fig.to_dict() == app.to_dict()
     assert model.cost_figure(title="deep, 60 iterations").layout.title.text == "deep, 60 iterations"
+
+
+def test_a_cost_axis_says_what_the_curve_measures():
+    """The Train page's cost chart said "cross-entropy cost" for every run: a CNN's curve is one augmented
+    mini-batch's cost (it zig-zags), an L2 run's holds its penalty (issue 20 item 7, on the Train page)."""
+    from dataclasses import replace
+
+    from catdnn import PRESETS
+    from catdnn.figures import cost_axis
+
+    assert cost_axis([PRESETS["deep"]]) == "cross-entropy cost"
+    assert cost_axis([PRESETS["cnn"]]) == "cost: cross-entropy on one mini-batch of 32 images, flipped or shifted"
+    assert cost_axis([replace(PRESETS["deep"], l2=0.7)]) == "cost: cross-entropy + L2 penalty (λ = 0.7)"
+    assert cost_axis([PRESETS["deep"], PRESETS["cnn"]], mixed="mixed") == "mixed"

@@ -162,8 +162,8 @@ def layer_stats_figure(stats, field: str, iterations: int | None = None, *, heig
         data.append(_line(pts, name, RUN_COLORS[l % len(RUN_COLORS)],
                           f"{name}<br>iteration %{{x}}<br>%{{y:.4g}}<extra></extra>"))
     yaxis = {"title": {"text": ytitle}}
-    if log:
-        yaxis["type"] = "log"
+    if log:  # labels at powers of ten only, written as the captions write them (1e-4), no "2, 5" between
+        yaxis.update(type="log", dtick=1, exponentformat="e")
     elif field == "zero_fractions":
         yaxis["range"] = [0, 1]
     return {"data": data, "layout": _layout(title, _iteration_axis(iterations), yaxis, height)}

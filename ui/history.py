@@ -153,7 +153,10 @@ def accuracy_by_setting_figure(runs, setting: str) -> dict:
          "text": [f"run {p[3]}" for p in pts], "marker": {"color": "#1f77b4", "size": 6, "symbol": "circle-open"},
          "hovertemplate": "%{text}<br>%{x}: train %{y:.3f}<extra></extra>"},
     ]
-    axis = {"type": "category"} if categorical else ({"type": "log"} if setting == "learning_rate" else {})
+    axis = {"type": "category"} if categorical else {}
+    if setting == "learning_rate" and not categorical:  # a tick at each rate tried, written as typed (no "2 5")
+        rates = sorted({float(v) for v in x})
+        axis = {"type": "log", "tickvals": rates, "ticktext": [f"{v:g}" for v in rates]}
     return {"data": data, "layout": _layout(f"Accuracy against {SETTINGS.get(setting, setting)}",
                                             SETTINGS.get(setting, setting), "accuracy", **axis)}
 
