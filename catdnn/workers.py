@@ -25,6 +25,11 @@ How a job talks to its page:
   iteration: it stops there and sends the partial model. A job still queued ends at once.
 * A worker that dies is noticed from its process at once: its job (if it had one) ends with
   status ``crashed`` and a clear message, the pool starts a new worker and the other jobs go on.
+  A job whose worker died before sending its ``start`` (killed while idle, just as the job was
+  handed to it) was never that worker's run: it goes back to the front of the queue, for the new
+  worker, at most :data:`RETRIES` times.
+* A done callback (:meth:`Job.add_done_callback`) that raises is logged and skipped: the job, its
+  other callbacks and the pool go on.
 
 The pool uses the ``forkserver`` start method where there is one (never a bare ``fork`` of a
 threaded server), else ``spawn``. Everything here is pure Python and NumPy: no Streamlit.
@@ -35,6 +40,7 @@ from __future__ import annotations
 import atexit
 import collections
 import itertools
+import logging
 import multiprocessing as mp
 import multiprocessing.connection
 import multiprocessing.util  # registers its exit handler first: ours (below) must run before it
@@ -58,6 +64,10 @@ SEND_SECONDS = 0.05
 MAX_JOBS = 256
 #: A job that has waited this long for a free worker ends with a message instead (seconds).
 QUEUE_SECONDS = 600.0
+#: A job whose worker dies before the run began goes back to the queue at most this many times.
+RETRIES = 3
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,6 +247,7 @@ class Job:
         self._ending = threading.Lock()
         self._callbacks: list = []
         self._queued_at = time.monotonic()
+        self._retries = 0  # times put back in the queue because its worker died before the run began
 
     @property
     def started(self) -> bool:
@@ -263,17 +274,18 @@ class Job:
             self.outcome = outcome
             callbacks, self._callbacks = self._callbacks, []
         for fn in callbacks:  # before the place is given back: a job counted as ended has been handed on
-            fn(self)
+            _call_back(fn, self)
         self._pool._release(self)
         self._news.set()  # a page still reading sees the outcome at once
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
-        """Call ``fn(job)`` once the job has ended (at once if it has); it runs in the pool's thread."""
+        """Call ``fn(job)`` once the job has ended (at once if it has); it runs in the pool's thread.
+        An exception it raises is logged (logger ``catdnn.workers``) and goes no further."""
         with self._ending:
             if self.outcome is None:
                 self._callbacks.append(fn)
                 return
-        fn(self)
+        _call_back(fn, self)
 
     def updates(self, timeout: float = 0.2):
         """Yield after each message from the worker, and at least every ``timeout`` seconds, until
@@ -472,20 +484,40 @@ class TrainingPool:
             job._take(kind, payload)
 
     def _bury(self, w: _Worker) -> None:
-        """A worker died: end its job as crashed; the pool's thread starts a new worker."""
+        """A worker died: end its job as crashed; the pool's thread starts a new worker.
+
+        A job the worker had not begun (no ``start`` from it; the server reads everything a dead worker
+        sent before burying it) goes back to the front of the queue instead, at most :data:`RETRIES`
+        times; a job cancelled meanwhile ends ``stopped``; at shut-down :meth:`close` ends it."""
         with self._lock:
             if w not in self._workers:
                 return
             self._workers.remove(w)
             job, w.job = w.job, None
+            begun = job is not None and job.started
+            again = job is not None and not begun and not self._closed and not self._cancel[job._slot] \
+                and job._retries < RETRIES
+            if again:
+                job._retries += 1
+                self._queue.appendleft(job)  # it keeps its place in line: first come, first served
         _close(w)
-        if job is not None:
+        if job is None or again or (not begun and self._closed):
+            return
+        if begun:
             done = job.progress.iterations_done if job.progress else 0
             job._end(_lost(
                 job, "crashed",
                 f"the worker process training this run stopped unexpectedly after {done:,} iterations "
                 "(killed, or out of memory); no model was kept. Other users' runs are not affected: "
                 "press Train to try again, perhaps with smaller layers."))
+        elif self._cancel[job._slot]:
+            job._end(Outcome("stopped", "stopped before the first iteration"))
+        else:
+            job._end(_lost(
+                job, "crashed",
+                f"{job._retries + 1} worker processes in a row stopped unexpectedly (killed, or out of memory) "
+                "as this run was handed to them, before the run began; it was not tried again. Other users' "
+                "runs are not affected: press Train to try again."))
 
     def _schedule(self) -> None:
         """Hand queued jobs to idle workers (first come, first served). Called with the lock held."""
@@ -524,6 +556,14 @@ class TrainingPool:
         with self._lock:
             if self._jobs.pop(job.id, None) is not None:
                 self._free.append(job._slot)
+
+
+def _call_back(fn: Callable[[Job], None], job: Job) -> None:
+    """Call a done callback; one that raises must not stop the pool's thread, which reads every worker."""
+    try:
+        fn(job)
+    except Exception:
+        _log.exception("a done callback of training job %d raised; the job and the pool go on", job.id)
 
 
 def _close(w: _Worker) -> None:

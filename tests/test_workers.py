@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,83 @@ def test_a_process_with_an_open_pool_exits_cleanly(tmp_path, data_dir):
             pytest.fail("the process hung at exit with a pool open")
         assert done.returncode == 0 and "outcome finished" in done.stdout, done.stderr
         assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_a_worker_that_dies_before_its_job_begins_hands_the_job_to_its_replacement(data_dir):
+    """Attack finding 4: a worker killed while idle, just as a job was sent to it (its process not yet
+    reaped, so still "alive"), took the new job down as "crashed". The worker never began that run:
+    the job goes back to the front of the queue and runs on the new worker. A stopped (SIGSTOP)
+    worker makes the race certain: it is alive when the job is sent and never reads it."""
+    own = TrainingPool(processes=1)
+    try:
+        (worker,) = own.pids
+        os.kill(worker, signal.SIGSTOP)
+        job = own.submit(PRESETS["two-layer"], data_dir)
+        os.kill(worker, signal.SIGKILL)
+        out = job.wait(timeout=120)
+        assert out is not None and out.status == "finished", out and out.message
+        assert out.model.test_accuracy == 0.72 and job.pid != worker
+        assert own.running == 0
+    finally:
+        own.close()
+
+
+def test_a_job_cancelled_before_its_dead_worker_began_it_ends_stopped(data_dir):
+    own = TrainingPool(processes=1)
+    try:
+        (worker,) = own.pids
+        os.kill(worker, signal.SIGSTOP)
+        job = own.submit(PRESETS["two-layer"], data_dir)
+        job.cancel()  # handed to the worker already: the flag is raised, the worker never reads it
+        os.kill(worker, signal.SIGKILL)
+        out = job.wait(timeout=60)
+        assert out is not None and out.status == "stopped" and out.model is None and own.running == 0
+    finally:
+        own.close()
+
+
+class _KillsItsWorker:
+    """An option whose unpickling ends the worker process that receives the job, before the job begins."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+def test_a_job_that_kills_every_worker_before_it_begins_is_tried_a_bounded_number_of_times(data_dir):
+    own = TrainingPool(processes=1)
+    try:
+        poison = own.submit(PRESETS["two-layer"], data_dir, solver=_KillsItsWorker())
+        out = poison.wait(timeout=120)
+        assert out is not None and out.status == "crashed" and out.model is None
+        assert "before the run began" in out.message and "not tried again" in out.message
+        assert own.running == 0
+        again = own.submit(PRESETS["two-layer"], data_dir).wait(timeout=120)  # the pool goes on
+        assert again is not None and again.status == "finished"
+    finally:
+        own.close()
+
+
+def test_a_done_callback_that_raises_stops_neither_its_job_nor_the_pool(data_dir, caplog):
+    """Attack finding 6: a raising callback ran in the pool's one thread and killed it."""
+    own = TrainingPool(processes=1)
+    try:
+        small = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2)
+        first = own.submit(small, data_dir)
+        called = []
+
+        def broken(job):
+            called.append(job.id)
+            raise RuntimeError("a broken callback")
+
+        first.add_done_callback(broken)
+        first.add_done_callback(lambda job: called.append("after"))
+        out = first.wait(timeout=120)
+        assert out is not None and out.status == "finished" and called == [first.id, "after"]
+        second = own.submit(small, data_dir)
+        assert second.wait(timeout=120) is not None and second.outcome.status == "finished"
+        second.add_done_callback(broken)  # an ended job calls it at once: that raises nowhere either
+        assert own.running == 0
+        logged = [r for r in caplog.records if r.name == "catdnn.workers" and r.exc_info]
+        assert len(logged) == 2 and "a broken callback" in str(logged[0].exc_info[1])
+    finally:
+        own.close()
