@@ -124,7 +124,9 @@ class Dataset:
     """The training and test splits, the class names (index = label) and where they came from.
 
     ``source`` is the folder the files were read from (a worker process reloads it from there);
-    ``name`` is what the app calls the dataset; ``imported`` is True for the user's own photos.
+    ``name`` is what the app calls the dataset; ``imported`` is True for the user's own photos;
+    ``uploaded`` for photos a visitor uploaded to the app (its manifest said so when it was loaded: runs
+    on it are that visitor's, :func:`catdnn.history.is_upload`, even once its folder is removed).
     """
 
     train: Split
@@ -133,6 +135,7 @@ class Dataset:
     source: Path
     name: str = COURSE_NAME
     imported: bool = False
+    uploaded: bool = False
 
 
 def flatten_images(images: np.ndarray) -> np.ndarray:
@@ -310,6 +313,7 @@ def load_dataset(
         source=folder,
         name=COURSE_NAME if course else str(manifest.get("name") or folder.name),
         imported=not course,
+        uploaded=not course and bool(manifest.get("uploaded", False)),
     )
 
 

@@ -14,7 +14,8 @@ model.
 
 Who sees a run (:attr:`History.viewer`): a run trained on photos a visitor uploaded to the app is
 that visitor's session's (``private``): listed, opened, exported and deleted only through a
-:class:`History` opened with the same ``viewer``, never through another session's. The CLI
+:class:`History` opened with the same ``viewer``, never through another session's, even when its folder
+was removed before the run was kept (:func:`is_upload` fails closed; pass the Dataset, which remembers). The CLI
 (``viewer=None``) is the machine's owner and sees every run. A run names its dataset by its display
 name, never by its folder on the server.
 
@@ -92,32 +93,40 @@ ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 0
 
 
 def is_upload(dataset) -> bool:
-    """Whether ``dataset`` (a :class:`~catdnn.data.Dataset` or its folder) holds photos a visitor uploaded
-    to the app (its manifest says so): runs on it are that visitor's."""
-    from .data import is_imported, read_manifest
+    """Whether runs on ``dataset`` (a :class:`~catdnn.data.Dataset` or its folder) are a visitor's: photos a
+    visitor uploaded to the app. It fails closed: a run is public only when its folder shows public data (the
+    course's files, or an import whose manifest says it was made on this machine). A folder no longer there
+    (an upload removed to make room for newer ones while a run trained on it), half removed or with an
+    unreadable manifest counts as an upload, and so does a Dataset loaded from an upload
+    (``Dataset.uploaded``) whatever happened to its folder since. A display name (not a folder) is not one."""
+    from .data import _has_files, is_imported, read_manifest
 
+    if getattr(dataset, "uploaded", False):
+        return True
     folder = getattr(dataset, "source", dataset)
     if folder is None or str(folder) == "":
         return False
+    folder = Path(str(folder))
+    if not (folder.is_absolute() or folder.is_dir()):
+        return False  # a name, as dataset_name() tells them apart (a display name may hold a slash)
+    if _has_files(folder):
+        return False  # the course's
     try:
-        return is_imported(folder) and bool(read_manifest(folder).get("uploaded", False))
+        return not is_imported(folder) or bool(read_manifest(folder).get("uploaded", False))
     except (CatdnnError, OSError):
-        return False
+        return True
 
 
 def _v1_to_v2(db) -> None:
     """Add who owns a run; name datasets by their display names; runs on uploads (whose visitor is not known),
-    or on imported photos no longer there to tell, become private to nobody in the app (the CLI sees them)."""
+    or on folders no longer there to tell (:func:`is_upload`), become private to nobody in the app (the CLI
+    sees them)."""
     for statement in _V1_TO_V2.split(";"):
         db.execute(statement)
-    from .data import is_imported
-    from .photos import datasets_dir
-
     for run_id, dataset in db.execute("SELECT id, dataset FROM runs").fetchall():
         if dataset and ("/" in dataset or os.sep in dataset):
-            gone = Path(dataset).parent == datasets_dir() and not is_imported(dataset)  # an import since removed
             db.execute("UPDATE runs SET dataset = ?, private = ? WHERE id = ?",
-                       (dataset_name(dataset), int(is_upload(dataset) or gone), run_id))
+                       (dataset_name(dataset), int(is_upload(dataset)), run_id))
 
 
 #: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1`` (version 0: an empty file):
@@ -338,8 +347,10 @@ class History:
             private: bool | None = None) -> int:
         """Keep one run; returns its id. ``model``: a :class:`~catdnn.model.Model` (its accuracies are
         used when none are given) or None. ``dataset``: a :class:`~catdnn.data.Dataset`, its folder or its
-        name (kept as its display name, :func:`dataset_name`). ``private`` (default: whether the dataset is
-        a visitor's upload, :func:`is_upload`) keeps the run to this connection's viewer.
+        name (kept as its display name, :func:`dataset_name`: pass the Dataset, or its name, since a folder
+        removed meanwhile can no longer tell it). ``private`` (default: whether the dataset is a visitor's
+        upload, :func:`is_upload`, which counts a folder no longer there as one) keeps the run to this
+        connection's viewer.
 
         A model over the per-run limit is not kept (the run is, with its curves and a note); beyond the
         per-user and overall limits, the oldest models are dropped (their runs stay)."""
@@ -445,9 +456,11 @@ class History:
         return "(private = 0 OR owner = ?)", (self.viewer,)
 
     def size(self) -> dict:
-        """How much the history holds: ``{"file_bytes", "model_bytes", "models", "runs"}`` (every run's)."""
-        sql = "SELECT COUNT(*), COUNT(model), COALESCE(SUM(LENGTH(model)), 0) FROM runs"
-        runs, models, nbytes = self._query(sql)[0]
+        """How much the history holds: ``{"file_bytes", "model_bytes", "models", "runs"}``: the runs and models
+        this viewer may see (another session's private runs are not counted), and the file's size on disk."""
+        where, args = self._visible()
+        sql = f"SELECT COUNT(*), COUNT(model), COALESCE(SUM(LENGTH(model)), 0) FROM runs WHERE {where}"
+        runs, models, nbytes = self._query(sql, args)[0]
         file_bytes = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return {"file_bytes": file_bytes, "model_bytes": int(nbytes), "models": int(models), "runs": int(runs)}
 

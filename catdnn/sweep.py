@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from .config import TrainConfig
 from .errors import CatdnnError, ConfigError
+from .history import is_upload
+from .labels import dataset_name
 from .workers import Outcome, TrainingPool, failure_message, train_one
 
 #: Most runs one sweep may hold (a grid grows fast).
@@ -224,11 +226,14 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
                                                                            trainer_options)
     total, done = len(configs), 0
     todo = collections.deque(range(total))
+    # how the runs are kept is decided now, while the folder can tell: an upload may be removed (to make room for
+    # newer ones) before a run ends, and its runs must stay private and named by the dataset's display name
+    name, private = (dataset_name(data_dir), is_upload(data_dir)) if data_dir else ("", None)
 
     def kept(results: list) -> list:  # every result in the history before the first is yielded
         if history is not None:
             for res in results:
-                res.run_id = _keep(history, res, source, label)
+                res.run_id = _keep(history, res, source, label, name, private)
         return results
 
     def stopped() -> bool:
@@ -256,7 +261,7 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
         try:
             if history is not None:  # left at a yield or from idle: keep what had ended all the same
                 for res in on.ended(0):
-                    _keep(history, res, source, label)
+                    _keep(history, res, source, label, name, private)
         except CatdnnError:  # nobody is left to tell; the sweep is being left anyway
             pass
         finally:
@@ -272,14 +277,18 @@ def _result(future: cf.Future, index: int, config: TrainConfig) -> SweepResult:
         return SweepResult(index, config, "failed", f"the run was lost: {type(exc).__name__}: {exc}")
 
 
-def _keep(history, res: SweepResult, source: str, label: str) -> int | None:
+def _keep(history, res: SweepResult, source: str, label: str, dataset: str = "",
+          private: bool | None = None) -> int | None:
+    """Keep ``res`` in ``history``; ``dataset`` and ``private``: the sweep's dataset's display name and
+    privacy, decided when it started (default: from the folder the run names, :func:`is_upload`)."""
     if res.status not in ("finished", "stopped", "diverged"):
         return None
     return history.add(
         res.config, status=res.status, message=res.message, history=res.history,
         accuracy_history=res.accuracy_history, iterations_done=res.iterations_done,
         train_accuracy=res.train_accuracy, test_accuracy=res.test_accuracy, elapsed=res.elapsed,
-        solver=res.solver, source=source, dataset=res.dataset, sweep=label, model=res.model)
+        solver=res.solver, source=source, dataset=dataset or res.dataset, sweep=label, model=res.model,
+        private=private)
 
 
 def curve_options(config: TrainConfig) -> dict:

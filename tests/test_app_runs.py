@@ -279,6 +279,35 @@ def test_a_run_on_one_tabs_upload_is_not_shown_to_another_tab(home, data_dir):
     assert private not in bob.selectbox(key="runs_spread_base").options
 
 
+def test_a_run_on_an_upload_removed_before_it_is_kept_stays_that_tabs(home, data_dir):
+    """ann trains on her upload; other tabs' imports remove it (evict_uploads) before the Train page keeps her
+    run (ui.history.record_run, in the training loop's finally): bob never sees it, ann sees its name."""
+    from catdnn import photos
+    from catdnn.data import load_dataset
+    from tests.photo_support import photo_tree, zip_bytes
+    from ui.history import record_run
+    from ui.state import Run
+
+    upload = photos.import_photos(zip_bytes(photo_tree()), name="ann's garden")
+    ds = load_dataset(upload.folder, download=False)
+    model = fit(replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=3), ds)
+    ann, bob = app(RUNS).run(), app(RUNS).run()
+    with History(home / "runs.sqlite3") as h:
+        public = h.add(PRESETS["deep"], status="finished", source="cli")
+    assert photos.evict_uploads(limit=0) == [upload.folder]
+    run = Run(config=model.config, dataset=ds.name, source=ds.source, status="finished", model=model,
+              iterations_done=3)
+    record_run(session_of(ann), run, "direct", ds)
+    assert run.warnings == []
+    ann.run()
+    bob.run()
+    assert_clean(ann)
+    assert_clean(bob)
+    table = ann.dataframe[0].value
+    assert table["id"].tolist()[1:] == [public] and table["dataset"].tolist()[0] == "ann's garden"
+    assert bob.dataframe[0].value["id"].tolist() == [public]
+
+
 def test_a_history_damaged_past_its_first_page_gets_a_clear_message(home):
     from tests.history_support import damaged_history
 

@@ -374,6 +374,56 @@ def test_a_sweep_on_an_upload_is_kept_private_too(tmp_path, upload):
         assert [r.id for r in ann.runs()] == [run_id] and bob.runs() == []
 
 
+def test_a_run_on_an_upload_removed_before_it_is_kept_stays_its_visitors(tmp_path, upload):
+    """The attack's sequence: ann imports photos and trains on them; other visitors' imports push hers out
+    (evict_uploads) before her run is kept. The run stays hers, under its display name, and no count of
+    bob's includes it (attacker review, item 3)."""
+    from catdnn import fit
+    from catdnn.data import load_dataset
+    from catdnn.photos import evict_uploads
+
+    ds = load_dataset(upload.folder, download=False)
+    model = fit(replace(SMALL, iterations=3), dataset=ds)
+    assert evict_uploads(limit=0) == [upload.folder] and not upload.folder.exists()
+    path = tmp_path / "runs.sqlite3"
+    with History(path, viewer="ann") as ann, History(path, viewer="bob") as bob, History(path) as owner:
+        by_dataset = ann.add(SMALL, status="finished", iterations_done=3, model=model, source="app", dataset=ds)
+        by_folder = ann.add(SMALL, status="finished", iterations_done=3, model=model, source="app",
+                            dataset=str(ds.source))  # only the folder, gone: it can no longer tell, so private
+        assert [r.id for r in ann.runs()] == [by_folder, by_dataset]
+        assert ann.get(by_dataset).dataset == "ann's garden" and ann.model(by_dataset).dataset == "ann's garden"
+        assert bob.runs() == [] and len(bob) == 0 and bob.csv_text() == ""
+        for run_id in (by_dataset, by_folder):
+            with pytest.raises(HistoryError, match=f"no run {run_id}"):
+                bob.model(run_id)
+        assert bob.size()["runs"] == bob.size()["models"] == bob.size()["model_bytes"] == 0
+        assert ann.size()["runs"] == owner.size()["runs"] == 2 and ann.size()["models"] == 2
+
+
+def test_a_sweep_on_an_upload_removed_while_it_runs_stays_its_visitors(tmp_path, upload):
+    """A sweep decides how its runs are kept when it starts: an upload removed before a run ends leaves the
+    run private, named by the dataset's display name."""
+    import concurrent.futures as cf
+
+    from catdnn.photos import evict_uploads
+    from catdnn.sweep import sweep
+
+    class EvictingExecutor(cf.Executor):  # runs each job at once, then other visitors' imports push the upload out
+        def submit(self, fn, /, *args, **kwargs):
+            done = cf.Future()
+            done.set_result(fn(*args, **kwargs))
+            evict_uploads(limit=0)
+            return done
+
+    path = tmp_path / "runs.sqlite3"
+    with History(path, viewer="ann") as ann, History(path, viewer="bob") as bob:
+        (res,) = sweep([replace(SMALL, iterations=3)], EvictingExecutor(), data_dir=upload.folder, history=ann,
+                       label="sweep: seeds 2")
+        assert res.status == "finished" and not upload.folder.exists()
+        assert [(r.id, r.dataset) for r in ann.runs()] == [(res.run_id, "ann's garden")]
+        assert bob.runs() == [] and bob.size()["runs"] == 0
+
+
 # --------------------------------------------------------------------------- damage (issue 19 A13)
 def test_a_history_damaged_past_its_first_page_gives_clear_errors(tmp_path):
     from tests.history_support import TINY, damaged_history, tiny_model

@@ -15,6 +15,7 @@ import weakref
 import streamlit as st
 
 from catdnn.config import TrainConfig
+from catdnn.data import Dataset
 from catdnn.errors import CatdnnError, ConfigError
 from catdnn.history import History, HistoryError, RunRecord, default_path
 from catdnn.labels import compare, config_label, run_label
@@ -65,16 +66,19 @@ def session_history(state: SessionState | None = None) -> History:
         return h
 
 
-def record_run(state: SessionState, run, solver: str = "", dataset: str = "") -> None:
+def record_run(state: SessionState, run, solver: str = "", dataset: Dataset | None = None) -> None:
     """Keep a finished, stopped or diverged run of the app in the history. No Streamlit call: it runs in
-    the training loop's ``finally``. A history that cannot be written adds a warning to the run."""
+    the training loop's ``finally``. A history that cannot be written adds a warning to the run.
+
+    ``dataset`` is the :class:`~catdnn.data.Dataset` the run trained on, not its folder: it knows its display
+    name and whether it was uploaded (the run is then this session's) even if its folder was removed since."""
     if run.status not in KEPT:
         return
     try:
         session_history(state).add(
             run.config, status=run.status, message=run.message, history=run.history,
             accuracy_history=run.accuracy_history, iterations_done=run.iterations_done, elapsed=run.elapsed,
-            solver=solver, source="app", dataset=str(dataset or ""), model=run.model)
+            solver=solver, source="app", dataset=dataset, model=run.model)
     except CatdnnError as exc:
         run.warnings.append(f"this run is not kept in the run history: {exc}")
 

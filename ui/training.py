@@ -145,7 +145,7 @@ def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progre
                 job.cancel()
                 job.wait(STOP_WAIT_SECONDS)
             _finish(job, run, state)
-            record_run(state, run, job.solver_name, ds.source)  # the run history (ui.history)
+            record_run(state, run, job.solver_name, ds)  # the run history (ui.history)
         finally:
             run.finished.set()
     slot.empty()
