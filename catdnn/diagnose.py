@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluate import auc
+from .evaluate import FLAT_SPREAD, auc
 from .network import INIT_DESCRIPTIONS, backward, compute_cost, forward, predicted
 from .probe import dead_masks
 
@@ -48,7 +48,7 @@ def prior_cost(Y: np.ndarray) -> float:
 
 
 #: P(cat) differing by less than this across the training images: the signal has vanished on its way up.
-VANISHED_SPREAD = 1e-3
+VANISHED_SPREAD = FLAT_SPREAD
 #: ‖dW[1]‖ below this: layer 1 no longer learns (on the deep net, seed 1, ×0.01 starts at 1.0e-4, Xavier at 6.2).
 VANISHED_GRADIENT = 1e-4
 #: A cost within this of the prior cost is "the cost of always answering the cat fraction".
