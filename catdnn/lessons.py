@@ -13,8 +13,9 @@ imports streamlit.
 The three lessons (:data:`LESSONS`):
 
 * ``init``: ×0.01 (the course's two-layer init), Xavier (its deep init) and He on the deep net.
-  :func:`signal_at_init` measures what each does to the signal at the first iteration; the curves
-  show which stalls, which sits on the plateau and for how long.
+  :func:`signal_at_init` measures what each does to the signal and to each layer's ‖dW‖ at the first
+  iteration, :func:`first_steps` replays the first iterations (how far the first step goes, which units it
+  leaves dead); the curves show which stalls, which sits on the plateau and for how long.
 * ``optimizers``: gradient descent, momentum and Adam on the two-layer net, the same iterations,
   the cost recorded at every iteration (so gradient descent's zig-zag shows). Adam runs at a
   smaller rate, a choice :func:`adam_first_step` explains: its first step moves every weight by
