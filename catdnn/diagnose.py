@@ -112,7 +112,7 @@ def _constant_answer(constant: str, AL: np.ndarray, cache, params, X: np.ndarray
                 f"{s.path()}), so P(cat) differs by only {s.p_range:.1e} between images and ‖dW[1]‖ is "
                 f"{s.grad_norms[0]:.1e}. Initial weights too small for this depth do this (×0.01 on a deep net, "
                 f"for one), not too large a step: a smaller learning rate only slows it further. Start from "
-                f"weights scaled to each layer's size: {INIT_DESCRIPTIONS['xavier']} or He's "
+                f"weights scaled to each layer's size: Xavier's {INIT_DESCRIPTIONS['xavier']} or He's "
                 f"{INIT_DESCRIPTIONS['he']} (made for ReLU layers); the Lessons page's init lesson trains both on the "
                 f"course's deep net and compares them.")
     if abs(cost - prior) < NEAR_PRIOR and constant == common:

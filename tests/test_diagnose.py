@@ -85,7 +85,7 @@ def test_a_vanished_signal_is_blamed_on_the_init_not_the_rate(dataset, small_ini
     assert "signal vanishes" in message and "Initial weights too small" in message
     # learner review item 6: the init lesson shows Xavier ahead of He on this net, so neither is "the" cure
     assert "such as He" not in message and "He init" not in message
-    assert (f"weights scaled to each layer's size: {INIT_DESCRIPTIONS['xavier']} or He's {INIT_DESCRIPTIONS['he']}"
+    assert (f"scaled to each layer's size: Xavier's {INIT_DESCRIPTIONS['xavier']} or He's {INIT_DESCRIPTIONS['he']}"
             in message) and "init lesson trains both" in message
     assert f"P(cat) differs by only {s.p_range:.1e}" in message and f"‖dW[1]‖ is {s.grad_norms[0]:.1e}" in message
     assert " → ".join(f"{z:.3g}" for z in s.z_std) in message
