@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluate import auc
-from .network import backward, compute_cost, forward, predicted
+from .evaluate import FLAT_SPREAD, auc
+from .network import INIT_DESCRIPTIONS, backward, compute_cost, forward, predicted
 from .probe import dead_masks
 
 
@@ -48,8 +48,8 @@ def prior_cost(Y: np.ndarray) -> float:
 
 
 #: P(cat) differing by less than this across the training images: the signal has vanished on its way up.
-VANISHED_SPREAD = 1e-3
-#: ‖dW[1]‖ below this: layer 1 no longer learns (He init on the deep net starts near 0.1).
+VANISHED_SPREAD = FLAT_SPREAD
+#: ‖dW[1]‖ below this: layer 1 no longer learns (on the deep net, seed 1, ×0.01 starts at 1.0e-4, Xavier at 6.2).
 VANISHED_GRADIENT = 1e-4
 #: A cost within this of the prior cost is "the cost of always answering the cat fraction".
 NEAR_PRIOR = 0.01
@@ -112,7 +112,9 @@ def _constant_answer(constant: str, AL: np.ndarray, cache, params, X: np.ndarray
                 f"{s.path()}), so P(cat) differs by only {s.p_range:.1e} between images and ‖dW[1]‖ is "
                 f"{s.grad_norms[0]:.1e}. Initial weights too small for this depth do this (×0.01 on a deep net, "
                 f"for one), not too large a step: a smaller learning rate only slows it further. Start from "
-                f"weights that keep the signal's size, such as He init (randn·√(2/n)).")
+                f"weights scaled to each layer's size: Xavier's {INIT_DESCRIPTIONS['xavier']} or He's "
+                f"{INIT_DESCRIPTIONS['he']} (made for ReLU layers); the Lessons page's init lesson trains both on the "
+                f"course's deep net and compares them.")
     if abs(cost - prior) < NEAR_PRIOR and constant == common:
         return (f"{start}: its cost {cost:.3f} is that of always answering the fraction of cats "
                 f"({prior:.3f}), so it has learned nothing but the most common answer. Try a smaller "

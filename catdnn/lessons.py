@@ -13,8 +13,9 @@ imports streamlit.
 The three lessons (:data:`LESSONS`):
 
 * ``init``: ×0.01 (the course's two-layer init), Xavier (its deep init) and He on the deep net.
-  :func:`signal_at_init` measures what each does to the signal at the first iteration; the curves
-  show which stalls, which sits on the plateau and for how long.
+  :func:`signal_at_init` measures what each does to the signal and to each layer's ‖dW‖ at the first
+  iteration, :func:`first_steps` replays the first iterations (how far the first step goes, which units it
+  leaves dead); the curves show which stalls, which sits on the plateau and for how long.
 * ``optimizers``: gradient descent, momentum and Adam on the two-layer net, the same iterations,
   the cost recorded at every iteration (so gradient descent's zig-zag shows). Adam runs at a
   smaller rate, a choice :func:`adam_first_step` explains: its first step moves every weight by
@@ -32,11 +33,13 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import N_X
-from .diagnose import NEAR_PRIOR, Signal, signal
+from .diagnose import NEAR_PRIOR, VANISHED_GRADIENT, Signal, signal
 from .evaluate import auc, balanced_accuracy
 from .figures import cost_meaning
-from .network import compute_cost, init_params
+from .network import compute_cost, forward, init_params
+from .probe import dead_masks
 from .sweep import curve_options
+from .train import Trainer
 
 #: How a run must end for its numbers to be explained.
 COMPLETE = ("finished",)
@@ -183,6 +186,45 @@ def signal_at_init(layers, init: str, seed: int, X: np.ndarray, Y: np.ndarray) -
     return signal(init_params(layers, init, seed), X, Y)
 
 
+@dataclass(frozen=True)
+class FirstSteps:
+    """What a run's first ``steps`` iterations of gradient descent do (see :func:`first_steps`).
+
+    ``step`` is ‖α·dW[1]‖, how far the first update moves layer 1's weights; ``dead_at_init`` and ``dead``
+    count the hidden ReLU units that output 0 for every training image, per hidden layer, before and after
+    the steps (``units``: each hidden layer's size); ``after`` is the :class:`Signal` after them;
+    ``costs`` the cost before the first step and after the last.
+    """
+
+    steps: int
+    step: float
+    units: tuple
+    dead_at_init: tuple
+    dead: tuple
+    after: Signal
+    costs: tuple
+
+
+def _dead(params, X: np.ndarray) -> tuple:
+    return tuple(int(mask.sum()) for mask in dead_masks(forward(params, X)[1]))
+
+
+def first_steps(config: TrainConfig, X: np.ndarray, Y: np.ndarray, steps: int) -> FirstSteps:
+    """Replay the first ``steps`` iterations of a run (its own config, the one training loop, the cost
+    recorded at every one), for what a recorded curve is too coarse to show.
+
+    ``step`` is ``α·‖dW[1]‖`` at the initial weights: the first update of plain gradient descent.
+    X : ndarray of shape (n_x, m); Y : ndarray of shape (1, m)
+    """
+    start = init_params(config.layers, config.init, config.seed)
+    trainer = Trainer(replace(config, iterations=int(steps)), X, Y, cost_every=1)
+    history = [(p.iteration, p.cost) for p in trainer.run() if getattr(p, "cost", None) is not None]
+    params = trainer.model().params
+    return FirstSteps(int(steps), config.learning_rate * signal(start, X, Y).grad_norms[0],
+                      tuple(W.shape[0] for W, _ in start[:-1]), _dead(start, X), _dead(params, X),
+                      signal(params, X, Y), (history[0][1], compute_cost(trainer.model().predict_proba(X)[None, :], Y)))
+
+
 def adam_first_step(rate: float, X: np.ndarray) -> float:
     """How far Adam's first step can move a unit of layer 1 on an average image: ``rate · mean Σᵢ|xᵢ|``.
 
@@ -232,6 +274,10 @@ PLATEAU_BAND = 0.03
 PLATEAU_SHARE = 0.2
 #: Test images within which a test accuracy is "only" that many above or below the best constant answer.
 NEAR_MAJORITY_IMAGES = 2
+#: A layer's gradient "vanishes" at init when it is at least this many times below He's on the same net.
+VANISH_RATIO = 100.0
+#: The init lesson replays this many first iterations of Xavier and He (its recorded curve is coarser).
+FIRST_STEPS = 5
 #: A layer's signal ends "kept" when the spread of Z in the last layer is within this factor of layer 1's.
 KEPT_FACTOR = 2.0
 
@@ -329,14 +375,56 @@ def _init(lesson: Lesson, runs: list, ds) -> list[str]:
     k = signal_at_init(layers, "he", he.config.seed, X, Y)
     second = (f"At the start each ×0.01 layer shrinks the signal: the spread of Z falls from {s.z_std[0]:.2g} in "
               f"layer 1 to {s.z_std[-1]:.1e} in layer {len(s.z_std)}, so P(cat) differs by only {s.p_range:.1e} "
-              f"across the images (He: {k.p_range:.2f}) and ‖dW[1]‖ is {s.grad_norms[0]:.1e} against He's "
-              f"{k.grad_norms[0]:.3g}: the gradients of the early layers vanish, and "
-              + ("the network settles on answering the cat fraction." if stalled else
-                 "its cost moves slowly."))
-    third = (f"On these ReLU layers Xavier (randn/√n) {signal_verb(x)}: the spread of Z goes {x.path()} from "
-             f"layer 1 to {len(x.z_std)}; He (randn·√(2/n)) {signal_verb(k)}: {k.path()}.")
+              f"across the images (He: {k.p_range:.2f}). ‖dW‖ is {norms(s.grad_norms)} in layers 1 to "
+              f"{len(s.grad_norms)} (He: {norms(k.grad_norms)}): {vanishing(s, k, 'He')}"
+              + (", and the network settles on answering the cat fraction." if stalled else "."))
+    third = (f"At init, on these ReLU layers, Xavier (randn/√n) {signal_verb(x)}: the spread of Z goes {x.path()} "
+             f"from layer 1 to {len(x.z_std)}; He (randn·√(2/n)) {signal_verb(k)}: {k.path()}.")
     fourth = f"{_curve(xavier, h, n, ds)}. {_curve(he, h, n, ds)}."
-    return [first, second, third, fourth]
+    return [first, second, third, fourth, _first_steps(xavier, he, X, Y)]
+
+
+def norms(values) -> str:
+    """Gradient norms as the lessons write them: "9.97e-05, 1.15e-04" below 0.01, else 3 significant digits."""
+    return ", ".join(f"{v:.3g}" if v >= 0.01 else f"{v:.2e}" for v in values)
+
+
+def vanishing(s: Signal, ref: Signal, ref_name: str) -> str:
+    """Which layers' gradients vanish at ``s`` (at least :data:`VANISH_RATIO` times below ``ref``'s), from the
+    norms layer by layer: every layer, some of them (named), or none."""
+    ratios = [r / g if g else math.inf for g, r in zip(s.grad_norms, ref.grad_norms)]
+    low = [layer for layer, q in enumerate(ratios, start=1) if q >= VANISH_RATIO]
+    least = min(ratios[layer - 1] for layer in low) if low else 0.0
+    times = f"{int(least):,}×" if math.isfinite(least) else "infinitely"
+    if len(low) == len(ratios):
+        return f"the gradients vanish in every layer alike, each at least {times} smaller than {ref_name}'s"
+    if low:
+        which = ", ".join(str(layer) for layer in low)
+        return (f"the gradients vanish in layer{'s' if len(low) > 1 else ''} {which} (at least {times} smaller than "
+                f"{ref_name}'s), not in the others")
+    return f"no layer's gradient is {VANISH_RATIO:g}× smaller than {ref_name}'s"
+
+
+def _steps_clause(name: str, f: FirstSteps) -> str:
+    dead, was, units = sum(f.dead), sum(f.dead_at_init), sum(f.units)
+    return (f"{name}'s first step moves W[1] by {f.step:.3g} (α·‖dW[1]‖), and after {f.steps} iterations its cost "
+            f"has gone from {f.costs[0]:.3f} to {f.costs[1]:.3f}, {dead} of its {units} hidden ReLU units output 0 "
+            f"for every training image ({was} at init), ‖dW[1]‖ is {f.after.grad_norms[0]:.3g} and P(cat) differs "
+            f"by {f.after.p_range:.2g} across the images")
+
+
+def _first_steps(xavier: RunSummary, he: RunSummary, X: np.ndarray, Y: np.ndarray) -> str:
+    """The first iterations of Xavier and He replayed: how far each first step goes and what is left after
+    them; "no longer learns" only where ‖dW[1]‖ has fallen below :data:`~catdnn.diagnose.VANISHED_GRADIENT`."""
+    fx, fk = (first_steps(r.config, X, Y, FIRST_STEPS) for r in (xavier, he))
+    text = (f"At α = {he.config.learning_rate:g} the first steps differ: {_steps_clause('Xavier', fx)}; "
+            f"{_steps_clause('He', fk)}.")
+    for (name, f), (other, g) in (((xavier.name, fx), (he.name, fk)), ((he.name, fk), (xavier.name, fx))):
+        if f.after.grad_norms[0] < VANISHED_GRADIENT <= g.after.grad_norms[0] and f.step > g.step:
+            text += (f" After a first step {f.step / g.step:.1f}× as long as {other}'s, {name}'s layer 1 gets no "
+                     f"gradient to learn from after {f.steps} iterations (‖dW[1]‖ below {VANISHED_GRADIENT:g}), while "
+                     f"{other}'s does.")
+    return text
 
 
 def rises(history) -> int:

@@ -42,8 +42,8 @@ def draw_run_result(run: Run, ds) -> None:
         if model is not None:
             st.metric("Train accuracy", f"{model.train_accuracy:.2f}", width="content")
             st.metric("Test accuracy", f"{model.test_accuracy:.2f}", width="content")
-            scores = (evaluate.metrics(model.predict_proba(trained_on.test.X), trained_on.test.labels)
-                      if trained_on is not None else {})
+            proba = model.predict_proba(trained_on.test.X) if trained_on is not None else None
+            scores = evaluate.metrics(proba, trained_on.test.labels) if proba is not None else {}
             for name, label in (("balanced_accuracy", "Test balanced accuracy"), ("auc", "Test AUC")):
                 st.metric(label, "–" if scores.get(name) is None else f"{scores[name]:.2f}", width="content",
                           help="Balanced accuracy: the mean of the recall of cats and of non-cats (always "
@@ -53,6 +53,8 @@ def draw_run_result(run: Run, ds) -> None:
         if final_cost is not None and math.isfinite(final_cost):
             st.metric("Final cost", f"{final_cost:.4f}", width="content")
     if model is not None and trained_on is not None:
+        if caveat := evaluate.auc_caveat(proba):
+            st.caption(f"Test AUC: {caveat}")
         draw_test_set_note(trained_on, model.test_accuracy)
     draw_curves(run.history, run.accuracy_history, run.config.iterations, key="train_result", config=run.config)
     if model is not None:

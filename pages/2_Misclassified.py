@@ -60,6 +60,8 @@ scores = {k: "–" if v is None else f"{v:.2f}" for k, v in evaluate.metrics(pro
 st.markdown(f"**{split_name.capitalize()} set, {split.m} images:** accuracy {scores['accuracy']}, balanced accuracy "
             f"{scores['balanced_accuracy']} at threshold {threshold:.2f}; AUC {scores['auc']} (any threshold). "
             "Click a cell to show its images.")
+if caveat := evaluate.auc_caveat(proba):
+    st.caption(f"AUC: {caveat}")
 cell = confusion_ui(counts, key="mis")
 
 which = evaluate.ERRORS if cell == "errors" else (cell,)

@@ -175,11 +175,14 @@ else:
                                              "zero_fractions": "zero ReLUs"}.get) or "grad_norms"
     st.plotly_chart(layer_stats_figure(model.stats, view, model.config.iterations), key="inside_stats",
                     config={"displayModeBar": False})
+    first = model.stats[0]
+    lo, hi = (int(np.argmin(first.grad_norms)), int(np.argmax(first.grad_norms)))
     st.caption(f"Recorded {len(model.stats)} times during the run, on the whole training set without dropout, at the "
                "parameters before that iteration's update. Vanishing gradients: every ‖dW‖ sits decades low and "
-               "stays there, so nothing learns (the course's ×0.01 init on the deep net: about 1e-4, where xavier "
-               "starts between 0.1 and 6); exploding: the norms climb by decades. A hidden layer whose fraction of "
-               "zero ReLUs reaches 1 is dead.")
+               "stays there, so nothing learns (×0.01, the two-layer net's init, does this to the deep net); "
+               "exploding: the norms climb by decades. A hidden layer whose fraction of zero ReLUs reaches 1 is dead. "
+               f"This run's first record (iteration {first.iteration:,}): ‖dW‖ from {first.grad_norms[lo]:.3g} in "
+               f"layer {lo + 1} to {first.grad_norms[hi]:.3g} in layer {hi + 1}.")
 
 st.header("Gradient check")
 small, X_small, Y_small, small_layers = probe.small_network(params, ds.train.X, ds.train.Y)

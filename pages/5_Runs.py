@@ -9,13 +9,13 @@ from catdnn.sweep import seed_configs
 from ui import page_setup
 from ui.dataset import dataset_ui
 from ui.history import (
-    ONE_SEED,
     SETTINGS,
     accuracy_by_setting_figure,
     cost_curves_figure,
     draw_history_error,
     draw_spread,
     history_ui,
+    one_seed_note,
     run_sweep_ui,
     spread_base_ui,
     sweep_form_ui,
@@ -57,11 +57,12 @@ with spread_tab:
                                 placeholder="tcp://127.0.0.1:8786")
         go = st.form_submit_button("Train over the seeds", key="runs_spread_run", type="primary")
     if go:
-        results = run_sweep_ui(seed_configs(base, range(1, int(n_seeds) + 1)), dataset_ui().source,
+        ds = dataset_ui()
+        results = run_sweep_ui(seed_configs(base, range(1, int(n_seeds) + 1)), ds.source,
                                f"seed spread 1-{int(n_seeds)}", address)
-        draw_spread(results)
+        draw_spread(results, ds.name)
     else:
-        st.caption(ONE_SEED)
+        st.caption(one_seed_note(base, dataset_ui().name))
 
 with runs_tab:
     try:  # a history damaged past its first page fails here, not on opening: a message, never a traceback

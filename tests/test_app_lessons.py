@@ -4,6 +4,7 @@ curves, explains them in sentences computed from the runs, and keeps the runs in
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -61,8 +62,8 @@ def test_the_init_lesson_trains_overlays_and_explains(home, data_dir, short):
     at.button(key="lesson_init_run").click().run()
     assert_clean(at)
     cost = charts(at)["Cost of each run"]
-    # each curve says what sets it apart (its init); the title names the network they share
-    assert [t["name"] for t in cost["data"]] == [f"{n} ({c.init} init)" for n, c in zip(lesson.names, lesson.configs())]
+    # each curve is named once (its name says its init); the title names the network they share
+    assert [t["name"] for t in cost["data"]] == list(lesson.names) == ["×0.01 (small)", "Xavier", "He"]
     assert "[12288,20,7,5,1]" in cost["layout"]["title"]["text"]
     assert all(t["x"][-1] == 299 for t in cost["data"])  # each run's whole budget
     with History(home / "runs.sqlite3") as h:
@@ -119,3 +120,25 @@ def test_the_optimizers_lesson_records_every_iteration(home, data_dir, short):
     assert all(t["x"] == list(range(60)) for t in cost["data"])
     (text,) = [i.value for i in at.info]
     assert "Recorded at every iteration" in text and "hence" not in text
+
+
+@pytest.mark.parametrize("key", list(lessons.LESSONS))
+def test_each_legend_entry_says_each_thing_once(key):
+    """Learner review item 10: "×0.01 (small) (small init)", "L2 λ=0.7 (L2 λ=0.7)": an entry names what sets its run
+    apart once, whether its name or the settings' label says it, and loses none of it."""
+    from catdnn.labels import compare
+    from ui.lessons import legend_names
+
+    lesson = lessons.LESSONS[key]
+    runs = [lessons.RunSummary(r.name, c, "finished") for r, c in zip(lesson.runs, lesson.configs())]
+    differ = compare(runs, architecture=False)[1]
+    entries = legend_names(runs, differ)
+    for entry, label, run in zip(entries, differ, runs):
+        words = [w for w in re.split(r"[\s,()·]+", entry.lower()) if w]
+        assert len(words) == len(set(words)), entry  # nothing said twice
+        assert entry.startswith(run.name)
+        for part in label.split(" · "):  # every difference is said, by the name or after it
+            assert {part.split()[0].lower(), part.split()[-1].lower()} & set(words), (entry, part)
+    assert len(set(entries)) == len(entries)
+    if key == "optimizers":  # the rate is said where the name does not say it
+        assert entries == ["gradient descent (lr 0.0075)", "momentum β=0.9 (lr 0.0075)", "Adam, rate 0.0001"]

@@ -316,3 +316,45 @@ def test_a_history_damaged_past_its_first_page_gets_a_clear_message(home):
     assert_clean(at)
     assert any("could not be read" in e.value and "malformed" in e.value for e in at.error)
     assert at.button(key="runs_spread_run")  # the other tabs still draw
+
+
+def spread_results(config, tests):
+    from catdnn.sweep import SweepResult
+
+    return [SweepResult(i, replace(config, seed=i + 1), "finished", train_accuracy=0.9, test_accuracy=t)
+            for i, t in enumerate(tests)]
+
+
+def test_the_seed_spread_names_the_courses_0_80_only_under_its_settings():
+    """Learner review item 7: xavier at 1000 iterations (test 0.687 ± 0.031) was told about "the course's 0.80". The
+    note is computed from what was spread: the course's figure only for the course's deep run on its data."""
+    from catdnn.data import COURSE_NAME
+    from catdnn.sweep import spread
+    from ui.history import one_seed_note, spread_note
+
+    course = spread_results(PRESETS["deep"], [0.80, 0.74, 0.70])
+    note = spread_note(course, COURSE_NAME)
+    s = spread(course)
+    assert note.startswith("The course's **0.80** test accuracy is **one seed's**, seed 1's (here seed 1 scores 0.80)")
+    assert f"**{s.test_mean:.3f} ± {s.test_std:.3f}** on the test set (0.70 to 0.80)" in note
+    shorter = spread_results(replace(PRESETS["deep"], iterations=1000), [0.70, 0.66, 0.70])
+    for results, dataset in ((shorter, COURSE_NAME), (course, "my photos")):
+        note = spread_note(results, dataset)
+        assert "**0.80**" not in note and "course" not in note
+        assert note.startswith(f"Over these 3 seeds the same settings score **{spread(results).test_mean:.3f} ± ")
+    assert "0.80" in one_seed_note(replace(PRESETS["deep"], seed=7), COURSE_NAME)
+    assert "0.80" not in one_seed_note(shorter[0].config, COURSE_NAME)
+    assert "0.80" not in one_seed_note(PRESETS["deep"], "my photos")
+
+
+def test_the_seed_spread_of_other_settings_does_not_cite_the_course(home, data_dir):
+    with History(home / "runs.sqlite3") as h:
+        run = h.add(replace(PRESETS["two-layer"], iterations=20), status="finished", source="cli")
+    at = app(RUNS).run()
+    at.selectbox(key="runs_spread_base").set_value(run).run()
+    assert not any("0.80" in c.value for c in at.caption)  # before it runs
+    at.number_input(key="runs_spread_n").set_value(2)
+    at.button(key="runs_spread_run").click().run()
+    assert_clean(at)
+    (note,) = [i.value for i in at.info if "seeds the same settings score" in i.value]
+    assert "0.80" not in note and note.startswith("Over these 2 seeds")

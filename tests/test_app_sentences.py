@@ -38,3 +38,33 @@ def test_inside_says_a_dead_unit_stays_dead_only_in_layer_1(data_dir, dataset):
     assert "In layer 1, plain gradient descent never brings it back" in caption
     assert "A dead unit of a deeper layer can come back" in caption
     assert "so gradient descent never brings it back" not in caption
+
+
+def test_an_auc_of_a_flat_p_cat_says_what_it_ranks(data_dir, dataset):
+    """Learner review item 11: the deep net at ×0.01 init gives every test image nearly the same P(cat) (a span of a
+    few 1e-6), and its test AUC (0.30) ranks those differences: said next to the AUC on Train and Misclassified,
+    with the span computed, and only when the span is below evaluate.FLAT_SPREAD."""
+    from catdnn import evaluate
+    from tests.app_support import MISCLASSIFIED, TRAIN, session_of
+
+    at = app(TRAIN).run()
+    at.selectbox(key="train_init").set_value("small")
+    at.slider(key="train_iters").set_value(100)
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    model = session_of(at).run.model
+    p = model.predict_proba(dataset.test.X)
+    span = float(p.max() - p.min())
+    assert model.config.init == "small" and model.config.layers == PRESETS["deep"].layers
+    assert span < evaluate.FLAT_SPREAD
+    expected = (f"P(cat) spans only {span:.1e} across these {dataset.test.m} images (below {evaluate.FLAT_SPREAD:g}): "
+                "the AUC ranks them by differences that small")
+    assert any(c.value.startswith(f"Test AUC: {expected}") for c in at.caption)
+    mis = app(MISCLASSIFIED, model).run()
+    assert_clean(mis)
+    assert any(c.value.startswith(f"AUC: {expected}") for c in mis.caption)
+    healthy = fit(replace(PRESETS["two-layer"], iterations=30), dataset)
+    q = healthy.predict_proba(dataset.test.X)
+    assert float(q.max() - q.min()) >= evaluate.FLAT_SPREAD and evaluate.auc_caveat(q) == ""
+    mis = app(MISCLASSIFIED, healthy).run()
+    assert not any("P(cat) spans only" in c.value for c in mis.caption)

@@ -205,7 +205,7 @@ def test_the_init_lesson_describes_each_curve_as_drawn(dataset, init_lesson):
     lesson, _, out = init_lesson
     _, xavier, he = out.runs
     h = prior_cost(float(dataset.train.Y.mean()))
-    text = out.sentences[-1]
+    text = out.sentences[3]
     assert "test accuracy 0.80 and 0.68" not in text and " learn" not in text
     for r in (xavier, he):
         clause = part(text, r.name)
@@ -241,7 +241,7 @@ def test_the_init_sentences_make_no_claim_the_curves_do_not_show(dataset):
     stuck = [(i, 0.7 if i < 5 else h + 0.001) for i in range(100)]  # never leaves
     q = float(dataset.test.Y.mean())
     out = summarise(lesson, init_results(lesson, [small, quick, stuck], [0.34, 0.8, round(q, 2)], dataset), dataset)
-    text = out.sentences[-1]
+    text = out.sentences[3]
     _, xavier, he = out.runs
     assert "falls below" in part(text, "Xavier") and "stays within" not in part(text, "Xavier")
     assert "to the end" in part(text, "He") and "before it falls" not in part(text, "He")
@@ -250,7 +250,7 @@ def test_the_init_sentences_make_no_claim_the_curves_do_not_show(dataset):
         check_curve_claim(part(text, r.name), r, h, lesson.iterations)
     spiky = [(i, 0.7 if i < 5 else 0.2 if i >= 60 else h + (0.05 if i == 30 else 0.0)) for i in range(100)]
     out = summarise(lesson, init_results(lesson, [small, spiky, stuck], [0.34, 0.8, 0.7], dataset), dataset)
-    clause = part(out.sentences[-1], "Xavier")
+    clause = part(out.sentences[3], "Xavier")
     assert "is within 0.03 of" in clause and "stays within" not in clause
     check_curve_claim(clause, out.runs[1], h, lesson.iterations)
 
@@ -368,3 +368,55 @@ def test_a_run_that_did_not_finish_is_named_instead_of_explained(dataset):
 def test_rises_counts_the_steps_up_of_a_curve():
     assert rises([(0, 1.0), (1, 2.0), (2, 1.5), (3, 1.7), (4, float("nan"))]) == 2
     assert rises([]) == 0
+
+
+def test_the_init_lesson_says_where_the_gradients_vanish_from_the_norms(dataset, init_lesson):
+    """Learner review item 5: ×0.01's ‖dW‖ is equally tiny in every layer (the last smallest), so "the early
+    layers" was not what the numbers show; each norm is cited and the claim follows from them."""
+    from catdnn.lessons import VANISH_RATIO, norms, vanishing
+
+    lesson, _, out = init_lesson
+    X, Y = dataset.train.X, dataset.train.Y
+    s, k = (signal_at_init(lesson.base.layers, init, 1, X, Y) for init in ("small", "he"))
+    second = out.sentences[1]
+    assert "early layers" not in second
+    assert f"‖dW‖ is {norms(s.grad_norms)} in layers 1 to 4 (He: {norms(k.grad_norms)})" in second
+    assert "9.97e-05, 1.15e-04, 9.31e-05, 8.39e-05" in second  # seed 1 on the course's data
+    least = min(b / a for a, b in zip(s.grad_norms, k.grad_norms))
+    assert least >= VANISH_RATIO and f"every layer alike, each at least {int(least):,}× smaller than He's" in second
+    # the claim is made only where the norms support it
+    some = replace(s, grad_norms=(k.grad_norms[0] / 1e3, *k.grad_norms[1:]))
+    assert vanishing(some, k, "He") == ("the gradients vanish in layer 1 (at least 1,000× smaller than He's), "
+                                        "not in the others")
+    assert vanishing(k, k, "He") == f"no layer's gradient is {VANISH_RATIO:g}× smaller than He's"
+
+
+def test_the_init_lesson_says_why_he_is_behind_xavier_from_its_first_steps(dataset, init_lesson):
+    """Learner review item 6: He keeps the signal's size at init yet sits on the plateau; its first step at
+    α 0.0075 is 5.3× Xavier's and leaves layer 1 without a gradient. Each number is the replayed run's."""
+    from catdnn.diagnose import VANISHED_GRADIENT
+    from catdnn.lessons import FIRST_STEPS, first_steps
+
+    lesson, _, out = init_lesson
+    _, xavier, he = out.runs
+    X, Y = dataset.train.X, dataset.train.Y
+    text = out.sentences[-1]
+    assert "At init, on these ReLU layers" in out.sentences[2]  # "keeps the signal's size" is said of init only
+    for name, run in (("Xavier", xavier), ("He", he)):
+        f = first_steps(run.config, X, Y, FIRST_STEPS)
+        assert f.step == pytest.approx(run.config.learning_rate * signal_at_init(
+            lesson.base.layers, run.config.init, 1, X, Y).grad_norms[0])
+        clause = text[text.index(f"{name}'s first step"):]
+        assert clause.startswith(f"{name}'s first step moves W[1] by {f.step:.3g} (α·‖dW[1]‖), and after "
+                                 f"{FIRST_STEPS} iterations its cost has gone from {f.costs[0]:.3f} to "
+                                 f"{f.costs[1]:.3f}, {sum(f.dead)} of its {sum(f.units)} hidden ReLU units output 0")
+        assert f"({sum(f.dead_at_init)} at init), ‖dW[1]‖ is {f.after.grad_norms[0]:.3g}" in clause
+        if name == "Xavier":
+            fx = f
+        else:
+            fk = f
+    assert fk.step / fx.step == pytest.approx(32.47 / 6.160, rel=1e-3)  # seed 1: 0.244 against 0.0462
+    assert sum(fk.dead) > sum(fk.dead_at_init) and sum(fx.dead) <= sum(fx.dead_at_init)
+    assert fk.after.grad_norms[0] < VANISHED_GRADIENT <= fx.after.grad_norms[0]
+    assert (f"After a first step {fk.step / fx.step:.1f}× as long as Xavier's, He's layer 1 gets no gradient"
+            in text) and "Xavier's layer 1 gets no gradient" not in text

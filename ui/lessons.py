@@ -8,6 +8,8 @@ so a lesson's charts stay while another one trains.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from catdnn.data import Dataset
@@ -56,12 +58,30 @@ def accuracy_bars_figure(runs, *, title: str = "Train and test accuracy of each 
     return {"data": data, "layout": layout}
 
 
+def _words(text: str) -> set:
+    return {w for w in re.split(r"[\s,()]+", text.lower()) if w}
+
+
+def legend_names(runs, differ) -> list[str]:
+    """Each run's legend entry: its name, then the parts of what sets it apart (``differ``, one label per run
+    from :func:`catdnn.labels.compare`, parts joined by " · ") that the name does not already say. A part is
+    said when its first or last word is a word of the name ("small init" by "×0.01 (small)", "lr 0.0001" by
+    "Adam, rate 0.0001"), so no entry says a thing twice."""
+    names = []
+    for run, label in zip(runs, differ):
+        said = _words(run.name)
+        parts = [p for p in (label or "").split(" · ")
+                 if p and not ({p.split()[0].lower(), p.split()[-1].lower()} & said)]
+        names.append(f"{run.name} ({' · '.join(parts)})" if parts else run.name)
+    return names
+
+
 def draw_outcome(outcome: LessonOutcome) -> None:
     """The runs' cost curves overlaid (and their accuracies when that is the lesson's point), then the
     sentences that say what they show (and what each curve measures, when the runs minimise different costs)."""
     key = outcome.lesson.key
     common, differ = compare(outcome.runs, architecture=False)  # the settings shared, and what sets each apart
-    curves = [(f"{r.name} ({d})" if d else r.name, r.history) for r, d in zip(outcome.runs, differ) if r.history]
+    curves = [(name, r.history) for r, name in zip(outcome.runs, legend_names(outcome.runs, differ)) if r.history]
     chart = compare_costs_figure(curves, title=f"Cost of each run<br><sup>{common}</sup>",
                                   ytitle=cost_axis(r.config for r in outcome.runs))
     if outcome.lesson.accuracy:
