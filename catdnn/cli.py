@@ -25,7 +25,7 @@ from pathlib import Path
 from .config import PRESETS, TrainConfig, parse_layers
 from .errors import CatdnnError, ConfigError
 from .network import INITS, THRESHOLD
-from .optim import OPTIMIZERS, SCHEDULES
+from .optim import HYPERPARAMETERS, OPTIMIZERS, SCHEDULES, hyperparameter_label, inapplicable
 from .threads import limit_blas_threads
 
 
@@ -154,11 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dropout: keep probability of every hidden layer, or one per hidden layer (1: off)")
     k.add_argument("--batch-size", type=int, metavar="N",
                    help="mini-batches of N examples, reshuffled every epoch (0: the whole set)")
-    k.add_argument("--optimizer", choices=list(OPTIMIZERS), help="gd (default), momentum or adam")
-    k.add_argument("--beta", type=_positive_float, help="momentum's β (0.9)")
-    k.add_argument("--beta1", type=_positive_float, help="Adam's β1 (0.9)")
-    k.add_argument("--beta2", type=_positive_float, help="Adam's β2 (0.999)")
-    k.add_argument("--epsilon", type=_positive_float, help="Adam's ε (1e-8)")
+    k.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                   help="; ".join(f"{name}: {cls.description}" for name, cls in OPTIMIZERS.items()) + " (default gd)")
+    for h in HYPERPARAMETERS.values():
+        k.add_argument(f"--{h.name}", type=_positive_float,
+                       help=f"{hyperparameter_label(h.name)}, {h.help} ({h.default:g})")
     k.add_argument("--schedule", choices=list(SCHEDULES),
                    help="learning-rate schedule (default constant; --decay alone means inverse-time, "
                         "with --decay-every step)")
@@ -599,10 +599,9 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
     """The TrainConfig fields the technique flags set (None: not given), checked for flags that
     would have no effect (``base_optimizer``: the preset's)."""
     opt = args.optimizer or base_optimizer
-    for flag, value, needs in (("--beta", args.beta, "momentum"), ("--beta1", args.beta1, "adam"),
-                               ("--beta2", args.beta2, "adam"), ("--epsilon", args.epsilon, "adam")):
-        if value is not None and opt != needs:
-            raise ConfigError(f"{flag} applies to --optimizer {needs} (this run uses {opt})")
+    wrong = inapplicable(opt, [name for name in HYPERPARAMETERS if getattr(args, name) is not None])
+    if wrong:
+        raise ConfigError(f"--{wrong[0]} applies to --optimizer {' or '.join(wrong[1])} (this run uses {opt})")
     schedule = args.schedule
     if schedule is None and args.decay is not None:
         schedule = "step" if args.decay_every is not None else "inverse-time"
@@ -612,8 +611,8 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
         raise ConfigError(f"--schedule {schedule} needs a decay rate: give --decay D")
     return dict(
         l2=args.l2, keep_prob=args.keep_prob, batch_size=args.batch_size, optimizer=args.optimizer,
-        beta=args.beta, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon, schedule=schedule,
-        decay=args.decay, decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
+        **{name: getattr(args, name) for name in HYPERPARAMETERS}, schedule=schedule, decay=args.decay,
+        decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
     )
 
 
