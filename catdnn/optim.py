@@ -55,6 +55,7 @@ class Hyperparameter:
     open_low: bool = False  # whether ``low`` itself is refused
     open_high: bool = False  # whether ``high`` itself is refused
     step: float = 0.01  # the form's step
+    scale: str = "1-log"  # how random search draws it (catdnn.search.SCALES): 1-β log-uniformly, as the course does
 
 
 #: Every optimiser hyperparameter by name (the optimiser classes take theirs by these names).
@@ -62,7 +63,8 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {h.name: h for h in (
     Hyperparameter("beta", "β", 0.9, "velocity: v = β·v + (1-β)·dW", open_high=True),
     Hyperparameter("beta1", "β1", 0.9, "first moment: v = β1·v + (1-β1)·dW", open_high=True),
     Hyperparameter("beta2", "β2", 0.999, "second moment: s = β2·s + (1-β2)·dW²", open_high=True, step=0.001),
-    Hyperparameter("epsilon", "ε", 1e-8, "added to √s so the step never divides by 0", open_low=True, step=1e-8),
+    Hyperparameter("epsilon", "ε", 1e-8, "added to √s so the step never divides by 0", open_low=True, step=1e-8,
+                   scale="log"),
 )}
 
 
