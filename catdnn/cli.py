@@ -584,7 +584,7 @@ _RANDOM_DEFAULTS = {"folds": 5, "metric": "auc", "zoom": 0, "seed": 0}
 def _random_search(args) -> int:
     """``sweep --random N``: :func:`catdnn.search.random_search`, printed round by round."""
     from .data import load_dataset
-    from .search import Choice, parse_range, random_search, setting_text
+    from .search import PARAMETERS, parse_ranges, random_search, setting_text
     from .sweep import curve_options, dask_client, dask_executor, parse_networks
 
     for name, value in _RANDOM_DEFAULTS.items():
@@ -603,19 +603,11 @@ def _random_search(args) -> int:
         preset = args.preset or ("cnn" if nets and nets[0].get("arch") else "deep")
         base = TrainConfig.preset(preset, iterations=args.iterations, seed=args.seeds[0], **(nets[0] if nets else {}))
         _check_run_options(args, several=True)
-        ranges = []
-        for name in ("lr", "width", "depth", "l2", "keep-prob", *HYPERPARAMETERS):
-            value = getattr(args, name.replace("-", "_"))
-            if value is None:
-                continue
-            if not isinstance(value, RangeText):
+        texts = {name: getattr(args, name.replace("-", "_")) for name in PARAMETERS}
+        for name, value in texts.items():
+            if value is not None and not isinstance(value, RangeText):
                 raise ConfigError(f"with --random, --{name} is a range LOW:HIGH, not a list")
-            ranges.append(parse_range(name, value))
-        for name, values in (("optimizer", args.optimizer), ("init", args.init)):
-            if values:
-                ranges.append(Choice(name, tuple(values)))
-        if not ranges:
-            raise ConfigError("a random search needs at least one range, e.g. --lr 1e-4:1e-1 --width 4:64")
+        ranges = parse_ranges(texts, {"optimizer": args.optimizer, "init": args.init})
         if args.folds < 2:
             raise ConfigError(f"--folds K needs K ≥ 2, not {args.folds}")
     except ConfigError as exc:

@@ -148,6 +148,18 @@ def parse_range(name: str, text: str) -> Range:
     return Range(name, low, high, scale)
 
 
+def parse_ranges(texts: dict, choices: dict | None = None) -> list:
+    """The ranges of a search from their texts: ``{"lr": "1e-4:1e-1", "width": "4:64", "beta": ""}``
+    (an empty or missing text: not varied) and ``{"optimizer": ("gd", "momentum")}`` (drawn among those;
+    empty: not varied). Raises :class:`ConfigError` (:func:`parse_range`'s, or none varied at all)."""
+    ranges = [parse_range(name, str(text).strip()) for name, text in texts.items() if text is not None
+              and str(text).strip()]
+    ranges += [Choice(name, tuple(values)) for name, values in (choices or {}).items() if values]
+    if not ranges:
+        raise ConfigError("a random search needs at least one range, e.g. --lr 1e-4:1e-1 --width 4:64")
+    return ranges
+
+
 # --------------------------------------------------------------------------- drawing settings
 def sample(ranges, n: int, seed: int, depth: int = 1) -> list[dict]:
     """``n`` settings ``{name: value}`` drawn from ``ranges`` (:class:`Range` or :class:`Choice`) by a
