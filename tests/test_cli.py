@@ -124,7 +124,7 @@ def test_predict_with_a_bad_model(tmp_path, photos):
     "args",
     [(), ("fly",), ("train", "--preset", "huge"), ("train", "--layers", "20,x,1"), ("train", "--lr", "fast"),
      ("train", "--iterations", "many"), ("predict",), ("predict", "--model", "m.npz"),
-     ("train", "--optimizer", "rmsprop"), ("train", "--keep-prob", "most"), ("train", "--l2", "x"),
+     ("train", "--optimizer", "sgd"), ("train", "--keep-prob", "most"), ("train", "--l2", "x"),
      ("train", "--schedule", "cosine"), ("train", "--batch-size", "1.5"), ("train", "--shift", "two")],
 )
 def test_usage_errors_exit_2(args):
