@@ -227,6 +227,21 @@ def test_every_optimizer_hyperparameter_is_declared_once_and_is_a_config_setting
     assert {f for f in HYPERPARAMETERS if hasattr(RMSprop(), f)} == {"beta2", "epsilon"}  # the course's RMSprop
 
 
+def test_every_declared_hyperparameter_reaches_the_cli_the_link_the_form_and_the_search():
+    from catdnn.cli import build_parser
+    from catdnn.search import PARAMETERS
+    from catdnn.share import PARAMS
+    from ui.train_form import FORM_KEYS, TECHNIQUE_KEYS
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    sweep = parser._subparsers._group_actions[0].choices["sweep"]
+    for name in HYPERPARAMETERS:
+        assert f"--{name}" in train._option_string_actions and f"--{name}" in sweep._option_string_actions
+        assert PARAMS[name] == name and name in PARAMETERS
+        assert f"train_{name}" in FORM_KEYS and f"train_{name}" in TECHNIQUE_KEYS
+
+
 def test_rmsprop_trains_and_learns():
     X, Y = _toy(m=24)
     cfg = TrainConfig(layers=(12, 6, 1), optimizer="rmsprop", learning_rate=0.01, iterations=60, seed=2)
