@@ -52,7 +52,7 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
   ``X_bᵀ``: exact. (Dropout on the *inputs* would not be, since ``X ⊙ D`` leaves the span of X;
   catdnn drops hidden units only, as the course does.)
 * **Learning-rate schedules**: a scalar α per step: exact.
-* **RMSprop and Adam are not**: they divide every weight's step by its own ``√ŝ + ε``, elementwise, which leaves
+* **RMSprop and Adam are not**: they divide every weight's step by its own ``√s + ε``, elementwise, which leaves
   the span. **Random shifts** would need every shifted copy of every image in the basis (up to
   ``2·(2s+1)²·m`` columns): too large. With either, "auto" takes the direct solver and says why
   (:func:`solver_choice`); asking for the Gram solver by name is refused.
