@@ -21,14 +21,16 @@ one that imports it back; ``tests/test_imports.py`` checks it):
 * ``network``: the dense math, one copy (init, forward, backward, cost, predict)
 * ``arch`` (the architecture spec, MLP or CNN), ``conv_layers`` (im2col convolution, max pooling,
   the input step), ``cnn`` (the convolutional net's forward, backward, predictions, gradient check)
-* ``optim``: optimisers, learning-rate schedules, mini-batches
+* ``optim``: optimisers (each hyperparameter declared once, ``optim.HYPERPARAMETERS``), learning-rate
+  schedules, mini-batches
 * ``probe`` (what the dashboard shows of a model's insides), ``diagnose`` (what went wrong)
 * ``solvers``: one step of training: direct, Gram or CNN, one contract (``solvers.Solver``)
 * ``config`` (TrainConfig, presets, limits), ``model`` and ``model_io`` (the Model and its files),
   ``train`` (the one training loop, its divergence rule, ``fit()``), ``stepper`` (one iteration in
   three steps, described for the Step page)
 * ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in
-  SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``lessons``,
+  SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``search`` (random
+  search scored by cross-validation, on the sweep runner), ``lessons``,
   ``share`` (settings as link parameters), ``cli``
 * ``notebook`` (``fit()``'s progress bar, a Model's summary in Jupyter), ``figures`` (the training
   curves as Plotly figures, plain dicts), ``serve`` (``catdnn app``: the dashboard from a checkout or

@@ -25,8 +25,9 @@ from pathlib import Path
 from .config import PRESETS, TrainConfig, parse_layers
 from .errors import CatdnnError, ConfigError
 from .network import INITS, THRESHOLD
-from .optim import OPTIMIZERS, SCHEDULES
+from .optim import HYPERPARAMETERS, OPTIMIZERS, SCHEDULES, hyperparameter_label, inapplicable
 from .threads import limit_blas_threads
+from .validation import SELECTION_METRICS
 
 
 def _layers(text: str) -> tuple:
@@ -71,6 +72,21 @@ def _float_list(text: str) -> tuple:
         return tuple(float(p) for p in str(text).split(",") if p.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of numbers such as 0.0075,0.01") from None
+
+
+class RangeText(str):
+    """A sweep flag's ``LOW:HIGH``: a range for ``--random`` (read by :func:`catdnn.search.parse_range`)."""
+
+
+def _list_or_range(text: str):
+    """``0.0075,0.01`` (a grid's values) or ``1e-4:1e-1`` (a random search's range)."""
+    return RangeText(text) if ":" in str(text) else _float_list(text)
+
+
+def _range(text: str) -> RangeText:
+    if ":" not in str(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range LOW:HIGH such as 4:64")
+    return RangeText(text)
 
 
 def _hidden_list(text: str) -> tuple:
@@ -154,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dropout: keep probability of every hidden layer, or one per hidden layer (1: off)")
     k.add_argument("--batch-size", type=int, metavar="N",
                    help="mini-batches of N examples, reshuffled every epoch (0: the whole set)")
-    k.add_argument("--optimizer", choices=list(OPTIMIZERS), help="gd (default), momentum or adam")
-    k.add_argument("--beta", type=_positive_float, help="momentum's β (0.9)")
-    k.add_argument("--beta1", type=_positive_float, help="Adam's β1 (0.9)")
-    k.add_argument("--beta2", type=_positive_float, help="Adam's β2 (0.999)")
-    k.add_argument("--epsilon", type=_positive_float, help="Adam's ε (1e-8)")
+    k.add_argument("--optimizer", choices=list(OPTIMIZERS),
+                   help="; ".join(f"{name}: {cls.description}" for name, cls in OPTIMIZERS.items()) + " (default gd)")
+    for h in HYPERPARAMETERS.values():
+        k.add_argument(f"--{h.name}", type=_positive_float,
+                       help=f"{hyperparameter_label(h.name)}, {h.help} ({h.default:g})")
     k.add_argument("--schedule", choices=list(SCHEDULES),
                    help="learning-rate schedule (default constant; --decay alone means inverse-time, "
                         "with --decay-every step)")
@@ -198,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", choices=list(PRESETS),
                    help="the settings to start from (deep; cnn when every --arch is a convolutional net)")
     s.add_argument("--iterations", type=int, help="iterations of every run (the preset's: 2500)")
-    s.add_argument("--lr", type=_float_list, metavar="LR[,LR...]", help="learning rates, e.g. 0.0075,0.01")
+    s.add_argument("--lr", type=_list_or_range, metavar="LR[,LR...]",
+                   help="learning rates, e.g. 0.0075,0.01; with --random a range drawn log-uniformly, e.g. 1e-4:1e-1")
     s.add_argument("--hidden", type=_hidden_list, metavar="SIZES[;SIZES...]",
                    help='hidden layers of each network, ";" between networks, e.g. "20,7,5;7"')
     s.add_argument("--arch", nargs="+", metavar="SPEC",
@@ -207,8 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", type=_choice_list(list(INITS)), metavar="INIT[,INIT...]", help=", ".join(INITS))
     s.add_argument("--optimizer", type=_choice_list(list(OPTIMIZERS)), metavar="OPT[,OPT...]",
                    help=", ".join(OPTIMIZERS))
-    s.add_argument("--l2", type=_float_list, metavar="LAMBDA[,LAMBDA...]", help="L2 regularisation strengths")
+    s.add_argument("--l2", type=_list_or_range, metavar="LAMBDA[,LAMBDA...]",
+                   help="L2 regularisation strengths; with --random a range drawn uniformly, e.g. 0:2")
     s.add_argument("--seeds", type=_seeds, default=(1,), metavar="SEEDS", help="seeds, e.g. 1-3 (1)")
+    rs = s.add_argument_group(
+        "random search (the second course's): --random N draws N settings in the ranges given, scores each by "
+        "k-fold cross-validation on the training images only (never the test images), and --zoom K draws N "
+        "more in ranges narrowed around the K best; --optimizer and --init are then drawn among those listed")
+    rs.add_argument("--random", type=int, metavar="N", help="draw N settings at random instead of a grid")
+    rs.add_argument("--width", type=_range, metavar="LO:HI", help="hidden layer widths, each drawn uniformly")
+    rs.add_argument("--depth", type=_range, metavar="LO:HI", help="number of hidden layers, drawn uniformly")
+    rs.add_argument("--keep-prob", type=_range, metavar="LO:HI", help="dropout keep probability, drawn uniformly")
+    for h in HYPERPARAMETERS.values():
+        rs.add_argument(f"--{h.name}", type=_range, metavar="LO:HI",
+                        help=f"{hyperparameter_label(h.name)}, "
+                             + ("1-" + h.symbol if h.scale == "1-log" else h.symbol) + " drawn log-uniformly")
+    rs.add_argument("--folds", type=int, metavar="K", help="k-fold cross-validation (5)")
+    rs.add_argument("--metric", choices=SELECTION_METRICS, help="validation score (auc)")
+    rs.add_argument("--zoom", type=int, metavar="K", help="a second round around the K best settings")
+    rs.add_argument("--seed", type=int, help="seeds the draws and the folds (0)")
     s.add_argument("--data-dir", help="folder holding the two .h5 files")
     s.add_argument("--no-download", action="store_true", help="never download the dataset")
     _add_run_options(s)
@@ -505,6 +539,12 @@ def cmd_sweep(args) -> int:
     from .data import load_dataset
     from .sweep import grid, parse_networks, spread
 
+    if args.random is not None:
+        return _random_search(args)
+    given = [f"--{name}" for name in _RANDOM_ONLY if getattr(args, name.replace("-", "_")) is not None]
+    given += [f"--{name} {value}" for name, value in (("lr", args.lr), ("l2", args.l2)) if isinstance(value, RangeText)]
+    if given:
+        args.parser.error(f"{given[0]} applies to a random search: give --random N")
     try:
         arches = parse_networks(";".join(args.arch or ()))
         if args.preset is None:
@@ -533,6 +573,86 @@ def cmd_sweep(args) -> int:
                 print(f"  {name}: " + (f"{s.test_mean:.3f} ± {s.test_std:.3f} ({s.n} runs)" if s else "no result"))
 
     return _run_sweep(args, configs, ds, _open_history(args), _sweep_label(args), summarise)
+
+
+#: The sweep flags that only a random search takes (ranges).
+_RANDOM_ONLY = ("width", "depth", "keep-prob", *HYPERPARAMETERS, "folds", "metric", "zoom", "seed")
+#: A random search's defaults: 5 folds, scored by AUC, no zoom, draws seeded with 0.
+_RANDOM_DEFAULTS = {"folds": 5, "metric": "auc", "zoom": 0, "seed": 0}
+
+
+def _random_search(args) -> int:
+    """``sweep --random N``: :func:`catdnn.search.random_search`, printed round by round."""
+    from .data import load_dataset
+    from .search import PARAMETERS, parse_ranges, random_search, setting_text
+    from .sweep import curve_options, dask_client, dask_executor, parse_networks
+
+    for name, value in _RANDOM_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    try:
+        if args.random < 1:
+            raise ConfigError(f"--random N draws at least 1 setting, not {args.random}")
+        if len(args.seeds) > 1:
+            raise ConfigError("a random search trains each setting with one seed (--seeds S); --seed seeds the draws")
+        nets = parse_networks(";".join([*(",".join(map(str, h)) or "none" for h in args.hidden or ()),
+                                        *(args.arch or ())]))
+        if len(nets) > 1:
+            raise ConfigError("a random search starts from one network: give one --hidden or --arch (or --width "
+                              "and --depth ranges)")
+        preset = args.preset or ("cnn" if nets and nets[0].get("arch") else "deep")
+        base = TrainConfig.preset(preset, iterations=args.iterations, seed=args.seeds[0], **(nets[0] if nets else {}))
+        _check_run_options(args, several=True)
+        texts = {name: getattr(args, name.replace("-", "_")) for name in PARAMETERS}
+        for name, value in texts.items():
+            if value is not None and not isinstance(value, RangeText):
+                raise ConfigError(f"with --random, --{name} is a range LOW:HIGH, not a list")
+        ranges = parse_ranges(texts, {"optimizer": args.optimizer, "init": args.init})
+        if args.folds < 2:
+            raise ConfigError(f"--folds K needs K ≥ 2, not {args.folds}")
+    except ConfigError as exc:
+        args.parser.error(str(exc))
+    ds = load_dataset(args.data_dir, download=not args.no_download, progress=_ProgressBar())
+    n, k = args.random, args.folds
+    rounds = []
+
+    def on_round(number, rnd) -> None:
+        rounds.append(rnd)
+        words = "ranges" if not number else f"zoomed around the {args.zoom} best"
+        print(f"Round {number + 1} ({words}): " + " · ".join(r.text() for r in rnd.ranges), flush=True)
+
+    def on_run(fold, res, score) -> None:
+        got = f"{args.metric} {score:.3f}" if score is not None else res.message or "no score"
+        print(f"  [fold {fold + 1}/{k}] setting {res.index + 1}: {res.status}, {got} ({res.elapsed:.1f} s)",
+              file=sys.stderr, flush=True)
+
+    with _ctrl_c_sets(threading.Event()) as stop:
+        client = dask_client(args.scheduler) if args.scheduler and not stop.is_set() else None
+        where = f"the Dask cluster at {args.scheduler}" if client else f"{args.workers or os.cpu_count()} processes"
+        print(f"Random search: {n} settings × {k} folds a round on {where}, scored by validation {args.metric} on "
+              f"the {ds.train.m} training images (the test images are never read; these runs are not kept in the "
+              "history)", file=sys.stderr)
+        try:
+            random_search(base, ranges, n, ds, seed=args.seed, k=k, metric=args.metric, zoom_k=args.zoom,
+                          executor=dask_executor(client) if client else None, workers=args.workers, stop=stop,
+                          on_run=on_run, on_round=on_round, **curve_options(base))
+        except ConfigError as exc:
+            args.parser.error(str(exc))
+        finally:
+            if client is not None:
+                client.close()
+        for number, rnd in enumerate(rounds):
+            print(f"\nRound {number + 1}, best first (validation {args.metric}, mean ± std over the folds):")
+            for rank, s in enumerate(rnd.scored, start=1):
+                print(f"  {rank:>3}. {s.describe():<28} {setting_text(s.setting)}")
+        best = [s for rnd in rounds for s in rnd.scored if s.cv.completed(s.checkpoint)]
+        if best:
+            top = max(best, key=lambda s: s.cv.rank(s.checkpoint))
+            print(f"\nBest by validation: {top.describe()}: {_describe(top.config)}")
+        if stop.is_set():
+            print("\ninterrupted", file=sys.stderr)
+            return 130
+    return 0 if best else 1
 
 
 def _sweep_label(args) -> str:
@@ -599,10 +719,9 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
     """The TrainConfig fields the technique flags set (None: not given), checked for flags that
     would have no effect (``base_optimizer``: the preset's)."""
     opt = args.optimizer or base_optimizer
-    for flag, value, needs in (("--beta", args.beta, "momentum"), ("--beta1", args.beta1, "adam"),
-                               ("--beta2", args.beta2, "adam"), ("--epsilon", args.epsilon, "adam")):
-        if value is not None and opt != needs:
-            raise ConfigError(f"{flag} applies to --optimizer {needs} (this run uses {opt})")
+    wrong = inapplicable(opt, [name for name in HYPERPARAMETERS if getattr(args, name) is not None])
+    if wrong:
+        raise ConfigError(f"--{wrong[0]} applies to --optimizer {' or '.join(wrong[1])} (this run uses {opt})")
     schedule = args.schedule
     if schedule is None and args.decay is not None:
         schedule = "step" if args.decay_every is not None else "inverse-time"
@@ -612,8 +731,8 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
         raise ConfigError(f"--schedule {schedule} needs a decay rate: give --decay D")
     return dict(
         l2=args.l2, keep_prob=args.keep_prob, batch_size=args.batch_size, optimizer=args.optimizer,
-        beta=args.beta, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon, schedule=schedule,
-        decay=args.decay, decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
+        **{name: getattr(args, name) for name in HYPERPARAMETERS}, schedule=schedule, decay=args.decay,
+        decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
     )
 
 

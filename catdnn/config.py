@@ -14,7 +14,7 @@ from .arch import MAX_STEP_BYTES, Arch, arch_from_layers, parse_arch
 from .data import N_X
 from .errors import ConfigError
 from .network import INITS, param_count
-from .optim import OPTIMIZERS, SCHEDULES
+from .optim import HYPERPARAMETERS, OPTIMIZERS, SCHEDULES, hyperparameter_label, optimizer_text
 
 #: Hard limits, checked before any work starts (documented in the README).
 MAX_ITERATIONS = 1_000_000
@@ -50,11 +50,12 @@ class TrainConfig:
     keep_prob: float | tuple = 1.0  # inverted dropout on the hidden layers: one keep probability for all,
     #                                 or one per hidden layer; 1 = off; never used at prediction
     batch_size: int = 0  # examples per iteration, reshuffled every epoch; 0 = all of them (full batch)
-    optimizer: str = "gd"  # "gd", "momentum" or "adam", see catdnn.optim.OPTIMIZERS
-    beta: float = 0.9  # momentum's β: v = β·v + (1-β)·dW
-    beta1: float = 0.9  # Adam's β1 (first moment)
-    beta2: float = 0.999  # Adam's β2 (second moment)
-    epsilon: float = 1e-8  # Adam's ε, added to √ŝ
+    optimizer: str = "gd"  # "gd", "momentum", "rmsprop" or "adam", see catdnn.optim.OPTIMIZERS
+    # the optimisers' hyperparameters, declared (default, range, help) in catdnn.optim.HYPERPARAMETERS
+    beta: float = HYPERPARAMETERS["beta"].default  # momentum's β: v = β·v + (1-β)·dW
+    beta1: float = HYPERPARAMETERS["beta1"].default  # Adam's β1 (first moment)
+    beta2: float = HYPERPARAMETERS["beta2"].default  # RMSprop's and Adam's β2 (second moment)
+    epsilon: float = HYPERPARAMETERS["epsilon"].default  # RMSprop's and Adam's ε, added to √s
     schedule: str = "constant"  # learning-rate schedule, see catdnn.optim.SCHEDULES
     decay: float = 0.0  # the schedule's decay rate d (needs schedule "inverse-time" or "step")
     decay_every: int = 1  # epochs per step of the "step" schedule
@@ -125,10 +126,8 @@ class TrainConfig:
             out.append("dropout keep=" + ",".join(f"{p:g}" for p in kp))
         if self.batch_size:
             out.append(f"mini-batches of {self.batch_size}")
-        if self.optimizer == "momentum":
-            out.append(f"momentum β={self.beta:g}")
-        elif self.optimizer == "adam":
-            out.append(f"Adam β1={self.beta1:g} β2={self.beta2:g} ε={self.epsilon:g}")
+        if optimizer_text(self):
+            out.append(optimizer_text(self))
         if self.schedule != "constant":
             every = f" every {self.decay_every} epochs" if self.schedule == "step" else ""
             out.append(f"lr decay {self.schedule} d={self.decay:g}{every}")
@@ -271,10 +270,9 @@ class TrainConfig:
             )
         if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-        _number("momentum's β (beta)", self.beta, low=0.0, high=1.0, open_high=True)
-        _number("Adam's β1 (beta1)", self.beta1, low=0.0, high=1.0, open_high=True)
-        _number("Adam's β2 (beta2)", self.beta2, low=0.0, high=1.0, open_high=True)
-        _number("Adam's ε (epsilon)", self.epsilon, low=0.0, high=1.0, open_low=True)
+        for h in HYPERPARAMETERS.values():
+            _number(f"{hyperparameter_label(h.name)} ({h.name})", getattr(self, h.name), low=h.low, high=h.high,
+                    open_low=h.open_low, open_high=h.open_high)
         if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"unknown learning-rate schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"

@@ -24,12 +24,12 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import CatdnnError
+from .optim import OPTIMIZER_LABELS
 
 #: The phrases of a run, in the order a label shows them.
 FIELDS = ("architecture", "dataset", "init", "optimizer", "techniques", "learning_rate", "iterations", "seed")
 #: Shown in a single run's label (the rest only when runs differ by it).
 SINGLE = ("architecture", "init", "optimizer", "techniques", "learning_rate", "seed")
-_OPTIMIZER_PREFIXES = ("momentum", "Adam")
 
 
 def dataset_name(dataset) -> str:
@@ -73,8 +73,8 @@ def setting_parts(run) -> dict:
     """The run's settings as short phrases, by :data:`FIELDS` name (``dataset`` only when the run names one)."""
     c = _config(run)
     techniques = c.techniques()
-    optimizer = next((t for t in techniques if t.startswith(_OPTIMIZER_PREFIXES)), "gradient descent")
-    others = [t for t in techniques if not t.startswith(_OPTIMIZER_PREFIXES)]
+    optimizer = next((t for t in techniques if t.startswith(OPTIMIZER_LABELS)), "gradient descent")
+    others = [t for t in techniques if not t.startswith(OPTIMIZER_LABELS)]
     parts = {
         "architecture": arch_text(c),
         "dataset": dataset_name(getattr(run, "dataset", "")),
@@ -118,7 +118,7 @@ def compare(runs, numbered: bool = True, architecture: bool = True) -> tuple[str
 
 
 def _has_techniques(run) -> bool:
-    return any(not t.startswith(_OPTIMIZER_PREFIXES) for t in _config(run).techniques())
+    return any(not t.startswith(OPTIMIZER_LABELS) for t in _config(run).techniques())
 
 
 def run_label(run, among=None, numbered: bool = True) -> str:

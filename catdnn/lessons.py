@@ -16,10 +16,11 @@ The three lessons (:data:`LESSONS`):
   :func:`signal_at_init` measures what each does to the signal and to each layer's ‖dW‖ at the first
   iteration, :func:`first_steps` replays the first iterations (how far the first step goes, which units it
   leaves dead); the curves show which stalls, which sits on the plateau and for how long.
-* ``optimizers``: gradient descent, momentum and Adam on the two-layer net, the same iterations,
-  the cost recorded at every iteration (so gradient descent's zig-zag shows). Adam runs at a
-  smaller rate, a choice :func:`adam_first_step` explains: its first step moves every weight by
-  exactly ±rate, and 12288 pixel inputs add up.
+* ``optimizers``: gradient descent, momentum, RMSprop and Adam on the two-layer net, the same
+  iterations, the cost recorded at every iteration (so gradient descent's zig-zag shows). Adam and
+  RMSprop run at smaller rates, a choice :func:`adam_first_step` and :func:`rmsprop_first_step`
+  explain: Adam's first step moves every weight by exactly ±rate, the course's RMSprop's (no bias
+  correction) by ±rate/√(1−β2), and 12288 pixel inputs add up.
 * ``regularization``: the deep net without regularisation, with L2 and with dropout: the train/test
   gap of each, and what each cost curve measures (:func:`cost_meaning`).
 """
@@ -90,6 +91,9 @@ DEEP = (N_X, 20, 7, 5, 1)
 TWO_LAYER = (N_X, 7, 1)
 #: Adam's rate in the optimizers lesson (gradient descent and momentum keep the course's 0.0075).
 ADAM_RATE = 0.0001
+#: RMSprop's rate there: its first step is 1/√(1−β2) ≈ 32 times its rate (measured over 1000 iterations:
+#: at 1e-5 it still answers non-cat for every training image, at 3e-5 it reaches train accuracy 0.87).
+RMSPROP_RATE = 0.00003
 
 LESSONS: dict[str, Lesson] = {
     "init": Lesson(
@@ -102,12 +106,13 @@ LESSONS: dict[str, Lesson] = {
         iterations=2500, seconds=5),
     "optimizers": Lesson(
         "optimizers", "Optimizers",
-        "Gradient descent, momentum and Adam on the two-layer net, the same number of iterations: which gets "
-        "further, and at what learning rate?",
+        "Gradient descent, momentum, RMSprop and Adam on the two-layer net, the same number of iterations: which "
+        "gets further, and at what learning rate?",
         TrainConfig(layers=TWO_LAYER, learning_rate=0.0075, iterations=1000, init="small"),
         (LessonRun("gradient descent", {"optimizer": "gd"}), LessonRun("momentum β=0.9", {"optimizer": "momentum"}),
+         LessonRun(f"RMSprop, rate {RMSPROP_RATE:g}", {"optimizer": "rmsprop", "learning_rate": RMSPROP_RATE}),
          LessonRun(f"Adam, rate {ADAM_RATE:g}", {"optimizer": "adam", "learning_rate": ADAM_RATE})),
-        iterations=1000, seconds=10, cost_every=1),
+        iterations=1000, seconds=15, cost_every=1),
     "regularization": Lesson(
         "regularization", "Regularisation",
         "The deep net fits its training images almost perfectly: do L2 or dropout close the gap to the test "
@@ -234,6 +239,16 @@ def adam_first_step(rate: float, X: np.ndarray) -> float:
     (n_x, m).
     """
     return float(rate * np.mean(np.sum(np.abs(X), axis=0)))
+
+
+def rmsprop_first_step(rate: float, beta2: float, X: np.ndarray) -> float:
+    """How far the course's RMSprop's first step can move a unit of layer 1 on an average image.
+
+    With ``S`` starting at 0 and no bias correction, the first update is ``rate · g/(√(1−β2)·|g| + ε)``:
+    most weights move by ±rate/√(1−β2), none further (less where √(1−β2)·|g| is not far above ε), so this is
+    :func:`adam_first_step` at ``rate/√(1−β2)``. ``X`` is the ndarray of shape (n_x, m).
+    """
+    return adam_first_step(rate / math.sqrt(1.0 - beta2), X)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -470,12 +485,12 @@ TAIL_ITERATIONS = 100
 
 
 def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
-    gd, mom, adam = runs
+    gd, mom, rms, adam = runs
     n = lesson.iterations
-    a, b, c = gd.final_cost, mom.final_cost, adam.final_cost
+    a, b, c, d = gd.final_cost, mom.final_cost, adam.final_cost, rms.final_cost
     first = (f"After {n:,} iterations on the two-layer net, gradient descent reaches training cost {a:.3f}, "
-             f"momentum {b:.3f} and Adam {c:.3f} (test accuracy {gd.test_accuracy:.2f}, {mom.test_accuracy:.2f} "
-             f"and {adam.test_accuracy:.2f}).")
+             f"momentum {b:.3f}, RMSprop {d:.3f} and Adam {c:.3f} (test accuracy {gd.test_accuracy:.2f}, "
+             f"{mom.test_accuracy:.2f}, {rms.test_accuracy:.2f} and {adam.test_accuracy:.2f}).")
     beta = mom.config.beta
     up_gd, up_mom = rises(gd.history), rises(mom.history)
     steps = len(gd.history) - 1
@@ -514,7 +529,18 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
              f"on an average image at rate {rate:g}, {adam_first_step(gd_rate, ds.train.X):.0f} at {gd_rate:g}. "
              f"The lesson chose to run it at a rate {gd_rate / rate:.0f}× smaller than gradient descent's: "
              f"{outcome}.")
-    return [first, second, third]
+    r_rate, beta2 = rms.config.learning_rate, rms.config.beta2
+    if d < min(a, b):
+        r_outcome = f"it ends at a training cost {a / d:.1f}× lower than gradient descent's"
+    else:
+        r_outcome = f"it ends {_relative(a, d)} gradient descent's training cost"
+    fourth = (f"RMSprop, the course's, has no bias correction: S starts at 0, so its first step moves most weights by "
+              f"its rate / √(1 − β2) = {1 / math.sqrt(1 - beta2):.1f}× its rate (β2 = {beta2:g}), up to "
+              f"{rmsprop_first_step(r_rate, beta2, ds.train.X):.2f} on a layer-1 unit on an average image at rate "
+              f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). The lesson "
+              f"chose that rate; recorded {_recorded(rms.history)}, its cost goes up at {rises(rms.history)} of its "
+              f"{len(rms.history) - 1:,} steps, {r_outcome}, and {_compare_test(rms, [gd, mom], ds.test.m)}.")
+    return [first, second, third, fourth]
 
 
 def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:

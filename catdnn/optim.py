@@ -10,6 +10,7 @@ Optimisers (:data:`OPTIMIZERS`, the course's formulas; ``t`` counts updates from
 
 * ``"gd"``       ``W -= α·dW``  (:func:`catdnn.network.update`, the course's step)
 * ``"momentum"`` ``v = β·v + (1-β)·dW;  W -= α·v``
+* ``"rmsprop"``  ``s = β2·s + (1-β2)·dW²;  W -= α·dW/(√s + ε)``
 * ``"adam"``     ``v = β1·v + (1-β1)·dW;  s = β2·s + (1-β2)·dW²;
   v̂ = v/(1-β1^t);  ŝ = s/(1-β2^t);  W -= α·v̂/(√ŝ + ε)``
 
@@ -27,7 +28,7 @@ from the run's generator, cut into batches of ``batch_size`` (the last one small
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -35,6 +36,43 @@ from .network import update
 
 
 # --------------------------------------------------------------------------- optimisers
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One optimiser hyperparameter, declared once: the config's validation, the CLI's flag and help,
+    the Train form's field and the link's key are all made from this.
+
+    ``name`` is the :class:`~catdnn.config.TrainConfig` field, the CLI flag (``--name``), the link key
+    and the optimiser classes' field; optimisers that share a name share the setting (the course's
+    RMSprop and Adam both call their second-moment average β2).
+    """
+
+    name: str
+    symbol: str  # as the course writes it: β, β1, β2, ε
+    default: float
+    help: str  # one line, the formula it enters
+    low: float = 0.0
+    high: float = 1.0
+    open_low: bool = False  # whether ``low`` itself is refused
+    open_high: bool = False  # whether ``high`` itself is refused
+    step: float = 0.01  # the form's step
+    scale: str = "1-log"  # how random search draws it (catdnn.search.SCALES): 1-β log-uniformly, as the course does
+
+
+#: Every optimiser hyperparameter by name (the optimiser classes take theirs by these names).
+HYPERPARAMETERS: dict[str, Hyperparameter] = {h.name: h for h in (
+    Hyperparameter("beta", "β", 0.9, "velocity: v = β·v + (1-β)·dW", open_high=True),
+    Hyperparameter("beta1", "β1", 0.9, "first moment: v = β1·v + (1-β1)·dW", open_high=True),
+    Hyperparameter("beta2", "β2", 0.999, "second moment: s = β2·s + (1-β2)·dW²", open_high=True, step=0.001),
+    Hyperparameter("epsilon", "ε", 1e-8, "added to √s so the step never divides by 0", open_low=True, step=1e-8,
+                   scale="log"),
+)}
+
+
+def _hyper(name: str):
+    """A dataclass field for hyperparameter ``name``, its default the declared one."""
+    return field(default=HYPERPARAMETERS[name].default)
+
+
 @dataclass
 class OptimizerState:
     """An optimiser's memory: ``t`` updates done; ``v`` (first moments / velocity) and ``s`` (second
@@ -54,6 +92,9 @@ class GradientDescent:
     """Plain gradient descent: ``W -= α·dW`` for every parameter (the course's update)."""
 
     name = "gd"
+    label = "gradient descent"
+    description = "gradient descent (the course's)"
+    elementwise = ""  # what makes the step not linear in the gradients ("" when it is)
 
     def init(self, params) -> OptimizerState:
         return OptimizerState()
@@ -68,8 +109,11 @@ class GradientDescent:
 class Momentum:
     """Gradient descent with momentum: ``v = β·v + (1-β)·dW``, ``W -= α·v``."""
 
-    beta: float = 0.9
+    beta: float = _hyper("beta")
     name = "momentum"
+    label = "momentum"
+    description = "gradient descent with momentum β"
+    elementwise = ""
 
     def init(self, params) -> OptimizerState:
         return OptimizerState(v=_zeros_like(params))
@@ -86,13 +130,43 @@ class Momentum:
 
 
 @dataclass(frozen=True)
+class RMSprop:
+    """RMSprop, the course's: ``S = β2·S + (1-β2)·dW²``, ``W -= α·dW/(√S + ε)`` (no bias correction)."""
+
+    beta2: float = _hyper("beta2")
+    epsilon: float = _hyper("epsilon")
+    name = "rmsprop"
+    label = "RMSprop"
+    description = "RMSprop (β2, ε)"
+    elementwise = "divides each weight's step by its own running RMS, elementwise"
+
+    def init(self, params) -> OptimizerState:
+        return OptimizerState(s=_zeros_like(params))
+
+    def update(self, params, grads, state: OptimizerState, lr: float) -> None:
+        """Update ``params`` and the second moments in place; the gradients are not consumed."""
+        state.t += 1
+        b2 = self.beta2
+        for layer, glayer, slayer in zip(params, grads, state.s):
+            for P, dP, s in zip(layer, glayer, slayer):
+                s *= b2  # S = β2·S + (1-β2)·dP²
+                s += (1.0 - b2) * np.square(dP)
+                denom = np.sqrt(s)  # √S + ε
+                denom += self.epsilon
+                P -= lr * dP / denom  # P -= α·dP / (√S + ε)
+
+
+@dataclass(frozen=True)
 class Adam:
     """Adam with bias correction (see the module docstring)."""
 
-    beta1: float = 0.9
-    beta2: float = 0.999
-    epsilon: float = 1e-8
+    beta1: float = _hyper("beta1")
+    beta2: float = _hyper("beta2")
+    epsilon: float = _hyper("epsilon")
     name = "adam"
+    label = "Adam"
+    description = "Adam (β1, β2, ε, bias correction)"
+    elementwise = RMSprop.elementwise
 
     def init(self, params) -> OptimizerState:
         return OptimizerState(v=_zeros_like(params), s=_zeros_like(params))
@@ -115,24 +189,61 @@ class Adam:
                 P -= lr * (v / c1) / denom  # P -= α·v̂ / (√ŝ + ε)
 
 
-#: Optimisers by name: the names are the strings the CLI and the dashboard offer.
-OPTIMIZERS: dict[str, Callable[..., object]] = {"gd": GradientDescent, "momentum": Momentum, "adam": Adam}
-
-OPTIMIZER_DESCRIPTIONS = {
-    "gd": "gradient descent (the course's)",
-    "momentum": "gradient descent with momentum β",
-    "adam": "Adam (β1, β2, ε, bias correction)",
+#: Optimisers by name, in the course's order: the names are the strings the CLI and the dashboard
+#: offer. An optimiser is a frozen dataclass whose fields are its hyperparameters (named in
+#: :data:`HYPERPARAMETERS`), with ``name``, ``label``, ``description``, ``elementwise``, ``init`` and ``update``.
+OPTIMIZERS: dict[str, Callable[..., object]] = {
+    cls.name: cls for cls in (GradientDescent, Momentum, RMSprop, Adam)
 }
+
+OPTIMIZER_DESCRIPTIONS = {name: cls.description for name, cls in OPTIMIZERS.items()}
+
+
+def hyperparameters(optimizer: str) -> tuple[Hyperparameter, ...]:
+    """The hyperparameters optimiser ``optimizer`` takes, in its order (``()`` for an unknown name)."""
+    cls = OPTIMIZERS.get(optimizer)
+    return tuple(HYPERPARAMETERS[f.name] for f in fields(cls)) if cls is not None else ()
+
+
+def users(name: str) -> list[str]:
+    """The optimisers that take hyperparameter ``name``, by name."""
+    return [opt for opt in OPTIMIZERS if any(h.name == name for h in hyperparameters(opt))]
+
+
+def hyperparameter_label(name: str) -> str:
+    """``"Adam's β1"``, ``"RMSprop's and Adam's β2"``: a hyperparameter as a message names it."""
+    owners = " and ".join(f"{OPTIMIZERS[opt].label}'s" for opt in users(name))
+    return f"{owners} {HYPERPARAMETERS[name].symbol}"
+
+
+def optimizer_text(config) -> str:
+    """The optimiser with its hyperparameters' values, e.g. ``"Adam β1=0.9 β2=0.999 ε=1e-08"`` ("" for
+    plain gradient descent, the course's)."""
+    name = getattr(config, "optimizer", "gd")
+    if name not in OPTIMIZERS or name == "gd":
+        return ""
+    values = " ".join(f"{h.symbol}={getattr(config, h.name):g}" for h in hyperparameters(name))
+    return f"{OPTIMIZERS[name].label} {values}"
+
+
+#: What :func:`optimizer_text` starts with, for each optimiser but plain gradient descent.
+OPTIMIZER_LABELS = tuple(cls.label + " " for name, cls in OPTIMIZERS.items() if name != "gd")
+
+
+def inapplicable(optimizer: str, given) -> tuple[str, list[str]] | None:
+    """The first hyperparameter in ``given`` (names) that ``optimizer`` does not take, with the
+    optimisers that do; None when every one applies."""
+    own = {h.name for h in hyperparameters(optimizer)}
+    for name in given:
+        if name not in own:
+            return name, users(name)
+    return None
 
 
 def make_optimizer(config):
     """The optimiser a :class:`~catdnn.config.TrainConfig` asks for, with its hyperparameters."""
-    name = getattr(config, "optimizer", "gd")
-    if name == "momentum":
-        return Momentum(beta=float(config.beta))
-    if name == "adam":
-        return Adam(beta1=float(config.beta1), beta2=float(config.beta2), epsilon=float(config.epsilon))
-    return GradientDescent()
+    cls = OPTIMIZERS[getattr(config, "optimizer", "gd")]
+    return cls(**{h.name: float(getattr(config, h.name)) for h in hyperparameters(cls.name)})
 
 
 # --------------------------------------------------------------------------- learning-rate schedules

@@ -20,6 +20,7 @@ from dataclasses import replace
 from .config import TrainConfig, parse_layers
 from .data import N_X
 from .errors import ConfigError
+from .optim import HYPERPARAMETERS
 
 #: URL parameter -> TrainConfig field, in the order they are read (a field's checks may need the
 #: ones before it: keep-prob the hidden layers, decay the schedule).
@@ -34,10 +35,7 @@ PARAMS: dict[str, str] = {
     "keep-prob": "keep_prob",
     "batch-size": "batch_size",
     "optimizer": "optimizer",
-    "beta": "beta",
-    "beta1": "beta1",
-    "beta2": "beta2",
-    "epsilon": "epsilon",
+    **{name: name for name in HYPERPARAMETERS},  # the optimisers' (beta, beta1, beta2, epsilon)
     "schedule": "schedule",
     "decay": "decay",
     "decay-every": "decay_every",

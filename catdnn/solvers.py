@@ -52,7 +52,7 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
   ``X_bᵀ``: exact. (Dropout on the *inputs* would not be, since ``X ⊙ D`` leaves the span of X;
   catdnn drops hidden units only, as the course does.)
 * **Learning-rate schedules**: a scalar α per step: exact.
-* **Adam is not**: it divides every weight's step by its own ``√ŝ + ε``, elementwise, which leaves
+* **RMSprop and Adam are not**: they divide every weight's step by its own ``√s + ε``, elementwise, which leaves
   the span. **Random shifts** would need every shifted copy of every image in the basis (up to
   ``2·(2s+1)²·m`` columns): too large. With either, "auto" takes the direct solver and says why
   (:func:`solver_choice`); asking for the Gram solver by name is refused.
@@ -96,7 +96,7 @@ from .network import (
     relu_backward,
     sigmoid,
 )
-from .optim import GradientDescent, make_optimizer, seeded_generators
+from .optim import OPTIMIZERS, GradientDescent, make_optimizer, seeded_generators
 from .probe import LayerStats, layer_stats, summarise_layers
 
 #: "auto" takes the Gram solver only while its m×m matrix is at most this many times the size of X
@@ -251,7 +251,7 @@ class GramSolver:
     """Training with ``W[1] = s ⊙ W[1]_0 + B·X̃ᵀ`` (see the module docstring).
 
     Same interface as :class:`DirectSolver`. Exact for gradient descent and momentum, with L2,
-    dropout, mini-batches, flips and any learning-rate schedule; not for Adam or shifts
+    dropout, mini-batches, flips and any learning-rate schedule; not for RMSprop, Adam or shifts
     (:func:`gram_exactness` says why; the constructor refuses them).
 
     Parameters
@@ -663,9 +663,9 @@ def gram_exactness(config) -> str:
     """Why the Gram form is *not* exact for this config's techniques ("" when it is)."""
     if config is None:
         return ""
-    if getattr(config, "optimizer", "gd") == "adam":
-        return ("Adam divides each weight's step by its own running RMS, elementwise, which takes W1 out "
-                "of the span of the training images")
+    optimizer = OPTIMIZERS.get(getattr(config, "optimizer", "gd"), GradientDescent)
+    if optimizer.elementwise:
+        return f"{optimizer.label} {optimizer.elementwise}, which takes W1 out of the span of the training images"
     if getattr(config, "shift", 0):
         return (f"random shifts of up to {config.shift} px make up to {(2 * config.shift + 1) ** 2} copies of "
                 "each training image, too many for a Gram matrix")
@@ -674,7 +674,7 @@ def gram_exactness(config) -> str:
 
 def _gram_why(config, m: int) -> str:
     """What keeps the Gram form exact for this config, in a few words."""
-    kinds = ["momentum" if getattr(config, "optimizer", "gd") == "momentum" else "gradient descent"]
+    kinds = [OPTIMIZERS.get(getattr(config, "optimizer", "gd"), GradientDescent).label]
     if config is not None:
         kinds += [name for name, on in (("L2", config.l2), ("dropout", config.dropout),
                                         ("mini-batches", config.batch_size), ("flips", config.flip),

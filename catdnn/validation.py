@@ -11,7 +11,8 @@ early in training (or a poor one) sits right there. :func:`catdnn.evaluate.balan
 (0.5 for any constant answer) and :func:`catdnn.evaluate.auc` (threshold-free) do not reward it.
 
 * :func:`stratified_split` and :func:`stratified_kfold`: index sets, each fold keeping the share
-  of cats, drawn from a seeded generator.
+  of cats, drawn from a seeded generator; :func:`fold_dataset`: one fold as a dataset of its own
+  (what a sweep's runs train on to score a setting, :mod:`catdnn.search`).
 * :class:`EarlyStopping`: remembers the best score, its iteration and its parameters; says stop
   after ``patience`` evaluations without improvement. :func:`watch` runs any trainer's
   :meth:`run` (the MLP's :class:`catdnn.train.Trainer` or :class:`catdnn.conv.ConvTrainer`) under it.
@@ -129,6 +130,24 @@ def stratified_kfold(labels, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray
         val_idx = np.sort(np.concatenate(chunks[j]))
         folds.append((np.setdiff1d(everything, val_idx), val_idx))
     return folds
+
+
+def fold_dataset(ds, k: int, seed: int, index: int):
+    """Fold ``index`` of :func:`stratified_kfold` (``k``, ``seed``) of ``ds``'s *training* images as a
+    :class:`~catdnn.data.Dataset` of its own: the fold's training part as ``train`` and its validation
+    part as ``test``. Training it anywhere a dataset trains (the worker pool, a Dask worker) never
+    touches ``ds.test``: its "test" accuracy is the fold's validation accuracy.
+    """
+    from dataclasses import replace
+
+    from .data import Split
+
+    k, index = int(k), int(index)
+    if not 0 <= index < k:
+        raise ConfigError(f"fold {index} does not exist: {k}-fold CV has folds 0 to {k - 1}")
+    tr_idx, va_idx = stratified_kfold(ds.train.labels, k, seed)[index]
+    images, labels = ds.train.images, ds.train.labels
+    return replace(ds, train=Split(images[tr_idx], labels[tr_idx]), test=Split(images[va_idx], labels[va_idx]))
 
 
 # --------------------------------------------------------------------------- early stopping

@@ -110,15 +110,23 @@ def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_st
     """Train ``config`` on the dataset ``ds`` to its end, or until ``should_stop()`` is true after an
     iteration; return its :class:`Outcome`. Raises what the Trainer raises (see :func:`failure_message`).
 
-    ``options`` go to :class:`~catdnn.train.Trainer`; ``on_start(trainer)`` is called once the solver is
-    chosen, ``on_progress(trainer, progress)`` after every iteration. The worker pool's jobs and the
-    sweeps' runs on a Dask cluster both train through here.
+    ``options`` go to :class:`~catdnn.train.Trainer`, except ``fold``: ``{"k": k, "seed": s, "index": j}``
+    trains on fold ``j`` of the training images instead, its validation part as the "test" split
+    (:func:`catdnn.validation.fold_dataset`; the test images are never read). ``on_start(trainer)`` is
+    called once the solver is chosen, ``on_progress(trainer, progress)`` after every iteration. The worker
+    pool's jobs and the sweeps' runs on a Dask cluster both train through here.
     """
     from .diagnose import diagnose
     from .train import Trainer
 
-    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes), dataset=ds.name,
-                      **(options or {}))
+    options = dict(options or {})
+    fold = options.pop("fold", None)
+    if fold is not None:
+        from .validation import fold_dataset
+
+        ds = fold_dataset(ds, fold["k"], fold["seed"], fold["index"])
+    trainer = Trainer(config, ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, classes=tuple(ds.classes),
+                      dataset=ds.name, **options)
     if on_start is not None:
         on_start(trainer)
     events = trainer.run()

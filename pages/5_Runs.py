@@ -1,5 +1,5 @@
-"""Runs: every run kept on this machine (the run history): compare, reload, delete, export; grid sweeps
-and the spread over seeds of any settings."""
+"""Runs: every run kept on this machine (the run history): compare, reload, delete, export; grid sweeps,
+random search scored by cross-validation, and the spread over seeds of any settings."""
 
 import streamlit as st
 
@@ -13,10 +13,13 @@ from ui.history import (
     accuracy_by_setting_figure,
     cost_curves_figure,
     draw_history_error,
+    draw_search,
     draw_spread,
     history_ui,
     one_seed_note,
+    run_search_ui,
     run_sweep_ui,
+    search_form_ui,
     spread_base_ui,
     sweep_form_ui,
     table_rows,
@@ -30,7 +33,7 @@ if history is None:
     st.stop()
 st.caption(f"Every finished, stopped or diverged run (Train page, command line, sweeps) is kept in `{history.path}` "
            "and survives a restart; `CATDNN_HOME` moves it. Runs on photos you uploaded are shown to this tab only.")
-runs_tab, sweep_tab, spread_tab = st.tabs(["Runs", "Grid sweep", "Seed spread"])
+runs_tab, sweep_tab, search_tab, spread_tab = st.tabs(["Runs", "Grid sweep", "Random search", "Seed spread"])
 
 with sweep_tab:  # drawn first so that the Runs tab lists what a sweep just added
     st.markdown("Train every combination of the values below, all cores at once (or on a Dask cluster). "
@@ -43,6 +46,17 @@ with sweep_tab:  # drawn first so that the Runs tab lists what a sweep just adde
             st.success(f"{len(results)} of {len(configs)} runs done and kept in the history.",
                        icon=":material/check_circle:")
             st.plotly_chart(cost_curves_figure(results, "Cost of the sweep's runs"), key="runs_sweep_chart")
+
+with search_tab:
+    st.markdown("Settings drawn at random in the ranges below (the learning rate and 1 − β on a log scale, as the "
+                "course teaches), each scored by k-fold cross-validation on the **training images only**: the test "
+                "images are never read. A zoom draws a second round in ranges narrowed around the best. The fold "
+                "runs are not kept in the history.")
+    search = search_form_ui("runs_search")
+    if search is not None:
+        rounds = run_search_ui(search, dataset_ui())
+        if rounds:
+            draw_search(rounds, search["metric"])
 
 with spread_tab:
     st.markdown("The same settings trained once per seed, with the mean ± standard deviation of the accuracies.")

@@ -358,3 +358,36 @@ def test_the_seed_spread_of_other_settings_does_not_cite_the_course(home, data_d
     assert_clean(at)
     (note,) = [i.value for i in at.info if "seeds the same settings score" in i.value]
     assert "0.80" not in note and note.startswith("Over these 2 seeds")
+
+
+def test_a_random_search_from_the_page_draws_validation_scores_on_log_axes(home, data_dir):
+    at = app(RUNS).run()
+    at.text_input(key="runs_search_lr").set_value("1e-3:1e-1")
+    at.text_input(key="runs_search_width").set_value("3:6")
+    at.multiselect(key="runs_search_optimizer").set_value(["gd", "momentum"])
+    at.text_input(key="runs_search_beta").set_value("0.8:0.99")
+    at.number_input(key="runs_search_iterations").set_value(20)
+    at.number_input(key="runs_search_n").set_value(2)
+    at.number_input(key="runs_search_folds").set_value(2)
+    at.button(key="runs_search_run").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value
+    assert len(table) == 2 and all("(2 folds)" in v for v in table["validation auc"])
+    figures = {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart") if "search" in (c.key or "")}
+    lr = figures["runs_search_chart_lr"]
+    assert lr["layout"]["xaxis"]["type"] == "log" and len(lr["data"][0]["x"]) == 2
+    beta = figures["runs_search_chart_beta"]  # 1 − β on a log axis, as the course draws it
+    assert beta["layout"]["xaxis"]["type"] == "log" and "1 − beta" in beta["layout"]["xaxis"]["title"]["text"]
+    assert all(0.01 <= x <= 0.2 for x in beta["data"][0]["x"])
+    assert figures["runs_search_chart_width"]["layout"]["xaxis"].get("type") != "log"
+    with History(home / "runs.sqlite3") as h:
+        assert h.runs() == []  # fold runs are not runs of the settings: none kept
+
+
+def test_bad_search_ranges_get_one_clear_message(home):
+    at = app(RUNS).run()
+    at.text_input(key="runs_search_lr").set_value("0.1:0.001")
+    at.button(key="runs_search_run").click().run()
+    assert_clean(at)
+    assert any("LOW below HIGH" in e.value for e in at.error)

@@ -78,6 +78,22 @@ def test_a_run_with_techniques_trains_with_them_and_names_the_solver(data_dir):
     assert ytitle == "cost: cross-entropy with hidden units dropped + L2 penalty (λ = 0.5)"
 
 
+def test_rmsprop_from_the_form_trains_with_its_beta2_and_epsilon(data_dir):
+    at = app(TRAIN).run()
+    assert "rmsprop: RMSprop (β2, ε)" in at.selectbox(key="train_optimizer").options
+    assert at.number_input(key="train_beta2").label == "RMSprop, Adam β2"  # the optimisers it applies to
+    at.text_input(key="train_hidden").set_value("7")
+    at.selectbox(key="train_optimizer").set_value("rmsprop")
+    at.number_input(key="train_beta2").set_value(0.9)
+    at.number_input(key="train_epsilon").set_value(1e-6)
+    at.select_slider(key="train_lr").set_value(0.001)
+    run = train(at, iterations=50)
+    assert run.status == "finished"
+    assert (run.config.optimizer, run.config.beta2, run.config.epsilon) == ("rmsprop", 0.9, 1e-6)
+    assert "Direct solver" in captions(at) and "RMSprop" in captions(at)
+    assert at.query_params == config_to_query(run.config)
+
+
 def test_momentum_and_mini_batches_keep_the_gram_solver_and_say_why(data_dir):
     at = app(TRAIN).run()
     at.selectbox(key="train_optimizer").set_value("momentum")
@@ -90,6 +106,7 @@ def test_momentum_and_mini_batches_keep_the_gram_solver_and_say_why(data_dir):
 @pytest.mark.parametrize("setup, message", [
     ({"train_decay": 0.5}, "needs a schedule that decays"),
     ({"train_beta": 0.5}, "Momentum β applies to the optimizer momentum"),
+    ({"train_beta2": 0.9}, "RMSprop, Adam β2 applies to the optimizer rmsprop or adam"),
     ({"train_schedule": "step"}, "needs a decay rate"),
     ({"train_keep_prob": "0.9, 0.8"}, "keep_prob lists 2 keep probabilities but the network has 3 hidden layers"),
     ({"train_keep_prob": "most"}, "is not a number"),

@@ -71,6 +71,22 @@ def test_train_with_adam_and_shifts_says_why_it_runs_direct(data_dir):
     assert "Adam β1=0.8 β2=0.999 ε=1e-08, shifts ±2 px" in proc.stderr
 
 
+def test_train_with_rmsprop_on_the_cli_and_its_link_round_trip(data_dir, tmp_path):
+    from catdnn.model_io import load_model
+    from catdnn.share import config_from_query, config_to_query
+
+    path = tmp_path / "rms.npz"
+    proc = run("train", "--preset", "two-layer", "--iterations", "3", "--optimizer", "rmsprop", "--lr", "0.001",
+               "--beta2", "0.9", "--epsilon", "1e-6", "--data-dir", data_dir, "--save", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "direct solver: RMSprop" in proc.stderr and "RMSprop β2=0.9 ε=1e-06" in proc.stderr
+    cfg = load_model(path).config
+    assert (cfg.optimizer, cfg.beta2, cfg.epsilon, cfg.learning_rate) == ("rmsprop", 0.9, 1e-6, 0.001)
+    query = config_to_query(cfg)
+    assert (query["optimizer"], query["beta2"], query["epsilon"]) == ("rmsprop", "0.9", "1e-06")
+    assert config_from_query(query) == (cfg, [])
+
+
 def test_predict_prints_one_line_per_image(model_file, photos):
     proc = run("predict", "--model", model_file, photos["chelsea.png"], photos["coffee.png"])
     assert proc.returncode == 0, proc.stderr
@@ -108,7 +124,7 @@ def test_predict_with_a_bad_model(tmp_path, photos):
     "args",
     [(), ("fly",), ("train", "--preset", "huge"), ("train", "--layers", "20,x,1"), ("train", "--lr", "fast"),
      ("train", "--iterations", "many"), ("predict",), ("predict", "--model", "m.npz"),
-     ("train", "--optimizer", "rmsprop"), ("train", "--keep-prob", "most"), ("train", "--l2", "x"),
+     ("train", "--optimizer", "sgd"), ("train", "--keep-prob", "most"), ("train", "--l2", "x"),
      ("train", "--schedule", "cosine"), ("train", "--batch-size", "1.5"), ("train", "--shift", "two")],
 )
 def test_usage_errors_exit_2(args):
@@ -135,7 +151,8 @@ def test_usage_errors_exit_2(args):
         (("--beta", "0.5"), "--beta applies to --optimizer momentum"),
         (("--optimizer", "momentum", "--beta", "1"), "β"),
         (("--optimizer", "adam", "--beta2", "2"), "β2"),
-        (("--epsilon", "1e-7"), "--epsilon applies to --optimizer adam"),
+        (("--epsilon", "1e-7"), "--epsilon applies to --optimizer rmsprop or adam (this run uses gd)"),
+        (("--optimizer", "rmsprop", "--beta1", "0.8"), "--beta1 applies to --optimizer adam (this run uses rmsprop)"),
         (("--schedule", "step"), "needs a decay rate"),
         (("--decay-every", "10"), "--decay-every applies to the step schedule"),
         (("--decay", "0.1", "--decay-every", "0"), "decay_every"),

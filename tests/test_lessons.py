@@ -20,6 +20,7 @@ from catdnn.lessons import (
     plateau,
     prior_cost,
     rises,
+    rmsprop_first_step,
     signal_at_init,
     summarise,
 )
@@ -114,12 +115,12 @@ def test_the_lessons_train_what_they_say():
     deep = (12288, 20, 7, 5, 1)
     assert [(c.init, c.layers, c.iterations, c.learning_rate) for c in init.configs()] == [
         (i, deep, 2500, 0.0075) for i in ("small", "xavier", "he")]
-    assert [c.optimizer for c in opt.configs()] == ["gd", "momentum", "adam"]
+    assert [c.optimizer for c in opt.configs()] == ["gd", "momentum", "rmsprop", "adam"]  # the course's order
     assert len({(c.layers, c.iterations, c.batch_size) for c in opt.configs()}) == 1  # the same net and budget
     assert [(c.l2, c.dropout) for c in reg.configs()] == [(0.0, False), (0.7, False), (0.0, True)]
     assert {c.layers for c in reg.configs()} == {deep} and reg.accuracy
     for lesson in LESSONS.values():
-        assert len(lesson.names) == len(lesson.configs()) == 3 and lesson.seconds > 0
+        assert len(lesson.names) == len(lesson.configs()) == (4 if lesson is opt else 3) and lesson.seconds > 0
 
 
 def test_prior_cost_is_the_cost_of_always_answering_the_cat_fraction(dataset):
@@ -289,11 +290,32 @@ def test_the_regularization_lesson_says_what_each_curve_measures(dataset, regula
     assert ", ".join(f"{r.cross_entropy:.3f}" for r in out.runs) in last
 
 
+def test_rmsprops_first_step_moves_every_weight_by_its_rate_over_root_one_minus_beta2(dataset):
+    """The claim behind RMSprop's rate, checked on the engine's own RMSprop step (no bias correction)."""
+    rate, beta2 = 3e-5, 0.999
+    cfg = TrainConfig(layers=(12288, 7, 1), init="small", optimizer="rmsprop", learning_rate=rate, iterations=1)
+    trainer = Trainer(cfg, dataset.train.X, dataset.train.Y)
+    from catdnn.network import init_params
+
+    W0 = init_params(cfg.layers, cfg.init, cfg.seed)[0][0]
+    for _ in trainer.run():
+        pass
+    dW = np.abs(trainer.model().params[0][0] - W0)
+    step = rate / math.sqrt(1 - beta2)  # 31.6 × the rate
+    assert dW.max() <= step * (1 + 1e-9)
+    # ...and most weights by that much (measured: the median 0.998 of it; ε weighs against √(1−β2)·|g|, which is
+    # 32 times smaller than Adam's |g|, so fewer reach it than with Adam)
+    assert np.median(dW) > 0.99 * step
+    X = dataset.train.X
+    assert rmsprop_first_step(rate, beta2, X) == pytest.approx(step * X.sum(axis=0).mean())
+
+
 def test_the_optimizers_lesson_compares_the_same_budget(dataset, optimizers_lesson):
     _, _, out = optimizers_lesson
-    gd, mom, adam = out.runs
+    gd, mom, rms, adam = out.runs
     assert all(r.history[-1][0] == 149 for r in out.runs)  # every run had the same iterations
-    first, second, third = out.sentences
+    first, second, third, fourth = out.sentences
+    assert f"{rmsprop_first_step(rms.config.learning_rate, rms.config.beta2, dataset.train.X):.2f}" in fourth
     assert first.startswith("After 150 iterations")
     assert all(f"{r.final_cost:.3f}" in first for r in out.runs)
     assert f"{adam_first_step(adam.config.learning_rate, dataset.train.X):.2f}" in third
@@ -302,8 +324,8 @@ def test_the_optimizers_lesson_compares_the_same_budget(dataset, optimizers_less
 
 def check_optimizer_claims(out, m_test):
     """Every claim of the optimizers lesson's second and third sentences, against the runs' numbers."""
-    gd, mom, adam = out.runs
-    second, third = out.sentences[1:]
+    gd, mom, rms, adam = out.runs
+    second, third, fourth = out.sentences[1:]
     up_gd, up_mom = rises(gd.history), rises(mom.history)
     steps = f"{len(gd.history) - 1:,}"
     assert f"gradient descent's cost goes up at {up_gd} of its {steps} steps" in second
@@ -325,6 +347,14 @@ def check_optimizer_claims(out, m_test):
     assert (f"equals {best.name}'s" in third) == (k == 0)
     if k:
         assert f"{abs(k)} test image{'s' if abs(k) != 1 else ''} {'more' if k > 0 else 'fewer'}" in third
+    # RMSprop's: its steps up, its cost against gradient descent's, its test accuracy in images
+    assert f"goes up at {rises(rms.history)} of its {len(rms.history) - 1:,} steps" in fourth
+    assert "chose" in fourth and f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
+    assert ("lower than gradient descent's" in fourth) == (rms.final_cost < min(gd.final_cost, mom.final_cost))
+    k = round((rms.test_accuracy - best.test_accuracy) * m_test)
+    assert (f"equals {best.name}'s" in fourth) == (k == 0)
+    if k:
+        assert f"{abs(k)} test image{'s' if abs(k) != 1 else ''} {'more' if k > 0 else 'fewer'}" in fourth
 
 
 def test_the_optimizers_lesson_records_every_iteration_and_counts_the_steps_up(dataset, optimizers_lesson):
@@ -344,8 +374,10 @@ def test_the_optimizer_sentences_follow_the_curves(dataset):
     zig = [(i, 0.6 - 0.0005 * i + (0.01 if i % 2 and i > 150 else 0.0)) for i in range(300)]
     smooth = [(i, 0.7 - 0.001 * i) for i in range(300)]
     adam = [(i, 0.5 - 0.0015 * i) for i in range(300)]
-    for histories, tests in (((zig, smooth, adam), (0.6, 0.7, 0.7)), ((smooth, smooth, adam), (0.6, 0.7, 0.74)),
-                             ((smooth, zig, adam), (0.7, 0.6, 0.66))):
+    rms = [(i, 0.65 - 0.0004 * i + (0.02 if i % 3 == 0 else 0.0)) for i in range(300)]
+    for histories, tests in (((zig, smooth, rms, adam), (0.6, 0.7, 0.7, 0.7)),
+                             ((smooth, smooth, smooth, adam), (0.6, 0.7, 0.64, 0.74)),
+                             ((smooth, zig, rms, adam), (0.7, 0.6, 0.72, 0.66))):
         results = [SweepResult(i, configs[i], "finished", history=h, train_accuracy=0.9, test_accuracy=t)
                    for i, (h, t) in enumerate(zip(histories, tests))]
         out = summarise(lesson, results, dataset)

@@ -19,7 +19,8 @@ EVERY_TECHNIQUE = TrainConfig(
 
 @pytest.mark.parametrize("config", [PRESETS["deep"], PRESETS["two-layer"], EVERY_TECHNIQUE,
                                     TrainConfig(layers=(N_X, 1)),
-                                    TrainConfig(optimizer="adam", beta1=0.8, beta2=0.99, epsilon=1e-7)])
+                                    TrainConfig(optimizer="adam", beta1=0.8, beta2=0.99, epsilon=1e-7),
+                                    TrainConfig(optimizer="rmsprop", beta2=0.95, epsilon=1e-6)])
 def test_round_trip(config):
     query = config_to_query(config)
     assert all(isinstance(v, str) for v in query.values())

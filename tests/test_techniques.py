@@ -21,7 +21,17 @@ from catdnn.network import (
     l2_cost,
     predict_proba,
 )
-from catdnn.optim import OPTIMIZERS, SCHEDULES, Adam, MiniBatches, Momentum, seeded_generators
+from catdnn.optim import (
+    HYPERPARAMETERS,
+    OPTIMIZERS,
+    SCHEDULES,
+    Adam,
+    MiniBatches,
+    Momentum,
+    RMSprop,
+    make_optimizer,
+    seeded_generators,
+)
 from catdnn.solvers import DirectSolver, GramSolver, choose_solver, gram_exactness, solver_choice
 from catdnn.train import Trainer, fit
 
@@ -148,6 +158,20 @@ def _reference_adam(params, grads_seq, lr, beta1, beta2, eps):
     return P
 
 
+def _reference_rmsprop(params, grads_seq, lr, beta2, eps):
+    """The course's RMSprop (S = β2·S + (1-β2)·dW², W -= α·dW/(√S + ε)), on dicts, written out plainly."""
+    P = {f"{k}{l}": params[l][i].copy() for l in range(len(params)) for i, k in enumerate("Wb")}
+    S = {k: np.zeros_like(a) for k, a in P.items()}
+    for grads in grads_seq:
+        for l in range(len(params)):
+            for i, k in enumerate("Wb"):
+                key = f"{k}{l}"
+                g = grads[l][i]
+                S[key] = beta2 * S[key] + (1 - beta2) * g**2
+                P[key] = P[key] - lr * g / (np.sqrt(S[key]) + eps)
+    return P
+
+
 def _grads_seq(params, n, seed=0):
     rng = np.random.default_rng(seed)
     return [[(rng.standard_normal(W.shape), rng.standard_normal(b.shape)) for W, b in params] for _ in range(n)]
@@ -158,6 +182,10 @@ def _grads_seq(params, n, seed=0):
     (lambda: Momentum(beta=0.5), lambda p, g: _reference_momentum(p, g, 0.05, 0.5)),
     (lambda: Adam(), lambda p, g: _reference_adam(p, g, 0.05, 0.9, 0.999, 1e-8)),
     (lambda: Adam(beta1=0.8, beta2=0.95, epsilon=1e-4), lambda p, g: _reference_adam(p, g, 0.05, 0.8, 0.95, 1e-4)),
+    (lambda: RMSprop(), lambda p, g: _reference_rmsprop(p, g, 0.05, 0.999, 1e-8)),
+    (lambda: RMSprop(beta2=0.9, epsilon=1e-4), lambda p, g: _reference_rmsprop(p, g, 0.05, 0.9, 1e-4)),
+    (lambda: make_optimizer(TrainConfig(optimizer="rmsprop", beta2=0.8, epsilon=1e-3)),
+     lambda p, g: _reference_rmsprop(p, g, 0.05, 0.8, 1e-3)),
 ])
 def test_optimizer_matches_the_plain_reference_step_by_step(make, reference):
     params = init_params([6, 4, 3, 1], "he", seed=2)
@@ -173,14 +201,56 @@ def test_optimizer_matches_the_plain_reference_step_by_step(make, reference):
             np.testing.assert_allclose(b, expected[f"b{l}"], rtol=1e-12, atol=1e-15)
     assert state.t == 12
     # the state has the parameters' structure, layer by layer
-    assert [tuple(a.shape for a in layer) for layer in state.v] == [(W.shape, b.shape) for W, b in params]
+    memory = state.v if state.v is not None else state.s
+    assert [tuple(a.shape for a in layer) for layer in memory] == [(W.shape, b.shape) for W, b in params]
 
 
 def test_optimizer_registry_names_are_the_config_names():
-    assert list(OPTIMIZERS) == ["gd", "momentum", "adam"]
+    assert list(OPTIMIZERS) == ["gd", "momentum", "rmsprop", "adam"]  # the course's order
     for name in OPTIMIZERS:
         assert OPTIMIZERS[name]().name == name
         TrainConfig(optimizer=name).validate()
+
+
+def test_every_optimizer_hyperparameter_is_declared_once_and_is_a_config_setting():
+    """An optimiser's fields are declared hyperparameters; TrainConfig's defaults are the declared ones,
+    and make_optimizer passes the config's values through, for every optimiser."""
+    default = TrainConfig()
+    for h in HYPERPARAMETERS.values():
+        assert getattr(default, h.name) == h.default
+    for name, cls in OPTIMIZERS.items():
+        declared = {f: h for f, h in HYPERPARAMETERS.items() if hasattr(cls(), f)}
+        changed = {f: (h.low + h.high) / 2 for f, h in declared.items()}
+        opt = make_optimizer(TrainConfig(optimizer=name, **changed))
+        assert type(opt) is cls and all(getattr(opt, f) == v for f, v in changed.items())
+        assert all(getattr(cls(), f) == h.default for f, h in declared.items())
+    assert {f for f in HYPERPARAMETERS if hasattr(RMSprop(), f)} == {"beta2", "epsilon"}  # the course's RMSprop
+
+
+def test_every_declared_hyperparameter_reaches_the_cli_the_link_the_form_and_the_search():
+    from catdnn.cli import build_parser
+    from catdnn.search import PARAMETERS
+    from catdnn.share import PARAMS
+    from ui.train_form import FORM_KEYS, TECHNIQUE_KEYS
+
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    sweep = parser._subparsers._group_actions[0].choices["sweep"]
+    for name in HYPERPARAMETERS:
+        assert f"--{name}" in train._option_string_actions and f"--{name}" in sweep._option_string_actions
+        assert PARAMS[name] == name and name in PARAMETERS
+        assert f"train_{name}" in FORM_KEYS and f"train_{name}" in TECHNIQUE_KEYS
+
+
+def test_rmsprop_trains_and_learns():
+    X, Y = _toy(m=24)
+    cfg = TrainConfig(layers=(12, 6, 1), optimizer="rmsprop", learning_rate=0.01, iterations=60, seed=2)
+    t = Trainer(cfg, X, Y, cost_every=1)
+    list(t.run())
+    assert t.solver_name == "direct" and t.status == "finished"
+    assert "RMSprop β2=0.999 ε=1e-08" in cfg.techniques()
+    costs = [c for _, c in t.history]
+    assert np.mean(costs[-8:]) < np.mean(costs[:8])
 
 
 def test_the_gd_optimizer_run_is_the_course_run():
@@ -423,6 +493,7 @@ def test_image_techniques_need_images(changes):
     (dict(optimizer="adam"), "Adam"),
     (dict(shift=2), "shifts"),
     (dict(optimizer="adam", flip=True, l2=0.1), "Adam"),
+    (dict(optimizer="rmsprop"), "RMSprop divides each weight's step"),
 ])
 def test_auto_takes_the_direct_solver_where_gram_is_not_exact_and_says_why(changes, words):
     cfg = replace(PRESETS["deep"], **changes)

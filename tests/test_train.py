@@ -93,7 +93,7 @@ def test_parse_layers_keeps_messages_short():
         (dict(layers=(12288, 1), keep_prob=0.5), "dropout needs a hidden layer"),
         (dict(batch_size=-1), "batch size"),
         (dict(batch_size=2.5), "batch size"),
-        (dict(optimizer="sgd"), "unknown optimizer 'sgd': choose one of gd, momentum, adam"),
+        (dict(optimizer="sgd"), "unknown optimizer 'sgd': choose one of gd, momentum, rmsprop, adam"),
         (dict(beta=1.0), "momentum's β.*below 1"),
         (dict(beta1=-0.1), "β1"),
         (dict(beta2=1.5), "β2"),
@@ -221,7 +221,8 @@ def test_divergence_stops_with_a_clear_message_and_keeps_the_history():
 
 
 @pytest.mark.parametrize("preset", ["deep", "cnn"])
-@pytest.mark.parametrize("name, label", [("beta", "momentum's β"), ("beta1", "Adam's β1"), ("beta2", "Adam's β2")])
+@pytest.mark.parametrize("name, label", [("beta", "momentum's β"), ("beta1", "Adam's β1"),
+                                        ("beta2", "RMSprop's and Adam's β2")])
 def test_betas_are_from_0_to_below_1_for_every_network(preset, name, label):
     # the same rule and message for an MLP and a CNN: β = 0 is a valid (memoryless) average, β = 1 never moves
     replace(PRESETS[preset], **{name: 0.0}).validate()

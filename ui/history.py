@@ -21,6 +21,8 @@ from catdnn.errors import CatdnnError, ConfigError
 from catdnn.history import History, HistoryError, RunRecord, default_path
 from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
+from catdnn.optim import HYPERPARAMETERS, OPTIMIZERS, hyperparameter_label
+from catdnn.search import MAX_SETTINGS, parse_ranges, random_search, setting_text
 from catdnn.sweep import (
     SweepResult,
     allowed_schedulers,
@@ -34,6 +36,7 @@ from catdnn.sweep import (
     spread,
     sweep,
 )
+from catdnn.validation import SELECTION_METRICS
 from catdnn.workers import shared_pool
 
 from .state import SessionState, session
@@ -342,3 +345,126 @@ def draw_spread(results, dataset: str) -> None:
     st.caption(f"Mean ± sample standard deviation over {s.n} seeds of {settings}.")
     st.info(spread_note(results, dataset), icon=":material/casino:")
     st.plotly_chart(spread_figure(results), key="runs_spread_chart", config={"displayModeBar": False})
+
+
+# --------------------------------------------------------------------------- random search
+#: The search form's range fields: (setting, label, default text, help).
+SEARCH_FIELDS = (
+    ("lr", "Learning rate", "1e-4:1e-1", "drawn log-uniformly: each decade as often"),
+    ("width", "Hidden layer widths", "", "each hidden layer's width, drawn uniformly, e.g. 4:64"),
+    ("depth", "Hidden layers", "", "how many, drawn uniformly, e.g. 1:3 (empty: the network's)"),
+    ("l2", "L2 λ", "", "drawn uniformly, e.g. 0:2"),
+    ("keep-prob", "Keep probability", "", "dropout, drawn uniformly, e.g. 0.6:1"),
+    *((h.name, f"{hyperparameter_label(h.name)[:1].upper()}{hyperparameter_label(h.name)[1:]}", "",
+       ("1-" + h.symbol if h.scale == "1-log" else h.symbol) + " drawn log-uniformly, e.g. "
+       + ("0.9:0.999" if h.scale == "1-log" else "1e-9:1e-6")) for h in HYPERPARAMETERS.values()),
+)
+
+
+def search_form_ui(key: str) -> dict | None:
+    """The random search form; on submit, the :func:`catdnn.search.random_search` arguments (``base``,
+    ``ranges``, ``n``, ``k``, ``metric``, ``zoom_k``, ``seed``) and ``address`` (None before, or after
+    drawing what is wrong with the values)."""
+    with st.form(key=f"{key}_form"):
+        c = st.columns(3)
+        hidden = c[0].text_input("Network (hidden layers)", "7", key=f"{key}_hidden",
+                                 help="the network whose settings are drawn, e.g. 20,7,5")
+        iterations = c[1].number_input("Iterations", 1, 100_000, 300, step=100, key=f"{key}_iterations")
+        optimizers = c[2].multiselect("Optimizers", list(OPTIMIZERS), ["gd"], key=f"{key}_optimizer",
+                                      help="drawn uniformly among those chosen")
+        texts = {}
+        cols = st.columns(3)
+        for i, (name, label, default, help_) in enumerate(SEARCH_FIELDS):
+            texts[name] = cols[i % 3].text_input(f"{label} (LOW:HIGH)", default, key=f"{key}_{name}", help=help_,
+                                                 placeholder="not varied")
+        c = st.columns(5)
+        n = c[0].number_input("Settings a round", 1, MAX_SETTINGS, 6, key=f"{key}_n")
+        k = c[1].number_input("Folds", 2, 10, 3, key=f"{key}_folds", help="k-fold CV on the training images")
+        metric = c[2].selectbox("Score", SELECTION_METRICS, SELECTION_METRICS.index("auc"), key=f"{key}_metric")
+        zoom_k = c[3].number_input("Zoom around the best", 0, MAX_SETTINGS, 0, key=f"{key}_zoom",
+                                   help="0: one round; K: a second round in ranges narrowed around the K best")
+        seed = c[4].number_input("Seed", 0, 2**32 - 1, 0, key=f"{key}_seed", help="the same seed, the same draws")
+        address = st.text_input("Dask scheduler (optional)", "", key=f"{key}_scheduler",
+                                placeholder="tcp://127.0.0.1:8786")
+        if not st.form_submit_button("Run the search", key=f"{key}_run", type="primary"):
+            return None
+    try:
+        base = TrainConfig(iterations=int(iterations), **parse_networks(hidden or "none")[0]).validate()
+        ranges = parse_ranges(texts, {"optimizer": optimizers if len(optimizers) > 1 else ()})
+        if len(optimizers) == 1:
+            base = replace(base, optimizer=optimizers[0]).validate()
+        if zoom_k > n:
+            raise ConfigError(f"zoom around at most the {int(n)} settings of a round, not {int(zoom_k)}")
+    except ConfigError as exc:
+        st.error(_sentence(exc), icon=":material/error:")
+        return None
+    return {"base": base, "ranges": ranges, "n": int(n), "k": int(k), "metric": metric, "zoom_k": int(zoom_k),
+            "seed": int(seed), "address": address}
+
+
+def run_search_ui(request: dict, dataset) -> list:
+    """Run the search of :func:`search_form_ui` on ``dataset``'s training images, with a progress bar of the
+    fold runs; returns its rounds ([] after drawing an error)."""
+    try:
+        executor, client, where = executor_ui(request["address"])
+    except CatdnnError as exc:
+        st.error(_sentence(exc), icon=":material/error:")
+        return []
+    total = request["n"] * request["k"] * (2 if request["zoom_k"] else 1)
+    bar = st.progress(0.0, text=f"0 of {total} fold runs finished · on {where}")
+    done = [0]
+
+    def on_run(fold, res, score) -> None:  # a Streamlit call: where a Stop click ends the search
+        done[0] += 1
+        bar.progress(min(done[0] / total, 1.0), text=f"{done[0]} of {total} fold runs finished · on {where}")
+
+    base = request["base"]
+    try:
+        return random_search(base, request["ranges"], request["n"], dataset, seed=request["seed"], k=request["k"],
+                             metric=request["metric"], zoom_k=request["zoom_k"], executor=executor, on_run=on_run,
+                             **curve_options(base))
+    except CatdnnError as exc:
+        st.error(_sentence(exc), icon=":material/error:")
+        return []
+    finally:
+        if client is not None:
+            client.close()
+
+
+def search_figure(rounds, name: str, metric: str) -> dict:
+    """Validation score (mean ± std over the folds) of every setting against setting ``name``: the learning
+    rate and ε on a log axis, a β as 1 − β on a log axis (as the course draws them), the rest linear."""
+    scales = {r.name: getattr(r, "scale", "choice") for rnd in rounds for r in rnd.ranges}
+    scale = scales.get(name, "uniform")
+    data = []
+    for number, rnd in enumerate(rounds):
+        pts = []
+        for s in rnd.scored:
+            if not s.cv.completed(s.checkpoint) or name not in s.setting:
+                continue
+            values = s.setting[name] if isinstance(s.setting[name], tuple) else (s.setting[name],)
+            for v in values:
+                x = 1.0 - v if scale == "1-log" else v
+                pts.append((x, s.score, s.cv.std(s.checkpoint), setting_text(s.setting)))
+        data.append({"type": "scatter", "mode": "markers", "name": f"round {number + 1}",
+                     "x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[3] for p in pts],
+                     "error_y": {"type": "data", "array": [p[2] for p in pts], "visible": True},
+                     "marker": {"color": PALETTE[number % len(PALETTE)], "size": 9},
+                     "hovertemplate": "%{text}<br>" + metric + " %{y:.3f}<extra></extra>"})
+    title = f"1 − {name}" if scale == "1-log" else name
+    axis = ({"type": "log"} if scale in ("log", "1-log") else {"type": "category"} if scale == "choice" else {})
+    return {"data": data, "layout": _layout(f"Validation {metric} against {title}", title,
+                                            f"validation {metric} (mean ± std over the folds)", height=360, **axis)}
+
+
+def draw_search(rounds, metric: str) -> None:
+    """Each round's ranges and settings, best first, and the score against each setting drawn."""
+    for number, rnd in enumerate(rounds):
+        st.markdown(f"**Round {number + 1}** ({'ranges' if not number else 'zoomed around the best'}): "
+                    + " · ".join(f"`{r.text()}`" for r in rnd.ranges))
+        st.dataframe([{"rank": i, f"validation {metric}": s.describe(), "setting": setting_text(s.setting)}
+                      for i, s in enumerate(rnd.scored, start=1)], hide_index=True, key=f"runs_search_table_{number}")
+    names = list(dict.fromkeys(r.name for rnd in rounds for r in rnd.ranges))
+    cols = st.columns(2)
+    for i, name in enumerate(names):
+        cols[i % 2].plotly_chart(search_figure(rounds, name, metric), key=f"runs_search_chart_{name}")

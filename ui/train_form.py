@@ -26,7 +26,15 @@ from catdnn.config import (
 from catdnn.data import N_X
 from catdnn.errors import ConfigError
 from catdnn.network import INIT_DESCRIPTIONS, INITS
-from catdnn.optim import OPTIMIZER_DESCRIPTIONS, OPTIMIZERS, SCHEDULE_DESCRIPTIONS, SCHEDULES
+from catdnn.optim import (
+    HYPERPARAMETERS,
+    OPTIMIZER_DESCRIPTIONS,
+    OPTIMIZERS,
+    SCHEDULE_DESCRIPTIONS,
+    SCHEDULES,
+    inapplicable,
+    users,
+)
 from catdnn.share import config_from_query, config_to_query, parse_keep_prob, setting_text
 
 from .state import session
@@ -35,15 +43,21 @@ LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 
 #: The iterations slider: from, to, step (the cnn preset's 350 is 50 epochs of 7 mini-batches).
 ITERATIONS = (50, 10_000, 50)
 TECHNIQUES_LABEL = "Second course: regularisation, optimisers, mini-batches, augmentation"
-TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_optimizer", "train_beta", "train_beta1",
-                  "train_beta2", "train_epsilon", "train_schedule", "train_decay", "train_decay_every", "train_flip",
-                  "train_shift", "train_tta")
+TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_optimizer",
+                  *(f"train_{name}" for name in HYPERPARAMETERS), "train_schedule", "train_decay", "train_decay_every",
+                  "train_flip", "train_shift", "train_tta")
 #: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
 CNN_DTYPE = PRESETS["cnn"].dtype
 LINK_KEY = "train_links_seen"  # [(link parameters, preset drawn with it)] the form took or wrote, last one last
 LINKS_REMEMBERED = 50
 WARNINGS_KEY = "train_link_warnings"
 SAVED_KEY = "train_form_saved"  # the form's values when last drawn (widget state is dropped on another page)
+
+
+def field_label(name: str) -> str:
+    """An optimiser hyperparameter's field label: its users and symbol, e.g. "RMSprop, Adam β2"."""
+    text = f"{', '.join(OPTIMIZERS[opt].label for opt in users(name))} {HYPERPARAMETERS[name].symbol}"
+    return text[:1].upper() + text[1:]
 
 
 def form_values(config: TrainConfig) -> dict:
@@ -54,8 +68,8 @@ def form_values(config: TrainConfig) -> dict:
         "train_iters": config.iterations, "train_init": config.init, "train_seed": config.seed,
         "train_l2": float(config.l2), "train_keep_prob": setting_text(config.keep_prob),
         "train_batch_size": int(config.batch_size), "train_optimizer": config.optimizer,
-        "train_beta": float(config.beta), "train_beta1": float(config.beta1), "train_beta2": float(config.beta2),
-        "train_epsilon": float(config.epsilon), "train_schedule": config.schedule, "train_decay": float(config.decay),
+        **{f"train_{name}": float(getattr(config, name)) for name in HYPERPARAMETERS},
+        "train_schedule": config.schedule, "train_decay": float(config.decay),
         "train_decay_every": int(config.decay_every), "train_flip": bool(config.flip), "train_shift": int(config.shift),
         "train_tta": bool(config.tta),
     }
@@ -159,11 +173,10 @@ def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
                           help="Examples per iteration, reshuffled every epoch from the run's seed")
         c[1].selectbox("Optimizer", list(OPTIMIZERS), key="train_optimizer", **off,
                        format_func=lambda k: f"{k}: {OPTIMIZER_DESCRIPTIONS[k]}")
-        c = st.columns(4)
-        c[0].number_input("Momentum β", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta", **off)
-        c[1].number_input("Adam β1", min_value=0.0, max_value=1.0, step=0.01, format="%g", key="train_beta1", **off)
-        c[2].number_input("Adam β2", min_value=0.0, max_value=1.0, step=0.001, format="%g", key="train_beta2", **off)
-        c[3].number_input("Adam ε", min_value=0.0, max_value=1.0, step=1e-8, format="%g", key="train_epsilon", **off)
+        c = st.columns(len(HYPERPARAMETERS))
+        for col, h in zip(c, HYPERPARAMETERS.values()):
+            col.number_input(field_label(h.name), min_value=h.low, max_value=h.high, step=h.step, format="%g",
+                             key=f"train_{h.name}", help=h.help, **off)
         c = st.columns(3)
         c[0].selectbox("Learning-rate schedule", list(SCHEDULES), key="train_schedule", **off,
                        format_func=lambda k: f"{k}: {SCHEDULE_DESCRIPTIONS[k]}")
@@ -182,11 +195,10 @@ def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
 
 def _no_effect(t: dict) -> str:
     """A setting changed from its default that this run would ignore ("" if none), as the CLI refuses."""
-    default = TrainConfig()
-    for field, label, needs in (("beta", "Momentum β", "momentum"), ("beta1", "Adam β1", "adam"),
-                                ("beta2", "Adam β2", "adam"), ("epsilon", "Adam ε", "adam")):
-        if t[field] != getattr(default, field) and t["optimizer"] != needs:
-            return f"{label} applies to the optimizer {needs} (this run uses {t['optimizer']})"
+    wrong = inapplicable(t["optimizer"], [h.name for h in HYPERPARAMETERS.values() if t[h.name] != h.default])
+    if wrong:
+        return (f"{field_label(wrong[0])} applies to the optimizer {' or '.join(wrong[1])} "
+                f"(this run uses {t['optimizer']})")
     if t["schedule"] != "constant" and not t["decay"]:
         return f"the schedule {t['schedule']} needs a decay rate d above 0"
     return ""
