@@ -38,7 +38,26 @@ one that imports it back; ``tests/test_imports.py`` checks it):
 
 Where to change what
 --------------------
-===================================  =======================================================================
+===================================  ==============================================================================
+To add or change ...                 change ...
+===================================  ==============================================================================
+a weight init                        ``network.INITS`` (+ ``INIT_DESCRIPTIONS``) and a test
+an optimizer                         its class in ``optim`` and ``optim.OPTIMIZERS``, a test; a hyperparameter it is
+                                     the first to use: one entry of ``optim.HYPERPARAMETERS`` and one
+                                     ``TrainConfig`` field (the checks, CLI flags, form fields, link keys and the
+                                     random search's draws are made from them)
+a learning-rate schedule             ``optim.SCHEDULES`` (+ ``SCHEDULE_DESCRIPTIONS``) and a test
+a dense layer's step                 ``network.forward`` / ``network.backward`` (every solver calls them)
+a conv or pooling layer's step       ``conv_layers``, then ``cnn.forward_maps`` / ``cnn.backward``
+a step of the architecture spec      ``arch.parse_arch`` and ``Arch`` (shapes, parameters, step memory)
+how one training step is taken       a solver in ``solvers`` (the ``Solver`` protocol), picked by ``solver_choice``
+the loop (events, Stop, divergence)  ``train.Trainer.run`` (``train.EXPLODE_FACTOR``)
+a setting, a preset or a limit       ``config.TrainConfig`` (its field, ``validate``) and ``config.PRESETS``
+what a run is called                 ``labels`` (``arch_text``, ``compare``, ``run_label``)
+a lesson                             ``lessons.LESSONS`` and its sentence function, computed from the runs, a test
+a page                               ``pages/N_Name.py``, calling ``ui.page_setup()`` first
+===================================  ==============================================================================
+
 This package never imports streamlit; the dashboard imports it.
 """
 
