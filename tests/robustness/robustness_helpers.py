@@ -73,10 +73,11 @@ def hostile_model_files(arrays: dict) -> dict[str, bytes]:
     }
 
 
-def jpeg_with_repeated_scan(progressive_jpeg: bytes, copies: int) -> bytes:
+def jpeg_with_repeated_scan(progressive_jpeg: bytes, copies: int, before: bytes = b"") -> bytes:
     """A progressive JPEG whose last scan (SOS segment and its entropy-coded data) is repeated
-    ``copies`` more times: a scan bomb (issue 19, A9), each copy another pass over the whole image."""
+    ``copies`` more times: a scan bomb (issue 19, A9), each copy another pass over the whole image.
+    ``before`` goes before each copy (e.g. a TEM marker ``FF 01``, which libjpeg steps over)."""
     sos = progressive_jpeg.rindex(b"\xff\xda")
     eoi = progressive_jpeg.rindex(b"\xff\xd9")
     scan = progressive_jpeg[sos:eoi]
-    return progressive_jpeg[:eoi] + scan * copies + progressive_jpeg[eoi:]
+    return progressive_jpeg[:eoi] + (before + scan) * copies + progressive_jpeg[eoi:]
