@@ -39,9 +39,10 @@ MAX_FILE_BYTES = 600 * 1024**2
 MAX_HISTORY_POINTS = 20_000
 #: Largest ``meta`` member (its ``.npy``: 4 bytes per character of JSON) read at all, checked from the
 #: zip directory before it is read: 16 MiB. Measured: a deep-preset model with a point of each curve
-#: at each of its 2 500 iterations has a 0.6 MB ``meta``; full curves of MAX_HISTORY_POINTS at full
-#: precision, 6.4 MB. A forged file just under the limit costs about 100 MB and 0.5 s to refuse; one
-#: of 677 KB whose ``meta`` held 10 million history points made the loader take 2.3 GB and 9.5 s.
+#: at each of its 2 500 iterations has a 0.6 MB ``meta``, a CNN-preset one (350 iterations) 0.09 MB;
+#: full curves of MAX_HISTORY_POINTS at full precision, 6.4 MB. A forged file just under the limit
+#: costs about 100 MB and 0.5 s to refuse; one of 677 KB whose ``meta`` held 10 million history
+#: points made the loader take 2.3 GB and 9.5 s.
 MAX_META_BYTES = 16 * 1024**2
 
 
