@@ -81,7 +81,9 @@ MAX_JPEG_SCANS = 64
 MAX_JPEG_SCAN_PIXELS = 2_000_000_000
 #: Most segments (markers with a length: APPn, DQT, DHT, SOS, comments, ...) a JPEG may have, counted
 #: before Pillow parses them one by one in Python: 1 000 000 empty comments (4 MB) took 2 s of CPU to
-#: open. A photo has a few dozen (an ICC profile split in 64 KB pieces adds one a piece).
+#: open. A photo has a few dozen (an ICC profile split in 64 KB pieces adds one a piece). Before the
+#: first scan, markers without a length and fill or stray bytes count too: Pillow's parser takes
+#: them one byte at a time (4 MB of fill bytes there took 2 s).
 MAX_JPEG_SEGMENTS = 1_000
 #: A PNG may have PNG_MIN_CHUNKS chunks, or one per PNG_CHUNK_BYTES of file if that is more: encoders
 #: write the pixels in chunks of 8 KB (libpng) to 64 KB (Pillow), and a few small ones besides.
@@ -324,37 +326,64 @@ def _check_png_chunks(data: bytes, name: str) -> None:
         pos += 12 + int.from_bytes(data[pos:pos + 4], "big")  # length, type, data, CRC
 
 
-#: A JPEG marker: FF then a byte that is not a stuffed 00, a restart marker (D0-D7) or a fill byte (FF).
-_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: A JPEG marker that ends a scan's entropy-coded data or starts a segment: FF then a byte that is not
+#: a stuffed 00, a fill byte FF (the last FF of a run is the marker's), TEM (01) or a restart marker
+#: (D0-D7). TEM and RSTn have no length and libjpeg steps over them (inside or between scans), so
+#: the search skips them in C: a scan of thousands of restart intervals costs no Python loop.
+_SEGMENT = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
+#: Any marker, parameterless ones included: before the first scan Pillow reads the headers one byte
+#: at a time in Python, so there every marker and every fill or stray byte is counted.
+_ANY_MARKER = re.compile(rb"\xff[^\x00\xff]")
+_SOS, _EOI, _SOI = 0xDA, 0xD9, 0xD8
 
 
 def jpeg_scans(data: bytes, name: str = "image") -> int:
     """The number of scans (SOS markers, ``FF DA``) of a JPEG's first image, counted without decoding.
 
-    The segments before a scan are skipped by their lengths (an EXIF thumbnail inside APP1 is not
-    counted); inside a scan's entropy-coded data a ``FF`` byte is always followed by ``00`` (a
-    stuffed byte) or a restart marker, so the next other marker ends the scan. Stops at EOI (an
-    MPO's later pictures are never decoded) or at the end of the data. Linear in the file's size.
-    Raises :class:`ImageError` beyond :data:`MAX_JPEG_SEGMENTS` segments.
+    Walks the stream as libjpeg reads it: after SOI, the next marker is the next ``FF`` followed by a
+    byte other than ``00`` (a stuffed ``FF`` in entropy-coded data) or ``FF`` (a fill byte), whatever
+    lies between (a scan's entropy-coded data, or stray bytes libjpeg skips too). TEM (``FF 01``)
+    and the restart markers (``FF D0``-``D7``) have no length and are stepped over; every other marker
+    from ``C0`` to ``FE`` is a segment skipped by its length (an EXIF thumbnail inside APP1 is not
+    counted). Stops at EOI (an MPO's later pictures are never decoded) or at the end of the data.
+    Linear in the file's size.
+
+    Fails closed, never under-counts: a marker no decoder accepts (a second SOI, a reserved
+    ``FF 02``-``BF``) or a segment length under 2 is refused with :class:`ImageError`, as is a file
+    with more than :data:`MAX_JPEG_SEGMENTS` segments (fill or stray bytes before the first scan,
+    which Pillow reads one at a time, count as segments too).
     """
     n = len(data)
     pos, scans, segments = 2, 0, 0  # after SOI
     while True:
-        found = _MARKER.search(data, pos)  # in C: a file of stuffed FF 00 bytes costs no Python loop
+        # the headers before the first scan: every marker and skipped byte is a step of Pillow's parser
+        found = (_SEGMENT if scans else _ANY_MARKER).search(data, pos)
         if found is None:
             return scans
-        pos = found.start()
-        marker = data[pos + 1]
-        if marker == 0xD9 or pos + 4 > n:  # EOI, or the end of the data
+        start, marker = found.start(), data[found.start() + 1]
+        if not scans:
+            segments += start - pos  # stray or fill bytes
+        if marker == _EOI:
             return scans
         segments += 1
         if segments > MAX_JPEG_SEGMENTS:
-            raise ImageError(f"{name}: this JPEG has more than {MAX_JPEG_SEGMENTS:,} segments (a photo has a few "
-                             "dozen): it is damaged or built to slow the server down")
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
-        if marker == 0xDA:
+            raise ImageError(f"{name}: this JPEG has more than {MAX_JPEG_SEGMENTS:,} segments or stray bytes "
+                             "between them (a photo has a few dozen): it is damaged or built to slow the server down")
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
+            pos = start + 2
+            continue
+        if marker < 0xC0 or marker == _SOI:
+            raise ImageError(f"{name}: this JPEG holds a marker FF {marker:02X} at byte {start:,} that no JPEG "
+                             "decoder accepts: it is damaged")
+        if start + 4 > n:  # the data ends inside the marker: so does the decoder
+            return scans
+        length = int.from_bytes(data[start + 2:start + 4], "big")
+        if length < 2:
+            raise ImageError(f"{name}: this JPEG's segment FF {marker:02X} at byte {start:,} has an impossible "
+                             f"length ({length}): it is damaged")
+        if marker == _SOS:
             scans += 1
-        pos += 2 + max(length, 2)  # then, after an SOS, its entropy-coded data up to the next marker
+        pos = start + 2 + length  # then, after an SOS, its entropy-coded data up to the next marker
 
 
 def _check_scans(scans: int, w: int, h: int, name: str) -> None:

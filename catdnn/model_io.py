@@ -31,6 +31,19 @@ FORMAT = "catdnn-model"
 FORMAT_VERSION = 1
 #: Model files larger than this are refused before reading (the biggest allowed net is ~512 MiB).
 MAX_FILE_BYTES = 600 * 1024**2
+#: Most points a file keeps of each curve (cost, accuracies). The app records about 500 and 100; a
+#: longer one (``python -m catdnn train --print-every 1`` over up to 1 000 000 iterations) is saved
+#: thinned to at most this many, evenly spaced, its last point kept. A file's curves are refused
+#: beyond it, and beyond one point per iteration of its settings (+ 1: the accuracies after the
+#: last update).
+MAX_HISTORY_POINTS = 20_000
+#: Largest ``meta`` member (its ``.npy``: 4 bytes per character of JSON) read at all, checked from the
+#: zip directory before it is read: 16 MiB. Measured: a deep-preset model with a point of each curve
+#: at each of its 2 500 iterations has a 0.6 MB ``meta``, a CNN-preset one (350 iterations) 0.09 MB;
+#: full curves of MAX_HISTORY_POINTS at full precision, 6.4 MB. A forged file just under the limit
+#: costs about 100 MB and 0.5 s to refuse; one of 677 KB whose ``meta`` held 10 million history
+#: points made the loader take 2.3 GB and 9.5 s.
+MAX_META_BYTES = 16 * 1024**2
 
 
 def _metadata(model: Model) -> dict:
@@ -42,9 +55,9 @@ def _metadata(model: Model) -> dict:
         "arch": model.config.arch,
         "config": model.config.to_dict(),
         "classes": list(model.classes),
-        "history": [[int(i), float(c)] for i, c in model.history],
+        "history": [[int(i), float(c)] for i, c in _thin(model.history)],
         "accuracy_history": [
-            [int(i), _opt(a), _opt(b)] for i, a, b in model.accuracy_history
+            [int(i), _opt(a), _opt(b)] for i, a, b in _thin(model.accuracy_history)
         ],
         "iterations_done": int(model.iterations_done),
         "train_accuracy": _opt(model.train_accuracy),
@@ -58,6 +71,15 @@ def _metadata(model: Model) -> dict:
 
 def _opt(x):
     return None if x is None else float(x)
+
+
+def _thin(points: list) -> list:
+    """At most MAX_HISTORY_POINTS of ``points``, evenly spaced, the last one kept."""
+    if len(points) <= MAX_HISTORY_POINTS:
+        return points
+    kept = points[::-(-len(points) // MAX_HISTORY_POINTS)]
+    kept[-1] = points[-1]
+    return kept
 
 
 def save_model(model: Model, file) -> None:
@@ -159,6 +181,11 @@ def _check_members(file, label: str) -> None:
                     f"(the limit is {MAX_FILE_BYTES:,})"
                 )
             for info in infos:
+                if info.filename in ("meta", "meta.npy") and info.file_size > MAX_META_BYTES:
+                    raise ModelFileError(
+                        f"{label}: its 'meta' entry takes {info.file_size:,} bytes, far more than a catdnn model's "
+                        f"settings and curves (the limit is {MAX_META_BYTES:,}): the file is damaged or forged"
+                    )
                 if not info.filename.endswith(".npy"):
                     continue
                 with z.open(info) as f:
@@ -280,6 +307,7 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
         raise ModelFileError(f"{label}: unexpected arrays {', '.join(extra)}")
     if config is None:
         config = _config(cfg, layers, label)
+    _check_curves(meta, config, label)
     try:
         history = [(int(i), float(c)) for i, c in meta.get("history", [])]
         acc_hist = [(int(i), _opt(a), _opt(b)) for i, a, b in meta.get("accuracy_history", [])]
@@ -300,6 +328,20 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{label}: invalid metadata ({exc})") from None
+
+
+def _check_curves(meta: dict, config: TrainConfig, label: str) -> None:
+    """Refuse curves longer than a run records: a point per iteration (+ 1), at most MAX_HISTORY_POINTS."""
+    limit = min(int(config.iterations) + 1, MAX_HISTORY_POINTS)
+    for key, what in (("history", "cost"), ("accuracy_history", "accuracy")):
+        points = meta.get(key, [])
+        if not isinstance(points, list):
+            raise ModelFileError(f"{label}: invalid metadata ({key} is not a list)")
+        if len(points) > limit:
+            raise ModelFileError(
+                f"{label}: its {what} curve has {len(points):,} points, more than a run of "
+                f"{config.iterations:,} iterations records (the limit is {limit:,}): the file is damaged or forged"
+            )
 
 
 def _parse_meta(text: str, label: str):

@@ -146,3 +146,82 @@ def test_a_model_file_names_the_dataset_it_was_trained_on(model, tmp_path):
     del meta["dataset"]  # as files were written before
     arrays["meta"] = np.array(json.dumps(meta))
     assert load_model(_npz(tmp_path, arrays)).dataset == COURSE_NAME
+
+
+def _with_meta(model, tmp_path, change, name="bad.npz"):
+    """``model``'s file with its ``meta`` JSON changed by ``change(meta)``, saved compressed (small)."""
+    arrays = _arrays(model)
+    meta = json.loads(str(arrays["meta"]))
+    change(meta)
+    path = tmp_path / name
+    np.savez_compressed(path, **{**arrays, "meta": np.array(json.dumps(meta))})
+    return path
+
+
+def test_a_meta_over_the_size_limit_is_refused_unread(model, tmp_path):
+    """Attack finding 2: a 677 KB file whose 'meta' held 10 million history points made the loader
+    take 2.3 GB. Here just enough [0, 0] points that 'meta' (4 bytes a character) is over the limit:
+    refused from the zip directory, in load_model and in ``python -m catdnn predict``."""
+    from catdnn.model_io import MAX_META_BYTES
+
+    n = MAX_META_BYTES // 4 // len("[0, 0], ") + 1
+    path = _with_meta(model, tmp_path, lambda meta: meta.update(history=[[0, 0]] * n), "flood.npz")
+    assert path.stat().st_size < 1024**2
+    limit = f"the limit is {MAX_META_BYTES:,}"
+    with pytest.raises(ModelFileError, match=rf"flood.npz: its 'meta' entry takes [\d,]+ bytes.*{limit}"):
+        load_model(path, name="flood.npz")
+    _predict_refuses(path, "'meta' entry takes")
+
+
+@pytest.mark.parametrize("key,what", [("history", "cost"), ("accuracy_history", "accuracy")])
+def test_curves_longer_than_the_run_are_refused(model, tmp_path, key, what):
+    """A run records at most a point per iteration (+ 1, the accuracies after the last update): a
+    5-iteration model with 7 points is forged."""
+    point = [0, 0.5] if key == "history" else [0, 0.5, 0.5]
+    path = _with_meta(model, tmp_path, lambda meta: meta.update({key: [point] * 7}), f"{key}.npz")
+    with pytest.raises(ModelFileError, match=f"its {what} curve has 7 points, more than a run of 5 iterations"):
+        load_model(path)
+    _predict_refuses(path, f"{what} curve has 7 points")
+    fine = _with_meta(model, tmp_path, lambda meta: meta.update({key: [point] * 6}), "fine.npz")
+    assert len(getattr(load_model(fine), key)) == 6
+
+
+def test_a_long_run_is_saved_with_its_curves_thinned_to_the_limit(model):
+    """``--print-every 1`` over up to 1 000 000 iterations records that many points: the file keeps
+    MAX_HISTORY_POINTS of each curve, evenly spaced with the last one, and loads again."""
+    from dataclasses import replace
+
+    from catdnn.model_io import MAX_HISTORY_POINTS
+
+    n = 2 * MAX_HISTORY_POINTS + 3
+    long = replace(model, config=replace(model.config, iterations=n), iterations_done=n,
+                   history=[(i, 1.0 / (i + 1)) for i in range(n)],
+                   accuracy_history=[(i, 0.5, 0.25) for i in range(n + 1)])
+    back = load_model(model_to_bytes(long))
+    for saved, full in ((back.history, long.history), (back.accuracy_history, long.accuracy_history)):
+        assert MAX_HISTORY_POINTS // 2 < len(saved) <= MAX_HISTORY_POINTS
+        assert saved[0] == full[0] and saved[-1] == full[-1]
+        steps = {b[0] - a[0] for a, b in zip(saved[:-2], saved[1:-1])}
+        assert len(steps) == 1  # evenly spaced
+    assert load_model(model_to_bytes(model)).history == model.history  # a short run's curve is kept whole
+
+
+def _predict_refuses(path, words):
+    """``python -m catdnn predict --model path`` on a real photo: exit 1, one ``error:`` line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+    from skimage import data as skdata
+
+    photo = path.parent / "chelsea.jpg"
+    Image.fromarray(skdata.chelsea()).save(photo)
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "-m", "catdnn", "predict", "--model", str(path), str(photo)],
+                       capture_output=True, text=True, timeout=120, cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)})
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.stderr.startswith(f"error: {path}:") and words in p.stderr, p.stderr

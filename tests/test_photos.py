@@ -242,3 +242,21 @@ def test_files_beside_the_photos_folder_are_skipped_and_listed(home):
     reasons = {s.name: s.reason for s in info.skipped}
     assert set(reasons) == {"readme.txt", "other/cat/a.jpg"}
     assert "outside pets/" in reasons["other/cat/a.jpg"]
+
+
+def test_a_jpeg_scan_bomb_behind_tem_markers_in_a_zip_is_skipped_and_listed(home):
+    """Attack finding 1, through an import: a progressive JPEG whose last scan is repeated 100 times,
+    each copy after a TEM marker (FF 01, no length), is refused by the scan limit, not decoded."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    from tests.robustness.robustness_helpers import jpeg_with_repeated_scan
+
+    buf = io.BytesIO()
+    Image.fromarray(skdata.chelsea()).resize((64, 64)).save(buf, format="JPEG", progressive=True)
+    bomb = jpeg_with_repeated_scan(buf.getvalue(), 100, before=b"\xff\x01")
+    info = photos.import_photos(zip_bytes(photo_tree(3, 3, extra={"cat/bomb.jpg": bomb})), name="tem")
+    assert info.m_train + info.m_test == 6
+    reasons = {s.name: s.reason for s in info.skipped}
+    assert set(reasons) == {"cat/bomb.jpg"}
+    assert "110 scans" in reasons["cat/bomb.jpg"]

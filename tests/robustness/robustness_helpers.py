@@ -62,8 +62,15 @@ def hostile_model_files(arrays: dict) -> dict[str, bytes]:
     def with_meta(text: str) -> bytes:
         return npz({"meta.npy": npy_bytes(np.array(text))})
 
-    assert '"iterations_done": 10' in meta
+    assert '"iterations_done": 10' in meta and '"iterations": 10,' in meta and '"history": [' in meta
+    from catdnn.model_io import MAX_META_BYTES
+
+    # attack finding 2: 10 million history points made a 677 KB file take 2.3 GB to load; here just
+    # enough of them that 'meta' is over the limit (4 bytes a character), and one point too many
+    flood = ",".join(["[0,0]"] * (MAX_META_BYTES // 4 // 6 + 1)) + ","
     return {
+        "meta-over-limit.npz": with_meta(meta.replace('"history": [', '"history": [' + flood, 1)),
+        "history-too-long.npz": with_meta(meta.replace('"history": [', '"history": [' + "[0, 0.5], " * 11, 1)),
         "meta-raw-bytes.npz": npz({"meta": meta.encode()}),  # np.load gives bytes: AttributeError
         "meta-nested.npz": with_meta("[" * 100_000),  # RecursionError in json
         "meta-5000-digits.npz": with_meta(meta.replace('"iterations_done": 10', '"iterations_done": ' + "7" * 5000)),
@@ -73,10 +80,11 @@ def hostile_model_files(arrays: dict) -> dict[str, bytes]:
     }
 
 
-def jpeg_with_repeated_scan(progressive_jpeg: bytes, copies: int) -> bytes:
+def jpeg_with_repeated_scan(progressive_jpeg: bytes, copies: int, before: bytes = b"") -> bytes:
     """A progressive JPEG whose last scan (SOS segment and its entropy-coded data) is repeated
-    ``copies`` more times: a scan bomb (issue 19, A9), each copy another pass over the whole image."""
+    ``copies`` more times: a scan bomb (issue 19, A9), each copy another pass over the whole image.
+    ``before`` goes before each copy (e.g. a TEM marker ``FF 01``, which libjpeg steps over)."""
     sos = progressive_jpeg.rindex(b"\xff\xda")
     eoi = progressive_jpeg.rindex(b"\xff\xd9")
     scan = progressive_jpeg[sos:eoi]
-    return progressive_jpeg[:eoi] + scan * copies + progressive_jpeg[eoi:]
+    return progressive_jpeg[:eoi] + (before + scan) * copies + progressive_jpeg[eoi:]

@@ -302,6 +302,55 @@ def test_a_progressive_jpeg_scan_bomb_is_refused_before_decoding(chelsea_rgb, no
     assert "Traceback" not in msg
 
 
+@pytest.mark.parametrize("photo", ["chelsea", "coffee", "rocket"])
+def test_a_scan_bomb_hidden_behind_markers_without_a_length_is_refused(photo, no_decoding):
+    """Attack finding 1: TEM (FF 01) has no length, and libjpeg steps over it between scans. A counter
+    that read the next two bytes (FF DA) as its length jumped 65 KB and saw 10 scans, not 110, so the
+    bomb was decoded (a 4000×4000 one with 2 000 scans: 36.6 s of CPU). Every scan must be counted."""
+    from skimage import data as skdata
+
+    real = encode(Image.fromarray(getattr(skdata, photo)()).resize((64, 64)), "JPEG", progressive=True)
+    bomb = jpeg_with_repeated_scan(real, 100, before=b"\xff\x01")
+    no_decoding.clear()  # scikit-image's photo itself was decoded
+    assert jpeg_scans(bomb) == 110
+    refused(bomb, "tem.jpg", "110 scans")
+    assert no_decoding == [], f"pixels were decoded before refusing: {no_decoding}"
+
+
+@pytest.mark.parametrize("photo", ["chelsea", "coffee", "rocket"])
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"progressive": True, "restart_marker_blocks": 1},
+                                     {"restart_marker_rows": 1}], ids=["baseline", "progressive",
+                                                                       "progressive-restarts", "restarts"])
+def test_real_photos_scans_are_counted_through_their_entropy_coded_data(photo, options):
+    """Scans are followed as libjpeg reads them: stuffed FF 00 bytes and restart markers (FF D0-D7,
+    here one every 8×8 block) inside the entropy-coded data, fill bytes (FF FF) before a marker, TEM
+    between scans; the real photos, baseline and progressive, still load."""
+    from skimage import data as skdata
+
+    real = encode(Image.fromarray(getattr(skdata, photo)()), "JPEG", **options)
+    scans = 10 if options.get("progressive") else 1
+    assert real.count(b"\xff\x00") > 0
+    assert jpeg_scans(real) == scans
+    assert prepare_image(real, f"{photo}.jpg").size == (64, 64)
+    padded = real.replace(b"\xff\xda", b"\xff\xff\xff\xda")  # fill bytes before every SOS
+    assert jpeg_scans(padded) == scans
+    assert prepare_image(padded, f"{photo}-fill.jpg").size == (64, 64)
+    repeated = jpeg_with_repeated_scan(real, 3, before=b"\xff\xff\xff\x01")  # restarts inside, fill, TEM
+    assert jpeg_scans(repeated) == scans + 3
+
+
+def test_a_jpeg_stream_the_scan_counter_cannot_follow_is_refused(chelsea_rgb):
+    """Fail closed: a marker no decoder accepts (reserved FF 02-BF, a second SOI) or a segment length
+    under 2 is refused, never skipped over by a guess that could hide scans behind it."""
+    real = encode(chelsea_rgb.resize((64, 48)), "JPEG", progressive=True)
+    eoi = real.rindex(b"\xff\xd9")
+    for name, bad in [("reserved.jpg", b"\xff\x02\x00\x04"), ("soi.jpg", b"\xff\xd8"),
+                      ("length.jpg", b"\xff\xfe\x00\x01")]:
+        refused(real[:eoi] + bad + real[eoi:], name, "damaged")
+    fills = real.replace(b"\xff\xda", b"\xff" * 1_000 + b"\xda", 1)  # Pillow reads these one by one
+    refused(fills, "fills.jpg", "segments")
+
+
 def test_a_jpeg_of_countless_segments_is_refused_before_pillow_parses_them(chelsea_rgb, monkeypatch):
     """Pillow reads a JPEG's segments one by one in Python: 1 000 000 empty comments (4 MB, a few KB
     zipped) took 2 s of CPU to open. A photo has a few dozen segments."""

@@ -350,28 +350,35 @@ def test_an_older_mlp_file_without_arch_or_dtype_still_loads(tiny_model):
 def test_crafted_model_files_give_one_clear_error(tiny_model):
     """Five crafted files that once escaped the checks: ``meta`` stored without ``.npy`` (bytes, not an
     array: AttributeError), nested 100 000 deep (RecursionError), with a 5000-digit integer
-    (ValueError), with ``Infinity`` (OverflowError in int()), and a ``.npy`` version-3 header."""
+    (ValueError), with ``Infinity`` (OverflowError in int()), and a ``.npy`` version-3 header; and two
+    that made the loader allocate gigabytes (attack finding 2): a ``meta`` over the size limit, and a
+    cost curve with more points than its run's iterations."""
     from robustness_helpers import hostile_model_files
 
     expected = {"meta-raw-bytes.npz": "not a text entry", "meta-nested.npz": "nested too deeply",
                 "meta-5000-digits.npz": "thousands of digits", "meta-infinity.npz": "invalid metadata",
-                "npy-version-3.npz": "version 3.0"}
+                "npy-version-3.npz": "version 3.0", "meta-over-limit.npz": "'meta' entry takes",
+                "history-too-long.npz": "cost curve has 12 points"}
     files = hostile_model_files(arrays_of(tiny_model))
     assert set(files) == set(expected)
     for name, data in files.items():
         refused(data, name, expected[name])
 
 
-def test_a_version_3_npy_header_is_refused_before_allocating(tiny_model):
-    """The version-3 member claims 400 MB over 64 bytes: refused from its header, not allocated."""
+@pytest.mark.parametrize("name", ["npy-version-3.npz", "meta-over-limit.npz"])
+def test_an_oversized_member_is_refused_before_allocating(tiny_model, name):
+    """The version-3 member claims 400 MB over 64 bytes; the oversized 'meta' holds 16 MiB of text
+    (700 000 history points, in a small file): each is refused from the zip directory or its header,
+    never read."""
     import tracemalloc
 
     from robustness_helpers import hostile_model_files
 
-    data = hostile_model_files(arrays_of(tiny_model))["npy-version-3.npz"]
+    data = hostile_model_files(arrays_of(tiny_model))[name]
+    assert len(data) < 1024**2
     tracemalloc.start()
     try:
-        refused(data, "v3.npz")
+        refused(data, name)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
