@@ -484,6 +484,14 @@ def _compare_test(run: RunSummary, others: list, m: int) -> str:
 TAIL_ITERATIONS = 100
 
 
+def _against_gd(gd_cost: float, momentum_cost: float, cost: float, verb: str) -> str:
+    """How a run's final training cost compares with gradient descent's: "it <verb> a training cost k× lower
+    than gradient descent's" when it beats both gradient descent and momentum, else by how much it differs."""
+    if cost < min(gd_cost, momentum_cost):
+        return f"it {verb} a training cost {gd_cost / cost:.1f}× lower than gradient descent's"
+    return f"it ends {_relative(gd_cost, cost)} gradient descent's training cost"
+
+
 def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
     gd, mom, rms, adam = runs
     n = lesson.iterations
@@ -519,21 +527,14 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
               f"at {b:.3f}, {_relative(low, b)} the lowest cost gradient descent reaches in its last "
               f"{TAIL_ITERATIONS} iterations ({low:.3f}).")
     rate, gd_rate = adam.config.learning_rate, gd.config.learning_rate
-    if c < min(a, b):
-        outcome = f"it reaches a training cost {a / c:.1f}× lower than gradient descent's, and "
-    else:
-        outcome = f"it ends {_relative(a, c)} gradient descent's training cost, and "
-    outcome += _compare_test(adam, [gd, mom], ds.test.m)
+    outcome = f"{_against_gd(a, b, c, 'reaches')}, and {_compare_test(adam, [gd, mom], ds.test.m)}"
     third = (f"Adam moves every weight by about its rate whatever the size of its gradient, and {N_X:,} pixel "
              f"inputs add up: its first step can move a layer-1 unit by up to {adam_first_step(rate, ds.train.X):.2f} "
              f"on an average image at rate {rate:g}, {adam_first_step(gd_rate, ds.train.X):.0f} at {gd_rate:g}. "
              f"The lesson chose to run it at a rate {gd_rate / rate:.0f}× smaller than gradient descent's: "
              f"{outcome}.")
     r_rate, beta2 = rms.config.learning_rate, rms.config.beta2
-    if d < min(a, b):
-        r_outcome = f"it ends at a training cost {a / d:.1f}× lower than gradient descent's"
-    else:
-        r_outcome = f"it ends {_relative(a, d)} gradient descent's training cost"
+    r_outcome = _against_gd(a, b, d, "ends at")
     fourth = (f"RMSprop, the course's, has no bias correction: S starts at 0, so its first step moves most weights by "
               f"its rate / √(1 − β2) = {1 / math.sqrt(1 - beta2):.1f}× its rate (β2 = {beta2:g}), up to "
               f"{rmsprop_first_step(r_rate, beta2, ds.train.X):.2f} on a layer-1 unit on an average image at rate "
