@@ -59,17 +59,15 @@ def finite_costs(history) -> list:
 def cost_meaning(config) -> str:
     """What a run's recorded cost measures (``config``: a TrainConfig): the cross-entropy, on one mini-batch, of
     augmented images, measured with units dropped, plus the L2 penalty, as the run's settings have it."""
-    parts = ["cross-entropy"]
+    ways = []  # how it is measured, each a phrase
     if config.batch_size:  # each point is one mini-batch's, not the whole training set's: it zig-zags
-        parts.append(f"on one mini-batch of {config.batch_size} images")
+        ways.append(f"on one mini-batch of {config.batch_size} images")
     if config.flip or config.shift:
-        parts.append("flipped or shifted" if config.batch_size else "on images flipped or shifted")
-        parts[-2] += "," if config.batch_size else ""
+        ways.append("flipped or shifted" if config.batch_size else "on images flipped or shifted")
     if config.dropout:
-        parts.append("with hidden units dropped")
-    if config.l2:
-        parts.append(f"+ L2 penalty (λ = {config.l2:g})")
-    return " ".join(parts)
+        ways.append("with hidden units dropped")
+    text = "cross-entropy" + (" " + ", ".join(ways) if ways else "")
+    return text + (f" + L2 penalty (λ = {config.l2:g})" if config.l2 else "")
 
 
 def cost_axis(configs, mixed: str = "cost each run minimises (see below)") -> str:

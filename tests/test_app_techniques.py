@@ -72,10 +72,11 @@ def test_a_run_with_techniques_trains_with_them_and_names_the_solver(data_dir):
     assert session_of(at).current_model.config == cfg
     # the page's link now reproduces the run
     assert at.query_params == config_to_query(cfg)
-    # the cost chart's axis says what is plotted: this run's cost holds its L2 penalty, measured with units dropped
+    # the cost chart's axis says what is plotted: one mini-batch's cost, flipped images, units dropped, L2 penalty
     (chart,) = [c for c in at.get("plotly_chart") if "train_result_cost" in c.proto.id]
     ytitle = json.loads(chart.proto.spec)["layout"]["yaxis"]["title"]["text"]
-    assert ytitle == "cost: cross-entropy with hidden units dropped + L2 penalty (λ = 0.5)"
+    assert ytitle == ("cost: cross-entropy on one mini-batch of 64 images, flipped or shifted, with hidden units "
+                      "dropped + L2 penalty (λ = 0.5)")
 
 
 def test_rmsprop_from_the_form_trains_with_its_beta2_and_epsilon(data_dir):

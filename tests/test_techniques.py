@@ -562,7 +562,8 @@ def test_train_accuracy_with_techniques_is_measured_on_the_clean_training_set():
     model = t.model()
     assert model.train_accuracy == pytest.approx(np.mean((model.predict_proba(X) > 0.5) == Y[0]))
     assert model.test_accuracy == pytest.approx(np.mean((model.predict_proba(Xt) > 0.5) == Yt[0]))
-    assert [i for i, _, _ in t.accuracy_history] == [0, 4, 8]
+    assert [i for i, _, _ in t.accuracy_history] == [0, 4, 8, 9]  # and after the last update: the model's
+    assert t.accuracy_history[-1][1:] == (model.train_accuracy, model.test_accuracy)
 
 
 def test_solvers_without_a_config_are_the_course_step():

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from catdnn.data import COURSE_NAME
 from tests.app_support import ENTRY, PAGES
 from tests.browser_support import (
     MAIN,
@@ -70,6 +71,8 @@ def _open_train_page(browser, server):
 
 def _set_form(page, hidden: str, iterations: int) -> None:
     page.locator(f"{MAIN} input[aria-label='Hidden layer sizes']").fill(hidden)
+    page.keyboard.press("Tab")  # the settings are plain widgets: each change reruns the page; let it finish
+    idle(page)
     slider = page.locator(f"{MAIN} [data-testid='stSlider']", has_text="Iterations").locator("input[type='range']")
     slider.focus()
     slider.press("End")  # 10,000
@@ -158,8 +161,9 @@ def test_two_browser_sessions_train_at_once_and_stay_apart(server, browser):
         assert ma["Iterations"] == f"{a_done:,} / {A_ITERS:,}", ma
         assert mb["Iterations"] == f"{B_ITERS:,} / {B_ITERS:,}", mb
         label_a, label_b = _sidebar_model(a), _sidebar_model(b)
-        assert label_a.startswith("custom (500, 500, 500), test ") and f"stopped at {a_done:,}/{A_ITERS:,}" in label_a
-        assert label_b.startswith("custom (200, 100), test ") and "stopped" not in label_b
+        assert label_a.startswith(f"custom (500, 500, 500) on {COURSE_NAME}, test ")
+        assert f"stopped at {a_done:,}/{A_ITERS:,}" in label_a
+        assert label_b.startswith(f"custom (200, 100) on {COURSE_NAME}, test ") and "stopped" not in label_b
         assert label_a.endswith(f"test {ma['Test accuracy']}, stopped at {a_done:,}/{A_ITERS:,}"), (label_a, ma)
         assert label_b.endswith(f"test {mb['Test accuracy']}"), (label_b, mb)
 
