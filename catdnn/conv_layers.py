@@ -155,8 +155,7 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     dZ2 = dZ.reshape(mb * H * Wd, C_out)
     dW = dZ2.T @ cols  # (C_out, m·H·W) @ (m·H·W, 9·C_in) -> (C_out, 9·C_in)
     dW /= m
-    db = (np.ones(mb * H * Wd, dtype=dZ2.dtype) @ dZ2).reshape(C_out, 1)  # Σ over positions, as one BLAS
-    # call (a reduction down the rows of dZ2 runs C_out values at a time: 7× slower on the preset)
+    db = dZ2.sum(axis=0).reshape(C_out, 1)
     db /= m
     dA_prev = None
     if input_grad:
