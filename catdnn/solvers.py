@@ -607,11 +607,7 @@ class CnnSolver:
     name = CNN_SOLVER
 
     def __init__(self, params, X, Y, learning_rate, X_test=None, *, config, rng=None):
-        # every weight in one flat array and every bias in another, the layers' (W, b) views into
-        # them: the optimiser updates the two flat arrays at once (a few NumPy calls per step, not a
-        # few per parameter); its update is element-wise, so the numbers are the per-layer ones
-        self._flat, self._params = self._flatten(params)
-        self._gflat, self._gviews = self._flatten(params)  # the gradients' buffers, written each step
+        self._params = params
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
         self.arch = config.parsed_arch()
         self._lambd = float(config.l2)
@@ -621,28 +617,11 @@ class CnnSolver:
         self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
-        self._state = self._opt.init([self._flat])
-
-    @staticmethod
-    def _flatten(params):
-        """``((all W, all b), views)``: two flat arrays holding the weights and the biases of
-        ``params`` in layer order, and the list of ``(W, b)`` views into them (copies of the values)."""
-        dtype = params[0][0].dtype
-        flat = tuple(np.concatenate([np.ravel(layer[i]) for layer in params]).astype(dtype, copy=False)
-                     for i in (0, 1))
-        views, at = [], [0, 0]
-        for layer in params:
-            pair = []
-            for i, P in enumerate(layer):
-                pair.append(flat[i][at[i]:at[i] + P.size].reshape(P.shape))
-                at[i] += P.size
-            views.append(tuple(pair))
-        return flat, views
+        self._state = self._opt.init(params)
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
         """One iteration (see :meth:`Solver.step`): the batch's images, augmented as drawn at the
-        network's input side, forward and backward through :mod:`catdnn.cnn`, one optimiser update
-        (on the flat weights and biases)."""
+        network's input side, forward and backward through :mod:`catdnn.cnn`, one optimiser update."""
         arch, lr = self.arch, self.lr if lr is None else float(lr)
         A0, Yb = self._maps, self._Y
         if batch is not None:
@@ -657,10 +636,7 @@ class CnnSolver:
         if need_cost:
             cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
         grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd)
-        for pair, gpair in zip(self._gviews, grads):
-            for G, dP in zip(pair, gpair):
-                G[...] = dP
-        self._opt.update([self._flat], [self._gflat], self._state, lr)
+        self._opt.update(self._params, grads, self._state, lr)
         return cost, AL
 
     def proba_train(self) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from catdnn import PRESETS, TrainConfig, Trainer, cnn, conv_layers, fit
 from catdnn.arch import MAX_STEP_BYTES, arch_from_layers, parse_arch
 from catdnn.errors import ConfigError
-from catdnn.optim import OPTIMIZERS, Adam, Momentum
+from catdnn.optim import Adam, Momentum
 
 TINY = (8, 8, 3)  # tiny images for the gradient checks
 
@@ -115,31 +115,6 @@ def test_the_input_gradient_of_a_convolution_is_the_adjoint_of_its_patches():
     _dW, _db, dA = conv_layers.conv_backward(dZ, conv_layers.im2col(A), W, 2)
     # <dZ, conv(A)> = <dA, A> for the linear part: the adjoint of im2col on dZ · W
     assert np.sum(dZ.reshape(-1, 5) * (conv_layers.im2col(A) @ W.T)) == pytest.approx(np.sum(dA * A))
-
-
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_the_cnn_solvers_one_flat_update_is_the_per_layer_update(name):
-    # issue 18: the CNN solver updates all weights and all biases as two flat arrays; for every
-    # optimiser (each element-wise) the iterates are those of the per-layer update, to the last bit
-    from catdnn.optim import make_optimizer
-    from catdnn.solvers import CnnSolver
-
-    cfg = TrainConfig(arch="in16,conv4,conv8,dense8", dtype="float64", optimizer=name, l2=0.1)
-    arch = cfg.parsed_arch()
-    rng = np.random.default_rng(0)
-    X, Y = rng.random((12288, 6)), np.array([[0.0, 1.0, 1.0, 0.0, 1.0, 0.0]])
-    params = _with_biases(cnn.init_cnn(arch, "he", 2, np.float64))
-    solver = CnnSolver([(W.copy(), b.copy()) for W, b in params], X, Y, 0.05, config=cfg)
-    opt = make_optimizer(cfg)
-    state = opt.init(params)
-    A0 = cnn.to_input(arch, X, np.float64)
-    for _ in range(4):
-        solver.step(False)
-        AL, cache = cnn.forward_maps(params, arch, A0)
-        opt.update(params, cnn.backward(params, arch, cache, Y, AL, lambd=0.1), state, 0.05)
-    for (W, b), (W2, b2) in zip(solver.params(), params):
-        assert np.array_equal(W, W2) and np.array_equal(b, b2)
-    assert not np.array_equal(params[0][0], _with_biases(cnn.init_cnn(arch, "he", 2, np.float64))[0][0])
 
 
 def test_augmenting_maps_gives_the_pixels_of_augmenting_columns():
