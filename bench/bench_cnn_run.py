@@ -4,7 +4,9 @@ Each run is a fresh process that loads the dataset and runs ``fit`` on the prese
 the final accuracies with mirror averaging), as ``python -m catdnn train --preset cnn`` does. The
 runs alternate between the checkouts and the thread counts (interleaved, each order in turn), so a
 busy neighbour slows both alike; the table gives the median, the ratio of the medians and the
-median of the paired ratios, the accuracies (which must agree) and the peak memory of a run.
+median of the paired ratios, the process's CPU time (user + system; with 1 BLAS thread the time the
+run computed, which a busy neighbour disturbs far less than the wall clock), the accuracies (which
+must agree) and the peak memory of a run.
 
     python bench/bench_cnn_run.py [--ref /tmp/speed-base] [--repeats 3] [--threads 1,2] [--seed 1]
 """
@@ -30,11 +32,12 @@ import catdnn
 assert catdnn.__file__.startswith(sys.argv[1]), catdnn.__file__
 from catdnn.data import load_dataset
 ds = load_dataset(sys.argv[4], download=False)
-t0 = time.perf_counter()
+r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 model = catdnn.fit(replace(catdnn.PRESETS["cnn"], seed=int(sys.argv[3])), ds)
-t = time.perf_counter() - t0
+t, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps([t, model.train_accuracy, model.test_accuracy, model.history[-1][1], rss]))
+print(json.dumps([t, model.train_accuracy, model.test_accuracy, model.history[-1][1], rss, cpu]))
 """
 
 
@@ -68,17 +71,21 @@ def main() -> None:
         for name, _ in trees:
             runs = res[(name, t)]
             secs = [x[0] for x in runs]
+            cpu = [x[5] for x in runs]
             row = [name, t, f"{statistics.median(secs):.2f}", " ".join(f"{s:.2f}" for s in secs),
+                   f"{statistics.median(cpu):.2f}",
                    f"{runs[0][1]:.4f} / {runs[0][2]:.4f}", f"{runs[0][3]:.6f}", f"{max(x[4] for x in runs):.0f}"]
             if args.ref and name == "after":
                 before = [x[0] for x in res[("before", t)]]
+                before_cpu = [x[5] for x in res[("before", t)]]
                 row.append(f"{statistics.median(secs) / statistics.median(before):.2f}× "
-                           f"(paired {statistics.median(a / b for a, b in zip(secs, before)):.2f}×)")
+                           f"(paired {statistics.median(a / b for a, b in zip(secs, before)):.2f}×; CPU "
+                           f"{statistics.median(cpu) / statistics.median(before_cpu):.2f}×)")
             else:
                 row.append("")
             rows.append(row)
     print(f"\ncnn preset, seed {args.seed}, fit() in a fresh process per run, {args.repeats} runs each, interleaved\n")
-    print(table(["code", "BLAS threads", "median s", "all runs (s)", "train / test acc", "last cost",
+    print(table(["code", "BLAS threads", "median s", "all runs (s)", "median CPU s", "train / test acc", "last cost",
                  "peak RSS MB", "after / before"], rows))
     best = statistics.median(x[0] for x in res[("after", 1)]) if 1 in threads else None
     if best is not None:
