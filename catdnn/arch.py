@@ -124,14 +124,15 @@ class Arch:
 
     def step_bytes(self, batch: int, itemsize: int) -> int:
         """Estimated peak bytes of one training step on ``batch`` images: the forward pass's
-        :meth:`forward_bytes`, plus the largest conv layer's backward temporaries (the patches'
-        gradient, ``dZ`` and the pooling's mask, the padded input gradient). Within 25 % of the peak that
-        tracemalloc measures (tests/test_conv.py; 5.9 GiB estimated for ``in64,conv256,conv256,dense1``
-        on 209 images in float32; issue 19 measured 5.7 GiB). 0 for an MLP (see catdnn.config.MAX_PARAM_BYTES)."""
+        :meth:`forward_bytes`, plus the largest conv layer's backward temporaries (one kernel
+        offset's part of the patches' gradient, ``dZ`` and the pooling's mask, the padded input
+        gradient). Within 25 % of the peak that tracemalloc measures (tests/test_conv.py; 5.1 GiB
+        estimated for ``in64,conv256,conv256,dense1`` on 209 images in float32; 5.9 before issue 18,
+        when issue 19 measured 5.7 GiB). 0 for an MLP (see catdnn.config.MAX_PARAM_BYTES)."""
         back, side, c_prev = 0, self.input_px, self.source[2]
         for c in self.convs:
             hw, pad = side * side, (side + 2) * (side + 2)
-            back = max(back, hw * (KERNEL * KERNEL * c_prev + 2 * c) + pad * c_prev)
+            back = max(back, hw * (c_prev + 2 * c) + pad * c_prev)
             side, c_prev = side // POOL, c
         return int(batch) * (self.forward_bytes(itemsize) + back * int(itemsize))
 

@@ -78,10 +78,16 @@ def shift(X: np.ndarray, dy, dx, image_shape=IMAGE_SHAPE) -> np.ndarray:
     pairs, inverse = np.unique(np.stack([dy, dx]), axis=1, return_inverse=True)
     for k, (a, b) in enumerate(pairs.T):
         cols = np.flatnonzero(inverse.reshape(-1) == k)
-        a, b = int(a), int(b)
-        out[max(a, 0):H + min(a, 0), max(b, 0):W + min(b, 0), :, cols] = \
-            src[max(-a, 0):H - max(a, 0), max(-b, 0):W - max(b, 0)][..., cols]
+        to, of = _shifted(int(a), int(b), H, W)
+        out[to + (slice(None), cols)] = src[of][..., cols]
     return out.reshape(H * W * C, m)
+
+
+def _shifted(a: int, b: int, H: int, W: int) -> tuple:
+    """``(to, of)``: the (row, column) slices of an image moved ``a`` pixels down and ``b`` right,
+    and of the part of the original that lands there (the rest of the image is zeros)."""
+    return ((slice(max(a, 0), H + min(a, 0)), slice(max(b, 0), W + min(b, 0))),
+            (slice(max(-a, 0), H - max(a, 0)), slice(max(-b, 0), W - max(b, 0))))
 
 
 @dataclass(frozen=True)
@@ -118,3 +124,24 @@ def apply(X: np.ndarray, d: Draw, image_shape=IMAGE_SHAPE) -> np.ndarray:
     if d.dy is not None:
         X = shift(X, d.dy, d.dx, image_shape)
     return X
+
+
+def apply_maps(A: np.ndarray, d: Draw) -> np.ndarray:
+    """:func:`apply` on images as maps: ``A`` of shape ``(k, H, W, C)`` (a convolutional net's
+    layout), mirrored where ``d.mirror``, then shifted; the same values as :func:`apply` on the
+    same images as columns, one image at a time (a batch's images are few, their pixels many).
+
+    Returns ``A`` itself when the draw changes nothing, else a new array.
+    """
+    if d.mirror is not None and d.mirror.any():
+        A = A.copy()  # the caller's array (the dataset's) is never written
+        for j in np.flatnonzero(d.mirror):
+            A[j] = A[j, :, ::-1]  # the width axis reversed (numpy buffers the overlapping copy)
+    if d.dy is not None:
+        k, H, W = A.shape[:3]
+        out = np.zeros_like(A)
+        for j in range(k):
+            to, of = _shifted(int(d.dy[j]), int(d.dx[j]), H, W)
+            out[(j,) + to] = A[(j,) + of]
+        A = out
+    return A

@@ -78,24 +78,33 @@ def im2col(A: np.ndarray) -> np.ndarray:
     return win.transpose(0, 1, 2, 4, 5, 3).reshape(m * H * W, KERNEL * KERNEL * C)  # the one copy
 
 
-def col2im(dcols: np.ndarray, shape: tuple) -> np.ndarray:
-    """The adjoint of :func:`im2col`: each patch's gradient added back onto the pixels it came from.
+def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple) -> np.ndarray:
+    """The gradient into a convolution's input: ``dcols = dZ2 · W`` (the gradient of :func:`im2col`'s
+    patches), each patch's part added back onto the pixels it came from (the adjoint of :func:`im2col`).
+
+    ``dcols`` is made one kernel offset at a time, ``dZ2 · W_k`` (``W_k`` the offset's ``C_in``
+    columns of ``W``), into one reused buffer, so that each addition runs over whole image rows
+    instead of ``C_in`` values at a time; the sums are the same as adding the columns of one
+    ``dZ2 · W`` product, offset after offset.
 
     Parameters
     ----------
-    dcols : ndarray of shape (m·H·W, 9·C)
-    shape : (m, H, W, C)
+    dZ2 : ndarray of shape (m·H·W, C_out)
+    W : ndarray of shape (C_out, 9·C_in)
+    shape : (m, H, W, C_in)
 
     Returns
     -------
-    ndarray of shape (m, H, W, C)
+    ndarray of shape (m, H, W, C_in)
     """
-    m, H, W, C = shape
-    d = dcols.reshape(m, H, W, KERNEL, KERNEL, C)
-    dP = np.zeros((m, H + 2, W + 2, C), dtype=dcols.dtype)
-    for di in range(KERNEL):
-        for dj in range(KERNEL):
-            dP[:, di:di + H, dj:dj + W, :] += d[:, :, :, di, dj, :]
+    m, H, Wd, C = shape
+    dP = np.zeros((m, H + 2, Wd + 2, C), dtype=dZ2.dtype)  # the padded input's gradient
+    Wk = W.reshape(W.shape[0], KERNEL * KERNEL, C)  # (C_out, 9, C_in): the kernel offsets
+    part = np.empty((m * H * Wd, C), dtype=dZ2.dtype)
+    for k in range(KERNEL * KERNEL):
+        di, dj = divmod(k, KERNEL)
+        np.matmul(dZ2, Wk[:, k], out=part)  # (m·H·W, C_out) @ (C_out, C_in) -> (m·H·W, C_in)
+        dP[:, di:di + H, dj:dj + Wd] += part.reshape(m, H, Wd, C)
     return dP[:, 1:-1, 1:-1, :]
 
 
@@ -150,15 +159,17 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     db /= m
     dA_prev = None
     if input_grad:
-        dcols = dZ2 @ W  # (m·H·W, C_out) @ (C_out, 9·C_in) -> (m·H·W, 9·C_in)
-        dA_prev = col2im(dcols, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)))
+        dA_prev = col2im(dZ2, W, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)))  # dZ2 · W, back onto the pixels
     return dW, db, dA_prev
 
 
 def pool_forward(Z: np.ndarray) -> np.ndarray:
-    """2×2 max pooling, stride 2: ndarray of shape (m, H, W, C) -> (m, H/2, W/2, C)."""
-    m, H, W, C = Z.shape
-    return Z.reshape(m, H // POOL, POOL, W // POOL, POOL, C).max(axis=(2, 4))
+    """2×2 max pooling, stride 2: ndarray of shape (m, H, W, C) -> (m, H/2, W/2, C).
+
+    The maximum of the row pairs (whole rows at a time), then of the column pairs of that: two
+    element-wise maxima instead of a reduction over two strided axes (the same values)."""
+    rows = np.maximum(Z[:, 0::POOL], Z[:, 1::POOL])  # (m, H/2, W, C)
+    return np.maximum(rows[:, :, 0::POOL], rows[:, :, 1::POOL])
 
 
 def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -180,6 +191,9 @@ def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray) -> np.ndarray:
     m, H, W, C = Z.shape
     Zr = Z.reshape(m, H // POOL, POOL, W // POOL, POOL, C)
     hit = Zr == P[:, :, None, :, None, :]  # where each window's maximum is
-    share = hit.sum(axis=(2, 4), dtype=Z.dtype)
-    dZ = hit * (dP / share)[:, :, None, :, None, :]
+    share = np.add(hit[:, :, 0, :, 0], hit[:, :, 0, :, 1], dtype=Z.dtype)  # how many tie, (m, H/2, W/2, C)
+    share += hit[:, :, 1, :, 0]
+    share += hit[:, :, 1, :, 1]
+    np.divide(dP, share, out=share)  # each maximum's part
+    dZ = np.multiply(hit, share[:, :, None, :, None, :], dtype=Z.dtype)
     return dZ.reshape(m, H, W, C)

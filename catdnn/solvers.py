@@ -613,7 +613,8 @@ class CnnSolver:
         self._lambd = float(config.l2)
         self._tta = bool(config.tta)
         dtype = params[0][0].dtype
-        self._Xin = downsample(X, self.arch.factor, self.arch.source, dtype)  # (n_input, m), once
+        # the input step and the layout of maps, once: (m, s, s, C), a batch's images contiguous
+        self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
         self._state = self._opt.init(params)
@@ -622,12 +623,12 @@ class CnnSolver:
         """One iteration (see :meth:`Solver.step`): the batch's images, augmented as drawn at the
         network's input side, forward and backward through :mod:`catdnn.cnn`, one optimiser update."""
         arch, lr = self.arch, self.lr if lr is None else float(lr)
-        Xb, Yb = self._Xin, self._Y
+        A0, Yb = self._maps, self._Y
         if batch is not None:
             if batch.index is not None:
-                Xb, Yb = Xb[:, batch.index], Yb[:, batch.index]  # (n_input, m_b), (1, m_b)
-            Xb = augment.apply(Xb, batch.aug, arch.image_shape)
-        AL, cache = cnn.forward_maps(self._params, arch, to_maps(Xb, arch.image_shape))
+                A0, Yb = A0[batch.index], Yb[:, batch.index]  # (m_b, s, s, C), (1, m_b)
+            A0 = augment.apply_maps(A0, batch.aug)  # the same pixels as augment.apply on the columns
+        AL, cache = cnn.forward_maps(self._params, arch, A0)
         ZL = cache.dense[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
