@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augment: shift each training image by up to PX pixels each way at every iteration")
     k.add_argument("--tta", action="store_true", default=None,
                    help="predict with the mean of P(cat) for the image and its mirror image")
+    k.add_argument("--batch-norm", action="store_true", default=None,
+                   help="batch normalisation of every hidden layer (learned γ, β; running averages at "
+                        "prediction); MLPs only")
     t.set_defaults(parser=t)
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
@@ -614,6 +617,7 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
         l2=args.l2, keep_prob=args.keep_prob, batch_size=args.batch_size, optimizer=args.optimizer,
         beta=args.beta, beta1=args.beta1, beta2=args.beta2, epsilon=args.epsilon, schedule=schedule,
         decay=args.decay, decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
+        batch_norm=args.batch_norm,
     )
 
 

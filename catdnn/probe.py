@@ -387,7 +387,7 @@ class LayerStats:
     zero_fractions: tuple
 
 
-def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> LayerStats:
+def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0, bn=None) -> LayerStats:
     """Per-layer gradient norms and activation statistics on ``X``: one :class:`LayerStats`.
 
     One forward and one backward pass of :mod:`catdnn.network` (the one copy of the math).
@@ -399,9 +399,11 @@ def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> Lay
     Y : ndarray of shape (1, m)
     iteration : int
         Stored in the result (the training loop's 0-based index).
+    bn : catdnn.network.BatchNorm, optional
+        The network's batch norm, in training mode (``X``'s own μ and σ²).
     """
-    AL, cache = forward(params, X)
-    grads = backward(params, cache, Y, AL)
+    AL, cache = forward(params, X, bn=bn)
+    grads = backward(params, cache, Y, AL, bn=bn)[:len(params)]
     acts = [A_prev for A_prev, _Z in cache[1:]] + [AL]  # A[1] … A[L]
     return summarise_layers(iteration, [np.linalg.norm(dW) for dW, _db in grads], acts)
 

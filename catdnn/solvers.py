@@ -84,6 +84,7 @@ from . import augment, cnn
 from .conv_layers import downsample, to_maps
 from .errors import ConfigError
 from .network import (
+    BatchNorm,
     backward,
     cost_from_logits,
     descent_step,
@@ -212,6 +213,10 @@ class Solver(Protocol):
         when the solver has none (a convolutional net: the statistics are the dense layers' math)."""
         ...
 
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm (γ, β, running averages), or None when the run has none."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Techniques:
@@ -222,6 +227,7 @@ class _Techniques:
     optimizer: object = field(default_factory=GradientDescent)
     tta: bool = False
     flip: bool = False
+    batch_norm: bool = False
 
     @classmethod
     def of(cls, config) -> _Techniques:
@@ -233,12 +239,13 @@ class _Techniques:
             optimizer=make_optimizer(config),
             tta=bool(config.tta),
             flip=bool(config.flip),
+            batch_norm=bool(getattr(config, "batch_norm", False)),
         )
 
     @property
     def plain(self) -> bool:
-        """The course's step: gradient descent, no L2, no dropout."""
-        return self.optimizer.name == "gd" and not self.lambd and self.keep is None
+        """The course's step: gradient descent, no L2, no dropout, no batch norm."""
+        return self.optimizer.name == "gd" and not self.lambd and self.keep is None and not self.batch_norm
 
 
 def _dropout_rng(config, rng):
@@ -499,6 +506,10 @@ class GramSolver:
         params = [(W1, b1)] + list(self._rest)
         return [(W.copy(), b.copy()) for W, b in params] if copy else params
 
+    def batch_norm(self) -> None:
+        """None: the Gram solver never runs with batch norm (:func:`gram_exactness`)."""
+        return None
+
 
 class DirectSolver:
     """Training on ``(W, b)`` lists, every layer by :mod:`catdnn.network`: the course's algorithm,
@@ -514,21 +525,33 @@ class DirectSolver:
         The rate of a step given none (see :meth:`step`).
     X_test : ndarray of shape (n_x, m_test), optional
     config : TrainConfig, optional
-        The techniques (L2, dropout, optimiser, test-time averaging); none without it.
+        The techniques (L2, dropout, optimiser, batch norm, test-time averaging); none without it.
     rng : np.random.Generator, optional
         Draws the dropout masks (default: the config seed's dropout stream).
+    bn : BatchNorm, optional
+        The initial batch norm when the config asks for it (default: :meth:`BatchNorm.init`, γ = 1,
+        β = 0); the solver owns it. The optimiser updates ``params + bn.params`` as one list, and
+        each step folds the batch's μ and σ² into the running averages.
     """
 
     name = "direct"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None, bn=None):
         self._params = params
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
         self._tech = t = _Techniques.of(config)
         self._rng = _dropout_rng(config, rng) if t.keep is not None else None
         self._opt = t.optimizer
         self._plain = t.plain
-        self._state = self._opt.init(params)
+        self._bn = None
+        if t.batch_norm:
+            dims = [W.shape[1] for W, _ in params] + [params[-1][0].shape[0]]  # [n_0, ..., n_L]
+            self._bn = bn if bn is not None else BatchNorm.init(dims)
+        self._state = self._opt.init(self._learned())
+
+    def _learned(self) -> list:
+        """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per hidden layer."""
+        return self._params if self._bn is None else self._params + self._bn.params
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
         """One iteration: forward at the current parameters on the batch, then update them.
@@ -547,31 +570,38 @@ class DirectSolver:
             X = augment.apply(X, batch.aug)
         if self._plain:
             return descent_step(self._params, X, Y, lr, need_cost)  # the course's step, bit for bit
-        params = self._params
-        AL, cache = forward(params, X, t.keep, self._rng)
+        params, bn = self._params, self._bn
+        AL, cache = forward(params, X, t.keep, self._rng, bn=bn)
         ZL = cache[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
-        self._opt.update(params, backward(params, cache, Y, AL, lambd=t.lambd), self._state, lr)
+        self._opt.update(self._learned(), backward(params, cache, Y, AL, lambd=t.lambd, bn=bn), self._state, lr)
+        if bn is not None:
+            bn.record(cache)  # the running averages of μ and σ², for prediction
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
-        """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
-        with test-time averaging, the mean over each image and its mirror image."""
-        return predict_proba(self._params, self.X, tta=self._tech.tta)
+        """P(cat) on the training set at the current parameters (no dropout; batch norm's running
+        averages), shape ``(m,)``; with test-time averaging, the mean over each image and its mirror image."""
+        return predict_proba(self._params, self.X, tta=self._tech.tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
-        return predict_proba(self._params, self.X_test, tta=self._tech.tta)
+        return predict_proba(self._params, self.X_test, tta=self._tech.tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
         return [(W.copy(), b.copy()) for W, b in self._params] if copy else list(self._params)
 
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
+
     def layer_stats(self, iteration: int):
-        """:func:`catdnn.probe.layer_stats` at the current parameters on the training set."""
-        return layer_stats(self._params, self.X, self.Y, iteration)
+        """:func:`catdnn.probe.layer_stats` at the current parameters on the training set (with batch
+        norm, in training mode: the training set's own statistics)."""
+        return layer_stats(self._params, self.X, self.Y, iteration, bn=self._bn)
 
 
 #: The solver name of a convolutional net's runs (:class:`CnnSolver`).
@@ -654,6 +684,10 @@ class CnnSolver:
         """None: a convolutional net records no per-layer statistics (they are the dense layers' math)."""
         return None
 
+    def batch_norm(self) -> None:
+        """None: batch norm is for MLPs only so far (the config refuses it for a convolutional net)."""
+        return None
+
 
 #: The MLP's solvers by name. Both compute the same iterates (up to rounding) wherever both apply.
 SOLVERS: dict[str, type] = {"direct": DirectSolver, "gram": GramSolver}
@@ -666,6 +700,9 @@ def gram_exactness(config) -> str:
     if getattr(config, "optimizer", "gd") == "adam":
         return ("Adam divides each weight's step by its own running RMS, elementwise, which takes W1 out "
                 "of the span of the training images")
+    if getattr(config, "batch_norm", False):
+        return ("batch norm on layer 1 normalises Z[1] by each batch's mean and variance, a step the Gram "
+                "path's own layer-1 code does not take")
     if getattr(config, "shift", 0):
         return (f"random shifts of up to {config.shift} px make up to {(2 * config.shift + 1) ** 2} copies of "
                 "each training image, too many for a Gram matrix")

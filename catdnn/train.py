@@ -269,6 +269,11 @@ class Trainer:
         """A copy of the current parameters, list of ``(W, b)``."""
         return self._solver.params()
 
+    def batch_norm(self):
+        """A copy of the current :class:`catdnn.network.BatchNorm` (γ, β, running averages), or None
+        without batch norm; ``network.predict_proba(params(), X, bn=batch_norm())`` is the model's P(cat)."""
+        return self._solver.batch_norm()
+
     def _accuracies(self) -> tuple:
         """Train and test accuracy (test None without a test set) of the current parameters."""
         train = score(self._solver.proba_train(), self.Y)
@@ -284,6 +289,7 @@ class Trainer:
         train_acc, test_acc = self._accuracies()
         return Model(
             params=self.params(),
+            bn=self.batch_norm(),
             config=self.config,
             classes=tuple(self.classes),
             dataset=str(self.dataset),

@@ -1,0 +1,283 @@
+"""Batch normalisation (issue 17, item 1): the math (gradient check, a forward checked by hand in training
+and prediction), the solvers and optimisers, the settings, model files, the CLI and links."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catdnn import ModelFileError, TrainConfig, load_model, save_model
+from catdnn.config import PRESETS, preset_name
+from catdnn.errors import ConfigError
+from catdnn.model_io import model_to_bytes
+from catdnn.network import BatchNorm, backward, forward, gradient_check, init_params, predict_proba, sigmoid
+from catdnn.share import config_from_query, config_to_query
+from catdnn.solvers import DirectSolver, GramSolver, solver_choice
+from catdnn.train import Trainer, fit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _net(layers, seed=0, m=9):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(layers[0], m)
+    Y = (rng.rand(1, m) > 0.5).astype(float)
+    params = [(W, b + rng.randn(*b.shape) * 0.1) for W, b in init_params(layers, "he", seed=seed + 1)]
+    bn = BatchNorm.init(layers)
+    bn.params = [(rng.uniform(0.5, 1.5, g.shape), rng.randn(*b.shape) * 0.3) for g, b in bn.params]
+    return params, bn, X, Y
+
+
+# --------------------------------------------------------------------------- the math
+@pytest.mark.parametrize("layers", [[4, 3, 1], [6, 5, 4, 1], [3, 7, 2, 3, 1]])
+@pytest.mark.parametrize("lambd", [0.0, 0.7])
+def test_gradient_check_covers_gamma_and_beta(layers, lambd):
+    params, bn, X, Y = _net(layers, seed=len(layers))
+    assert gradient_check(params, X, Y, lambd=lambd, bn=bn) < 1e-7
+
+
+def test_gradient_check_with_batch_norm_and_dropout_masks():
+    params, bn, X, Y = _net([5, 6, 4, 1], seed=3)
+    rng = np.random.default_rng(0)
+    masks = [(rng.random((6, 9)) < 0.8) / 0.8, (rng.random((4, 9)) < 0.7) / 0.7]
+    assert gradient_check(params, X, Y, masks=masks, bn=bn) < 1e-7
+
+
+def test_gradients_have_the_structure_of_params_plus_gamma_beta_and_b_has_none():
+    params, bn, X, Y = _net([4, 3, 2, 1])
+    AL, cache = forward(params, X, bn=bn)
+    grads = backward(params, cache, Y, AL, bn=bn)
+    learned = params + bn.params
+    assert len(grads) == len(learned) == 5
+    for layer, glayer in zip(learned, grads):
+        assert [g.shape for g in glayer] == [p.shape for p in layer]
+    # b[1], b[2] cancel in Z − μ: their gradient is 0 (the output layer's b[3] has one)
+    assert not grads[0][1].any() and not grads[1][1].any() and grads[2][1].any()
+
+
+# a net [2, 2, 1] whose batch-norm forward is worked out by hand below
+W1 = np.array([[1.0, 0.0], [0.0, 2.0]])
+W2 = np.array([[1.0, 1.0]])
+X_HAND = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]])  # Z[1] = [[1, 2, 3], [0, 2, 4]]
+GAMMA, BETA = np.array([[2.0], [1.0]]), np.array([[0.5], [0.0]])
+
+
+def _hand_net():
+    params = [(W1.copy(), np.zeros((2, 1))), (W2.copy(), np.zeros((1, 1)))]
+    return params, BatchNorm([(GAMMA.copy(), BETA.copy())], [(np.array([[1.0], [1.0]]), np.array([[4.0], [1.0]]))])
+
+
+def test_training_forward_by_hand():
+    params, bn = _hand_net()
+    AL, cache = forward(params, X_HAND, bn=bn)
+    # row 1: μ = 2, σ² = 2/3, Z_norm = [-1, 0, 1]·√1.5; Z̃ = 2·Z_norm + 0.5; ReLU -> [0, 0.5, 2√1.5 + 0.5]
+    # row 2: μ = 2, σ² = 8/3, Z_norm = [-2, 0, 2]/√(8/3) = [-1, 0, 1]·√1.5; Z̃ = Z_norm; ReLU -> [0, 0, √1.5]
+    s = math.sqrt(1.5)
+    expected_ZL = np.array([[0.0, 0.5, 3 * s + 0.5]])
+    np.testing.assert_allclose(cache[-1][1], expected_ZL, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(AL, sigmoid(expected_ZL), rtol=1e-7)
+    _Zn, _inv, mu, var = cache.bn[0]
+    np.testing.assert_allclose(mu, [[2.0], [2.0]])
+    np.testing.assert_allclose(var, [[2 / 3], [8 / 3]])
+    # the running averages, momentum 0.9, from μ = 1, σ² = (4, 1)
+    bn.record(cache)
+    np.testing.assert_allclose(bn.running[0][0], [[0.9 + 0.2], [0.9 + 0.2]])
+    np.testing.assert_allclose(bn.running[0][1], [[3.6 + 0.2 / 3], [0.9 + 0.8 / 3]])
+
+
+def test_prediction_forward_by_hand_uses_the_running_averages():
+    params, bn = _hand_net()
+    # row 1: (Z − 1)/√4 = [0, 0.5, 1]; Z̃ = 2·that + 0.5 = [0.5, 1.5, 2.5]
+    # row 2: (Z − 1)/√1 = [-1, 1, 3]; Z̃ = that; ReLU -> [0, 1, 3];  Z[2] = [0.5, 2.5, 5.5]
+    expected = sigmoid(np.array([0.5, 2.5, 5.5]))
+    np.testing.assert_allclose(predict_proba(params, X_HAND, bn=bn), expected, rtol=1e-7)
+    # one image alone gets the same P(cat) (no batch statistics at prediction)
+    np.testing.assert_allclose(predict_proba(params, X_HAND[:, 2:], bn=bn), predict_proba(params, X_HAND, bn=bn)[2:],
+                               rtol=1e-14)
+
+
+def test_without_batch_norm_forward_is_unchanged():
+    params, _bn, X, Y = _net([4, 3, 1])
+    AL, cache = forward(params, X)
+    assert cache.bn is None
+    np.testing.assert_array_equal(AL, sigmoid(params[1][0] @ np.maximum(params[0][0] @ X + params[0][1], 0)
+                                              + params[1][1]))
+
+
+# --------------------------------------------------------------------------- settings
+def test_off_by_default_and_the_presets_keep_it_off():
+    assert TrainConfig().batch_norm is False
+    assert all(not p.batch_norm for p in PRESETS.values())
+    assert preset_name(replace(PRESETS["deep"], batch_norm=True)) == "custom"
+    assert "batch norm" in TrainConfig(batch_norm=True).techniques()
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(batch_norm="yes"), "batch_norm must be true or false"),
+    (dict(batch_norm=True, layers=(12288, 1)), "this network has none"),
+    (dict(batch_norm=True, batch_size=1), "at least 2 examples per batch"),
+])
+def test_impossible_settings_are_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes).validate()
+
+
+def test_a_cnn_with_batch_norm_is_refused_with_a_clear_message():
+    with pytest.raises(ConfigError, match="MLPs only, not yet for convolutional nets"):
+        replace(PRESETS["cnn"], batch_norm=True).validate()
+
+
+def test_the_direct_solver_runs_batch_norm_and_says_why():
+    cfg = TrainConfig(layers=(20, 5, 1), batch_norm=True, optimizer="momentum")
+    cls, reason = solver_choice("auto", 20, 30, cfg.layers, 2500, cfg)
+    assert cls is DirectSolver and "batch norm on layer 1" in reason and reason.startswith("direct solver")
+    with pytest.raises(ConfigError, match="batch norm"):
+        solver_choice("gram", 20, 30, cfg.layers, 2500, cfg)
+    with pytest.raises(ConfigError, match="batch norm"):
+        GramSolver(init_params(cfg.layers), np.ones((20, 30)), np.ones((1, 30)), 0.1, config=cfg)
+
+
+def test_a_direct_step_equals_the_shared_math_with_the_optimiser_on_gamma_and_beta():
+    params, bn, X, Y = _net([4, 3, 2, 1], m=12)
+    cfg = TrainConfig(layers=(4, 3, 2, 1), batch_norm=True, learning_rate=0.1)
+    ref_params = [(W.copy(), b.copy()) for W, b in params]
+    ref_bn = bn.copy()
+    solver = DirectSolver(params, X, Y, 0.1, config=cfg, bn=bn)
+    solver.step(False)
+    AL, cache = forward(ref_params, X, bn=ref_bn)
+    grads = backward(ref_params, cache, Y, AL, bn=ref_bn)
+    for (P, dP), got in zip(zip(ref_params + ref_bn.params, grads), solver.params() + solver.batch_norm().params):
+        for a, da, b in zip(P, dP, got):
+            np.testing.assert_allclose(b, a - 0.1 * da, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(solver.batch_norm().running[1][0], 0.1 * cache.bn[1][2], rtol=1e-13)
+
+
+# --------------------------------------------------------------------------- real data
+SMALL_DEEP = (12288, 20, 7, 5, 1)
+
+
+@pytest.mark.parametrize("techniques", [
+    dict(optimizer="gd"),
+    dict(optimizer="momentum", batch_size=32, flip=True),
+    dict(optimizer="adam", learning_rate=0.001, batch_size=64, shift=2, keep_prob=0.9, l2=0.5),
+])
+def test_batch_norm_trains_with_every_optimiser_batches_and_augmentation(dataset, techniques):
+    m = 60
+    X, Y = dataset.train.X[:, :m], dataset.train.Y[:, :m]
+    cfg = TrainConfig(layers=SMALL_DEEP, iterations=16, batch_norm=True, **{"learning_rate": 0.05, **techniques})
+    t = Trainer(cfg, X, Y, cost_every=1)
+    for _ in t.run():
+        pass
+    assert t.status == "finished" and t.solver_name == "direct"
+    costs = [c for _, c in t.history]
+    assert all(np.isfinite(costs))
+    bn = t.batch_norm()
+    assert any(not np.allclose(g, 1.0) for g, _ in bn.params)  # γ learned
+    assert any(not np.allclose(mu, 0.0) for mu, _ in bn.running)  # running averages recorded
+
+
+def test_a_batch_norm_run_on_the_real_data_trains_and_round_trips_through_a_file(dataset, tmp_path):
+    model = fit(TrainConfig(layers=SMALL_DEEP, iterations=60, batch_norm=True), dataset, cost_every=1, progress=False)
+    costs = [c for _, c in model.history]
+    assert costs[-1] < 0.8 * costs[0]  # the cost falls
+    assert model.bn is not None and len(model.bn.params) == 3
+    path = tmp_path / "bn.npz"
+    save_model(model, path)
+    back = load_model(path)
+    assert back.config.batch_norm and back.bn is not None
+    np.testing.assert_array_equal(back.predict_proba(dataset.test.X), model.predict_proba(dataset.test.X))
+    # prediction uses the running averages: the same P(cat) for an image alone as in the whole test set
+    np.testing.assert_allclose(model.predict_proba(dataset.test.X[:, 3:4]), model.predict_proba(dataset.test.X)[3:4],
+                               rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- model files
+@pytest.fixture(scope="module")
+def bn_model():
+    rng = np.random.RandomState(0)
+    X = rng.rand(12288, 12)
+    Y = (rng.rand(1, 12) > 0.5).astype(float)
+    cfg = TrainConfig(layers=(12288, 3, 2, 1), learning_rate=0.01, iterations=5, init="he", seed=4, batch_norm=True)
+    return fit(cfg, X=X, Y=Y, cost_every=1, progress=False)
+
+
+def _arrays(model):
+    with np.load(io.BytesIO(model_to_bytes(model)), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def _bytes(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _meta(arrays, edit):
+    import json
+
+    meta = json.loads(str(arrays["meta"]))
+    edit(meta)
+    return {**arrays, "meta": np.array(json.dumps(meta))}
+
+
+def test_a_model_file_keeps_gamma_beta_and_the_running_statistics(bn_model):
+    arrays = _arrays(bn_model)
+    assert {"gamma1", "beta1", "mu1", "var1", "gamma2", "beta2", "mu2", "var2"} <= set(arrays)
+    back = load_model(model_to_bytes(bn_model))
+    for (g, b), (g2, b2) in zip(bn_model.bn.params + bn_model.bn.running, back.bn.params + back.bn.running):
+        np.testing.assert_array_equal(g, g2)
+        np.testing.assert_array_equal(b, b2)
+    assert (back.bn.momentum, back.bn.epsilon) == (bn_model.bn.momentum, bn_model.bn.epsilon)
+
+
+def _drop(arrays, key):
+    return {k: v for k, v in arrays.items() if k != key}
+
+
+def _config_off(meta):
+    meta["config"]["batch_norm"] = False
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda a: _drop(a, "var2"), "batch norm on but array var2 is missing"),
+    (lambda a: {**a, "gamma1": np.ones((4, 1))}, r"gamma1 has shape \(4, 1\), expected \(3, 1\)"),
+    (lambda a: {**a, "mu1": a["mu1"].astype(np.float32)}, "mu1 has dtype float32"),
+    (lambda a: {**a, "beta2": np.full((2, 1), np.nan)}, "beta2 contains NaN"),
+    (lambda a: {**a, "var1": -np.ones((3, 1))}, "var1, a running variance, has negative entries"),
+    (lambda a: _meta(a, _config_off), "holds batch-norm arrays .* but its settings have batch_norm off"),
+    (lambda a: _meta(a, lambda m: m.pop("bn")), "no batch-norm description"),
+    (lambda a: _meta(a, lambda m: m["bn"].update(epsilon=0)), "epsilon 0 is not a valid value"),
+])
+def test_inconsistent_batch_norm_in_a_model_file_is_refused(bn_model, change, message):
+    with pytest.raises(ModelFileError, match=message):
+        load_model(_bytes(change(_arrays(bn_model))), name="bad.npz")
+
+
+# --------------------------------------------------------------------------- CLI and links
+def test_link_round_trip_with_batch_norm():
+    cfg = TrainConfig(batch_norm=True, optimizer="adam", learning_rate=0.001)
+    query = config_to_query(cfg)
+    assert query["batch-norm"] == "1"
+    back, warnings = config_from_query(query)
+    assert warnings == [] and back == cfg
+    assert "batch-norm" not in config_to_query(TrainConfig())
+
+
+def test_cli_batch_norm_flag_reaches_the_config_and_the_model_file(data_dir, tmp_path):
+    path = tmp_path / "bn.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdnn", "train", "--preset", "deep", "--iterations", "30", "--print-every", "10",
+         "--batch-norm", "--data-dir", str(data_dir), "--save", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    assert "batch norm" in proc.stderr and "direct solver: batch norm on layer 1" in proc.stderr
+    model = load_model(path)
+    assert model.config.batch_norm and model.bn is not None
