@@ -152,10 +152,11 @@ class BatchNorm:
         return cls([(np.ones((n, 1)), np.zeros((n, 1))) for n in hidden],
                    [(np.zeros((n, 1)), np.ones((n, 1))) for n in hidden])
 
-    def record(self, cache) -> None:
-        """Fold a training pass's batch statistics (``cache.bn``) into the running averages, in place."""
+    def record(self, norms) -> None:
+        """Fold a training pass's batch statistics into the running averages, in place: ``norms`` is
+        its ``cache.bn`` (one ``(Z_norm, 1/√(σ² + ε), μ, σ²)`` per hidden layer)."""
         k = self.momentum
-        for (mu_run, var_run), (_Zn, _inv, mu, var) in zip(self.running, cache.bn):
+        for (mu_run, var_run), (_Zn, _inv, mu, var) in zip(self.running, norms):
             mu_run *= k  # μ_run = k·μ_run + (1 − k)·μ
             mu_run += (1.0 - k) * mu
             var_run *= k  # σ²_run = k·σ²_run + (1 − k)·σ²

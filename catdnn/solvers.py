@@ -86,6 +86,8 @@ from .errors import ConfigError
 from .network import (
     BatchNorm,
     backward,
+    batch_norm_backward,
+    batch_norm_forward,
     cost_from_logits,
     descent_step,
     dropout,
@@ -248,6 +250,15 @@ class _Techniques:
         return self.optimizer.name == "gd" and not self.lambd and self.keep is None and not self.batch_norm
 
 
+def _batch_norm_of(t: _Techniques, params, bn):
+    """The solver's batch norm: ``bn`` if given, else :meth:`BatchNorm.init` (γ = 1, β = 0) for ``params``'
+    layers when the config asks for it; None without batch norm."""
+    if not t.batch_norm:
+        return None
+    dims = [W.shape[1] for W, _ in params] + [params[-1][0].shape[0]]  # [n_0, ..., n_L]
+    return bn if bn is not None else BatchNorm.init(dims)
+
+
 def _dropout_rng(config, rng):
     if rng is not None:
         return rng
@@ -279,7 +290,7 @@ class GramSolver:
 
     name = "gram"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None, bn=None):
         why = gram_exactness(config)
         if why:
             raise ConfigError(f"the Gram solver is not exact here: {why}; use the direct solver")
@@ -293,6 +304,7 @@ class GramSolver:
         self._W1_0 = W1  # (n_1, n_x), never changes
         self._b1 = b1  # (n_1, 1), updated in place
         self._rest = params[1:]  # layers 2..L, plain (W, b), updated in place
+        self._bn = _batch_norm_of(t, params, bn)  # γ, β and running averages of layers 1..L-1, or None
         self.m = X.shape[1]
         # The basis X̃: the training images, and their mirror images with flips (M columns).
         G = gram_matrix(X)  # (m, m) = XᵀX
@@ -317,10 +329,20 @@ class GramSolver:
         self._w0_sq = np.sum(np.square(W1), axis=1, keepdims=True)  # ‖W1_0 row‖², (n_1, 1), for L2's cost
         self._opt = t.optimizer
         self._plain = t.plain
-        self._state = self._opt.init([(self._K, self._b1)] + self._rest)
+        self._state = self._opt.init(self._learned())
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
+
+    def _learned(self, K=None) -> list:
+        """What the optimiser updates: ``(K, b1)`` (or ``K`` given), layers 2..L, then batch norm's ``(γ, β)``."""
+        first = [(self._K if K is None else K, self._b1)]
+        return first + self._rest + (self._bn.params if self._bn is not None else [])
+
+    def _tail_bn(self):
+        """Batch norm of layers 2..L-1, for the shared math on ``self._rest`` (None without batch norm)."""
+        bn = self._bn
+        return None if bn is None else BatchNorm(bn.params[1:], bn.running[1:], bn.momentum, bn.epsilon)
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
@@ -335,10 +357,14 @@ class GramSolver:
         return Z1
 
     def _output(self, Z1):
-        """A[L] from Z[1] at the current parameters, without dropout, shape (1, k)."""
+        """A[L] from Z[1] at the current parameters, without dropout (batch norm: the running averages),
+        shape (1, k)."""
         if not self._rest:
             return sigmoid(Z1)
-        return forward(self._rest, relu(Z1))[0]
+        bn = self._bn
+        if bn is not None:  # Z̃[1] with the running μ, σ²
+            Z1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon, *bn.running[0])[0]
+        return forward(self._rest, relu(Z1), bn=self._tail_bn(), running=True)[0]
 
     def _w1_norm_sq(self, BG=None) -> float:
         """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1
@@ -385,12 +411,15 @@ class GramSolver:
             Z1 += self._b1
         else:
             Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
-        A1 = relu(Z1)  # A[1] = ReLU(Z[1])
+        bn, tail_bn, norm1 = self._bn, self._tail_bn(), None
+        if bn is not None:  # Z̃[1] = γ[1]·(Z[1] − μ)/√(σ² + ε) + β[1], the batch's μ, σ²
+            Z1, norm1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon)
+        A1 = relu(Z1)  # A[1] = ReLU(Z[1]) (ReLU(Z̃[1]) with batch norm)
         mask1 = None
         if t.keep is not None:
             A1, mask1 = dropout(A1, t.keep[0], self._rng)  # A[1] ⊙ D[1] / keep_prob[1]
         if self._rest:  # layers 2..L: the shared math, on A[1]
-            AL, cache = forward(self._rest, A1, t.keep[1:] if t.keep is not None else None, self._rng)
+            AL, cache = forward(self._rest, A1, t.keep[1:] if t.keep is not None else None, self._rng, bn=tail_bn)
             ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
@@ -402,10 +431,15 @@ class GramSolver:
             if t.lambd:
                 cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq(BG)
         if self._rest:
-            grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True)  # layers 2..L, dA[1]
+            grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True,
+                                  bn=tail_bn)  # layers 2..L (then γ, β of 2..L-1), dA[1]
             if mask1 is not None:
                 dA1 *= mask1  # dA[1] ⊙ D[1] / keep_prob[1]
             dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m_b)
+            if bn is not None:  # dZ[1] through the normalisation: still multiplied by X_bᵀ, so W1 stays in the span
+                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1)
+                L1 = len(self._rest)  # layers 2..L's (dW, db), then γ, β of layer 1, then of layers 2..L-1
+                grads = grads[:L1] + [(dgamma1, dbeta1)] + grads[L1:]
         else:
             grads = []
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
@@ -422,13 +456,16 @@ class GramSolver:
             self._opt.update(self._rest, grads, self._state, lr)
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
-            db1 = dZ.sum(axis=1, keepdims=True)  # db[1] = Σ_i dZ[1] / m_b
+            # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
+            db1 = np.zeros_like(self._b1) if bn is not None else dZ.sum(axis=1, keepdims=True)
             dK = (t.lambd / mb) * self._K if t.lambd else np.zeros_like(self._K)
             if cols is None:
                 dK[:, :m] += dZ
             else:
                 dK[:, cols] += dZ
-            self._opt.update([(self._K, self._b1)] + self._rest, [(dK, db1)] + grads, self._state, lr)
+            self._opt.update(self._learned(), [(dK, db1)] + grads, self._state, lr)
+        if bn is not None:  # the running averages of μ and σ², for prediction
+            bn.record([norm1] + cache.bn)
         self._steps += 1
         return cost, AL
 
@@ -461,7 +498,7 @@ class GramSolver:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
         X, Xt = self.X, self.X_test
         if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
-            return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta)
+            return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta, bn=self._bn)
         p = self._output(self._z1(*self._query("test", lambda: Xt)))[0]
         if not self._tech.tta:
             return p
@@ -472,7 +509,10 @@ class GramSolver:
         """:func:`catdnn.probe.layer_stats` at the current parameters, without building W[1]: Z[1] in
         Gram form, layers 2..L by the shared math, and ‖dW[1]‖ = ‖dZ[1]·Xᵀ‖ / m from
         ‖dZ·Xᵀ‖² = Σ (dZ·XᵀX) ⊙ dZ, with XᵀX the Gram matrix's first m×m block. A snapshot then
-        costs about one iteration instead of several full-size products (tests: equal to rounding)."""
+        costs about one iteration instead of several full-size products (tests: equal to rounding). With
+        batch norm, the shared :func:`catdnn.probe.layer_stats` on the materialised parameters."""
+        if self._bn is not None:
+            return layer_stats(self.params(copy=False), self.X, self.Y, iteration, bn=self._bn)
         m = self.m
         Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
         A1 = relu(Z1)
@@ -506,9 +546,9 @@ class GramSolver:
         params = [(W1, b1)] + list(self._rest)
         return [(W.copy(), b.copy()) for W, b in params] if copy else params
 
-    def batch_norm(self) -> None:
-        """None: the Gram solver never runs with batch norm (:func:`gram_exactness`)."""
-        return None
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
 
 
 class DirectSolver:
@@ -543,10 +583,7 @@ class DirectSolver:
         self._rng = _dropout_rng(config, rng) if t.keep is not None else None
         self._opt = t.optimizer
         self._plain = t.plain
-        self._bn = None
-        if t.batch_norm:
-            dims = [W.shape[1] for W, _ in params] + [params[-1][0].shape[0]]  # [n_0, ..., n_L]
-            self._bn = bn if bn is not None else BatchNorm.init(dims)
+        self._bn = _batch_norm_of(t, params, bn)
         self._state = self._opt.init(self._learned())
 
     def _learned(self) -> list:
@@ -578,7 +615,7 @@ class DirectSolver:
         cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
         self._opt.update(self._learned(), backward(params, cache, Y, AL, lambd=t.lambd, bn=bn), self._state, lr)
         if bn is not None:
-            bn.record(cache)  # the running averages of μ and σ², for prediction
+            bn.record(cache.bn)  # the running averages of μ and σ², for prediction
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
@@ -700,9 +737,6 @@ def gram_exactness(config) -> str:
     if getattr(config, "optimizer", "gd") == "adam":
         return ("Adam divides each weight's step by its own running RMS, elementwise, which takes W1 out "
                 "of the span of the training images")
-    if getattr(config, "batch_norm", False):
-        return ("batch norm on layer 1 normalises Z[1] by each batch's mean and variance, a step the Gram "
-                "path's own layer-1 code does not take")
     if getattr(config, "shift", 0):
         return (f"random shifts of up to {config.shift} px make up to {(2 * config.shift + 1) ** 2} copies of "
                 "each training image, too many for a Gram matrix")
@@ -714,6 +748,7 @@ def _gram_why(config, m: int) -> str:
     kinds = ["momentum" if getattr(config, "optimizer", "gd") == "momentum" else "gradient descent"]
     if config is not None:
         kinds += [name for name, on in (("L2", config.l2), ("dropout", config.dropout),
+                                        ("batch norm", getattr(config, "batch_norm", False)),
                                         ("mini-batches", config.batch_size), ("flips", config.flip),
                                         ("lr decay", config.schedule != "constant")) if on]
     basis = f"{m} training images" + (" and their mirror images" if config is not None and config.flip else "")

@@ -87,7 +87,7 @@ def test_momentum_and_mini_batches_keep_the_gram_solver_and_say_why(data_dir):
     assert "Gram solver: momentum, mini-batches keep W1" in captions(at)
 
 
-def test_the_batch_norm_checkbox_trains_with_batch_norm_on_the_direct_solver(data_dir):
+def test_the_batch_norm_checkbox_trains_with_batch_norm(data_dir):
     at = app(TRAIN).run()
     assert at.checkbox(key="train_batch_norm").value is False
     at.text_input(key="train_hidden").set_value("7, 5")
@@ -96,7 +96,7 @@ def test_the_batch_norm_checkbox_trains_with_batch_norm_on_the_direct_solver(dat
     assert run.status == "finished" and run.config.batch_norm and "batch norm" in run.config.techniques()
     model = session_of(at).current_model
     assert model.config.batch_norm and model.bn is not None and len(model.bn.params) == 2
-    assert "Direct solver" in captions(at) and "batch norm on layer 1" in captions(at)
+    assert "Gram solver: gradient descent, batch norm keep W1" in captions(at)
     assert at.query_params["batch-norm"] == "1"
     other = opened_with(dict(at.query_params))  # the link ticks the box again
     assert other.checkbox(key="train_batch_norm").value is True
