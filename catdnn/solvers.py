@@ -328,7 +328,8 @@ class GramSolver:
         self._B, self._s = self._K[:, :M], self._K[:, M:]  # views
         self._w0_sq = np.sum(np.square(W1), axis=1, keepdims=True)  # ‖W1_0 row‖², (n_1, 1), for L2's cost
         self._opt = t.optimizer
-        self._plain = t.plain
+        # gradient descent without L2 or dropout: B updated in place, no dK (with batch norm too)
+        self._plain = t.optimizer.name == "gd" and not t.lambd and t.keep is None
         self._state = self._opt.init(self._learned())
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
@@ -445,15 +446,15 @@ class GramSolver:
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
         if self._plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             dZ *= lr / mb
-            db1 = dZ.sum(axis=1, keepdims=True)  # α·db[1]
+            if bn is None:  # (with batch norm b[1] has no gradient)
+                self._b1 -= dZ.sum(axis=1, keepdims=True)  # b[1] -= α·db[1]
             if cols is None and self.M == m:
                 self._B -= dZ
             elif cols is None:
                 self._B[:, :m] -= dZ
             else:
                 self._B[:, cols] -= dZ
-            self._b1 -= db1
-            self._opt.update(self._rest, grads, self._state, lr)
+            self._opt.update(self._learned()[1:], grads, self._state, lr)  # layers 2..L (and every γ, β)
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
             # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
