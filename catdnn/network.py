@@ -185,13 +185,14 @@ def batch_norm_forward(Z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsil
     norm : tuple ``(Z_norm, 1/√(σ² + ε), μ, σ²)``, what :func:`backward` and :meth:`BatchNorm.record` need
     """
     if mu is None:
-        mu = Z.mean(axis=1, keepdims=True)  # μ = 1/m Σ_i z(i): (n_l, 1)
+        m = Z.shape[1]
+        mu = Z.sum(axis=1, keepdims=True) / m  # μ = 1/m Σ_i z(i): (n_l, 1)
         Zc = Z - mu
-        var = np.mean(np.square(Zc), axis=1, keepdims=True)  # σ² = 1/m Σ_i (z(i) − μ)²: (n_l, 1)
+        var = np.square(Zc).sum(axis=1, keepdims=True) / m  # σ² = 1/m Σ_i (z(i) − μ)²: (n_l, 1)
     else:
         Zc = Z - mu
     inv_std = 1.0 / np.sqrt(var + epsilon)  # 1/√(σ² + ε): (n_l, 1)
-    Z_norm = Zc * inv_std  # Z_norm = (Z − μ)/√(σ² + ε): (n_l, m)
+    Z_norm = np.multiply(Zc, inv_std, out=Zc)  # Z_norm = (Z − μ)/√(σ² + ε): (n_l, m), in Zc's memory
     Z_tilde = gamma * Z_norm  # Z̃ = γ·Z_norm + β
     Z_tilde += beta
     return Z_tilde, (Z_norm, inv_std, mu, var)
@@ -205,13 +206,14 @@ def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm):
     ``(n_l, m)`` in the same scale, ``dγ = Σ_i dZ̃ ⊙ Z_norm / m`` and ``dβ = Σ_i dZ̃ / m``, ``(n_l, 1)``.
     """
     Z_norm, inv_std = norm[0], norm[1]
-    dgamma = np.mean(dZ_tilde * Z_norm, axis=1, keepdims=True)  # dγ = Σ_i dZ̃ ⊙ Z_norm / m
-    dbeta = np.mean(dZ_tilde, axis=1, keepdims=True)  # dβ = Σ_i dZ̃ / m
-    dZn = dZ_tilde * gamma  # dZ_norm = γ·dZ̃
-    # dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
-    dZ = dZn - dZn.mean(axis=1, keepdims=True)
-    dZ -= Z_norm * np.mean(dZn * Z_norm, axis=1, keepdims=True)
-    dZ *= inv_std
+    m = dZ_tilde.shape[1]
+    dgamma = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True) / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m
+    dbeta = dZ_tilde.sum(axis=1, keepdims=True) / m  # dβ = Σ_i dZ̃ / m
+    # With dZ_norm = γ·dZ̃: dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
+    #                         = γ/√(σ² + ε) · (dZ̃ − dβ − Z_norm ⊙ dγ)
+    dZ = dZ_tilde - dbeta
+    dZ -= Z_norm * dgamma
+    dZ *= gamma * inv_std
     return dZ, dgamma, dbeta
 
 
