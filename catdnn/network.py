@@ -113,9 +113,10 @@ class Cache(list):
     With batch normalisation, a hidden layer's ``Z`` is ``Z̃[l]``, the normalised, scaled and shifted
     pre-activation that the ReLU receives, and ``bn[l - 1]`` holds ``(Z_norm, 1/√(σ² + ε), μ, σ²)``
     of that layer (``Z_norm`` of shape ``(n_l, m)``, the others ``(n_l, 1)``); ``bn`` is None without.
+    ``bn_running`` says whether μ and σ² were the running averages (prediction) rather than the batch's.
     """
 
-    __slots__ = ("masks", "bn")
+    __slots__ = ("masks", "bn", "bn_running")
 
 
 #: Batch norm's defaults: the running averages' momentum and the ε under the square root.
@@ -198,8 +199,9 @@ def batch_norm_forward(Z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsil
     return Z_tilde, (Z_norm, inv_std, mu, var)
 
 
-def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm):
-    """Gradients through :func:`batch_norm_forward` in training mode (batch statistics).
+def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: bool = False):
+    """Gradients through :func:`batch_norm_forward`: with the batch's statistics (training), or with
+    ``running`` through fixed μ and σ² (prediction: ``dZ = γ/√(σ² + ε) · dZ̃``, as a saliency map needs).
 
     ``dZ_tilde`` is ``dZ̃[l]`` in this module's scale (``m`` times the derivative of the mean cost,
     as every ``dZ`` of :func:`backward`). Returns ``(dZ, dgamma, dbeta)``: ``dZ[l]`` of shape
@@ -209,6 +211,8 @@ def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm):
     m = dZ_tilde.shape[1]
     dgamma = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True) / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m
     dbeta = dZ_tilde.sum(axis=1, keepdims=True) / m  # dβ = Σ_i dZ̃ / m
+    if running:  # μ and σ² do not depend on Z
+        return dZ_tilde * (gamma * inv_std), dgamma, dbeta
     # With dZ_norm = γ·dZ̃: dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
     #                         = γ/√(σ² + ε) · (dZ̃ − dβ − Z_norm ⊙ dγ)
     dZ = dZ_tilde - dbeta
@@ -277,6 +281,7 @@ def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Genera
     drop = keep_prob is not None or masks is not None
     cache.masks = [] if drop else None
     cache.bn = [] if bn is not None else None
+    cache.bn_running = bool(running)
     A = X
     L = len(params)
     for l, (W, b) in enumerate(params, start=1):
@@ -374,8 +379,9 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         mask consumes it). For showing them (the Step page, :mod:`catdnn.stepper`); off, it costs nothing.
         With batch norm, ``dZ`` is the gradient of the pre-activation before normalisation.
     bn : BatchNorm, optional
-        The batch norm of a training-mode :func:`forward` (its ``cache.bn``): the gradients then go
-        through it, and ``(dγ, dβ)`` of each hidden layer follow the ``(dW, db)``.
+        The batch norm of the :func:`forward` that made the cache (its ``cache.bn``; training mode, or
+        the running averages for an input gradient): the gradients then go through it, and
+        ``(dγ, dβ)`` of each hidden layer follow the ``(dW, db)``.
 
     Returns
     -------
@@ -403,7 +409,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         W = params[l][0]
         normed = bn is not None and l < L - 1
         if normed:  # dZ[l] from dZ̃[l] through the normalisation; dγ[l], dβ[l]
-            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l])
+            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l], cache.bn_running)
             grads[L + l] = (dgamma, dbeta)
         dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m (+ λ/m·W[l]): (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
         dW /= m

@@ -282,7 +282,7 @@ def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:
 
 
 # --------------------------------------------------------------------------- what the network looks at
-def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
+def saliency(params, x: np.ndarray, tta: bool = False, arch=None, bn=None) -> np.ndarray:
     """The gradient of P(cat) with respect to the input pixels: ``∂A[L]/∂x`` for one image.
 
     Backpropagation of the one copy of the math (:func:`catdnn.network.backward` with
@@ -301,6 +301,8 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     arch : catdnn.arch.Arch, optional
         A convolutional net's architecture (:attr:`catdnn.model.Model.arch`): its backward pass to
         the input (:func:`catdnn.cnn.logit_input_gradient`) instead of the MLP's.
+    bn : catdnn.network.BatchNorm, optional
+        An MLP's batch norm (:attr:`catdnn.model.Model.bn`): the prediction's, with the running averages.
 
     Returns
     -------
@@ -309,19 +311,21 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
     if not tta:
-        return _proba_gradient(params, x, arch)
+        return _proba_gradient(params, x, arch, bn)
     mirror = flip(x)
     # P = (p(x) + p(F·x)) / 2, so ∂P/∂x = (∂p/∂x + Fᵀ·∂p/∂(F·x)) / 2, and F is its own transpose
-    return (_proba_gradient(params, x, arch) + flip(_proba_gradient(params, mirror, arch).reshape(-1, 1))[:, 0]) / 2.0
+    return (_proba_gradient(params, x, arch, bn)
+            + flip(_proba_gradient(params, mirror, arch, bn).reshape(-1, 1))[:, 0]) / 2.0
 
 
-def _proba_gradient(params, x: np.ndarray, arch=None) -> np.ndarray:
+def _proba_gradient(params, x: np.ndarray, arch=None, bn=None) -> np.ndarray:
     """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
     if arch is not None and arch.is_cnn:
         a, dz = cnn.logit_input_gradient(params, arch, x)
         return dz * (a * (1.0 - a))
-    AL, cache = forward(params, x)
-    _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True)  # dZ[L] = A[L] − (A[L] − 1) = 1
+    AL, cache = forward(params, x, bn=bn, running=True)
+    # dZ[L] = A[L] − (A[L] − 1) = 1
+    _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True, bn=bn)
     a = float(AL[0, 0])
     return dA0[:, 0] * (a * (1.0 - a))  # dA0 is ∂Z[L]/∂x: (n_x, 1); σ′(Z[L]) = a(1 − a)
 

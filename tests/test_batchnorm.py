@@ -281,3 +281,20 @@ def test_cli_batch_norm_flag_reaches_the_config_and_the_model_file(data_dir, tmp
     assert "batch norm" in proc.stderr and "Gram solver: gradient descent, batch norm keep W1" in proc.stderr
     model = load_model(path)
     assert model.config.batch_norm and model.bn is not None
+
+
+def test_saliency_of_a_batch_norm_model_is_the_gradient_of_its_prediction():
+    from catdnn.probe import saliency
+
+    params, bn, _X, _Y = _net([6, 5, 4, 1], seed=2)
+    bn.running = [(np.random.RandomState(1).randn(*mu.shape), np.full(var.shape, 1.7)) for mu, var in bn.running]
+    x = np.random.RandomState(3).rand(6)
+    eps = 1e-6
+    numeric = []
+    for i in range(6):
+        d = np.zeros(6)
+        d[i] = eps
+        plus = predict_proba(params, (x + d)[:, None], bn=bn)[0]
+        minus = predict_proba(params, (x - d)[:, None], bn=bn)[0]
+        numeric.append((plus - minus) / (2 * eps))
+    np.testing.assert_allclose(saliency(params, x, bn=bn), numeric, rtol=1e-6, atol=1e-10)
