@@ -142,7 +142,7 @@ def initial_first_layer(layers, init: str, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- one image through the network
-def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
+def layer_activations(params, x: np.ndarray, bn=None) -> list[np.ndarray]:
     """The activations ``A[1] … A[L]`` of every layer for one image.
 
     Parameters
@@ -150,6 +150,8 @@ def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
     params : list of (W, b)
     x : ndarray of shape (n_x, 1) or (n_x,)
         One image as a column of ``X`` (``A[0]``).
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (prediction: the running averages).
 
     Returns
     -------
@@ -157,7 +159,7 @@ def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
         ``[A[1], …, A[L]]``, ``A[l]`` of shape ``(n_l, 1)``: ReLU outputs for the hidden layers,
         and ``A[L]`` of shape ``(1, 1)`` is P(cat).
     """
-    AL, cache = forward(params, np.asarray(x, dtype=np.float64).reshape(-1, 1))  # A[0]: (n_x, 1)
+    AL, cache = forward(params, np.asarray(x, dtype=np.float64).reshape(-1, 1), bn=bn, running=True)  # A[0]: (n_x, 1)
     return [A_prev for A_prev, _Z in cache[1:]] + [AL]  # each layer's input is the activation below
 
 
@@ -180,7 +182,7 @@ def shape_line(layers, l: int) -> str:
 
 
 # --------------------------------------------------------------------------- dead units
-def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
+def dead_units(params, X: np.ndarray, bn=None) -> list[np.ndarray]:
     """Which hidden units output 0 for every example of ``X``: dead ReLUs.
 
     A unit with ``Z ≤ 0`` on every example outputs 0 on all of them and gets a zero gradient
@@ -190,13 +192,15 @@ def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
     ----------
     params : list of (W, b)
     X : ndarray of shape (n_x, m)
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (the running averages, as at prediction).
 
     Returns
     -------
     list of ndarray
         One per hidden layer ``l = 1 … L-1``: a boolean mask of shape ``(n_l,)``, True for a dead unit.
     """
-    _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
+    _AL, cache = forward(params, np.asarray(X, dtype=np.float64), bn=bn, running=True)
     return dead_masks(cache)
 
 

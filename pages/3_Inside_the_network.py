@@ -110,7 +110,7 @@ if model.is_cnn:  # a convolutional net: its filters and feature maps; the MLP's
 
 layers, params, L = model.layers, model.params, len(model.params)
 W1 = params[0][0]  # (n_1, 12288)
-dead = probe.dead_units(params, ds.train.X)  # per hidden layer, (n_l,) bool
+dead = probe.dead_units(params, ds.train.X, bn=model.bn)  # per hidden layer, (n_l,) bool
 
 st.header("What the first layer looks for")
 change = st.toggle("Show what training changed: W[1] minus its random start", key="inside_minus_init",
@@ -140,7 +140,7 @@ draw_image_grid([(img, f"unit {u + 1} · ‖w‖ {norms[u]:.2f}") for u, img in 
 
 st.header("Follow one image through the network")
 split, split_name, i = example_picker_ui(ds, model, key="inside")
-acts = probe.layer_activations(params, split.X[:, [i]])  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
+acts = probe.layer_activations(params, split.X[:, [i]], bn=model.bn)  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
 p = float(acts[-1][0, 0])
 left, right = st.columns([1, 3])
 with left:

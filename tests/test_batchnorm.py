@@ -298,3 +298,14 @@ def test_saliency_of_a_batch_norm_model_is_the_gradient_of_its_prediction():
         minus = predict_proba(params, (x - d)[:, None], bn=bn)[0]
         numeric.append((plus - minus) / (2 * eps))
     np.testing.assert_allclose(saliency(params, x, bn=bn), numeric, rtol=1e-6, atol=1e-10)
+
+
+def test_inside_the_network_uses_the_batch_norm_of_the_prediction():
+    from catdnn.probe import dead_units, layer_activations
+
+    params, bn, X, _Y = _net([6, 5, 4, 1], seed=5)
+    acts = layer_activations(params, X[:, 0], bn=bn)
+    assert acts[-1][0, 0] == pytest.approx(predict_proba(params, X[:, :1], bn=bn)[0], rel=1e-14)
+    _AL, cache = forward(params, X, bn=bn, running=True)
+    assert [d.tolist() for d in dead_units(params, X, bn=bn)] == [
+        (Z <= 0).all(axis=1).tolist() for _A, Z in cache[:-1]]
