@@ -343,7 +343,8 @@ def cmd_train(args) -> int:
         raise ConfigError(trainer.message)
     model = trainer.model()
     _record(history, trainer, model, ds)
-    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X):
+    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X,
+                           bn=model.bn):
         print(f"warning: {message}", file=sys.stderr)
     _print_metrics(model, ds)  # before the accuracies, which stay the last lines
     print(f"Train accuracy: {model.train_accuracy:.6f}")

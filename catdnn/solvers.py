@@ -52,6 +52,11 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
   ``X_bᵀ``: exact. (Dropout on the *inputs* would not be, since ``X ⊙ D`` leaves the span of X;
   catdnn drops hidden units only, as the course does.)
 * **Learning-rate schedules**: a scalar α per step: exact.
+* **Batch norm** (:class:`catdnn.network.BatchNorm`): ``Z[1]`` is normalised by the batch's μ and σ²
+  after it is computed (in Gram form, as before), and ``dZ[1]`` comes back through the
+  normalisation, but ``dW[1]`` is still ``dZ[1]·X_bᵀ / m_b``: W1 stays in the span, exact. ``b[1]``
+  has no gradient (it cancels in ``Z[1] − μ``); γ and β of every hidden layer join the optimiser's
+  list after layers 2..L.
 * **Adam is not**: it divides every weight's step by its own ``√ŝ + ε``, elementwise, which leaves
   the span. **Random shifts** would need every shifted copy of every image in the basis (up to
   ``2·(2s+1)²·m`` columns): too large. With either, "auto" takes the direct solver and says why
