@@ -67,6 +67,8 @@ def cost_meaning(config) -> str:
         parts[-2] += "," if config.batch_size else ""
     if config.dropout:
         parts.append("with hidden units dropped")
+    if getattr(config, "batch_norm", False):
+        parts.append("with each batch's own μ and σ² (batch norm)")
     if config.l2:
         parts.append(f"+ L2 penalty (λ = {config.l2:g})")
     return " ".join(parts)

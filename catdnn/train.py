@@ -169,7 +169,9 @@ class Trainer:
         # the course's kind of run: every step on all examples as they are, at one rate
         self._plain_steps = self._batches.full and not self._augmenting and cfg.schedule == "constant"
         # the step's output is the clean prediction on the training set only for the course's kind of step
-        self._step_is_train_output = self._batches.full and not (self._augmenting or cfg.dropout or cfg.tta)
+        # (with batch norm the step normalises by the batch's own μ and σ², a prediction by the running averages)
+        self._step_is_train_output = self._batches.full and not (self._augmenting or cfg.dropout or cfg.tta
+                                                                 or cfg.batch_norm)
 
     @property
     def solver_name(self) -> str:

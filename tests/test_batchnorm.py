@@ -309,3 +309,20 @@ def test_inside_the_network_uses_the_batch_norm_of_the_prediction():
     _AL, cache = forward(params, X, bn=bn, running=True)
     assert [d.tolist() for d in dead_units(params, X, bn=bn)] == [
         (Z <= 0).all(axis=1).tolist() for _A, Z in cache[:-1]]
+
+
+def test_the_accuracy_curve_of_a_batch_norm_run_is_the_prediction_with_the_running_averages(dataset):
+    X, Y = dataset.train.X[:, :60], dataset.train.Y[:, :60]
+    cfg = TrainConfig(layers=SMALL_DEEP, iterations=1, batch_norm=True, seed=2)
+    t = Trainer(cfg, X, Y, accuracy_every=1)
+    list(t.run())
+    # iteration 0 is measured at the first weights: γ = 1, β = 0, running μ = 0 and σ² = 1, not the batch's own
+    first = predict_proba(init_params(cfg.layers, cfg.init, cfg.seed), X, bn=BatchNorm.init(cfg.layers))
+    assert t.accuracy_history[0][:2] == (0, float(np.mean((first > 0.5) == Y[0])))
+
+
+def test_the_cost_axis_says_the_cost_uses_the_batch_statistics():
+    from catdnn.figures import cost_meaning
+
+    assert cost_meaning(TrainConfig(batch_norm=True)) == "cross-entropy with each batch's own μ and σ² (batch norm)"
+    assert cost_meaning(TrainConfig()) == "cross-entropy"
