@@ -147,11 +147,21 @@ class BatchNorm:
     epsilon: float = BN_EPSILON
 
     @classmethod
-    def init(cls, layer_dims) -> BatchNorm:
+    def init(cls, layer_dims, dtype=np.float64) -> BatchNorm:
         """``γ = 1``, ``β = 0``, running ``μ = 0`` and ``σ² = 1`` for the hidden layers of ``[n_0, ..., n_L]``."""
-        hidden = [int(n) for n in list(layer_dims)[1:-1]]
-        return cls([(np.ones((n, 1)), np.zeros((n, 1))) for n in hidden],
-                   [(np.zeros((n, 1)), np.ones((n, 1))) for n in hidden])
+        return cls.of_sizes(list(layer_dims)[1:-1], dtype)
+
+    @classmethod
+    def of_sizes(cls, sizes, dtype=np.float64) -> BatchNorm:
+        """``γ = 1``, ``β = 0``, running ``μ = 0``, ``σ² = 1`` for normalised layers of these sizes (units,
+        or a convolutional net's channels), each ``(n, 1)``."""
+        sizes = [int(n) for n in sizes]
+        return cls([(np.ones((n, 1), dtype), np.zeros((n, 1), dtype)) for n in sizes],
+                   [(np.zeros((n, 1), dtype), np.ones((n, 1), dtype)) for n in sizes])
+
+    def tail(self, k: int) -> BatchNorm:
+        """The batch norm of the layers from the ``k``-th normalised one on (sharing the arrays)."""
+        return BatchNorm(self.params[k:], self.running[k:], self.momentum, self.epsilon)
 
     def record(self, norms) -> None:
         """Fold a training pass's batch statistics into the running averages, in place: ``norms`` is
@@ -199,24 +209,30 @@ def batch_norm_forward(Z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsil
     return Z_tilde, (Z_norm, inv_std, mu, var)
 
 
-def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: bool = False):
+def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: bool = False,
+                        examples: int | None = None):
     """Gradients through :func:`batch_norm_forward`: with the batch's statistics (training), or with
     ``running`` through fixed μ and σ² (prediction: ``dZ = γ/√(σ² + ε) · dZ̃``, as a saliency map needs).
 
     ``dZ_tilde`` is ``dZ̃[l]`` in this module's scale (``m`` times the derivative of the mean cost,
     as every ``dZ`` of :func:`backward`). Returns ``(dZ, dgamma, dbeta)``: ``dZ[l]`` of shape
     ``(n_l, m)`` in the same scale, ``dγ = Σ_i dZ̃ ⊙ Z_norm / m`` and ``dβ = Σ_i dZ̃ / m``, ``(n_l, 1)``.
+    ``examples``: the ``m`` of that scale when the columns are not the examples (a convolutional
+    net's channel, whose columns are every position of every image: ``N = m·H·W``); default the columns.
     """
     Z_norm, inv_std = norm[0], norm[1]
-    m = dZ_tilde.shape[1]
-    dgamma = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True) / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m
-    dbeta = dZ_tilde.sum(axis=1, keepdims=True) / m  # dβ = Σ_i dZ̃ / m
+    N = dZ_tilde.shape[1]
+    m = N if examples is None else int(examples)
+    sum_g = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True)  # Σ_i dZ̃ ⊙ Z_norm
+    sum_b = dZ_tilde.sum(axis=1, keepdims=True)  # Σ_i dZ̃
+    dgamma, dbeta = sum_g / m, sum_b / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m, dβ = Σ_i dZ̃ / m
     if running:  # μ and σ² do not depend on Z
         return dZ_tilde * (gamma * inv_std), dgamma, dbeta
-    # With dZ_norm = γ·dZ̃: dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
-    #                         = γ/√(σ² + ε) · (dZ̃ − dβ − Z_norm ⊙ dγ)
-    dZ = dZ_tilde - dbeta
-    dZ -= Z_norm * dgamma
+    # With dZ_norm = γ·dZ̃ and means over the N columns the statistics were taken on:
+    # dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
+    #    = γ/√(σ² + ε) · (dZ̃ − Σ dZ̃ / N − Z_norm ⊙ Σ (dZ̃ ⊙ Z_norm) / N)
+    dZ = dZ_tilde - (dbeta if m == N else sum_b / N)
+    dZ -= Z_norm * (dgamma if m == N else sum_g / N)
     dZ *= gamma * inv_std
     return dZ, dgamma, dbeta
 

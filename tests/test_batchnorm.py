@@ -326,3 +326,41 @@ def test_the_cost_axis_says_the_cost_uses_the_batch_statistics():
 
     assert cost_meaning(TrainConfig(batch_norm=True)) == "cross-entropy with each batch's own μ and σ² (batch norm)"
     assert cost_meaning(TrainConfig()) == "cross-entropy"
+
+
+# --------------------------------------------------------------------------- convolutional nets
+def _tiny_cnn(spec, seed=0):
+    from catdnn import cnn
+    from catdnn.arch import parse_arch
+
+    arch = parse_arch(spec, source=(8, 8, 3))
+    rng = np.random.default_rng(seed)
+    X = rng.random((8 * 8 * 3, 5))
+    Y = np.array([[0.0, 1.0, 1.0, 0.0, 1.0]])
+    params = [(W, rng.normal(scale=0.1, size=b.shape)) for W, b in cnn.init_cnn(arch, "he", seed=3, dtype=np.float64)]
+    bn = BatchNorm.of_sizes(list(arch.convs) + list(arch.dense_layers[1:-1]))
+    bn.params = [(rng.uniform(0.5, 1.5, g.shape), rng.normal(scale=0.3, size=b.shape)) for g, b in bn.params]
+    return arch, params, bn, X, Y
+
+
+@pytest.mark.parametrize("spec", ["conv2,conv3,dense4", "in4,conv2,dense3", "conv3", "conv2,conv2,conv2"])
+def test_cnn_gradient_check_covers_gamma_and_beta(spec):
+    from catdnn import cnn
+
+    arch, params, bn, X, Y = _tiny_cnn(spec)
+    assert cnn.gradient_check(params, arch, X, Y, bn=bn) < 1e-7
+    assert cnn.gradient_check(params, arch, X, Y, lambd=0.7, bn=bn) < 1e-7
+
+
+def test_cnn_batch_norm_normalises_each_channel_over_every_position_of_every_image():
+    from catdnn import cnn
+
+    arch, params, bn, X, _Y = _tiny_cnn("conv2,dense3")
+    bn.params[0] = (np.ones((2, 1)), np.zeros((2, 1)))
+    _AL, cache = cnn.forward(params, arch, X, bn=bn)
+    Zt = cache[0][1]  # (m, H, W, C), normalised
+    np.testing.assert_allclose(Zt.mean(axis=(0, 1, 2)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(Zt.var(axis=(0, 1, 2)), 1.0, rtol=1e-6)
+    # prediction: the running averages, the same P(cat) for an image alone as among others
+    together = cnn.predict_proba(params, arch, X, bn=bn)
+    np.testing.assert_allclose(cnn.predict_proba(params, arch, X[:, 2:3], bn=bn), together[2:3], rtol=1e-12)
