@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--tta", action="store_true", default=None,
                    help="predict with the mean of P(cat) for the image and its mirror image")
     k.add_argument("--batch-norm", action="store_true", default=None,
-                   help="batch normalisation of every hidden layer (learned γ, β; running averages at "
-                        "prediction); MLPs only")
+                   help="batch normalisation of every hidden layer, a CNN's conv layers per channel (learned "
+                        "γ, β; running averages at prediction)")
     t.set_defaults(parser=t)
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")

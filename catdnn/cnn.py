@@ -261,15 +261,18 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     return out
 
 
-def feature_maps(params: list, arch: Arch, X: np.ndarray, layer: int = 1) -> np.ndarray:
-    """The ReLU of conv layer ``layer``'s output (1-based), before pooling: ndarray of shape (m, H, W, C_l)."""
+def feature_maps(params: list, arch: Arch, X: np.ndarray, layer: int = 1, bn: BatchNorm | None = None) -> np.ndarray:
+    """The ReLU of conv layer ``layer``'s output (1-based), before pooling: ndarray of shape (m, H, W, C_l)
+    (with ``bn``, normalised with its running averages, as at prediction)."""
     if not 1 <= layer <= len(arch.convs):
         raise ConfigError(f"layer must be from 1 to {len(arch.convs)}, not {layer}")
     A = to_input(arch, X, params[0][0].dtype)
-    for W, b in params[:layer - 1]:
-        A = relu(pool_forward(conv_forward(A, W, b)[0]))
-    W, b = params[layer - 1]
-    return relu(conv_forward(A, W, b)[0])
+    for l, (W, b) in enumerate(params[:layer]):
+        Z = conv_forward(A, W, b)[0]
+        if bn is not None:
+            Z = bn_channels(Z, *bn.params[l], bn.epsilon, *bn.running[l])[0]
+        A = relu(Z) if l == layer - 1 else relu(pool_forward(Z))
+    return A
 
 
 def filters(params: list, arch: Arch, layer: int = 1) -> np.ndarray:

@@ -61,8 +61,9 @@ class TrainConfig:
     flip: bool = False  # training: mirror each image left-right with probability 1/2, drawn every iteration
     shift: int = 0  # training: shift each image by up to this many pixels each way (zeros come in); 0 = off
     tta: bool = False  # prediction: the mean of P(cat) for the image and its mirror image
-    batch_norm: bool = False  # batch normalisation of every hidden layer's Z (learned γ, β; the batch's μ, σ² in
-    #                           training, their running averages, momentum 0.9, at prediction); MLPs only
+    batch_norm: bool = False  # batch normalisation of every hidden layer's Z (a CNN's conv layers per channel) with
+    #                           learned γ, β; the batch's μ, σ² in training, their running averages (momentum 0.9)
+    #                           at prediction
     # ---- a convolutional net instead (catdnn.arch, catdnn.cnn)
     arch: str = ""  # architecture spec with conv steps, e.g. "in32,conv16,conv32,conv64,dense64"
     #                 (catdnn.arch.parse_arch); "" = an MLP of ``layers``. A CNN's ``layers`` is its dense head.
@@ -234,9 +235,6 @@ class TrainConfig:
             raise ConfigError(f"a convolutional net takes 64×64×3 images ({N_X} inputs), not {n_x} inputs")
         if self.keep_probs() != (1.0,) * len(self.keep_probs()):
             raise ConfigError("dropout (keep_prob below 1) applies to MLPs only; this convolutional net has none")
-        if self.batch_norm is True or self.batch_norm is np.True_:
-            raise ConfigError("batch norm (batch_norm) is implemented for MLPs only, not yet for convolutional nets: "
-                              "turn it off for this architecture")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
         nbytes = arch.param_count() * np.dtype(self.dtype).itemsize
@@ -300,7 +298,7 @@ class TrainConfig:
         for name in ("flip", "tta", "batch_norm"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
-        if self.batch_norm and hidden == 0:
+        if self.batch_norm and hidden == 0 and not self.arch:
             raise ConfigError("batch norm normalises the hidden layers: this network has none (add a hidden layer "
                               "or turn batch_norm off)")
         if self.batch_norm and bs == 1:

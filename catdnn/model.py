@@ -76,7 +76,7 @@ class Model:
         """
         tta = bool(getattr(self.config, "tta", False))
         if self.is_cnn:
-            return cnn.predict_proba(self.params, self.arch, X, tta=tta)
+            return cnn.predict_proba(self.params, self.arch, X, tta=tta, bn=self.bn)
         return predict_proba(self.params, X, tta=tta, bn=self.bn)
 
     def summary(self) -> str:

@@ -8,9 +8,11 @@ float64), the conv layers first (:func:`catdnn.cnn.param_shapes`). Loading uses
 ``allow_pickle=False`` and checks every name, dtype and shape against the layers or the
 architecture before the model is used. Files without ``arch`` (older ones) are MLPs.
 
-An MLP trained with batch norm (``config.batch_norm``) also holds, for each hidden layer l,
+A network trained with batch norm (``config.batch_norm``) also holds, for each normalised layer l
+(an MLP's hidden layers; a CNN's conv layers, then its dense head's hidden layers),
 ``gamma{l}``, ``beta{l}`` (learned) and ``mu{l}``, ``var{l}`` (the running averages prediction
-uses), each float64 of shape ``(n_l, 1)``, and ``"bn": {"momentum", "epsilon"}`` in the JSON. A file
+uses), each of shape ``(n_l, 1)`` (units or channels) in the parameters' dtype, and
+``"bn": {"momentum", "epsilon"}`` in the JSON. A file
 whose settings and arrays disagree on batch norm is refused, as are negative variances.
 """
 
@@ -80,7 +82,7 @@ def save_model(model: Model, file) -> None:
     if model.bn is not None:
         for l, ((gamma, beta), (mu, var)) in enumerate(zip(model.bn.params, model.bn.running), start=1):
             for name, a in zip(BN_ARRAYS, (gamma, beta, mu, var)):
-                arrays[f"{name}{l}"] = np.asarray(a, dtype=np.float64)
+                arrays[f"{name}{l}"] = np.asarray(a, dtype=dtype)
     arrays["meta"] = np.array(json.dumps(_metadata(model)))
     if isinstance(file, (str, Path)):
         # Written next to the target and renamed into place only when complete: a full disk or an
@@ -323,10 +325,13 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
 
 def _batch_norm(arrays: dict, meta: dict, config: TrainConfig, layers: list, expected: set, label: str):
     """The file's :class:`BatchNorm` when its settings have ``batch_norm`` (else None), every array
-    checked: present, float64, shape ``(n_l, 1)``, finite, variances not negative; ``expected`` gains
-    their names."""
+    checked: present, the parameters' dtype, shape ``(n_l, 1)``, finite, variances not negative;
+    ``expected`` gains their names."""
     if not config.batch_norm:
         return None
+    arch = config.parsed_arch()
+    sizes = list(arch.convs) + list(layers[1:-1])  # conv channels, then hidden units
+    dtype = np.dtype(config.dtype)
     spec = meta.get("bn")
     if not isinstance(spec, dict):
         raise ModelFileError(f"{label}: its settings have batch norm on but it has no batch-norm description "
@@ -337,7 +342,7 @@ def _batch_norm(arrays: dict, meta: dict, config: TrainConfig, layers: list, exp
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(float(v)):
             raise ModelFileError(f"{label}: batch norm's {what} {v!r} is not a valid value")
     pairs, running = [], []
-    for l, n in enumerate(layers[1:-1], start=1):
+    for l, n in enumerate(sizes, start=1):
         got = []
         for name in BN_ARRAYS:
             key = f"{name}{l}"
@@ -346,11 +351,11 @@ def _batch_norm(arrays: dict, meta: dict, config: TrainConfig, layers: list, exp
                 raise ModelFileError(f"{label}: its settings have batch norm on but array {key} is missing "
                                      f"(batch norm keeps {', '.join(BN_ARRAYS)} for each hidden layer)")
             a = arrays[key]
-            if a.dtype != np.float64:
-                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected float64")
+            if a.dtype != dtype:
+                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected {dtype}")
             if a.shape != (n, 1):
-                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {(n, 1)} (hidden layer {l} "
-                                     f"has {n} units)")
+                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {(n, 1)} (normalised layer {l} "
+                                     f"has {n} {'channels' if l <= len(arch.convs) else 'units'})")
             if not np.isfinite(a).all():
                 raise ModelFileError(f"{label}: {key} contains NaN or infinite values")
             got.append(a)

@@ -325,7 +325,7 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None, bn=None) -> np
 def _proba_gradient(params, x: np.ndarray, arch=None, bn=None) -> np.ndarray:
     """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
     if arch is not None and arch.is_cnn:
-        a, dz = cnn.logit_input_gradient(params, arch, x)
+        a, dz = cnn.logit_input_gradient(params, arch, x, bn=bn)
         return dz * (a * (1.0 - a))
     AL, cache = forward(params, x, bn=bn, running=True)
     # dZ[L] = A[L] − (A[L] − 1) = 1
@@ -443,19 +443,21 @@ def filter_images(params, arch, layer: int = 1) -> np.ndarray:
     return np.stack([np.rint(255.0 * symmetric_normalise(f)).astype(np.uint8) for f in k])
 
 
-def feature_map_images(params, arch, x: np.ndarray, layer: int = 1) -> np.ndarray:
+def feature_map_images(params, arch, x: np.ndarray, layer: int = 1, bn=None) -> np.ndarray:
     """One image's feature maps out of conv layer ``layer`` (:func:`catdnn.cnn.feature_maps`, after the ReLU,
     before pooling) as grey images, each scaled on its own (0 black, its maximum white).
 
     Parameters
     ----------
     x : ndarray of shape (n_x, 1), one image as a column
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (the running averages).
 
     Returns
     -------
     ndarray of shape (C_l, H_l, W_l), uint8
     """
-    maps = np.asarray(cnn.feature_maps(params, arch, x, layer)[0], dtype=np.float64)  # (H, W, C)
+    maps = np.asarray(cnn.feature_maps(params, arch, x, layer, bn=bn)[0], dtype=np.float64)  # (H, W, C)
     top = maps.max(axis=(0, 1))  # (C,)
     scaled = np.divide(maps, top, out=np.zeros_like(maps), where=top > 0)
     return np.rint(255.0 * scaled).astype(np.uint8).transpose(2, 0, 1)

@@ -673,7 +673,7 @@ class CnnSolver:
         The rate of a step given none.
     X_test : ndarray of shape (12288, m_test), optional
     config : TrainConfig
-        The architecture (``arch``), L2, the optimiser and test-time averaging.
+        The architecture (``arch``), L2, the optimiser, batch norm and test-time averaging.
     rng : unused (a convolutional net has no dropout); accepted for the common constructor.
     """
 
@@ -689,7 +689,14 @@ class CnnSolver:
         self._Xin = downsample(X, self.arch.factor, self.arch.source, dtype)  # (n_input, m), once
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
-        self._state = self._opt.init(params)
+        self._bn = None
+        if getattr(config, "batch_norm", False):  # conv channels, then the dense head's hidden units
+            self._bn = BatchNorm.of_sizes(list(self.arch.convs) + list(self.arch.dense_layers[1:-1]), dtype)
+        self._state = self._opt.init(self._learned())
+
+    def _learned(self) -> list:
+        """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per normalised layer."""
+        return self._params if self._bn is None else self._params + self._bn.params
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
         """One iteration (see :meth:`Solver.step`): the batch's images, augmented as drawn at the
@@ -700,24 +707,27 @@ class CnnSolver:
             if batch.index is not None:
                 Xb, Yb = Xb[:, batch.index], Yb[:, batch.index]  # (n_input, m_b), (1, m_b)
             Xb = augment.apply(Xb, batch.aug, arch.image_shape)
-        AL, cache = cnn.forward_maps(self._params, arch, to_maps(Xb, arch.image_shape))
+        bn = self._bn
+        AL, cache = cnn.forward_maps(self._params, arch, to_maps(Xb, arch.image_shape), bn=bn)
         ZL = cache.dense[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = None
         if need_cost:
             cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
-        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd)
-        self._opt.update(self._params, grads, self._state, lr)
+        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd, bn=bn)
+        self._opt.update(self._learned(), grads, self._state, lr)
+        if bn is not None:  # the running averages of μ and σ², for prediction
+            bn.record(cache.bn + cache.dense.bn)
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
         """P(cat) on the training set at the current parameters, shape ``(m,)`` (mirror-averaged with tta)."""
-        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta)
+        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
-        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta)
+        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
@@ -727,9 +737,9 @@ class CnnSolver:
         """None: a convolutional net records no per-layer statistics (they are the dense layers' math)."""
         return None
 
-    def batch_norm(self) -> None:
-        """None: batch norm is for MLPs only so far (the config refuses it for a convolutional net)."""
-        return None
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
 
 
 #: The MLP's solvers by name. Both compute the same iterates (up to rounding) wherever both apply.

@@ -89,7 +89,7 @@ if model.is_cnn:  # a convolutional net: its filters and feature maps; the MLP's
     layer = st.segmented_control("Conv layer", list(range(1, len(arch.convs) + 1)), default=1,
                                  key="inside_conv_layer", format_func=lambda l: f"conv {l} ({arch.convs[l - 1]})") or 1
     x = split.X[:, [i]]  # (12288, 1)
-    maps = probe.feature_map_images(model.params, arch, x, layer)  # (C_l, H_l, W_l)
+    maps = probe.feature_map_images(model.params, arch, x, layer, bn=model.bn)  # (C_l, H_l, W_l)
     p = float(model.predict_proba(x)[0])
     left, right = st.columns([1, 3])
     with left:

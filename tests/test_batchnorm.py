@@ -130,9 +130,6 @@ def test_impossible_settings_are_refused(changes, message):
         TrainConfig(**changes).validate()
 
 
-def test_a_cnn_with_batch_norm_is_refused_with_a_clear_message():
-    with pytest.raises(ConfigError, match="MLPs only, not yet for convolutional nets"):
-        replace(PRESETS["cnn"], batch_norm=True).validate()
 
 
 def test_batch_norm_keeps_the_gram_solver_where_it_is_exact_and_says_so():
@@ -364,3 +361,50 @@ def test_cnn_batch_norm_normalises_each_channel_over_every_position_of_every_ima
     # prediction: the running averages, the same P(cat) for an image alone as among others
     together = cnn.predict_proba(params, arch, X, bn=bn)
     np.testing.assert_allclose(cnn.predict_proba(params, arch, X[:, 2:3], bn=bn), together[2:3], rtol=1e-12)
+
+
+def test_a_cnn_with_batch_norm_trains_and_round_trips_through_a_file(dataset, tmp_path):
+    from catdnn.probe import feature_map_images, saliency
+
+    cfg = TrainConfig(arch="in16,conv4,conv8,dense8", batch_size=16, optimizer="adam", learning_rate=0.01,
+                      iterations=24, init="he", flip=True, shift=2, batch_norm=True, dtype="float32")
+    m = 64
+    model = fit(cfg, X=dataset.train.X[:, :m], Y=dataset.train.Y[:, :m], X_test=dataset.test.X[:, :20],
+                Y_test=dataset.test.Y[:, :20], cost_every=1, progress=False)
+    assert model.bn is not None and [g.shape for g, _ in model.bn.params] == [(4, 1), (8, 1), (8, 1)]
+    assert model.bn.params[0][0].dtype == np.float32
+    assert any(not np.allclose(mu, 0.0) for mu, _ in model.bn.running)
+    costs = [c for _, c in model.history]
+    assert np.isfinite(costs).all() and np.mean(costs[-6:]) < np.mean(costs[:6])
+    path = tmp_path / "cnn_bn.npz"
+    save_model(model, path)
+    back = load_model(path)
+    Xt = dataset.test.X[:, :20]
+    np.testing.assert_array_equal(back.predict_proba(Xt), model.predict_proba(Xt))
+    arrays = _arrays(model)
+    with pytest.raises(ModelFileError, match="var3 is missing"):
+        load_model(_bytes(_drop(arrays, "var3")))
+    with pytest.raises(ModelFileError, match=r"gamma1 has shape \(8, 1\), expected \(4, 1\) .*4 channels"):
+        load_model(_bytes({**arrays, "gamma1": np.ones((8, 1), np.float32)}))
+    x = dataset.test.X[:, :1]
+    assert feature_map_images(model.params, model.arch, x, 1, bn=model.bn).shape == (4, 16, 16)
+    assert np.isfinite(saliency(model.params, x, arch=model.arch, bn=model.bn)).all()
+
+
+def test_cnn_input_gradient_with_batch_norm_is_the_gradient_of_its_prediction():
+    from catdnn import cnn
+
+    arch, params, bn, X, _Y = _tiny_cnn("conv2,conv2,dense3", seed=4)
+    rng = np.random.default_rng(5)
+    bn.running = [(rng.normal(size=mu.shape), rng.uniform(0.5, 2.0, var.shape)) for mu, var in bn.running]
+    x = X[:, :1].copy()
+
+    def logit(x):
+        return float(cnn.forward(params, arch, x, bn=bn, running=True)[1].dense[-1][1][0, 0])
+
+    _p, dz = cnn.logit_input_gradient(params, arch, x, bn=bn)
+    eps = 1e-6
+    for i in rng.choice(x.shape[0], 12, replace=False):
+        d = np.zeros_like(x)
+        d[i] = eps
+        assert dz[i] == pytest.approx((logit(x + d) - logit(x - d)) / (2 * eps), rel=1e-5, abs=1e-9)

@@ -181,7 +181,7 @@ def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
         st.checkbox("Batch norm", key="train_batch_norm", **off,
                     help="Normalise every hidden layer's Z by the batch's mean and variance, then scale and shift "
                     "it by learned γ and β (Z̃ = γ·Z_norm + β); prediction uses running averages of the mean and "
-                    "variance. MLPs only.")
+                    "variance. A convolutional net's conv layers are normalised per channel.")
 
 
 def _no_effect(t: dict) -> str:
