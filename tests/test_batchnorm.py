@@ -408,3 +408,14 @@ def test_cnn_input_gradient_with_batch_norm_is_the_gradient_of_its_prediction():
         d = np.zeros_like(x)
         d[i] = eps
         assert dz[i] == pytest.approx((logit(x + d) - logit(x - d)) / (2 * eps), rel=1e-5, abs=1e-9)
+
+
+def test_cli_batch_norm_on_a_convolutional_net(data_dir, tmp_path):
+    path = tmp_path / "cnn_bn.npz"
+    proc = subprocess.run(
+        [sys.executable, "-m", "catdnn", "train", "--arch", "in16,conv4,dense8", "--batch-size", "32", "--optimizer",
+         "adam", "--lr", "0.01", "--iterations", "7", "--batch-norm", "--data-dir", str(data_dir), "--save", str(path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
+    model = load_model(path)
+    assert model.is_cnn and model.config.batch_norm and [g.shape for g, _ in model.bn.params] == [(4, 1), (8, 1)]
