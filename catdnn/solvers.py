@@ -340,15 +340,13 @@ class GramSolver:
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
 
-    def _learned(self, K=None) -> list:
-        """What the optimiser updates: ``(K, b1)`` (or ``K`` given), layers 2..L, then batch norm's ``(γ, β)``."""
-        first = [(self._K if K is None else K, self._b1)]
-        return first + self._rest + (self._bn.params if self._bn is not None else [])
+    def _learned(self) -> list:
+        """What the optimiser updates: ``(K, b1)``, layers 2..L, then batch norm's ``(γ, β)``."""
+        return [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
 
     def _tail_bn(self):
         """Batch norm of layers 2..L-1, for the shared math on ``self._rest`` (None without batch norm)."""
-        bn = self._bn
-        return None if bn is None else BatchNorm(bn.params[1:], bn.running[1:], bn.momentum, bn.epsilon)
+        return None if self._bn is None else self._bn.tail(1)
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
