@@ -419,3 +419,20 @@ def test_cli_batch_norm_on_a_convolutional_net(data_dir, tmp_path):
     assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
     model = load_model(path)
     assert model.is_cnn and model.config.batch_norm and [g.shape for g, _ in model.bn.params] == [(4, 1), (8, 1)]
+
+
+# --------------------------------------------------------------------------- the app with a batch-norm model
+def test_predict_and_inside_pages_with_a_batch_norm_model(dataset):
+    from tests.app_support import INSIDE, PREDICT, app, assert_clean, images
+
+    skdata = pytest.importorskip("skimage.data")
+    model = fit(TrainConfig(layers=(12288, 7, 5, 1), iterations=30, batch_norm=True), dataset, progress=False)
+    at = app(PREDICT, model).run()
+    photo = (Path(skdata.data_dir) / "chelsea.png").read_bytes()
+    at.file_uploader(key="predict_files").set_value(("chelsea.png", photo, "image/png")).run()
+    assert_clean(at)
+    assert not at.error and len([c for c in at.caption if c.value.startswith("Verdict:")]) == 1
+    assert images(at) == 3  # the photo, what the network sees, where it looks (the saliency map)
+    at = app(INSIDE, model).run()
+    assert_clean(at)
+    assert not at.error
