@@ -39,6 +39,7 @@ TECHNIQUES = {
     "flips": dict(flip=True),
     "shifts (±4 px)": dict(shift=4),
     "mirror averaging at prediction": dict(tta=True),
+    "batch norm": dict(batch_norm=True),
     "L2 + dropout + momentum + batches 64 + flips": dict(l2=0.7, keep_prob=0.8, optimizer="momentum",
                                                         batch_size=64, flip=True),
 }

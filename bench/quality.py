@@ -50,7 +50,7 @@ def mlp_fold(config, checkpoints):
         out = {}
         for e in t.run():
             if e.iterations_done in checkpoints:
-                out[e.iterations_done] = predict_proba(t.params(), X_val, tta=config.tta)
+                out[e.iterations_done] = predict_proba(t.params(), X_val, tta=config.tta, bn=t.batch_norm())
         return out
     return train_fold
 
@@ -79,7 +79,7 @@ def final_mlp(config, ds):
         t = Trainer(cfg, ds.train.X, ds.train.Y, cost_every=10**9)
         for _ in t.run():
             pass
-        p = predict_proba(t.params(), ds.test.X, tta=cfg.tta)
+        p = predict_proba(t.params(), ds.test.X, tta=cfg.tta, bn=t.batch_norm())
         out.append((metrics(p, ds.test.Y), time.perf_counter() - t0))
     return out
 

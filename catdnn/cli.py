@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augment: shift each training image by up to PX pixels each way at every iteration")
     k.add_argument("--tta", action="store_true", default=None,
                    help="predict with the mean of P(cat) for the image and its mirror image")
+    k.add_argument("--batch-norm", action="store_true", default=None,
+                   help="batch normalisation of every hidden layer, a CNN's conv layers per channel (learned "
+                        "γ, β; running averages at prediction)")
     t.set_defaults(parser=t)
 
     pr = sub.add_parser("predict", help="say cat or non-cat for image files")
@@ -374,7 +377,8 @@ def cmd_train(args) -> int:
         raise ConfigError(trainer.message)
     model = trainer.model()
     _record(history, trainer, model, ds)
-    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X):
+    for message in diagnose(trainer.history, ds.train.Y, config.learning_rate, params=model.params, X=ds.train.X,
+                           bn=model.bn):
         print(f"warning: {message}", file=sys.stderr)
     _print_metrics(model, ds)  # before the accuracies, which stay the last lines
     print(f"Train accuracy: {model.train_accuracy:.6f}")
@@ -733,6 +737,7 @@ def _technique_settings(args, base_optimizer: str = "gd") -> dict:
         l2=args.l2, keep_prob=args.keep_prob, batch_size=args.batch_size, optimizer=args.optimizer,
         **{name: getattr(args, name) for name in HYPERPARAMETERS}, schedule=schedule, decay=args.decay,
         decay_every=args.decay_every, flip=args.flip, shift=args.shift, tta=args.tta,
+        batch_norm=args.batch_norm,
     )
 
 

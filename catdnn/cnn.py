@@ -12,6 +12,11 @@
 * The math follows the parameters' dtype: the ``cnn`` preset trains in float32 (course parity does
   not apply to this network and it is about twice as fast); the gradient checks use float64.
 
+* Batch norm (optional, a :class:`catdnn.network.BatchNorm` over the conv layers' channels, then the
+  dense head's hidden units): a conv layer's ``Z`` is normalised per channel over every position of
+  every image of the batch (``N = m·H·W`` values), scaled by its ``γ`` and shifted by its ``β``, before
+  the pooling; the dense head's hidden layers as in :mod:`catdnn.network`.
+
 Training is the one loop's (:class:`catdnn.train.Trainer`), one step at a time by
 :class:`catdnn.solvers.CnnSolver`.
 """
@@ -24,7 +29,17 @@ from . import augment
 from .arch import KERNEL, MAX_STEP_BYTES, Arch
 from .conv_layers import conv_backward, conv_forward, downsample, pool_backward, pool_forward, to_maps
 from .errors import ConfigError
-from .network import INITS, cost_from_logits, l2_cost, mirror_average, relu, relu_backward
+from .network import (
+    INITS,
+    BatchNorm,
+    batch_norm_backward,
+    batch_norm_forward,
+    cost_from_logits,
+    l2_cost,
+    mirror_average,
+    relu,
+    relu_backward,
+)
 from .network import backward as dense_backward
 from .network import forward as dense_forward
 
@@ -72,16 +87,27 @@ class CnnCache(list):
     (its patches, its convolution's output and the pooled maps before the ReLU); ``dense``, the
     dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps."""
 
-    __slots__ = ("dense", "shape")
+    __slots__ = ("dense", "shape", "bn", "bn_running")
 
 
-def forward_maps(params: list, arch: Arch, A0: np.ndarray):
+def bn_channels(Z: np.ndarray, gamma, beta, epsilon: float, mu=None, var=None):
+    """Batch norm of maps ``Z`` (m, H, W, C) per channel: :func:`catdnn.network.batch_norm_forward` on the
+    ``(C, m·H·W)`` view; returns ``(Z̃ of shape (m, H, W, C), norm)``."""
+    shape = Z.shape
+    Zt, norm = batch_norm_forward(Z.reshape(-1, shape[-1]).T, gamma, beta, epsilon, mu, var)  # (C, m·H·W)
+    return np.ascontiguousarray(Zt.T).reshape(shape), norm
+
+
+def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | None = None, running: bool = False):
     """Forward propagation from input maps: ``[CONV -> POOL -> RELU] * n_conv -> dense head -> SIGMOID``.
 
     Parameters
     ----------
     params : list of (W, b), as :func:`init_cnn` makes them
     A0 : ndarray of shape (m, H, W, C), the images after the input step (:func:`to_input`)
+    bn : BatchNorm, optional
+        Batch norm of every conv layer (per channel) and every hidden dense layer, in that order:
+        the batch's statistics, or with ``running`` the running averages (prediction).
 
     Returns
     -------
@@ -90,20 +116,27 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray):
     """
     n_conv = len(arch.convs)
     cache = CnnCache()
+    cache.bn = [] if bn is not None else None
+    cache.bn_running = bool(running)
     A = A0
-    for W, b in params[:n_conv]:
+    for l, (W, b) in enumerate(params[:n_conv]):
         Z, cols = conv_forward(A, W, b)  # (m, H, W, C_l)
+        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel
+            stats = bn.running[l] if running else (None, None)
+            Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
+            cache.bn.append(norm)
         P = pool_forward(Z)  # (m, H/2, W/2, C_l)
         A = relu(P)  # A[l] = ReLU(maxpool(conv(A[l-1])))
         cache.append((cols, Z, P))
     cache.shape = A.shape
     F = A.reshape(A.shape[0], -1).T  # (h·w·C, m): one example per column, (row, col, channel) order
-    AL, cache.dense = dense_forward(params[n_conv:], F)
+    tail = None if bn is None else bn.tail(n_conv)
+    AL, cache.dense = dense_forward(params[n_conv:], F, bn=tail, running=running)
     return AL, cache
 
 
 def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, *, lambd: float = 0.0,
-             input_grad: bool = False):
+             input_grad: bool = False, bn: BatchNorm | None = None):
     """Gradients of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` over every layer when ``lambd``).
 
     The dense head's are :func:`catdnn.network.backward`'s, which also gives the gradient into the
@@ -115,16 +148,23 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
 
     input_grad : bool
         Also return the gradient into the input maps (for saliency maps).
+    bn : BatchNorm, optional
+        The batch norm of the forward pass that made the cache.
 
     Returns
     -------
-    list of (dW, db), the structure of ``params``
+    list of (dW, db), the structure of ``params`` (then with ``bn``, ``(dγ, dβ)`` per normalised layer)
         With ``input_grad``, ``(grads, dA0)``, ``dA0`` of shape ``(m, H, W, C)`` like the input maps.
     """
     n_conv = len(arch.convs)
     m = Y.shape[1]
-    grads, dF = dense_backward(params[n_conv:], cache.dense, Y, AL, lambd=lambd, input_grad=True)
+    tail = None if bn is None else bn.tail(n_conv)
+    grads, dF = dense_backward(params[n_conv:], cache.dense, Y, AL, lambd=lambd, input_grad=True, bn=tail)
+    n_dense = len(params) - n_conv
+    bn_grads = [] if bn is None else [None] * n_conv + grads[n_dense:]
+    grads = grads[:n_dense]
     if not n_conv:
+        grads = grads + bn_grads
         return (grads, dF.T.reshape(m, *arch.image_shape)) if input_grad else grads
     conv_grads = [None] * n_conv
     dA = dF.T.reshape(cache.shape)  # (m, h, w, C): a fresh array (dF.T is not C-contiguous)
@@ -133,14 +173,23 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
         W = params[l][0]
         dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
         dZ = pool_backward(dP, Z, P)
+        if bn is not None:  # back through the per-channel normalisation, over the (C, m·H·W) view
+            shape = dZ.shape
+            dZc, dgamma, dbeta = batch_norm_backward(dZ.reshape(-1, shape[-1]).T, bn.params[l][0], cache.bn[l],
+                                                     cache.bn_running, examples=m)
+            dZ = np.ascontiguousarray(dZc.T).reshape(shape)
+            bn_grads[l] = (dgamma, dbeta)
         dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0)
+        if bn is not None:
+            db = np.zeros_like(db)  # b cancels in Z − μ
         if lambd:
             dW += (lambd / m) * W
         conv_grads[l] = (dW, db)
-    return (conv_grads + grads, dA) if input_grad else conv_grads + grads
+    grads = conv_grads + grads + bn_grads
+    return (grads, dA) if input_grad else grads
 
 
-def logit_input_gradient(params: list, arch: Arch, x: np.ndarray) -> tuple:
+def logit_input_gradient(params: list, arch: Arch, x: np.ndarray, bn: BatchNorm | None = None) -> tuple:
     """P(cat) of one image and the gradient of its logit ``Z[L]`` with respect to the image's pixels.
 
     :func:`backward` with ``input_grad`` (``Y = A[L] − 1``, so the fused output delta is 1), then
@@ -155,8 +204,8 @@ def logit_input_gradient(params: list, arch: Arch, x: np.ndarray) -> tuple:
     p : float
     dx : ndarray of shape (n_x,), float64, in the column's (row, column, channel) order
     """
-    AL, cache = forward(params, arch, x)
-    _grads, dA0 = backward(params, arch, cache, AL - 1.0, AL, input_grad=True)  # (1, s, s, C)
+    AL, cache = forward(params, arch, x, bn=bn, running=True)
+    _grads, dA0 = backward(params, arch, cache, AL - 1.0, AL, input_grad=True, bn=bn)  # (1, s, s, C)
     f = arch.factor
     dx = np.repeat(np.repeat(dA0[0].astype(np.float64), f, axis=0), f, axis=1) / (f * f)  # (H, W, C)
     return float(AL[0, 0]), dx.reshape(-1)
@@ -168,14 +217,17 @@ def to_input(arch: Arch, X: np.ndarray, dtype=None) -> np.ndarray:
     return to_maps(Xs, arch.image_shape)
 
 
-def forward(params: list, arch: Arch, X: np.ndarray):
-    """Forward propagation from image columns ``X`` of shape ``(n_x, m)``: ``(AL (1, m), cache)``."""
-    return forward_maps(params, arch, to_input(arch, X, params[0][0].dtype))
+def forward(params: list, arch: Arch, X: np.ndarray, *, bn: BatchNorm | None = None, running: bool = False):
+    """Forward propagation from image columns ``X`` of shape ``(n_x, m)``: ``(AL (1, m), cache)``
+    (``bn``, ``running``: as :func:`forward_maps`)."""
+    return forward_maps(params, arch, to_input(arch, X, params[0][0].dtype), bn=bn, running=running)
 
 
-def compute_cost(params: list, arch: Arch, X: np.ndarray, Y: np.ndarray, lambd: float = 0.0) -> float:
-    """Mean cross-entropy of the network on ``X`` ``(n_x, m)`` and ``Y`` ``(1, m)`` (+ the L2 term)."""
-    _, cache = forward(params, arch, X)
+def compute_cost(params: list, arch: Arch, X: np.ndarray, Y: np.ndarray, lambd: float = 0.0,
+                 bn: BatchNorm | None = None) -> float:
+    """Mean cross-entropy of the network on ``X`` ``(n_x, m)`` and ``Y`` ``(1, m)`` (+ the L2 term);
+    with ``bn``, in training mode (the batch's statistics)."""
+    _, cache = forward(params, arch, X, bn=bn)
     return cost_from_logits(cache.dense[-1][1], Y) + l2_cost(params, lambd, Y.shape[1])
 
 
@@ -186,11 +238,13 @@ def predict_batch(arch: Arch, itemsize: int) -> int:
     return max(1, min(PREDICT_BATCH, MAX_STEP_BYTES // per_image if per_image else PREDICT_BATCH))
 
 
-def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, batch: int | None = None) -> np.ndarray:
+def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, batch: int | None = None,
+                  bn: BatchNorm | None = None) -> np.ndarray:
     """P(cat) for every column of ``X`` (shape ``(n_x, m)``), in batches (default
     :func:`predict_batch`); returns ndarray of shape (m,).
 
-    With ``tta``, the mean of P(cat) for each image and its mirror image.
+    With ``tta``, the mean of P(cat) for each image and its mirror image; with ``bn``, batch norm
+    with its running averages.
     """
     dtype = params[0][0].dtype
     batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
@@ -198,23 +252,27 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     out = np.empty(X.shape[1], dtype=np.float64)
     for s in range(0, X.shape[1], batch):
         cols = Xs[:, s:s + batch]
-        p = forward_maps(params, arch, to_maps(cols, arch.image_shape))[0][0]
+        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True)[0][0]
         if tta:
-            pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape))[0][0]
+            pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape),
+                              bn=bn, running=True)[0][0]
             p = mirror_average(p, pm)
         out[s:s + batch] = p
     return out
 
 
-def feature_maps(params: list, arch: Arch, X: np.ndarray, layer: int = 1) -> np.ndarray:
-    """The ReLU of conv layer ``layer``'s output (1-based), before pooling: ndarray of shape (m, H, W, C_l)."""
+def feature_maps(params: list, arch: Arch, X: np.ndarray, layer: int = 1, bn: BatchNorm | None = None) -> np.ndarray:
+    """The ReLU of conv layer ``layer``'s output (1-based), before pooling: ndarray of shape (m, H, W, C_l)
+    (with ``bn``, normalised with its running averages, as at prediction)."""
     if not 1 <= layer <= len(arch.convs):
         raise ConfigError(f"layer must be from 1 to {len(arch.convs)}, not {layer}")
     A = to_input(arch, X, params[0][0].dtype)
-    for W, b in params[:layer - 1]:
-        A = relu(pool_forward(conv_forward(A, W, b)[0]))
-    W, b = params[layer - 1]
-    return relu(conv_forward(A, W, b)[0])
+    for l, (W, b) in enumerate(params[:layer]):
+        Z = conv_forward(A, W, b)[0]
+        if bn is not None:
+            Z = bn_channels(Z, *bn.params[l], bn.epsilon, *bn.running[l])[0]
+        A = relu(Z) if l == layer - 1 else relu(pool_forward(Z))
+    return A
 
 
 def filters(params: list, arch: Arch, layer: int = 1) -> np.ndarray:
@@ -226,24 +284,28 @@ def filters(params: list, arch: Arch, layer: int = 1) -> np.ndarray:
 
 
 def gradient_check(params: list, arch: Arch, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6,
-                   lambd: float = 0.0) -> float:
+                   lambd: float = 0.0, bn: BatchNorm | None = None) -> float:
     """Relative error between :func:`backward` and central differences of the cost, over all
-    parameters (float64): ``‖g - g_approx‖ / (‖g‖ + ‖g_approx‖)``. Tiny nets only."""
+    parameters (float64; with ``bn``, γ and β too, in training mode): ``‖g - g_approx‖ / (‖g‖ + ‖g_approx‖)``.
+    Tiny nets only."""
     params = [(W.astype(np.float64, copy=True), b.astype(np.float64, copy=True)) for W, b in params]
+    if bn is not None:
+        bn = bn.copy()
+        bn.params = [(g.astype(np.float64), be.astype(np.float64)) for g, be in bn.params]
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
-    AL, cache = forward(params, arch, X)
-    grads = backward(params, arch, cache, Y, AL, lambd=lambd)
+    AL, cache = forward(params, arch, X, bn=bn)
+    grads = backward(params, arch, cache, Y, AL, lambd=lambd, bn=bn)
     analytic = np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
     numeric = []
-    for W, b in params:
+    for W, b in params + ([] if bn is None else bn.params):
         for P in (W, b):
             for i in np.ndindex(P.shape):  # in place, in ravel()'s (C) order, whatever P's memory order
                 old = P[i]
                 P[i] = old + epsilon
-                plus = compute_cost(params, arch, X, Y, lambd)
+                plus = compute_cost(params, arch, X, Y, lambd, bn)
                 P[i] = old - epsilon
-                minus = compute_cost(params, arch, X, Y, lambd)
+                minus = compute_cost(params, arch, X, Y, lambd, bn)
                 P[i] = old
                 numeric.append((plus - minus) / (2 * epsilon))
     numeric = np.array(numeric)

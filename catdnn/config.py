@@ -62,6 +62,9 @@ class TrainConfig:
     flip: bool = False  # training: mirror each image left-right with probability 1/2, drawn every iteration
     shift: int = 0  # training: shift each image by up to this many pixels each way (zeros come in); 0 = off
     tta: bool = False  # prediction: the mean of P(cat) for the image and its mirror image
+    batch_norm: bool = False  # batch normalisation of every hidden layer's Z (a CNN's conv layers per channel) with
+    #                           learned γ, β; the batch's μ, σ² in training, their running averages (momentum 0.9)
+    #                           at prediction
     # ---- a convolutional net instead (catdnn.arch, catdnn.cnn)
     arch: str = ""  # architecture spec with conv steps, e.g. "in32,conv16,conv32,conv64,dense64"
     #                 (catdnn.arch.parse_arch); "" = an MLP of ``layers``. A CNN's ``layers`` is its dense head.
@@ -137,6 +140,8 @@ class TrainConfig:
             out.append(f"shifts ±{self.shift} px")
         if self.tta:
             out.append("mirror averaging at prediction")
+        if self.batch_norm:
+            out.append("batch norm")
         return out
 
     def validate(self, n_x: int | None = N_X, m: int | None = None) -> TrainConfig:
@@ -288,9 +293,15 @@ class TrainConfig:
             )
         if de != 1 and self.schedule != "step":
             raise ConfigError(f"decay_every ({de}) applies only to the 'step' schedule, not {self.schedule!r}")
-        for name in ("flip", "tta"):
+        for name in ("flip", "tta", "batch_norm"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
+        if self.batch_norm and hidden == 0 and not self.arch:
+            raise ConfigError("batch norm normalises the hidden layers: this network has none (add a hidden layer "
+                              "or turn batch_norm off)")
+        if self.batch_norm and bs == 1:
+            raise ConfigError("batch norm needs at least 2 examples per batch (one example has no variance): "
+                              "use a batch size of 2 or more, or 0 for the whole training set")
         sh = self.shift
         if isinstance(sh, bool) or not isinstance(sh, (int, np.integer)) or not 0 <= sh <= max_shift:
             raise ConfigError(f"the shift must be a whole number of pixels from 0 to {max_shift} (half the "

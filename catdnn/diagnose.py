@@ -133,7 +133,8 @@ def _constant_answer(constant: str, AL: np.ndarray, cache, params, X: np.ndarray
             f"{crossing}. Try more iterations or another seed.")
 
 
-def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, params=None, X=None) -> list[str]:
+def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, params=None, X=None,
+             bn=None) -> list[str]:
     """Messages about what went wrong in a run, most important first (empty if nothing).
 
     Parameters
@@ -148,6 +149,8 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
         The final weights; with ``X`` they show dead layers directly, however few costs were kept.
     X : ndarray of shape (n_x, m), optional
         The training inputs.
+    bn : catdnn.network.BatchNorm, optional
+        The final batch norm, with ``params`` (prediction's running averages).
     """
     messages = []
     smaller = f"{learning_rate / 10:g}"
@@ -155,7 +158,7 @@ def diagnose(history, Y: np.ndarray, learning_rate: float, window: int = 3, *, p
     if params is not None and X is not None and params[0][0].shape[1] != X.shape[0]:
         params = None  # not an MLP on X (a convolutional net): judged by its cost history alone
     if params is not None and X is not None:
-        AL, cache = forward(params, X)
+        AL, cache = forward(params, X, bn=bn, running=True)
         masks = dead_masks(cache)
         dead_layer = next((l for l, mask in enumerate(masks, start=1) if mask.all()), None)
         labels = predicted(AL)

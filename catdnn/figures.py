@@ -66,6 +66,8 @@ def cost_meaning(config) -> str:
         ways.append("flipped or shifted" if config.batch_size else "on images flipped or shifted")
     if config.dropout:
         ways.append("with hidden units dropped")
+    if getattr(config, "batch_norm", False):
+        ways.append("with each batch's own μ and σ² (batch norm)")
     text = "cross-entropy" + (" " + ", ".join(ways) if ways else "")
     return text + (f" + L2 penalty (λ = {config.l2:g})" if config.l2 else "")
 

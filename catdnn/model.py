@@ -15,7 +15,7 @@ from . import cnn
 from .arch import Arch
 from .config import TrainConfig
 from .data import COURSE_NAME
-from .network import predict_proba
+from .network import BatchNorm, predict_proba
 
 
 @dataclass
@@ -29,6 +29,9 @@ class Model:
         (``config.arch``), the conv layers first (``W`` ``(C_l, 9·C_{l-1})``, ``b`` ``(C_l, 1)``,
         see :mod:`catdnn.cnn`), in the config's dtype.
     config : TrainConfig
+    bn : catdnn.network.BatchNorm or None
+        With ``config.batch_norm``: γ, β and the running averages of μ and σ² of each hidden layer
+        (prediction uses the running averages); None without.
     """
 
     params: list
@@ -44,6 +47,7 @@ class Model:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     stats: list = field(default_factory=list)  # [catdnn.probe.LayerStats] recorded during training; not saved to files
     dataset: str = COURSE_NAME  # the name of the dataset it was trained and tested on (catdnn.data.Dataset.name)
+    bn: BatchNorm | None = None  # batch norm's γ, β and running μ, σ² (config.batch_norm), else None
 
     @property
     def layers(self) -> tuple:
@@ -72,8 +76,8 @@ class Model:
         """
         tta = bool(getattr(self.config, "tta", False))
         if self.is_cnn:
-            return cnn.predict_proba(self.params, self.arch, X, tta=tta)
-        return predict_proba(self.params, X, tta=tta)
+            return cnn.predict_proba(self.params, self.arch, X, tta=tta, bn=self.bn)
+        return predict_proba(self.params, X, tta=tta, bn=self.bn)
 
     def summary(self) -> str:
         acc = ""
@@ -106,7 +110,8 @@ class Model:
     @property
     def nbytes(self) -> int:
         """The bytes held by the weights and biases."""
-        return int(sum(W.nbytes + b.nbytes for W, b in self.params))
+        bn = [] if self.bn is None else self.bn.params + self.bn.running
+        return int(sum(W.nbytes + b.nbytes for W, b in self.params + bn))
 
     @property
     def param_count(self) -> int:

@@ -7,6 +7,13 @@ the JSON and in its configuration); its arrays are in its configuration's dtype 
 float64), the conv layers first (:func:`catdnn.cnn.param_shapes`). Loading uses
 ``allow_pickle=False`` and checks every name, dtype and shape against the layers or the
 architecture before the model is used. Files without ``arch`` (older ones) are MLPs.
+
+A network trained with batch norm (``config.batch_norm``) also holds, for each normalised layer l
+(an MLP's hidden layers; a CNN's conv layers, then its dense head's hidden layers),
+``gamma{l}``, ``beta{l}`` (learned) and ``mu{l}``, ``var{l}`` (the running averages prediction
+uses), each of shape ``(n_l, 1)`` (units or channels) in the parameters' dtype, and
+``"bn": {"momentum", "epsilon"}`` in the JSON. A file
+whose settings and arrays disagree on batch norm is refused, as are negative variances.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ from .config import TrainConfig
 from .data import COURSE_NAME, N_X
 from .errors import ConfigError, ModelFileError
 from .model import Model
+from .network import BatchNorm
+
+#: A batch-normalised layer's arrays in a model file, ``name{l}`` for hidden layer l.
+BN_ARRAYS = ("gamma", "beta", "mu", "var")
 
 FORMAT = "catdnn-model"
 FORMAT_VERSION = 1
@@ -66,6 +77,7 @@ def _metadata(model: Model) -> dict:
         "train_seconds": float(model.train_seconds),
         "created": model.created,
         "dataset": model.dataset,
+        **({"bn": {"momentum": float(model.bn.momentum), "epsilon": float(model.bn.epsilon)}} if model.bn else {}),
     }
 
 
@@ -89,6 +101,10 @@ def save_model(model: Model, file) -> None:
     for l, (W, b) in enumerate(model.params, start=1):
         arrays[f"W{l}"] = np.asarray(W, dtype=dtype)
         arrays[f"b{l}"] = np.asarray(b, dtype=dtype)
+    if model.bn is not None:
+        for l, ((gamma, beta), (mu, var)) in enumerate(zip(model.bn.params, model.bn.running), start=1):
+            for name, a in zip(BN_ARRAYS, (gamma, beta, mu, var)):
+                arrays[f"{name}{l}"] = np.asarray(a, dtype=dtype)
     arrays["meta"] = np.array(json.dumps(_metadata(model)))
     if isinstance(file, (str, Path)):
         # Written next to the target and renamed into place only when complete: a full disk or an
@@ -302,12 +318,16 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
                 raise ModelFileError(f"{label}: {key} contains NaN or infinite values")
             pair.append(a)
         params.append(tuple(pair))
-    extra = sorted(set(arrays) - expected)
-    if extra:
-        raise ModelFileError(f"{label}: unexpected arrays {', '.join(extra)}")
     if config is None:
         config = _config(cfg, layers, label)
     _check_curves(meta, config, label)
+    bn = _batch_norm(arrays, meta, config, layers, expected, label)
+    extra = sorted(set(arrays) - expected)
+    if extra:
+        if any(k.rstrip("0123456789") in BN_ARRAYS for k in extra):
+            raise ModelFileError(f"{label}: holds batch-norm arrays ({', '.join(extra)}) but its settings have "
+                                 "batch_norm off: the file is inconsistent")
+        raise ModelFileError(f"{label}: unexpected arrays {', '.join(extra)}")
     try:
         history = [(int(i), float(c)) for i, c in meta.get("history", [])]
         acc_hist = [(int(i), _opt(a), _opt(b)) for i, a, b in meta.get("accuracy_history", [])]
@@ -325,6 +345,7 @@ def _model_from_arrays(arrays: dict, label: str) -> Model:
             train_seconds=float(meta.get("train_seconds", 0.0)),
             created=str(meta.get("created", "")),
             dataset=str(meta.get("dataset") or COURSE_NAME),  # files saved before it was recorded: the course's
+            bn=bn,
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{label}: invalid metadata ({exc})") from None
@@ -342,6 +363,49 @@ def _check_curves(meta: dict, config: TrainConfig, label: str) -> None:
                 f"{label}: its {what} curve has {len(points):,} points, more than a run of "
                 f"{config.iterations:,} iterations records (the limit is {limit:,}): the file is damaged or forged"
             )
+
+
+def _batch_norm(arrays: dict, meta: dict, config: TrainConfig, layers: list, expected: set, label: str):
+    """The file's :class:`BatchNorm` when its settings have ``batch_norm`` (else None), every array
+    checked: present, the parameters' dtype, shape ``(n_l, 1)``, finite, variances not negative;
+    ``expected`` gains their names."""
+    if not config.batch_norm:
+        return None
+    arch = config.parsed_arch()
+    sizes = list(arch.convs) + list(layers[1:-1])  # conv channels, then hidden units
+    dtype = np.dtype(config.dtype)
+    spec = meta.get("bn")
+    if not isinstance(spec, dict):
+        raise ModelFileError(f"{label}: its settings have batch norm on but it has no batch-norm description "
+                             "('bn' in its metadata): the file is inconsistent")
+    momentum, epsilon = spec.get("momentum"), spec.get("epsilon")
+    for what, v, ok in (("momentum", momentum, lambda x: 0.0 <= x < 1.0),
+                        ("epsilon", epsilon, lambda x: 0.0 < x < 1.0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(float(v)):
+            raise ModelFileError(f"{label}: batch norm's {what} {v!r} is not a valid value")
+    pairs, running = [], []
+    for l, n in enumerate(sizes, start=1):
+        got = []
+        for name in BN_ARRAYS:
+            key = f"{name}{l}"
+            expected.add(key)
+            if key not in arrays:
+                raise ModelFileError(f"{label}: its settings have batch norm on but array {key} is missing "
+                                     f"(batch norm keeps {', '.join(BN_ARRAYS)} for each hidden layer)")
+            a = arrays[key]
+            if a.dtype != dtype:
+                raise ModelFileError(f"{label}: {key} has dtype {a.dtype}, expected {dtype}")
+            if a.shape != (n, 1):
+                raise ModelFileError(f"{label}: {key} has shape {a.shape}, expected {(n, 1)} (normalised layer {l} "
+                                     f"has {n} {'channels' if l <= len(arch.convs) else 'units'})")
+            if not np.isfinite(a).all():
+                raise ModelFileError(f"{label}: {key} contains NaN or infinite values")
+            got.append(a)
+        if (got[3] < 0).any():
+            raise ModelFileError(f"{label}: var{l}, a running variance, has negative entries")
+        pairs.append((got[0], got[1]))
+        running.append((got[2], got[3]))
+    return BatchNorm(pairs, running, float(momentum), float(epsilon))
 
 
 def _parse_meta(text: str, label: str):

@@ -3,11 +3,18 @@
 Shapes follow the course (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)``, ``W[l]`` is
 ``(n_l, n_{l-1})``, ``b[l]`` is ``(n_l, 1)``. Hidden layers use ReLU, the output layer a sigmoid,
 and the cost is binary cross-entropy. ``params`` is a list of ``(W, b)`` tuples, one per layer.
+
+Batch normalisation (optional, :class:`BatchNorm`, the second course's formulas) normalises each
+hidden layer's pre-activation: ``Z̃[l] = γ[l]·(Z[l] − μ)/√(σ² + ε) + β[l]``, then ``A[l] = ReLU(Z̃[l])``.
+Its learned ``(γ, β)`` ride in a list parallel to ``params`` (one pair per hidden layer), and
+:func:`backward` returns their gradients after the ``(dW, db)`` ones, so an optimiser updates
+``params + bn.params`` as one list of pairs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -102,9 +109,132 @@ class Cache(list):
     dropout, else the inverted-dropout mask of each hidden layer's output, ``masks[l - 1]`` for
     ``A[l]`` (l = 1..L-1): None where nothing was dropped, else ``D[l] / keep_prob[l]`` (values 0
     or 1/keep_prob) of shape ``(n_l, m)``.
+
+    With batch normalisation, a hidden layer's ``Z`` is ``Z̃[l]``, the normalised, scaled and shifted
+    pre-activation that the ReLU receives, and ``bn[l - 1]`` holds ``(Z_norm, 1/√(σ² + ε), μ, σ²)``
+    of that layer (``Z_norm`` of shape ``(n_l, m)``, the others ``(n_l, 1)``); ``bn`` is None without.
+    ``bn_running`` says whether μ and σ² were the running averages (prediction) rather than the batch's.
     """
 
-    __slots__ = ("masks",)
+    __slots__ = ("masks", "bn", "bn_running")
+
+
+#: Batch norm's defaults: the running averages' momentum and the ε under the square root.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-8
+
+
+@dataclass
+class BatchNorm:
+    """Batch normalisation of the hidden layers: learned ``γ``, ``β`` and the running averages.
+
+    Attributes
+    ----------
+    params : list of (gamma, beta)
+        One pair per hidden layer (l = 1..L-1), each of shape ``(n_l, 1)``; learned like ``(W, b)``.
+    running : list of (mu, var)
+        One pair per hidden layer, each of shape ``(n_l, 1)``: exponentially weighted averages of the
+        training batches' ``μ`` and ``σ²`` (:meth:`record`), used at prediction.
+    momentum : float
+        ``μ_run = momentum·μ_run + (1 − momentum)·μ_batch`` (the same for ``σ²``).
+    epsilon : float
+        ``ε`` in ``√(σ² + ε)``.
+    """
+
+    params: list
+    running: list
+    momentum: float = BN_MOMENTUM
+    epsilon: float = BN_EPSILON
+
+    @classmethod
+    def init(cls, layer_dims, dtype=np.float64) -> BatchNorm:
+        """``γ = 1``, ``β = 0``, running ``μ = 0`` and ``σ² = 1`` for the hidden layers of ``[n_0, ..., n_L]``."""
+        return cls.of_sizes(list(layer_dims)[1:-1], dtype)
+
+    @classmethod
+    def of_sizes(cls, sizes, dtype=np.float64) -> BatchNorm:
+        """``γ = 1``, ``β = 0``, running ``μ = 0``, ``σ² = 1`` for normalised layers of these sizes (units,
+        or a convolutional net's channels), each ``(n, 1)``."""
+        sizes = [int(n) for n in sizes]
+        return cls([(np.ones((n, 1), dtype), np.zeros((n, 1), dtype)) for n in sizes],
+                   [(np.zeros((n, 1), dtype), np.ones((n, 1), dtype)) for n in sizes])
+
+    def tail(self, k: int) -> BatchNorm:
+        """The batch norm of the layers from the ``k``-th normalised one on (sharing the arrays)."""
+        return BatchNorm(self.params[k:], self.running[k:], self.momentum, self.epsilon)
+
+    def record(self, norms) -> None:
+        """Fold a training pass's batch statistics into the running averages, in place: ``norms`` is
+        its ``cache.bn`` (one ``(Z_norm, 1/√(σ² + ε), μ, σ²)`` per hidden layer)."""
+        k = self.momentum
+        for (mu_run, var_run), (_Zn, _inv, mu, var) in zip(self.running, norms):
+            mu_run *= k  # μ_run = k·μ_run + (1 − k)·μ
+            mu_run += (1.0 - k) * mu
+            var_run *= k  # σ²_run = k·σ²_run + (1 − k)·σ²
+            var_run += (1.0 - k) * var
+
+    def copy(self) -> BatchNorm:
+        return BatchNorm([(g.copy(), b.copy()) for g, b in self.params],
+                         [(mu.copy(), v.copy()) for mu, v in self.running], self.momentum, self.epsilon)
+
+
+def batch_norm_forward(Z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsilon: float,
+                       mu: np.ndarray | None = None, var: np.ndarray | None = None):
+    """``Z̃ = γ·(Z − μ)/√(σ² + ε) + β`` for one layer; the batch's ``μ``, ``σ²`` unless given (prediction).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_l, m)
+    gamma, beta : ndarray of shape (n_l, 1)
+    mu, var : ndarray of shape (n_l, 1), optional
+        The running averages at prediction; None in training: ``μ = 1/m Σ_i z(i)``,
+        ``σ² = 1/m Σ_i (z(i) − μ)²``.
+
+    Returns
+    -------
+    Z_tilde : ndarray of shape (n_l, m)
+    norm : tuple ``(Z_norm, 1/√(σ² + ε), μ, σ²)``, what :func:`backward` and :meth:`BatchNorm.record` need
+    """
+    if mu is None:
+        m = Z.shape[1]
+        mu = Z.sum(axis=1, keepdims=True) / m  # μ = 1/m Σ_i z(i): (n_l, 1)
+        Zc = Z - mu
+        var = np.square(Zc).sum(axis=1, keepdims=True) / m  # σ² = 1/m Σ_i (z(i) − μ)²: (n_l, 1)
+    else:
+        Zc = Z - mu
+    inv_std = 1.0 / np.sqrt(var + epsilon)  # 1/√(σ² + ε): (n_l, 1)
+    Z_norm = np.multiply(Zc, inv_std, out=Zc)  # Z_norm = (Z − μ)/√(σ² + ε): (n_l, m), in Zc's memory
+    Z_tilde = gamma * Z_norm  # Z̃ = γ·Z_norm + β
+    Z_tilde += beta
+    return Z_tilde, (Z_norm, inv_std, mu, var)
+
+
+def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: bool = False,
+                        examples: int | None = None):
+    """Gradients through :func:`batch_norm_forward`: with the batch's statistics (training), or with
+    ``running`` through fixed μ and σ² (prediction: ``dZ = γ/√(σ² + ε) · dZ̃``, as a saliency map needs).
+
+    ``dZ_tilde`` is ``dZ̃[l]`` in this module's scale (``m`` times the derivative of the mean cost,
+    as every ``dZ`` of :func:`backward`). Returns ``(dZ, dgamma, dbeta)``: ``dZ[l]`` of shape
+    ``(n_l, m)`` in the same scale, ``dγ = Σ_i dZ̃ ⊙ Z_norm / m`` and ``dβ = Σ_i dZ̃ / m``, ``(n_l, 1)``.
+    ``examples``: the ``m`` of that scale when the columns are not the examples (a convolutional
+    net's channel, whose columns are every position of every image: ``N = m·H·W``); default the columns.
+    """
+    Z_norm, inv_std = norm[0], norm[1]
+    N = dZ_tilde.shape[1]
+    m = N if examples is None else int(examples)
+    sum_g = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True)  # Σ_i dZ̃ ⊙ Z_norm
+    sum_b = dZ_tilde.sum(axis=1, keepdims=True)  # Σ_i dZ̃
+    dgamma, dbeta = sum_g / m, sum_b / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m, dβ = Σ_i dZ̃ / m
+    if running:  # μ and σ² do not depend on Z
+        return dZ_tilde * (gamma * inv_std), dgamma, dbeta
+    # With dZ_norm = γ·dZ̃ and means over the N columns the statistics were taken on:
+    # dZ = (dZ_norm − mean(dZ_norm) − Z_norm ⊙ mean(dZ_norm ⊙ Z_norm)) / √(σ² + ε)
+    #    = γ/√(σ² + ε) · (dZ̃ − Σ dZ̃ / N − Z_norm ⊙ Σ (dZ̃ ⊙ Z_norm) / N)
+    dZ = dZ_tilde - (dbeta if m == N else sum_b / N)
+    dZ -= Z_norm * (dgamma if m == N else sum_g / N)
+    dZ *= gamma * inv_std
+    return dZ, dgamma, dbeta
 
 
 def dropout(A: np.ndarray, keep_prob: float, rng: np.random.Generator):
@@ -129,7 +259,8 @@ def dropout(A: np.ndarray, keep_prob: float, rng: np.random.Generator):
     return A * mask, mask
 
 
-def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Generator | None = None, masks=None):
+def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Generator | None = None, masks=None,
+            *, bn: BatchNorm | None = None, running: bool = False):
     """Forward propagation: ``[LINEAR -> RELU -> DROPOUT] * (L-1) -> LINEAR -> SIGMOID``.
 
     Dropout is off unless asked for (it is a training-time technique; predictions never use it).
@@ -147,6 +278,12 @@ def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Genera
     masks : list of (ndarray or None), optional
         Use these masks (``D[l] / keep_prob[l]``, as in :attr:`Cache.masks`) instead of drawing:
         the same dropped units again, as the gradient check needs.
+    bn : BatchNorm, optional
+        Batch-normalise every hidden layer (``[LINEAR -> BATCHNORM -> RELU -> DROPOUT]``) with
+        ``bn.params``' γ and β: with the batch's own μ and σ² (training), or with ``running``
+        with ``bn.running``'s averages (prediction).
+    running : bool
+        Use the running averages (prediction) instead of the batch's statistics.
 
     Returns
     -------
@@ -159,15 +296,22 @@ def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Genera
     cache = Cache()
     drop = keep_prob is not None or masks is not None
     cache.masks = [] if drop else None
+    cache.bn = [] if bn is not None else None
+    cache.bn_running = bool(running)
     A = X
     L = len(params)
     for l, (W, b) in enumerate(params, start=1):
         Z = W @ A  # Z[l] = W[l]·A[l-1] + b[l]: (n_l, n_{l-1}) @ (n_{l-1}, m) -> (n_l, m)
         Z += b
+        if bn is not None and l < L:  # Z̃[l] = γ[l]·(Z[l] − μ)/√(σ² + ε) + β[l]
+            gamma, beta = bn.params[l - 1]
+            stats = bn.running[l - 1] if running else (None, None)
+            Z, norm = batch_norm_forward(Z, gamma, beta, bn.epsilon, *stats)
+            cache.bn.append(norm)
         cache.append((A, Z))
         if l == L:
             break
-        A = relu(Z)  # A[l] = ReLU(Z[l])
+        A = relu(Z)  # A[l] = ReLU(Z[l]) (ReLU(Z̃[l]) with batch norm)
         if drop:
             if masks is not None:
                 mask = masks[l - 1]  # the given mask D[l] / keep_prob[l], or None
@@ -225,7 +369,7 @@ def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
 
 
 def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, lambd: float = 0.0,
-             input_grad: bool = False, deltas: list | None = None):
+             input_grad: bool = False, deltas: list | None = None, bn: BatchNorm | None = None):
     """Backward propagation of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` when ``lambd``).
 
     The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. Dropout masks in
@@ -249,11 +393,19 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         ``l``: ``dA[l]`` of shape ``(n_l, m)`` (None for the output layer, whose ``dZ`` is fused) and
         ``dZ[l]`` of shape ``(n_l, m)``, the arrays this pass computed (``dA`` copied before the ReLU
         mask consumes it). For showing them (the Step page, :mod:`catdnn.stepper`); off, it costs nothing.
+        With batch norm, ``dZ`` is the gradient of the pre-activation before normalisation.
+    bn : BatchNorm, optional
+        The batch norm of the :func:`forward` that made the cache (its ``cache.bn``; training mode, or
+        the running averages for an input gradient): the gradients then go through it, and
+        ``(dγ, dβ)`` of each hidden layer follow the ``(dW, db)``.
 
     Returns
     -------
-    grads : list of (dW, db)
-        ``dW[l]`` of shape ``(n_l, n_{l-1})`` and ``db[l]`` of shape ``(n_l, 1)``.
+    grads : list of (dW, db), then with ``bn`` one (dgamma, dbeta) per hidden layer
+        ``dW[l]`` of shape ``(n_l, n_{l-1})`` and ``db[l]`` of shape ``(n_l, 1)``; with ``bn``,
+        ``grads[L + l - 1] = (dγ[l], dβ[l])`` of shape ``(n_l, 1)`` each: the structure of
+        ``params + bn.params``. With batch norm a hidden layer's ``db[l]`` is 0 (the mean
+        subtraction cancels ``b[l]``; it stays at its initial 0).
     dA0 : ndarray of shape (n_0, m)
         Only with ``input_grad``: ``(grads, dA0)``.
     """
@@ -262,7 +414,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     masks = getattr(cache, "masks", None)
     if AL is None:
         AL = sigmoid(cache[-1][1])
-    grads = [None] * L
+    grads = [None] * (L if bn is None else 2 * L - 1)
     if deltas is not None:
         deltas[:] = [None] * L
     dZ = AL - Y  # dZ[L] = A[L] - Y, (1, m): fused sigmoid + cross-entropy
@@ -271,12 +423,19 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     for l in range(L - 1, -1, -1):
         A_prev, _ = cache[l]
         W = params[l][0]
+        normed = bn is not None and l < L - 1
+        if normed:  # dZ[l] from dZ̃[l] through the normalisation; dγ[l], dβ[l]
+            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l], cache.bn_running)
+            grads[L + l] = (dgamma, dbeta)
         dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m (+ λ/m·W[l]): (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
         dW /= m
         if lambd:
             dW += (lambd / m) * W
-        db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
-        db /= m
+        if normed:
+            db = np.zeros_like(params[l][1])  # b[l] cancels in Z[l] − μ: no gradient
+        else:
+            db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
+            db /= m
         grads[l] = (dW, db)
         if deltas is not None:
             deltas[l] = (dA_shown, dZ)
@@ -287,7 +446,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
                 dA *= masks[l - 1]  # dA[l-1] = dA[l-1] ⊙ D[l-1] / keep_prob[l-1]
             if deltas is not None:
                 dA_shown = dA.copy()
-            dZ = relu_backward(dA, cache[l - 1][1])  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
+            dZ = relu_backward(dA, cache[l - 1][1])  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1]) (dZ̃[l-1] with batch norm)
     return (grads, dA) if input_grad else grads
 
 
@@ -330,7 +489,7 @@ def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: fl
 
 
 # --------------------------------------------------------------------------- prediction
-def predict_proba(params: Params, X: np.ndarray, tta: bool = False) -> np.ndarray:
+def predict_proba(params: Params, X: np.ndarray, tta: bool = False, bn: BatchNorm | None = None) -> np.ndarray:
     """P(cat) for every column of ``X``.
 
     Parameters
@@ -340,17 +499,19 @@ def predict_proba(params: Params, X: np.ndarray, tta: bool = False) -> np.ndarra
     tta : bool
         Test-time augmentation: the mean of P(cat) for each image and its mirror image
         (:func:`mirror_average`).
+    bn : BatchNorm, optional
+        The network's batch norm: prediction uses its running averages of μ and σ².
 
     Returns
     -------
     ndarray of shape (m,)
     """
-    AL, _ = forward(params, X)
+    AL, _ = forward(params, X, bn=bn, running=True)
     if not tta:
         return AL[0]
     from .augment import flip
 
-    return mirror_average(AL[0], forward(params, flip(X))[0][0])
+    return mirror_average(AL[0], forward(params, flip(X), bn=bn, running=True)[0][0])
 
 
 def mirror_average(proba: np.ndarray, proba_mirror: np.ndarray) -> np.ndarray:
@@ -389,7 +550,7 @@ def accuracy(params: Params, X: np.ndarray, Y: np.ndarray, threshold: float = TH
 
 # --------------------------------------------------------------------------- gradient check
 def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float = 1e-6, *,
-                   lambd: float = 0.0, masks=None) -> float:
+                   lambd: float = 0.0, masks=None, bn: BatchNorm | None = None) -> float:
     """Compare :func:`backward` with central differences of the cost; return the relative error.
 
     ``||g - g_approx|| / (||g|| + ||g_approx||)`` over all parameters. Below about 1e-7 means the
@@ -405,20 +566,27 @@ def gradient_check(params: Params, X: np.ndarray, Y: np.ndarray, epsilon: float 
     masks : list of (ndarray or None), optional
         Fixed dropout masks, one per hidden layer (``D[l] / keep_prob``, see :class:`Cache`): the
         cost is then a smooth function of the weights, and its gradient is checked.
+    bn : BatchNorm, optional
+        Batch norm in training mode (the batch's statistics): γ and β are checked too, after the
+        weights and biases.
     """
     params = [(W.astype(np.float64, copy=True), b.astype(np.float64, copy=True)) for W, b in params]
     m = Y.shape[1]
+    with_bn = {}
+    if bn is not None:
+        bn = bn.copy()
+        with_bn = {"bn": bn}
 
     def cost() -> float:
-        AL, cache = forward(params, X, masks=masks)
+        AL, cache = forward(params, X, masks=masks, **with_bn)
         return cost_from_logits(cache[-1][1], Y) + l2_cost(params, lambd, m)
 
-    AL, cache = forward(params, X, masks=masks)
-    # (λ passed only when set: a test may stand in a backward of the plain signature)
-    grads = backward(params, cache, Y, AL, lambd=lambd) if lambd else backward(params, cache, Y, AL)
+    AL, cache = forward(params, X, masks=masks, **with_bn)
+    # (λ and bn passed only when set: a test may stand in a backward of the plain signature)
+    grads = backward(params, cache, Y, AL, **with_bn, **({"lambd": lambd} if lambd else {}))
     analytic = np.concatenate([np.concatenate([dW.ravel(), db.ravel()]) for dW, db in grads])
     numeric = []
-    for W, b in params:
+    for W, b in params + (bn.params if bn is not None else []):
         for P in (W, b):
             # through P's own indices, in the order of ravel(): reshape(-1) would be a copy (and
             # perturb nothing) for a Fortran-ordered or strided P such as W = Wt.T

@@ -142,7 +142,7 @@ def initial_first_layer(layers, init: str, seed: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- one image through the network
-def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
+def layer_activations(params, x: np.ndarray, bn=None) -> list[np.ndarray]:
     """The activations ``A[1] … A[L]`` of every layer for one image.
 
     Parameters
@@ -150,6 +150,8 @@ def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
     params : list of (W, b)
     x : ndarray of shape (n_x, 1) or (n_x,)
         One image as a column of ``X`` (``A[0]``).
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (prediction: the running averages).
 
     Returns
     -------
@@ -157,7 +159,7 @@ def layer_activations(params, x: np.ndarray) -> list[np.ndarray]:
         ``[A[1], …, A[L]]``, ``A[l]`` of shape ``(n_l, 1)``: ReLU outputs for the hidden layers,
         and ``A[L]`` of shape ``(1, 1)`` is P(cat).
     """
-    AL, cache = forward(params, np.asarray(x, dtype=np.float64).reshape(-1, 1))  # A[0]: (n_x, 1)
+    AL, cache = forward(params, np.asarray(x, dtype=np.float64).reshape(-1, 1), bn=bn, running=True)  # A[0]: (n_x, 1)
     return [A_prev for A_prev, _Z in cache[1:]] + [AL]  # each layer's input is the activation below
 
 
@@ -180,7 +182,7 @@ def shape_line(layers, l: int) -> str:
 
 
 # --------------------------------------------------------------------------- dead units
-def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
+def dead_units(params, X: np.ndarray, bn=None) -> list[np.ndarray]:
     """Which hidden units output 0 for every example of ``X``: dead ReLUs.
 
     A unit with ``Z ≤ 0`` on every example outputs 0 on all of them and gets a zero gradient
@@ -190,13 +192,15 @@ def dead_units(params, X: np.ndarray) -> list[np.ndarray]:
     ----------
     params : list of (W, b)
     X : ndarray of shape (n_x, m)
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (the running averages, as at prediction).
 
     Returns
     -------
     list of ndarray
         One per hidden layer ``l = 1 … L-1``: a boolean mask of shape ``(n_l,)``, True for a dead unit.
     """
-    _AL, cache = forward(params, np.asarray(X, dtype=np.float64))
+    _AL, cache = forward(params, np.asarray(X, dtype=np.float64), bn=bn, running=True)
     return dead_masks(cache)
 
 
@@ -282,7 +286,7 @@ def kink_count(params, X: np.ndarray, margin: float = 1e-5) -> int:
 
 
 # --------------------------------------------------------------------------- what the network looks at
-def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
+def saliency(params, x: np.ndarray, tta: bool = False, arch=None, bn=None) -> np.ndarray:
     """The gradient of P(cat) with respect to the input pixels: ``∂A[L]/∂x`` for one image.
 
     Backpropagation of the one copy of the math (:func:`catdnn.network.backward` with
@@ -301,6 +305,8 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     arch : catdnn.arch.Arch, optional
         A convolutional net's architecture (:attr:`catdnn.model.Model.arch`): its backward pass to
         the input (:func:`catdnn.cnn.logit_input_gradient`) instead of the MLP's.
+    bn : catdnn.network.BatchNorm, optional
+        An MLP's batch norm (:attr:`catdnn.model.Model.bn`): the prediction's, with the running averages.
 
     Returns
     -------
@@ -309,19 +315,21 @@ def saliency(params, x: np.ndarray, tta: bool = False, arch=None) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1, 1)  # A[0]: (n_x, 1)
     if not tta:
-        return _proba_gradient(params, x, arch)
+        return _proba_gradient(params, x, arch, bn)
     mirror = flip(x)
     # P = (p(x) + p(F·x)) / 2, so ∂P/∂x = (∂p/∂x + Fᵀ·∂p/∂(F·x)) / 2, and F is its own transpose
-    return (_proba_gradient(params, x, arch) + flip(_proba_gradient(params, mirror, arch).reshape(-1, 1))[:, 0]) / 2.0
+    return (_proba_gradient(params, x, arch, bn)
+            + flip(_proba_gradient(params, mirror, arch, bn).reshape(-1, 1))[:, 0]) / 2.0
 
 
-def _proba_gradient(params, x: np.ndarray, arch=None) -> np.ndarray:
+def _proba_gradient(params, x: np.ndarray, arch=None, bn=None) -> np.ndarray:
     """``∂σ(Z[L])/∂x`` for one column ``x`` of shape (n_x, 1); returns shape (n_x,)."""
     if arch is not None and arch.is_cnn:
-        a, dz = cnn.logit_input_gradient(params, arch, x)
+        a, dz = cnn.logit_input_gradient(params, arch, x, bn=bn)
         return dz * (a * (1.0 - a))
-    AL, cache = forward(params, x)
-    _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True)  # dZ[L] = A[L] − (A[L] − 1) = 1
+    AL, cache = forward(params, x, bn=bn, running=True)
+    # dZ[L] = A[L] − (A[L] − 1) = 1
+    _grads, dA0 = backward(params, cache, AL - 1.0, AL, input_grad=True, bn=bn)
     a = float(AL[0, 0])
     return dA0[:, 0] * (a * (1.0 - a))  # dA0 is ∂Z[L]/∂x: (n_x, 1); σ′(Z[L]) = a(1 − a)
 
@@ -387,7 +395,7 @@ class LayerStats:
     zero_fractions: tuple
 
 
-def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> LayerStats:
+def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0, bn=None) -> LayerStats:
     """Per-layer gradient norms and activation statistics on ``X``: one :class:`LayerStats`.
 
     One forward and one backward pass of :mod:`catdnn.network` (the one copy of the math).
@@ -399,9 +407,11 @@ def layer_stats(params, X: np.ndarray, Y: np.ndarray, iteration: int = 0) -> Lay
     Y : ndarray of shape (1, m)
     iteration : int
         Stored in the result (the training loop's 0-based index).
+    bn : catdnn.network.BatchNorm, optional
+        The network's batch norm, in training mode (``X``'s own μ and σ²).
     """
-    AL, cache = forward(params, X)
-    grads = backward(params, cache, Y, AL)
+    AL, cache = forward(params, X, bn=bn)
+    grads = backward(params, cache, Y, AL, bn=bn)[:len(params)]
     acts = [A_prev for A_prev, _Z in cache[1:]] + [AL]  # A[1] … A[L]
     return summarise_layers(iteration, [np.linalg.norm(dW) for dW, _db in grads], acts)
 
@@ -433,19 +443,21 @@ def filter_images(params, arch, layer: int = 1) -> np.ndarray:
     return np.stack([np.rint(255.0 * symmetric_normalise(f)).astype(np.uint8) for f in k])
 
 
-def feature_map_images(params, arch, x: np.ndarray, layer: int = 1) -> np.ndarray:
+def feature_map_images(params, arch, x: np.ndarray, layer: int = 1, bn=None) -> np.ndarray:
     """One image's feature maps out of conv layer ``layer`` (:func:`catdnn.cnn.feature_maps`, after the ReLU,
     before pooling) as grey images, each scaled on its own (0 black, its maximum white).
 
     Parameters
     ----------
     x : ndarray of shape (n_x, 1), one image as a column
+    bn : catdnn.network.BatchNorm, optional
+        The model's batch norm (the running averages).
 
     Returns
     -------
     ndarray of shape (C_l, H_l, W_l), uint8
     """
-    maps = np.asarray(cnn.feature_maps(params, arch, x, layer)[0], dtype=np.float64)  # (H, W, C)
+    maps = np.asarray(cnn.feature_maps(params, arch, x, layer, bn=bn)[0], dtype=np.float64)  # (H, W, C)
     top = maps.max(axis=(0, 1))  # (C,)
     scaled = np.divide(maps, top, out=np.zeros_like(maps), where=top > 0)
     return np.rint(255.0 * scaled).astype(np.uint8).transpose(2, 0, 1)

@@ -42,6 +42,7 @@ PARAMS: dict[str, str] = {
     "flip": "flip",
     "shift": "shift",
     "tta": "tta",
+    "batch-norm": "batch_norm",
     "dtype": "dtype",  # after arch: float32 is a CNN's only
 }
 #: Always in a link: the course's settings (the rest only when they differ from the default).

@@ -52,6 +52,11 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
   ``X_bᵀ``: exact. (Dropout on the *inputs* would not be, since ``X ⊙ D`` leaves the span of X;
   catdnn drops hidden units only, as the course does.)
 * **Learning-rate schedules**: a scalar α per step: exact.
+* **Batch norm** (:class:`catdnn.network.BatchNorm`): ``Z[1]`` is normalised by the batch's μ and σ²
+  after it is computed (in Gram form, as before), and ``dZ[1]`` comes back through the
+  normalisation, but ``dW[1]`` is still ``dZ[1]·X_bᵀ / m_b``: W1 stays in the span, exact. ``b[1]``
+  has no gradient (it cancels in ``Z[1] − μ``); γ and β of every hidden layer join the optimiser's
+  list after layers 2..L.
 * **RMSprop and Adam are not**: they divide every weight's step by its own ``√s + ε``, elementwise, which leaves
   the span. **Random shifts** would need every shifted copy of every image in the basis (up to
   ``2·(2s+1)²·m`` columns): too large. With either, "auto" takes the direct solver and says why
@@ -84,7 +89,10 @@ from . import augment, cnn
 from .conv_layers import downsample, to_maps
 from .errors import ConfigError
 from .network import (
+    BatchNorm,
     backward,
+    batch_norm_backward,
+    batch_norm_forward,
     cost_from_logits,
     descent_step,
     dropout,
@@ -212,6 +220,10 @@ class Solver(Protocol):
         when the solver has none (a convolutional net: the statistics are the dense layers' math)."""
         ...
 
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm (γ, β, running averages), or None when the run has none."""
+        ...
+
 
 @dataclass(frozen=True)
 class _Techniques:
@@ -222,6 +234,7 @@ class _Techniques:
     optimizer: object = field(default_factory=GradientDescent)
     tta: bool = False
     flip: bool = False
+    batch_norm: bool = False
 
     @classmethod
     def of(cls, config) -> _Techniques:
@@ -233,12 +246,22 @@ class _Techniques:
             optimizer=make_optimizer(config),
             tta=bool(config.tta),
             flip=bool(config.flip),
+            batch_norm=bool(getattr(config, "batch_norm", False)),
         )
 
     @property
     def plain(self) -> bool:
-        """The course's step: gradient descent, no L2, no dropout."""
-        return self.optimizer.name == "gd" and not self.lambd and self.keep is None
+        """The course's step: gradient descent, no L2, no dropout, no batch norm."""
+        return self.optimizer.name == "gd" and not self.lambd and self.keep is None and not self.batch_norm
+
+
+def _batch_norm_of(t: _Techniques, params, bn):
+    """The solver's batch norm: ``bn`` if given, else :meth:`BatchNorm.init` (γ = 1, β = 0) for ``params``'
+    layers when the config asks for it; None without batch norm."""
+    if not t.batch_norm:
+        return None
+    dims = [W.shape[1] for W, _ in params] + [params[-1][0].shape[0]]  # [n_0, ..., n_L]
+    return bn if bn is not None else BatchNorm.init(dims)
 
 
 def _dropout_rng(config, rng):
@@ -272,7 +295,7 @@ class GramSolver:
 
     name = "gram"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None, bn=None):
         why = gram_exactness(config)
         if why:
             raise ConfigError(f"the Gram solver is not exact here: {why}; use the direct solver")
@@ -286,6 +309,7 @@ class GramSolver:
         self._W1_0 = W1  # (n_1, n_x), never changes
         self._b1 = b1  # (n_1, 1), updated in place
         self._rest = params[1:]  # layers 2..L, plain (W, b), updated in place
+        self._bn = _batch_norm_of(t, params, bn)  # γ, β and running averages of layers 1..L-1, or None
         self.m = X.shape[1]
         # The basis X̃: the training images, and their mirror images with flips (M columns).
         G = gram_matrix(X)  # (m, m) = XᵀX
@@ -309,11 +333,20 @@ class GramSolver:
         self._B, self._s = self._K[:, :M], self._K[:, M:]  # views
         self._w0_sq = np.sum(np.square(W1), axis=1, keepdims=True)  # ‖W1_0 row‖², (n_1, 1), for L2's cost
         self._opt = t.optimizer
-        self._plain = t.plain
-        self._state = self._opt.init([(self._K, self._b1)] + self._rest)
+        # gradient descent without L2 or dropout: B updated in place, no dK (with batch norm too)
+        self._plain = t.optimizer.name == "gd" and not t.lambd and t.keep is None
+        self._state = self._opt.init(self._learned())
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
+
+    def _learned(self) -> list:
+        """What the optimiser updates: ``(K, b1)``, layers 2..L, then batch norm's ``(γ, β)``."""
+        return [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
+
+    def _tail_bn(self):
+        """Batch norm of layers 2..L-1, for the shared math on ``self._rest`` (None without batch norm)."""
+        return None if self._bn is None else self._bn.tail(1)
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
@@ -328,10 +361,14 @@ class GramSolver:
         return Z1
 
     def _output(self, Z1):
-        """A[L] from Z[1] at the current parameters, without dropout, shape (1, k)."""
+        """A[L] from Z[1] at the current parameters, without dropout (batch norm: the running averages),
+        shape (1, k)."""
         if not self._rest:
             return sigmoid(Z1)
-        return forward(self._rest, relu(Z1))[0]
+        bn = self._bn
+        if bn is not None:  # Z̃[1] with the running μ, σ²
+            Z1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon, *bn.running[0])[0]
+        return forward(self._rest, relu(Z1), bn=self._tail_bn(), running=True)[0]
 
     def _w1_norm_sq(self, BG=None) -> float:
         """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1
@@ -378,12 +415,15 @@ class GramSolver:
             Z1 += self._b1
         else:
             Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
-        A1 = relu(Z1)  # A[1] = ReLU(Z[1])
+        bn, tail_bn, norm1 = self._bn, self._tail_bn(), None
+        if bn is not None:  # Z̃[1] = γ[1]·(Z[1] − μ)/√(σ² + ε) + β[1], the batch's μ, σ²
+            Z1, norm1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon)
+        A1 = relu(Z1)  # A[1] = ReLU(Z[1]) (ReLU(Z̃[1]) with batch norm)
         mask1 = None
         if t.keep is not None:
             A1, mask1 = dropout(A1, t.keep[0], self._rng)  # A[1] ⊙ D[1] / keep_prob[1]
         if self._rest:  # layers 2..L: the shared math, on A[1]
-            AL, cache = forward(self._rest, A1, t.keep[1:] if t.keep is not None else None, self._rng)
+            AL, cache = forward(self._rest, A1, t.keep[1:] if t.keep is not None else None, self._rng, bn=tail_bn)
             ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
@@ -395,33 +435,41 @@ class GramSolver:
             if t.lambd:
                 cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq(BG)
         if self._rest:
-            grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True)  # layers 2..L, dA[1]
+            grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True,
+                                  bn=tail_bn)  # layers 2..L (then γ, β of 2..L-1), dA[1]
             if mask1 is not None:
                 dA1 *= mask1  # dA[1] ⊙ D[1] / keep_prob[1]
             dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m_b)
+            if bn is not None:  # dZ[1] through the normalisation: still multiplied by X_bᵀ, so W1 stays in the span
+                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1)
+                L1 = len(self._rest)  # layers 2..L's (dW, db), then γ, β of layer 1, then of layers 2..L-1
+                grads = grads[:L1] + [(dgamma1, dbeta1)] + grads[L1:]
         else:
             grads = []
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
         if self._plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             dZ *= lr / mb
-            db1 = dZ.sum(axis=1, keepdims=True)  # α·db[1]
+            if bn is None:  # (with batch norm b[1] has no gradient)
+                self._b1 -= dZ.sum(axis=1, keepdims=True)  # b[1] -= α·db[1]
             if cols is None and self.M == m:
                 self._B -= dZ
             elif cols is None:
                 self._B[:, :m] -= dZ
             else:
                 self._B[:, cols] -= dZ
-            self._b1 -= db1
-            self._opt.update(self._rest, grads, self._state, lr)
+            self._opt.update(self._learned()[1:], grads, self._state, lr)  # layers 2..L (and every γ, β)
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
-            db1 = dZ.sum(axis=1, keepdims=True)  # db[1] = Σ_i dZ[1] / m_b
+            # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
+            db1 = np.zeros_like(self._b1) if bn is not None else dZ.sum(axis=1, keepdims=True)
             dK = (t.lambd / mb) * self._K if t.lambd else np.zeros_like(self._K)
             if cols is None:
                 dK[:, :m] += dZ
             else:
                 dK[:, cols] += dZ
-            self._opt.update([(self._K, self._b1)] + self._rest, [(dK, db1)] + grads, self._state, lr)
+            self._opt.update(self._learned(), [(dK, db1)] + grads, self._state, lr)
+        if bn is not None:  # the running averages of μ and σ², for prediction
+            bn.record([norm1] + cache.bn)
         self._steps += 1
         return cost, AL
 
@@ -454,7 +502,7 @@ class GramSolver:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
         X, Xt = self.X, self.X_test
         if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
-            return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta)
+            return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta, bn=self._bn)
         p = self._output(self._z1(*self._query("test", lambda: Xt)))[0]
         if not self._tech.tta:
             return p
@@ -465,7 +513,10 @@ class GramSolver:
         """:func:`catdnn.probe.layer_stats` at the current parameters, without building W[1]: Z[1] in
         Gram form, layers 2..L by the shared math, and ‖dW[1]‖ = ‖dZ[1]·Xᵀ‖ / m from
         ‖dZ·Xᵀ‖² = Σ (dZ·XᵀX) ⊙ dZ, with XᵀX the Gram matrix's first m×m block. A snapshot then
-        costs about one iteration instead of several full-size products (tests: equal to rounding)."""
+        costs about one iteration instead of several full-size products (tests: equal to rounding). With
+        batch norm, the shared :func:`catdnn.probe.layer_stats` on the materialised parameters."""
+        if self._bn is not None:
+            return layer_stats(self.params(copy=False), self.X, self.Y, iteration, bn=self._bn)
         m = self.m
         Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
         A1 = relu(Z1)
@@ -499,6 +550,10 @@ class GramSolver:
         params = [(W1, b1)] + list(self._rest)
         return [(W.copy(), b.copy()) for W, b in params] if copy else params
 
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
+
 
 class DirectSolver:
     """Training on ``(W, b)`` lists, every layer by :mod:`catdnn.network`: the course's algorithm,
@@ -514,21 +569,30 @@ class DirectSolver:
         The rate of a step given none (see :meth:`step`).
     X_test : ndarray of shape (n_x, m_test), optional
     config : TrainConfig, optional
-        The techniques (L2, dropout, optimiser, test-time averaging); none without it.
+        The techniques (L2, dropout, optimiser, batch norm, test-time averaging); none without it.
     rng : np.random.Generator, optional
         Draws the dropout masks (default: the config seed's dropout stream).
+    bn : BatchNorm, optional
+        The initial batch norm when the config asks for it (default: :meth:`BatchNorm.init`, γ = 1,
+        β = 0); the solver owns it. The optimiser updates ``params + bn.params`` as one list, and
+        each step folds the batch's μ and σ² into the running averages.
     """
 
     name = "direct"
 
-    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None):
+    def __init__(self, params, X, Y, learning_rate, X_test=None, *, config=None, rng=None, bn=None):
         self._params = params
         self.X, self.Y, self.lr, self.X_test = X, Y, float(learning_rate), X_test
         self._tech = t = _Techniques.of(config)
         self._rng = _dropout_rng(config, rng) if t.keep is not None else None
         self._opt = t.optimizer
         self._plain = t.plain
-        self._state = self._opt.init(params)
+        self._bn = _batch_norm_of(t, params, bn)
+        self._state = self._opt.init(self._learned())
+
+    def _learned(self) -> list:
+        """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per hidden layer."""
+        return self._params if self._bn is None else self._params + self._bn.params
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
         """One iteration: forward at the current parameters on the batch, then update them.
@@ -547,31 +611,38 @@ class DirectSolver:
             X = augment.apply(X, batch.aug)
         if self._plain:
             return descent_step(self._params, X, Y, lr, need_cost)  # the course's step, bit for bit
-        params = self._params
-        AL, cache = forward(params, X, t.keep, self._rng)
+        params, bn = self._params, self._bn
+        AL, cache = forward(params, X, t.keep, self._rng, bn=bn)
         ZL = cache[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
-        self._opt.update(params, backward(params, cache, Y, AL, lambd=t.lambd), self._state, lr)
+        self._opt.update(self._learned(), backward(params, cache, Y, AL, lambd=t.lambd, bn=bn), self._state, lr)
+        if bn is not None:
+            bn.record(cache.bn)  # the running averages of μ and σ², for prediction
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
-        """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
-        with test-time averaging, the mean over each image and its mirror image."""
-        return predict_proba(self._params, self.X, tta=self._tech.tta)
+        """P(cat) on the training set at the current parameters (no dropout; batch norm's running
+        averages), shape ``(m,)``; with test-time averaging, the mean over each image and its mirror image."""
+        return predict_proba(self._params, self.X, tta=self._tech.tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
-        return predict_proba(self._params, self.X_test, tta=self._tech.tta)
+        return predict_proba(self._params, self.X_test, tta=self._tech.tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
         return [(W.copy(), b.copy()) for W, b in self._params] if copy else list(self._params)
 
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
+
     def layer_stats(self, iteration: int):
-        """:func:`catdnn.probe.layer_stats` at the current parameters on the training set."""
-        return layer_stats(self._params, self.X, self.Y, iteration)
+        """:func:`catdnn.probe.layer_stats` at the current parameters on the training set (with batch
+        norm, in training mode: the training set's own statistics)."""
+        return layer_stats(self._params, self.X, self.Y, iteration, bn=self._bn)
 
 
 #: The solver name of a convolutional net's runs (:class:`CnnSolver`).
@@ -600,7 +671,7 @@ class CnnSolver:
         The rate of a step given none.
     X_test : ndarray of shape (12288, m_test), optional
     config : TrainConfig
-        The architecture (``arch``), L2, the optimiser and test-time averaging.
+        The architecture (``arch``), L2, the optimiser, batch norm and test-time averaging.
     rng : unused (a convolutional net has no dropout); accepted for the common constructor.
     """
 
@@ -617,7 +688,14 @@ class CnnSolver:
         self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
-        self._state = self._opt.init(params)
+        self._bn = None
+        if getattr(config, "batch_norm", False):  # conv channels, then the dense head's hidden units
+            self._bn = BatchNorm.of_sizes(list(self.arch.convs) + list(self.arch.dense_layers[1:-1]), dtype)
+        self._state = self._opt.init(self._learned())
+
+    def _learned(self) -> list:
+        """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per normalised layer."""
+        return self._params if self._bn is None else self._params + self._bn.params
 
     def step(self, need_cost: bool, batch: Batch | None = None, lr: float | None = None):
         """One iteration (see :meth:`Solver.step`): the batch's images, augmented as drawn at the
@@ -628,24 +706,27 @@ class CnnSolver:
             if batch.index is not None:
                 A0, Yb = A0[batch.index], Yb[:, batch.index]  # (m_b, s, s, C), (1, m_b)
             A0 = augment.apply_maps(A0, batch.aug)  # the same pixels as augment.apply on the columns
-        AL, cache = cnn.forward_maps(self._params, arch, A0)
+        bn = self._bn
+        AL, cache = cnn.forward_maps(self._params, arch, A0, bn=bn)
         ZL = cache.dense[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = None
         if need_cost:
             cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
-        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd)
-        self._opt.update(self._params, grads, self._state, lr)
+        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd, bn=bn)
+        self._opt.update(self._learned(), grads, self._state, lr)
+        if bn is not None:  # the running averages of μ and σ², for prediction
+            bn.record(cache.bn + cache.dense.bn)
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
         """P(cat) on the training set at the current parameters, shape ``(m,)`` (mirror-averaged with tta)."""
-        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta)
+        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
-        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta)
+        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
@@ -654,6 +735,10 @@ class CnnSolver:
     def layer_stats(self, iteration: int) -> None:
         """None: a convolutional net records no per-layer statistics (they are the dense layers' math)."""
         return None
+
+    def batch_norm(self) -> BatchNorm | None:
+        """A copy of the current batch norm, or None without it."""
+        return None if self._bn is None else self._bn.copy()
 
 
 #: The MLP's solvers by name. Both compute the same iterates (up to rounding) wherever both apply.
@@ -678,6 +763,7 @@ def _gram_why(config, m: int) -> str:
     kinds = [OPTIMIZERS.get(getattr(config, "optimizer", "gd"), GradientDescent).label]
     if config is not None:
         kinds += [name for name, on in (("L2", config.l2), ("dropout", config.dropout),
+                                        ("batch norm", getattr(config, "batch_norm", False)),
                                         ("mini-batches", config.batch_size), ("flips", config.flip),
                                         ("lr decay", config.schedule != "constant")) if on]
     basis = f"{m} training images" + (" and their mirror images" if config is not None and config.flip else "")

@@ -125,7 +125,8 @@ class Stepper:
     Raises
     ------
     ConfigError
-        For a convolutional net, an impossible config, or weights that do not match its layers.
+        For a convolutional net, a network with batch norm, an impossible config, or weights that do not
+        match its layers.
     """
 
     def __init__(self, config: TrainConfig, X: np.ndarray, Y: np.ndarray, params=None):
@@ -134,6 +135,11 @@ class Stepper:
                 f"the Step mode shows the course's dense equations, one layer at a time; {config.arch!r} is a "
                 "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
                 "or deep preset) instead")
+        if config.batch_norm:
+            raise ConfigError(
+                "the Step mode shows the course's first-course equations (Z = W·A + b, A = ReLU(Z)); this network "
+                "was trained with batch norm, whose normalisation step it does not show yet: step through the "
+                "two-layer or deep preset instead")
         config.validate(n_x=X.shape[0], m=X.shape[1])
         weights = config.param_count()
         if weights * 8 > MAX_WEIGHT_BYTES:

@@ -169,7 +169,9 @@ class Trainer:
         # the course's kind of run: every step on all examples as they are, at one rate
         self._plain_steps = self._batches.full and not self._augmenting and cfg.schedule == "constant"
         # the step's output is the clean prediction on the training set only for the course's kind of step
-        self._step_is_train_output = self._batches.full and not (self._augmenting or cfg.dropout or cfg.tta)
+        # (with batch norm the step normalises by the batch's own μ and σ², a prediction by the running averages)
+        self._step_is_train_output = self._batches.full and not (self._augmenting or cfg.dropout or cfg.tta
+                                                                 or cfg.batch_norm)
 
     @property
     def solver_name(self) -> str:
@@ -269,6 +271,11 @@ class Trainer:
         """A copy of the current parameters, list of ``(W, b)``."""
         return self._solver.params()
 
+    def batch_norm(self):
+        """A copy of the current :class:`catdnn.network.BatchNorm` (γ, β, running averages), or None
+        without batch norm; ``network.predict_proba(params(), X, bn=batch_norm())`` is the model's P(cat)."""
+        return self._solver.batch_norm()
+
     def _accuracies(self) -> tuple:
         """Train and test accuracy (test None without a test set) of the current parameters."""
         train = score(self._solver.proba_train(), self.Y)
@@ -284,6 +291,7 @@ class Trainer:
         train_acc, test_acc = self._accuracies()
         return Model(
             params=self.params(),
+            bn=self.batch_norm(),
             config=self.config,
             classes=tuple(self.classes),
             dataset=str(self.dataset),

@@ -139,7 +139,7 @@ def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_st
     model = None
     if trainer.status != "diverged" and trainer.iterations_done > 0:
         model = trainer.model()
-    weights = {"params": model.params, "X": ds.train.X} if model is not None else {}
+    weights = {"params": model.params, "bn": model.bn, "X": ds.train.X} if model is not None else {}
     warnings = diagnose(trainer.history, ds.train.Y, trainer.config.learning_rate, **weights)
     status, message = trainer.status, trainer.message
     if status in ("ready", "running"):

@@ -89,7 +89,7 @@ if model.is_cnn:  # a convolutional net: its filters and feature maps; the MLP's
     layer = st.segmented_control("Conv layer", list(range(1, len(arch.convs) + 1)), default=1,
                                  key="inside_conv_layer", format_func=lambda l: f"conv {l} ({arch.convs[l - 1]})") or 1
     x = split.X[:, [i]]  # (12288, 1)
-    maps = probe.feature_map_images(model.params, arch, x, layer)  # (C_l, H_l, W_l)
+    maps = probe.feature_map_images(model.params, arch, x, layer, bn=model.bn)  # (C_l, H_l, W_l)
     p = float(model.predict_proba(x)[0])
     left, right = st.columns([1, 3])
     with left:
@@ -110,7 +110,7 @@ if model.is_cnn:  # a convolutional net: its filters and feature maps; the MLP's
 
 layers, params, L = model.layers, model.params, len(model.params)
 W1 = params[0][0]  # (n_1, 12288)
-dead = probe.dead_units(params, ds.train.X)  # per hidden layer, (n_l,) bool
+dead = probe.dead_units(params, ds.train.X, bn=model.bn)  # per hidden layer, (n_l,) bool
 
 st.header("What the first layer looks for")
 change = st.toggle("Show what training changed: W[1] minus its random start", key="inside_minus_init",
@@ -140,7 +140,7 @@ draw_image_grid([(img, f"unit {u + 1} · ‖w‖ {norms[u]:.2f}") for u, img in 
 
 st.header("Follow one image through the network")
 split, split_name, i = example_picker_ui(ds, model, key="inside")
-acts = probe.layer_activations(params, split.X[:, [i]])  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
+acts = probe.layer_activations(params, split.X[:, [i]], bn=model.bn)  # [A[1], …, A[L]], A[l] of shape (n_l, 1)
 p = float(acts[-1][0, 0])
 left, right = st.columns([1, 3])
 with left:

@@ -133,7 +133,8 @@ for f in inputs if model is not None else []:
         c1.image(preview, caption=f"original, {width}×{height}")
         c2.image(enlarge(small, 2), caption="what the network sees (64×64)", width=128)
         if show_saliency:
-            heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta, arch=model.arch))
+            heat = probe.saliency_map(probe.saliency(model.params, x, tta=model.config.tta, arch=model.arch,
+                                                        bn=model.bn))
             c3.image(enlarge(saliency_picture(np.asarray(small), heat), 2), width=128,
                      caption="where it looks: bright = the pixels that move P(cat) most")
         with c4:

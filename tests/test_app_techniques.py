@@ -18,7 +18,7 @@ TECHNIQUE_KEYS = {
                      "train_decay", "train_decay_every", "train_shift"],
     "text_input": ["train_keep_prob"],
     "selectbox": ["train_optimizer", "train_schedule"],
-    "checkbox": ["train_flip", "train_tta"],
+    "checkbox": ["train_flip", "train_tta", "train_batch_norm"],
 }
 
 
@@ -102,6 +102,21 @@ def test_momentum_and_mini_batches_keep_the_gram_solver_and_say_why(data_dir):
     run = train(at)
     assert run.config.optimizer == "momentum" and run.config.batch_size == 32
     assert "Gram solver: momentum, mini-batches keep W1" in captions(at)
+
+
+def test_the_batch_norm_checkbox_trains_with_batch_norm(data_dir):
+    at = app(TRAIN).run()
+    assert at.checkbox(key="train_batch_norm").value is False
+    at.text_input(key="train_hidden").set_value("7, 5")
+    at.checkbox(key="train_batch_norm").check()
+    run = train(at, iterations=50)
+    assert run.status == "finished" and run.config.batch_norm and "batch norm" in run.config.techniques()
+    model = session_of(at).current_model
+    assert model.config.batch_norm and model.bn is not None and len(model.bn.params) == 2
+    assert "Gram solver: gradient descent, batch norm keep W1" in captions(at)
+    assert at.query_params["batch-norm"] == "1"
+    other = opened_with(dict(at.query_params))  # the link ticks the box again
+    assert other.checkbox(key="train_batch_norm").value is True
 
 
 @pytest.mark.parametrize("setup, message", [

@@ -13,7 +13,7 @@ from catdnn.share import CORE, PARAMS, config_from_query, config_to_query, parse
 EVERY_TECHNIQUE = TrainConfig(
     layers=(N_X, 20, 7, 1), learning_rate=0.0123456789, iterations=1234, init="he", seed=42, l2=0.7,
     keep_prob=(0.9, 0.8), batch_size=64, optimizer="momentum", beta=0.95, schedule="step", decay=0.3,
-    decay_every=4, flip=True, shift=2, tta=True,
+    decay_every=4, flip=True, shift=2, tta=True, batch_norm=True,
 )
 
 

@@ -114,6 +114,13 @@ def test_a_convolutional_net_is_refused_with_a_message(dataset):
         Stepper(PRESETS["cnn"], dataset.train.X, dataset.train.Y)
 
 
+def test_a_batch_norm_network_is_refused_with_a_message(dataset):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="trained with batch norm.*two-layer or deep preset"):
+        Stepper(replace(PRESETS["deep"], batch_norm=True), dataset.train.X[:, :4], dataset.train.Y[:, :4])
+
+
 def test_phases_go_in_order_and_bad_settings_are_named(dataset):
     X, Y = first_examples(dataset.train.X, dataset.train.Y, 4)
     stepper = Stepper(PRESETS["two-layer"], X, Y)

@@ -423,6 +423,9 @@ GRAM_TECHNIQUES = {
     "tta": dict(tta=True),
     "everything": dict(l2=0.3, keep_prob=0.7, batch_size=9, optimizer="momentum", flip=True, tta=True,
                        schedule="inverse-time", decay=0.1),
+    "batch norm": dict(batch_norm=True),
+    "batch norm and everything": dict(batch_norm=True, l2=0.3, keep_prob=0.7, batch_size=9, optimizer="momentum",
+                                      flip=True, tta=True, schedule="inverse-time", decay=0.1),
 }
 
 

@@ -45,7 +45,7 @@ ITERATIONS = (50, 10_000, 50)
 TECHNIQUES_LABEL = "Second course: regularisation, optimisers, mini-batches, augmentation"
 TECHNIQUE_KEYS = ("train_l2", "train_keep_prob", "train_batch_size", "train_optimizer",
                   *(f"train_{name}" for name in HYPERPARAMETERS), "train_schedule", "train_decay", "train_decay_every",
-                  "train_flip", "train_shift", "train_tta")
+                  "train_flip", "train_shift", "train_tta", "train_batch_norm")
 #: A convolutional net typed in the architecture field trains in the cnn preset's arithmetic.
 CNN_DTYPE = PRESETS["cnn"].dtype
 LINK_KEY = "train_links_seen"  # [(link parameters, preset drawn with it)] the form took or wrote, last one last
@@ -71,7 +71,7 @@ def form_values(config: TrainConfig) -> dict:
         **{f"train_{name}": float(getattr(config, name)) for name in HYPERPARAMETERS},
         "train_schedule": config.schedule, "train_decay": float(config.decay),
         "train_decay_every": int(config.decay_every), "train_flip": bool(config.flip), "train_shift": int(config.shift),
-        "train_tta": bool(config.tta),
+        "train_tta": bool(config.tta), "train_batch_norm": bool(config.batch_norm),
     }
 
 
@@ -191,6 +191,10 @@ def _techniques_ui(open_: bool, disabled: bool, m_train: int) -> None:
                           key="train_shift", **off)
         c[2].checkbox("Average with the mirror", key="train_tta", **off,
                       help="Test-time augmentation: P(cat) is the mean for the image and its mirror image")
+        st.checkbox("Batch norm", key="train_batch_norm", **off,
+                    help="Normalise every hidden layer's Z by the batch's mean and variance, then scale and shift "
+                    "it by learned γ and β (Z̃ = γ·Z_norm + β); prediction uses running averages of the mean and "
+                    "variance. A convolutional net's conv layers are normalised per channel.")
 
 
 def _no_effect(t: dict) -> str:
