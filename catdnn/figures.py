@@ -56,6 +56,10 @@ def finite_costs(history) -> list:
     return [(int(i), float(c)) for i, c in history if c is not None and math.isfinite(c)]
 
 
+#: The longest y-axis title a small chart shows whole (300 px high); a longer one goes under the chart's title.
+AXIS_TITLE_CHARS = 32
+
+
 def cost_meaning(config) -> str:
     """What a run's recorded cost measures (``config``: a TrainConfig): the cross-entropy, on one mini-batch, of
     augmented images, measured with units dropped, plus the L2 penalty, as the run's settings have it."""
@@ -96,10 +100,16 @@ def cost_figure(history, iterations: int | None = None, *, title: str = "Cost", 
         cross-entropy).
     """
     xaxis = iteration_axis(iterations)
-    return {
+    moved = len(ytitle) > AXIS_TITLE_CHARS  # too long for the axis beside a small chart: said under the title
+    if moved:
+        title, ytitle = f"{title}<br><sup>{ytitle}</sup>", "cost (as said above)"
+    figure = {
         "data": [line(finite_costs(history), "cost", COST_COLOR, "iteration %{x}<br>cost %{y:.4f}<extra></extra>")],
         "layout": layout(title, xaxis, {"title": {"text": ytitle}, "rangemode": "tozero"}, height),
     }
+    if moved:  # room for the second line of the title
+        figure["layout"]["margin"]["t"] = 64
+    return figure
 
 
 def accuracy_figure(

@@ -448,11 +448,39 @@ def rises(history) -> int:
     return sum(1 for x, y in zip(costs, costs[1:]) if y > x)
 
 
+def max_rise(history) -> float:
+    """The largest step up of a cost curve ([(iteration, cost)]) from one recorded point to the next (0: none)."""
+    costs = [c for _, c in history if c is not None and math.isfinite(c)]
+    return max([y - x for x, y in zip(costs, costs[1:]) if y > x], default=0.0)
+
+
+def first_below(a, b) -> int | None:
+    """The first iteration recorded in both curves at which ``b``'s cost is below ``a``'s (None: never)."""
+    costs = dict(a)
+    return next((i for i, c in b if i in costs and c < costs[i]), None)
+
+
+def crossings(a, b) -> int:
+    """How many times curve ``b`` crosses curve ``a`` (goes from above to below or back), over the iterations
+    recorded in both."""
+    costs = dict(a)
+    sides = [c > costs[i] for i, c in b if i in costs and c != costs[i]]
+    return sum(1 for x, y in zip(sides, sides[1:]) if x != y)
+
+
 def last_above(a, b) -> int | None:
     """The last iteration recorded in both curves at which ``b``'s cost is above ``a``'s (None: never)."""
     costs = dict(a)
     above = [i for i, c in b if i in costs and c > costs[i]]
     return above[-1] if above else None
+
+
+def _rise_size(history, gd_history) -> str:
+    """How big a curve's steps up are, next to gradient descent's: a count of rises alone hides that."""
+    mine, gd = max_rise(history), max_rise(gd_history)
+    if not mine:
+        return ""
+    return f", each by at most {mine:.2g} (gradient descent's by up to {gd:.2g})"
 
 
 def _relative(a: float, b: float) -> str:
@@ -522,6 +550,10 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
         where = "its cost is still above gradient descent's at the end"
     else:
         where = f"its cost is above gradient descent's until iteration {behind:,}"
+        below, times = first_below(gd.history, mom.history), crossings(gd.history, mom.history)
+        if times > 1:  # gradient descent's zig-zag crosses momentum's curve back and forth
+            where = (f"its cost first drops below gradient descent's at iteration {below:,}, and the two curves "
+                     f"cross {times} times until iteration {behind + 1:,} as gradient descent zig-zags")
     second = (f"{recorded}. Momentum (β = {beta:g}) steps along an average of about the last "
               f"{1 / (1 - beta):.0f} gradients, at the same rate {mom.config.learning_rate:g}: {where}, and it ends "
               f"at {b:.3f}, {_relative(low, b)} the lowest cost gradient descent reaches in its last "
@@ -540,7 +572,8 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
               f"{rmsprop_first_step(r_rate, beta2, ds.train.X):.2f} on a layer-1 unit on an average image at rate "
               f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). The lesson "
               f"chose that rate; recorded {_recorded(rms.history)}, its cost goes up at {rises(rms.history)} of its "
-              f"{len(rms.history) - 1:,} steps, {r_outcome}, and {_compare_test(rms, [gd, mom], ds.test.m)}.")
+              f"{len(rms.history) - 1:,} steps{_rise_size(rms.history, gd.history)}, {r_outcome}, and "
+              f"{_compare_test(rms, [gd, mom], ds.test.m)}.")
     return [first, second, third, fourth]
 
 

@@ -758,7 +758,7 @@ def gram_exactness(config) -> str:
     return ""
 
 
-def _gram_why(config, m: int) -> str:
+def _gram_why(config, m: int, n_x: int) -> str:
     """What keeps the Gram form exact for this config, in a few words."""
     kinds = [OPTIMIZERS.get(getattr(config, "optimizer", "gd"), GradientDescent).label]
     if config is not None:
@@ -767,9 +767,10 @@ def _gram_why(config, m: int) -> str:
                                         ("mini-batches", config.batch_size), ("flips", config.flip),
                                         ("lr decay", config.schedule != "constant")) if on]
     basis = f"{m} training images" + (" and their mirror images" if config is not None and config.flip else "")
-    verb = "keeps" if len(kinds) == 1 else "keep"
-    return (f"{', '.join(kinds)} {verb} W1 = s·W1₀ + B·Xᵀ over the {basis}, so layer 1 works in "
-            f"{'2m×2m' if config is not None and config.flip else 'm×m'} with the same iterates")
+    said = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    size = "2m×2m" if config is not None and config.flip else "m×m"
+    return (f"with {said}, W1 stays its start scaled plus a mix of the {basis} (W1 = s·W1₀ + B·Xᵀ), so layer 1 "
+            f"is computed in {size} instead of {n_x} inputs wide: faster, and the same iterates")
 
 
 def solver_choice(name: str, n_x: int, m: int, layers, iterations: int | None = None, config=None):
@@ -803,7 +804,7 @@ def solver_choice(name: str, n_x: int, m: int, layers, iterations: int | None = 
         run = f" and {iterations} iterations" if iterations else ""
         return DirectSolver, (f"direct solver: with {columns} Gram columns for {n_x} inputs{run} "
                               "the Gram matrix would not pay off")
-    return GramSolver, f"Gram solver: {_gram_why(config, m)}"
+    return GramSolver, f"Gram solver: {_gram_why(config, m, n_x)}"
 
 
 def choose_solver(name: str, n_x: int, m: int, layers, iterations: int | None = None, config=None) -> type:

@@ -111,7 +111,9 @@ with st.form("step_settings"):
 
 state = st.session_state[KEY]
 if "error" in state:
-    st.error(f"**Cannot step through this network.** {state['error']}", icon=":material/block:")
+    why = str(state["error"])
+    why = why[:1].upper() + why[1:] + ("" if why.endswith((".", "!", "?")) else ".")  # a clause, as a sentence
+    st.error(f"**Cannot step through this network.** {why}", icon=":material/block:")
     st.stop()
 stepper, records = state["stepper"], state["records"]
 cats = int(stepper.Y.sum())

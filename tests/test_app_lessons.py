@@ -141,4 +141,5 @@ def test_each_legend_entry_says_each_thing_once(key):
             assert {part.split()[0].lower(), part.split()[-1].lower()} & set(words), (entry, part)
     assert len(set(entries)) == len(entries)
     if key == "optimizers":  # the rate is said where the name does not say it
-        assert entries == ["gradient descent (lr 0.0075)", "momentum β=0.9 (lr 0.0075)", "Adam, rate 0.0001"]
+        assert entries == ["gradient descent (lr 0.0075)", "momentum β=0.9 (lr 0.0075)", "RMSprop, rate 3e-05",
+                           "Adam, rate 0.0001"]

@@ -132,3 +132,25 @@ def test_log_axes_label_what_was_tried_and_powers_of_ten_only():
     stats = [LayerStats(i, (1e-4 * (i + 1), 2e-5), (0.5, 0.4), (0.1,)) for i in range(3)]
     yaxis = figures.layer_stats_figure(stats, "grad_norms", 3)["layout"]["yaxis"]
     assert (yaxis["type"], yaxis["dtick"], yaxis["exponentformat"]) == ("log", 1, "e")
+
+
+def test_the_runs_pages_cost_chart_says_what_its_curves_measure():
+    """The Runs page drew every run's curve against a bare "cost", a batch-norm or L2 run's included."""
+    from dataclasses import replace
+
+    from catdnn import PRESETS
+    from catdnn.history import RunRecord
+    from ui.history import cost_curves_figure
+
+    def run(i, config):
+        return RunRecord(id=i, created="", source="cli", status="finished", message="", config=config, seed=1,
+                         iterations_done=2, train_accuracy=0.9, test_accuracy=0.7, elapsed=1.0, solver="gram",
+                         history=[(0, 0.7), (1, 0.6)])
+
+    plain = cost_curves_figure([run(1, PRESETS["deep"]), run(2, replace(PRESETS["deep"], seed=2))])
+    assert plain["layout"]["yaxis"]["title"]["text"] == "cross-entropy cost"
+    l2 = cost_curves_figure([run(1, replace(PRESETS["deep"], l2=0.7)),
+                             run(2, replace(PRESETS["deep"], l2=0.7, seed=2))])
+    assert l2["layout"]["yaxis"]["title"]["text"] == "cost: cross-entropy + L2 penalty (λ = 0.7)"
+    mixed = cost_curves_figure([run(1, PRESETS["deep"]), run(2, replace(PRESETS["deep"], batch_norm=True))])
+    assert mixed["layout"]["yaxis"]["title"]["text"].startswith("cost each run minimises")

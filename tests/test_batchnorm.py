@@ -137,7 +137,7 @@ def test_batch_norm_keeps_the_gram_solver_where_it_is_exact_and_says_so():
     # inputs (tests/test_techniques.py checks the Gram iterates against the direct ones, with batch norm)
     cfg = TrainConfig(layers=(20, 5, 1), batch_norm=True, optimizer="momentum")
     cls, reason = solver_choice("auto", 20, 30, cfg.layers, 2500, cfg)
-    assert cls is GramSolver and "momentum, batch norm keep W1" in reason
+    assert cls is GramSolver and "with momentum and batch norm, W1 stays" in reason
     cls, reason = solver_choice("auto", 20, 30, cfg.layers, 2500, replace(cfg, optimizer="adam"))
     assert cls is DirectSolver and "Adam" in reason
 
@@ -275,7 +275,7 @@ def test_cli_batch_norm_flag_reaches_the_config_and_the_model_file(data_dir, tmp
          "--batch-norm", "--data-dir", str(data_dir), "--save", str(path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert "Traceback" not in proc.stderr and proc.returncode == 0, proc.stderr
-    assert "batch norm" in proc.stderr and "Gram solver: gradient descent, batch norm keep W1" in proc.stderr
+    assert "batch norm" in proc.stderr and "Gram solver: with gradient descent and batch norm, W1 stays" in proc.stderr
     model = load_model(path)
     assert model.config.batch_norm and model.bn is not None
 

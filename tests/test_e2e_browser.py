@@ -238,7 +238,7 @@ def test_a_link_fills_the_train_form_and_trains_only_when_asked(server, browser,
     idle(page)
     result = form.locator("[data-testid='stAlert']", has_text="Finished").first.inner_text()
     assert "300 iterations" in result, result
-    assert "Gram solver: momentum, L2 keep W1" in form.inner_text()
+    assert "Gram solver: with momentum and L2, W1 stays" in form.inner_text()
     assert "l2=0.5" in page.url and "optimizer=momentum" in page.url and "iterations=300" in page.url
 
     page.goto(f"{server}/Train?iterations=abc&lr=0.02")

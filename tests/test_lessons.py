@@ -17,6 +17,10 @@ from catdnn.lessons import (
     PLATEAU_BAND,
     PLATEAU_SHARE,
     adam_first_step,
+    crossings,
+    first_below,
+    last_above,
+    max_rise,
     plateau,
     prior_cost,
     rises,
@@ -332,8 +336,15 @@ def check_optimizer_claims(out, m_test):
     assert f"momentum's goes up at {up_mom} of its {len(mom.history) - 1:,}" in second
     assert ("smoother" in second) == (up_mom < up_gd)
     assert ("zig-zags" in second) == (rises([p for p in gd.history if p[0] >= gd.history[-1][0] - 100]) > 0)
+    crossed = re.search(r"first drops below gradient descent's at iteration ([0-9,]+), and the two curves cross "
+                        r"([0-9]+) times until iteration ([0-9,]+)", second)
     until = re.search(r"above gradient descent's until iteration ([0-9,]+)", second)
-    if until:
+    if crossed:  # the curves cross back and forth: the first drop, the count and the last crossing, as drawn
+        below, times, last = (int(g.replace(",", "")) for g in crossed.groups())
+        assert times > 1 and times == crossings(gd.history, mom.history)
+        assert below == first_below(gd.history, mom.history) and last == last_above(gd.history, mom.history) + 1
+    elif until:
+        assert crossings(gd.history, mom.history) <= 1  # "until" is said only of one crossing
         k = int(until.group(1).replace(",", ""))
         costs = dict(gd.history)
         assert cost_at(mom.history, k) > costs[k]
@@ -349,6 +360,9 @@ def check_optimizer_claims(out, m_test):
         assert f"{abs(k)} test image{'s' if abs(k) != 1 else ''} {'more' if k > 0 else 'fewer'}" in third
     # RMSprop's: its steps up, its cost against gradient descent's, its test accuracy in images
     assert f"goes up at {rises(rms.history)} of its {len(rms.history) - 1:,} steps" in fourth
+    if rises(rms.history):  # how big its steps up are, beside gradient descent's zig-zag
+        assert (f"each by at most {max_rise(rms.history):.2g} (gradient descent's by up to "
+                f"{max_rise(gd.history):.2g})") in fourth
     assert "chose" in fourth and f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
     assert ("lower than gradient descent's" in fourth) == (rms.final_cost < min(gd.final_cost, mom.final_cost))
     k = round((rms.test_accuracy - best.test_accuracy) * m_test)

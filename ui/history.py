@@ -18,6 +18,7 @@ import streamlit as st
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
 from catdnn.errors import CatdnnError, ConfigError
+from catdnn.figures import cost_axis
 from catdnn.history import History, HistoryError, RunRecord, default_path
 from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
@@ -171,7 +172,8 @@ def cost_curves_figure(runs, title: str = "Cost of the chosen runs") -> dict:
                      "x": [p[0] for p in pts], "y": [p[1] for p in pts],
                      "line": {"color": PALETTE[k % len(PALETTE)], "width": 2},
                      "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra>" + name + "</extra>"})
-    return {"data": data, "layout": _layout(f"{title}: {common}" if common else title, "iteration", "cost")}
+    ytitle = cost_axis([r.config for r in runs], mixed="cost each run minimises (its own: see its settings)")
+    return {"data": data, "layout": _layout(f"{title}: {common}" if common else title, "iteration", ytitle)}
 
 
 def accuracy_by_setting_figure(runs, setting: str) -> dict:
@@ -452,9 +454,11 @@ def search_figure(rounds, name: str, metric: str) -> dict:
                      "marker": {"color": PALETTE[number % len(PALETTE)], "size": 9},
                      "hovertemplate": "%{text}<br>" + metric + " %{y:.3f}<extra></extra>"})
     title = f"1 − {name}" if scale == "1-log" else name
-    axis = ({"type": "log"} if scale in ("log", "1-log") else {"type": "category"} if scale == "choice" else {})
-    return {"data": data, "layout": _layout(f"Validation {metric} against {title}", title,
-                                            f"validation {metric} (mean ± std over the folds)", height=360, **axis)}
+    axis = ({"type": "log", "dtick": 1, "exponentformat": "e"} if scale in ("log", "1-log")  # powers of ten only
+            else {"type": "category"} if scale == "choice" else {})
+    chance = " (0.5: no better than chance)" if metric in ("auc", "balanced_accuracy") else ""
+    return {"data": data, "layout": _layout(f"Validation {metric} against {title}", title + (" (log scale)" if axis.get(
+        "type") == "log" else ""), f"validation {metric}, mean ± std over the folds{chance}", height=360, **axis)}
 
 
 def draw_search(rounds, metric: str) -> None:
