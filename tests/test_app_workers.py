@@ -135,7 +135,8 @@ def test_a_spread_keeps_its_models_in_the_history_not_in_the_servers_memory(data
 
     monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
     draw, seen = ui.history.draw_spread, []
-    monkeypatch.setattr(ui.history, "draw_spread", lambda results: (seen.append(list(results)), draw(results)))
+    monkeypatch.setattr(ui.history, "draw_spread",
+                        lambda results, *args: (seen.append(list(results)), draw(results, *args)))
     model = fit(replace(PRESETS["two-layer"], iterations=50), dataset, cost_every=10)
     at = _spread_page(model)
     at.button(key="runs_spread_run").click().run()

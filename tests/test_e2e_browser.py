@@ -90,6 +90,8 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     # A longer run, stopped midway: the partial model is kept. A wide custom network keeps the run
     # long (minutes) however fast the solver gets, so the stop always lands midway.
     page.locator(f"{MAIN} input[aria-label='Hidden layer sizes']").fill("500, 500, 500")
+    page.keyboard.press("Tab")  # each change reruns the page (plain widgets): let it answer before the next
+    idle(page)
     slider = page.locator(f"{MAIN} [data-testid='stSlider']", has_text="Iterations").locator("input[type='range']")
     slider.focus()
     slider.press("End")

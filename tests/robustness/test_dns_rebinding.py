@@ -51,6 +51,9 @@ def _open(context, url):
     page = context.new_page()
     page.goto(url)
     idle(page)
+    # the Train page writes its settings into the link once it is drawn: wait until that answer is in too
+    page.locator(f"{MAIN} [data-testid='stAlert'], {MAIN} button").first.wait_for(timeout=60_000)
+    idle(page)
     return page
 
 
@@ -72,6 +75,7 @@ def test_a_foreign_host_is_refused_on_every_page_and_localhost_still_works(sync_
                 page.close()
             page = _open(context, f"{base}/Train")  # the normal path
             assert REFUSAL not in page.locator(MAIN).inner_text()
+            page.locator(MAIN).get_by_role("button", name="Train").wait_for(timeout=60_000)
             assert page.locator(MAIN).get_by_role("button", name="Train").count() == 1
         finally:
             browser.close()
@@ -87,6 +91,7 @@ def test_a_host_the_teacher_lists_is_allowed(sync_api, data_dir, monkeypatch):
         try:
             page = _open(context, f"http://{EVIL}:{port}/Train")
             assert REFUSAL not in page.locator(MAIN).inner_text()
+            page.locator(MAIN).get_by_role("button", name="Train").wait_for(timeout=60_000)
             assert page.locator(MAIN).get_by_role("button", name="Train").count() == 1
         finally:
             browser.close()
