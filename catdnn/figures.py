@@ -76,6 +76,10 @@ def cost_meaning(config) -> str:
     return text + (f" + L2 penalty (λ = {config.l2:g})" if config.l2 else "")
 
 
+#: The axis of curves that measure different costs (say an L2 run beside a plain one), where no note says more.
+MIXED_COSTS = "cost each run minimises (not the same quantity for every run: see each run's settings)"
+
+
 def cost_axis(configs, mixed: str = "cost each run minimises (see below)") -> str:
     """A cost chart's axis title for these runs: "cross-entropy cost" when every curve is that, what they all
     measure when it is the same, else ``mixed``."""

@@ -6,7 +6,7 @@ import streamlit as st
 
 from catdnn import evaluate
 from catdnn.config import PRESETS, preset_name
-from catdnn.figures import cost_axis
+from catdnn.figures import MIXED_COSTS, cost_axis
 from catdnn.labels import compare as compare_labels
 from catdnn.model_io import model_to_bytes
 from ui import page_setup
@@ -76,8 +76,7 @@ def draw_compare_runs(key: str) -> None:
     models = list(state.models.items())
     common, differ = compare_labels([m for _, m in models], numbered=False)  # each named by what sets it apart
     runs = [(f"{name} · {d}", m.history) for (name, m), d in zip(models, differ)]
-    ytitle = cost_axis([m.config for _, m in models], mixed="cost each run minimises (with its L2 penalty, units "
-                       "dropped)")
+    ytitle = cost_axis([m.config for _, m in models], mixed=MIXED_COSTS)  # never claims what no run did
     st.plotly_chart(compare_costs_figure(runs, title=f"Cost of each run<br><sup>{common}</sup>", ytitle=ytitle),
                     key=key, config={"displayModeBar": False})
     st.caption(f"The session keeps at most {state.max_models} models and {fmt_bytes(state.max_bytes)} of weights; "

@@ -154,3 +154,10 @@ def test_the_runs_pages_cost_chart_says_what_its_curves_measure():
     assert l2["layout"]["yaxis"]["title"]["text"] == "cost: cross-entropy + L2 penalty (λ = 0.7)"
     mixed = cost_curves_figure([run(1, PRESETS["deep"]), run(2, replace(PRESETS["deep"], batch_norm=True))])
     assert mixed["layout"]["yaxis"]["title"]["text"].startswith("cost each run minimises")
+    # the same words wherever curves of different costs share an axis (the Train page's compare chart too),
+    # and none that claims what no run did (it once said "with its L2 penalty, units dropped" for any mix)
+    from catdnn.figures import MIXED_COSTS
+
+    assert mixed["layout"]["yaxis"]["title"]["text"] == MIXED_COSTS
+    assert "L2" not in MIXED_COSTS and "dropped" not in MIXED_COSTS
+    assert "MIXED_COSTS" in (ROOT / "pages" / "1_Train.py").read_text()

@@ -18,7 +18,7 @@ import streamlit as st
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
 from catdnn.errors import CatdnnError, ConfigError
-from catdnn.figures import cost_axis
+from catdnn.figures import MIXED_COSTS, cost_axis
 from catdnn.history import History, HistoryError, RunRecord, default_path
 from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
@@ -172,7 +172,7 @@ def cost_curves_figure(runs, title: str = "Cost of the chosen runs") -> dict:
                      "x": [p[0] for p in pts], "y": [p[1] for p in pts],
                      "line": {"color": PALETTE[k % len(PALETTE)], "width": 2},
                      "hovertemplate": "iteration %{x}<br>cost %{y:.4f}<extra>" + name + "</extra>"})
-    ytitle = cost_axis([r.config for r in runs], mixed="cost each run minimises (its own: see its settings)")
+    ytitle = cost_axis([r.config for r in runs], mixed=MIXED_COSTS)
     return {"data": data, "layout": _layout(f"{title}: {common}" if common else title, "iteration", ytitle)}
 
 
