@@ -15,7 +15,8 @@ Shape convention (the course's, used everywhere in this package)
 Modules, from the ground floor up (a module imports only modules above it in this list, never
 one that imports it back; ``tests/test_imports.py`` checks it):
 
-* ``errors``, ``threads``: the exceptions; BLAS thread limits
+* ``errors``, ``threads``: the exceptions; BLAS thread limits; ``classroom`` (the app's mode, identities
+  without accounts, a class's code, members and settings: every store that takes a caller imports it)
 * ``data`` (the dataset and the input size), ``images`` (users' photos), ``photos`` (a folder or
   zip of photos as a dataset), ``augment`` (flips and shifts)
 * ``network``: the dense math, one copy (init, forward, backward, cost, predict)
