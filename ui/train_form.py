@@ -37,6 +37,7 @@ from catdnn.optim import (
 )
 from catdnn.share import config_from_query, config_to_query, parse_keep_prob, setting_text
 
+from . import identity
 from .state import session
 
 LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
@@ -102,7 +103,7 @@ def _clicked(name: str) -> bool:
     the server now shows "custom", which looks like a click on deep and would undo the change. The page
     writes its link after drawing the control, and remembers which preset it drew with each link: a
     request whose address is a link drawn with ``name`` comes from a page that showed ``name``."""
-    query = st.query_params.to_dict()
+    query = identity.settings_query()
     return not any(q == query and shown == name for q, shown in st.session_state.get(LINK_KEY, []))
 
 
@@ -135,7 +136,7 @@ def link_settings_ui() -> None:
 
     Every link the page wrote is remembered: a rerun that still carries an older one of them (a rerun
     requested before the page wrote its last link) must not take the form back to it."""
-    query = st.query_params.to_dict()
+    query = identity.settings_query()
     if not query or any(q == query for q, _shown in st.session_state.get(LINK_KEY, [])):
         return
     default = PRESETS["deep"]
@@ -156,8 +157,9 @@ def write_link(config: TrainConfig | None, shown: str | None = None) -> None:
     ``shown``: the preset the control was drawn with just before (see :func:`_clicked`)."""
     query = config_to_query(config) if config is not None else {}
     _remember(query, shown)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
+    full = {**query, **identity.link_params()}  # a class's key or teacher token stays in the address
+    if st.query_params.to_dict() != full:
+        st.query_params.from_dict(full)
 
 
 def draw_link_warnings() -> None:
