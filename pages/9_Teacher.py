@@ -5,7 +5,6 @@ import streamlit as st
 
 from catdnn.errors import CatdnnError
 from catdnn.labels import run_label
-from catdnn.serve import qr_svg
 from catdnn.workers import shared_pool
 from ui import page_setup
 from ui.board import (
@@ -38,11 +37,9 @@ members = store.members(info.code)
 names = {m.owner: m.name for m in members}
 
 link = student_link(info.code)
-left, right = st.columns([3, 1])
-left.markdown(f"**{info.name}**: {len(members)} student{'s' if len(members) != 1 else ''} joined. Students join "
+st.markdown(f"**{info.name}**: {len(members)} student{'s' if len(members) != 1 else ''} joined. Students join "
               f"at this link (class code **{info.code}**):")
-left.code(link, language=None)
-right.image(qr_svg(link), caption="The students' link", width=180)
+st.code(link, language=None)
 
 st.subheader("Now")
 online, training = st.columns(2)
