@@ -42,6 +42,7 @@ st.markdown(f"**{info.name}**: {len(members)} student{'s' if len(members) != 1 e
 st.code(link, language=None)
 
 st.subheader("Now")
+st.button("Refresh", key="teacher_refresh", icon=":material/refresh:", help="Read who is online and training again")
 online, training = st.columns(2)
 with online:
     here = store.members(info.code, seen_within=ONLINE_SECONDS)

@@ -113,6 +113,8 @@ def submit_ui(identity: Identity, history, dataset) -> None:
                f"At most {MAX_ENTRIES} runs of yours on the board; submitting a run again replaces its entry.")
     if not go:
         return
+    if class_store().get_class(identity.class_code).paused:
+        st.info("Your teacher has paused training: the scoring starts when it resumes.", icon=":material/pause:")
     bar = st.progress(0.0, text=f"Scoring run {run_id}: 0 of {FOLDS} folds trained")
     done = [0]
 
