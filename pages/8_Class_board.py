@@ -5,7 +5,7 @@ import streamlit as st
 
 from catdnn.errors import CatdnnError
 from ui import page_setup
-from ui.board import class_board, draw_board, draw_class_mode_note, submit_ui
+from ui.board import class_board, draw_board, draw_class_mode_note, submit_ui, withdraw_ui
 from ui.dataset import dataset_ui
 from ui.history import history_ui
 from ui.identity import current
@@ -24,6 +24,10 @@ if who.role == "student":
         submit_ui(who, history, ds)
 st.subheader(f"The board: runs on {ds.name}")
 try:
-    draw_board(class_board().standings(who, dataset=ds.name), who)
+    standings = class_board().standings(who, dataset=ds.name)
 except CatdnnError as exc:
     st.error(str(exc), icon=":material/error:")
+    st.stop()
+draw_board(standings, who)
+if who.role == "student":
+    withdraw_ui(who, standings)

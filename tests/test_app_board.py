@@ -102,6 +102,10 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
     assert list(table["test accuracy"]) == ["68.0%"] and list(table["validation rank"]) == [1]
     assert "test accuracies are revealed" in texts(at)
 
+    at.button(key="board_withdraw").click().run()  # Ana takes her run off the board
+    assert_clean(at)
+    assert not at.dataframe and "No runs on the board yet" in at.info[0].value
+
 
 def test_a_student_on_the_teacher_page_gets_one_sentence(klass):
     at = as_student(TEACHER, klass)

@@ -133,6 +133,19 @@ def submit_ui(identity: Identity, history, dataset) -> None:
                icon=":material/check_circle:")
 
 
+def withdraw_ui(identity: Identity, standings: Standings) -> None:
+    """A student takes one of their entries off the board (to make room for another: at most MAX_ENTRIES)."""
+    mine = {r.entry.run_id: f"#{r.entry.run_id} {r.entry.architecture} · {r.entry.settings}"
+            for r in standings.mine(identity)}
+    if not mine:
+        return
+    with st.form("board_withdraw_form"):
+        run_id = st.selectbox("Your run on the board", list(mine), format_func=mine.get, key="board_withdraw_run")
+        go = st.form_submit_button("Take it off the board", key="board_withdraw", icon=":material/remove:")
+    if go and class_board().withdraw(identity, [run_id]):
+        st.rerun()
+
+
 # --------------------------------------------------------------------------- the teacher view
 def student_link(code: str) -> str:
     """The students' link: the one ``catdnn serve`` printed, else this page's address with ``?join=CODE``."""
