@@ -4,8 +4,8 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
 * :meth:`Board.submit`: a student puts one of **their own** finished runs on their class's board. The
   engine checks the run is theirs (another student's run id is refused with the very message a missing
   run gets, so an id reveals nothing). The entry copies the student's display name, the run's
-  architecture (:func:`catdnn.labels.arch_text`), its settings (:func:`catdnn.labels.config_label`) and its
-  test accuracy, and gets a **validation score**: :data:`FOLDS`-fold cross-validation of the run's settings
+  architecture (:func:`catdnn.labels.arch_text`), its other settings with the seed
+  (:func:`catdnn.labels.config_label`) and its test accuracy, and gets a **validation score**: :data:`FOLDS`-fold cross-validation of the run's settings
   on the **training images only** (:func:`catdnn.search.score`, on the executor given: the app's shared
   worker pool), by :data:`METRIC`. The test images are never read for it. Every entry is scored on the
   same folds (:data:`FOLD_SEED`), so two entries differ by their settings, not by their luck in the split.
@@ -218,8 +218,8 @@ class Board:
                     raise BoardError(f"the scoring of run {run_id} was stopped: it is not on the board")
                 scores = tuple(cv.scores[record.config.iterations])
             entry = Entry(code, run_id, identity.owner, identity.name or self.store.name_of(identity.owner),
-                          arch_text(record.config), config_label(record.config), record.config,
-                          record.dataset or dataset_name(dataset), record.test_accuracy, METRIC,
+                          arch_text(record.config), config_label(record.config, seed=True, architecture=False),
+                          record.config, record.dataset or dataset_name(dataset), record.test_accuracy, METRIC,
                           tuple(float(s) for s in scores), time.time())
             with self._lock:
                 self._write(entry)

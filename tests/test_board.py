@@ -89,7 +89,7 @@ def test_the_score_is_cross_validation_on_the_training_images_only(klass, poison
     np.testing.assert_allclose(entry.scores, ref.scores[BASE.iterations], atol=1e-12)
     assert entry.score == pytest.approx(np.mean(ref.scores[BASE.iterations]))
     assert (entry.name, entry.architecture, entry.test_accuracy) == ("Ana", "[12288,7,1]", 0.7)
-    assert "lr 0.0075" in entry.settings and "30 iterations" in entry.settings
+    assert entry.settings == "small init · gradient descent · lr 0.0075 · 30 iterations · seed 1"
 
 
 def test_another_students_run_is_refused_like_a_missing_one(klass, poisoned):
