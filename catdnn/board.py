@@ -6,8 +6,8 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
   run gets, so an id reveals nothing). The entry copies the student's display name, the run's
   architecture (:func:`catdnn.labels.arch_text`), its other settings with the seed
   (:func:`catdnn.labels.config_label`) and its test accuracy, and gets a **validation score**:
-  :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only** (:func:`catdnn.search.score`, on the executor given: the app's shared
-  worker pool), by :data:`METRIC`. The test images are never read for it. Every entry is scored on the
+  :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only**
+  (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`. The test images are never read for it. Every entry is scored on the
   same folds (:data:`FOLD_SEED`), so two entries differ by their settings, not by their luck in the split.
 * :meth:`Board.standings`: the board as a class member sees it. While the class works it is ranked by
   validation score (fewer failed folds first, then the higher mean: :meth:`catdnn.validation.CVResult.rank`)
