@@ -7,8 +7,9 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
   architecture (:func:`catdnn.labels.arch_text`), its other settings with the seed
   (:func:`catdnn.labels.config_label`) and its test accuracy, and gets a **validation score**:
   :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only**
-  (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`. The test images are never read for it. Every entry is scored on the
-  same folds (:data:`FOLD_SEED`), so two entries differ by their settings, not by their luck in the split.
+  (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`.
+  The test images are never read for it. Every entry is scored on the same folds (:data:`FOLD_SEED`),
+  so two entries differ by their settings, not by their luck in the split.
 * :meth:`Board.standings`: the board as a class member sees it. While the class works it is ranked by
   validation score (fewer failed folds first, then the higher mean: :meth:`catdnn.validation.CVResult.rank`)
   and test accuracies are hidden from everyone. Once the teacher reveals them (``ClassStore.update_class(code,
