@@ -218,7 +218,7 @@ def draw_server(resources: dict) -> None:
     cols = st.columns(4)
     cols[0].metric("Cores", resources["cores"] or "?")
     cols[1].metric("Load (1 min)", "?" if resources["load"] is None else f"{resources['load']:.1f}")
-    cols[2].metric("Memory free", f"{_gib(resources['memory_available'])} of {_gib(resources['memory_total'])}")
+    cols[2].metric(f"Memory free (of {_gib(resources['memory_total'])})", _gib(resources["memory_available"]))
     cols[3].metric("The app's memory", _gib(resources["app_memory"]))
 
 
