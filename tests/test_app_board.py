@@ -68,12 +68,13 @@ def texts(at) -> str:
                      for e in at.get(kind))
 
 
+@pytest.mark.parametrize("mode, words", [("local", "local mode"), ("public", "serves the public")])
 @pytest.mark.parametrize("page", [BOARD, TEACHER])
-def test_local_mode_explains_class_mode_and_how_to_start_it(home, monkeypatch, page):
-    monkeypatch.delenv(classroom.MODE_ENV, raising=False)
+def test_local_and_public_mode_explain_class_mode_and_how_to_start_it(home, monkeypatch, page, mode, words):
+    monkeypatch.setenv(classroom.MODE_ENV, mode)
     at = app(page).run()
     assert_clean(at)
-    assert "is for a class" in at.info[0].value and "local mode" in at.info[0].value
+    assert "is for a class" in at.info[0].value and words in at.info[0].value
     assert at.code[0].value == 'python -m catdnn serve --class "Period 3"'
     assert not at.get("dataframe") and not at.main.button and not at.get("form_submit_button")
 
