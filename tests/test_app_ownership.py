@@ -107,3 +107,15 @@ def test_a_student_deletes_her_upload_on_the_page(klass, data_dir, tmp_path):
     bob = as_(ENTRY, "key", klass["bob"])
     assert_clean(bob)
     assert not [s for s in bob.get("selectbox") if s.key == "dataset_delete_pick"]
+
+
+def test_the_runs_table_neutralises_formula_cells(tmp_path, monkeypatch, data_dir):
+    """The Runs page's table has its own CSV download (the dataframe's toolbar): its cells are neutralised too."""
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    with History(tmp_path / "runs.sqlite3") as cli:
+        cli.add(session_of(app(ENTRY)).form_config, status="finished", source="cli", dataset="=1+1",
+                sweep="@SUM(A1)")
+    at = app(RUNS).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert table["dataset"].tolist() == ["'=1+1"] and table["sweep"].tolist() == ["'@SUM(A1)"]

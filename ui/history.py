@@ -20,7 +20,7 @@ from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
 from catdnn.errors import CatdnnError, ConfigError
 from catdnn.figures import MIXED_COSTS, cost_axis
-from catdnn.history import History, HistoryError, RunRecord, default_path
+from catdnn.history import History, HistoryError, RunRecord, csv_cell, default_path
 from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
 from catdnn.optim import HYPERPARAMETERS, OPTIMIZERS, hyperparameter_label
@@ -163,8 +163,13 @@ def _sentence(exc) -> str:
 
 # --------------------------------------------------------------------------- the table
 def table_rows(runs) -> list[dict]:
-    """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`."""
-    return [{k: r.row()[k] for k in COLUMNS} for r in runs]
+    """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`, each cell as the CSV has it
+    (:func:`catdnn.history.csv_cell`): the table's own toolbar downloads it as CSV too."""
+    rows = []
+    for r in runs:
+        row = r.row()
+        rows.append({k: csv_cell(row[k]) for k in COLUMNS})
+    return rows
 
 
 def setting_value(r: RunRecord, setting: str):
