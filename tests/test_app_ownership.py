@@ -119,3 +119,20 @@ def test_the_runs_table_neutralises_formula_cells(tmp_path, monkeypatch, data_di
     assert_clean(at)
     table = at.dataframe[0].value
     assert table["dataset"].tolist() == ["'=1+1"] and table["sweep"].tolist() == ["'@SUM(A1)"]
+
+
+def test_every_page_runs_for_a_public_visitor(tmp_path, monkeypatch, data_dir):
+    """Public mode: a visitor gets every page, Runs and Lessons included, with their own (empty) history."""
+    from tests.app_support import PAGES
+
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    monkeypatch.setattr(classroom, "JOINS", RateLimiter(50, 500))
+    with History(tmp_path / "runs.sqlite3") as cli:
+        cli.add(session_of(app(ENTRY)).form_config, status="finished", source="cli")
+    for page in [ENTRY, *PAGES]:
+        at = app(page).run()
+        assert_clean(at)
+        assert session_of(at).identity.role == "visitor", page
+        if page == RUNS:
+            assert any("No runs yet" in i.value for i in at.info)  # not the machine's run
