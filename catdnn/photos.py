@@ -447,6 +447,8 @@ def _remove(folder: Path) -> None:
     except OSError:
         aside = folder
     shutil.rmtree(aside, ignore_errors=True)
+    if folder.exists():  # not renamed, and not removed: no permission
+        raise DataError(f"cannot remove the dataset {folder.name}: check the permissions of {folder.parent}")
 
 
 def may_open(info: PhotoDataset, viewer: Identity | None = None) -> bool:
@@ -490,8 +492,9 @@ def expire_uploads(home=None, *, ttl: float | None = None, now: float | None = N
                 with contextlib.suppress(OSError):
                     _write_claims(d.folder, live)
             if not live and now - (max(claims.values()) if claims else d.created) >= ttl:
-                _remove(d.folder)
-                removed.append(d.folder)
+                with contextlib.suppress(DataError):  # not removable now: next time
+                    _remove(d.folder)
+                    removed.append(d.folder)
     return removed
 
 
@@ -724,9 +727,10 @@ def evict_uploads(home=None, keep: Path | None = None, limit: int | None = None)
             break
         if keep is not None and d.folder == Path(keep):
             continue
-        _remove(d.folder)
-        total -= size
-        removed.append(d.folder)
+        with contextlib.suppress(DataError):  # not removable now: the next import tries again
+            _remove(d.folder)
+            total -= size
+            removed.append(d.folder)
     return removed
 
 
