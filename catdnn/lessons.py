@@ -139,9 +139,9 @@ LESSONS: dict[str, Lesson] = {
         f"The deep net at learning rates from {BN_RATES[0]:g} to {BN_RATES[-1]:g}, without and with batch "
         "normalisation: how much higher a rate does batch norm let it learn at, and what do the curves show?",
         TrainConfig(layers=DEEP, learning_rate=0.0075, iterations=500),
-        tuple(LessonRun(f"plain, rate {r:g}", {"learning_rate": r}) for r in BN_RATES)
+        tuple(LessonRun(f"no batch norm, rate {r:g}", {"learning_rate": r}) for r in BN_RATES)
         + tuple(LessonRun(f"batch norm, rate {r:g}", {"learning_rate": r, "batch_norm": True}) for r in BN_RATES),
-        iterations=500, seconds=10, by_rate=True),
+        iterations=500, seconds=6, by_rate=True),  # measured: 5.9 and 6.6 s a click, at load average 12 on 2 cores
 }
 
 
@@ -185,6 +185,7 @@ class LessonOutcome:
     runs: list
     sentences: list
     dataset: str = ""  # the dataset's name
+    learn_below: float | None = None  # a lesson by rate: a run learns when its cost ends below this (learns())
 
     @property
     def complete(self) -> bool:
@@ -298,6 +299,8 @@ def summarise(lesson: Lesson, results, dataset) -> LessonOutcome:
                 summary.dead = (int(sum(mask.sum() for mask in dead)), sum(mask.size for mask in dead))
         runs.append(summary)
     outcome = LessonOutcome(lesson, runs, [], str(getattr(dataset, "name", "")))
+    if lesson.by_rate:
+        outcome.learn_below = prior_cost(float(np.mean(dataset.train.Y))) - PLATEAU_BAND
     if not outcome.complete:
         bad = [r for r in runs if r.status not in lesson.explained]
         outcome.sentences = [
@@ -678,8 +681,8 @@ def _cost(value: float) -> str:
 
 
 def _run(run: RunSummary) -> str:
-    """A batch-norm lesson run as its sentences name it: "plain at 0.01", "batch norm at 10"."""
-    return f"{'batch norm' if run.config.batch_norm else 'plain'} at {run.config.learning_rate:g}"
+    """A batch-norm lesson run as its sentences name it: "no batch norm at 0.01", "batch norm at 10"."""
+    return f"{'batch norm' if run.config.batch_norm else 'no batch norm'} at {run.config.learning_rate:g}"
 
 
 def _rates(values) -> str:
@@ -733,7 +736,7 @@ def _gain(plain: list, normed: list, level: float) -> str:
 
 def _bn_curves(plain: list, normed: list, level: float) -> str:
     """What the curves of the runs that learn show: at a rate both learn at, and how fast batch norm's best gets
-    below plain descent's best final cost; how often the fastest rate's curve goes up."""
+    below the best final cost without it; how often the fastest rate's curve goes up."""
     good_plain = [r for r in plain if learns(r, level)]
     good_bn = [r for r in normed if learns(r, level)]
     if not good_bn:
@@ -750,7 +753,7 @@ def _bn_curves(plain: list, normed: list, level: float) -> str:
         target = min(good_plain, key=lambda r: r.final_cost)
         k = next((i for i, c in best.history if c is not None and c <= target.final_cost), None)
         if k is not None:
-            parts.append(f"at rate {best.config.learning_rate:g} it reaches the lowest final cost of plain descent "
+            parts.append(f"at rate {best.config.learning_rate:g} it reaches the lowest final cost without batch norm "
                          f"({_cost(target.final_cost)}, at rate {target.config.learning_rate:g}) at iteration {k:,} "
                          f"of {target.history[-1][0] + 1:,}, and ends at {_cost(best.final_cost)}")
     fastest = good_bn[-1]

@@ -549,7 +549,7 @@ def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(
                and r.final_cost < level - PLATEAU_BAND]
     best_bn = min(good_bn, key=lambda r: r.final_cost)
     k = next(i for i, c in best_bn.history if c <= best_plain.final_cost)
-    assert f"at rate {best_bn.config.learning_rate:g} it reaches the lowest final cost of plain descent" in curves
+    assert f"at rate {best_bn.config.learning_rate:g} it reaches the lowest final cost without batch norm" in curves
     assert f"at iteration {k:,} of {lesson.iterations:,}" in curves
     top = good_bn[-1]
     assert f"its cost goes up at {rises(top.history)} of its {len(top.history) - 1:,} recorded steps" in curves
@@ -559,7 +559,7 @@ def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(
     for r in good_bn:
         assert abs(r.cross_entropy - r.final_cost) <= float(re.search(r"within ([0-9.e-]+) of", measure).group(1)) * 1.5
     for r in [best_plain] + good_bn:
-        assert f"{'batch norm' if r.config.batch_norm else 'plain'} at {r.config.learning_rate:g}: " \
+        assert f"{'batch norm' if r.config.batch_norm else 'no batch norm'} at {r.config.learning_rate:g}: " \
                f"{r.test_accuracy:.2f}" in measure
     # seed 1's story, as measured: the net learns at 0.01 only without batch norm, at rates up to 10 with it
     assert rates_said(out.sentences[1]) == [0.01] and rates_said(out.sentences[2])[-1] == 10
@@ -612,4 +612,4 @@ def test_the_batch_norm_sentences_change_with_the_numbers(dataset):
     results = bn_results(lesson, [0.4] * 10)
     results[3] = replace(results[3], status="failed", message="out of memory")
     out = summarise(lesson, results, dataset)
-    assert not out.complete and "plain, rate 10 failed (out of memory)" in out.sentences[0]
+    assert not out.complete and "no batch norm, rate 10 failed (out of memory)" in out.sentences[0]
