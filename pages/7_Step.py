@@ -80,7 +80,7 @@ def aligned(equation: str) -> str:
 def draw_phase(record) -> None:
     """A phase's table of norms (one row per layer), then every layer's equations and numbers."""
     norms = {ls.layer: {a.symbol: a.norm for a in ls.arrays if a.layer is not None} for ls in record.layers}
-    symbols = list(dict.fromkeys(s for row in reversed(norms.values()) for s in row))  # layer 1's order
+    symbols = list(dict.fromkeys(s for l in sorted(norms) for s in norms[l]))  # layer 1's order, then any others
     rows = ["| layer | " + " | ".join(f"$\\lVert {s}^{{[l]}} \\rVert$" for s in symbols) + " |",
             "|---" * (len(symbols) + 1) + "|"]
     rows += [f"| {l} | " + " | ".join(f"{norms[l][s]:.4g}" if s in norms[l] else "—" for s in symbols) + " |"
