@@ -561,9 +561,11 @@ def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(
     for r in [best_plain] + good_bn:
         assert f"{'batch norm' if r.config.batch_norm else 'no batch norm'} at {r.config.learning_rate:g}: " \
                f"{r.test_accuracy:.2f}" in measure
-    # seed 1's story, as measured: the net learns at 0.01 only without batch norm, at rates up to 10 with it
-    assert rates_said(out.sentences[1]) == [0.01] and rates_said(out.sentences[2])[-1] == 10
-    assert "1000× higher" in out.sentences[3]
+    # seed 1's story, as measured: the net learns at 0.01 only without batch norm, at rates up to 10 with it (1000×
+    # higher); at 10 a run is chaotic (BLAS threads change its end: 0.384 in one process, 0.400 on the pool), so
+    # only "at least 100×" is pinned
+    assert rates_said(out.sentences[1]) == [0.01] and rates_said(out.sentences[2])[-1] >= 1
+    assert re.search(r"\b(100|1000)× higher", out.sentences[3])
 
 
 def bn_results(lesson, finals, statuses=None):
