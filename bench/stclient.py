@@ -137,6 +137,8 @@ class Client:
                 if not self.page_hash:
                     self.page_hash = msg.new_session.page_script_hash
                 fresh = Page()
+            elif kind == "page_info_changed":  # the script changed the address (st.query_params)
+                self.query = msg.page_info_changed.query_string
             elif kind == "navigation":
                 self.pages.update({p.url_pathname or p.page_name: p.page_script_hash for p in msg.navigation.app_pages})
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":

@@ -313,3 +313,17 @@ def test_a_run_records_the_statistics_of_its_layers(data_dir):
     stats = run.model.stats
     assert 20 <= len(stats) <= 30 and stats[0].iteration == 0 and stats[-1].iteration == 199
     assert len(stats[0].grad_norms) == 4 and len(stats[0].zero_fractions) == 3
+
+
+def test_the_result_scores_the_test_images_once_not_on_every_settings_change(data_dir):
+    """Every settings change reruns the page: the last run's test predictions are kept on the run, not made
+    again (a CNN's take a moment, and a class shares one server)."""
+    at = app(TRAIN).run()
+    run = train(at, iterations=50)
+    calls = []
+    predict = run.model.predict_proba
+    run.model.predict_proba = lambda X: calls.append(X.shape) or predict(X)
+    at.number_input(key="train_seed").set_value(3).run()
+    at.number_input(key="train_seed").set_value(4).run()
+    assert_clean(at)
+    assert calls == [] and at.metric[2].label == "Test balanced accuracy"
