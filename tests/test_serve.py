@@ -205,3 +205,48 @@ def test_serve_starts_a_real_server_that_answers_its_links(home, tmp_path, schem
     finally:
         _out, err = stop(proc)
     assert ("unencrypted" in err) == (scheme == "http")
+
+
+def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, data_dir):
+    """Two people in a real browser against `catdnn serve` at Streamlit's default log level: a student joins
+    (the key lands in the address, survives a page switch), the teacher opens their link, a forged key is
+    refused without a traceback; the server's whole output holds neither the key nor the token."""
+    from tests.browser_support import MAIN, chromium, errors_on_page, goto_page, idle, require_playwright
+
+    sync_api = require_playwright()
+    proc, port, printed, _ = start(home, ["--class", "Period 3"])
+    key = token = None
+    try:
+        student, teacher = links(printed)
+        token = teacher.rsplit("=", 1)[1]
+        with chromium(sync_api) as browser:
+            page = browser.new_page()
+            page.goto(student)
+            page.wait_for_selector(f"{MAIN} h1:has-text('Join the class')", timeout=120_000)
+            idle(page)
+            code_field = page.get_by_role("textbox", name="Class code")
+            sync_api.expect(code_field).to_have_value(student.rsplit("=", 1)[1], timeout=30_000)  # from ?join=
+            page.get_by_role("textbox", name="Your name").fill("Ana")
+            page.locator(f"{MAIN} button", has_text="Join").click()
+            page.locator(MAIN, has_text="Bookmark this page's address").wait_for(timeout=60_000)
+            idle(page)
+            key = re.search(r"[?&]key=([^&]+)", page.url).group(1)
+            assert "join=" not in page.url
+            goto_page(page, "Runs")  # the key stays in the address on every page
+            assert f"key={key}" in page.url and not errors_on_page(page)
+            forged = browser.new_page()
+            forged.goto(f"http://127.0.0.1:{port}/?key={'A' * 32}")
+            forged.locator(MAIN, has_text="key is not known here").wait_for(timeout=60_000)
+            assert not errors_on_page(forged)
+            teach = browser.new_page()
+            teach.goto(teacher)
+            teach.wait_for_selector(f"{MAIN} h1", timeout=120_000)
+            idle(teach)
+            assert not errors_on_page(teach) and "Join the class" not in teach.locator(MAIN).inner_text()
+            assert token not in teach.locator("body").inner_text()
+    finally:
+        out, err = stop(proc)
+    log = out + err  # everything Streamlit's server wrote (the CLI's own lines, the links, came before: `printed`)
+    assert "You can now view your Streamlit app" in log  # this is the server's output
+    assert key and key not in log
+    assert token not in log

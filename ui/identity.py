@@ -145,7 +145,7 @@ def _join_form_ui() -> Identity | None:
     st.title("Join the class")
     st.markdown("Type the class code your teacher gave you and the name the class board and your teacher will see. "
                 "There is no password: you get a private link instead, to bookmark.")
-    if CODE_KEY not in st.session_state:
+    if _param(JOIN_PARAM) and not st.session_state.get(CODE_KEY):  # a run may come before the link's parameters
         st.session_state[CODE_KEY] = _param(JOIN_PARAM).upper()
     with st.form("join_form"):
         code = st.text_input("Class code", key=CODE_KEY, max_chars=32)
