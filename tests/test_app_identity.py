@@ -98,6 +98,18 @@ def test_a_student_joins_gets_a_key_in_the_address_and_a_reload_keeps_them(klass
     assert again.query_params["key"] == key  # the Train page's settings link keeps it
     assert "not a setting" not in page_text(again)
     assert "Join the class" not in page_text(again)
+    assert "take that part out before you share it" in page_text(again)  # the settings link holds the key too
+    assert key not in page_text(again)  # only its holder's own link (st.context.url: none under AppTest) shows it
+
+
+def test_the_key_comes_back_into_the_address_after_a_page_switch(klass):
+    code, _token = klass
+    at = join(app(ENTRY).run(), code, "Ana")
+    key = session_of(at).identity.key
+    at.query_params.clear()  # Streamlit may drop them when the visitor switches pages
+    at.switch_page(TRAIN).run()
+    assert_clean(at)
+    assert at.query_params["key"] == key and session_of(at).identity.name == "Ana"
 
 
 def test_the_teacher_link_opens_the_teacher(klass):
@@ -135,6 +147,20 @@ def test_a_wrong_class_code_is_refused_then_rate_limited(klass):
     join(at, code, "Eve")  # the right code, too late: this client must wait
     assert "Too many attempts" in refused(at)
     assert session_of(at).identity is None
+
+
+def test_forged_keys_are_rate_limited_too(klass, home):
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana = store.join(klass[0], "Ana")
+    for i in range(3):
+        at = app(ENTRY)
+        at.query_params["key"] = f"forged-{i}-" + "x" * 24
+        at.run()
+        assert "key is not known" in refused(at)
+    at = app(ENTRY)
+    at.query_params["key"] = ana.key  # a real key, from the same client, too soon
+    at.run()
+    assert "Too many attempts" in refused(at) and session_of(at).identity is None
 
 
 def test_another_class_key_or_a_visitor_key_opens_nothing(klass, home):

@@ -83,6 +83,17 @@ def link_params(identity: Identity | None = None) -> dict[str, str]:
     return {TEACHER_PARAM if identity.role == "teacher" else KEY_PARAM: identity.key}
 
 
+def share_note(identity: Identity | None = None) -> str:
+    """A sentence for a page whose address is meant to be shared: it also holds this person's secret ("" when
+    it holds none, as in local mode)."""
+    params = link_params(identity)
+    if not params:
+        return ""
+    name = next(iter(params))
+    return (f" Here the address also holds your private `{name}=…`: take that part out before you share it, or "
+            "whoever opens it is you.")
+
+
 def settings_query() -> dict:
     """The page's query parameters without those naming who the visitor is (the Train page's settings)."""
     return {k: v for k, v in st.query_params.to_dict().items() if k not in PARAMS}
