@@ -9,9 +9,21 @@ reports. The dashboard's sweeps, seed spreads and lessons run on the same pool
 
 How a job talks to its page:
 
-* The pool hands a job to an idle worker; a job waits in the pool's queue (first come, first
-  served) while every worker is busy, at most :data:`QUEUE_SECONDS`: then it ends ``failed`` with a
-  message saying the server was busy.
+* The pool hands a job to an idle worker; a job waits in the pool's queue while every worker is
+  busy, at most :data:`QUEUE_SECONDS` (not counting the time the pool is paused): then it ends
+  ``failed`` with a message saying the server was busy.
+* Fair share: each job has an ``owner`` (a student's or visitor's :attr:`~catdnn.classroom.Identity.owner`;
+  ``""`` for the machine's user, the CLI and local mode). Queued jobs are served round-robin across
+  owners: the next job to start is the first queued job of the owner served least recently (owners
+  never served first, in the order their first job was queued); one owner's jobs keep their order,
+  so with a single owner (local mode) the queue is first come, first served, as before. A job
+  submitted with ``limits`` (a :class:`~catdnn.classroom.Limits`: class and public mode) does not
+  start while another job of its owner is running, and :meth:`TrainingPool.submit` refuses it
+  (:class:`TrainingRefused`) beyond ``limits.runs_at_once`` queued or running, above
+  ``limits.max_iterations``, or a convolutional net when ``limits.cnn_allowed`` is false.
+* :meth:`TrainingPool.pause` holds every training: no job starts, and a running one waits after
+  its current iteration (its worker reports ``held``) until :meth:`TrainingPool.resume`.
+  :meth:`TrainingPool.jobs` lists the queued and running jobs (:class:`JobInfo`) for the teacher view.
 * The worker sends ``start`` (its pid and the solver), then ``progress`` at most every
   :data:`SEND_SECONDS` (the latest :class:`~catdnn.train.Progress` and the cost and accuracy
   points added since the last message), then ``done`` with an :class:`Outcome` (the model of a
@@ -53,10 +65,14 @@ import types
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import TrainConfig
 from .errors import CatdnnError
 from .train import Progress
+
+if TYPE_CHECKING:
+    from .classroom import Limits
 
 #: A worker reports progress at most this often (seconds); the page redraws less often still.
 SEND_SECONDS = 0.05
@@ -66,6 +82,10 @@ MAX_JOBS = 256
 QUEUE_SECONDS = 600.0
 #: A job whose worker dies before the run began goes back to the queue at most this many times.
 RETRIES = 3
+#: A worker held by a paused pool looks at the pause flag this often (seconds).
+HOLD_SECONDS = 0.05
+#: Owners the round-robin remembers the last service of (the longest-forgotten are dropped beyond it).
+MAX_OWNERS = 4096
 
 _log = logging.getLogger(__name__)
 
@@ -94,6 +114,28 @@ class Outcome:
     warnings: list = field(default_factory=list)
     solver_name: str = ""
     dataset: str = ""
+
+
+class TrainingRefused(CatdnnError):
+    """A training is refused at submission: its owner's limits (runs at once, iterations, CNNs) forbid it."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A queued or running job, as the teacher view lists it (:meth:`TrainingPool.jobs`).
+
+    state : "queued" (waiting for a worker), "running", or "paused" (running, held by :meth:`TrainingPool.pause`)
+    waited : seconds from submission to the start (so far, while queued); trained : seconds of training so far.
+    """
+
+    id: int
+    owner: str
+    state: str
+    iterations_done: int
+    iterations: int
+    label: str
+    waited: float
+    trained: float
 
 
 def failure_message(exc: BaseException) -> str:
@@ -162,13 +204,13 @@ def _dataset(data_dir: str | None):
     return datasets[data_dir]
 
 
-def _worker_main(conn, cancel) -> None:
+def _worker_main(conn, cancel, pause) -> None:
     """A worker process: take a job from ``conn``, train it, report on ``conn``; until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
     from .threads import limit_blas_threads
 
     limit_blas_threads(1)
-    _worker.update(cancel=cancel, datasets={})
+    _worker.update(cancel=cancel, pause=pause, datasets={})
     while True:
         try:
             task = conn.recv()
@@ -181,17 +223,26 @@ def _worker_main(conn, cancel) -> None:
 
 def _train_job(send, job_id: int, slot: int, config: dict, data_dir: str | None, options: dict) -> None:
     """Run one training in this worker process, reporting through ``send`` (see the module doc)."""
-    cancel = _worker["cancel"]
+    cancel, pause = _worker["cancel"], _worker["pause"]
     pid = os.getpid()
     send((job_id, "start", (pid, "")))
     sent = {"h": 0, "a": 0, "last": time.monotonic()}
 
+    def held() -> bool:
+        return bool(pause.value) and not cancel[slot]
+
     def progress(trainer, p) -> None:
         now = time.monotonic()
-        if now - sent["last"] >= SEND_SECONDS or p.iterations_done == p.iterations:
+        hold = held()
+        if hold or now - sent["last"] >= SEND_SECONDS or p.iterations_done == p.iterations:
             sent["last"] = now
             send((job_id, "progress", (p, trainer.history[sent["h"]:], trainer.accuracy_history[sent["a"]:])))
             sent["h"], sent["a"] = len(trainer.history), len(trainer.accuracy_history)
+        if hold:  # the pool is paused: wait here, between two iterations, until it resumes (or a Stop)
+            send((job_id, "held", True))
+            while held():
+                time.sleep(HOLD_SECONDS)
+            send((job_id, "held", False))
 
     try:
         outcome = train_one(TrainConfig.from_dict(config), _dataset(data_dir), options,
@@ -240,11 +291,14 @@ class Job:
 
     Attributes kept up to date by :meth:`updates`: ``progress`` (the latest Progress or None),
     ``history`` and ``accuracy_history`` (the points so far), ``solver_name``, ``pid`` (the
-    worker's, once started), ``outcome`` (an :class:`Outcome` once the job has ended).
+    worker's, once started), ``held`` (the worker waits for a paused pool to resume), ``outcome``
+    (an :class:`Outcome` once the job has ended). ``owner`` and ``limits`` are as submitted.
     """
 
-    def __init__(self, pool: TrainingPool, job_id: int, slot: int, config: TrainConfig, task: tuple):
+    def __init__(self, pool: TrainingPool, job_id: int, slot: int, config: TrainConfig, task: tuple,
+                 owner: str = "", limits: Limits | None = None):
         self._pool, self.id, self._slot, self.config, self._task = pool, job_id, slot, config, task
+        self.owner, self.limits = owner, limits
         self._news = threading.Event()  # set by the pool's thread at each message
         self.progress: Progress | None = None
         self.history: list = []
@@ -254,8 +308,11 @@ class Job:
         self.outcome: Outcome | None = None
         self._ending = threading.Lock()
         self._callbacks: list = []
-        self._queued_at = time.monotonic()
+        self.held = False
+        self._submitted = self._queued_at = time.monotonic()  # _queued_at: the queue's clock (pauses not counted)
+        self.started_at: float | None = None  # time.monotonic() when handed to a worker
         self._retries = 0  # times put back in the queue because its worker died before the run began
+        self._turn = 0  # its owner's last service before this job started (put back if the job goes back)
 
     @property
     def started(self) -> bool:
@@ -266,9 +323,30 @@ class Job:
         """How many runs the pool trains at once."""
         return self._pool.processes
 
+    @property
+    def paused(self) -> bool:
+        """Whether the pool is paused (this job does not start, or waits between two iterations)."""
+        return self._pool.paused
+
+    def info(self, now: float | None = None) -> JobInfo:
+        """This job as the teacher view lists it."""
+        from .labels import config_label
+
+        now = time.monotonic() if now is None else now
+        p = self.progress
+        if self.started_at is None:
+            state = "queued"
+        else:
+            state = "paused" if self.held or self._pool.paused else "running"
+        return JobInfo(self.id, self.owner, state, p.iterations_done if p else 0, int(self.config.iterations),
+                       config_label(self.config), (self.started_at or now) - self._submitted,
+                       p.elapsed if p else 0.0)
+
     def _take(self, kind: str, payload) -> None:
         if kind == "start":
             self.pid, self.solver_name = payload[0], payload[1] or self.solver_name
+        elif kind == "held":
+            self.held = bool(payload)
         elif kind == "progress":
             self.history.extend(payload[1])
             self.accuracy_history.extend(payload[2])
@@ -343,6 +421,10 @@ class TrainingPool:
         self.processes = int(processes or os.cpu_count() or 1)
         self.queue_seconds = float(queue_seconds)
         self._cancel = self._ctx.RawArray("b", MAX_JOBS)
+        self._pause = self._ctx.RawValue("b", 0)  # read by every worker after each iteration
+        self._paused_since: float | None = None
+        self._served: dict[str, int] = {}  # owner -> when last served (a count), for the round-robin
+        self._serves = itertools.count(1)
         self._lock = threading.RLock()
         self._free = list(range(MAX_JOBS))
         self._jobs: dict[int, Job] = {}
@@ -358,16 +440,29 @@ class TrainingPool:
         self._thread.start()
 
     # ---- the public side
-    def submit(self, config: TrainConfig, data_dir, **options) -> Job:
+    def submit(self, config: TrainConfig, data_dir, *, owner: str = "", limits: Limits | None = None,
+               **options) -> Job:
         """Queue a training of ``config`` on the dataset in folder ``data_dir`` (None: the default folder).
 
+        ``owner`` names whose training it is (the round-robin's unit; ``""``: the machine's user). With
+        ``limits`` (class and public mode) the job never runs beside another of its owner's, and is
+        refused with :class:`TrainingRefused` when it breaks them (see the module docstring).
         ``options`` go to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``,
         ``solver``). The config is validated here, so an impossible one fails at once.
         """
         config.validate()
+        owner = str(owner or "")
+        if limits is not None:
+            check_limits(config, limits)
         with self._lock:
             if self._closed:
                 raise CatdnnError("the training pool has been shut down")
+            if limits is not None:
+                mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.outcome is None)
+                if mine >= limits.runs_at_once:
+                    raise TrainingRefused(
+                        f"you already have {_runs(mine)} queued or training, the most allowed here at once "
+                        f"({limits.runs_at_once}): wait for {'it' if mine == 1 else 'one'} to end, or stop it")
             if not self._free:
                 raise CatdnnError(f"{MAX_JOBS} trainings are already queued or running on this server: "
                                   "try again in a moment")
@@ -375,12 +470,47 @@ class TrainingPool:
             self._cancel[slot] = 0
             job_id = next(self._ids)
             job = Job(self, job_id, slot, config, (job_id, slot, config.to_dict(),
-                                                         None if data_dir is None else str(data_dir), dict(options)))
+                                                   None if data_dir is None else str(data_dir), dict(options)),
+                      owner, limits)
             self._jobs[job.id] = job
             self._queue.append(job)
             self._schedule()
         self._wake()  # the pool's thread times the queue
         return job
+
+    def pause(self) -> None:
+        """Hold every training: no queued job starts, and each running one waits after its current
+        iteration, until :meth:`resume`. A queued job's wait does not count towards its time limit while paused."""
+        with self._lock:
+            if self._paused_since is None:
+                self._paused_since = time.monotonic()
+                self._pause.value = 1
+        self._wake()
+
+    def resume(self) -> None:
+        """Let the trainings go on after :meth:`pause`: held runs continue, queued jobs start in turn."""
+        with self._lock:
+            if self._paused_since is None:
+                return
+            held = time.monotonic() - self._paused_since
+            for job in self._queue:  # the pause does not count towards the queue's time limit
+                job._queued_at += held
+            self._paused_since = None
+            self._pause.value = 0
+            self._schedule()
+        self._wake()
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`pause` holds the trainings."""
+        return self._paused_since is not None
+
+    def jobs(self) -> list[JobInfo]:
+        """The jobs queued or running, running ones first, then the queue in submission order."""
+        now = time.monotonic()
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: (j.started_at is None, j.id))
+        return [j.info(now) for j in jobs]
 
     @property
     def running(self) -> int:
@@ -423,7 +553,7 @@ class TrainingPool:
     # ---- the pool's thread
     def _start_worker(self) -> None:
         here, there = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(there, self._cancel), daemon=True,
+        process = self._ctx.Process(target=_worker_main, args=(there, self._cancel, self._pause), daemon=True,
                                     name="catdnn-training-worker")
         process.start()
         there.close()  # only the worker holds its end: its death closes the pipe
@@ -444,8 +574,9 @@ class TrainingPool:
                 by_conn = {w.conn: w for w in self._workers}
                 by_sentinel = {w.process.sentinel: w for w in self._workers}
                 timeout = None
-                if self._queue:
-                    timeout = max(0.0, self._queue[0]._queued_at + self.queue_seconds - time.monotonic())
+                if self._queue and not self.paused:
+                    first = min(job._queued_at for job in self._queue)
+                    timeout = max(0.0, first + self.queue_seconds - time.monotonic())
                 if len(self._workers) < self.processes:
                     timeout = 1.0 if timeout is None else min(timeout, 1.0)  # try again to start a worker
             ready = mp.connection.wait([self._wake_r, *by_conn, *by_sentinel], timeout)
@@ -507,7 +638,9 @@ class TrainingPool:
                 and job._retries < RETRIES
             if again:
                 job._retries += 1
-                self._queue.appendleft(job)  # it keeps its place in line: first come, first served
+                job.started_at = None
+                self._queue.appendleft(job)  # it keeps its place in line, and its owner's turn
+                self._served[job.owner] = job._turn  # as if it had not been served
         _close(w)
         if job is None or again or (not begun and self._closed):
             return
@@ -527,24 +660,51 @@ class TrainingPool:
                 "as this run was handed to them, before the run began; it was not tried again. Other users' "
                 "runs are not affected: press Train to try again."))
 
+    def _next(self) -> Job | None:
+        """The queued job whose turn it is (round-robin across owners, see the module docstring), or None.
+        Called with the lock held."""
+        busy = {w.job.owner for w in self._workers if w.job is not None}
+        best, best_key, seen = None, None, set()
+        for position, job in enumerate(self._queue):
+            if job.owner in seen:
+                continue  # an owner's own jobs keep their order: only the first can be next
+            seen.add(job.owner)
+            if job.limits is not None and job.owner in busy:
+                continue  # one training at a time for an owner with limits
+            key = (self._served.get(job.owner, 0), position)
+            if best_key is None or key < best_key:
+                best, best_key = job, key
+        return best
+
     def _schedule(self) -> None:
-        """Hand queued jobs to idle workers (first come, first served). Called with the lock held."""
+        """Hand queued jobs to idle workers, in turn. Called with the lock held."""
+        if self.paused:
+            return
         idle = [w for w in self._workers if w.job is None and w.process.is_alive()]
-        while idle and self._queue:
-            job = self._queue.popleft()
+        while idle:
+            job = self._next()
+            if job is None:
+                break
             w = idle.pop()
             try:
                 w.conn.send(job._task)
             except OSError:  # that worker has just died: the job waits for the next one
-                self._queue.appendleft(job)
                 continue
-            w.job = job
+            self._queue.remove(job)
+            w.job, job.started_at = job, time.monotonic()
+            job._turn, self._served[job.owner] = self._served.get(job.owner, 0), next(self._serves)
+            if len(self._served) > MAX_OWNERS:  # forget the owners served longest ago
+                for owner in sorted(self._served, key=self._served.get)[:MAX_OWNERS // 2]:
+                    del self._served[owner]
 
     def _expire(self) -> None:
-        """End the jobs that have waited :attr:`queue_seconds` for a worker. Called with the lock held."""
+        """End the jobs that have waited :attr:`queue_seconds` for a worker (the pool not paused). Called with
+        the lock held."""
+        if self.paused:
+            return
         now = time.monotonic()
-        while self._queue and now - self._queue[0]._queued_at >= self.queue_seconds:
-            job = self._queue.popleft()
+        for job in [j for j in self._queue if now - j._queued_at >= self.queue_seconds]:
+            self._queue.remove(job)
             job._end(_lost(
                 job, "failed",
                 f"no worker became free within {self.queue_seconds:g} s: the server's {self.processes} "
@@ -564,6 +724,21 @@ class TrainingPool:
         with self._lock:
             if self._jobs.pop(job.id, None) is not None:
                 self._free.append(job._slot)
+
+
+def check_limits(config: TrainConfig, limits: Limits) -> None:
+    """Raise :class:`TrainingRefused` when ``config`` breaks ``limits`` (iterations, CNNs allowed); what depends
+    on the owner's other jobs (runs at once) is :meth:`TrainingPool.submit`'s to check."""
+    if limits.max_iterations is not None and config.iterations > limits.max_iterations:
+        raise TrainingRefused(f"this run asks for {config.iterations:,} iterations, more than the "
+                              f"{limits.max_iterations:,} allowed here per run: lower the iterations")
+    if config.is_cnn and not limits.cnn_allowed:
+        raise TrainingRefused("convolutional networks are not allowed here (your teacher turned them off): "
+                              "train a dense network instead")
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
 
 
 def _call_back(fn: Callable[[Job], None], job: Job) -> None:

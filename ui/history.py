@@ -225,10 +225,12 @@ def executor_ui(address: str):
 
 
 def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep",
-                 options: dict | None = None, keep_models: bool = False) -> list:
+                 options: dict | None = None, keep_models: bool = False,
+                 expected: tuple = ("finished", "stopped")) -> list:
     """Run ``configs`` with a progress bar of finished / total runs; every run is kept in the history as it
-    finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`).
-    Returns the results, or [] after drawing an error.
+    finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`);
+    a run that ends with a status outside ``expected`` gets a warning. Returns the results, or [] after drawing
+    an error.
 
     The results hold no model unless ``keep_models`` (each is in the history, and a sweep of big networks
     would otherwise hold them all in the server's memory until it ends): only their settings, accuracies
@@ -256,7 +258,7 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
     finally:
         if client is not None:
             client.close()
-    failed = [r for r in results if r.status not in ("finished", "stopped")]
+    failed = [r for r in results if r.status not in expected]
     for r in failed[:5]:
         st.warning(f"Run {r.index + 1} ({run_label_of(r.config)}) {r.status}: {r.message}", icon=":material/warning:")
     return sorted(results, key=lambda r: r.index)

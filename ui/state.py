@@ -49,6 +49,7 @@ class Run:
     accuracy_history: list = field(default_factory=list)  # [(iteration, train accuracy, test accuracy)]
     iterations_done: int = 0
     elapsed: float = 0.0  # seconds of training
+    test_scores: dict = field(default_factory=dict)  # dataset name -> (P(cat) of its test images, metrics): once
     thread: int = field(default_factory=threading.get_ident)  # the script thread that runs it
     finished: threading.Event = field(default_factory=threading.Event, repr=False)  # set once the outcome is in
 

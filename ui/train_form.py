@@ -91,7 +91,7 @@ def apply_preset() -> None:
     "custom", or a second click on the chosen preset (which clears the control), changes no setting: the
     control then shows again what the settings are (:func:`shown_preset`)."""
     name = st.session_state["train_preset"]
-    if name in PRESETS and _clicked(name):
+    if name in PRESETS and _clicked(name) and not _other_changes():
         st.session_state.update(form_values(PRESETS[name]))
 
 
@@ -105,6 +105,18 @@ def _clicked(name: str) -> bool:
     request whose address is a link drawn with ``name`` comes from a page that showed ``name``."""
     query = identity.settings_query()
     return not any(q == query and shown == name for q, shown in st.session_state.get(LINK_KEY, []))
+
+
+def _other_changes() -> bool:
+    """Whether the request that changed the preset control also changed another setting or pressed Train.
+
+    A person changes one widget per request, so such a request left a page that had not yet redrawn the
+    control after an earlier change (its address may already be the new link, so :func:`_clicked` cannot
+    tell): its preset is stale, and taking it for a click would undo the earlier change. Compared with the
+    form's values when it was last drawn (callbacks run after the request's values are in session state)."""
+    drawn = st.session_state.get(SAVED_KEY) or {}
+    return bool(st.session_state.get("train_submit")) or any(
+        key in drawn and st.session_state.get(key) != drawn[key] for key in FORM_KEYS)
 
 
 def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConfig, list[str]]:

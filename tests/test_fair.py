@@ -1,0 +1,180 @@
+"""Fair share on the worker pool: round-robin across owners, one training at a time per owner under limits,
+refusals at submission, a pause that holds running and queued trainings, and the teacher view's job list."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from catdnn import PRESETS, TrainConfig
+from catdnn.classroom import Limits
+from catdnn.errors import CatdnnError
+from catdnn.labels import config_label
+from catdnn.workers import TrainingPool, TrainingRefused
+
+# A run long enough to be mid-way whenever the test acts (minutes if left alone).
+LONG = TrainConfig(layers=(12288, 64, 32, 1), iterations=1_000_000, learning_rate=0.001)
+SMALL = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2)
+CLASS = Limits(max_iterations=None, runs_at_once=3)
+
+
+def _started(job, timeout=120):
+    """Follow ``job`` until its worker has begun training it (bounded)."""
+    end = time.monotonic() + timeout
+    for _ in job.updates():
+        if job.progress is not None or time.monotonic() > end:
+            break
+    assert job.progress is not None, f"the job did not start: {job.outcome}"
+
+
+def _until(job, what, timeout=120):
+    """Follow ``job`` until ``what(job)`` holds (bounded)."""
+    end = time.monotonic() + timeout
+    for _ in job.updates(timeout=0.05):
+        if what(job) or time.monotonic() > end:
+            break
+    assert what(job), f"never happened; the job: {job.outcome}"
+
+
+def _start_order(jobs):
+    outs = [j.wait(timeout=120) for j in jobs]
+    assert [o.status for o in outs] == ["finished"] * len(jobs)
+    return [j.owner for j in sorted(jobs, key=lambda j: j.started_at)]
+
+
+@pytest.mark.parametrize("limits", [None, CLASS])
+def test_queued_jobs_start_round_robin_across_owners(data_dir, limits):
+    pool = TrainingPool(processes=1)
+    try:
+        pool.pause()  # everything queued before the first one starts
+        jobs = [pool.submit(SMALL, data_dir, owner=o, limits=limits) for o in "AAABC"]
+        assert [info.state for info in pool.jobs()] == ["queued"] * 5
+        pool.resume()
+        assert _start_order(jobs) == list("ABCAA")
+    finally:
+        pool.close()
+
+
+def test_an_owner_just_served_waits_behind_those_not_served(data_dir):
+    """A's first run is training when A queues two more and B and C one each: B and C go before A again."""
+    pool = TrainingPool(processes=1)
+    try:
+        first = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
+        _started(first)
+        rest = [pool.submit(SMALL, data_dir, owner=o, limits=CLASS) for o in "AABC"]
+        first.cancel()
+        assert first.wait(timeout=60).status == "stopped"
+        assert _start_order(rest) == list("BCAA")
+    finally:
+        pool.close()
+
+
+def test_one_training_at_a_time_per_owner_with_limits(data_dir):
+    pool = TrainingPool(processes=2)
+    try:
+        a1 = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
+        _started(a1)
+        a2 = pool.submit(SMALL, data_dir, owner="A", limits=CLASS)
+        b1 = pool.submit(SMALL, data_dir, owner="B", limits=CLASS)
+        assert b1.wait(timeout=120).status == "finished"  # B trains on the idle worker ...
+        assert a2.outcome is None and a2.started_at is None  # ... which A's second run never took
+        assert [(i.owner, i.state) for i in pool.jobs()] == [("A", "running"), ("A", "queued")]
+        a1.cancel()
+        assert a1.wait(timeout=60).status == "stopped" and a2.wait(timeout=120).status == "finished"
+        # without limits (the machine's user, local mode) an owner's runs train side by side, as before
+        local = [pool.submit(LONG, data_dir) for _ in range(2)]
+        for job in local:
+            _started(job)
+            job.cancel()
+        assert [j.wait(timeout=60).status for j in local] == ["stopped", "stopped"]
+    finally:
+        pool.close()
+
+
+def test_what_the_limits_forbid_is_refused_at_submission(data_dir):
+    pool = TrainingPool(processes=1)
+    try:
+        strict = Limits(max_iterations=1000, runs_at_once=1, cnn_allowed=False)
+        with pytest.raises(TrainingRefused, match="asks for 2,500 iterations, more than the 1,000 allowed"):
+            pool.submit(PRESETS["two-layer"], data_dir, owner="A", limits=strict)
+        with pytest.raises(TrainingRefused, match="convolutional networks are not allowed"):
+            pool.submit(replace(PRESETS["cnn"], iterations=10), data_dir, owner="A", limits=strict)
+        assert issubclass(TrainingRefused, CatdnnError) and pool.running == 0  # nothing was queued
+        first = pool.submit(replace(LONG, iterations=1000), data_dir, owner="A", limits=strict)
+        with pytest.raises(TrainingRefused, match=r"already have 1 run queued or training.*at once \(1\)"):
+            pool.submit(SMALL, data_dir, owner="A", limits=strict)
+        other = pool.submit(SMALL, data_dir, owner="B", limits=strict)  # someone else's limit is their own
+        mine = pool.submit(SMALL, data_dir)  # and the machine's user has none
+        first.cancel()
+        assert first.wait(timeout=60).status in ("stopped", "finished") and other.wait(timeout=120).status == "finished"
+        assert mine.wait(timeout=120).status == "finished"
+        again = pool.submit(SMALL, data_dir, owner="A", limits=strict)  # once it has ended, A may train again
+        assert again.wait(timeout=120).status == "finished"
+    finally:
+        pool.close()
+
+
+def test_pause_holds_a_running_training_between_iterations(data_dir):
+    pool = TrainingPool(processes=1)
+    try:
+        job = pool.submit(LONG, data_dir, owner="A")
+        _until(job, lambda j: j.progress is not None and j.progress.iterations_done >= 3)
+        pool.pause()
+        assert pool.paused and job.paused
+        _until(job, lambda j: j.held)
+        held_at = job.progress.iterations_done
+        time.sleep(1.0)  # a second of a paused pool: the worker does not train
+        assert job.progress.iterations_done == held_at and job.held and job.outcome is None
+        assert [i.state for i in pool.jobs()] == ["paused"]
+        pool.resume()
+        assert not pool.paused
+        _until(job, lambda j: j.progress.iterations_done >= held_at + 3)
+        assert [i.state for i in pool.jobs()] == ["running"]
+        job.cancel()
+        out = job.wait(timeout=60)
+        assert out.status == "stopped" and out.iterations_done >= held_at + 3 and out.model is not None
+    finally:
+        pool.close()
+
+
+def test_a_queued_job_neither_starts_nor_times_out_while_paused(data_dir):
+    pool = TrainingPool(processes=1, queue_seconds=0.3)
+    try:
+        busy = pool.submit(LONG, data_dir)
+        _started(busy)
+        pool.pause()
+        waiting = pool.submit(SMALL, data_dir, owner="B")
+        time.sleep(1.0)  # more than the queue's time limit, all of it paused
+        assert waiting.outcome is None
+        busy.cancel()  # a Stop while held ends the run
+        assert busy.wait(timeout=60).status == "stopped"
+        time.sleep(0.5)  # a worker is free, but the pool is paused
+        assert waiting.outcome is None and waiting.started_at is None
+        assert [(i.owner, i.state) for i in pool.jobs()] == [("B", "queued")]
+        pool.resume()
+        assert waiting.wait(timeout=120).status == "finished"
+    finally:
+        pool.close()
+
+
+def test_jobs_lists_who_trains_what(data_dir):
+    pool = TrainingPool(processes=1)
+    try:
+        running = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
+        _until(running, lambda j: j.progress is not None and j.progress.iterations_done >= 2)
+        queued = pool.submit(PRESETS["deep"], data_dir, owner="B", limits=CLASS)
+        first, second = pool.jobs()
+        assert (first.id, first.owner, first.state, first.iterations, first.label) == (
+            running.id, "A", "running", LONG.iterations, config_label(LONG))
+        assert first.iterations_done >= 2 and first.trained > 0 and first.waited >= 0
+        assert (second.id, second.owner, second.state, second.iterations_done, second.iterations, second.label) == (
+            queued.id, "B", "queued", 0, PRESETS["deep"].iterations, config_label(PRESETS["deep"]))
+        assert second.trained == 0 and second.waited >= 0
+        queued.cancel()
+        running.cancel()
+        running.wait(timeout=60)
+        assert pool.jobs() == []
+    finally:
+        pool.close()
