@@ -232,6 +232,8 @@ def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, 
             idle(page)
             key = re.search(r"[?&]key=([^&]+)", page.url).group(1)
             assert "join=" not in page.url
+            shown = page.locator("body").inner_text()  # the key only in the student's own link, once
+            assert shown.count(key) == 1 and f"http://127.0.0.1:{port}/?key={key}" in shown, shown[:2000]
             goto_page(page, "Runs")  # the key stays in the address on every page
             assert f"key={key}" in page.url and not errors_on_page(page)
             forged = browser.new_page()

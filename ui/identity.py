@@ -105,6 +105,8 @@ def own_link(identity: Identity | None = None) -> str:
     base = (st.context.url or "").split("?")[0]
     if not params or not base:
         return ""
+    if "/" not in base.split("://", 1)[-1]:
+        base += "/"  # the Home page's address, http://host:port
     return base + "?" + "&".join(f"{k}={v}" for k, v in params.items())  # keys are URL-safe (token_urlsafe)
 
 
@@ -211,8 +213,8 @@ def identity_ui(page: str = "") -> Identity:
 
 
 def _welcome(identity: Identity) -> None:
-    who = f"as **{identity.name}**" if identity.role == "student" else "as a visitor with work of your own"
+    who = f"You joined as **{identity.name}**" if identity.role == "student" else "Your work here is yours alone"
     link = own_link(identity)
-    st.success(f"You are in {who}. **Bookmark this page's address**: it holds your private key, the only way back "
+    st.success(f"{who}. **Bookmark this page's address**: it holds your private key, the only way back "
                "to your runs and models from another tab or after a restart. Do not share it: whoever has it is you."
                + (f"\n\nYour link: `{link}`" if link else ""), icon=":material/bookmark:")
