@@ -95,8 +95,10 @@ def share_note(identity: Identity | None = None) -> str:
 
 
 def settings_query() -> dict:
-    """The page's query parameters without those naming who the visitor is (the Train page's settings)."""
-    return {k: v for k, v in st.query_params.to_dict().items() if k not in PARAMS}
+    """The page's query parameters without those naming who the visitor is (the Train page's settings); in local
+    mode, where no parameter names anyone, all of them (as before the modes existed)."""
+    query = st.query_params.to_dict()
+    return query if mode() == "local" else {k: v for k, v in query.items() if k not in PARAMS}
 
 
 def own_link(identity: Identity | None = None) -> str:
