@@ -224,8 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="another name the app answers to, e.g. a public deployment's domain (repeatable)")
     v.add_argument("--cert", metavar="FILE", help="TLS certificate (PEM), with --key: the links travel encrypted")
     v.add_argument("--key", metavar="FILE", help="the TLS certificate's private key (PEM)")
-    v.add_argument("--scheduler", metavar="ADDRESS", help="send trainings to this Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    v.add_argument("--dry-run", action="store_true", help="print the links and the server's command, start nothing")
+    v.add_argument("--scheduler", metavar="ADDRESS",
+                   help="send trainings to this Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    v.add_argument("--dry-run", action="store_true",
+                   help="print the links and the server's command, start nothing (the class still gets a new teacher "
+                        "link, as at every serve)")
 
     i = sub.add_parser("info", help="where the dataset is and what it holds")
     i.add_argument("--data-dir")

@@ -70,6 +70,8 @@ def run_app(port: int | None = None, options=(), env_extra=None) -> None:
 # ---------------------------------------------------------------------------------------------- serve
 #: The port ``serve`` uses when none is given (Streamlit's own default).
 DEFAULT_PORT = 8501
+#: The Host names the app answers besides this machine's own (``ui/hosts.py`` applies them).
+ALLOWED_HOSTS_ENV = "CATDNN_ALLOWED_HOSTS"
 #: The student link a class-mode server hands out (``…/?join=CODE``), for the teacher view to show.
 CLASS_URL_ENV = "CATDNN_CLASS_URL"
 #: The Dask scheduler a class's trainings go to (``serve --scheduler``), if any.
@@ -180,12 +182,13 @@ def serve_plan(class_name: str | None = None, *, public: bool = False, address: 
     shown = lan_address() if bind in ("0.0.0.0", "::") else bind
     scheme = "https" if tls else "http"
     url = f"{scheme}://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-    names = [shown, socket.gethostname(), *[str(h).strip() for h in hosts if str(h).strip()]]
+    kept = os.environ.get(ALLOWED_HOSTS_ENV, "").replace(",", " ").split()  # those the user allowed already stay
+    names = [shown, socket.gethostname(), *[str(h).strip() for h in hosts if str(h).strip()], *kept]
     options = ["--server.address", bind, "--server.headless", "true"]
     if tls:
         options += ["--server.sslCertFile", tls[0], "--server.sslKeyFile", tls[1]]
     env = {classroom.MODE_ENV: "public" if public else "class",
-           "CATDNN_ALLOWED_HOSTS": ",".join(dict.fromkeys(n for n in names if n))}
+           ALLOWED_HOSTS_ENV: ",".join(dict.fromkeys(n for n in names if n))}
     if scheduler:
         from .sweep import SCHEDULERS_ENV_VAR, check_scheduler
 

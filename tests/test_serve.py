@@ -110,6 +110,12 @@ def test_impossible_options_are_refused_in_one_line(home, capsys, argv, message)
     assert code == 1 and err.startswith("error: ") and message in err and "Traceback" not in err
 
 
+def test_hosts_the_user_allowed_already_stay_allowed(home, monkeypatch):
+    monkeypatch.setenv("CATDNN_ALLOWED_HOSTS", "teacher-pc.school.lan, 10.1.1.1")
+    allowed = serve_plan("P", address="127.0.0.1", hosts=["cats.example.org"]).env["CATDNN_ALLOWED_HOSTS"].split(",")
+    assert {"127.0.0.1", "cats.example.org", "teacher-pc.school.lan", "10.1.1.1"} <= set(allowed)
+
+
 def test_a_class_and_the_public_at_once_is_a_usage_error(home, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["serve", "--class", "P", "--public"])
