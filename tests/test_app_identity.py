@@ -196,3 +196,12 @@ def test_a_public_visitor_gets_a_key_of_their_own(home, monkeypatch):
     again.run()
     assert session_of(again).identity == a
     assert b.key not in page_text(first)
+
+
+def test_a_forged_key_in_public_mode_gets_one_sentence_and_no_new_key(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    at = app(ENTRY)
+    at.query_params["key"] = "forged-forged-forged-forged-forg"
+    at.run()
+    assert "without ?key= to start afresh" in refused(at)
+    assert session_of(at).identity is None and at.query_params["key"] == "forged-forged-forged-forged-forg"

@@ -140,13 +140,17 @@ def _resolve(kind: str) -> Identity | None:
     if kind == "class" and token:
         return store.teacher(_served_class(), token, client=who)
     if key:
-        identity = store.identify(key, client=who)
+        unknown = JoinRefused("this link's key is not known here: " + (
+            "join the class again (your teacher has its link)" if kind == "class" else
+            "open the app's address without ?key= to start afresh (a visitor's key is forgotten after a long absence)"))
+        try:
+            identity = store.identify(key, client=who)
+        except JoinRefused as exc:
+            raise (exc if exc.retry_after else unknown) from None  # the rate limit says how long to wait
         wanted = ("student", _served_class()) if kind == "class" else ("visitor", "")
         if (identity.role, identity.class_code) != wanted:  # another class's key, a visitor's in class mode…
             store.failures.add(who)
-            raise JoinRefused("this link's key is not known here: " + (
-                "join the class again (your teacher has its link)" if kind == "class" else
-                "open the app's address without ?key= to start afresh"))
+            raise unknown
         return identity
     if kind == "public":
         st.session_state[WELCOME_KEY] = True
