@@ -73,6 +73,20 @@ def test_local_mode_asks_nothing_and_leaves_the_address_alone(home, monkeypatch)
     assert not at.get("text_input") or all(t.key != ui_identity.CODE_KEY for t in at.text_input)
 
 
+def test_a_mode_that_does_not_exist_is_one_sentence(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "admin")
+    at = app(ENTRY).run()
+    assert "not a mode of catdnn" in refused(at)
+
+
+def test_a_class_store_that_cannot_be_opened_is_one_sentence_without_the_servers_folders(home, monkeypatch):
+    (home / classroom.FILE_NAME).mkdir()  # a folder where the store's file belongs
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    at = app(ENTRY).run()
+    message = refused(at)
+    assert "cannot open its class store" in message and str(home) not in message
+
+
 # ---------------------------------------------------------------------------------------------- class
 def test_a_student_joins_gets_a_key_in_the_address_and_a_reload_keeps_them(klass):
     code, _token = klass

@@ -21,11 +21,14 @@ is what the Train page keeps in its settings link too). A key is shown only to i
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 
 import streamlit as st
 
 from catdnn import classroom
 from catdnn.classroom import ClassroomError, ClassStore, Identity, JoinRefused
+from catdnn.errors import CatdnnError
 
 from . import state
 
@@ -44,8 +47,16 @@ def _open_store(path: str) -> ClassStore:
 
 
 def class_store() -> ClassStore:
-    """The server's class store (``classroom.sqlite3`` in the catdnn folder), opened once per server process."""
-    return _open_store(str(classroom.default_path()))
+    """The server's class store (``classroom.sqlite3`` in the catdnn folder), opened once per server process.
+
+    A store that cannot be opened raises :class:`ClassroomError` with a sentence for the visitor; the reason,
+    which names the server's folders, goes to the server's log only."""
+    try:
+        return _open_store(str(classroom.default_path()))
+    except ClassroomError as exc:
+        print(f"catdnn: {exc}", file=sys.stderr, flush=True)
+        message = "this server cannot open its class store: tell whoever runs it (its log says why)"
+        raise ClassroomError(message) from None
 
 
 def mode() -> str:
@@ -175,7 +186,7 @@ def _join_form_ui() -> Identity | None:
         return None
     try:
         identity = class_store().join(code, name, client=client())
-    except JoinRefused as exc:
+    except CatdnnError as exc:  # refused, or the class store cannot be used
         _refuse(exc)
     st.session_state[WELCOME_KEY] = True
     return identity
@@ -186,7 +197,10 @@ def identity_ui(page: str = "") -> Identity:
     address, mark it seen on ``page`` and return it. A refusal stops the page with one clear sentence; a
     class-mode visitor who has not joined gets the join form, and the page stops under it."""
     s = state.session()
-    kind = mode()
+    try:
+        kind = mode()
+    except ClassroomError as exc:  # $CATDNN_MODE names no mode
+        _refuse(exc)
     if kind == "local":
         if s.identity is None:
             s.identity = Identity("owner", owner=s.owner)
@@ -197,7 +211,7 @@ def identity_ui(page: str = "") -> Identity:
         s.identity = None
         try:
             s.identity = _resolve(kind)
-        except (JoinRefused, ClassroomError) as exc:
+        except CatdnnError as exc:  # JoinRefused, or the class store cannot be used
             _refuse(exc)
         if s.identity is None:
             s.identity = _join_form_ui()
@@ -212,7 +226,10 @@ def identity_ui(page: str = "") -> Identity:
             st.query_params[name] = value
     if JOIN_PARAM in st.query_params:
         del st.query_params[JOIN_PARAM]
-    class_store().touch(identity, page or "Home")
+    try:
+        class_store().touch(identity, page or "Home")
+    except (CatdnnError, sqlite3.Error):  # "who is online" is best effort: a busy store never blocks a page
+        pass
     if st.session_state.pop(WELCOME_KEY, False):
         _welcome(identity)
     return identity
