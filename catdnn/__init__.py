@@ -58,6 +58,8 @@ what a run is called                 ``labels`` (``arch_text``, ``compare``, ``r
 a lesson                             ``lessons.LESSONS`` and its sentence function, computed from the runs, a test
 the class board's score or limits    ``board`` (``FOLDS``, ``METRIC``, ``MAX_ENTRIES``; ranking: ``Board.standings``)
 a page                               ``pages/N_Name.py``, calling ``ui.page_setup()`` first
+who a visitor is (modes, joining)   ``classroom`` (keys, the class store, rate limits); in the app ``ui.identity``
+how a class is served                ``serve.serve_plan`` (address, Host allowlist, TLS, links), ``cli``'s ``serve``
 ===================================  ==============================================================================
 
 This package never imports streamlit; the dashboard imports it.

@@ -16,10 +16,13 @@ constant time (:func:`hmac.compare_digest`). What the rest of the engine sees of
 nothing of the key (run history, imported datasets and the board are keyed by it).
 
 A wrong class code, key or token is refused with :class:`JoinRefused`, and the failures of one client
-(an IP address) are rate limited (:class:`RateLimiter`: :data:`FAILURES_PER_CLIENT` a minute, and
-:data:`FAILURES_TOTAL` a minute from all clients together), so a script cannot try codes or keys
-quickly. Joins that succeed are bounded too (:data:`MAX_MEMBERS` people a class, :data:`JOINS_PER_CLIENT`
-a minute from one client), so a script cannot fill the store.
+(an IPv4 address, or an IPv6 /64 network, which one host may hold whole: :func:`client_key`) are rate
+limited (:class:`RateLimiter`: :data:`FAILURES_PER_CLIENT` a minute), so a script cannot try class codes
+quickly. There is no limit on all clients together: a script spreading its guesses over many addresses
+would then lock every student out. A valid key or token is never refused by the limit (its 192 bits
+make guessing hopeless anyway): only misses are counted and refused. Joins that succeed are bounded
+too (:data:`MAX_MEMBERS` people a class; :data:`JOINS_PER_CLIENT` an hour from one client; the teacher
+can close a class to new joins and remove members), so one script cannot fill a class.
 
 This module imports only the standard library and :mod:`catdnn.errors`: every part of the engine that
 takes a caller's identity (history, photos, workers, board) may import it.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -54,7 +58,8 @@ ROLES = ("owner", "teacher", "student", "visitor")
 #: Random bytes in a key or token: 192 bits (the issue asks for at least 128).
 KEY_BYTES = 24
 #: A class code's alphabet (no 0/O, 1/I/L that a student would mistype) and length: 31⁸ ≈ 8.5·10¹¹
-#: codes, which at :data:`FAILURES_TOTAL` tries a minute take about 10⁷ years to sweep.
+#: codes: at :data:`FAILURES_PER_CLIENT` tries a minute, a script with 1 000 addresses takes about 80 years
+#: to try half of them.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 #: A display name: 1 to 40 characters after trimming, letters, digits, spaces and ``-_.'``.
@@ -63,11 +68,11 @@ NAME_EXTRA = " -_.'"
 
 #: Failed joins or identifications one client may make in :data:`WINDOW_SECONDS` before it must wait.
 FAILURES_PER_CLIENT = 10
-#: Failed attempts from all clients together in :data:`WINDOW_SECONDS` (bounds a script using many addresses).
-FAILURES_TOTAL = 300
-#: Successful joins one client may make in :data:`WINDOW_SECONDS` (a classroom behind one NAT joins 30 at once).
-JOINS_PER_CLIENT = 60
 WINDOW_SECONDS = 60.0
+#: Successful joins (or new public visitors) one client may make in :data:`JOIN_WINDOW_SECONDS`: a classroom
+#: behind one NAT joins 30 at once; a script from one address needs 8 hours to fill a class of 500.
+JOINS_PER_CLIENT = 60
+JOIN_WINDOW_SECONDS = 3600.0
 #: People in one class (students), and public visitors kept at once (the oldest idle ones are forgotten).
 MAX_MEMBERS = 500
 MAX_VISITORS = 10_000
@@ -78,11 +83,13 @@ BUSY_SECONDS = 10.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS classes (
     code TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, teacher TEXT NOT NULL, created REAL NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0, revealed INTEGER NOT NULL DEFAULT 0, limits TEXT NOT NULL DEFAULT '{}');
+    paused INTEGER NOT NULL DEFAULT 0, revealed INTEGER NOT NULL DEFAULT 0, limits TEXT NOT NULL DEFAULT '{}',
+    joining INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS members (
     owner TEXT PRIMARY KEY, class TEXT NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL,
     joined REAL NOT NULL, last_seen REAL NOT NULL, page TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS members_class ON members (class, role);
+CREATE INDEX IF NOT EXISTS members_seen ON members (role, last_seen);
 """
 _ADD_MEMBER = "INSERT INTO members (owner, class, role, name, joined, last_seen) VALUES (?, ?, ?, ?, ?, ?)"
 
@@ -212,6 +219,7 @@ class ClassInfo:
     paused: bool
     revealed: bool
     limits: Limits
+    joining: bool = True  # new students may join (the teacher can close the class to them)
 
 
 @dataclass(frozen=True)
@@ -231,12 +239,15 @@ class RateLimiter:
     """Counts events (failed attempts, joins) per client in a sliding window of ``window`` seconds.
 
     :meth:`check` raises :class:`JoinRefused` (with ``retry_after``) once a client has ``per_client`` events in
-    the window, or all clients together ``total``; :meth:`add` records one. Thread-safe; kept in the
-    server's memory (a restart forgets it). ``clock`` is for tests.
+    the window, or all clients together ``total`` (None: no such limit, the default: see the module's
+    docstring); :meth:`add` records one. Clients are named by :func:`client_key`. Thread-safe; kept in
+    the server's memory (a restart forgets it). ``clock`` is for tests.
     """
 
-    def __init__(self, per_client: int, total: int, window: float = WINDOW_SECONDS, clock=time.monotonic):
-        self.per_client, self.total, self.window, self.clock = int(per_client), int(total), float(window), clock
+    def __init__(self, per_client: int, total: int | None = None, window: float = WINDOW_SECONDS,
+                 clock=time.monotonic):
+        self.per_client, self.window, self.clock = int(per_client), float(window), clock
+        self.total = None if total is None else int(total)
         self._events: dict[str, deque] = {}
         self._all: deque = deque()
         self._lock = threading.Lock()
@@ -255,7 +266,7 @@ class RateLimiter:
                 if not mine:
                     del self._events[client]
             for q, limit in ((mine, self.per_client), (self._all, self.total)):
-                if q is not None and len(q) >= limit:
+                if q is not None and limit is not None and len(q) >= limit:
                     wait = max(1.0, q[0] + self.window - now)
                     raise JoinRefused(f"too many {what}: wait {wait:.0f} s and try again", retry_after=wait)
 
@@ -269,9 +280,34 @@ class RateLimiter:
                     del self._events[c]
 
 
+def failures_limiter(clock=time.monotonic) -> RateLimiter:
+    """The server's limit on failed attempts: :data:`FAILURES_PER_CLIENT` a minute per client, none in all."""
+    return RateLimiter(FAILURES_PER_CLIENT, None, WINDOW_SECONDS, clock)
+
+
+def joins_limiter(clock=time.monotonic) -> RateLimiter:
+    """The server's limit on joins and new visitors: :data:`JOINS_PER_CLIENT` an hour per client, none in all."""
+    return RateLimiter(JOINS_PER_CLIENT, None, JOIN_WINDOW_SECONDS, clock)
+
+
 #: The server's limiters (one process serves every session): failures, and successful joins.
-FAILURES = RateLimiter(FAILURES_PER_CLIENT, FAILURES_TOTAL)
-JOINS = RateLimiter(JOINS_PER_CLIENT, 10 * JOINS_PER_CLIENT)
+FAILURES = failures_limiter()
+JOINS = joins_limiter()
+
+
+def client_key(address: str) -> str:
+    """The name a client's address is counted under: an IPv4 address as it is, an IPv6 address by its /64
+    network (one host is given a whole /64 and may use any of its 2⁶⁴ addresses), anything else as it is."""
+    text = str(address or "").strip()
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return text
+    if ip.version == 4:
+        return str(ip)
+    if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 client a.b.c.d
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False))
 
 
 def default_path() -> Path:
@@ -300,6 +336,9 @@ class ClassStore:
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode = WAL")
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(classes)")}
+            if columns and "joining" not in columns:  # a store from before the teacher could close joins
+                self._db.execute("ALTER TABLE classes ADD COLUMN joining INTEGER NOT NULL DEFAULT 1")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ClassroomError(f"cannot open the class store {self.path}: {exc}") from None
@@ -328,18 +367,18 @@ class ClassStore:
 
     def get_class(self, code: str) -> ClassInfo:
         """The class with this code; raises :class:`ClassroomError` when there is none."""
-        row = self._db.execute("SELECT code, name, created, paused, revealed, limits FROM classes WHERE code = ?",
-                               (str(code),)).fetchone()
+        row = self._db.execute("SELECT code, name, created, paused, revealed, limits, joining FROM classes "
+                               "WHERE code = ?", (str(code),)).fetchone()
         if row is None:
             raise ClassroomError(f"there is no class with the code {str(code)[:16]!r} on this server")
-        return ClassInfo(row[0], row[1], row[2], bool(row[3]), bool(row[4]), Limits.from_json(row[5]))
+        return ClassInfo(row[0], row[1], row[2], bool(row[3]), bool(row[4]), Limits.from_json(row[5]), bool(row[6]))
 
     def update_class(self, code: str, *, paused: bool | None = None, revealed: bool | None = None,
-                     limits: Limits | None = None) -> ClassInfo:
-        """Change a class's settings (the teacher view's pause, reveal and limits)."""
+                     limits: Limits | None = None, joining: bool | None = None) -> ClassInfo:
+        """Change a class's settings (the teacher view's pause, reveal, limits, and whether new students may join)."""
         self.get_class(code)
         with self._lock:
-            for column, value in (("paused", paused), ("revealed", revealed)):
+            for column, value in (("paused", paused), ("revealed", revealed), ("joining", joining)):
                 if value is not None:
                     self._db.execute(f"UPDATE classes SET {column} = ? WHERE code = ?", (int(bool(value)), code))
             if limits is not None:
@@ -354,8 +393,8 @@ class ClassStore:
         Refused (:class:`JoinRefused`) for a wrong code (counted against ``client``'s rate limit), a bad or
         taken name, a full class, or a client over its rate limit.
         """
-        client = str(client or "")
-        self.failures.check(client)
+        client = client_key(client)
+        self.failures.check(client)  # before the code is compared: a client over its limit learns nothing
         self.joins.check(client, "joins")
         code = str(code or "").strip().upper()
         found = None
@@ -366,6 +405,8 @@ class ClassStore:
             self.failures.add(client)
             raise JoinRefused("that class code is not this server's: check it with your teacher")
         name = clean_name(name)
+        if not self.get_class(found).joining:
+            raise JoinRefused("this class takes no new students now: ask your teacher")
         key = new_key()
         now = self.clock()
         with self._lock:
@@ -384,33 +425,36 @@ class ClassStore:
     def visitor(self, client: str = "") -> Identity:
         """A new public visitor, with a key of their own (public mode). The oldest idle visitors beyond
         :data:`MAX_VISITORS` are forgotten (their key no longer identifies them)."""
-        client = str(client or "")
+        client = client_key(client)
         self.joins.check(client, "new visitors")
         key, now = new_key(), self.clock()
         with self._lock:
             self._db.execute(_ADD_MEMBER, (owner_of(key), "", "visitor", "", now, now))
-            self._db.execute("DELETE FROM members WHERE role = 'visitor' AND owner NOT IN (SELECT owner FROM members "
-                             "WHERE role = 'visitor' ORDER BY last_seen DESC LIMIT ?)", (MAX_VISITORS,))
+            count = self._db.execute("SELECT COUNT(*) FROM members WHERE role = 'visitor'").fetchone()[0]
+            if count > MAX_VISITORS:  # forget the longest idle (an index on last_seen: no sort of them all)
+                self._db.execute("DELETE FROM members WHERE owner IN (SELECT owner FROM members WHERE role = "
+                                 "'visitor' ORDER BY last_seen LIMIT ?)", (count - MAX_VISITORS,))
         self.joins.add(client)
         return Identity("visitor", owner_of(key), "", "", key)
 
     def identify(self, key: str, client: str = "") -> Identity:
-        """The student or visitor holding ``key``; a key this store never gave is refused (and counted)."""
-        client = str(client or "")
-        self.failures.check(client)
+        """The student or visitor holding ``key``; a key this store never gave is refused (and counted). A valid
+        key is never refused by the rate limit: guesses from other addresses cannot lock its holder out."""
+        client = client_key(client)
         owner = owner_of(key)
         row = self._db.execute("SELECT owner, class, role, name FROM members WHERE owner = ?", (owner,)).fetchone()
         if row is None or not same(row[0], owner):
+            self.failures.check(client)
             self.failures.add(client)
             raise JoinRefused("this link's key is not known here: join the class again (your teacher has its link)")
         return Identity(row[2], row[0], row[3], row[1], str(key))
 
     def teacher(self, code: str, token: str, client: str = "") -> Identity:
         """The teacher of class ``code``, if ``token`` is its current token; else refused (and counted)."""
-        client = str(client or "")
-        self.failures.check(client)
+        client = client_key(client)
         row = self._db.execute("SELECT teacher, name FROM classes WHERE code = ?", (str(code),)).fetchone()
-        if row is None or not same(row[0], owner_of(token)):
+        if row is None or not same(row[0], owner_of(token)):  # as identify(): only misses meet the limit
+            self.failures.check(client)
             self.failures.add(client)
             raise JoinRefused("this teacher link is not valid (a newer `catdnn serve` gives a new one)")
         return Identity("teacher", owner_of(token), "teacher", str(code), str(token))
@@ -430,6 +474,14 @@ class ClassStore:
             sql += " AND last_seen >= ?"
             args += (self.clock() - float(seen_within),)
         return [Member(*r) for r in self._db.execute(sql + " ORDER BY name", args).fetchall()]
+
+    def remove_member(self, code: str, owner: str) -> bool:
+        """Remove a student from class ``code`` (the teacher view): their key no longer identifies them and their
+        name is free again. Their runs stay in the history (the teacher may delete them). Returns whether one was."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM members WHERE class = ? AND owner = ? AND role = 'student'",
+                                   (str(code), str(owner)))
+        return cur.rowcount > 0
 
     def name_of(self, owner: str) -> str:
         """The display name of ``owner`` ("" when unknown: the machine's user, a forgotten visitor)."""

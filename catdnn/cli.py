@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m catdnn train|sweep|runs|datasets|predict|download|info``.
+"""Command-line interface: ``python -m catdnn train|sweep|runs|datasets|predict|download|info|app|serve``.
 
 Every run that ``train`` and ``sweep`` finish, stop or see diverge is kept in the run history
 (:mod:`catdnn.history`; ``--no-record`` to skip); ``runs list|show|delete|export`` reads it.
@@ -207,6 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--port", type=int, help="the port to serve on (default: Streamlit's, 8501)")
     a.add_argument("options", nargs="*", metavar="STREAMLIT_OPTION",
                    help="Streamlit's own options, after --, e.g. catdnn app -- --server.address 0.0.0.0")
+
+    v = sub.add_parser("serve", help="serve the dashboard to a class on the local network, or to the public",
+                       description="Start the dashboard for a class (students join with its code and a display "
+                                   "name; the teacher link opens the teacher view) or for anonymous visitors, on "
+                                   "this machine's LAN address, and print the links. A link carries its holder's "
+                                   "secret key: give --cert and --key to encrypt them (TLS).")
+    who = v.add_mutually_exclusive_group(required=True)
+    who.add_argument("--class", dest="class_name", metavar="NAME",
+                     help='the class, e.g. "Period 3" (opened again with the same code if it exists; every serve '
+                          "gives a new teacher link)")
+    who.add_argument("--public", action="store_true", help="anonymous visitors, each with work of their own")
+    v.add_argument("--address", help="the address to serve on (default: this machine's LAN address; 0.0.0.0: all)")
+    v.add_argument("--port", type=int, help="the port (default 8501)")
+    v.add_argument("--host", action="append", default=[], metavar="NAME",
+                   help="another name the app answers to, e.g. a public deployment's domain (repeatable)")
+    v.add_argument("--cert", metavar="FILE", help="TLS certificate (PEM), with --key: the links travel encrypted")
+    v.add_argument("--key", metavar="FILE", help="the TLS certificate's private key (PEM)")
+    v.add_argument("--scheduler", metavar="ADDRESS",
+                   help="send trainings to this Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    v.add_argument("--dry-run", action="store_true",
+                   help="print the links and the server's command, start nothing (the class still gets a new teacher "
+                        "link, as at every serve)")
 
     i = sub.add_parser("info", help="where the dataset is and what it holds")
     i.add_argument("--data-dir")
@@ -805,6 +827,25 @@ def cmd_app(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import shlex
+
+    from .serve import run_plan, serve_plan
+
+    plan = serve_plan(args.class_name, public=args.public, address=args.address, port=args.port, cert=args.cert,
+                      key=args.key, hosts=args.host, scheduler=args.scheduler)
+    for line in plan.lines():
+        print(line)
+    if plan.warning:
+        print(plan.warning, file=sys.stderr)
+    if args.dry_run:
+        print("server command: " + shlex.join([f"{k}={v}" for k, v in plan.env.items()] + plan.command))
+        return 0
+    print("starting the server (Ctrl-C stops it)…", flush=True)
+    run_plan(plan)  # replaces this process
+    return 0
+
+
 def cmd_info(args) -> int:
     ds = open_dataset(args, download=False)
     print(f"dataset: {ds.name} in {ds.source}")
@@ -816,7 +857,7 @@ def cmd_info(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "runs": cmd_runs, "predict": cmd_predict,
-            "download": cmd_download, "info": cmd_info, "app": cmd_app, "datasets": cmd_datasets}
+            "download": cmd_download, "info": cmd_info, "app": cmd_app, "datasets": cmd_datasets, "serve": cmd_serve}
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ from catdnn.config import PRESETS, preset_name
 from catdnn.figures import MIXED_COSTS, cost_axis
 from catdnn.labels import compare as compare_labels
 from catdnn.model_io import model_to_bytes
-from ui import page_setup
+from ui import identity, page_setup
 from ui.dataset import dataset_ui
 from ui.figures import compare_costs_figure
 from ui.state import Run, fmt_bytes, session, shown_name
@@ -103,7 +103,7 @@ st.caption(
     f"The **cnn** preset is a small convolutional net ({PRESETS['cnn'].arch}, Adam on mini-batches, flips and "
     "shifts); the architecture field takes such a spec for either kind of network. "
     "The page's address always holds the settings below, trained or not: share it and the form opens filled "
-    "in, ready for **Train**."
+    "in, ready for **Train**." + identity.share_note()
 )
 config = train_form_ui(ds.train.m)
 if config is not None:

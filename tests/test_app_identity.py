@@ -73,6 +73,20 @@ def test_local_mode_asks_nothing_and_leaves_the_address_alone(home, monkeypatch)
     assert not at.get("text_input") or all(t.key != ui_identity.CODE_KEY for t in at.text_input)
 
 
+def test_a_mode_that_does_not_exist_is_one_sentence(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "admin")
+    at = app(ENTRY).run()
+    assert "not a mode of catdnn" in refused(at)
+
+
+def test_a_class_store_that_cannot_be_opened_is_one_sentence_without_the_servers_folders(home, monkeypatch):
+    (home / classroom.FILE_NAME).mkdir()  # a folder where the store's file belongs
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    at = app(ENTRY).run()
+    message = refused(at)
+    assert "cannot open its class store" in message and str(home) not in message
+
+
 # ---------------------------------------------------------------------------------------------- class
 def test_a_student_joins_gets_a_key_in_the_address_and_a_reload_keeps_them(klass):
     code, _token = klass
@@ -98,6 +112,18 @@ def test_a_student_joins_gets_a_key_in_the_address_and_a_reload_keeps_them(klass
     assert again.query_params["key"] == key  # the Train page's settings link keeps it
     assert "not a setting" not in page_text(again)
     assert "Join the class" not in page_text(again)
+    assert "take that part out before you share it" in page_text(again)  # the settings link holds the key too
+    assert key not in page_text(again)  # only its holder's own link (st.context.url: none under AppTest) shows it
+
+
+def test_the_key_comes_back_into_the_address_after_a_page_switch(klass):
+    code, _token = klass
+    at = join(app(ENTRY).run(), code, "Ana")
+    key = session_of(at).identity.key
+    at.query_params.clear()  # Streamlit may drop them when the visitor switches pages
+    at.switch_page(TRAIN).run()
+    assert_clean(at)
+    assert at.query_params["key"] == key and session_of(at).identity.name == "Ana"
 
 
 def test_the_teacher_link_opens_the_teacher(klass):
@@ -137,6 +163,20 @@ def test_a_wrong_class_code_is_refused_then_rate_limited(klass):
     assert session_of(at).identity is None
 
 
+def test_forged_keys_are_rate_limited_too(klass, home):
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana = store.join(klass[0], "Ana")
+    for i in range(3):
+        at = app(ENTRY)
+        at.query_params["key"] = f"forged-{i}-" + "x" * 24
+        at.run()
+        assert "key is not known" in refused(at)
+    at = app(ENTRY)
+    at.query_params["key"] = ana.key  # a real key, from the same client, too soon
+    at.run()
+    assert "Too many attempts" in refused(at) and session_of(at).identity is None
+
+
 def test_another_class_key_or_a_visitor_key_opens_nothing(klass, home):
     with ClassStore(home / classroom.FILE_NAME) as store:
         other, _ = store.start_class("Period 4")
@@ -170,3 +210,12 @@ def test_a_public_visitor_gets_a_key_of_their_own(home, monkeypatch):
     again.run()
     assert session_of(again).identity == a
     assert b.key not in page_text(first)
+
+
+def test_a_forged_key_in_public_mode_gets_one_sentence_and_no_new_key(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    at = app(ENTRY)
+    at.query_params["key"] = "forged-forged-forged-forged-forg"
+    at.run()
+    assert "without ?key= to start afresh" in refused(at)
+    assert session_of(at).identity is None and at.query_params["key"] == "forged-forged-forged-forged-forg"

@@ -97,16 +97,53 @@ def test_failures_are_rate_limited_per_client_then_released(store):
     assert store.join(info.code, "Eve", client="evil").name == "Eve"
 
 
-def test_total_failures_bound_a_script_with_many_addresses(tmp_path):
+def test_guesses_from_many_addresses_lock_out_neither_a_valid_key_nor_a_newcomer(tmp_path):
+    """Attack review (issue 16): a global cap on failures let a script spread over 30 addresses refuse every
+    student's own key, and a global cap on new visitors let 10 addresses lock newcomers out of public mode.
+    Only misses meet the limit, per client, and one host's IPv6 /64 is one client."""
     clock = Clock()
-    s = ClassStore(tmp_path / "c.sqlite3", failures=RateLimiter(10, 5, 60, clock),
-                   joins=RateLimiter(50, 500, 60, clock))
-    s.start_class("P")
-    for i in range(5):
-        with pytest.raises(JoinRefused, match="class code"):
-            s.join("WRONGONE", "x", client=f"10.0.0.{i}")
-    with pytest.raises(JoinRefused, match="too many"):
-        s.join("WRONGONE", "x", client="10.0.9.9")
+    s = ClassStore(tmp_path / "c.sqlite3", failures=cr.failures_limiter(clock), joins=cr.joins_limiter(clock))
+    info, token = s.start_class("P")
+    ana = s.join(info.code, "Ana", client="192.168.1.20")
+    for n in range(300):
+        with pytest.raises(JoinRefused):
+            s.identify("forged" + "x" * 32, client=f"10.0.{n // 250}.{n % 250}")
+    for n in range(100):
+        with pytest.raises(JoinRefused):
+            s.identify("forged" + "x" * 32, client=f"2001:db8:0:1::{n + 1:x}")
+    assert s.identify(ana.key, client="192.168.1.20") == ana
+    assert s.identify(ana.key, client="2001:db8:0:1::5") == ana  # even from the guessing host itself
+    assert s.teacher(info.code, token, client="2001:db8:0:1::5").role == "teacher"
+    with pytest.raises(JoinRefused, match="too many"):  # the host's own misses are limited as one client
+        s.identify("forged" + "y" * 32, client="2001:db8:0:1::ffff")
+    for n in range(10):
+        for _ in range(cr.JOINS_PER_CLIENT):
+            s.visitor(client=f"10.1.0.{n}")
+    assert s.visitor(client="198.51.100.7").role == "visitor"
+
+
+def test_one_client_cannot_fill_a_class_and_the_teacher_can_close_it(tmp_path):
+    clock = Clock()
+    s = ClassStore(tmp_path / "c.sqlite3", failures=cr.failures_limiter(clock), joins=cr.joins_limiter(clock),
+                   clock=clock)
+    info, _ = s.start_class("P")
+    for i in range(cr.JOINS_PER_CLIENT):
+        s.join(info.code, f"bot {i}", client="192.168.1.66")
+    with pytest.raises(JoinRefused, match="too many joins") as exc:
+        s.join(info.code, "bot x", client="192.168.1.66")
+    assert exc.value.retry_after > 600  # an hour's window: 500 places take a script 8 hours
+    assert s.join(info.code, "Ana", client="192.168.1.20").name == "Ana"
+    s.update_class(info.code, joining=False)
+    with pytest.raises(JoinRefused, match="no new students"):
+        s.join(info.code, "Bob", client="192.168.1.21")
+    bot = s.members(info.code)[-1]
+    assert s.remove_member(info.code, bot.owner) and bot.owner not in {m.owner for m in s.members(info.code)}
+
+
+def test_client_keys():
+    assert cr.client_key("192.168.1.2") == "192.168.1.2"
+    assert cr.client_key("2001:db8::1") == cr.client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert cr.client_key("::ffff:10.0.0.1") == "10.0.0.1" and cr.client_key("") == ""
 
 
 @pytest.mark.parametrize("name, message", [

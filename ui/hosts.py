@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import re
 
-ENV_VAR = "CATDNN_ALLOWED_HOSTS"
+from catdnn.serve import ALLOWED_HOSTS_ENV as ENV_VAR  # `catdnn serve` sets it for a class
+
 #: The names of this machine that a browser can only send when it really talks to this machine.
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 

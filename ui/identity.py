@@ -21,11 +21,14 @@ is what the Train page keeps in its settings link too). A key is shown only to i
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 
 import streamlit as st
 
 from catdnn import classroom
 from catdnn.classroom import ClassroomError, ClassStore, Identity, JoinRefused
+from catdnn.errors import CatdnnError
 
 from . import state
 
@@ -44,8 +47,16 @@ def _open_store(path: str) -> ClassStore:
 
 
 def class_store() -> ClassStore:
-    """The server's class store (``classroom.sqlite3`` in the catdnn folder), opened once per server process."""
-    return _open_store(str(classroom.default_path()))
+    """The server's class store (``classroom.sqlite3`` in the catdnn folder), opened once per server process.
+
+    A store that cannot be opened raises :class:`ClassroomError` with a sentence for the visitor; the reason,
+    which names the server's folders, goes to the server's log only."""
+    try:
+        return _open_store(str(classroom.default_path()))
+    except ClassroomError as exc:
+        print(f"catdnn: {exc}", file=sys.stderr, flush=True)
+        message = "this server cannot open its class store: tell whoever runs it (its log says why)"
+        raise ClassroomError(message) from None
 
 
 def mode() -> str:
@@ -83,9 +94,22 @@ def link_params(identity: Identity | None = None) -> dict[str, str]:
     return {TEACHER_PARAM if identity.role == "teacher" else KEY_PARAM: identity.key}
 
 
+def share_note(identity: Identity | None = None) -> str:
+    """A sentence for a page whose address is meant to be shared: it also holds this person's secret ("" when
+    it holds none, as in local mode)."""
+    params = link_params(identity)
+    if not params:
+        return ""
+    name = next(iter(params))
+    return (f" Here the address also holds your private `{name}=…`: take that part out before you share it, or "
+            "whoever opens it is you.")
+
+
 def settings_query() -> dict:
-    """The page's query parameters without those naming who the visitor is (the Train page's settings)."""
-    return {k: v for k, v in st.query_params.to_dict().items() if k not in PARAMS}
+    """The page's query parameters without those naming who the visitor is (the Train page's settings); in local
+    mode, where no parameter names anyone, all of them (as before the modes existed)."""
+    query = st.query_params.to_dict()
+    return query if mode() == "local" else {k: v for k, v in query.items() if k not in PARAMS}
 
 
 def own_link(identity: Identity | None = None) -> str:
@@ -94,6 +118,8 @@ def own_link(identity: Identity | None = None) -> str:
     base = (st.context.url or "").split("?")[0]
     if not params or not base:
         return ""
+    if "/" not in base.split("://", 1)[-1]:
+        base += "/"  # the Home page's address, http://host:port
     return base + "?" + "&".join(f"{k}={v}" for k, v in params.items())  # keys are URL-safe (token_urlsafe)
 
 
@@ -125,13 +151,17 @@ def _resolve(kind: str) -> Identity | None:
     if kind == "class" and token:
         return store.teacher(_served_class(), token, client=who)
     if key:
-        identity = store.identify(key, client=who)
+        unknown = JoinRefused("this link's key is not known here: " + (
+            "join the class again (your teacher has its link)" if kind == "class" else
+            "open the app's address without ?key= to start afresh (a visitor's key is forgotten after a long absence)"))
+        try:
+            identity = store.identify(key, client=who)
+        except JoinRefused as exc:
+            raise (exc if exc.retry_after else unknown) from None  # the rate limit says how long to wait
         wanted = ("student", _served_class()) if kind == "class" else ("visitor", "")
         if (identity.role, identity.class_code) != wanted:  # another class's key, a visitor's in class mode…
             store.failures.add(who)
-            raise JoinRefused("this link's key is not known here: " + (
-                "join the class again (your teacher has its link)" if kind == "class" else
-                "open the app's address without ?key= to start afresh"))
+            raise unknown
         return identity
     if kind == "public":
         st.session_state[WELCOME_KEY] = True
@@ -145,7 +175,7 @@ def _join_form_ui() -> Identity | None:
     st.title("Join the class")
     st.markdown("Type the class code your teacher gave you and the name the class board and your teacher will see. "
                 "There is no password: you get a private link instead, to bookmark.")
-    if CODE_KEY not in st.session_state:
+    if _param(JOIN_PARAM) and not st.session_state.get(CODE_KEY):  # a run may come before the link's parameters
         st.session_state[CODE_KEY] = _param(JOIN_PARAM).upper()
     with st.form("join_form"):
         code = st.text_input("Class code", key=CODE_KEY, max_chars=32)
@@ -156,7 +186,7 @@ def _join_form_ui() -> Identity | None:
         return None
     try:
         identity = class_store().join(code, name, client=client())
-    except JoinRefused as exc:
+    except CatdnnError as exc:  # refused, or the class store cannot be used
         _refuse(exc)
     st.session_state[WELCOME_KEY] = True
     return identity
@@ -167,7 +197,10 @@ def identity_ui(page: str = "") -> Identity:
     address, mark it seen on ``page`` and return it. A refusal stops the page with one clear sentence; a
     class-mode visitor who has not joined gets the join form, and the page stops under it."""
     s = state.session()
-    kind = mode()
+    try:
+        kind = mode()
+    except ClassroomError as exc:  # $CATDNN_MODE names no mode
+        _refuse(exc)
     if kind == "local":
         if s.identity is None:
             s.identity = Identity("owner", owner=s.owner)
@@ -178,7 +211,7 @@ def identity_ui(page: str = "") -> Identity:
         s.identity = None
         try:
             s.identity = _resolve(kind)
-        except (JoinRefused, ClassroomError) as exc:
+        except CatdnnError as exc:  # JoinRefused, or the class store cannot be used
             _refuse(exc)
         if s.identity is None:
             s.identity = _join_form_ui()
@@ -193,15 +226,18 @@ def identity_ui(page: str = "") -> Identity:
             st.query_params[name] = value
     if JOIN_PARAM in st.query_params:
         del st.query_params[JOIN_PARAM]
-    class_store().touch(identity, page or "Home")
+    try:
+        class_store().touch(identity, page or "Home")
+    except (CatdnnError, sqlite3.Error):  # "who is online" is best effort: a busy store never blocks a page
+        pass
     if st.session_state.pop(WELCOME_KEY, False):
         _welcome(identity)
     return identity
 
 
 def _welcome(identity: Identity) -> None:
-    who = f"as **{identity.name}**" if identity.role == "student" else "as a visitor with work of your own"
+    who = f"You joined as **{identity.name}**" if identity.role == "student" else "Your work here is yours alone"
     link = own_link(identity)
-    st.success(f"You are in {who}. **Bookmark this page's address**: it holds your private key, the only way back "
+    st.success(f"{who}. **Bookmark this page's address**: it holds your private key, the only way back "
                "to your runs and models from another tab or after a restart. Do not share it: whoever has it is you."
                + (f"\n\nYour link: `{link}`" if link else ""), icon=":material/bookmark:")
