@@ -5,6 +5,7 @@ import streamlit as st
 
 from catdnn.errors import CatdnnError
 from catdnn.labels import run_label
+from catdnn.serve import qr_svg
 from catdnn.workers import shared_pool
 from ui import page_setup
 from ui.board import (
@@ -37,9 +38,14 @@ members = store.members(info.code)
 names = {m.owner: m.name for m in members}
 
 link = student_link(info.code)
-st.markdown(f"**{info.name}**: {len(members)} student{'s' if len(members) != 1 else ''} joined. Students join "
-              f"at this link (class code **{info.code}**):")
-st.code(link, language=None)
+left, right = st.columns([3, 1])
+left.markdown(f"**{info.name}**: {len(members)} student{'s' if len(members) != 1 else ''} joined. Students join "
+              f"at this link (class code **{info.code}**), or with a phone's camera on the QR code:")
+left.code(link, language=None)
+try:
+    right.image(qr_svg(link), caption="The students' link", width=200)
+except CatdnnError as exc:
+    right.caption(f"No QR code: {exc}.")
 
 st.subheader("Now")
 st.button("Refresh", key="teacher_refresh", icon=":material/refresh:", help="Read who is online and training again")

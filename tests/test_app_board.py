@@ -134,6 +134,9 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
     at = as_teacher(TEACHER, klass)
     assert_clean(at)
     assert at.code[0].value.endswith(f"/?join={klass.code}")
+    assert len(at.get("image")) == 1  # the link's QR code
+    monkeypatch.setenv("CATDNN_CLASS_URL", f"https://10.0.0.5:8501/?join={klass.code}")  # as catdnn serve sets it
+    assert as_teacher(TEACHER, klass).code[0].value == f"https://10.0.0.5:8501/?join={klass.code}"
     online = at.dataframe[0].value
     assert list(online["name"]) == ["Ana"] and list(online["page"]) == ["Class board"]
     assert [m.label for m in at.metric][:1] == ["Cores"]

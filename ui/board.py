@@ -17,14 +17,13 @@ from catdnn.board import FOLDS, MAX_ENTRIES, METRIC, Board, Standings
 from catdnn.classroom import Identity, Limits
 from catdnn.errors import CatdnnError
 from catdnn.labels import run_label
+from catdnn.serve import CLASS_URL_ENV
 from catdnn.workers import shared_pool
 
 from .identity import class_store, mode
 
 #: The command that starts a class (the README's "Serve a class").
 SERVE_COMMAND = 'python -m catdnn serve --class "Period 3"'
-#: The environment variable ``catdnn serve`` sets to the students' link (the teacher view shows it).
-CLASS_URL_ENV = "CATDNN_CLASS_URL"
 #: Who counts as online on the teacher view: seen on a page in the last this many seconds.
 ONLINE_SECONDS = 60
 
