@@ -34,6 +34,11 @@ if who.role != "teacher":
     st.stop()
 store, pool = class_store(), shared_pool()
 info = store.get_class(who.class_code)
+if info.paused != pool.paused:  # the class's setting holds (a restarted server's pool has forgotten it)
+    if info.paused:
+        pool.pause()
+    else:
+        pool.resume()
 members = store.members(info.code)
 names = {m.owner: m.name for m in members}
 
@@ -63,7 +68,7 @@ with training:
 draw_server(server_resources(pool.pids))
 
 st.subheader("Control")
-paused = pool.paused or info.paused
+paused = info.paused
 if st.button("Resume training for everyone" if paused else "Pause training for everyone", key="teacher_pause",
              icon=":material/play_arrow:" if paused else ":material/pause:", type="primary"):
     if paused:
@@ -97,7 +102,7 @@ try:
     if "teacher_delete_error" in st.session_state:
         st.error(st.session_state.pop("teacher_delete_error"), icon=":material/error:")
     sure = st.checkbox("I want to delete the chosen runs (and take them off the board)", key="teacher_delete_sure")
-    st.button("Delete", key="teacher_delete", disabled=not (sure and chosen), icon=":material/delete:",
+    st.button("Delete the chosen runs", key="teacher_delete", disabled=not (sure and chosen), icon=":material/delete:",
               on_click=delete_runs, args=(history, who, list(chosen)))
 except CatdnnError as exc:
     st.error(str(exc), icon=":material/error:")

@@ -150,6 +150,12 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
         assert at.button(key="teacher_pause").label == "Resume training for everyone"
         at.button(key="teacher_pause").click().run()
         assert not pool.paused
+        with ClassStore(classroom.default_path()) as store:  # paused before the server restarted: it holds
+            store.update_class(klass.code, paused=True)
+        at.run()
+        assert pool.paused and at.button(key="teacher_pause").label == "Resume training for everyone"
+        at.button(key="teacher_pause").click().run()
+        assert not pool.paused
     finally:
         pool.resume()
 
