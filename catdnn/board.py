@@ -175,7 +175,8 @@ class Board:
 
         ``dataset`` is the :class:`~catdnn.data.Dataset` the run trained on (its display name must be the run's).
         ``executor``, ``stop``, ``on_run(fold, result, score)``: as :func:`catdnn.search.score` takes them (the
-        app passes its shared worker pool). Returns the entry; raises :class:`BoardError` when refused, before
+        app passes its shared worker pool, whose queue then serves the fold runs as the student's, in turn with
+        the other students' trainings). Returns the entry; raises :class:`BoardError` when refused, before
         any training: not a student of a class, not their run (the same message as a missing run), not
         finished, trained on another dataset, :data:`MAX_ENTRIES` entries already, a submission of theirs
         still being scored; or when the scoring was stopped (nothing is submitted then).
@@ -183,6 +184,7 @@ class Board:
         from .history import HistoryError
         from .search import score
         from .sweep import curve_options
+        from .workers import TrainingPool
 
         if identity.role != "student" or not identity.class_code or not identity.owner:
             raise BoardError("only a student who joined a class submits runs to its board")
@@ -213,8 +215,11 @@ class Board:
             if old is not None and old.config == record.config:
                 scores = old.scores  # the same settings on the same folds score the same: no need to train again
             else:
+                options = curve_options(record.config)
+                if isinstance(executor, TrainingPool):  # its queue serves students in turn, and names them
+                    options["owner"] = identity.owner
                 cv = score([record.config], dataset, k=FOLDS, seed=FOLD_SEED, metric=METRIC, executor=executor,
-                           stop=stop, on_run=on_run, **curve_options(record.config))[0]
+                           stop=stop, on_run=on_run, **options)[0]
                 if stop is not None and stop.is_set():
                     raise BoardError(f"the scoring of run {run_id} was stopped: it is not on the board")
                 scores = tuple(cv.scores[record.config.iterations])

@@ -17,6 +17,7 @@ from catdnn.config import PRESETS
 from catdnn.history import History
 from catdnn.train import fit
 from catdnn.validation import cross_validate
+from catdnn.workers import TrainingPool
 
 BASE = replace(PRESETS["two-layer"], iterations=30)
 
@@ -181,3 +182,27 @@ def test_the_board_is_a_class_members(klass):
         klass.board.standings(MACHINE)
     with pytest.raises(BoardError, match="serves a class"):
         klass.board.standings(Identity("visitor", owner="v" * 64))
+
+
+class RecordingPool(TrainingPool):
+    """A real worker pool that notes whose each training is."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.owners = []
+
+    def submit(self, config, data_dir, **kwargs):
+        self.owners.append(kwargs.get("owner"))
+        return super().submit(config, data_dir, **kwargs)
+
+
+def test_on_the_worker_pool_the_fold_runs_are_the_students(klass, dataset):
+    """On the app's pool the scoring's runs are queued as the student's (round-robin with the class, named on
+    the teacher's view), not as nobody's."""
+    run = keep(klass, klass.ana, replace(BASE, iterations=5), dataset=dataset)
+    pool = RecordingPool()
+    try:
+        entry = klass.board.submit(klass.ana, run, klass.history[klass.ana], dataset, executor=pool)
+    finally:
+        pool.close()
+    assert pool.owners == [klass.ana.owner] * bd.FOLDS and len(entry.scores) == bd.FOLDS
