@@ -178,13 +178,14 @@ class Board:
         app passes its shared worker pool, whose queue then serves the fold runs as the student's, in turn with
         the other students' trainings). Returns the entry; raises :class:`BoardError` when refused, before
         any training: not a student of a class, not their run (the same message as a missing run), not
-        finished, trained on another dataset, :data:`MAX_ENTRIES` entries already, a submission of theirs
-        still being scored; or when the scoring was stopped (nothing is submitted then).
+        finished, trained on another dataset, beyond the class's limits as they are now (iterations, a CNN),
+        :data:`MAX_ENTRIES` entries already, a submission of theirs still being scored; or when the scoring
+        was stopped (nothing is submitted then).
         """
         from .history import HistoryError
         from .search import score
         from .sweep import curve_options
-        from .workers import TrainingPool
+        from .workers import TrainingPool, check_limits
 
         if identity.role != "student" or not identity.class_code or not identity.owner:
             raise BoardError("only a student who joined a class submits runs to its board")
@@ -203,6 +204,10 @@ class Board:
                              f"training images of {dataset_name(dataset)!r}: choose {record.dataset!r} in the "
                              "sidebar, or submit a run trained on this one")
         code = identity.class_code
+        try:  # scoring trains the settings again: the class's limits as they are now apply to them
+            check_limits(record.config, self.store.get_class(code).limits)
+        except CatdnnError as exc:
+            raise BoardError(f"run {run_id} cannot be scored: {exc}") from None
         with self._lock:
             old = self._entry(code, run_id)
             if old is None and len(self._entries(code, owner=identity.owner)) >= MAX_ENTRIES:

@@ -12,7 +12,7 @@ import pytest
 
 from catdnn import board as bd
 from catdnn.board import Board, BoardError
-from catdnn.classroom import MACHINE, ClassStore, Identity, RateLimiter
+from catdnn.classroom import MACHINE, ClassStore, Identity, Limits, RateLimiter
 from catdnn.config import PRESETS
 from catdnn.history import History
 from catdnn.train import fit
@@ -124,6 +124,10 @@ def test_refusals_before_any_training(klass, poisoned, dataset):
         elsewhere = keep(klass, klass.ana, dataset="my pets")
         with pytest.raises(BoardError, match="was trained on 'my pets'"):
             klass.board.submit(klass.ana, elsewhere, klass.history[klass.ana], poisoned, executor=ex)
+        long = keep(klass, klass.ana, replace(BASE, iterations=500), dataset=poisoned)  # before the limits
+        klass.store.update_class(klass.code, limits=Limits(max_iterations=100))
+        with pytest.raises(BoardError, match="cannot be scored: this run asks for 500 iterations"):
+            klass.board.submit(klass.ana, long, klass.history[klass.ana], poisoned, executor=ex)
     assert ex.trainings == 0
 
 
