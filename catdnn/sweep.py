@@ -29,26 +29,22 @@ import collections
 import concurrent.futures as cf
 import itertools
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
 
+from .cluster import SCHEDULERS_ENV_VAR, allowed_schedulers, check_scheduler, dask_client  # noqa: F401 (this module's API)
 from .config import TrainConfig
 from .errors import CatdnnError, ConfigError
 from .history import is_upload
 from .labels import dataset_name
-from .workers import Outcome, TrainingPool, failure_message, train_one
+from .workers import Outcome, TrainingPool, cached_dataset, failure_message, train_one
 
 #: Most runs one sweep may hold (a grid grows fast).
 MAX_RUNS = 1000
 #: While waiting for results, ``idle`` is called about this often (seconds).
 IDLE_SECONDS = 0.2
-#: ``CATDNN_SCHEDULERS``: the Dask scheduler addresses (comma-separated) the dashboard may connect to,
-#: besides this machine's own. A scheduler's results are unpickled, so it must be trusted.
-SCHEDULERS_ENV_VAR = "CATDNN_SCHEDULERS"
 
 
 @dataclass
@@ -78,22 +74,6 @@ class SweepResult:
 
 
 # --------------------------------------------------------------------------- on a Dask worker
-_datasets: dict = {}
-_datasets_lock = threading.Lock()
-
-
-def _dataset(data_dir):
-    from .data import load_dataset
-
-    key = str(data_dir or "")
-    with _datasets_lock:
-        if key not in _datasets:
-            _datasets.clear()
-            folder = data_dir if data_dir and os.path.isdir(data_dir) else None  # a remote worker: its own
-            _datasets[key] = load_dataset(folder, download=False)
-        return _datasets[key]
-
-
 def run_one(index: int, config: dict, data_dir=None, options: dict | None = None) -> SweepResult:
     """Train one config to its end (on a Dask worker) and return its :class:`SweepResult`; never raises."""
     from .threads import limit_blas_threads
@@ -101,7 +81,7 @@ def run_one(index: int, config: dict, data_dir=None, options: dict | None = None
     limit_blas_threads(1)
     cfg = TrainConfig.from_dict(config)
     try:
-        return result_of(index, cfg, train_one(cfg, _dataset(data_dir), options))
+        return result_of(index, cfg, train_one(cfg, cached_dataset(data_dir, remote=True), options))
     except Exception as exc:  # one line in the sweep's output; the other runs go on
         return SweepResult(index, cfg, "failed", failure_message(exc))
 
@@ -297,62 +277,6 @@ def curve_options(config: TrainConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- Dask
-def check_scheduler(address: str, allowed: Iterable[str] | None = None) -> str:
-    """``address`` as ``tcp://host:port`` if it is well formed and, when ``allowed`` is given, either on
-    this machine (loopback) or in ``allowed``; else :class:`ConfigError` saying why.
-
-    ``tls://`` is refused with its reason: a TLS scheduler needs the client's certificate and key (a
-    ``distributed.Security``), which catdnn's address alone cannot carry."""
-    text = str(address or "").strip()
-    if "://" not in text:
-        text = "tcp://" + text
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme == "tls":
-        raise ConfigError(
-            f"{address!r} is a TLS scheduler, which catdnn cannot connect to: TLS needs this machine's certificate "
-            "and key (a distributed.Security object), and an address carries neither. Give the scheduler a "
-            "tcp:// address on a network you trust, or, from Python, connect with "
-            "distributed.Client(address, security=...) and pass client.get_executor() to catdnn.sweep.sweep")
-    if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ConfigError(f"{address!r} is not a Dask scheduler address such as tcp://127.0.0.1:8786")
-    text = f"{parts.scheme}://{parts.netloc}"
-    if allowed is not None:
-        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        listed = {a.strip().rstrip("/") for a in allowed if a.strip()}
-        if not local and text not in listed and parts.netloc not in listed:
-            raise ConfigError(
-                f"the dashboard connects only to schedulers on this machine, or those listed in "
-                f"{SCHEDULERS_ENV_VAR} (a scheduler's results are unpickled here, so it must be trusted): start "
-                f"the app with {SCHEDULERS_ENV_VAR}={text} to allow this one")
-    return text
-
-
-def allowed_schedulers() -> list[str]:
-    """The addresses in ``$CATDNN_SCHEDULERS``."""
-    return [a.strip() for a in os.environ.get(SCHEDULERS_ENV_VAR, "").split(",") if a.strip()]
-
-
-def dask_client(address: str, timeout: float = 10.0):
-    """A ``distributed.Client`` connected to the scheduler at ``address`` (close it when done).
-
-    Raises :class:`CatdnnError` when ``distributed`` is not installed or the scheduler does not answer.
-    """
-    address = check_scheduler(address)
-    try:
-        from distributed import Client
-    except ImportError:
-        raise CatdnnError("running on a Dask cluster needs the `distributed` package: "
-                          "pip install -r requirements-dist.txt") from None
-    try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise CatdnnError(f"no Dask scheduler answered at {address} within {timeout:g} s ({exc})") from None
-
-
 def dask_executor(client) -> cf.Executor:
     """The cluster's ``concurrent.futures`` executor, for :func:`sweep`."""
     return client.get_executor()

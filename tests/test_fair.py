@@ -178,3 +178,65 @@ def test_jobs_lists_who_trains_what(data_dir):
         assert pool.jobs() == []
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(host="127.0.0.1", protocol="tcp", processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as c:
+        assert c.scheduler_address.startswith("tcp://127.0.0.1:")
+        yield c
+
+
+def test_the_servers_trainings_run_on_the_dask_cluster_it_names(cluster, data_dir, monkeypatch):
+    """``$CATDNN_SCHEDULER`` (``catdnn serve --scheduler``): the shared pool's trainings run on that cluster,
+    reporting live progress, and finish with the course's numbers."""
+    from catdnn import workers
+
+    monkeypatch.setenv(workers.SCHEDULER_ENV, cluster.scheduler_address)
+    monkeypatch.setattr(workers, "_shared", None)
+    pool = workers.shared_pool()
+    try:
+        assert pool.where == f"the Dask cluster at {cluster.scheduler_address}" and pool.processes == 2
+        assert pool.pids == []  # no worker process of this pool's own
+        job = pool.submit(PRESETS["two-layer"], data_dir, owner="A", limits=CLASS, cost_every=100)
+        seen = []
+        for _ in job.updates():
+            if job.progress is not None and job.outcome is None:
+                seen.append(job.progress.iterations_done)
+        out = job.outcome
+        assert out.status == "finished" and out.model.test_accuracy == 0.72 and out.iterations_done == 2500
+        assert seen and seen == sorted(seen) and seen[0] < 2500  # progress arrived while it trained
+        assert job.history == out.history and len(out.history) == 26 and job.solver_name == "gram"
+        assert pool.running == 0 and pool.jobs() == []
+    finally:
+        pool.close()
+
+
+def test_on_a_dask_cluster_pause_holds_and_stop_keeps_the_partial_model(cluster, data_dir):
+    pool = TrainingPool(scheduler=cluster.scheduler_address)
+    try:
+        job = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
+        _until(job, lambda j: j.progress is not None and j.progress.iterations_done >= 3)
+        pool.pause()
+        _until(job, lambda j: j.held)
+        held_at = job.progress.iterations_done
+        time.sleep(1.0)
+        assert job.progress.iterations_done == held_at and [i.state for i in pool.jobs()] == ["paused"]
+        pool.resume()
+        _until(job, lambda j: j.progress.iterations_done >= held_at + 3)
+        job.cancel()
+        out = job.wait(timeout=60)
+        assert out is not None and out.status == "stopped" and out.model is not None
+        assert out.model.iterations_done == out.iterations_done >= held_at + 3
+        with pytest.raises(TrainingRefused, match="more than the 1,000 allowed"):  # limits hold there too
+            pool.submit(PRESETS["two-layer"], data_dir, owner="A", limits=Limits(max_iterations=1000))
+    finally:
+        pool.close()
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_a_clear_error():
+    with pytest.raises(CatdnnError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
+        TrainingPool(scheduler="tcp://127.0.0.1:9")
