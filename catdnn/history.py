@@ -12,12 +12,21 @@ ended and why, the solver, where it came from (``source``: the Train page, the C
 its model as the ``.npz`` bytes of :mod:`catdnn.model_io` (never pickle). A diverged run keeps no
 model.
 
-Who sees a run (:attr:`History.viewer`): a run trained on photos a visitor uploaded to the app is
-that visitor's session's (``private``): listed, opened, exported and deleted only through a
-:class:`History` opened with the same ``viewer``, never through another session's, even when its folder
-was removed before the run was kept (:func:`is_upload` fails closed; pass the Dataset, which remembers). The CLI
-(``viewer=None``) is the machine's owner and sees every run. A run names its dataset by its display
-name, never by its folder on the server.
+Who sees a run (:attr:`History.identity`, a :class:`~catdnn.classroom.Identity`): every run has an owner
+(the identity's :attr:`~catdnn.classroom.Identity.owner` that kept it), and the engine decides, not the page:
+
+- **local mode** (a string ``viewer``: the session's token): a run trained on photos a visitor uploaded to the
+  app is that session's (``private``): listed, opened, exported and deleted only through a :class:`History`
+  opened with the same ``viewer``, never through another session's, even when its folder was removed before
+  the run was kept (:func:`is_upload` fails closed; pass the Dataset, which remembers). Other runs are
+  everyone's, as before the modes existed.
+- **class and public mode** (a student's or visitor's Identity): every run they keep is private, and they list,
+  open, reload, export and delete **only their own**; another's run id gets exactly what a missing one gets
+  ("there is no run N"). The teacher's Identity sees and deletes every run.
+- **the CLI** (``viewer=None``: :data:`~catdnn.classroom.MACHINE`) is the machine's owner and sees every run.
+
+A run names its dataset by its display name, never by its folder on the server, and every CSV cell that a
+spreadsheet would take for a formula is neutralised (:func:`csv_text_of`).
 
 The file is bounded (SECURITY.md, "Resources"): a model larger than :data:`MAX_MODEL_BYTES` is not
 kept (its curves and metrics are); beyond :data:`MAX_OWNER_MODEL_BYTES` of models per user (a
@@ -44,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .classroom import MACHINE, Identity
 from .config import TrainConfig
 from .errors import CatdnnError
 from .labels import arch_text, dataset_name
@@ -134,6 +144,40 @@ def _v1_to_v2(db) -> None:
 MIGRATIONS = {0: _SCHEMA_V1, 1: _v1_to_v2}
 
 
+#: The roles whose runs are always private (class and public mode), and who see only their own.
+PRIVATE_ROLES = ("student", "visitor", "teacher")
+#: What a spreadsheet takes for the start of a formula (OWASP, CSV injection): such a cell gets a leading ``'``.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_identity(viewer) -> Identity:
+    """Who a ``viewer`` is: an :class:`~catdnn.classroom.Identity` as it is; a string (a local-mode session's
+    token) the machine's user in that session; None the machine's user (the CLI, :data:`~catdnn.classroom.MACHINE`)."""
+    if isinstance(viewer, Identity):
+        return viewer
+    return MACHINE if viewer is None else Identity("owner", owner=str(viewer))
+
+
+def csv_cell(value):
+    """A value safe in a CSV cell: a string a spreadsheet would run as a formula (starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return: OWASP's CSV-injection list) gets a leading ``'``, which
+    spreadsheets show as text; numbers, booleans and None are kept as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_text_of(rows: list[dict]) -> str:
+    """Rows (dicts with the same keys) as CSV text, every cell through :func:`csv_cell`: the one CSV writer of
+    catdnn (the Runs page, ``runs export``, the teacher's export)."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writerow({k: csv_cell(k) for k in rows[0]})
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
 class HistoryError(CatdnnError):
     """The run history cannot be used (a corrupt file, a newer schema, no permission)."""
 
@@ -159,6 +203,7 @@ class RunRecord:
     has_model: bool = False
     history: list = field(default_factory=list)  # [(iteration, cost)]; empty in list_runs()
     accuracy_history: list = field(default_factory=list)  # [(iteration, train, test)]; empty in list_runs()
+    owner: str = ""  # who kept it (an Identity's owner: a hash, never a key); "" for the CLI's; not in row()
 
     def row(self) -> dict:
         """The run as one flat table row: its results, then every setting by name."""
@@ -204,16 +249,18 @@ class History:
     One connection, usable from any thread of this process (a lock serialises its use). Raises
     :class:`HistoryError` when the file is not a readable catdnn history or is from a newer catdnn.
 
-    ``viewer`` is who uses this connection: an app session's token, or None for the machine's owner (the
-    CLI). A run kept on a visitor's upload belongs to its viewer: every read and delete of another viewer
-    leaves it out. The three ``max_*`` bound the models kept (default :data:`MAX_MODEL_BYTES`,
+    ``viewer`` is who uses this connection (:func:`as_identity`): an :class:`~catdnn.classroom.Identity`; a
+    local-mode session's token (a string); or None for the machine's owner (the CLI). What each may see is
+    the module docstring's: :attr:`identity` keeps the Identity, :attr:`viewer` the owner it keeps runs under
+    (None for the CLI). The three ``max_*`` bound the models kept (default :data:`MAX_MODEL_BYTES`,
     :data:`MAX_OWNER_MODEL_BYTES`, :data:`MAX_TOTAL_MODEL_BYTES`).
     """
 
-    def __init__(self, path=None, viewer: str | None = None, *, max_model_bytes: int = MAX_MODEL_BYTES,
+    def __init__(self, path=None, viewer: Identity | str | None = None, *, max_model_bytes: int = MAX_MODEL_BYTES,
                  max_owner_bytes: int = MAX_OWNER_MODEL_BYTES, max_total_bytes: int = MAX_TOTAL_MODEL_BYTES):
         self.path = Path(path) if path is not None else default_path()
-        self.viewer = None if viewer is None else str(viewer)
+        self.identity = as_identity(viewer)
+        self.viewer = self.identity.owner or None
         self.max_model_bytes, self.max_owner_bytes = int(max_model_bytes), int(max_owner_bytes)
         self.max_total_bytes = int(max_total_bytes)
         self._lock = threading.RLock()
@@ -366,6 +413,8 @@ class History:
                 blob = model_to_bytes(model)
                 if len(blob) > self.max_model_bytes:
                     message, blob = _note(message, self._too_big(len(blob))), None
+        if self.identity.role in PRIVATE_ROLES:  # class and public mode: every run is its owner's alone
+            private = True
         private = is_upload(dataset) if private is None else bool(private)
         values = (
             datetime.now(timezone.utc).isoformat(timespec="milliseconds"), str(source), str(status), str(message),
@@ -450,10 +499,14 @@ class History:
             return cur.rowcount
 
     def _visible(self) -> tuple[str, tuple]:
-        """The SQL condition (and its arguments) of the runs this viewer may see."""
-        if self.viewer is None:
+        """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI and the
+        teacher; a student's or visitor's own only; a local session's own and everyone's public ones."""
+        who = self.identity
+        if who.sees_all:
             return "1", ()
-        return "(private = 0 OR owner = ?)", (self.viewer,)
+        if who.role != "owner" or not who.owner:
+            return "(owner = ? AND owner != '')", (who.owner,)
+        return "(private = 0 OR owner = ?)", (who.owner,)
 
     def size(self) -> dict:
         """How much the history holds: ``{"file_bytes", "model_bytes", "models", "runs"}``: the runs and models
@@ -466,12 +519,12 @@ class History:
 
     # ------------------------------------------------------------------ reading
     _COLUMNS = ("id, created, source, status, message, config, seed, iterations_done, train_accuracy, "
-                "test_accuracy, elapsed, solver, dataset, sweep, model IS NOT NULL")
+                "test_accuracy, elapsed, solver, dataset, sweep, model IS NOT NULL, owner")
 
     def _record(self, r, curves=None) -> RunRecord:
         try:
             rec = RunRecord(int(r[0]), r[1], r[2], r[3], r[4], TrainConfig.from_dict(json.loads(r[5])), r[6],
-                            int(r[7]), r[8], r[9], float(r[10]), r[11], r[12], r[13], bool(r[14]))
+                            int(r[7]), r[8], r[9], float(r[10]), r[11], r[12], r[13], bool(r[14]), owner=str(r[15]))
             if curves is not None:
                 rec.history, rec.accuracy_history = _points(curves[0]), _points(curves[1])
         except (TypeError, ValueError, AttributeError, RecursionError) as exc:  # a damaged row
@@ -496,7 +549,7 @@ class History:
                 return []
             where, args = f"{where} AND id IN ({','.join('?' * len(ids))})", (*args, *ids)
         rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs WHERE {where} ORDER BY id DESC", args)
-        return [self._record(r, r[15:17] if curves else None) for r in rows]
+        return [self._record(r, r[16:18] if curves else None) for r in rows]
 
     def get(self, run_id: int) -> RunRecord:
         """One run with its curves; :class:`HistoryError` if there is none with that id."""
@@ -528,15 +581,19 @@ class History:
         where, args = self._visible()
         return int(self._query(f"SELECT COUNT(*) FROM runs WHERE {where}", args)[0][0])
 
-    def csv_text(self, runs=None) -> str:
-        """The runs' table (:meth:`RunRecord.row`) as CSV text, newest first."""
-        rows = [r.row() for r in (self.runs() if runs is None else runs)]
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        return out.getvalue()
+    def csv_text(self, runs=None, names: dict | None = None) -> str:
+        """The runs' table (:meth:`RunRecord.row`) as CSV text, newest first (default: every run this viewer
+        may see). With ``names`` (owner → display name, e.g. the class's members), a ``student`` column after
+        ``id`` names who kept each run ("" for one nobody in ``names`` kept). Datasets are named by their
+        display names, never by folders on the server; cells are neutralised (:func:`csv_text_of`)."""
+        rows = []
+        for r in (self.runs() if runs is None else runs):
+            row = r.row()
+            row["dataset"] = dataset_name(row["dataset"])  # a name stays a name; a folder becomes its name
+            if names is not None:
+                row = {"id": row.pop("id"), "student": str(names.get(r.owner, "")), **row}
+            rows.append(row)
+        return csv_text_of(rows)
 
     def close(self) -> None:
         with self._lock:

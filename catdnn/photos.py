@@ -23,6 +23,17 @@ What :func:`import_photos` does:
   pixels in all (from the headers, before decoding); the
   datasets imported from uploads take at most :data:`MAX_UPLOADS_BYTES` of disk, the oldest removed.
 
+**Owners** (SECURITY.md, "Zips and folders of photos"): a dataset imported in the app from an upload is its
+importers' (each an :class:`~catdnn.classroom.Identity`'s ``owner``, kept in the dataset's :data:`OWNERS_FILE`;
+the same photos imported by several people are one dataset with several owners). :func:`list_datasets`,
+:func:`find_dataset` and :func:`delete_dataset` take the caller's identity (``viewer``): an upload is listed,
+opened and deleted only by its owners, the teacher and the machine's user (the CLI); a dataset imported on
+this machine (a folder or a zip file, with the CLI) is offered to everyone and deleted only by the teacher or
+the CLI. An owner's delete withdraws their claim; the photos go when nobody's claim is left. In public mode
+(``$CATDNN_MODE=public``) an owner's claim lapses :func:`upload_ttl` seconds after their import
+(``$CATDNN_UPLOAD_TTL``, default :data:`DEFAULT_UPLOAD_TTL`), and an upload nobody claims any more is removed
+(:func:`expire_uploads`).
+
 A zip is **refused whole**, with one clear message (:class:`~catdnn.errors.DataError`), before any
 entry is inflated, when its directory shows: an entry that would escape its folder (``../``, an
 absolute path, a drive letter), a symbolic link, more than :data:`MAX_FILES` files, more than
@@ -44,6 +55,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -54,6 +66,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from . import images
+from .classroom import MACHINE, Identity, current_mode
 from .data import IMAGE_SHAPE, IMPORTED_FILES, MANIFEST, MANIFEST_FORMAT, content_digest, home_dir, is_imported
 from .errors import DataError, ImageError
 
@@ -97,6 +110,13 @@ MAX_UPLOADS_BYTES = 1024**3
 DATASETS_DIR = "datasets"
 #: Part of the cache key: bump when an import would give different arrays from the same photos.
 IMPORT_VERSION = 1
+#: The file in an imported dataset's folder naming who imported it from an upload: ``{"owners": {owner: time}}``.
+OWNERS_FILE = "owners.json"
+#: In public mode, how long an owner's claim on photos they uploaded lasts (seconds, ``$CATDNN_UPLOAD_TTL``):
+#: one hour, a visit's length; the photos are removed when no claim is left.
+UPLOAD_TTL_ENV = "CATDNN_UPLOAD_TTL"
+DEFAULT_UPLOAD_TTL = 3600.0
+_owners_lock = threading.Lock()  # one server process serves every session: their claims are written one at a time
 
 ImportProgress = Callable[[int, int, str], None]  # (files done, files in all, the file's name)
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}
@@ -126,6 +146,7 @@ class PhotoDataset:
     skipped: tuple = ()
     cached: bool = False
     uploaded: bool = False  # from an upload in the app (bytes), not a folder or zip on this machine
+    owners: tuple = ()  # who imported it from an upload (Identity owners: hashes, never keys)
 
     @property
     def m_train(self) -> int:
@@ -380,7 +401,96 @@ def _info(folder: Path, manifest: dict, cached: bool = False) -> PhotoDataset:
         folder=folder, name=str(manifest.get("name") or folder.name), source=str(manifest.get("source", "")),
         created=float(manifest.get("created", 0.0)), counts=manifest["counts"],
         skipped=tuple(Skipped(str(n), str(r)) for n, r in manifest.get("skipped", [])), cached=cached,
-        uploaded=bool(manifest.get("uploaded", False)))
+        uploaded=bool(manifest.get("uploaded", False)), owners=tuple(sorted(_claims(folder))))
+
+
+# --------------------------------------------------------------------------- owners
+def _claims(folder: Path) -> dict:
+    """``{owner: when they imported it}`` of an imported dataset ({} when nobody's: unreadable counts as nobody's)."""
+    try:
+        claims = json.loads((Path(folder) / OWNERS_FILE).read_text(encoding="utf-8")).get("owners", {})
+        return {str(o): float(t) for o, t in claims.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _write_claims(folder: Path, claims: dict) -> None:
+    """Replace the dataset's claims in one step (a reader sees the old file or the new one, never half)."""
+    fd, tmp = tempfile.mkstemp(prefix=".owners-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"owners": claims}, f)
+        os.replace(tmp, Path(folder) / OWNERS_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _claim(folder: Path, owner: str, now: float | None = None) -> None:
+    with _owners_lock:
+        claims = _claims(folder)
+        claims[owner] = time.time() if now is None else float(now)
+        try:
+            _write_claims(folder, claims)
+        except OSError as exc:
+            raise DataError(f"cannot record who imported the photos in {folder.name}: {exc.strerror or exc}") from None
+
+
+def _remove(folder: Path) -> None:
+    """Remove a dataset's folder: renamed aside first (hidden, so no listing sees it half removed)."""
+    aside = folder.with_name(f".removed-{folder.name}-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.rename(folder, aside)
+    except OSError:
+        aside = folder
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def may_open(info: PhotoDataset, viewer: Identity | None = None) -> bool:
+    """Whether ``viewer`` (default: the machine's user) may list and open the dataset ``info``: a dataset
+    imported on this machine is everyone's; an upload its owners', the teacher's and the machine's user's."""
+    viewer = MACHINE if viewer is None else viewer
+    return not info.uploaded or viewer.sees_all or any(viewer.may_see(o) for o in info.owners)
+
+
+def upload_ttl(environ=None) -> float:
+    """How long (seconds) an owner's claim on uploaded photos lasts in public mode: ``$CATDNN_UPLOAD_TTL``,
+    default :data:`DEFAULT_UPLOAD_TTL`; raises :class:`DataError` for a value that is not a positive number."""
+    text = (os.environ if environ is None else environ).get(UPLOAD_TTL_ENV, "").strip()
+    if not text:
+        return DEFAULT_UPLOAD_TTL
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = float("nan")
+    if not (ttl > 0 and ttl != float("inf")):
+        raise DataError(f"{UPLOAD_TTL_ENV}={text!r} is not a number of seconds above 0 "
+                        f"(e.g. {DEFAULT_UPLOAD_TTL:.0f}, one hour)")
+    return ttl
+
+
+def expire_uploads(home=None, *, ttl: float | None = None, now: float | None = None) -> list[Path]:
+    """Public mode's expiry: withdraw every owner's claim on uploaded photos older than ``ttl`` seconds (default
+    :func:`upload_ttl`) at time ``now`` (default: the clock), and remove the uploads nobody claims any more (one
+    nobody ever claimed: ``ttl`` after its import). Datasets imported on this machine never expire. Returns
+    the folders removed."""
+    ttl = upload_ttl() if ttl is None else float(ttl)
+    now = time.time() if now is None else float(now)
+    removed = []
+    for d in _all_datasets(home):
+        if not d.uploaded:
+            continue
+        with _owners_lock:
+            claims = _claims(d.folder)
+            live = {o: t for o, t in claims.items() if now - t < ttl}
+            if live != claims and live:
+                with contextlib.suppress(OSError):
+                    _write_claims(d.folder, live)
+            if not live and now - (max(claims.values()) if claims else d.created) >= ttl:
+                _remove(d.folder)
+                removed.append(d.folder)
+    return removed
 
 
 def read_info(folder) -> PhotoDataset:
@@ -398,8 +508,16 @@ def read_info(folder) -> PhotoDataset:
                         folder=folder) from None
 
 
-def list_datasets(home=None) -> list[PhotoDataset]:
-    """The imported datasets, newest first (folders that are not complete datasets are left out)."""
+def list_datasets(home=None, viewer: Identity | None = None) -> list[PhotoDataset]:
+    """The imported datasets ``viewer`` may open (:func:`may_open`; default: the machine's user, who sees all),
+    newest first; folders that are not complete datasets are left out. In public mode, expired uploads are
+    removed first (:func:`expire_uploads`)."""
+    if current_mode() == "public":
+        expire_uploads(home)
+    return [d for d in _all_datasets(home) if may_open(d, viewer)]
+
+
+def _all_datasets(home=None) -> list[PhotoDataset]:
     top = datasets_dir(home)
     found = []
     try:
@@ -457,6 +575,7 @@ def import_photos(
     max_files: int | None = None,
     max_pixels: int | None = None,
     workers: int = images.DECODE_SLOTS,
+    viewer: Identity | None = None,
 ) -> PhotoDataset:
     """Import a folder of photos, or a zip of one, as a dataset; returns what was imported.
 
@@ -475,6 +594,9 @@ def import_photos(
         Most files, and most pixels decoded in all (photos beyond it are skipped and listed). By
         default an upload (bytes or a file object) gets :data:`MAX_UPLOAD_FILES` and
         :data:`MAX_UPLOAD_PIXELS`, a folder or zip on this machine :data:`MAX_FILES` and no pixel limit.
+    viewer : Identity, optional
+        Who uploads (the app's session): an upload becomes theirs (one more owner when the same photos were
+        imported before). Without it (the CLI, a folder or zip on this machine) the dataset is the machine's.
 
     The cache is keyed by the photos' content (a zip's bytes; a folder's paths, sizes and times), the
     split and the seed, never by the name: the same zip under another name is the same dataset. After
@@ -525,9 +647,13 @@ def import_photos(
         if is_imported(out):
             try:
                 info = read_info(out)
-                return PhotoDataset(**{**info.__dict__, "cached": True})
             except DataError:
                 shutil.rmtree(out, ignore_errors=True)  # a damaged cache: import again
+            else:
+                if uploaded and viewer is not None and viewer.owner:  # the same photos: one more owner
+                    _claim(out, viewer.owner)
+                    info = read_info(out)
+                return PhotoDataset(**{**info.__dict__, "cached": True})
         base = _base(entries, label)
         x, y, skipped = _decode_all(entries, base, progress, workers, max_pixels)
     finally:
@@ -555,17 +681,23 @@ def import_photos(
         raise DataError(f"cannot create the datasets folder {parent}: {exc.strerror or exc}") from None
     try:
         _write(tmp, x, y, (train_idx, test_idx), manifest)
+        if uploaded and viewer is not None and viewer.owner:
+            _write_claims(tmp, {viewer.owner: time.time()})
         try:
             os.rename(tmp, out)
         except OSError:
             if not is_imported(out):  # not another import of the same photos that finished first
                 raise
+            if uploaded and viewer is not None and viewer.owner:  # that import's owners, and this one
+                _claim(out, viewer.owner)
     except OSError as exc:
         raise DataError(f"cannot write the dataset into {parent}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if uploaded:
         evict_uploads(home, keep=out)
+        if current_mode() == "public":
+            expire_uploads(home)
     return _info(out, manifest)
 
 
@@ -582,7 +714,7 @@ def evict_uploads(home=None, keep: Path | None = None, limit: int | None = None)
     (:data:`MAX_UPLOADS_BYTES`) in all; ``keep`` (the one just imported) and datasets imported on
     this machine are never removed. Returns the folders removed."""
     limit = MAX_UPLOADS_BYTES if limit is None else limit
-    uploads = [(d, _disk_bytes(d.folder)) for d in list_datasets(home) if d.uploaded]
+    uploads = [(d, _disk_bytes(d.folder)) for d in _all_datasets(home) if d.uploaded]
     total = sum(size for _, size in uploads)
     removed = []
     for d, size in sorted(uploads, key=lambda item: item[0].created):  # oldest first
@@ -590,7 +722,7 @@ def evict_uploads(home=None, keep: Path | None = None, limit: int | None = None)
             break
         if keep is not None and d.folder == Path(keep):
             continue
-        shutil.rmtree(d.folder, ignore_errors=True)
+        _remove(d.folder)
         total -= size
         removed.append(d.folder)
     return removed
@@ -623,8 +755,59 @@ def resolve_dataset(path, *, home=None, progress: ImportProgress | None = None):
     if p.exists():
         info = import_photos(p, home=home, progress=progress)
         return info.folder, info
-    named = [d for d in list_datasets(home) if d.name == str(path) or d.folder.name == str(path)]
+    named = _named(list_datasets(home), str(path))
     if named:
         return named[0].folder, named[0]
     raise DataError(f"--dataset {path}: no such file or folder, nor an imported dataset of that name "
                     f"(imported datasets are in {datasets_dir(home)})")
+
+
+def _named(found: list[PhotoDataset], name: str) -> list[PhotoDataset]:
+    return [d for d in found if d.name == name or d.folder.name == name]
+
+
+def find_dataset(name: str, *, home=None, viewer: Identity | None = None) -> PhotoDataset:
+    """The imported dataset called ``name`` (its display name, or its folder's name as ``datasets list`` shows
+    it) among those ``viewer`` may open (default: the machine's user). Raises :class:`DataError` when there is
+    none (another's upload gets exactly what a missing name gets) or when several share the name."""
+    name = str(name)
+    found = _named(list_datasets(home, viewer), name)
+    if not found:
+        shown = "".join(ch for ch in name if ch.isprintable())[:80]
+        raise DataError(f"there is no imported dataset called {shown!r} (see `python -m catdnn datasets list`)")
+    if len(found) > 1:
+        raise DataError(f"{len(found)} imported datasets are called {name!r}: name one by its folder, "
+                        + " or ".join(d.folder.name for d in found))
+    return found[0]
+
+
+def may_delete(info: PhotoDataset, viewer: Identity | None = None) -> bool:
+    """Whether ``viewer`` may delete ``info``: the teacher and the machine's user any; an upload's owners theirs."""
+    viewer = MACHINE if viewer is None else viewer
+    return viewer.sees_all or (info.uploaded and bool(viewer.owner) and any(viewer.may_see(o) for o in info.owners))
+
+
+def delete_dataset(name: str, *, home=None, viewer: Identity | None = None) -> PhotoDataset:
+    """Delete the imported dataset ``name`` (:func:`find_dataset`) as ``viewer`` (default: the machine's user);
+    returns it. The teacher and the machine's user remove it from disk. An owner of an upload withdraws their
+    claim, and the photos are removed when nobody's claim is left (the same photos imported by someone else
+    stay theirs). Raises :class:`DataError` for a dataset ``viewer`` may not open (as for a missing one) or may
+    open but not delete (one imported on this machine: only the teacher or the command line may)."""
+    viewer = MACHINE if viewer is None else viewer
+    info = find_dataset(name, home=home, viewer=viewer)
+    if not may_delete(info, viewer):
+        raise DataError(f"{info.name!r} was imported on this machine for everyone: only the teacher or the command "
+                        "line (`python -m catdnn datasets delete`) can delete it")
+    if viewer.sees_all:
+        _remove(info.folder)
+        return info
+    with _owners_lock:
+        claims = {o: t for o, t in _claims(info.folder).items() if not viewer.may_see(o)}
+        if claims:
+            try:
+                _write_claims(info.folder, claims)
+            except OSError as exc:
+                raise DataError(f"cannot delete {info.name!r}: {exc.strerror or exc}") from None
+            return info
+        _remove(info.folder)  # nobody's claim is left (under the lock: no claim comes in meanwhile)
+    return info

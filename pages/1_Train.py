@@ -26,6 +26,17 @@ from ui.training import (
 )
 
 
+def test_scores(run: Run, trained_on) -> tuple:
+    """The run's model's P(cat) on the test images of the dataset it trained on, and their metrics: computed
+    once per run and dataset (every settings change reruns the page; a CNN's predictions take a moment)."""
+    if trained_on is None or run.model is None:
+        return None, {}
+    if trained_on.name not in run.test_scores:
+        proba = run.model.predict_proba(trained_on.test.X)
+        run.test_scores[trained_on.name] = (proba, evaluate.metrics(proba, trained_on.test.labels))
+    return run.test_scores[trained_on.name]
+
+
 def draw_run_result(run: Run, ds) -> None:
     """After a run: how it ended, the final accuracies on the dataset it trained on, the whole curve and the
     download button."""
@@ -42,8 +53,7 @@ def draw_run_result(run: Run, ds) -> None:
         if model is not None:
             st.metric("Train accuracy", f"{model.train_accuracy:.2f}", width="content")
             st.metric("Test accuracy", f"{model.test_accuracy:.2f}", width="content")
-            proba = model.predict_proba(trained_on.test.X) if trained_on is not None else None
-            scores = evaluate.metrics(proba, trained_on.test.labels) if proba is not None else {}
+            proba, scores = test_scores(run, trained_on)
             for name, label in (("balanced_accuracy", "Test balanced accuracy"), ("auc", "Test AUC")):
                 st.metric(label, "–" if scores.get(name) is None else f"{scores[name]:.2f}", width="content",
                           help="Balanced accuracy: the mean of the recall of cats and of non-cats (always "

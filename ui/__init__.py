@@ -8,6 +8,7 @@ Layers go one way: pages → ui → catdnn (the engine, which never imports stre
 - ``widgets``   widgets more than one page uses: the image grid, the model picker / one-click offer
 - ``figures``   the Plotly figure builders (pure functions returning plain dicts)
 - ``hosts``     which Host headers the app answers (the guard against DNS rebinding)
+- ``identity``  who this session is in the server's mode (local, class, public): ``current()``
 
 Naming: a helper that returns values is ``*_ui()``, one that only draws is ``draw_*()``.
 """
@@ -21,7 +22,7 @@ import streamlit as st
 
 from catdnn.threads import limit_blas_threads
 
-from . import hosts, state
+from . import hosts, identity, state
 from .dataset import dataset_picker_ui
 
 #: An emoji icon is drawn by the browser. A ":material/…:" page icon would make every visitor's
@@ -37,7 +38,8 @@ def page_setup(title: str | None = None) -> None:
     whichever page a visitor opens first by URL. The caption is drawn before the page's content: a
     page that ends early with ``st.stop()`` (no model yet, no dataset) would otherwise cut it off.
     A request whose ``Host`` does not name this machine (DNS rebinding: see :mod:`ui.hosts`) stops
-    here, before anything else runs.
+    here, before anything else runs; then the session's identity is resolved (:mod:`ui.identity`: a class's
+    join form, a refused key), and every page reads it with ``ui.identity.current()``.
     """
     st.set_page_config(page_title=f"{title} · catdnn" if title else "catdnn", page_icon=PAGE_ICON, layout="wide")
     host = st.context.headers.get("Host")
@@ -51,6 +53,9 @@ def page_setup(title: str | None = None) -> None:
             f"`{hosts.ENV_VAR}={name} streamlit run dashboard.py --server.address 0.0.0.0` "
             "(several: separate them with commas).", icon=":material/block:")
         st.stop()
+    # Who this session is (local: the machine's user; class: a student or the teacher; public: a visitor).
+    # A refusal, or a class-mode visitor who has not joined (the join form), stops here.
+    identity.identity_ui(title or "Home")
     # One BLAS thread per process: every browser session trains on a thread of this one process, and
     # concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
     limit_blas_threads()  # idempotent: cheap on every rerun

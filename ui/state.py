@@ -19,6 +19,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from catdnn.classroom import Identity
 from catdnn.config import PRESETS, TrainConfig, preset_name
 from catdnn.data import COURSE_NAME
 from catdnn.model import MAX_KEPT_BYTES, MAX_KEPT_MODELS, Model, drop_oldest
@@ -48,6 +49,7 @@ class Run:
     accuracy_history: list = field(default_factory=list)  # [(iteration, train accuracy, test accuracy)]
     iterations_done: int = 0
     elapsed: float = 0.0  # seconds of training
+    test_scores: dict = field(default_factory=dict)  # dataset name -> (P(cat) of its test images, metrics): once
     thread: int = field(default_factory=threading.get_ident)  # the script thread that runs it
     finished: threading.Event = field(default_factory=threading.Event, repr=False)  # set once the outcome is in
 
@@ -67,6 +69,7 @@ class SessionState:
     max_models: int = MAX_KEPT_MODELS
     max_bytes: int = MAX_KEPT_BYTES
     owner: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # who this session is to the run history
+    identity: Identity | None = None  # who this session is (ui.identity.identity_ui; local mode: owner = its token)
     form: TrainConfig | None = None  # the Train form's settings as it last showed them (None: not opened yet)
 
     @property

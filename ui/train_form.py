@@ -37,6 +37,7 @@ from catdnn.optim import (
 )
 from catdnn.share import config_from_query, config_to_query, parse_keep_prob, setting_text
 
+from . import identity
 from .state import session
 
 LEARNING_RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
@@ -90,7 +91,7 @@ def apply_preset() -> None:
     "custom", or a second click on the chosen preset (which clears the control), changes no setting: the
     control then shows again what the settings are (:func:`shown_preset`)."""
     name = st.session_state["train_preset"]
-    if name in PRESETS and _clicked(name):
+    if name in PRESETS and _clicked(name) and not _other_changes():
         st.session_state.update(form_values(PRESETS[name]))
 
 
@@ -102,8 +103,20 @@ def _clicked(name: str) -> bool:
     the server now shows "custom", which looks like a click on deep and would undo the change. The page
     writes its link after drawing the control, and remembers which preset it drew with each link: a
     request whose address is a link drawn with ``name`` comes from a page that showed ``name``."""
-    query = st.query_params.to_dict()
+    query = identity.settings_query()
     return not any(q == query and shown == name for q, shown in st.session_state.get(LINK_KEY, []))
+
+
+def _other_changes() -> bool:
+    """Whether the request that changed the preset control also changed another setting or pressed Train.
+
+    A person changes one widget per request, so such a request left a page that had not yet redrawn the
+    control after an earlier change (its address may already be the new link, so :func:`_clicked` cannot
+    tell): its preset is stale, and taking it for a click would undo the earlier change. Compared with the
+    form's values when it was last drawn (callbacks run after the request's values are in session state)."""
+    drawn = st.session_state.get(SAVED_KEY) or {}
+    return bool(st.session_state.get("train_submit")) or any(
+        key in drawn and st.session_state.get(key) != drawn[key] for key in FORM_KEYS)
 
 
 def _fits_the_form(config: TrainConfig, default: TrainConfig) -> tuple[TrainConfig, list[str]]:
@@ -123,7 +136,7 @@ def link_settings_ui() -> None:
 
     Every link the page wrote is remembered: a rerun that still carries an older one of them (a rerun
     requested before the page wrote its last link) must not take the form back to it."""
-    query = st.query_params.to_dict()
+    query = identity.settings_query()
     if not query or any(q == query for q, _shown in st.session_state.get(LINK_KEY, [])):
         return
     default = PRESETS["deep"]
@@ -144,8 +157,9 @@ def write_link(config: TrainConfig | None, shown: str | None = None) -> None:
     ``shown``: the preset the control was drawn with just before (see :func:`_clicked`)."""
     query = config_to_query(config) if config is not None else {}
     _remember(query, shown)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this
-    if st.query_params.to_dict() != query:
-        st.query_params.from_dict(query)
+    full = {**query, **identity.link_params()}  # a class's key or teacher token stays in the address
+    if st.query_params.to_dict() != full:
+        st.query_params.from_dict(full)
 
 
 def draw_link_warnings() -> None:
