@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdnn.classroom import Limits
+from catdnn.classroom import PUBLIC_LIMITS, Limits
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
 from catdnn.errors import CatdnnError, ConfigError, DataError
@@ -26,7 +26,7 @@ from catdnn.solvers import cnn_solver_reason, solver_choice
 from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
-from . import figures
+from . import figures, identity
 from .dataset import cached_dataset
 from .history import record_run
 from .state import Run, SessionState, fmt_bytes, session, shown_name
@@ -128,14 +128,37 @@ def redraw_seconds(trainings: int) -> float:
     return min(MAX_REDRAW_SECONDS, max(REDRAW_SECONDS, trainings / SERVER_REDRAWS))
 
 
+def training_rights() -> tuple[str, Limits | None]:
+    """Whose trainings this session's are on the server's pool, and their limits
+    (:meth:`catdnn.workers.TrainingPool.submit`): in local mode ``("", None)``, the machine's user, as before
+    the modes existed; in class mode the student's owner and the class's limits (the teacher view sets them;
+    the teacher has none); in public mode the visitor's owner and :data:`catdnn.classroom.PUBLIC_LIMITS`.
+
+    In class mode the class's pause (the teacher view's, kept in the class store) is the pool's too: a server
+    restarted while its class was paused starts paused."""
+    if identity.mode() == "local":
+        return "", None
+    who = identity.current()
+    if who.role not in ("student", "visitor"):
+        return who.owner, None
+    if who.role == "visitor":
+        return who.owner, PUBLIC_LIMITS
+    info = identity.class_store().get_class(who.class_code)
+    pool = shared_pool()
+    if info.paused != pool.paused:
+        pool.pause() if info.paused else pool.resume()
+    return who.owner, info.limits
+
+
 def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None], *,
-               owner: str = "", limits: Limits | None = None) -> Run:
+               owner: str | None = None, limits: Limits | None = None) -> Run:
     """Train ``config`` on a worker process, calling ``on_frame(job, progress, frame)`` about 5 times a
     second, less often when the server is busy (:func:`redraw_seconds`; ``progress`` is None while the
     job waits for a free worker).
 
-    ``owner`` and ``limits`` are the session's (:func:`catdnn.workers.TrainingPool.submit`): a run the limits
-    forbid is not started, and the run's status is ``refused`` with the reason as its message.
+    ``owner`` and ``limits`` go to :meth:`catdnn.workers.TrainingPool.submit` (default: the session's,
+    :func:`training_rights`): a run the limits forbid is not started, and the run's status is ``refused``
+    with the reason as its message.
 
     Every redraw is a Streamlit call, which is where a Stop click (a rerun) interrupts the loop.
     The :class:`Run` is this session's last run from the start and follows the progress at each
@@ -146,8 +169,10 @@ def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progre
     state = session()  # fetched now: the finally block below must not touch st.session_state
     run = Run(config=config, dataset=ds.name, source=ds.source)
     state.run = run
-    pool = shared_pool()
     try:
+        pool = shared_pool()
+        if owner is None:
+            owner, limits = training_rights()
         job = pool.submit(config, ds.source, owner=owner, limits=limits, **trainer_options(config))
     except CatdnnError as exc:  # the session's limits, or a server with no room left: nothing started
         run.status, run.message = "refused", str(exc)
