@@ -39,7 +39,7 @@ from .config import TrainConfig
 from .errors import CatdnnError, ConfigError
 from .history import is_upload
 from .labels import dataset_name
-from .workers import Outcome, TrainingPool, cached_dataset, failure_message, train_one
+from .workers import Outcome, TrainingPool, cached_dataset, check_limits, failure_message, train_one
 
 #: Most runs one sweep may hold (a grid grows fast).
 MAX_RUNS = 1000
@@ -98,8 +98,9 @@ def result_of(index: int, config: TrainConfig, outcome: Outcome) -> SweepResult:
 class _OnPool:
     """A sweep's runs on a :class:`TrainingPool`: at most as many queued or running as it has workers."""
 
-    def __init__(self, pool: TrainingPool, configs: list, data_dir, options: dict):
+    def __init__(self, pool: TrainingPool, configs: list, data_dir, options: dict, owner: str = "", limits=None):
         self.pool, self.configs, self.data_dir, self.options = pool, configs, data_dir, options
+        self.owner, self.limits = owner, limits
         self.jobs: dict = {}  # Job -> index
         self._ended: queue.Queue = queue.Queue()  # jobs, as they end (put by the pool's thread)
 
@@ -108,10 +109,11 @@ class _OnPool:
         return bool(self.jobs)
 
     def room(self) -> bool:
-        return len(self.jobs) < self.pool.processes
+        most = self.pool.processes if self.limits is None else min(self.pool.processes, self.limits.runs_at_once)
+        return len(self.jobs) < most
 
     def submit(self, i: int) -> None:
-        job = self.pool.submit(self.configs[i], self.data_dir, **self.options)
+        job = self.pool.submit(self.configs[i], self.data_dir, owner=self.owner, limits=self.limits, **self.options)
         self.jobs[job] = i
         job.add_done_callback(self._ended.put)
 
@@ -134,7 +136,7 @@ class _OnPool:
 class _OnExecutor:
     """A sweep's runs on a :class:`concurrent.futures.Executor` (a Dask cluster's): all submitted at once."""
 
-    def __init__(self, executor: cf.Executor, configs: list, data_dir, options: dict):
+    def __init__(self, executor: cf.Executor, configs: list, data_dir, options: dict, owner: str = "", limits=None):
         self.executor, self.configs, self.options = executor, configs, options
         self.data_dir = None if data_dir is None else str(data_dir)
         self.futures: dict = {}  # Future -> index
@@ -167,7 +169,7 @@ class _OnExecutor:
 
 def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor | None = None, *, data_dir=None,
           history=None, source: str = "sweep", label: str = "", idle: Callable[[int, int], None] | None = None,
-          workers: int | None = None, stop: threading.Event | None = None,
+          workers: int | None = None, stop: threading.Event | None = None, owner: str = "", limits=None,
           **trainer_options) -> Iterator[SweepResult]:
     """Train every config and yield each :class:`SweepResult` as it finishes.
 
@@ -189,6 +191,11 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
     stop : threading.Event, optional
         Set it (from any thread, or a signal handler) to stop the sweep: the runs that have ended are
         kept and yielded, the others cancelled, and the iteration ends normally.
+    owner, limits : str, catdnn.classroom.Limits, optional
+        Whose runs these are on a pool (:meth:`~catdnn.workers.TrainingPool.submit`: the round-robin, one
+        at a time under limits). With ``limits``, a config they forbid (iterations, a CNN) is refused with
+        :class:`~catdnn.workers.TrainingRefused` before any run starts, and the sweep keeps at most
+        ``limits.runs_at_once`` runs queued or running.
     trainer_options
         Passed to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``, ``solver``).
 
@@ -199,11 +206,14 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
     configs = [c.validate() for c in configs]
     if len(configs) > MAX_RUNS:
         raise ConfigError(f"a sweep holds at most {MAX_RUNS} runs, not {len(configs)}: narrow the grid")
+    if limits is not None:
+        for c in configs:
+            check_limits(c, limits)
     own = executor is None
     if own:
         executor = TrainingPool(workers)
     on = (_OnPool if isinstance(executor, TrainingPool) else _OnExecutor)(executor, configs, data_dir,
-                                                                           trainer_options)
+                                                                           trainer_options, owner, limits)
     total, done = len(configs), 0
     todo = collections.deque(range(total))
     # how the runs are kept is decided now, while the folder can tell: an upload may be removed (to make room for

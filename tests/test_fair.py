@@ -240,3 +240,25 @@ def test_on_a_dask_cluster_pause_holds_and_stop_keeps_the_partial_model(cluster,
 def test_a_dask_scheduler_that_does_not_answer_is_a_clear_error():
     with pytest.raises(CatdnnError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
         TrainingPool(scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_sweep_of_an_owner_with_limits_keeps_to_them(data_dir):
+    from catdnn.sweep import seed_configs, sweep
+
+    pool = TrainingPool(processes=2)
+    try:
+        strict = Limits(max_iterations=100, runs_at_once=1, cnn_allowed=False)
+        with pytest.raises(TrainingRefused, match="more than the 100 allowed"):  # before any run starts
+            list(sweep([replace(SMALL, iterations=50), replace(SMALL, iterations=200)], pool, data_dir=data_dir,
+                       owner="A", limits=strict))
+        assert pool.running == 0
+        most = []
+
+        def idle(done, total):
+            most.append(sum(1 for info in pool.jobs() if info.owner == "A"))
+
+        results = list(sweep(seed_configs(replace(SMALL, iterations=20), [1, 2, 3]), pool, data_dir=data_dir,
+                             owner="A", limits=strict, idle=idle))
+        assert sorted(r.status for r in results) == ["finished"] * 3 and max(most) == 1  # one at a time, as asked
+    finally:
+        pool.close()

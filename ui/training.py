@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from catdnn.classroom import PUBLIC_LIMITS, Limits
+from catdnn.classroom import Limits
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
 from catdnn.errors import CatdnnError, ConfigError, DataError
@@ -26,9 +26,9 @@ from catdnn.solvers import cnn_solver_reason, solver_choice
 from catdnn.train import Progress, latest_accuracies
 from catdnn.workers import Job, shared_pool
 
-from . import figures, identity
+from . import figures
 from .dataset import cached_dataset
-from .history import record_run
+from .history import record_run, training_rights
 from .state import Run, SessionState, fmt_bytes, session, shown_name
 
 REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second (when the server is not busy)
@@ -126,28 +126,6 @@ def redraw_seconds(trainings: int) -> float:
     so that all the live views together redraw about 10 times a second (4 trainings: every 0.4 s; 10: every
     second), at most :data:`MAX_REDRAW_SECONDS` apart (30 trainings and more: every 3 s)."""
     return min(MAX_REDRAW_SECONDS, max(REDRAW_SECONDS, trainings / SERVER_REDRAWS))
-
-
-def training_rights() -> tuple[str, Limits | None]:
-    """Whose trainings this session's are on the server's pool, and their limits
-    (:meth:`catdnn.workers.TrainingPool.submit`): in local mode ``("", None)``, the machine's user, as before
-    the modes existed; in class mode the student's owner and the class's limits (the teacher view sets them;
-    the teacher has none); in public mode the visitor's owner and :data:`catdnn.classroom.PUBLIC_LIMITS`.
-
-    In class mode the class's pause (the teacher view's, kept in the class store) is the pool's too: a server
-    restarted while its class was paused starts paused."""
-    if identity.mode() == "local":
-        return "", None
-    who = identity.current()
-    if who.role not in ("student", "visitor"):
-        return who.owner, None
-    if who.role == "visitor":
-        return who.owner, PUBLIC_LIMITS
-    info = identity.class_store().get_class(who.class_code)
-    pool = shared_pool()
-    if info.paused != pool.paused:
-        pool.pause() if info.paused else pool.resume()
-    return who.owner, info.limits
 
 
 def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None], *,
