@@ -64,7 +64,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
@@ -243,10 +243,11 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
                every: float = SEND_SECONDS) -> tuple:
     """Run one training here, reporting through ``send`` at most every ``every`` seconds (see the module doc);
     return how it ended: ``("done", Outcome)`` or ``("error", message)``. ``stopped()`` and ``paused()`` say
-    whether the job was cancelled and whether its pool is paused; both are read after every iteration."""
+    whether the job was cancelled and whether its pool is paused; both are read after every iteration. The
+    time a run is held by a pause is not counted as its training time (its progress, outcome and model)."""
     pid = os.getpid()
     send((job_id, "start", (pid, "")))
-    sent = {"h": 0, "a": 0, "last": time.monotonic()}
+    sent = {"h": 0, "a": 0, "last": time.monotonic(), "held": 0.0}
 
     def held() -> bool:
         return paused() and not stopped()
@@ -256,12 +257,15 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
         hold = held()
         if hold or now - sent["last"] >= every or p.iterations_done == p.iterations:
             sent["last"] = now
+            p = replace(p, elapsed=p.elapsed - sent["held"])
             send((job_id, "progress", (p, trainer.history[sent["h"]:], trainer.accuracy_history[sent["a"]:])))
             sent["h"], sent["a"] = len(trainer.history), len(trainer.accuracy_history)
         if hold:  # the pool is paused: wait here, between two iterations, until it resumes (or a Stop)
             send((job_id, "held", True))
+            since = time.perf_counter()
             while held():
                 time.sleep(HOLD_SECONDS)
+            sent["held"] += time.perf_counter() - since
             send((job_id, "held", False))
 
     try:
@@ -271,6 +275,10 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
                             on_progress=progress)
     except Exception as exc:  # reported to the page in one line; the worker lives on
         return "error", failure_message(exc)
+    if sent["held"]:
+        outcome.elapsed -= sent["held"]
+        if outcome.model is not None:
+            outcome.model.train_seconds -= sent["held"]
     return "done", outcome
 
 
