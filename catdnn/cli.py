@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m catdnn train|sweep|runs|predict|download|info``.
+"""Command-line interface: ``python -m catdnn train|sweep|runs|datasets|predict|download|info``.
 
 Every run that ``train`` and ``sweep`` finish, stop or see diverge is kept in the run history
 (:mod:`catdnn.history`; ``--no-record`` to skip); ``runs list|show|delete|export`` reads it.
@@ -263,6 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
     rx = ra.add_parser("export", help="the table of runs as CSV (- for standard output)")
     rx.add_argument("file", metavar="FILE.csv")
     r.set_defaults(parser=r)
+
+    ds = sub.add_parser("datasets", help="the datasets imported from photos: list or delete them")
+    da = ds.add_subparsers(dest="action", required=True, metavar="ACTION")
+    da.add_parser("list", help="every imported dataset, newest first")
+    dd = da.add_parser("delete", help="delete an imported dataset (its photos as imported; runs on it are kept)")
+    dd.add_argument("name", metavar="NAME", help="its name, or its folder's name when several share a name")
+    ds.set_defaults(parser=ds)
     return p
 
 
@@ -714,8 +721,29 @@ def cmd_runs(args) -> int:
             if args.file == "-":
                 sys.stdout.write(text)
             else:
-                Path(args.file).write_text(text, encoding="utf-8")
+                Path(args.file).write_text(text, encoding="utf-8", newline="")  # the CSV's own line ends
                 print(f"{len(history)} runs written to {args.file}", file=sys.stderr)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    """``datasets list|delete NAME``: the machine's user sees and deletes every imported dataset."""
+    from datetime import datetime
+
+    from .photos import datasets_dir, delete_dataset, list_datasets
+
+    if args.action == "list":
+        found = list_datasets()
+        print(f"{len(found)} imported datasets in {datasets_dir()}", file=sys.stderr)
+        if found:
+            print(f"{'created':<16}  {'train':>5} {'test':>5}  {'from':<8} {'folder':<22}  name")
+        for d in found:
+            when = datetime.fromtimestamp(d.created).strftime("%Y-%m-%d %H:%M")
+            origin = f"upload:{len(d.owners)}" if d.uploaded else "machine"
+            print(f"{when:<16}  {d.m_train:>5} {d.m_test:>5}  {origin:<8} {d.folder.name:<22}  {d.name}")
+    else:
+        info = delete_dataset(args.name)
+        print(f"deleted {info.name!r} ({info.folder.name}): {info.m_train + info.m_test} photos; runs on it are kept")
     return 0
 
 
@@ -788,7 +816,7 @@ def cmd_info(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "runs": cmd_runs, "predict": cmd_predict,
-            "download": cmd_download, "info": cmd_info, "app": cmd_app}
+            "download": cmd_download, "info": cmd_info, "app": cmd_app, "datasets": cmd_datasets}
 
 
 def main(argv=None) -> int:

@@ -188,6 +188,9 @@ class TrainConfig:
             )
         self._validate_run()
         self._validate_techniques(MAX_SHIFT)
+        if self.batch_norm and self._step_examples(m) == 1:
+            raise ConfigError("batch norm needs at least 2 examples per batch (one example has no variance), and "
+                              "the whole training set is 1 example: take 2 or more")
         return self
 
     def _validate_run(self) -> None:

@@ -172,7 +172,8 @@ def csv_text_of(rows: list[dict]) -> str:
     catdnn (the Runs page, ``runs export``, the teacher's export)."""
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        # RFC 4180's line ends: the writer then quotes a cell holding a CR too, which "\n" alone left bare
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\r\n")
         writer.writerow({k: csv_cell(k) for k in rows[0]})
         writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()

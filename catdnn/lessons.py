@@ -23,6 +23,10 @@ The three lessons (:data:`LESSONS`):
   correction) by ±rate/√(1−β2), and 12288 pixel inputs add up.
 * ``regularization``: the deep net without regularisation, with L2 and with dropout: the train/test
   gap of each, and what each cost curve measures (:func:`cost_meaning`).
+* ``batch_norm``: the deep net at learning rates ×10 apart, without and with batch normalisation: the
+  largest rate at which each still learns (:func:`learns`), how each run that does not learn ends
+  (:func:`fate`: the plateau of always answering the cat fraction, above its start, diverged), and what
+  the curves of the runs that learn show.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from .diagnose import NEAR_PRIOR, VANISHED_GRADIENT, Signal, signal
 from .evaluate import auc, balanced_accuracy
 from .figures import cost_meaning
 from .network import compute_cost, forward, init_params
-from .probe import dead_masks
+from .probe import dead_masks, dead_units
 from .sweep import curve_options
 from .train import Trainer
 
@@ -73,6 +77,13 @@ class Lesson:
     seconds: int
     accuracy: bool = False
     cost_every: int = 0  # record the cost every this many iterations; 0 = the sweep's default (about 500 points)
+    by_rate: bool = False  # its point is how runs fare across learning rates: a diverged run is one of its
+    #                        outcomes (explained, not refused), and the page draws final cost against rate
+
+    @property
+    def explained(self) -> tuple:
+        """The statuses of the runs its sentences explain (another status stops the explanation)."""
+        return COMPLETE + (("diverged",) if self.by_rate else ())
 
     def configs(self) -> list[TrainConfig]:
         """The runs' configs, in the order of ``runs`` (each validated)."""
@@ -91,6 +102,8 @@ DEEP = (N_X, 20, 7, 5, 1)
 TWO_LAYER = (N_X, 7, 1)
 #: Adam's rate in the optimizers lesson (gradient descent and momentum keep the course's 0.0075).
 ADAM_RATE = 0.0001
+#: The batch-norm lesson's learning rates, ×10 apart, from about the course's deep-net rate (0.0075) up.
+BN_RATES = (0.01, 0.1, 1.0, 10.0, 100.0)
 #: RMSprop's rate there: its first step is 1/√(1−β2) ≈ 32 times its rate (measured over 1000 iterations:
 #: at 1e-5 it still answers non-cat for every training image, at 3e-5 it reaches train accuracy 0.87).
 RMSPROP_RATE = 0.00003
@@ -121,6 +134,15 @@ LESSONS: dict[str, Lesson] = {
         (LessonRun("no regularisation"), LessonRun("L2 λ=0.7", {"l2": 0.7}),
          LessonRun("dropout keep=0.8", {"keep_prob": 0.8})),
         iterations=2500, seconds=5, accuracy=True),
+    "batch_norm": Lesson(
+        "batch_norm", "Batch norm",
+        f"The deep net at learning rates from {BN_RATES[0]:g} to {BN_RATES[-1]:g}, without and with batch "
+        "normalisation: how much higher a rate does batch norm let it learn at, and what do the curves show?",
+        TrainConfig(layers=DEEP, learning_rate=0.0075, iterations=500),
+        tuple(LessonRun(f"no batch norm, rate {r:g}", {"learning_rate": r}) for r in BN_RATES)
+        + tuple(LessonRun(f"batch norm, rate {r:g}", {"learning_rate": r, "batch_norm": True}) for r in BN_RATES),
+        # measured on 2 cores: 6 s a click (AppTest, load average 12), 15 and 17 s in the browser (load average 16)
+        iterations=500, seconds=15, by_rate=True),
 }
 
 
@@ -140,6 +162,7 @@ class RunSummary:
     cross_entropy: float | None = None  # the trained model's cross-entropy on the training set: full net, no penalty
     test_balanced: float | None = None  # the trained model's balanced accuracy on the test set
     test_auc: float | None = None  # and its AUC there
+    dead: tuple | None = None  # (hidden ReLU units that output 0 for every training image, hidden units) of an MLP
 
     @property
     def final_cost(self) -> float | None:
@@ -163,10 +186,11 @@ class LessonOutcome:
     runs: list
     sentences: list
     dataset: str = ""  # the dataset's name
+    learn_below: float | None = None  # a lesson by rate: a run learns when its cost ends below this (learns())
 
     @property
     def complete(self) -> bool:
-        return all(r.status in COMPLETE for r in self.runs)
+        return all(r.status in self.lesson.explained for r in self.runs)
 
 
 # --------------------------------------------------------------------------- measured facts
@@ -271,10 +295,15 @@ def summarise(lesson: Lesson, results, dataset) -> LessonOutcome:
             p_test = model.predict_proba(dataset.test.X)
             summary.test_balanced = balanced_accuracy(p_test, dataset.test.Y)
             summary.test_auc = auc(p_test, dataset.test.Y)
+            if not model.config.arch:
+                dead = dead_units(model.params, dataset.train.X, model.bn)
+                summary.dead = (int(sum(mask.sum() for mask in dead)), sum(mask.size for mask in dead))
         runs.append(summary)
     outcome = LessonOutcome(lesson, runs, [], str(getattr(dataset, "name", "")))
+    if lesson.by_rate:
+        outcome.learn_below = prior_cost(float(np.mean(dataset.train.Y))) - PLATEAU_BAND
     if not outcome.complete:
-        bad = [r for r in runs if r.status not in COMPLETE]
+        bad = [r for r in runs if r.status not in lesson.explained]
         outcome.sentences = [
             f"The explanation needs every run to finish, and {len(bad)} of {len(runs)} did not: "
             + "; ".join(f"{r.name} {r.status}" + (f" ({r.message})" if r.message else "") for r in bad) + "."]
@@ -617,4 +646,165 @@ def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:
     return sentences
 
 
-_EXPLAIN = {"init": _init, "optimizers": _optimizers, "regularization": _regularization}
+# --------------------------------------------------------------------------- the batch-norm lesson
+def learns(run: RunSummary, level: float) -> bool:
+    """Whether a run learned: it finished with its last cost below the plateau of always answering the cat
+    fraction (``level``, :func:`prior_cost`), by more than :data:`PLATEAU_BAND`."""
+    return run.status == "finished" and run.final_cost is not None and run.final_cost < level - PLATEAU_BAND
+
+
+def fate(run: RunSummary, level: float, explain: bool = True) -> str:
+    """How a run that did not learn ends, from its curve: diverged, on the plateau of always answering the cat
+    fraction (``level``; with its dead units, when known), above where it started, or just not below the plateau.
+    ``explain=False`` leaves out what an earlier run's sentence already explained."""
+    pts = [(i, c) for i, c in run.history if c is not None]
+    if run.status == "diverged":
+        i, c = pts[-1] if pts else (None, None)
+        if c is None:
+            return "diverges"
+        what = f"its cost reaches {c:.3g}" if math.isfinite(c) else "its cost is not a number"
+        return f"diverges at iteration {i:,} ({what})"
+    c, start = run.final_cost, pts[0][1]
+    if abs(c - level) < NEAR_PRIOR:
+        text = f"settles at {c:.3f}" + (", the cost of always answering the cat fraction" if explain else " too")
+        if run.dead is not None and run.dead[0]:
+            text += (f", {run.dead[0]} of its {run.dead[1]} hidden units dead"
+                     + (" (output 0 for every training image)" if explain else ""))
+        return text
+    if c >= start:
+        return f"ends at {c:.3f}, above where it started ({start:.3f})"
+    return f"ends at {c:.3f}, not below {level - PLATEAU_BAND:.3f}"
+
+
+def _cost(value: float) -> str:
+    """A final cost as the batch-norm lesson writes it: 3 decimals, or 2 significant digits below 0.01."""
+    return f"{value:.3f}" if value >= 0.01 else f"{value:.1e}"
+
+
+def _run(run: RunSummary) -> str:
+    """A batch-norm lesson run as its sentences name it: "no batch norm at 0.01", "batch norm at 10"."""
+    return f"{'batch norm' if run.config.batch_norm else 'no batch norm'} at {run.config.learning_rate:g}"
+
+
+def _rates(values) -> str:
+    """Learning rates as a list in words: "0.01", "0.01 and 0.1", "0.01, 0.1 and 1"."""
+    values = [f"{v:g}" for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def _across_rates(label: str, runs: list, level: float, n: int) -> str:
+    """One sentence on a group of runs (one per rate): where they learn, and how each of the others ends."""
+    good = [r for r in runs if learns(r, level)]
+    if good:
+        start = good[0].history[0][1]
+        where = (f"learns at rate{'s' if len(good) > 1 else ''} {_rates(r.config.learning_rate for r in good)} "
+                 f"(in {n:,} iterations its cost falls from {start:.3f} to "
+                 + ", ".join(_cost(r.final_cost) for r in good) + ")")
+    else:
+        where = "learns at none of the rates tried"
+    others, said = [], set()
+    for r in runs:
+        if not learns(r, level):
+            text = fate(r, level, explain=not said)
+            said |= {"plateau"} if text.startswith("settles") else set()
+            others.append(f"at {r.config.learning_rate:g} it {text}")
+    return f"{label} the deep net {where}" + ("; " + "; ".join(others) if others else "") + "."
+
+
+def _gain(plain: list, normed: list, level: float) -> str:
+    """How much higher the largest rate tried at which the net learns is with batch norm than without."""
+    rates = sorted({r.config.learning_rate for r in plain + normed})
+    top = {name: max((r.config.learning_rate for r in runs if learns(r, level)), default=None)
+           for name, runs in (("plain", plain), ("bn", normed))}
+    steps = {round(b / a, 6) for a, b in zip(rates, rates[1:])}
+    spacing = (f" (the rates tried are {steps.pop():g}× apart, so the measure is no finer than that)"
+               if len(steps) == 1 else "")
+    if top["bn"] is None:
+        return "With batch norm it learns at none of the rates tried."
+    above = " (the largest rate tried: its limit lies higher)" if top["bn"] == rates[-1] else ""
+    if top["plain"] is None:
+        return (f"Without batch norm it learns at none of the rates tried; with it, up to {top['bn']:g}"
+                f"{above}.")
+    ratio = top["bn"] / top["plain"]
+    if ratio > 1:
+        return (f"The largest rate tried at which it learns is {top['bn']:g} with batch norm{above} against "
+                f"{top['plain']:g} without: {ratio:g}× higher{spacing}.")
+    if ratio == 1:
+        return f"Batch norm does not raise the largest rate tried at which it learns ({top['bn']:g} either way)."
+    return (f"The largest rate tried at which it learns is lower with batch norm: {top['bn']:g} against "
+            f"{top['plain']:g} without.")
+
+
+def _bn_curves(plain: list, normed: list, level: float) -> str:
+    """What the curves of the runs that learn show: at a rate both learn at, and how fast batch norm's best gets
+    below the best final cost without it; how often the fastest rate's curve goes up."""
+    good_plain = [r for r in plain if learns(r, level)]
+    good_bn = [r for r in normed if learns(r, level)]
+    if not good_bn:
+        return ""
+    parts = []
+    shared = [(p, b) for p in good_plain for b in good_bn if p.config.learning_rate == b.config.learning_rate]
+    if shared:
+        p, b = shared[-1]
+        side = "below" if b.final_cost < p.final_cost else "above"
+        parts.append(f"At rate {p.config.learning_rate:g}, the largest at which both learn, batch norm's cost ends "
+                     f"at {_cost(b.final_cost)}, {side} the {_cost(p.final_cost)} reached without")
+    best = min(good_bn, key=lambda r: r.final_cost)
+    if good_plain:
+        target = min(good_plain, key=lambda r: r.final_cost)
+        k = next((i for i, c in best.history if c is not None and c <= target.final_cost), None)
+        if k is not None:
+            parts.append(f"at rate {best.config.learning_rate:g} it reaches the lowest final cost without batch norm "
+                         f"({_cost(target.final_cost)}, at rate {target.config.learning_rate:g}) at iteration {k:,} "
+                         f"of {target.history[-1][0] + 1:,}, and ends at {_cost(best.final_cost)}")
+    fastest = good_bn[-1]
+    up = rises(fastest.history)
+    if up:
+        parts.append(f"at {fastest.config.learning_rate:g}, the largest rate at which it learns, its cost goes up "
+                     f"at {up} of its {len(fastest.history) - 1:,} recorded steps, each by at most "
+                     f"{max_rise(fastest.history):.2g}")
+    else:
+        parts.append(f"at {fastest.config.learning_rate:g}, the largest rate at which it learns, its cost never goes "
+                     "up")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
+
+
+def _bn_measure(plain: list, normed: list, level: float) -> str:
+    """What batch norm's curves measure against what it predicts with, and the test accuracies of the runs that
+    learn (the lowest training cost is not promised the best test accuracy)."""
+    good = [r for r in plain + normed if learns(r, level) and r.test_accuracy is not None]
+    bn_good = [r for r in normed if learns(r, level) and r.cross_entropy is not None]
+    text = ""
+    if bn_good:
+        apart = max(abs(r.cross_entropy - r.final_cost) for r in bn_good)
+        costs = ", ".join(_cost(r.cross_entropy) for r in bn_good)
+        text = (f"Batch norm's curves measure the {cost_meaning(bn_good[0].config)}; it predicts with their running "
+                f"averages, and measured that way its final training costs ({costs}) are within {apart:.1g} of its "
+                "curves' last points. ")
+    if not good:
+        return text.strip()
+    tests = ", ".join(f"{_run(r)}: {r.test_accuracy:.2f}" for r in good)
+    lowest = min(good, key=lambda r: r.final_cost)
+    best = max(good, key=lambda r: r.test_accuracy)
+    if lowest.test_accuracy == best.test_accuracy:
+        verdict = f"the lowest training cost ({_run(lowest)}) also has the best test accuracy"
+    else:
+        verdict = (f"the lowest training cost ({_run(lowest)}, test {lowest.test_accuracy:.2f}) is not the best test "
+                   f"accuracy ({_run(best)}, {best.test_accuracy:.2f})")
+    return text + f"Test accuracy of the runs that learn: {tests}; {verdict}."
+
+
+def _batch_norm(lesson: Lesson, runs: list, ds) -> list[str]:
+    plain = [r for r in runs if not r.config.batch_norm]
+    normed = [r for r in runs if r.config.batch_norm]
+    level = prior_cost(float(np.mean(ds.train.Y)))
+    n = lesson.iterations
+    first = (f"Always answering the cat fraction costs {level:.3f}: a run here learns when its cost ends below "
+             f"{level - PLATEAU_BAND:.3f}.")
+    sentences = [first, _across_rates("Without batch norm", plain, level, n),
+                 _across_rates("With batch norm", normed, level, n), _gain(plain, normed, level)]
+    return sentences + [t for t in (_bn_curves(plain, normed, level), _bn_measure(plain, normed, level)) if t]
+
+
+_EXPLAIN = {"init": _init, "optimizers": _optimizers, "regularization": _regularization, "batch_norm": _batch_norm}

@@ -393,7 +393,9 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         ``l``: ``dA[l]`` of shape ``(n_l, m)`` (None for the output layer, whose ``dZ`` is fused) and
         ``dZ[l]`` of shape ``(n_l, m)``, the arrays this pass computed (``dA`` copied before the ReLU
         mask consumes it). For showing them (the Step page, :mod:`catdnn.stepper`); off, it costs nothing.
-        With batch norm, ``dZ`` is the gradient of the pre-activation before normalisation.
+        With batch norm, ``dZ`` is the gradient of the pre-activation before normalisation, and a
+        hidden layer's entry is ``(dA, dZ, dZ̃)``, with ``dZ̃[l]`` of shape ``(n_l, m)``, the gradient
+        of the normalised ``Z̃[l]`` that the ReLU received.
     bn : BatchNorm, optional
         The batch norm of the :func:`forward` that made the cache (its ``cache.bn``; training mode, or
         the running averages for an input gradient): the gradients then go through it, and
@@ -424,8 +426,10 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         A_prev, _ = cache[l]
         W = params[l][0]
         normed = bn is not None and l < L - 1
+        dZ_tilde = None
         if normed:  # dZ[l] from dZ̃[l] through the normalisation; dγ[l], dβ[l]
-            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l], cache.bn_running)
+            dZ_tilde = dZ
+            dZ, dgamma, dbeta = batch_norm_backward(dZ_tilde, bn.params[l][0], cache.bn[l], cache.bn_running)
             grads[L + l] = (dgamma, dbeta)
         dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m (+ λ/m·W[l]): (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
         dW /= m
@@ -438,7 +442,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
             db /= m
         grads[l] = (dW, db)
         if deltas is not None:
-            deltas[l] = (dA_shown, dZ)
+            deltas[l] = (dA_shown, dZ) if dZ_tilde is None else (dA_shown, dZ, dZ_tilde)
         if l > 0 or input_grad:
             dA = W.T @ dZ  # dA[l-1] = W[l]ᵀ·dZ[l]: (n_{l-1}, n_l) @ (n_l, m) -> (n_{l-1}, m)
         if l > 0:

@@ -9,8 +9,10 @@ first few entries, norm), and the cost before (forward) or after (update) the st
 Its numbers are the engine's own: the math is :func:`catdnn.network.forward`, ``backward`` and
 ``update``, called as training calls them; this module only keeps their arrays between the calls and
 describes them. Plain gradient descent at the config's learning rate, the course's: techniques beyond
-the course (L2, dropout, mini-batches, other optimizers) are not applied here. Convolutional nets are
-refused (their layers are not the course's dense equations).
+the course (L2, dropout, mini-batches, other optimizers) are not applied here. Batch normalisation (the
+second course's) is: a network with ``batch_norm`` shows each hidden layer's μ, σ², Z_norm, γ, β and Z̃
+forward, dZ̃, dγ, dβ backward, and updates γ and β with W and b, on the batch's own statistics as
+training does. Convolutional nets are refused (their layers are not the course's dense equations).
 
 Shapes are the course's (see ``catdnn/__init__.py``): ``X`` is ``(n_x, m)``, ``W[l]`` is ``(n_l, n_{l-1})``.
 """
@@ -23,7 +25,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .errors import ConfigError
-from .network import backward, compute_cost, forward, init_params, update
+from .network import BatchNorm, backward, compute_cost, forward, init_params, update
 
 #: The three steps of one iteration, in order.
 PHASES = ("forward", "backward", "update")
@@ -121,25 +123,22 @@ class Stepper:
     Y : ndarray of shape (1, m)
     params : list of (W, b), optional
         Starting weights (copied, never changed), e.g. a trained model's.
+    bn : BatchNorm, optional
+        With ``config.batch_norm``: the starting γ, β (copied, never changed), e.g. a trained model's;
+        default γ = 1, β = 0.
 
     Raises
     ------
     ConfigError
-        For a convolutional net, a network with batch norm, an impossible config, or weights that do not
-        match its layers.
+        For a convolutional net, an impossible config, or weights (or γ, β) that do not match its layers.
     """
 
-    def __init__(self, config: TrainConfig, X: np.ndarray, Y: np.ndarray, params=None):
+    def __init__(self, config: TrainConfig, X: np.ndarray, Y: np.ndarray, params=None, bn: BatchNorm | None = None):
         if config.is_cnn:
             raise ConfigError(
                 f"the Step mode shows the course's dense equations, one layer at a time; {config.arch!r} is a "
                 "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
                 "or deep preset) instead")
-        if config.batch_norm:
-            raise ConfigError(
-                "the Step mode shows the course's first-course equations (Z = W·A + b, A = ReLU(Z)); this network "
-                "was trained with batch norm, whose normalisation step it does not show yet: step through the "
-                "two-layer or deep preset instead")
         config.validate(n_x=X.shape[0], m=X.shape[1])
         weights = config.param_count()
         if weights * 8 > MAX_WEIGHT_BYTES:
@@ -162,6 +161,13 @@ class Stepper:
         shapes = [((n, n_prev), (n, 1)) for n_prev, n in zip(layers[:-1], layers[1:])]
         if [(W.shape, b.shape) for W, b in params] != shapes:
             raise ConfigError(f"the weights do not match the layers {list(layers)}")
+        if bn is not None and not config.batch_norm:
+            raise ConfigError("γ and β were given for a network without batch norm")
+        if config.batch_norm:
+            bn = BatchNorm.init(layers) if bn is None else bn.copy()
+            if [(g.shape, b.shape) for g, b in bn.params] != [((n, 1), (n, 1)) for n in layers[1:-1]]:
+                raise ConfigError(f"γ and β do not match the hidden layers of {list(layers)}")
+        self.bn = bn  # None without batch norm
         self.config = config
         self.X, self.Y = X, Y
         self.params = [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in params]
@@ -186,66 +192,127 @@ class Stepper:
             raise ConfigError(f"the next step of iteration {self.iteration + 1} is {self.next_phase}, not {phase}")
 
     def forward(self) -> PhaseRecord:
-        """Forward propagation (:func:`catdnn.network.forward`) and the cost at the current parameters."""
+        """Forward propagation (:func:`catdnn.network.forward`, with batch norm on the batch's own μ and σ² as in
+        training) and the cost at the current parameters."""
         self._expect("forward")
-        self._AL, self._cache = forward(self.params, self.X)
+        self._AL, self._cache = forward(self.params, self.X, bn=self.bn)
         layers = []
         for l, (W, b) in enumerate(self.params, start=1):
             A_prev, Z = self._cache[l - 1]
             A = self._AL if l == self.L else self._cache[l][0]  # A[l]: the next layer's input, or the output
             g = r"\sigma" if l == self.L else r"\mathrm{ReLU}"
-            layers.append(LayerStep(l, (
-                rf"{_sized(f'Z^{{[{l}]}}', Z)} = {_sized(f'W^{{[{l}]}}', W)}\, {_sized(f'A^{{[{l - 1}]}}', A_prev)}"
-                rf" + {_sized(f'b^{{[{l}]}}', b)}",
-                rf"A^{{[{l}]}} = {g}(Z^{{[{l}]}})",
-            ), (Shown.of("Z", l, Z), Shown.of("A", l, A))))
+            linear = (rf"{_sized(f'Z^{{[{l}]}}', Z)} = {_sized(f'W^{{[{l}]}}', W)}\, "
+                      rf"{_sized(f'A^{{[{l - 1}]}}', A_prev)} + {_sized(f'b^{{[{l}]}}', b)}")
+            if self.bn is not None and l < self.L:
+                layers.append(self._normalised(l, linear, A))
+                continue
+            layers.append(LayerStep(l, (linear, rf"A^{{[{l}]}} = {g}(Z^{{[{l}]}})"),
+                                    (Shown.of("Z", l, Z), Shown.of("A", l, A))))
         self.next_phase = "backward"
         return PhaseRecord("forward", self.iteration, tuple(layers), compute_cost(self._AL, self.Y))
 
+    def _normalised(self, l: int, linear: str, A: np.ndarray) -> LayerStep:
+        """A hidden layer's forward step with batch norm: the course's equations, the engine's arrays (its cache
+        holds Z̃[l] and the normalisation's Z_norm, 1/√(σ² + ε), μ, σ²)."""
+        Z_tilde = self._cache[l - 1][1]
+        Z_norm, inv_std, mu, var = self._cache.bn[l - 1]
+        gamma, beta = self.bn.params[l - 1]
+        Z = Z_norm / inv_std + mu  # Z[l] = μ + √(σ² + ε)·Z_norm: the cache keeps Z_norm in Z[l]'s place
+        shown = (Shown.of("Z", l, Z), Shown.of(r"\mu", l, mu), Shown.of(r"{\sigma^2}", l, var),
+                 Shown.of(r"Z_{\mathrm{norm}}", l, Z_norm), Shown.of(r"\gamma", l, gamma), Shown.of(r"\beta", l, beta),
+                 Shown.of(r"\tilde{Z}", l, Z_tilde), Shown.of("A", l, A))
+        z, mean, sq, norm, g, b, zt, _a = (a.name for a in shown)
+        mean_of = rf"\tfrac{{1}}{{{self.m}}} \textstyle\sum_{{i=1}}^{{{self.m}}}"
+        return LayerStep(l, (
+            linear,
+            rf"{_sized(mean, mu)} = {mean_of} Z^{{[{l}](i)}}",
+            rf"{_sized(sq, var)} = {mean_of} (Z^{{[{l}](i)}} - {mean})^2",
+            rf"{norm} = \dfrac{{{z} - {mean}}}{{\sqrt{{{sq} + {_number(self.bn.epsilon, 1)}}}}}",
+            rf"{zt} = {_sized(g, gamma)} \odot {norm} + {_sized(b, beta)}",
+            rf"A^{{[{l}]}} = \mathrm{{ReLU}}({zt})",
+        ), shown)
+
     def backward(self) -> PhaseRecord:
-        """Backward propagation (:func:`catdnn.network.backward`): ``dZ``, ``dW``, ``db`` and ``dA`` per layer."""
+        """Backward propagation (:func:`catdnn.network.backward`): ``dZ``, ``dW``, ``db`` and ``dA`` per layer;
+        with batch norm also ``dZ̃``, ``dγ`` and ``dβ`` of each hidden layer."""
         self._expect("backward")
         deltas = []
-        self._grads = backward(self.params, self._cache, self.Y, self._AL, deltas=deltas)
+        self._grads = backward(self.params, self._cache, self.Y, self._AL, deltas=deltas, bn=self.bn)
         layers = []
         for l in range(self.L, 0, -1):
-            dA, dZ = deltas[l - 1]
+            dA, dZ, *normed = deltas[l - 1]  # with batch norm, a hidden layer's dZ̃ too
             dW, db = self._grads[l - 1]
             A_prev = self._cache[l - 1][0]
-            first = (rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = A^{{[{l}]}} - Y" if l == self.L else
-                     rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = dA^{{[{l}]}} \odot \mathrm{{ReLU}}'(Z^{{[{l}]}})")
-            equations = [
-                first,
-                rf"{_sized(f'dW^{{[{l}]}}', dW)} = \tfrac{{1}}{{{self.m}}}\, dZ^{{[{l}]}}\, "
-                rf"{_sized(f'A^{{[{l - 1}]T}}', A_prev.T)}",
-                rf"{_sized(f'db^{{[{l}]}}', db)} = \tfrac{{1}}{{{self.m}}} \textstyle\sum_{{i=1}}^{{{self.m}}}"
-                rf" dZ^{{[{l}](i)}}",
-            ]
-            arrays = [Shown.of("dZ", l, dZ), Shown.of("dW", l, dW), Shown.of("db", l, db)]
+            equations, arrays = [], []
             if dA is not None:  # a hidden layer: its dA came from the layer above
-                equations.insert(0, rf"{_sized(f'dA^{{[{l}]}}', dA)} = W^{{[{l + 1}]T}}\, dZ^{{[{l + 1}]}}")
-                arrays.insert(0, Shown.of("dA", l, dA))
+                equations.append(rf"{_sized(f'dA^{{[{l}]}}', dA)} = W^{{[{l + 1}]T}}\, dZ^{{[{l + 1}]}}")
+                arrays.append(Shown.of("dA", l, dA))
             else:  # the output layer: dZ compares the output with the labels
-                arrays.insert(0, Shown.of("Y", None, self.Y))
+                arrays.append(Shown.of("Y", None, self.Y))
+            if normed:
+                self._normalised_back(l, dZ, normed[0], equations, arrays)
+            else:
+                equations.append(rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = A^{{[{l}]}} - Y" if l == self.L else
+                                 rf"{_sized(f'dZ^{{[{l}]}}', dZ)} = dA^{{[{l}]}} \odot \mathrm{{ReLU}}'(Z^{{[{l}]}})")
+                arrays.append(Shown.of("dZ", l, dZ))
+            equations.append(rf"{_sized(f'dW^{{[{l}]}}', dW)} = \tfrac{{1}}{{{self.m}}}\, dZ^{{[{l}]}}\, "
+                             rf"{_sized(f'A^{{[{l - 1}]T}}', A_prev.T)}")
+            arrays.append(Shown.of("dW", l, dW))
+            if normed:  # b[l] cancels in Z[l] − μ[l]: the engine gives it no gradient
+                equations.append(rf"{_sized(f'db^{{[{l}]}}', db)} = 0 \quad (b^{{[{l}]}} \text{{ cancels in }} "
+                                 rf"Z^{{[{l}]}} - \mu^{{[{l}]}})")
+            else:
+                equations.append(rf"{_sized(f'db^{{[{l}]}}', db)} = \tfrac{{1}}{{{self.m}}} "
+                                 rf"\textstyle\sum_{{i=1}}^{{{self.m}}} dZ^{{[{l}](i)}}")
+            arrays.append(Shown.of("db", l, db))
             layers.append(LayerStep(l, tuple(equations), tuple(arrays)))
         self.next_phase = "update"
         return PhaseRecord("backward", self.iteration, tuple(layers))
 
+    def _normalised_back(self, l: int, dZ: np.ndarray, dZ_tilde: np.ndarray, equations: list, arrays: list) -> None:
+        """A hidden layer's gradients through batch norm (the engine's dZ̃, dγ, dβ and dZ), in place."""
+        dgamma, dbeta = self._grads[self.L + l - 1]
+        shown = (Shown.of(r"d\tilde{Z}", l, dZ_tilde), Shown.of(r"d\gamma", l, dgamma),
+                 Shown.of(r"d\beta", l, dbeta), Shown.of("dZ", l, dZ))
+        dzt, dg, db, dz = (a.name for a in shown)
+        norm, zt = rf"Z_{{\mathrm{{norm}}}}^{{[{l}]}}", rf"\tilde{{Z}}^{{[{l}]}}"
+        mean_of = rf"\tfrac{{1}}{{{self.m}}} \textstyle\sum_{{i=1}}^{{{self.m}}}"
+        dzt_i, norm_i = rf"d\tilde{{Z}}^{{[{l}](i)}}", rf"Z_{{\mathrm{{norm}}}}^{{[{l}](i)}}"  # example i's column
+        equations += [
+            rf"{_sized(dzt, dZ_tilde)} = dA^{{[{l}]}} \odot \mathrm{{ReLU}}'({zt})",
+            rf"{_sized(dg, dgamma)} = {mean_of} {dzt_i} \odot {norm_i}",
+            rf"{_sized(db, dbeta)} = {mean_of} {dzt_i}",
+            rf"{_sized(dz, dZ)} = \dfrac{{\gamma^{{[{l}]}}}}{{\sqrt{{{{\sigma^2}}^{{[{l}]}} + "
+            rf"{_number(self.bn.epsilon, 1)}}}}} \odot \left({dzt} - {db} - {norm} \odot {dg}\right)",
+        ]
+        arrays += shown
+
     def update(self) -> PhaseRecord:
-        """The update (:func:`catdnn.network.update`) layer by layer, its size, and the cost afterwards."""
+        """The update (:func:`catdnn.network.update`) layer by layer, its size, and the cost afterwards; with batch
+        norm γ and β move too, and the batch's μ and σ² go into the running averages, as training does."""
         self._expect("update")
         lr = self.config.learning_rate
         layers = []
         for l, ((W, b), grad) in enumerate(zip(self.params, self._grads), start=1):
             W_old, b_old = W.copy(), b.copy()  # one layer at a time: at most the largest layer is copied
             update([(W, b)], [grad], lr)
-            layers.append(LayerStep(l, (
-                rf"W^{{[{l}]}} := W^{{[{l}]}} - {lr:g}\, dW^{{[{l}]}}",
-                rf"b^{{[{l}]}} := b^{{[{l}]}} - {lr:g}\, db^{{[{l}]}}",
-            ), (Shown.of(r"\Delta W", l, W - W_old), Shown.of(r"\Delta b", l, b - b_old),
-                Shown.of("W", l, W))))
+            equations = [rf"W^{{[{l}]}} := W^{{[{l}]}} - {lr:g}\, dW^{{[{l}]}}",
+                         rf"b^{{[{l}]}} := b^{{[{l}]}} - {lr:g}\, db^{{[{l}]}}"]
+            arrays = [Shown.of(r"\Delta W", l, W - W_old), Shown.of(r"\Delta b", l, b - b_old), Shown.of("W", l, W)]
+            if self.bn is not None and l < self.L:
+                gamma, beta = self.bn.params[l - 1]
+                gamma_old, beta_old = gamma.copy(), beta.copy()
+                update([(gamma, beta)], [self._grads[self.L + l - 1]], lr)
+                equations += [rf"\gamma^{{[{l}]}} := \gamma^{{[{l}]}} - {lr:g}\, d\gamma^{{[{l}]}}",
+                              rf"\beta^{{[{l}]}} := \beta^{{[{l}]}} - {lr:g}\, d\beta^{{[{l}]}}"]
+                arrays += [Shown.of(r"\Delta\gamma", l, gamma - gamma_old),
+                           Shown.of(r"\Delta\beta", l, beta - beta_old),
+                           Shown.of(r"\gamma", l, gamma), Shown.of(r"\beta", l, beta)]
+            layers.append(LayerStep(l, tuple(equations), tuple(arrays)))
+        if self.bn is not None:
+            self.bn.record(self._cache.bn)  # the running averages of μ and σ², for prediction
         self._AL = self._cache = self._grads = None
-        AL, _cache = forward(self.params, self.X)
+        AL, _cache = forward(self.params, self.X, bn=self.bn)
         record = PhaseRecord("update", self.iteration, tuple(layers), compute_cost(AL, self.Y))
         self.iteration += 1
         self.next_phase = "forward"

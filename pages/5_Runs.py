@@ -1,5 +1,5 @@
-"""Runs: every run kept on this machine (the run history): compare, reload, delete, export; grid sweeps,
-random search scored by cross-validation, and the spread over seeds of any settings."""
+"""Runs: the runs of the run history this session may see (the engine decides: ui.history.whose_runs): compare,
+reload, delete, export; grid sweeps, random search scored by cross-validation, and the spread over seeds."""
 
 import streamlit as st
 
@@ -23,6 +23,7 @@ from ui.history import (
     spread_base_ui,
     sweep_form_ui,
     table_rows,
+    whose_runs,
 )
 from ui.state import model_label, session
 
@@ -31,8 +32,7 @@ st.title("Runs")
 history = history_ui()
 if history is None:
     st.stop()
-st.caption(f"Every finished, stopped or diverged run (Train page, command line, sweeps) is kept in `{history.path}` "
-           "and survives a restart; `CATDNN_HOME` moves it. Runs on photos you uploaded are shown to this tab only.")
+st.caption(whose_runs(history))
 runs_tab, sweep_tab, search_tab, spread_tab = st.tabs(["Runs", "Grid sweep", "Random search", "Seed spread"])
 
 with sweep_tab:  # drawn first so that the Runs tab lists what a sweep just added

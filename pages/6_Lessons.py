@@ -1,4 +1,4 @@
-"""Lessons: the second course's questions in one click each (init, optimizers, regularisation): a few runs
+"""Lessons: the second course's questions in one click each (init, optimizers, regularisation, batch norm): a few runs
 on all cores, their curves overlaid, and sentences computed from what the runs produced."""
 
 import streamlit as st

@@ -1,5 +1,6 @@
 """Step: one iteration of gradient descent in three clicks (forward, backward, update), every layer's equations
-with this iteration's numbers, computed by the engine's own forward, backward and update (catdnn.stepper)."""
+with this iteration's numbers (batch norm's too, when the network has it), computed by the engine's own forward,
+backward and update (catdnn.stepper)."""
 
 from dataclasses import replace
 
@@ -25,18 +26,30 @@ EXPLAIN = {
     "update": "Every weight moves against its gradient, α times dW. ΔW is what changed; the cost after is the "
               "cost at the new weights, measured with a new forward pass.",
 }
+#: What batch norm adds to each phase's explanation.
+EXPLAIN_BN = {
+    "forward": " With batch norm, each hidden layer normalises its Z over the m images (μ and σ² are each unit's "
+               "mean and variance over this batch), then scales and shifts it by the learned γ and β: the ReLU "
+               "receives Z̃.",
+    "backward": " With batch norm, a hidden layer's error arrives as dZ̃; dγ and dβ are its gradients for γ and β, "
+                "and dZ carries it back through the normalisation (every image's Z moved μ and σ², so dZ mixes "
+                "the images). db is 0: subtracting μ cancels b.",
+    "update": " With batch norm, γ and β move against dγ and dβ like W and b, and this batch's μ and σ² go into "
+              "the running averages that prediction uses.",
+}
 
 
-def start(ds, network: str, m: int, lr: float, seed: int) -> None:
-    """A new Stepper on the first ``m`` training images (or an error), kept in the session."""
+def start(ds, network: str, m: int, lr: float, seed: int, bn: bool) -> None:
+    """A new Stepper on the first ``m`` training images (or an error), kept in the session; ``bn``: a preset with
+    batch norm (the current model keeps its own setting)."""
     model = session().current_model
     X, Y = first_examples(ds.train.X, ds.train.Y, m)
     try:
         if network == CURRENT:
-            stepper = Stepper(replace(model.config, learning_rate=lr), X, Y, params=model.params)
+            stepper = Stepper(replace(model.config, learning_rate=lr), X, Y, params=model.params, bn=model.bn)
             source = f"the current model's weights ({model_label(model)})"
         else:
-            stepper = Stepper(TrainConfig.preset(network, learning_rate=lr, seed=seed), X, Y)
+            stepper = Stepper(TrainConfig.preset(network, learning_rate=lr, seed=seed, batch_norm=bn), X, Y)
             source = f"the {network} preset's random weights ({PRESETS[network].init} init, seed {seed})"
     except ConfigError as exc:
         st.session_state[KEY] = {"error": str(exc)}
@@ -67,7 +80,7 @@ def aligned(equation: str) -> str:
 def draw_phase(record) -> None:
     """A phase's table of norms (one row per layer), then every layer's equations and numbers."""
     norms = {ls.layer: {a.symbol: a.norm for a in ls.arrays if a.layer is not None} for ls in record.layers}
-    symbols = list(dict.fromkeys(s for row in reversed(norms.values()) for s in row))  # layer 1's order
+    symbols = list(dict.fromkeys(s for l in sorted(norms) for s in norms[l]))  # layer 1's order, then any others
     rows = ["| layer | " + " | ".join(f"$\\lVert {s}^{{[l]}} \\rVert$" for s in symbols) + " |",
             "|---" * (len(symbols) + 1) + "|"]
     rows += [f"| {l} | " + " | ".join(f"{norms[l][s]:.4g}" if s in norms[l] else "—" for s in symbols) + " |"
@@ -95,6 +108,9 @@ with st.form("step_settings"):
     left, middle, right, far = st.columns([2, 1, 1, 1])
     network = left.radio("Network", networks, index=1, key="step_network", horizontal=True,
                          help="The course's two nets from their random start, or the session's current model")
+    bn = left.checkbox("Batch norm", key="step_bn",
+                       help="The preset with batch normalisation of its hidden layers (γ = 1, β = 0 at the start). "
+                            "The current model steps with its own setting, and its own γ and β.")
     most = min(ds.train.m, MAX_WORK // PRESETS["deep"].param_count())  # all 209 of the course's
     m = middle.number_input(f"Images (1 – {ds.train.m})", min_value=1, max_value=ds.train.m, value=most,
                             step=1, key="step_images", help="The first training images: a few keep the numbers small")
@@ -104,9 +120,9 @@ with st.form("step_settings"):
                             help="Draws the presets' starting weights (1: the course's)")
     if st.form_submit_button("Start over with these settings", key="step_reset", icon=":material/restart_alt:") \
             or KEY not in st.session_state:
-        start(ds, network, int(m), float(lr), int(seed))
+        start(ds, network, int(m), float(lr), int(seed), bool(bn))
     elif st.session_state[KEY].get("dataset", ds.name) != ds.name:
-        start(ds, network, int(m), float(lr), int(seed))
+        start(ds, network, int(m), float(lr), int(seed), bool(bn))
         st.info("Started over: the sidebar's dataset changed.", icon=":material/dataset:")
 
 state = st.session_state[KEY]
@@ -117,7 +133,9 @@ if "error" in state:
     st.stop()
 stepper, records = state["stepper"], state["records"]
 cats = int(stepper.Y.sum())
-st.markdown(f"Layers {list(stepper.config.layers)}, starting from {state['source']}, on the first {stepper.m} "
+normed = stepper.bn is not None
+st.markdown(f"Layers {list(stepper.config.layers)}" + (", with batch norm," if normed else "")
+            + f" starting from {state['source']}, on the first {stepper.m} "
             f"training images ({cats} cats, {stepper.m - cats} non-cats), α = {stepper.config.learning_rate:g}.")
 
 nxt = stepper.next_phase
@@ -141,7 +159,7 @@ for k, record in enumerate(reversed(records)):
     title = f"{PHASES.index(record.phase) + 1} · {TITLES[record.phase]}, iteration {record.iteration + 1}"
     if k == 0:
         st.subheader(title)
-        st.caption(EXPLAIN[record.phase])
+        st.caption(EXPLAIN[record.phase] + (EXPLAIN_BN[record.phase] if normed else ""))
         draw_phase(record)
     else:
         with st.expander(title, key=f"step_earlier_{record.phase}"):

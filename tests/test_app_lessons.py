@@ -143,3 +143,38 @@ def test_each_legend_entry_says_each_thing_once(key):
     if key == "optimizers":  # the rate is said where the name does not say it
         assert entries == ["gradient descent (lr 0.0075)", "momentum β=0.9 (lr 0.0075)", "RMSprop, rate 3e-05",
                            "Adam, rate 0.0001"]
+
+
+def test_the_batch_norm_lesson_draws_each_rate_and_explains_it_from_the_runs(home, data_dir):
+    """Issue 17 item 1: the batch-norm lesson at its full budget: both groups' curves on a log axis, each run's last
+    cost against its rate, no warning for the runs that diverge (they are the lesson's point), and sentences that
+    quote the runs kept in the history."""
+    lesson = lessons.LESSONS["batch_norm"]
+    at = app(LESSONS).run()
+    assert lesson.title in [t.label for t in at.tabs]
+    assert f"about {lesson.seconds} s" in at.button(key="lesson_batch_norm_run").label
+    at.button(key="lesson_batch_norm_run").click().run(timeout=300)
+    assert_clean(at)
+    with History(home / "runs.sqlite3") as h:
+        kept = {(r.config.batch_norm, r.config.learning_rate): r for r in h.runs(curves=True)}
+    assert set(kept) == {(bn, rate) for bn in (False, True) for rate in lessons.BN_RATES}
+    cost = chart(at, "lesson_batch_norm_cost")
+    assert len(cost["data"]) == 10 and cost["layout"]["yaxis"]["type"] == "log"
+    assert [t["line"]["dash"] for t in cost["data"]] == ["dot"] * 5 + ["solid"] * 5  # without, then with
+    assert [t["line"]["color"] for t in cost["data"][:5]] == [t["line"]["color"] for t in cost["data"][5:]]
+    rates = chart(at, "lesson_batch_norm_rates")
+    assert [t["name"] for t in rates["data"]] == ["without batch norm", "with batch norm"]
+    for trace, normed in zip(rates["data"], (False, True)):
+        assert trace["x"] == list(lessons.BN_RATES)
+        assert trace["y"] == [kept[normed, r].history[-1][1] for r in lessons.BN_RATES]
+        assert trace["marker"]["symbol"] == ["x" if kept[normed, r].status == "diverged" else "circle"
+                                             for r in lessons.BN_RATES]
+    assert not at.warning  # a diverged run is explained, not warned about
+    (text,) = [i.value for i in at.info]
+    level = float(rates["layout"]["shapes"][0]["y0"])
+    tops = [max(r for r in lessons.BN_RATES if kept[normed, r].status == "finished"
+                and kept[normed, r].history[-1][1] < level) for normed in (False, True)]
+    assert f"is {tops[1]:g} with batch norm" in text and f"against {tops[0]:g} without" in text
+    assert f"{tops[1] / tops[0]:g}× higher" in text
+    best = kept[False, tops[0]]
+    assert f"cost falls from {best.history[0][1]:.3f} to {best.history[-1][1]:.3f}" in text

@@ -4,12 +4,14 @@ tests/test_stepper.py); a few images of the two-layer net; the session's current
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from catdnn import PRESETS
 from catdnn.cnn import init_cnn
 from catdnn.model import Model
-from catdnn.network import compute_cost, forward, init_params
+from catdnn.network import BatchNorm, compute_cost, forward, init_params
 from catdnn.stepper import PHASES, Stepper, first_examples
 from tests.app_support import STEP, app, assert_clean
 
@@ -132,3 +134,66 @@ def test_a_convolutional_current_model_is_refused_with_the_reason(data_dir):
     assert_clean(at)
     assert any("convolutional net" in e.value and "two-layer or deep preset" in e.value for e in at.error)
     assert "step_forward" not in [b.key for b in at.button]
+
+
+def test_a_batch_norm_preset_shows_the_normalisation_with_the_engines_numbers(dataset):
+    """Issue 17 items 1 and 4: the Batch norm box steps the deep net with batch norm: forward shows μ, σ², Z_norm,
+    γ, β and Z̃ of every hidden layer, backward dZ̃, dγ and dβ, update γ and β moving; every array is the engine's
+    (catdnn.stepper on the same settings, checked against catdnn.network in tests/test_stepper.py)."""
+    at = app(STEP).run()
+    at.number_input(key="step_images").set_value(12)
+    at.checkbox(key="step_bn").check()
+    at.button(key="step_reset").click().run()
+    assert_clean(at)
+    assert any("Layers [12288, 20, 7, 5, 1], with batch norm," in m.value for m in at.markdown)
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 12)
+    engine = Stepper(replace(PRESETS["deep"], batch_norm=True), X, Y)
+    forward_symbols = [r"\mu", r"{\sigma^2}", r"Z_{\mathrm{norm}}", r"\gamma", r"\beta", r"\tilde{Z}"]
+    for phase, symbols in (("forward", forward_symbols),
+                           ("backward", [r"d\tilde{Z}", r"d\gamma", r"d\beta"]),
+                           ("update", [r"\Delta\gamma", r"\Delta\beta", r"\gamma", r"\beta"])):
+        at.button(key=f"step_{phase}").click().run()
+        assert_clean(at)
+        record = getattr(engine, phase)()
+        shown = latex(at)
+        for ls in record.layers:
+            for array in ls.arrays:
+                assert array.latex() in shown
+        hidden = {a.symbol for ls in record.layers if ls.layer < 4 for a in ls.arrays}
+        assert set(symbols) <= hidden
+        assert any("With batch norm" in c.value for c in at.caption)
+        if phase == "forward":
+            assert metrics(at)["Cost before the update"] == f"{record.cost:.6f}"
+            assert r"\sqrt{{\sigma^2}^{[1]} + 1\mathrm{e}{-8}}" in shown
+    assert metrics(at)["Cost after the update"] == f"{record.cost:.6f}"
+
+
+def test_it_steps_a_batch_norm_current_model_with_its_own_gamma_and_beta(dataset):
+    config = replace(PRESETS["two-layer"], batch_norm=True)
+    bn = BatchNorm.init(config.layers)
+    bn.params = [(np.full_like(g, 1.5), np.full_like(b, 0.25)) for g, b in bn.params]
+    model = Model(init_params(config.layers, config.init, 7), config, bn=bn)
+    at = app(STEP, model).run()
+    at.radio(key="step_network").set_value("current model")
+    at.number_input(key="step_images").set_value(20)
+    at.button(key="step_reset").click().run()
+    assert_clean(at)
+    at.button(key="step_forward").click().run()
+    assert_clean(at)
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 20)
+    AL, _cache = forward(model.params, X, bn=bn)  # the batch's own μ and σ², the model's γ = 1.5, β = 0.25
+    assert metrics(at)["Cost before the update"] == f"{compute_cost(AL, Y):.6f}"
+    assert r"\gamma^{[1]}} = \begin{bmatrix}1.5 \\ 1.5 \\ 1.5 \\ \vdots\end{bmatrix}" in latex(at)
+    for phase in ("backward", "update"):
+        at.button(key=f"step_{phase}").click().run()
+    assert_clean(at)
+    assert np.array_equal(model.bn.params[0][0], np.full((7, 1), 1.5))  # the model's own γ untouched
+
+
+def test_a_batch_norm_net_on_one_image_is_refused_with_the_reason(data_dir):
+    at = app(STEP).run()
+    at.number_input(key="step_images").set_value(1)
+    at.checkbox(key="step_bn").check()
+    at.button(key="step_reset").click().run()
+    assert_clean(at)
+    assert any("one example has no variance" in e.value and "take 2 or more" in e.value for e in at.error)

@@ -13,6 +13,7 @@ from catdnn import Trainer, compute_cost
 from catdnn.config import TrainConfig
 from catdnn.figures import cost_axis, cost_meaning
 from catdnn.lessons import (
+    BN_RATES,
     LESSONS,
     PLATEAU_BAND,
     PLATEAU_SHARE,
@@ -29,6 +30,7 @@ from catdnn.lessons import (
     summarise,
 )
 from catdnn.network import INIT_DESCRIPTIONS
+from catdnn.probe import dead_units
 from catdnn.sweep import SweepResult, sweep
 
 
@@ -124,7 +126,8 @@ def test_the_lessons_train_what_they_say():
     assert [(c.l2, c.dropout) for c in reg.configs()] == [(0.0, False), (0.7, False), (0.0, True)]
     assert {c.layers for c in reg.configs()} == {deep} and reg.accuracy
     for lesson in LESSONS.values():
-        assert len(lesson.names) == len(lesson.configs()) == (4 if lesson is opt else 3) and lesson.seconds > 0
+        runs = {"optimizers": 4, "batch_norm": 2 * len(BN_RATES)}.get(lesson.key, 3)
+        assert len(lesson.names) == len(lesson.configs()) == runs and lesson.seconds > 0
 
 
 def test_prior_cost_is_the_cost_of_always_answering_the_cat_fraction(dataset):
@@ -466,3 +469,149 @@ def test_the_init_lesson_says_why_he_is_behind_xavier_from_its_first_steps(datas
     assert fk.after.grad_norms[0] < VANISHED_GRADIENT <= fx.after.grad_norms[0]
     assert (f"After a first step {fk.step / fx.step:.1f}× as long as Xavier's, He's layer 1 gets no gradient"
             in text) and "Xavier's layer 1 gets no gradient" not in text
+
+
+# --------------------------------------------------------------------------- the batch-norm lesson
+@pytest.fixture(scope="module")
+def batch_norm_lesson(dataset):
+    """The batch-norm lesson at its full budget (500 iterations of 10 small runs)."""
+    lesson, results = run(LESSONS["batch_norm"])
+    return lesson, results, summarise(lesson, results, dataset)
+
+
+def test_the_batch_norm_lesson_trains_the_deep_net_at_each_rate_with_and_without():
+    lesson = LESSONS["batch_norm"]
+    configs = lesson.configs()
+    assert [(c.batch_norm, c.learning_rate) for c in configs] == (
+        [(False, r) for r in BN_RATES] + [(True, r) for r in BN_RATES])
+    assert {(c.layers, c.iterations, c.init, c.seed, c.optimizer) for c in configs} == {
+        ((12288, 20, 7, 5, 1), lesson.iterations, "xavier", 1, "gd")}  # only the rate and batch norm differ
+    assert all(b / a == pytest.approx(10) for a, b in zip(BN_RATES, BN_RATES[1:]))
+    assert lesson.by_rate and "diverged" in lesson.explained and "diverged" not in LESSONS["init"].explained
+
+
+def rates_said(sentence: str) -> list[float]:
+    """The rates a "learns at rate(s) …" clause names."""
+    m = re.search(r"learns at rates? ([0-9.e+-]+(?:(?:, | and )[0-9.e+-]+)*) \(", sentence)
+    return [float(x) for x in re.split(r", | and ", m.group(1))] if m else []
+
+
+def check_batch_norm_claims(out, level: float):
+    """Every number of the batch-norm lesson's sentences against the runs it shows."""
+    plain = [r for r in out.runs if not r.config.batch_norm]
+    normed = [r for r in out.runs if r.config.batch_norm]
+    assert f"costs {level:.3f}" in out.sentences[0] and f"below {level - PLATEAU_BAND:.3f}" in out.sentences[0]
+    tops = []
+    for sentence, runs in ((out.sentences[1], plain), (out.sentences[2], normed)):
+        good = [r for r in runs if r.status == "finished" and r.final_cost < level - PLATEAU_BAND]
+        assert rates_said(sentence) == [r.config.learning_rate for r in good]
+        for r in runs:
+            rate = f"{r.config.learning_rate:g}"
+            if r in good:
+                cost = f"{r.final_cost:.3f}" if r.final_cost >= 0.01 else f"{r.final_cost:.1e}"
+                assert cost in sentence
+            elif r.status == "diverged":
+                assert f"at {rate} it diverges at iteration {r.history[-1][0]:,}" in sentence
+            elif abs(r.final_cost - level) < 0.01:
+                assert f"at {rate} it settles at {r.final_cost:.3f}" in sentence
+                if r.dead is not None and r.dead[0]:
+                    assert f"{r.dead[0]} of its {r.dead[1]} hidden units dead" in sentence
+            else:
+                assert f"at {rate} it ends at {r.final_cost:.3f}" in sentence
+        tops.append(max((r.config.learning_rate for r in good), default=None))
+    gain = out.sentences[3]
+    if None not in tops and tops[1] > tops[0]:
+        assert f"is {tops[1]:g} with batch norm" in gain and f"against {tops[0]:g} without" in gain
+        assert f"{tops[1] / tops[0]:g}× higher" in gain
+        assert ("its limit lies higher" in gain) == (tops[1] == max(BN_RATES))
+    else:
+        assert "× higher" not in gain
+
+
+def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(dataset, batch_norm_lesson):
+    """Seed 1: without batch norm the deep net learns at 0.01 only, with it up to 10 (measured: 1000× higher)."""
+    lesson, results, out = batch_norm_lesson
+    assert out.complete  # a diverged run is one of this lesson's outcomes, explained
+    level = prior_cost(float(dataset.train.Y.mean()))
+    check_batch_norm_claims(out, level)
+    by_index = {x.index: x for x in results}
+    for i, r in enumerate(out.runs):  # the dead units said are the trained model's
+        model = by_index[i].model
+        assert (model is None) == (r.status == "diverged")
+        if model is not None:
+            dead = dead_units(model.params, dataset.train.X, model.bn)
+            assert r.dead == (sum(int(m.sum()) for m in dead), sum(m.size for m in dead))
+    # what the curves show, against the curves themselves
+    curves = out.sentences[4]
+    best_plain = min((r for r in out.runs if not r.config.batch_norm and r.status == "finished"
+                      and r.final_cost < level - PLATEAU_BAND), key=lambda r: r.final_cost)
+    good_bn = [r for r in out.runs if r.config.batch_norm and r.status == "finished"
+               and r.final_cost < level - PLATEAU_BAND]
+    best_bn = min(good_bn, key=lambda r: r.final_cost)
+    k = next(i for i, c in best_bn.history if c <= best_plain.final_cost)
+    assert f"at rate {best_bn.config.learning_rate:g} it reaches the lowest final cost without batch norm" in curves
+    assert f"at iteration {k:,} of {lesson.iterations:,}" in curves
+    top = good_bn[-1]
+    assert f"its cost goes up at {rises(top.history)} of its {len(top.history) - 1:,} recorded steps" in curves
+    assert f"each by at most {max_rise(top.history):.2g}" in curves
+    measure = out.sentences[5]
+    assert "each batch's own μ and σ²" in measure and "running averages" in measure
+    for r in good_bn:
+        assert abs(r.cross_entropy - r.final_cost) <= float(re.search(r"within ([0-9.e-]+) of", measure).group(1)) * 1.5
+    for r in [best_plain] + good_bn:
+        assert f"{'batch norm' if r.config.batch_norm else 'no batch norm'} at {r.config.learning_rate:g}: " \
+               f"{r.test_accuracy:.2f}" in measure
+    # seed 1's story, as measured: the net learns at 0.01 only without batch norm, at rates up to 10 with it (1000×
+    # higher); at 10 a run is chaotic (BLAS threads change its end: 0.384 in one process, 0.400 on the pool), so
+    # only "at least 100×" is pinned
+    assert rates_said(out.sentences[1]) == [0.01] and rates_said(out.sentences[2])[-1] >= 1
+    assert re.search(r"\b(100|1000)× higher", out.sentences[3])
+
+
+def bn_results(lesson, finals, statuses=None):
+    """Synthetic results of the batch-norm lesson: each run's curve falls from its start to its final cost."""
+    configs = lesson.configs()
+    out = []
+    for i, (config, final) in enumerate(zip(configs, finals)):
+        status = (statuses or {}).get(i, "finished")
+        start = 0.85 if config.batch_norm else 0.77
+        if status == "diverged":
+            hist = [(0, start), (1, final)]
+        else:
+            hist = [(k, start + (final - start) * k / 99) for k in range(100)]
+        out.append(SweepResult(i, config, status, "the cost exploded" if status == "diverged" else "",
+                               history=hist, train_accuracy=0.9, test_accuracy=0.6 + 0.02 * i))
+    return out
+
+
+def test_the_batch_norm_sentences_change_with_the_numbers(dataset):
+    """Synthetic runs: the rates at which each learns, the gain, "its limit lies higher" and the fates follow
+    the numbers, and a diverged run is explained where a failed one is not."""
+    lesson = replace(LESSONS["batch_norm"], iterations=100)
+    level = prior_cost(float(dataset.train.Y.mean()))
+    # plain learns at 0.01 and 0.1; batch norm at every rate but 100, which diverges
+    out = summarise(lesson, bn_results(lesson, [0.4, 0.5, 0.645, 0.9, 20.0, 0.3, 0.1, 0.05, 0.2, 50.0], {4: "diverged",
+                                                                                                   9: "diverged"}),
+                    dataset)
+    assert out.complete
+    check_batch_norm_claims(out, level)
+    assert rates_said(out.sentences[1]) == [0.01, 0.1] and "100× higher" in out.sentences[3]
+    assert "at 1 it settles at 0.645, the cost of always answering the cat fraction" in out.sentences[1]
+    assert "at 10 it ends at 0.900, above where it started (0.770)" in out.sentences[1]
+    assert "at 100 it diverges at iteration 1 (its cost reaches 20)" in out.sentences[1]
+    assert "its limit lies higher" not in out.sentences[3]
+    # now batch norm learns at every rate tried, the largest included: its limit is above the rates tried
+    out = summarise(lesson, bn_results(lesson, [0.4, 0.645, 0.645, 0.9, 0.9, 0.3, 0.1, 0.05, 0.2, 0.5]), dataset)
+    check_batch_norm_claims(out, level)
+    assert "10000× higher" in out.sentences[3] and "its limit lies higher" in out.sentences[3]
+    assert "at 0.1 it settles at 0.645, the cost of always answering the cat fraction" in out.sentences[1]
+    assert "at 1 it settles at 0.645 too" in out.sentences[1]  # explained once
+    # and when batch norm gains nothing, no gain is claimed
+    out = summarise(lesson, bn_results(lesson, [0.4, 0.5, 0.9, 0.9, 0.9, 0.3, 0.1, 0.9, 0.9, 0.9]), dataset)
+    check_batch_norm_claims(out, level)
+    assert "does not raise" in out.sentences[3] and "higher" not in out.sentences[3]
+    # a run that failed (not diverged) is named instead of explained
+    results = bn_results(lesson, [0.4] * 10)
+    results[3] = replace(results[3], status="failed", message="out of memory")
+    out = summarise(lesson, results, dataset)
+    assert not out.complete and "no batch norm, rate 10 failed (out of memory)" in out.sentences[0]

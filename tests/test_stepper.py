@@ -3,12 +3,24 @@ same parameters, to the last bit; one iteration of it is one iteration of traini
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from catdnn import PRESETS, TrainConfig
+from catdnn import PRESETS, TrainConfig, Trainer
 from catdnn.errors import ConfigError
-from catdnn.network import backward, compute_cost, descent_step, forward, init_params, relu_backward, update
+from catdnn.network import (
+    BatchNorm,
+    backward,
+    batch_norm_backward,
+    compute_cost,
+    descent_step,
+    forward,
+    init_params,
+    relu_backward,
+    update,
+)
 from catdnn.stepper import CORNER_COLS, CORNER_ROWS, MAX_WEIGHT_BYTES, MAX_WORK, PHASES, Shown, Stepper, first_examples
 
 
@@ -114,11 +126,119 @@ def test_a_convolutional_net_is_refused_with_a_message(dataset):
         Stepper(PRESETS["cnn"], dataset.train.X, dataset.train.Y)
 
 
-def test_a_batch_norm_network_is_refused_with_a_message(dataset):
-    from dataclasses import replace
+def bn_start(layers, seed=5):
+    """γ and β away from their 1 and 0, so that a test tells them apart from the defaults and from each other."""
+    rng = np.random.default_rng(seed)
+    bn = BatchNorm.init(layers)
+    bn.params = [(1 + 0.3 * rng.standard_normal(g.shape), 0.2 * rng.standard_normal(b.shape)) for g, b in bn.params]
+    return bn
 
-    with pytest.raises(ConfigError, match="trained with batch norm.*two-layer or deep preset"):
-        Stepper(replace(PRESETS["deep"], batch_norm=True), dataset.train.X[:, :4], dataset.train.Y[:, :4])
+
+@pytest.mark.parametrize("preset", ["two-layer", "deep"])
+def test_every_batch_norm_number_is_the_engines_own(dataset, preset):
+    """Issue 17 items 1 and 4: a batch-norm net steps forward, backward and update on 30 images, each hidden layer
+    showing μ, σ², Z_norm, γ, β, Z̃ forward and dZ̃, dγ, dβ, dZ backward: the arrays network.forward / backward /
+    update compute on the same parameters (exact), Z[l] = W·A + b to rounding (the cache holds Z_norm in its place),
+    γ and β updated like W and b, and the cost after measured with the batch's own statistics."""
+    config = replace(PRESETS[preset], batch_norm=True)
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 30)
+    params = init_params(config.layers, config.init, config.seed)
+    bn = bn_start(config.layers)
+    stepper = Stepper(config, X, Y, params=params, bn=bn)
+    L = len(params)
+
+    fwd = stepper.forward()
+    AL, cache = forward(params, X, bn=bn)
+    assert fwd.cost == compute_cost(AL, Y)
+    for l, step in enumerate(fwd.layers, start=1):
+        shown = by_symbol(step)
+        A_prev = X if l == 1 else cache[l - 1][0]
+        assert_shows(shown["A"], AL if l == L else cache[l][0], "A", l)
+        if l == L:  # the output layer is not normalised
+            assert set(shown) == {"Z", "A"}
+            assert_shows(shown["Z"], cache[l - 1][1], "Z", l)
+            continue
+        Z_norm, _inv_std, mu, var = cache.bn[l - 1]
+        gamma, beta = bn.params[l - 1]
+        assert list(shown) == ["Z", r"\mu", r"{\sigma^2}", r"Z_{\mathrm{norm}}", r"\gamma", r"\beta", r"\tilde{Z}", "A"]
+        assert_shows(shown[r"\mu"], mu, r"\mu", l)
+        assert_shows(shown[r"{\sigma^2}"], var, r"{\sigma^2}", l)
+        assert_shows(shown[r"Z_{\mathrm{norm}}"], Z_norm, r"Z_{\mathrm{norm}}", l)
+        assert_shows(shown[r"\gamma"], gamma, r"\gamma", l)
+        assert_shows(shown[r"\beta"], beta, r"\beta", l)
+        assert_shows(shown[r"\tilde{Z}"], cache[l - 1][1], r"\tilde{Z}", l)
+        Z = params[l - 1][0] @ A_prev + params[l - 1][1]
+        np.testing.assert_allclose(shown["Z"].corner, Z[:CORNER_ROWS, :CORNER_COLS], rtol=1e-12, atol=1e-12)
+        assert shown["Z"].norm == pytest.approx(float(np.linalg.norm(Z)), rel=1e-12)
+        np.testing.assert_allclose(mu, Z.mean(axis=1, keepdims=True), rtol=1e-12, atol=1e-15)  # the course's μ, σ²
+        np.testing.assert_allclose(var, Z.var(axis=1, keepdims=True), rtol=1e-12)
+        assert any(r"\sqrt{{\sigma^2}^{[" in eq for eq in step.equations)
+
+    bwd = stepper.backward()
+    grads = backward(params, cache, Y, AL, bn=bn)
+    dZ = AL - Y
+    for step in bwd.layers:
+        l = step.layer
+        shown = by_symbol(step)
+        assert_shows(shown["dZ"], dZ, "dZ", l)
+        assert_shows(shown["dW"], grads[l - 1][0], "dW", l)
+        assert_shows(shown["db"], grads[l - 1][1], "db", l)
+        if l < L:
+            dgamma, dbeta = grads[L + l - 1]
+            assert_shows(shown[r"d\gamma"], dgamma, r"d\gamma", l)
+            assert_shows(shown[r"d\beta"], dbeta, r"d\beta", l)
+            assert not shown["db"].norm  # b cancels in Z − μ
+        if l > 1:
+            dA = params[l - 1][0].T @ dZ
+            below = by_symbol(bwd.layers[L - l + 1])
+            assert_shows(below["dA"], dA, "dA", l - 1)
+            dZ_tilde = relu_backward(dA.copy(), cache[l - 2][1])
+            assert_shows(below[r"d\tilde{Z}"], dZ_tilde, r"d\tilde{Z}", l - 1)
+            dZ, dgamma, dbeta = batch_norm_backward(dZ_tilde, bn.params[l - 2][0], cache.bn[l - 2])
+            np.testing.assert_array_equal(dgamma, grads[L + l - 2][0])
+
+    upd = stepper.update()
+    update(params + bn.params, grads, config.learning_rate)
+    bn.record(cache.bn)
+    for step, (W, b), (W_now, b_now) in zip(upd.layers, params, stepper.params):
+        np.testing.assert_array_equal(W_now, W)
+        np.testing.assert_array_equal(b_now, b)
+        assert_shows(by_symbol(step)["W"], W, "W", step.layer)
+    for l, ((g, b), (g_now, b_now)) in enumerate(zip(bn.params, stepper.bn.params), start=1):
+        np.testing.assert_array_equal(g_now, g)
+        np.testing.assert_array_equal(b_now, b)
+        assert_shows(by_symbol(upd.layers[l - 1])[r"\gamma"], g, r"\gamma", l)
+        assert by_symbol(upd.layers[l - 1])[r"\Delta\gamma"].norm > 0
+    for (mu, v), (mu_now, v_now) in zip(bn.running, stepper.bn.running):  # recorded as training records them
+        np.testing.assert_array_equal(mu_now, mu)
+        np.testing.assert_array_equal(v_now, v)
+    assert upd.cost == compute_cost(forward(params, X, bn=bn)[0], Y)
+
+
+def test_a_batch_norm_net_steps_as_it_trains(dataset):
+    """Three iterations of the deep net with batch norm on 50 images: the costs and the weights, γ and β are
+    the training loop's (the direct solver, cost at every iteration), to rounding."""
+    config = replace(PRESETS["deep"], batch_norm=True, iterations=3)
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 50)
+    stepper = Stepper(config, X, Y)
+    costs = [[stepper.step() for _ in PHASES][0].cost for _ in range(3)]
+    trainer = Trainer(config, X, Y, cost_every=1, solver="direct")
+    trained = [p.cost for p in trainer.run() if p.cost is not None]
+    np.testing.assert_allclose(costs, trained, rtol=1e-12)
+    model = trainer.model()
+    for (W, b), (W_t, b_t) in zip(stepper.params + stepper.bn.params, model.params + model.bn.params):
+        np.testing.assert_allclose(W, W_t, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(b, b_t, rtol=1e-10, atol=1e-14)
+
+
+def test_batch_norm_settings_that_do_not_fit_are_named(dataset):
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 4)
+    with pytest.raises(ConfigError, match="γ and β were given for a network without batch norm"):
+        Stepper(PRESETS["deep"], X, Y, bn=BatchNorm.init(PRESETS["deep"].layers))
+    with pytest.raises(ConfigError, match="γ and β do not match the hidden layers"):
+        Stepper(replace(PRESETS["deep"], batch_norm=True), X, Y, bn=BatchNorm.init(PRESETS["two-layer"].layers))
+    with pytest.raises(ConfigError, match="at least 2 examples"):
+        Stepper(replace(PRESETS["deep"], batch_norm=True), X[:, :1], Y[:, :1])
 
 
 def test_phases_go_in_order_and_bad_settings_are_named(dataset):
@@ -149,6 +269,14 @@ def test_backward_hands_out_its_deltas_without_changing_the_gradients(dataset):
         np.testing.assert_array_equal(db, db0)
     assert len(deltas) == len(params) and deltas[-1][0] is None
     assert [dZ.shape for _dA, dZ in deltas] == [(n, 12) for n in PRESETS["deep"].layers[1:]]
+    bn = bn_start(PRESETS["deep"].layers)  # with batch norm: each hidden layer's dZ̃ too, the gradients unchanged
+    AL, cache = forward(params, X, bn=bn)
+    for g, g0 in zip(backward(params, cache, Y, AL, deltas=deltas, bn=bn), backward(params, cache, Y, AL, bn=bn)):
+        np.testing.assert_array_equal(g[0], g0[0])
+        np.testing.assert_array_equal(g[1], g0[1])
+    assert [len(d) for d in deltas] == [3, 3, 3, 2]
+    for l, (dA, _dZ, dZ_tilde) in enumerate(deltas[:-1], start=1):
+        np.testing.assert_array_equal(dZ_tilde, relu_backward(dA.copy(), cache[l - 1][1]))
 
 
 def test_the_step_mode_refuses_work_beyond_its_limits():

@@ -4,7 +4,9 @@
 Each session picks its dataset in the sidebar (:func:`dataset_picker_ui`, drawn by ``page_setup``):
 the course's, or one imported from a zip of the user's photos (:mod:`catdnn.photos`). Every page
 then gets the chosen one from :func:`dataset_ui`. Imported datasets live in the server user's
-catdnn folder, so every session on this server can pick them (a teacher imports once for a class).
+catdnn folder. Which ones a session may pick, open and delete is the engine's decision, by the session's
+identity (:func:`ui.identity.current`, :func:`catdnn.photos.list_datasets`): one imported on the machine
+(a teacher imports once for a class) is everyone's; an upload is its importers' (and the teacher's).
 """
 
 from __future__ import annotations
@@ -18,25 +20,28 @@ from catdnn import data, photos
 from catdnn.data import COURSE_NAME, ENV_VAR, FILES, Dataset, download_dataset, find_data_dir, load_dataset
 from catdnn.errors import DataError
 
+from .identity import current
+
 FILE_NAMES = " and ".join(f"`{name}`" for name in FILES.values())
 #: This session's dataset: "" for the course's, else an imported dataset's folder (session state, not a widget).
 CHOICE_KEY = "dataset_choice"
 #: The last import's result (a catdnn.photos.PhotoDataset), shown in the sidebar until dismissed.
 REPORT_KEY = "dataset_import_report"
-#: The datasets this session uploaded (folder names): only they, and those imported on this machine with the
-#: CLI (a teacher's), are offered to it; another session's upload is never.
-UPLOADS_KEY = "dataset_uploads"
-#: Most zips one browser tab may import (each up to photos.MAX_UPLOAD_FILES photos: 25 MB on disk). A
-#: script can open more tabs, so what bounds the disk is photos.MAX_UPLOADS_BYTES for all uploads together.
+#: Most zips one person (a local tab, a student, a visitor) may have imported at once (each up to
+#: photos.MAX_UPLOAD_FILES photos: 25 MB on disk); deleting one makes room. A script can open more tabs (and in
+#: public mode be more visitors), so what bounds the disk is photos.MAX_UPLOADS_BYTES for all uploads together.
 MAX_TAB_IMPORTS = 5
+#: A delete's refusal, shown on the next run (the delete runs in a callback).
+DELETE_ERROR_KEY = "dataset_delete_error"
 IMPORT_HELP = (
     f"Zip a folder holding a **cat/** and a **non-cat/** subfolder of photos (JPEG, PNG, WebP, BMP or GIF). "
     f"Each photo is shrunk to 64×64; {photos.TEST_FRACTION:.0%} of each class is kept for testing (always the "
     "same ones). Unreadable files are skipped and listed. A zip may be as large as the server's upload limit "
     "(`server.maxUploadSize`, 20 MB here by default); for more photos, import the folder on the server's machine "
     "with `python -m catdnn info --dataset FOLDER`, which every session can then pick. Your upload is offered "
-    f"only to this browser tab. An upload may hold {photos.MAX_UPLOAD_FILES:,} photos and "
-    f"{photos.MAX_UPLOAD_PIXELS / 1e9:g} billion pixels in all; a tab may import {MAX_TAB_IMPORTS} zips.")
+    "only to you (this browser tab, or your key's link in a class), and you can delete it. An upload may hold "
+    f"{photos.MAX_UPLOAD_FILES:,} photos and {photos.MAX_UPLOAD_PIXELS / 1e9:g} billion pixels in all; a tab may "
+    f"import {MAX_TAB_IMPORTS} zips.")
 #: The import popover's key (its open state), and the flag that closes it on the run after an import.
 POPOVER_KEY = "dataset_import_popover"
 CLOSE_KEY = "dataset_import_close"
@@ -86,10 +91,11 @@ def draw_dataset_error(action: str, headline: str = "", items=(), title: str = "
 
 
 def _chosen() -> str:
-    """This session's imported dataset's folder, or "" for the course's (only a folder under the
-    datasets folder counts: the session never names an arbitrary path)."""
+    """This session's imported dataset's folder, or "" for the course's (only a dataset the engine lets this
+    session open counts: the session never names an arbitrary path, nor another person's upload)."""
     choice = st.session_state.get(CHOICE_KEY, "")
-    if choice and Path(choice).parent != photos.datasets_dir():
+    if choice and (Path(choice).parent != photos.datasets_dir()
+                   or choice not in {str(d.folder) for d in photos.list_datasets(viewer=current())}):
         return ""
     return choice
 
@@ -138,8 +144,7 @@ def dataset_picker_ui() -> None:
     """The sidebar's dataset picker (the course's, or one imported from photos) and the zip import.
 
     The choice is this session's (kept in session state, so it survives moving between pages)."""
-    mine = st.session_state.get(UPLOADS_KEY, set())
-    imported = [d for d in photos.list_datasets() if not d.uploaded or str(d.folder) in mine]
+    imported = photos.list_datasets(viewer=current())  # the engine's choice: this person's own and the shared
     options = {"": COURSE_NAME} | {str(d.folder): d.label for d in imported}
     choice = st.session_state.get(CHOICE_KEY, "")
     if choice not in options:  # never chosen, or its folder was removed
@@ -156,6 +161,41 @@ def dataset_picker_ui() -> None:
     with st.sidebar.popover("Import your photos", icon=":material/upload:", key=POPOVER_KEY, on_change="rerun",
                             help=IMPORT_HELP, width="stretch"):
         import_ui()
+    deletable = [d for d in imported if photos.may_delete(d, current())]
+    if deletable or DELETE_ERROR_KEY in st.session_state:
+        with st.sidebar.popover("Delete a dataset", icon=":material/delete:", key="dataset_delete_popover",
+                                width="stretch"):
+            delete_ui(deletable)
+
+
+def _delete(folder_name: str) -> None:
+    """on_click of the delete button (before the script runs): the engine deletes what this person may."""
+    try:
+        info = photos.delete_dataset(folder_name, viewer=current())
+    except DataError as exc:
+        st.session_state[DELETE_ERROR_KEY] = str(exc)
+        return
+    st.session_state.pop(REPORT_KEY, None)
+    st.session_state.pop("dataset_delete_confirm", None)
+    if st.session_state.get(CHOICE_KEY) == str(info.folder):
+        st.session_state[CHOICE_KEY] = ""  # back to the course's
+    st.toast(f"Deleted {info.name!r}: its photos are no longer offered here (runs on it are kept).")
+
+
+def delete_ui(deletable: list) -> None:
+    """Pick one of the datasets this person may delete (their uploads; every import for the teacher), confirm,
+    delete. Runs trained on it stay in the history, under its name."""
+    error = st.session_state.pop(DELETE_ERROR_KEY, None)
+    if error:
+        st.error(f"**Not deleted.** {error}", icon=":material/block:")
+    if not deletable:
+        return
+    by_folder = {d.folder.name: d for d in deletable}
+    pick = st.selectbox("Dataset to delete", list(by_folder), format_func=lambda f: by_folder[f].label,
+                        key="dataset_delete_pick")
+    sure = st.checkbox("I want to delete it", key="dataset_delete_confirm")
+    st.button("Delete", key="dataset_delete", on_click=_delete, args=(pick,), disabled=not (sure and pick),
+              icon=":material/delete:")
 
 
 def import_ui() -> None:
@@ -164,11 +204,12 @@ def import_ui() -> None:
                               help=IMPORT_HELP)
     if not st.button("Import", key="dataset_import", disabled=upload is None, icon=":material/photo_library:"):
         return
-    mine = [f for f in st.session_state.get(UPLOADS_KEY, set()) if Path(f).is_dir()]  # not those removed since
+    who = current()
+    mine = [d for d in photos.list_datasets(viewer=who) if d.uploaded and who.owner in d.owners]
     if len(mine) >= MAX_TAB_IMPORTS:
-        st.error(f"**Not imported.** This tab has imported {len(mine)} zips of photos, the most one tab may "
-                 f"({MAX_TAB_IMPORTS}): pick one of them in the Dataset list, or import the photos on the server's "
-                 "machine with `python -m catdnn info --dataset FOLDER`.", icon=":material/block:")
+        st.error(f"**Not imported.** You have {len(mine)} zips of photos imported here, the most one tab may "
+                 f"({MAX_TAB_IMPORTS}): pick one of them in the Dataset list, delete one, or import the photos on "
+                 "the server's machine with `python -m catdnn info --dataset FOLDER`.", icon=":material/block:")
         return
     bar = st.progress(0.0, text="Reading the zip…")
     last = [0.0]
@@ -180,14 +221,13 @@ def import_ui() -> None:
             bar.progress(done / max(total, 1), text=f"Decoding photo {done:,} of {total:,}")
 
     try:
-        info = photos.import_photos(upload, name=Path(upload.name).stem, progress=progress)
+        info = photos.import_photos(upload, name=Path(upload.name).stem, progress=progress, viewer=who)
     except DataError as exc:
         st.error(f"**Not imported.** {exc}", icon=":material/block:")
         return
     finally:
         bar.empty()
     st.session_state[CHOICE_KEY] = str(info.folder)
-    st.session_state.setdefault(UPLOADS_KEY, set()).add(str(info.folder))
     st.session_state[REPORT_KEY] = info
     st.session_state[CLOSE_KEY] = True
     st.rerun()  # the picker shows the new dataset, the report shows in the open, and the page runs on it

@@ -114,7 +114,7 @@ def activation_figure(a, dead_everywhere=None, *, title: str = "", height: int =
 
 
 def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int = 360,
-                         ytitle: str = "cross-entropy cost") -> dict:
+                         ytitle: str = "cross-entropy cost", styles=None, log: bool = False) -> dict:
     """The cost curves of several runs on one chart.
 
     Parameters
@@ -124,12 +124,21 @@ def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int =
     ytitle : str
         What the curves measure (:func:`catdnn.figures.cost_axis`: with L2 or dropout, not the plain
         cross-entropy).
+    styles : list of (color, dash), optional
+        Each curve's colour and Plotly dash ("solid", "dot"); default the :data:`RUN_COLORS` in turn, solid.
+    log : bool
+        A log cost axis (costs from 1e-4 to a diverged run's 40 on one chart).
     """
     data = []
     for k, (label, history) in enumerate(runs):
-        hover = f"{label}<br>iteration %{{x}}<br>cost %{{y:.4f}}<extra></extra>"
-        data.append(_line(_finite_costs(history), label, RUN_COLORS[k % len(RUN_COLORS)], hover))
-    yaxis = {"title": {"text": ytitle}, "rangemode": "tozero"}
+        hover = f"{label}<br>iteration %{{x}}<br>cost %{{y:{'.4g' if log else '.4f'}}}<extra></extra>"
+        color, dash = styles[k] if styles else (RUN_COLORS[k % len(RUN_COLORS)], "solid")
+        trace = _line(_finite_costs(history), label, color, hover)
+        trace["line"]["dash"] = dash
+        data.append(trace)
+    yaxis = {"title": {"text": ytitle + (" (log scale)" if log else "")}, "rangemode": "tozero"}
+    if log:
+        yaxis = {"title": yaxis["title"], "type": "log", "exponentformat": "power"}
     layout = _layout(title, {"title": {"text": "iteration"}}, yaxis, height)
     # the labels are long: a legend under the chart, one run per line, reads on a phone too
     layout["legend"] = {"orientation": "v", "y": -0.2, "x": 0, "yanchor": "top", "font": {"size": 11}}

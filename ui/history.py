@@ -15,12 +15,12 @@ from dataclasses import replace
 
 import streamlit as st
 
-from catdnn.classroom import PUBLIC_LIMITS, Limits
+from catdnn.classroom import PUBLIC_LIMITS, Identity, Limits
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
 from catdnn.errors import CatdnnError, ConfigError
 from catdnn.figures import MIXED_COSTS, cost_axis
-from catdnn.history import History, HistoryError, RunRecord, default_path
+from catdnn.history import History, HistoryError, RunRecord, csv_cell, default_path
 from catdnn.labels import compare, config_label, run_label
 from catdnn.network import INITS
 from catdnn.optim import HYPERPARAMETERS, OPTIMIZERS, hyperparameter_label
@@ -87,17 +87,42 @@ def spread_note(results, dataset: str) -> str:
     return f"The course's **0.80** test accuracy is **one seed's**, seed 1's{here}: {ours}"
 
 
+def session_identity(state: SessionState) -> Identity:
+    """Who ``state``'s session is to the stores: the identity ``page_setup`` resolved (:func:`ui.identity.current`),
+    read from the session object itself so that the training loop's ``finally`` (no Streamlit call) can use it."""
+    return state.identity if state.identity is not None else Identity("owner", owner=state.owner)
+
+
 def session_history(state: SessionState | None = None) -> History:
-    """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved), as
-    this session's viewer: runs on its own uploads are its own, and other sessions' uploads are never seen."""
+    """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved or the
+    session became someone else), as this session's identity (:func:`session_identity`): the engine lists, opens
+    and deletes only what that identity may (local mode: every run but other sessions' uploads; a student or a
+    visitor: their own; the teacher: all)."""
     state = session() if state is None else state
+    who = session_identity(state)
     with _connections_lock:
         h = _connections.get(state)
-        if h is None or h.path != default_path():
+        if h is None or h.path != default_path() or h.identity != who:
             if h is not None:
                 h.close()
-            h = _connections[state] = History(viewer=state.owner)
+            h = _connections[state] = History(viewer=who)
         return h
+
+
+def whose_runs(history: History) -> str:
+    """The Runs page's line on where runs are kept and who sees them, for the history's identity. A student or a
+    visitor is never shown the server's folders."""
+    who = history.identity
+    if who.role in ("student", "visitor"):
+        return ("Your finished, stopped and diverged runs (Train page, sweeps) are kept on the server and survive a "
+                "restart. They are yours alone: nobody else sees, reloads or deletes them"
+                + (", but your teacher, who sees the whole class's." if who.role == "student" else ".")
+                + " Your link's key is the way back to them: bookmark it.")
+    if who.role == "teacher":
+        return (f"Every run of the class and of this machine is kept in `{history.path}`: you see, reload and delete "
+                "all of them; each student sees only their own.")
+    return (f"Every finished, stopped or diverged run (Train page, command line, sweeps) is kept in `{history.path}` "
+            "and survives a restart; `CATDNN_HOME` moves it. Runs on photos you uploaded are shown to this tab only.")
 
 
 def record_run(state: SessionState, run, solver: str = "", dataset: Dataset | None = None) -> None:
@@ -139,8 +164,13 @@ def _sentence(exc) -> str:
 
 # --------------------------------------------------------------------------- the table
 def table_rows(runs) -> list[dict]:
-    """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`."""
-    return [{k: r.row()[k] for k in COLUMNS} for r in runs]
+    """The table's rows: :data:`COLUMNS` of each run's :meth:`RunRecord.row`, each cell as the CSV has it
+    (:func:`catdnn.history.csv_cell`): the table's own toolbar downloads it as CSV too."""
+    rows = []
+    for r in runs:
+        row = r.row()
+        rows.append({k: csv_cell(row[k]) for k in COLUMNS})
+    return rows
 
 
 def setting_value(r: RunRecord, setting: str):
@@ -252,10 +282,12 @@ def executor_ui(address: str):
 
 
 def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str = "", source: str = "sweep",
-                 options: dict | None = None, keep_models: bool = False) -> list:
+                 options: dict | None = None, keep_models: bool = False,
+                 expected: tuple = ("finished", "stopped")) -> list:
     """Run ``configs`` with a progress bar of finished / total runs; every run is kept in the history as it
-    finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`).
-    Returns the results, or [] after drawing an error.
+    finishes (a Stop click keeps those). ``options``: the Trainer's (default :func:`catdnn.sweep.curve_options`);
+    a run that ends with a status outside ``expected`` gets a warning. Returns the results, or [] after drawing
+    an error.
 
     The results hold no model unless ``keep_models`` (each is in the history, and a sweep of big networks
     would otherwise hold them all in the server's memory until it ends): only their settings, accuracies
@@ -284,7 +316,7 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
     finally:
         if client is not None:
             client.close()
-    failed = [r for r in results if r.status not in ("finished", "stopped")]
+    failed = [r for r in results if r.status not in expected]
     for r in failed[:5]:
         st.warning(f"Run {r.index + 1} ({run_label_of(r.config)}) {r.status}: {r.message}", icon=":material/warning:")
     return sorted(results, key=lambda r: r.index)

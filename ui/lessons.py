@@ -8,6 +8,7 @@ so a lesson's charts stay while another one trains.
 
 from __future__ import annotations
 
+import math
 import re
 
 import streamlit as st
@@ -17,7 +18,7 @@ from catdnn.figures import cost_axis
 from catdnn.labels import compare
 from catdnn.lessons import Lesson, LessonOutcome, summarise
 
-from .figures import TEST_COLOR, TRAIN_COLOR, compare_costs_figure
+from .figures import RUN_COLORS, TEST_COLOR, TRAIN_COLOR, compare_costs_figure
 from .history import run_sweep_ui
 
 KEY = "catdnn_lessons"  # this page's one entry in st.session_state: {lesson key: LessonOutcome}
@@ -32,7 +33,8 @@ def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
     """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
     # the models stay for summarise() (weight norms): a lesson's few runs are small, fixed networks
     results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson",
-                           options=lesson.trainer_options(), keep_models=True)
+                           options=lesson.trainer_options(), keep_models=True,
+                           expected=lesson.explained + ("stopped",))  # a lesson by rate shows where runs diverge
     if not results:
         return None
     outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
@@ -55,6 +57,46 @@ def accuracy_bars_figure(runs, *, title: str = "Train and test accuracy of each 
         "xaxis": {"type": "category", "automargin": True},
         "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
     }
+    return {"data": data, "layout": layout}
+
+
+def rate_styles(runs) -> list:
+    """Each run's (colour, dash) on a lesson by rate: one colour per learning rate, dotted without batch norm and
+    solid with it, so a rate's two runs read as a pair."""
+    rates = sorted({r.config.learning_rate for r in runs})
+    return [(RUN_COLORS[rates.index(r.config.learning_rate) % len(RUN_COLORS)],
+             "solid" if r.config.batch_norm else "dot") for r in runs]
+
+
+def final_cost_by_rate_figure(runs, learn_below: float | None = None, *, height: int = 360) -> dict:
+    """Each run's last recorded cost against its learning rate (log axes), one line without batch norm and one
+    with; a diverged run's point is a cross at its last finite cost; a dashed line where a run "learns"."""
+    data = []
+    for normed, name, dash in ((False, "without batch norm", "dot"), (True, "with batch norm", "solid")):
+        group = sorted((r for r in runs if r.config.batch_norm == normed and r.final_cost is not None),
+                       key=lambda r: r.config.learning_rate)
+        data.append({
+            "type": "scatter", "mode": "lines+markers", "name": name,
+            "x": [r.config.learning_rate for r in group], "y": [r.final_cost for r in group],
+            "line": {"color": "#1f77b4" if normed else "#7f7f7f", "dash": dash, "width": 2},
+            "marker": {"size": 9, "symbol": ["x" if r.status == "diverged" else "circle" for r in group]},
+            "text": [r.status for r in group],
+            "hovertemplate": f"{name}<br>rate %{{x:g}}<br>last cost %{{y:.4g}} (%{{text}})<extra></extra>"})
+    layout = {
+        "title": {"text": "Last cost against learning rate<br><sup>a cross: the run diverged</sup>", "x": 0,
+                  "xanchor": "left", "font": {"size": 15}},
+        "height": height, "margin": {"l": 10, "r": 10, "t": 50, "b": 10},
+        "xaxis": {"type": "log", "title": {"text": "learning rate (log scale)"}, "automargin": True},
+        "yaxis": {"type": "log", "title": {"text": "last recorded cost (log scale)"}, "automargin": True,
+                  "exponentformat": "power"},
+        "legend": {"orientation": "h", "y": 1.0, "x": 1, "xanchor": "right", "yanchor": "bottom"},
+    }
+    if learn_below is not None:
+        layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": learn_below,
+                             "y1": learn_below, "line": {"dash": "dash", "color": "#d62728", "width": 1}}]
+        layout["annotations"] = [{"xref": "paper", "x": 0, "xanchor": "left", "y": math.log10(learn_below),
+                                  "yanchor": "bottom", "text": f"learns below {learn_below:.3f}",
+                                  "showarrow": False, "font": {"size": 11, "color": "#d62728"}}]
     return {"data": data, "layout": layout}
 
 
@@ -82,12 +124,18 @@ def draw_outcome(outcome: LessonOutcome) -> None:
     key = outcome.lesson.key
     common, differ = compare(outcome.runs, architecture=False)  # the settings shared, and what sets each apart
     curves = [(name, r.history) for r, name in zip(outcome.runs, legend_names(outcome.runs, differ)) if r.history]
+    by_rate = outcome.lesson.by_rate
+    styles = rate_styles([r for r in outcome.runs if r.history]) if by_rate else None
     chart = compare_costs_figure(curves, title=f"Cost of each run<br><sup>{common}</sup>",
-                                  ytitle=cost_axis(r.config for r in outcome.runs))
+                                  ytitle=cost_axis(r.config for r in outcome.runs), styles=styles, log=by_rate)
     if outcome.lesson.accuracy:
         left, right = st.columns(2)
         left.plotly_chart(chart, key=f"lesson_{key}_cost")
         right.plotly_chart(accuracy_bars_figure(outcome.runs), key=f"lesson_{key}_accuracy")
+    elif by_rate:
+        left, right = st.columns(2)
+        left.plotly_chart(chart, key=f"lesson_{key}_cost")
+        right.plotly_chart(final_cost_by_rate_figure(outcome.runs, outcome.learn_below), key=f"lesson_{key}_rates")
     else:
         st.plotly_chart(chart, key=f"lesson_{key}_cost")
     seconds = sum(r.elapsed for r in outcome.runs)
