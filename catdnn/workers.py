@@ -402,6 +402,11 @@ class Job:
         """Whether the pool is paused (this job does not start, or waits between two iterations)."""
         return self._pool.paused
 
+    @property
+    def behind_own(self) -> bool:
+        """Whether this job waits because another run of its owner is training (one at a time under limits)."""
+        return self.started_at is None and self.limits is not None and self._pool._training(self.owner)
+
     def info(self, now: float | None = None) -> JobInfo:
         """This job as the teacher view lists it."""
         from .labels import config_label
@@ -786,6 +791,11 @@ class TrainingPool:
                 f"{job._retries + 1} worker processes in a row stopped unexpectedly (killed, or out of memory) "
                 "as this run was handed to them, before the run began; it was not tried again. Other users' "
                 "runs are not affected: press Train to try again."))
+
+    def _training(self, owner: str) -> bool:
+        """Whether a job of ``owner`` is training."""
+        with self._lock:
+            return any(w.job is not None and w.job.owner == owner for w in self._workers)
 
     def _next(self) -> Job | None:
         """The queued job whose turn it is (round-robin across owners, see the module docstring), or None.

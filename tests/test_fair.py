@@ -80,6 +80,7 @@ def test_one_training_at_a_time_per_owner_with_limits(data_dir):
         b1 = pool.submit(SMALL, data_dir, owner="B", limits=CLASS)
         assert b1.wait(timeout=120).status == "finished"  # B trains on the idle worker ...
         assert a2.outcome is None and a2.started_at is None  # ... which A's second run never took
+        assert a2.behind_own and not b1.behind_own
         assert [(i.owner, i.state) for i in pool.jobs()] == [("A", "running"), ("A", "queued")]
         a1.cancel()
         assert a1.wait(timeout=60).status == "stopped" and a2.wait(timeout=120).status == "finished"

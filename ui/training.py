@@ -232,6 +232,10 @@ def draw_waiting(job: Job) -> None:
     if job.paused:
         st.progress(0.0, text=f"{PAUSED}: your run starts when it resumes")
         return
+    if job.behind_own:
+        st.progress(0.0, text="Waiting for your other run: each person trains one run at a time on this server · "
+                              "this one starts when it ends (stop it there, or here)")
+        return
     st.progress(0.0, text=f"Waiting for a free worker: the server trains {job.pool_size} runs at once, "
                           "and all are busy · your run starts as soon as one finishes")
 
