@@ -669,6 +669,9 @@ class TrainingPool:
             if w.process is not None:
                 _close(w)
         if self._dask is not None:
+            for job in left:  # a run on the cluster cannot be killed from here: it stops after its iteration
+                if job.started_at is not None:
+                    self._dask.cancel(job)
             self._dask.close()
         for job in left:
             job._end(_lost(job, "failed", "the training pool was shut down before this run ended"))

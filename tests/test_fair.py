@@ -263,3 +263,20 @@ def test_a_sweep_of_an_owner_with_limits_keeps_to_them(data_dir):
         assert sorted(r.status for r in results) == ["finished"] * 3 and max(most) == 1  # one at a time, as asked
     finally:
         pool.close()
+
+
+def test_closing_a_pool_stops_its_runs_on_the_dask_cluster(cluster, data_dir):
+    """A thread of a Dask worker cannot be killed: the pool's close asks its runs to stop, as a Stop does."""
+    pool = TrainingPool(scheduler=cluster.scheduler_address)
+    job = pool.submit(LONG, data_dir)
+    _started(job)
+    pool.close()
+    assert job.outcome is not None and job.outcome.status == "failed"
+
+    def executing() -> int:
+        return sum(w.state.executing_count for w in cluster.workers.values())
+
+    end = time.monotonic() + 60
+    while executing() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert executing() == 0
