@@ -30,7 +30,8 @@ one that imports it back; ``tests/test_imports.py`` checks it):
   ``train`` (the one training loop, its divergence rule, ``fit()``), ``stepper`` (one iteration in
   three steps, described for the Step page)
 * ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in
-  SQLite), ``workers`` (training on a pool of processes), ``sweep`` (many runs), ``search`` (random
+  SQLite), ``workers`` (training on a pool of processes or a Dask cluster, shared fairly: round-robin
+  across owners, limits, pause), ``cluster`` (Dask scheduler addresses), ``sweep`` (many runs), ``search`` (random
   search scored by cross-validation, on the sweep runner), ``lessons``,
   ``share`` (settings as link parameters), ``cli``
 * ``notebook`` (``fit()``'s progress bar, a Model's summary in Jupyter), ``figures`` (the training

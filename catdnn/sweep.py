@@ -29,26 +29,22 @@ import collections
 import concurrent.futures as cf
 import itertools
 import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlsplit
 
+from .cluster import SCHEDULERS_ENV_VAR, allowed_schedulers, check_scheduler, dask_client  # noqa: F401 (this module's API)
 from .config import TrainConfig
 from .errors import CatdnnError, ConfigError
 from .history import is_upload
 from .labels import dataset_name
-from .workers import Outcome, TrainingPool, failure_message, train_one
+from .workers import Outcome, TrainingPool, cached_dataset, check_limits, failure_message, train_one
 
 #: Most runs one sweep may hold (a grid grows fast).
 MAX_RUNS = 1000
 #: While waiting for results, ``idle`` is called about this often (seconds).
 IDLE_SECONDS = 0.2
-#: ``CATDNN_SCHEDULERS``: the Dask scheduler addresses (comma-separated) the dashboard may connect to,
-#: besides this machine's own. A scheduler's results are unpickled, so it must be trusted.
-SCHEDULERS_ENV_VAR = "CATDNN_SCHEDULERS"
 
 
 @dataclass
@@ -78,22 +74,6 @@ class SweepResult:
 
 
 # --------------------------------------------------------------------------- on a Dask worker
-_datasets: dict = {}
-_datasets_lock = threading.Lock()
-
-
-def _dataset(data_dir):
-    from .data import load_dataset
-
-    key = str(data_dir or "")
-    with _datasets_lock:
-        if key not in _datasets:
-            _datasets.clear()
-            folder = data_dir if data_dir and os.path.isdir(data_dir) else None  # a remote worker: its own
-            _datasets[key] = load_dataset(folder, download=False)
-        return _datasets[key]
-
-
 def run_one(index: int, config: dict, data_dir=None, options: dict | None = None) -> SweepResult:
     """Train one config to its end (on a Dask worker) and return its :class:`SweepResult`; never raises."""
     from .threads import limit_blas_threads
@@ -101,7 +81,7 @@ def run_one(index: int, config: dict, data_dir=None, options: dict | None = None
     limit_blas_threads(1)
     cfg = TrainConfig.from_dict(config)
     try:
-        return result_of(index, cfg, train_one(cfg, _dataset(data_dir), options))
+        return result_of(index, cfg, train_one(cfg, cached_dataset(data_dir, remote=True), options))
     except Exception as exc:  # one line in the sweep's output; the other runs go on
         return SweepResult(index, cfg, "failed", failure_message(exc))
 
@@ -118,8 +98,9 @@ def result_of(index: int, config: TrainConfig, outcome: Outcome) -> SweepResult:
 class _OnPool:
     """A sweep's runs on a :class:`TrainingPool`: at most as many queued or running as it has workers."""
 
-    def __init__(self, pool: TrainingPool, configs: list, data_dir, options: dict):
+    def __init__(self, pool: TrainingPool, configs: list, data_dir, options: dict, owner: str = "", limits=None):
         self.pool, self.configs, self.data_dir, self.options = pool, configs, data_dir, options
+        self.owner, self.limits = owner, limits
         self.jobs: dict = {}  # Job -> index
         self._ended: queue.Queue = queue.Queue()  # jobs, as they end (put by the pool's thread)
 
@@ -128,10 +109,11 @@ class _OnPool:
         return bool(self.jobs)
 
     def room(self) -> bool:
-        return len(self.jobs) < self.pool.processes
+        most = self.pool.processes if self.limits is None else min(self.pool.processes, self.limits.runs_at_once)
+        return len(self.jobs) < most
 
     def submit(self, i: int) -> None:
-        job = self.pool.submit(self.configs[i], self.data_dir, **self.options)
+        job = self.pool.submit(self.configs[i], self.data_dir, owner=self.owner, limits=self.limits, **self.options)
         self.jobs[job] = i
         job.add_done_callback(self._ended.put)
 
@@ -154,7 +136,7 @@ class _OnPool:
 class _OnExecutor:
     """A sweep's runs on a :class:`concurrent.futures.Executor` (a Dask cluster's): all submitted at once."""
 
-    def __init__(self, executor: cf.Executor, configs: list, data_dir, options: dict):
+    def __init__(self, executor: cf.Executor, configs: list, data_dir, options: dict, owner: str = "", limits=None):
         self.executor, self.configs, self.options = executor, configs, options
         self.data_dir = None if data_dir is None else str(data_dir)
         self.futures: dict = {}  # Future -> index
@@ -187,7 +169,7 @@ class _OnExecutor:
 
 def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor | None = None, *, data_dir=None,
           history=None, source: str = "sweep", label: str = "", idle: Callable[[int, int], None] | None = None,
-          workers: int | None = None, stop: threading.Event | None = None,
+          workers: int | None = None, stop: threading.Event | None = None, owner: str = "", limits=None,
           **trainer_options) -> Iterator[SweepResult]:
     """Train every config and yield each :class:`SweepResult` as it finishes.
 
@@ -209,6 +191,11 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
     stop : threading.Event, optional
         Set it (from any thread, or a signal handler) to stop the sweep: the runs that have ended are
         kept and yielded, the others cancelled, and the iteration ends normally.
+    owner, limits : str, catdnn.classroom.Limits, optional
+        Whose runs these are on a pool (:meth:`~catdnn.workers.TrainingPool.submit`: the round-robin, one
+        at a time under limits). With ``limits``, a config they forbid (iterations, a CNN) is refused with
+        :class:`~catdnn.workers.TrainingRefused` before any run starts, and the sweep keeps at most
+        ``limits.runs_at_once`` runs queued or running.
     trainer_options
         Passed to :class:`~catdnn.train.Trainer` (``cost_every``, ``accuracy_every``, ``solver``).
 
@@ -219,11 +206,14 @@ def sweep(configs: Iterable[TrainConfig], executor: TrainingPool | cf.Executor |
     configs = [c.validate() for c in configs]
     if len(configs) > MAX_RUNS:
         raise ConfigError(f"a sweep holds at most {MAX_RUNS} runs, not {len(configs)}: narrow the grid")
+    if limits is not None:
+        for c in configs:
+            check_limits(c, limits)
     own = executor is None
     if own:
         executor = TrainingPool(workers)
     on = (_OnPool if isinstance(executor, TrainingPool) else _OnExecutor)(executor, configs, data_dir,
-                                                                           trainer_options)
+                                                                           trainer_options, owner, limits)
     total, done = len(configs), 0
     todo = collections.deque(range(total))
     # how the runs are kept is decided now, while the folder can tell: an upload may be removed (to make room for
@@ -297,62 +287,6 @@ def curve_options(config: TrainConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- Dask
-def check_scheduler(address: str, allowed: Iterable[str] | None = None) -> str:
-    """``address`` as ``tcp://host:port`` if it is well formed and, when ``allowed`` is given, either on
-    this machine (loopback) or in ``allowed``; else :class:`ConfigError` saying why.
-
-    ``tls://`` is refused with its reason: a TLS scheduler needs the client's certificate and key (a
-    ``distributed.Security``), which catdnn's address alone cannot carry."""
-    text = str(address or "").strip()
-    if "://" not in text:
-        text = "tcp://" + text
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme == "tls":
-        raise ConfigError(
-            f"{address!r} is a TLS scheduler, which catdnn cannot connect to: TLS needs this machine's certificate "
-            "and key (a distributed.Security object), and an address carries neither. Give the scheduler a "
-            "tcp:// address on a network you trust, or, from Python, connect with "
-            "distributed.Client(address, security=...) and pass client.get_executor() to catdnn.sweep.sweep")
-    if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in ("", "/"):
-        raise ConfigError(f"{address!r} is not a Dask scheduler address such as tcp://127.0.0.1:8786")
-    text = f"{parts.scheme}://{parts.netloc}"
-    if allowed is not None:
-        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        listed = {a.strip().rstrip("/") for a in allowed if a.strip()}
-        if not local and text not in listed and parts.netloc not in listed:
-            raise ConfigError(
-                f"the dashboard connects only to schedulers on this machine, or those listed in "
-                f"{SCHEDULERS_ENV_VAR} (a scheduler's results are unpickled here, so it must be trusted): start "
-                f"the app with {SCHEDULERS_ENV_VAR}={text} to allow this one")
-    return text
-
-
-def allowed_schedulers() -> list[str]:
-    """The addresses in ``$CATDNN_SCHEDULERS``."""
-    return [a.strip() for a in os.environ.get(SCHEDULERS_ENV_VAR, "").split(",") if a.strip()]
-
-
-def dask_client(address: str, timeout: float = 10.0):
-    """A ``distributed.Client`` connected to the scheduler at ``address`` (close it when done).
-
-    Raises :class:`CatdnnError` when ``distributed`` is not installed or the scheduler does not answer.
-    """
-    address = check_scheduler(address)
-    try:
-        from distributed import Client
-    except ImportError:
-        raise CatdnnError("running on a Dask cluster needs the `distributed` package: "
-                          "pip install -r requirements-dist.txt") from None
-    try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise CatdnnError(f"no Dask scheduler answered at {address} within {timeout:g} s ({exc})") from None
-
-
 def dask_executor(client) -> cf.Executor:
     """The cluster's ``concurrent.futures`` executor, for :func:`sweep`."""
     return client.get_executor()

@@ -64,7 +64,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
@@ -84,6 +84,12 @@ QUEUE_SECONDS = 600.0
 RETRIES = 3
 #: A worker held by a paused pool looks at the pause flag this often (seconds).
 HOLD_SECONDS = 0.05
+#: On a Dask cluster a job sends its progress at most this often, and reads its pause and cancel flags
+#: (each a round trip to the scheduler) at most this often (seconds).
+DASK_SEND_SECONDS = 0.25
+CONTROL_SECONDS = 0.25
+#: The environment variable naming the Dask scheduler the server's trainings run on (``serve --scheduler``).
+SCHEDULER_ENV = "CATDNN_SCHEDULER"
 #: Owners the round-robin remembers the last service of (the longest-forgotten are dropped beyond it).
 MAX_OWNERS = 4096
 
@@ -191,17 +197,25 @@ def train_one(config: TrainConfig, ds, options: dict | None = None, *, should_st
 
 
 # --------------------------------------------------------------------------- the worker side
-_worker: dict = {}  # in each worker process: the cancel flags, cached datasets
+_datasets: dict = {}  # in each worker process (a pool's, a Dask worker's): the dataset last used
+_datasets_lock = threading.Lock()
 
 
-def _dataset(data_dir: str | None):
+def cached_dataset(data_dir, *, remote: bool = False):
+    """The dataset in folder ``data_dir`` (None: the default folder), kept for the process's next run (one
+    dataset is enough: a server uses one folder). ``remote``: on a Dask worker, a folder this machine does
+    not have means its own default folder (``$CATDNN_DATA_DIR``)."""
     from .data import load_dataset
 
-    datasets = _worker["datasets"]
-    if data_dir not in datasets:
-        datasets.clear()  # one dataset per worker is enough (a server uses one folder)
-        datasets[data_dir] = load_dataset(data_dir, download=False)
-    return datasets[data_dir]
+    key = str(data_dir or "")
+    with _datasets_lock:
+        if key not in _datasets:
+            _datasets.clear()
+            folder = data_dir or None
+            if remote and folder and not os.path.isdir(folder):
+                folder = None
+            _datasets[key] = load_dataset(folder, download=False)
+        return _datasets[key]
 
 
 def _worker_main(conn, cancel, pause) -> None:
@@ -210,7 +224,6 @@ def _worker_main(conn, cancel, pause) -> None:
     from .threads import limit_blas_threads
 
     limit_blas_threads(1)
-    _worker.update(cancel=cancel, pause=pause, datasets={})
     while True:
         try:
             task = conn.recv()
@@ -218,41 +231,102 @@ def _worker_main(conn, cancel, pause) -> None:
             return
         if task is None:
             return
-        _train_job(conn.send, *task)
+        job_id, slot, config, data_dir, options = task
+        kind, payload = _train_job(conn.send, job_id, config, data_dir,
+                                   options, stopped=lambda slot=slot: bool(cancel[slot]),
+                                   paused=lambda: bool(pause.value))
+        conn.send((job_id, kind, payload))
 
 
-def _train_job(send, job_id: int, slot: int, config: dict, data_dir: str | None, options: dict) -> None:
-    """Run one training in this worker process, reporting through ``send`` (see the module doc)."""
-    cancel, pause = _worker["cancel"], _worker["pause"]
+def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: dict, *,
+               stopped: Callable[[], bool], paused: Callable[[], bool], remote: bool = False,
+               every: float = SEND_SECONDS) -> tuple:
+    """Run one training here, reporting through ``send`` at most every ``every`` seconds (see the module doc);
+    return how it ended: ``("done", Outcome)`` or ``("error", message)``. ``stopped()`` and ``paused()`` say
+    whether the job was cancelled and whether its pool is paused; both are read after every iteration. The
+    time a run is held by a pause is not counted as its training time (its progress, outcome and model)."""
     pid = os.getpid()
     send((job_id, "start", (pid, "")))
-    sent = {"h": 0, "a": 0, "last": time.monotonic()}
+    sent = {"h": 0, "a": 0, "last": time.monotonic(), "held": 0.0}
 
     def held() -> bool:
-        return bool(pause.value) and not cancel[slot]
+        return paused() and not stopped()
 
     def progress(trainer, p) -> None:
         now = time.monotonic()
         hold = held()
-        if hold or now - sent["last"] >= SEND_SECONDS or p.iterations_done == p.iterations:
+        if hold or now - sent["last"] >= every or p.iterations_done == p.iterations:
             sent["last"] = now
+            p = replace(p, elapsed=p.elapsed - sent["held"])
             send((job_id, "progress", (p, trainer.history[sent["h"]:], trainer.accuracy_history[sent["a"]:])))
             sent["h"], sent["a"] = len(trainer.history), len(trainer.accuracy_history)
         if hold:  # the pool is paused: wait here, between two iterations, until it resumes (or a Stop)
             send((job_id, "held", True))
+            since = time.perf_counter()
             while held():
                 time.sleep(HOLD_SECONDS)
+            sent["held"] += time.perf_counter() - since
             send((job_id, "held", False))
 
     try:
-        outcome = train_one(TrainConfig.from_dict(config), _dataset(data_dir), options,
-                            should_stop=lambda: bool(cancel[slot]),
+        outcome = train_one(TrainConfig.from_dict(config), cached_dataset(data_dir, remote=remote), options,
+                            should_stop=stopped,
                             on_start=lambda trainer: send((job_id, "start", (pid, trainer.solver_name))),
                             on_progress=progress)
     except Exception as exc:  # reported to the page in one line; the worker lives on
-        send((job_id, "error", failure_message(exc)))
-        return
-    send((job_id, "done", outcome))
+        return "error", failure_message(exc)
+    if sent["held"]:
+        outcome.elapsed -= sent["held"]
+        if outcome.model is not None:
+            outcome.model.train_seconds -= sent["held"]
+    return "done", outcome
+
+
+# --------------------------------------------------------------------------- on a Dask worker
+def _polled(read: Callable[[], bool], every: float) -> Callable[[], bool]:
+    """``read()``, asked at most every ``every`` seconds (each read is a round trip to the Dask scheduler)."""
+    last = {"at": -float("inf"), "value": False}
+
+    def get() -> bool:
+        now = time.monotonic()
+        if now - last["at"] >= every:
+            last["at"], last["value"] = now, bool(read())
+        return last["value"]
+
+    return get
+
+
+def _to_wire(message: tuple) -> list:
+    """A job's message as plain lists and dicts (a Dask event travels as msgpack)."""
+    job_id, kind, payload = message
+    if kind == "progress":
+        p, history, accuracy = payload
+        payload = [asdict(p), [list(h) for h in history], [list(a) for a in accuracy]]
+    return [job_id, kind, payload]
+
+
+def _from_wire(kind: str, payload):
+    if kind == "progress":
+        p, history, accuracy = payload
+        return Progress(**p), [tuple(h) for h in history], [tuple(a) for a in accuracy]
+    return payload
+
+
+def _dask_job(task: tuple, name: str) -> tuple:
+    """A pool's job on a Dask worker: train it, send its messages as events of topic ``name`` (at most every
+    :data:`DASK_SEND_SECONDS`), read its pool's pause and its own cancel (distributed Events) at most every
+    :data:`CONTROL_SECONDS`; return how it ended (as :func:`_train_job`)."""
+    from distributed import Event, get_worker
+
+    from .threads import limit_blas_threads
+
+    limit_blas_threads(1)
+    worker = get_worker()
+    job_id, _slot, config, data_dir, options = task
+    pause, cancel = Event(f"{name}-pause"), Event(f"{name}-cancel-{job_id}")
+    return _train_job(lambda message: worker.log_event(name, _to_wire(message)), job_id, config, data_dir, options,
+                      stopped=_polled(cancel.is_set, CONTROL_SECONDS), paused=_polled(pause.is_set, CONTROL_SECONDS),
+                      remote=True, every=DASK_SEND_SECONDS)
 
 
 # --------------------------------------------------------------------------- the server side
@@ -328,6 +402,11 @@ class Job:
         """Whether the pool is paused (this job does not start, or waits between two iterations)."""
         return self._pool.paused
 
+    @property
+    def behind_own(self) -> bool:
+        """Whether this job waits because another run of its owner is training (one at a time under limits)."""
+        return self.started_at is None and self.limits is not None and self._pool._training(self.owner)
+
     def info(self, now: float | None = None) -> JobInfo:
         """This job as the teacher view lists it."""
         from .labels import config_label
@@ -402,6 +481,27 @@ class _Worker:
     def __init__(self, process, conn):
         self.process, self.conn, self.job = process, conn, None
 
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def send(self, task: tuple) -> None:
+        self.conn.send(task)
+
+
+class _DaskSlot:
+    """One thread of a Dask cluster, as the pool counts them: the job it trains there (or None)."""
+
+    process = conn = None
+
+    def __init__(self, dask: _Dask):
+        self.dask, self.job = dask, None
+
+    def alive(self) -> bool:
+        return True
+
+    def send(self, task: tuple) -> None:
+        self.dask.submit(self, task)
+
 
 class TrainingPool:
     """A pool of worker processes that run trainings (see the module docstring).
@@ -409,16 +509,23 @@ class TrainingPool:
     Parameters
     ----------
     processes : int, optional
-        Worker processes; default one per core.
+        Worker processes; default one per core. On a Dask cluster: trainings at once, default the
+        cluster's threads when the pool starts.
     queue_seconds : float, optional
         How long a job may wait for a free worker before it ends ``failed`` (default :data:`QUEUE_SECONDS`).
+    scheduler : str, optional
+        A Dask scheduler's address (``tcp://host:8786``): the trainings run on that cluster instead of
+        worker processes of this machine (:class:`_Dask`); Dask schedules them, the pool only decides
+        which job goes next and how many at once. Raises :class:`CatdnnError` when no scheduler answers.
     """
 
-    def __init__(self, processes: int | None = None, queue_seconds: float = QUEUE_SECONDS):
+    def __init__(self, processes: int | None = None, queue_seconds: float = QUEUE_SECONDS, *,
+                 scheduler: str | None = None):
         self._ctx = _Context()
         if self._ctx.get_start_method() == "forkserver":
             self._ctx.set_forkserver_preload(["catdnn.workers", "catdnn.train", "catdnn.data"])
-        self.processes = int(processes or os.cpu_count() or 1)
+        self._dask = _Dask(self, scheduler) if scheduler else None
+        self.processes = int(processes or (self._dask.threads if self._dask else os.cpu_count()) or 1)
         self.queue_seconds = float(queue_seconds)
         self._cancel = self._ctx.RawArray("b", MAX_JOBS)
         self._pause = self._ctx.RawValue("b", 0)  # read by every worker after each iteration
@@ -435,7 +542,10 @@ class TrainingPool:
         _POOLS.add(self)
         self._wake_r, self._wake_w = mp.Pipe(duplex=False)
         for _ in range(self.processes):
-            self._start_worker()
+            if self._dask is not None:
+                self._workers.append(_DaskSlot(self._dask))
+            else:
+                self._start_worker()
         self._thread = threading.Thread(target=self._serve, name="catdnn-training-pool", daemon=True)
         self._thread.start()
 
@@ -485,6 +595,8 @@ class TrainingPool:
             if self._paused_since is None:
                 self._paused_since = time.monotonic()
                 self._pause.value = 1
+                if self._dask is not None:
+                    self._dask.pause(True)
         self._wake()
 
     def resume(self) -> None:
@@ -497,6 +609,8 @@ class TrainingPool:
                 job._queued_at += held
             self._paused_since = None
             self._pause.value = 0
+            if self._dask is not None:
+                self._dask.pause(False)
             self._schedule()
         self._wake()
 
@@ -524,9 +638,16 @@ class TrainingPool:
 
     @property
     def pids(self) -> list[int]:
-        """The worker processes' pids (a dead worker's until the pool has replaced it)."""
+        """The worker processes' pids (a dead worker's until the pool has replaced it); none on a Dask cluster."""
         with self._lock:
-            return [w.process.pid for w in self._workers]
+            return [w.process.pid for w in self._workers if w.process is not None]
+
+    @property
+    def where(self) -> str:
+        """Where the trainings run, for a page: "this server's N worker processes" or "the Dask cluster at …"."""
+        if self._dask is not None:
+            return f"the Dask cluster at {self._dask.address}"
+        return f"this server's {self.processes} worker processes"
 
     def close(self) -> None:
         """Stop the workers; jobs still queued or running end ``failed``."""
@@ -538,13 +659,20 @@ class TrainingPool:
             left = list(self._jobs.values())
             self._queue.clear()
         for w in workers:
-            w.process.terminate()
+            if w.process is not None:
+                w.process.terminate()
         self._wake()
         self._thread.join()  # before closing the pipes it may be waiting on
         with self._lock:
             workers, self._workers = self._workers, []  # those the thread did not bury on their way out
         for w in workers:
-            _close(w)
+            if w.process is not None:
+                _close(w)
+        if self._dask is not None:
+            for job in left:  # a run on the cluster cannot be killed from here: it stops after its iteration
+                if job.started_at is not None:
+                    self._dask.cancel(job)
+            self._dask.close()
         for job in left:
             job._end(_lost(job, "failed", "the training pool was shut down before this run ended"))
         self._wake_r.close()
@@ -571,8 +699,8 @@ class TrainingPool:
             with self._lock:
                 if self._closed:
                     return
-                by_conn = {w.conn: w for w in self._workers}
-                by_sentinel = {w.process.sentinel: w for w in self._workers}
+                by_conn = {w.conn: w for w in self._workers if w.conn is not None}
+                by_sentinel = {w.process.sentinel: w for w in self._workers if w.process is not None}
                 timeout = None
                 if self._queue and not self.paused:
                     first = min(job._queued_at for job in self._queue)
@@ -591,6 +719,9 @@ class TrainingPool:
                     while w in self._workers and w.conn.poll():
                         self._read(w)
                     self._bury(w)
+            if self._dask is not None:
+                for slot, job_id, kind, payload in self._dask.ended():
+                    self._apply(slot, job_id, kind, payload)
             with self._lock:
                 if self._closed:
                     return
@@ -608,6 +739,10 @@ class TrainingPool:
         except (EOFError, OSError):  # the worker died, perhaps half-way through a message
             self._bury(w)
             return
+        self._apply(w, job_id, kind, payload)
+
+    def _apply(self, w: _Worker | _DaskSlot, job_id: int, kind: str, payload) -> None:
+        """A message about job ``job_id`` from the worker (or Dask slot) ``w``."""
         job = w.job
         if job is None or job.id != job_id:
             return
@@ -660,6 +795,11 @@ class TrainingPool:
                 "as this run was handed to them, before the run began; it was not tried again. Other users' "
                 "runs are not affected: press Train to try again."))
 
+    def _training(self, owner: str) -> bool:
+        """Whether a job of ``owner`` is training."""
+        with self._lock:
+            return any(w.job is not None and w.job.owner == owner for w in self._workers)
+
     def _next(self) -> Job | None:
         """The queued job whose turn it is (round-robin across owners, see the module docstring), or None.
         Called with the lock held."""
@@ -680,14 +820,14 @@ class TrainingPool:
         """Hand queued jobs to idle workers, in turn. Called with the lock held."""
         if self.paused:
             return
-        idle = [w for w in self._workers if w.job is None and w.process.is_alive()]
+        idle = [w for w in self._workers if w.job is None and w.alive()]
         while idle:
             job = self._next()
             if job is None:
                 break
             w = idle.pop()
             try:
-                w.conn.send(job._task)
+                w.send(job._task)
             except OSError:  # that worker has just died: the job waits for the next one
                 continue
             self._queue.remove(job)
@@ -719,6 +859,8 @@ class TrainingPool:
                 job._end(Outcome("stopped", "stopped before the first iteration"))
             else:
                 self._cancel[job._slot] = 1
+                if self._dask is not None:
+                    self._dask.cancel(job)
 
     def _release(self, job: Job) -> None:
         with self._lock:
@@ -739,6 +881,84 @@ def check_limits(config: TrainConfig, limits: Limits) -> None:
 
 def _runs(n: int) -> str:
     return f"{n} run{'s' if n != 1 else ''}"
+
+
+class _Dask:
+    """A pool's side of a Dask cluster (``TrainingPool(scheduler=...)``): its client, the topic of its jobs'
+    events, the Events that pause and cancel them, and the futures that have ended.
+
+    Dask runs each job handed to it (:func:`_dask_job`); its messages (start, progress, held) arrive as
+    events of the pool's topic, read on the client's thread; its outcome is the future's result, collected by
+    the pool's thread (:meth:`ended`). A job lost on the cluster (its worker died, the scheduler went away)
+    ends ``crashed`` with the reason.
+    """
+
+    def __init__(self, pool: TrainingPool, address: str):
+        from distributed import Event
+
+        from .cluster import check_scheduler, dask_client
+
+        self.address = check_scheduler(address)
+        self.client = dask_client(self.address)
+        self.name = f"catdnn-pool-{os.getpid()}-{id(pool):x}-{time.time_ns():x}"
+        self._pool = weakref.ref(pool)
+        self._ended: collections.deque = collections.deque()  # (slot, job id, future)
+        self._pause = Event(f"{self.name}-pause", client=self.client)
+        self.threads = sum(self.client.nthreads().values())
+        self.client.subscribe_topic(self.name, self._event)
+
+    def _event(self, event) -> None:
+        pool = self._pool()
+        if pool is None:
+            return
+        job_id, kind, payload = event[1]
+        job = pool._jobs.get(job_id)
+        if job is not None and job.outcome is None:
+            job._take(kind, _from_wire(kind, payload))
+
+    def submit(self, slot: _DaskSlot, task: tuple) -> None:
+        job_id = task[0]
+        future = self.client.submit(_dask_job, task, self.name, key=f"{self.name}-{job_id}", pure=False)
+
+        def done(_future, slot=slot, job_id=job_id) -> None:
+            self._ended.append((slot, job_id, future))
+            pool = self._pool()
+            if pool is not None:
+                pool._wake()
+
+        future.add_done_callback(done)
+
+    def ended(self) -> list[tuple]:
+        """``(slot, job id, kind, payload)`` of each job that has ended on the cluster since the last call."""
+        out = []
+        while self._ended:
+            slot, job_id, future = self._ended.popleft()
+            try:
+                kind, payload = future.result()
+            except Exception as exc:  # the cluster lost it: a worker died, the scheduler went away
+                kind, payload = "error", (f"the Dask cluster at {self.address} lost this run "
+                                          f"({type(exc).__name__}: {exc}); press Train to try again")
+            out.append((slot, job_id, kind, payload))
+            self._event_of(job_id).clear()  # the scheduler forgets the job's cancel flag
+        return out
+
+    def _event_of(self, job_id: int):
+        from distributed import Event
+
+        return Event(f"{self.name}-cancel-{job_id}", client=self.client)
+
+    def cancel(self, job: Job) -> None:
+        self._event_of(job.id).set()
+
+    def pause(self, on: bool) -> None:
+        self._pause.set() if on else self._pause.clear()
+
+    def close(self) -> None:
+        self._pause.clear()
+        try:
+            self.client.unsubscribe_topic(self.name)
+        finally:
+            self.client.close()
 
 
 def _call_back(fn: Callable[[Job], None], job: Job) -> None:
@@ -784,9 +1004,10 @@ def _close_pools() -> None:
 
 
 def shared_pool() -> TrainingPool:
-    """The server's one pool (created on first use), shared by all sessions: it holds no user data."""
+    """The server's one pool (created on first use), shared by all sessions: it holds no user data. With
+    ``$CATDNN_SCHEDULER`` set (``catdnn serve --scheduler``), its trainings run on that Dask cluster."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = TrainingPool()
+            _shared = TrainingPool(scheduler=os.environ.get(SCHEDULER_ENV, "").strip() or None)
         return _shared

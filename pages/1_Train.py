@@ -116,6 +116,8 @@ if config is not None:
 run = session().run
 if run is None:
     st.info("Pick a preset (or your own settings) and press **Train**.", icon=":material/arrow_upward:")
+elif run.status == "refused":  # the session's limits (class and public mode): nothing trained
+    draw_run_status(run)
 elif run.status == "running":
     # The stopped run is still saving its model on another thread (session() waited for it).
     st.warning("The last run is still finishing; reload the page in a moment, or press **Train** again.")

@@ -80,6 +80,7 @@ def test_one_training_at_a_time_per_owner_with_limits(data_dir):
         b1 = pool.submit(SMALL, data_dir, owner="B", limits=CLASS)
         assert b1.wait(timeout=120).status == "finished"  # B trains on the idle worker ...
         assert a2.outcome is None and a2.started_at is None  # ... which A's second run never took
+        assert a2.behind_own and not b1.behind_own
         assert [(i.owner, i.state) for i in pool.jobs()] == [("A", "running"), ("A", "queued")]
         a1.cancel()
         assert a1.wait(timeout=60).status == "stopped" and a2.wait(timeout=120).status == "finished"
@@ -178,3 +179,104 @@ def test_jobs_lists_who_trains_what(data_dir):
         assert pool.jobs() == []
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(host="127.0.0.1", protocol="tcp", processes=False, n_workers=1, threads_per_worker=2,
+                      dashboard_address=None) as c:
+        assert c.scheduler_address.startswith("tcp://127.0.0.1:")
+        yield c
+
+
+def test_the_servers_trainings_run_on_the_dask_cluster_it_names(cluster, data_dir, monkeypatch):
+    """``$CATDNN_SCHEDULER`` (``catdnn serve --scheduler``): the shared pool's trainings run on that cluster,
+    reporting live progress, and finish with the course's numbers."""
+    from catdnn import workers
+
+    monkeypatch.setenv(workers.SCHEDULER_ENV, cluster.scheduler_address)
+    monkeypatch.setattr(workers, "_shared", None)
+    pool = workers.shared_pool()
+    try:
+        assert pool.where == f"the Dask cluster at {cluster.scheduler_address}" and pool.processes == 2
+        assert pool.pids == []  # no worker process of this pool's own
+        job = pool.submit(PRESETS["two-layer"], data_dir, owner="A", limits=CLASS, cost_every=100)
+        seen = []
+        for _ in job.updates():
+            if job.progress is not None and job.outcome is None:
+                seen.append(job.progress.iterations_done)
+        out = job.outcome
+        assert out.status == "finished" and out.model.test_accuracy == 0.72 and out.iterations_done == 2500
+        assert seen and seen == sorted(seen) and seen[0] < 2500  # progress arrived while it trained
+        assert job.history == out.history and len(out.history) == 26 and job.solver_name == "gram"
+        assert pool.running == 0 and pool.jobs() == []
+    finally:
+        pool.close()
+
+
+def test_on_a_dask_cluster_pause_holds_and_stop_keeps_the_partial_model(cluster, data_dir):
+    pool = TrainingPool(scheduler=cluster.scheduler_address)
+    try:
+        job = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
+        _until(job, lambda j: j.progress is not None and j.progress.iterations_done >= 3)
+        pool.pause()
+        _until(job, lambda j: j.held)
+        held_at = job.progress.iterations_done
+        time.sleep(1.0)
+        assert job.progress.iterations_done == held_at and [i.state for i in pool.jobs()] == ["paused"]
+        pool.resume()
+        _until(job, lambda j: j.progress.iterations_done >= held_at + 3)
+        job.cancel()
+        out = job.wait(timeout=60)
+        assert out is not None and out.status == "stopped" and out.model is not None
+        assert out.model.iterations_done == out.iterations_done >= held_at + 3
+        with pytest.raises(TrainingRefused, match="more than the 1,000 allowed"):  # limits hold there too
+            pool.submit(PRESETS["two-layer"], data_dir, owner="A", limits=Limits(max_iterations=1000))
+    finally:
+        pool.close()
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_a_clear_error():
+    with pytest.raises(CatdnnError, match="no Dask scheduler answered at tcp://127.0.0.1:9"):
+        TrainingPool(scheduler="tcp://127.0.0.1:9")
+
+
+def test_a_sweep_of_an_owner_with_limits_keeps_to_them(data_dir):
+    from catdnn.sweep import seed_configs, sweep
+
+    pool = TrainingPool(processes=2)
+    try:
+        strict = Limits(max_iterations=100, runs_at_once=1, cnn_allowed=False)
+        with pytest.raises(TrainingRefused, match="more than the 100 allowed"):  # before any run starts
+            list(sweep([replace(SMALL, iterations=50), replace(SMALL, iterations=200)], pool, data_dir=data_dir,
+                       owner="A", limits=strict))
+        assert pool.running == 0
+        most = []
+
+        def idle(done, total):
+            most.append(sum(1 for info in pool.jobs() if info.owner == "A"))
+
+        results = list(sweep(seed_configs(replace(SMALL, iterations=20), [1, 2, 3]), pool, data_dir=data_dir,
+                             owner="A", limits=strict, idle=idle))
+        assert sorted(r.status for r in results) == ["finished"] * 3 and max(most) == 1  # one at a time, as asked
+    finally:
+        pool.close()
+
+
+def test_closing_a_pool_stops_its_runs_on_the_dask_cluster(cluster, data_dir):
+    """A thread of a Dask worker cannot be killed: the pool's close asks its runs to stop, as a Stop does."""
+    pool = TrainingPool(scheduler=cluster.scheduler_address)
+    job = pool.submit(LONG, data_dir)
+    _started(job)
+    pool.close()
+    assert job.outcome is not None and job.outcome.status == "failed"
+
+    def executing() -> int:
+        return sum(w.state.executing_count for w in cluster.workers.values())
+
+    end = time.monotonic() + 60
+    while executing() and time.monotonic() < end:
+        time.sleep(0.1)
+    assert executing() == 0

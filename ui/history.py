@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from catdnn.classroom import Identity
+from catdnn.classroom import PUBLIC_LIMITS, Identity, Limits
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
 from catdnn.errors import CatdnnError, ConfigError
@@ -41,6 +41,7 @@ from catdnn.sweep import (
 from catdnn.validation import SELECTION_METRICS
 from catdnn.workers import shared_pool
 
+from . import identity
 from .state import SessionState, session
 
 _connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SessionState -> History
@@ -243,13 +244,38 @@ def spread_figure(results) -> dict:
 
 
 # --------------------------------------------------------------------------- running sweeps
+def training_rights() -> tuple[str, Limits | None]:
+    """Whose trainings this session's are on the server's pool, and their limits
+    (:meth:`catdnn.workers.TrainingPool.submit`): in local mode ``("", None)``, the machine's user, as before
+    the modes existed; in class mode the student's owner and the class's limits (the teacher view sets them;
+    the teacher has none); in public mode the visitor's owner and :data:`catdnn.classroom.PUBLIC_LIMITS`.
+
+    In class mode the class's pause (the teacher view's, kept in the class store) is the pool's too: a server
+    restarted while its class was paused starts paused."""
+    if identity.mode() == "local":
+        return "", None
+    who = identity.current()
+    if who.role not in ("student", "visitor"):
+        return who.owner, None
+    if who.role == "visitor":
+        return who.owner, PUBLIC_LIMITS
+    info = identity.class_store().get_class(who.class_code)
+    pool = shared_pool()
+    if info.paused != pool.paused:
+        pool.pause() if info.paused else pool.resume()
+    return who.owner, info.limits
+
+
 def executor_ui(address: str):
     """``(executor, client, where)`` for a sweep: this server's shared worker pool (the one the Train page
     trains on, so all the app's training together uses one process per core), or the Dask scheduler at
     ``address`` (on this machine or allowed by CATDNN_SCHEDULERS). Raises :class:`CatdnnError`."""
     if not address.strip():
         pool = shared_pool()
-        return pool, None, f"this server's {pool.processes} worker processes, shared with every user"
+        return pool, None, f"{pool.where}, shared with every user"
+    if training_rights()[1] is not None:  # a student's or visitor's runs stay within their limits, on the server's pool
+        raise CatdnnError("your sweeps run on this server's own workers, within the limits set here: leave the "
+                          "Dask scheduler field empty")
     address = check_scheduler(address, allowed=allowed_schedulers())
     client = dask_client(address)
     return dask_executor(client), client, f"the Dask cluster at {address}"
@@ -279,8 +305,9 @@ def run_sweep_ui(configs: list[TrainConfig], data_dir, label: str, address: str 
 
     results: list[SweepResult] = []
     try:
+        owner, limits = training_rights()
         for res in sweep(configs, executor, data_dir=data_dir, history=history, source=source, label=label,
-                         idle=idle, **(options or curve_options(configs[0]))):
+                         idle=idle, owner=owner, limits=limits, **(options or curve_options(configs[0]))):
             if not keep_models:
                 res.model = None
             results.append(res)
@@ -455,9 +482,10 @@ def run_search_ui(request: dict, dataset) -> list:
 
     base = request["base"]
     try:
+        owner, limits = training_rights()
         return random_search(base, request["ranges"], request["n"], dataset, seed=request["seed"], k=request["k"],
                              metric=request["metric"], zoom_k=request["zoom_k"], executor=executor, on_run=on_run,
-                             **curve_options(base))
+                             owner=owner, limits=limits, **curve_options(base))
     except CatdnnError as exc:
         st.error(_sentence(exc), icon=":material/error:")
         return []

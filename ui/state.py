@@ -39,7 +39,7 @@ class Run:
     config: TrainConfig
     dataset: str = COURSE_NAME  # the name of the dataset it trains and is measured on
     source: Path | None = None  # that dataset's folder (catdnn.data.Dataset.source)
-    status: str = "running"  # running | finished | stopped | diverged | crashed | failed (catdnn.workers)
+    status: str = "running"  # running | finished | stopped | diverged | crashed | failed (catdnn.workers) | refused
     message: str = ""  # the engine's account of how it ended
     model: Model | None = None  # kept when finished or stopped, never when diverged
     name: str | None = None  # the model's name in SessionState.models

@@ -3,6 +3,9 @@
 The training itself runs on the server's pool of worker processes (:mod:`catdnn.workers`): a
 session's page only follows its job and draws, so one user's training never holds up another's
 page, and a crashed worker ends only its own run.
+
+Under load the live view redraws less often (:func:`redraw_seconds`): every redraw of every page is
+drawn by the one server process, which would otherwise be the first thing to slow down.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from catdnn.classroom import Limits
 from catdnn.config import TrainConfig
 from catdnn.data import Dataset
-from catdnn.errors import ConfigError, DataError
+from catdnn.errors import CatdnnError, ConfigError, DataError
 from catdnn.photos import TEST_FRACTION
 from catdnn.solvers import cnn_solver_reason, solver_choice
 from catdnn.train import Progress, latest_accuracies
@@ -24,10 +28,14 @@ from catdnn.workers import Job, shared_pool
 
 from . import figures
 from .dataset import cached_dataset
-from .history import record_run
+from .history import record_run, training_rights
 from .state import Run, SessionState, fmt_bytes, session, shown_name
 
-REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second
+REDRAW_SECONDS = 0.2  # live training redraws about 5 times a second (when the server is not busy)
+#: Under load, the live views of all the server's trainings together redraw about this often a second at most...
+SERVER_REDRAWS = 10.0
+#: ... but each at least this often (seconds): a Stop click is seen at the next redraw.
+MAX_REDRAW_SECONDS = 3.0
 #: After a Stop click, how long to wait for the worker to send the partial model.
 STOP_WAIT_SECONDS = 10.0
 NO_HIDDEN_LAYER = (
@@ -112,9 +120,23 @@ def draw_test_set_note(ds: Dataset, test_accuracy: float | None) -> None:
                    "test images.", icon=":material/science:")
 
 
-def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None]) -> Run:
+def redraw_seconds(trainings: int) -> float:
+    """Seconds between two redraws of a live view while ``trainings`` runs are queued or training on the
+    server: :data:`REDRAW_SECONDS` (about 5 a second) up to 2 trainings, then ``trainings /`` :data:`SERVER_REDRAWS`,
+    so that all the live views together redraw about 10 times a second (4 trainings: every 0.4 s; 10: every
+    second), at most :data:`MAX_REDRAW_SECONDS` apart (30 trainings and more: every 3 s)."""
+    return min(MAX_REDRAW_SECONDS, max(REDRAW_SECONDS, trainings / SERVER_REDRAWS))
+
+
+def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progress | None, int], None], *,
+               owner: str | None = None, limits: Limits | None = None) -> Run:
     """Train ``config`` on a worker process, calling ``on_frame(job, progress, frame)`` about 5 times a
-    second (``progress`` is None while the job waits for a free worker).
+    second, less often when the server is busy (:func:`redraw_seconds`; ``progress`` is None while the
+    job waits for a free worker).
+
+    ``owner`` and ``limits`` go to :meth:`catdnn.workers.TrainingPool.submit` (default: the session's,
+    :func:`training_rights`): a run the limits forbid is not started, and the run's status is ``refused``
+    with the reason as its message.
 
     Every redraw is a Streamlit call, which is where a Stop click (a rerun) interrupts the loop.
     The :class:`Run` is this session's last run from the start and follows the progress at each
@@ -125,13 +147,21 @@ def train_live(config: TrainConfig, ds: Dataset, on_frame: Callable[[Job, Progre
     state = session()  # fetched now: the finally block below must not touch st.session_state
     run = Run(config=config, dataset=ds.name, source=ds.source)
     state.run = run
-    job = shared_pool().submit(config, ds.source, **trainer_options(config))
+    try:
+        pool = shared_pool()
+        if owner is None:
+            owner, limits = training_rights()
+        job = pool.submit(config, ds.source, owner=owner, limits=limits, **trainer_options(config))
+    except CatdnnError as exc:  # the session's limits, or a server with no room left: nothing started
+        run.status, run.message = "refused", str(exc)
+        run.finished.set()
+        return run
     slot = st.empty()
     frame, last = 0, -math.inf
     try:
         for _ in job.updates(timeout=REDRAW_SECONDS):
             now = time.monotonic()
-            if now - last >= REDRAW_SECONDS and job.outcome is None:
+            if now - last >= redraw_seconds(pool.running) and job.outcome is None:
                 last = now
                 frame += 1
                 p = job.progress
@@ -192,10 +222,29 @@ def progress_text(p: Progress, config: TrainConfig | None = None) -> str:
             f"about {fmt_seconds(left)} left")
 
 
+#: What a live view says while the server's trainings are paused.
+PAUSED = "Training is paused on this server (by the teacher)"
+
+
 def draw_waiting(job: Job) -> None:
-    """While a job waits for a free worker process (every worker is training someone's run)."""
+    """While a job waits for a free worker process (every worker is training someone's run), or for a
+    paused server to resume."""
+    if job.paused:
+        st.progress(0.0, text=f"{PAUSED}: your run starts when it resumes")
+        return
+    if job.behind_own:
+        st.progress(0.0, text="Waiting for your other run: each person trains one run at a time on this server · "
+                              "this one starts when it ends (stop it there, or here)")
+        return
     st.progress(0.0, text=f"Waiting for a free worker: the server trains {job.pool_size} runs at once, "
                           "and all are busy · your run starts as soon as one finishes")
+
+
+def draw_paused(job: Job, p: Progress) -> None:
+    """A running job held by a paused server says so under its progress bar."""
+    if job.paused or job.held:
+        st.caption(f":material/pause_circle: {PAUSED}: your run waits after iteration {p.iterations_done:,} and "
+                   "goes on when it resumes (press Stop to keep the model as it is).")
 
 
 def draw_progress_frame(job: Job, p: Progress | None, frame: int) -> None:
@@ -203,6 +252,7 @@ def draw_progress_frame(job: Job, p: Progress | None, frame: int) -> None:
     if p is None:
         return draw_waiting(job)
     st.progress(p.iterations_done / p.iterations, text=progress_text(p))
+    draw_paused(job, p)
 
 
 def draw_training_frame(job: Job, p: Progress | None, frame: int) -> None:
@@ -210,6 +260,7 @@ def draw_training_frame(job: Job, p: Progress | None, frame: int) -> None:
     if p is None:
         return draw_waiting(job)
     st.progress(p.iterations_done / p.iterations, text=progress_text(p, job.config))
+    draw_paused(job, p)
     train_acc, test_acc = latest_accuracies(job.accuracy_history)
     cost = job.history[-1][1] if job.history else None
     with st.container(horizontal=True, gap="medium"):
@@ -250,6 +301,8 @@ def draw_run_status(run: Run | None) -> None:
     if run.status == "diverged":
         st.warning(f"**Training diverged: no model kept.** {run.message[:1].upper()}{run.message[1:]}",
                    icon=":material/warning:")
+    elif run.status == "refused":
+        st.error(f"**Training not started.** {run.message[:1].upper()}{run.message[1:]}.", icon=":material/block:")
     elif run.status in ("crashed", "failed"):
         st.error(f"**Training {'crashed' if run.status == 'crashed' else 'failed'}: no model kept.** "
                  f"{run.message[:1].upper()}{run.message[1:]}", icon=":material/error:")
@@ -275,6 +328,6 @@ def draw_run_status(run: Run | None) -> None:
             f"{state.max_models} models), the oldest were dropped: {names}.",
             icon=":material/delete_sweep:",
         )
-    if run.status not in ("diverged", "crashed", "failed"):
+    if run.status not in ("diverged", "crashed", "failed", "refused"):
         for warning in run.warnings:
             st.warning(warning[:1].upper() + warning[1:], icon=":material/lightbulb:")
