@@ -33,7 +33,7 @@ class _Poisoned:
 def poisoned(dataset, monkeypatch):
     """The dataset with a poisoned test split, for the board and for the fold runs (which load it by folder)."""
     ds = replace(dataset, test=_Poisoned())
-    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "_dataset", lambda data_dir: ds)
+    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
     return ds
 
 
