@@ -57,6 +57,7 @@ the loop (events, Stop, divergence)  ``train.Trainer.run`` (``train.EXPLODE_FACT
 a setting, a preset or a limit       ``config.TrainConfig`` (its field, ``validate``) and ``config.PRESETS``
 what a run is called                 ``labels`` (``arch_text``, ``compare``, ``run_label``)
 a lesson                             ``lessons.LESSONS`` and its sentence function, computed from the runs, a test
+the class board's score or limits    ``board`` (``FOLDS``, ``METRIC``, ``MAX_ENTRIES``; ranking: ``Board.standings``)
 a page                               ``pages/N_Name.py``, calling ``ui.page_setup()`` first
 who a visitor is (modes, joining)   ``classroom`` (keys, the class store, rate limits); in the app ``ui.identity``
 how a class is served                ``serve.serve_plan`` (address, Host allowlist, TLS, links), ``cli``'s ``serve``

@@ -138,10 +138,12 @@ def run_label(run, among=None, numbered: bool = True) -> str:
     return _number(run, numbered) + _shown(parts, SINGLE)
 
 
-def config_label(config: TrainConfig) -> str:
+def config_label(config: TrainConfig, seed: bool = False, architecture: bool = True) -> str:
     """A config's settings without its seed (what a seed spread spreads): architecture, init, optimizer,
-    techniques, learning rate and iterations."""
+    techniques, learning rate and iterations; with ``seed``, the seed too; without ``architecture``, not it
+    (shown beside it, as the class board does)."""
     parts = setting_parts(config)
     if not _has_techniques(config):
         parts["techniques"] = ""
-    return _shown(parts, [k for k in FIELDS if k not in ("dataset", "seed")])
+    left_out = {"dataset"} | ({"seed"} if not seed else set()) | ({"architecture"} if not architecture else set())
+    return _shown(parts, [k for k in FIELDS if k not in left_out])

@@ -26,6 +26,8 @@ PREDICT = "pages/4_Predict.py"
 RUNS = "pages/5_Runs.py"
 LESSONS = "pages/6_Lessons.py"
 STEP = "pages/7_Step.py"
+BOARD = "pages/8_Class_board.py"
+TEACHER = "pages/9_Teacher.py"
 #: Every page script under pages/, in the sidebar's order (by number prefix).
 PAGES = [f"pages/{p.name}" for p in sorted((ROOT / "pages").glob("*.py"), key=lambda p: int(p.name.split("_")[0]))]
 

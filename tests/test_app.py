@@ -20,6 +20,7 @@ from catdnn.images import image_to_input, prepare_image
 from catdnn.model import Model
 from catdnn.model_io import model_to_bytes
 from tests.app_support import (
+    BOARD,
     ENTRY,
     INSIDE,
     LESSONS,
@@ -28,6 +29,7 @@ from tests.app_support import (
     PREDICT,
     RUNS,
     STEP,
+    TEACHER,
     TRAIN,
     app,
     assert_clean,
@@ -65,7 +67,7 @@ def test_home_page(data_dir):
 
 
 TITLES = {TRAIN: "Train", MISCLASSIFIED: "Misclassified", INSIDE: "Inside the network", PREDICT: "Predict",
-          RUNS: "Runs", LESSONS: "Lessons", STEP: "Step"}
+          RUNS: "Runs", LESSONS: "Lessons", STEP: "Step", BOARD: "Class board", TEACHER: "Teacher"}
 OFFER_KEYS = {MISCLASSIFIED: "mis_train_deep", INSIDE: "inside_train_deep", PREDICT: "predict_train_deep"}
 
 
@@ -74,7 +76,7 @@ def sidebar_captions(at: AppTest) -> list[str]:
 
 
 def test_the_pages_folder_holds_the_pages_in_order():
-    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS, STEP]
+    assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS, STEP, BOARD, TEACHER]
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -106,7 +106,7 @@ class _Poisoned:
 def poisoned(dataset, monkeypatch):
     """The dataset with a poisoned test split, for the search and for the runs (which load it by folder)."""
     ds = replace(dataset, test=_Poisoned())
-    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "_dataset", lambda data_dir: ds)
+    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
     return ds
 
 

@@ -1,0 +1,309 @@
+"""The class board: students submit runs, ranked by a validation score while the class works, and by test
+accuracy once the teacher reveals it (a public board, then a private one, as a data-science contest).
+
+* :meth:`Board.submit`: a student puts one of **their own** finished runs on their class's board. The
+  engine checks the run is theirs (another student's run id is refused with the very message a missing
+  run gets, so an id reveals nothing). The entry copies the student's display name, the run's
+  architecture (:func:`catdnn.labels.arch_text`), its other settings with the seed
+  (:func:`catdnn.labels.config_label`) and its test accuracy, and gets a **validation score**:
+  :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only**
+  (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`.
+  The test images are never read for it. Every entry is scored on the same folds (:data:`FOLD_SEED`),
+  so two entries differ by their settings, not by their luck in the split.
+* :meth:`Board.standings`: the board as a class member sees it. While the class works it is ranked by
+  validation score (fewer failed folds first, then the higher mean: :meth:`catdnn.validation.CVResult.rank`)
+  and test accuracies are hidden from everyone. Once the teacher reveals them (``ClassStore.update_class(code,
+  revealed=True)``) each row shows its test accuracy and the board re-ranks by it; each row keeps its rank on
+  the validation board, so the class sees who overfitted (the private board against the public one).
+* One entry per run: submitting a run again replaces its entry (refreshing the name and the test accuracy;
+  its score is kept, since the same settings on the same folds train the same). At most
+  :data:`MAX_ENTRIES` entries per student, and one submission being scored per student at a time.
+
+The board lives in its own table of the class store's file (``classroom.sqlite3``, :class:`~catdnn.classroom.
+ClassStore`). An entry is a copy: deleting the run later does not remove it (the teacher's
+:meth:`Board.withdraw` does).
+
+This module imports :mod:`catdnn.search` (and so the sweeps) and :mod:`catdnn.classroom`; none imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+
+from .classroom import ClassStore, Identity, same
+from .config import TrainConfig
+from .errors import CatdnnError
+from .labels import arch_text, config_label, dataset_name
+from .validation import CVResult
+
+#: Folds of the cross-validation that scores an entry; each trains the run's settings once, so a submission
+#: costs :data:`FOLDS` times the run's own training (on 4/5 of its images).
+FOLDS = 5
+#: The folds' seed: every entry is scored on the same split of the training images.
+FOLD_SEED = 0
+#: The board's score: balanced accuracy on the folds' held-out training images, on the same 0–1 scale as the
+#: test accuracy it is later compared with (plain accuracy would reward always answering "non-cat").
+METRIC = "balanced_accuracy"
+#: Entries one student may have on their class's board (a run submitted again replaces its entry): enough to
+#: compare a few ideas, few enough that one student's submissions (each :data:`FOLDS` trainings on the shared
+#: pool) cannot crowd out the class's.
+MAX_ENTRIES = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS board (
+    class TEXT NOT NULL, run_id INTEGER NOT NULL, owner TEXT NOT NULL, name TEXT NOT NULL,
+    architecture TEXT NOT NULL, settings TEXT NOT NULL, config TEXT NOT NULL, dataset TEXT NOT NULL,
+    test_accuracy REAL, metric TEXT NOT NULL, scores TEXT NOT NULL, submitted REAL NOT NULL,
+    PRIMARY KEY (class, run_id));
+CREATE INDEX IF NOT EXISTS board_owner ON board (class, owner);
+"""
+_COLUMNS = ("class, run_id, owner, name, architecture, settings, config, dataset, test_accuracy, metric, scores, "
+            "submitted")
+
+
+class BoardError(CatdnnError):
+    """A submission is refused (not your run, not finished, too many entries), or the board cannot be used."""
+
+
+def _no_run(run_id) -> BoardError:
+    """The one refusal for a run that is not there and for one that is someone else's: the same words."""
+    return BoardError(f"there is no run {run_id} of yours to submit: pick one of your own finished runs")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run on a class's board, as submitted. ``scores``: the validation score of each fold (NaN where the
+    fold failed: diverged, stopped); ``test_accuracy``: the run's own, shown only once revealed."""
+
+    class_code: str
+    run_id: int
+    owner: str
+    name: str
+    architecture: str
+    settings: str
+    config: TrainConfig
+    dataset: str
+    test_accuracy: float | None
+    metric: str
+    scores: tuple
+    submitted: float
+
+    @property
+    def cv(self) -> CVResult:
+        """The entry's cross-validation (one checkpoint: the run's iterations)."""
+        return CVResult(f"run {self.run_id}", self.metric, {self.config.iterations: list(self.scores)}, 0.0,
+                        len(self.scores))
+
+    @property
+    def score(self) -> float:
+        """The mean validation score over the folds that completed (NaN when none did)."""
+        return self.cv.mean(self.config.iterations)
+
+    @property
+    def score_text(self) -> str:
+        """E.g. ``"0.781 ± 0.041 (5 folds)"``."""
+        return self.cv.describe(self.config.iterations)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the board as shown: the entry, its rank on this board, its rank by validation score
+    (``public_rank``), and, once revealed, its test accuracy and its rank by it (``private_rank``; else None)."""
+
+    entry: Entry
+    rank: int
+    public_rank: int
+    private_rank: int | None
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Standings:
+    """The board of a class as a member sees it: ranked by validation score, or by test accuracy once
+    ``revealed``."""
+
+    class_code: str
+    revealed: bool
+    rows: tuple
+
+    def mine(self, identity: Identity) -> list[Row]:
+        """The rows of ``identity``'s entries."""
+        return [r for r in self.rows if identity.owner and same(r.entry.owner, identity.owner)]
+
+
+def _public_key(e: Entry) -> tuple:
+    """Best first: fewer failed folds, then the higher mean, then the earlier submission."""
+    failed, mean, _ = e.cv.rank(e.config.iterations)
+    return (-failed, -mean, e.submitted)
+
+
+def _private_key(e: Entry) -> tuple:
+    """Best first: a test accuracy over none, the higher one, then the validation board's order."""
+    t = e.test_accuracy
+    return (t is None, -(t or 0.0), *_public_key(e))
+
+
+def _nan(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+class Board:
+    """The class board, in the class store's file (its own table). One per server process: it is thread-safe,
+    and it keeps the students whose submission is being scored (one at a time each)."""
+
+    def __init__(self, store: ClassStore):
+        self.store = store
+        self.path = store.path
+        self._lock = threading.RLock()
+        self._scoring: set[str] = set()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise BoardError(f"cannot open the class board in {self.path}: {exc}") from None
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, identity: Identity, run_id: int, history, dataset, *, executor=None, stop=None,
+               on_run=None) -> Entry:
+        """Put ``identity``'s run ``run_id`` (from ``history``, a :class:`~catdnn.history.History` opened for
+        ``identity``) on their class's board, scored by cross-validation on ``dataset``'s training images.
+
+        ``dataset`` is the :class:`~catdnn.data.Dataset` the run trained on (its display name must be the run's).
+        ``executor``, ``stop``, ``on_run(fold, result, score)``: as :func:`catdnn.search.score` takes them (the
+        app passes its shared worker pool, whose queue then serves the fold runs as the student's, in turn with
+        the other students' trainings). Returns the entry; raises :class:`BoardError` when refused, before
+        any training: not a student of a class, not their run (the same message as a missing run), not
+        finished, trained on another dataset, beyond the class's limits as they are now (iterations, a CNN),
+        :data:`MAX_ENTRIES` entries already, a submission of theirs still being scored; or when the scoring
+        was stopped (nothing is submitted then).
+        """
+        from .history import HistoryError
+        from .search import score
+        from .sweep import curve_options
+        from .workers import TrainingPool, check_limits
+
+        if identity.role != "student" or not identity.class_code or not identity.owner:
+            raise BoardError("only a student who joined a class submits runs to its board")
+        try:
+            run_id = int(run_id)
+            record = history.get(run_id)
+        except (HistoryError, TypeError, ValueError):
+            raise _no_run(run_id) from None
+        if not same(getattr(record, "owner", "") or "", identity.owner):
+            raise _no_run(run_id)
+        if record.status != "finished":
+            raise BoardError(f"run {run_id} {record.status} before its last iteration: only a finished run goes "
+                             "on the board (its score trains the same settings to the end)")
+        if record.dataset and record.dataset != dataset_name(dataset):
+            raise BoardError(f"run {run_id} was trained on {record.dataset!r}, and the board scores it on the "
+                             f"training images of {dataset_name(dataset)!r}: choose {record.dataset!r} in the "
+                             "sidebar, or submit a run trained on this one")
+        code = identity.class_code
+        try:  # scoring trains the settings again: the class's limits as they are now apply to them
+            check_limits(record.config, self.store.get_class(code).limits)
+        except CatdnnError as exc:
+            raise BoardError(f"run {run_id} cannot be scored: {exc}") from None
+        with self._lock:
+            old = self._entry(code, run_id)
+            if old is None and len(self._entries(code, owner=identity.owner)) >= MAX_ENTRIES:
+                raise BoardError(f"you have {MAX_ENTRIES} runs on the board, the most a student may have: "
+                                 "withdraw one first (or submit one of them again to refresh it)")
+            if identity.owner in self._scoring:
+                raise BoardError("a run of yours is being scored: wait until it is on the board")
+            self._scoring.add(identity.owner)
+        try:
+            if old is not None and old.config == record.config:
+                scores = old.scores  # the same settings on the same folds score the same: no need to train again
+            else:
+                options = curve_options(record.config)
+                if isinstance(executor, TrainingPool):  # its queue serves students in turn, and names them
+                    options["owner"] = identity.owner
+                cv = score([record.config], dataset, k=FOLDS, seed=FOLD_SEED, metric=METRIC, executor=executor,
+                           stop=stop, on_run=on_run, **options)[0]
+                if stop is not None and stop.is_set():
+                    raise BoardError(f"the scoring of run {run_id} was stopped: it is not on the board")
+                scores = tuple(cv.scores[record.config.iterations])
+            entry = Entry(code, run_id, identity.owner, identity.name or self.store.name_of(identity.owner),
+                          arch_text(record.config), config_label(record.config, seed=True, architecture=False),
+                          record.config, record.dataset or dataset_name(dataset), record.test_accuracy, METRIC,
+                          tuple(float(s) for s in scores), time.time())
+            with self._lock:
+                self._write(entry)
+            return entry
+        finally:
+            with self._lock:
+                self._scoring.discard(identity.owner)
+
+    def _write(self, e: Entry) -> None:
+        scores = json.dumps([None if not math.isfinite(s) else s for s in e.scores])
+        try:
+            self._db.execute(f"INSERT OR REPLACE INTO board ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (e.class_code, e.run_id, e.owner, e.name, e.architecture, e.settings,
+                              json.dumps(e.config.to_dict()), e.dataset, e.test_accuracy, e.metric, scores,
+                              e.submitted))
+        except sqlite3.Error as exc:
+            raise BoardError(f"could not write the class board in {self.path}: {exc}") from None
+
+    def withdraw(self, identity: Identity, run_ids) -> int:
+        """Take runs off the board: a student their own entries, the teacher any of their class's. Returns how
+        many entries there were."""
+        ids = [int(i) for i in run_ids]
+        if not ids or not identity.class_code or identity.role not in ("student", "teacher"):
+            return 0
+        mine = [] if identity.role == "teacher" else [identity.owner]
+        where = f"class = ? AND run_id IN ({','.join('?' * len(ids))})" + (" AND owner = ?" if mine else "")
+        with self._lock:
+            return self._db.execute(f"DELETE FROM board WHERE {where}", (identity.class_code, *ids, *mine)).rowcount
+
+    # ------------------------------------------------------------------ reading
+    def _record(self, r) -> Entry:
+        return Entry(r[0], int(r[1]), r[2], r[3], r[4], r[5], TrainConfig.from_dict(json.loads(r[6])), r[7], r[8],
+                     r[9], tuple(_nan(s) for s in json.loads(r[10])), float(r[11]))
+
+    def _entries(self, code: str, *, owner: str | None = None, dataset: str | None = None) -> list[Entry]:
+        sql, args = f"SELECT {_COLUMNS} FROM board WHERE class = ?", [str(code)]
+        for column, value in (("owner", owner), ("dataset", dataset)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        with self._lock:
+            return [self._record(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def _entry(self, code: str, run_id: int) -> Entry | None:
+        with self._lock:
+            r = self._db.execute(f"SELECT {_COLUMNS} FROM board WHERE class = ? AND run_id = ?",
+                                 (str(code), int(run_id))).fetchone()
+        return None if r is None else self._record(r)
+
+    def standings(self, viewer: Identity, dataset: str | None = None) -> Standings:
+        """``viewer``'s class's board (a student's or the teacher's), only the entries on ``dataset`` (a display
+        name) when given. Test accuracies are None in every row until the teacher reveals them."""
+        if viewer.role not in ("student", "teacher") or not viewer.class_code:
+            raise BoardError("the board is a class's: it is there when the app serves a class "
+                             "(python -m catdnn serve --class NAME)")
+        code = viewer.class_code
+        revealed = self.store.get_class(code).revealed
+        entries = self._entries(code, dataset=dataset)
+        public = sorted(entries, key=_public_key)
+        public_rank = {e.run_id: i + 1 for i, e in enumerate(public)}
+        if not revealed:
+            rows = [Row(e, public_rank[e.run_id], public_rank[e.run_id], None, None) for e in public]
+        else:
+            private = sorted(entries, key=_private_key)
+            rows = [Row(e, i + 1, public_rank[e.run_id], i + 1, e.test_accuracy) for i, e in enumerate(private)]
+        return Standings(code, revealed, tuple(rows))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,212 @@
+"""The class board (catdnn.board): submitting one's own run, the refusals, the validation score by k-fold CV on the
+training images only (the test split is poisoned), and the ranking before and after the teacher's reveal."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from catdnn import board as bd
+from catdnn.board import Board, BoardError
+from catdnn.classroom import MACHINE, ClassStore, Identity, Limits, RateLimiter
+from catdnn.config import PRESETS
+from catdnn.history import History
+from catdnn.train import fit
+from catdnn.validation import cross_validate
+from catdnn.workers import TrainingPool
+
+BASE = replace(PRESETS["two-layer"], iterations=30)
+
+
+class _Poisoned:
+    """A test split that fails any use: the board's score must never read it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test split was read ({name})")
+
+
+@pytest.fixture
+def poisoned(dataset, monkeypatch):
+    """The dataset with a poisoned test split, for the board and for the fold runs (which load it by folder)."""
+    ds = replace(dataset, test=_Poisoned())
+    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
+    return ds
+
+
+class Counting(cf.ThreadPoolExecutor):
+    """An executor in this process (so the poisoned dataset is the fold runs' too) that counts its trainings."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.trainings = 0
+
+    def submit(self, *args, **kwargs):
+        self.trainings += 1
+        return super().submit(*args, **kwargs)
+
+
+@pytest.fixture
+def klass(tmp_path):
+    """A class with two students and its teacher, a board, and each one's run history."""
+    store = ClassStore(tmp_path / "classroom.sqlite3", failures=RateLimiter(100, 1000), joins=RateLimiter(100, 1000))
+    info, token = store.start_class("Period 3")
+    ana, bob = store.join(info.code, "Ana"), store.join(info.code, "Bob")
+    teacher = store.teacher(info.code, token)
+    board = Board(store)
+    runs = tmp_path / "runs.sqlite3"
+    k = type("Class", (), {})()
+    k.store, k.code, k.ana, k.bob, k.teacher, k.board = store, info.code, ana, bob, teacher, board
+    k.history = {who: History(runs, viewer=who) for who in (ana, bob, teacher)}
+    yield k
+    board.close()
+    for h in k.history.values():
+        h.close()
+    store.close()
+
+
+def keep(k, who, config=BASE, test_accuracy=0.7, status="finished", dataset=None):
+    """A run of ``who``'s, as the Train page keeps it (the dataset by its display name)."""
+    return k.history[who].add(config, status=status, test_accuracy=test_accuracy, train_accuracy=0.9,
+                              iterations_done=config.iterations, source="app", dataset=dataset)
+
+
+def test_the_score_is_cross_validation_on_the_training_images_only(klass, poisoned):
+    """The entry's scores are those of validation.cross_validate on the training images, with the board's folds,
+    seed and metric; the poisoned test split was never read (it raises on any use)."""
+    run = keep(klass, klass.ana, dataset=poisoned)
+    with Counting() as ex:
+        entry = klass.board.submit(klass.ana, run, klass.history[klass.ana], poisoned, executor=ex)
+    assert ex.trainings == bd.FOLDS
+
+    def train_fold(X, Y, Xv):
+        return {BASE.iterations: fit(BASE, X=X, Y=Y).predict_proba(Xv)}
+
+    ref = cross_validate(train_fold, poisoned.train.X, poisoned.train.Y, k=bd.FOLDS, seed=bd.FOLD_SEED,
+                         metric=bd.METRIC)
+    np.testing.assert_allclose(entry.scores, ref.scores[BASE.iterations], atol=1e-12)
+    assert entry.score == pytest.approx(np.mean(ref.scores[BASE.iterations]))
+    assert (entry.name, entry.architecture, entry.test_accuracy) == ("Ana", "[12288,7,1]", 0.7)
+    assert entry.settings == "small init · gradient descent · lr 0.0075 · 30 iterations · seed 1"
+
+
+def test_another_students_run_is_refused_like_a_missing_one(klass, poisoned):
+    """Bob cannot submit Ana's run: not through his history, not through the teacher's (which lists it), and the
+    refusal says what a run id that does not exist gets. The teacher and the machine's user submit nothing."""
+    run = keep(klass, klass.ana, dataset=poisoned)
+    with Counting() as ex:
+        with pytest.raises(BoardError) as missing:
+            klass.board.submit(klass.bob, run + 100, klass.history[klass.bob], poisoned, executor=ex)
+        with pytest.raises(BoardError) as theirs:
+            klass.board.submit(klass.bob, run, klass.history[klass.bob], poisoned, executor=ex)
+        with pytest.raises(BoardError) as through_teacher:
+            klass.board.submit(klass.bob, run, klass.history[klass.teacher], poisoned, executor=ex)
+        forged = Identity("student", owner="f" * 64, name="Eve", class_code=klass.code)  # a made-up owner
+        with pytest.raises(BoardError) as forged_owner:
+            klass.board.submit(forged, run, klass.history[klass.teacher], poisoned, executor=ex)
+        for who in (klass.teacher, MACHINE, Identity("owner", owner="session-token")):
+            with pytest.raises(BoardError, match="only a student"):
+                klass.board.submit(who, run, klass.history[klass.teacher], poisoned, executor=ex)
+    assert ex.trainings == 0  # refused before any training
+    assert str(theirs.value) == str(through_teacher.value) == str(forged_owner.value) == str(missing.value).replace(
+        str(run + 100), str(run))
+    assert klass.board.standings(klass.teacher).rows == ()
+
+
+def test_refusals_before_any_training(klass, poisoned, dataset):
+    with Counting() as ex:
+        stopped = keep(klass, klass.ana, status="stopped", dataset=poisoned)
+        with pytest.raises(BoardError, match="only a finished run"):
+            klass.board.submit(klass.ana, stopped, klass.history[klass.ana], poisoned, executor=ex)
+        elsewhere = keep(klass, klass.ana, dataset="my pets")
+        with pytest.raises(BoardError, match="was trained on 'my pets'"):
+            klass.board.submit(klass.ana, elsewhere, klass.history[klass.ana], poisoned, executor=ex)
+        long = keep(klass, klass.ana, replace(BASE, iterations=500), dataset=poisoned)  # before the limits
+        klass.store.update_class(klass.code, limits=Limits(max_iterations=100))
+        with pytest.raises(BoardError, match="cannot be scored: this run asks for 500 iterations"):
+            klass.board.submit(klass.ana, long, klass.history[klass.ana], poisoned, executor=ex)
+    assert ex.trainings == 0
+
+
+def test_one_entry_per_run_and_a_limit_per_student(klass, poisoned):
+    """Submitting a run again replaces its entry (without training again); a student has at most MAX_ENTRIES."""
+    runs = [keep(klass, klass.ana, replace(BASE, seed=s), dataset=poisoned) for s in range(1, bd.MAX_ENTRIES + 2)]
+    with Counting() as ex:
+        for r in runs[:-1]:
+            klass.board.submit(klass.ana, r, klass.history[klass.ana], poisoned, executor=ex)
+        assert ex.trainings == bd.FOLDS * bd.MAX_ENTRIES
+        first = klass.board.submit(klass.ana, runs[0], klass.history[klass.ana], poisoned, executor=ex)
+        assert ex.trainings == bd.FOLDS * bd.MAX_ENTRIES  # the same settings on the same folds: kept, not retrained
+        with pytest.raises(BoardError, match=f"{bd.MAX_ENTRIES} runs on the board"):
+            klass.board.submit(klass.ana, runs[-1], klass.history[klass.ana], poisoned, executor=ex)
+        assert ex.trainings == bd.FOLDS * bd.MAX_ENTRIES
+        rows = klass.board.standings(klass.ana).rows
+        assert sorted(r.entry.run_id for r in rows) == sorted(runs[:-1])  # one entry each, the refused one absent
+        assert next(r.entry for r in rows if r.entry.run_id == runs[0]).scores == first.scores
+        # Bob cannot withdraw Ana's entry; Ana can, then the fourth run goes on
+        assert klass.board.withdraw(klass.bob, [runs[0]]) == 0
+        assert klass.board.withdraw(klass.ana, [runs[0]]) == 1
+        klass.board.submit(klass.ana, runs[-1], klass.history[klass.ana], poisoned, executor=ex)
+    assert len(klass.board.standings(klass.bob).rows) == bd.MAX_ENTRIES
+
+
+def test_ranked_by_validation_score_then_by_test_accuracy_after_the_reveal(klass, poisoned):
+    """While the class works, the board ranks by validation score and shows no test accuracy (to anyone);
+    after the teacher's reveal it shows them and re-ranks by them, each row keeping its validation rank."""
+    weak = keep(klass, klass.ana, replace(BASE, iterations=2, learning_rate=1e-4), test_accuracy=0.9, dataset=poisoned)
+    strong = keep(klass, klass.bob, replace(BASE, iterations=60, learning_rate=0.01), test_accuracy=0.6,
+                  dataset=poisoned)
+    with Counting() as ex:
+        a = klass.board.submit(klass.ana, weak, klass.history[klass.ana], poisoned, executor=ex)
+        b = klass.board.submit(klass.bob, strong, klass.history[klass.bob], poisoned, executor=ex)
+    assert b.score > a.score  # the premise: more training scores better on the held-out folds
+
+    for viewer in (klass.ana, klass.bob, klass.teacher):
+        board = klass.board.standings(viewer)
+        assert not board.revealed
+        assert [(r.entry.run_id, r.rank, r.public_rank) for r in board.rows] == [(strong, 1, 1), (weak, 2, 2)]
+        assert all(r.test_accuracy is None and r.private_rank is None for r in board.rows)
+    assert [r.entry.name for r in klass.board.standings(klass.ana).mine(klass.ana)] == ["Ana"]
+
+    klass.store.update_class(klass.code, revealed=True)
+    board = klass.board.standings(klass.ana)
+    assert board.revealed
+    assert [(r.entry.run_id, r.rank, r.private_rank, r.public_rank, r.test_accuracy) for r in board.rows] == [
+        (weak, 1, 1, 2, 0.9), (strong, 2, 2, 1, 0.6)]
+    # the teacher takes a run off the board
+    assert klass.board.withdraw(klass.teacher, [strong]) == 1
+    assert [r.entry.run_id for r in klass.board.standings(klass.bob).rows] == [weak]
+
+
+def test_the_board_is_a_class_members(klass):
+    with pytest.raises(BoardError, match="serves a class"):
+        klass.board.standings(MACHINE)
+    with pytest.raises(BoardError, match="serves a class"):
+        klass.board.standings(Identity("visitor", owner="v" * 64))
+
+
+class RecordingPool(TrainingPool):
+    """A real worker pool that notes whose each training is."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.owners = []
+
+    def submit(self, config, data_dir, **kwargs):
+        self.owners.append(kwargs.get("owner"))
+        return super().submit(config, data_dir, **kwargs)
+
+
+def test_on_the_worker_pool_the_fold_runs_are_the_students(klass, dataset):
+    """On the app's pool the scoring's runs are queued as the student's (round-robin with the class, named on
+    the teacher's view), not as nobody's."""
+    run = keep(klass, klass.ana, replace(BASE, iterations=5), dataset=dataset)
+    pool = RecordingPool()
+    try:
+        entry = klass.board.submit(klass.ana, run, klass.history[klass.ana], dataset, executor=pool)
+    finally:
+        pool.close()
+    assert pool.owners == [klass.ana.owner] * bd.FOLDS and len(entry.scores) == bd.FOLDS
