@@ -181,3 +181,18 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
     with History() as h:
         assert len(h) == 2 and klass.run not in [r.id for r in h.runs()]  # Ana's run is gone, and off the board
     assert class_board().standings(klass.teacher_identity).rows == ()
+
+
+def test_the_teacher_and_board_tables_neutralise_formula_cells_for_their_csv_download():
+    """st.dataframe's toolbar downloads the table as CSV (attack review): a display name such as -Bob, which
+    names allow, is a cell a spreadsheet would run as a formula, so it is written as '-Bob there too."""
+    from types import SimpleNamespace
+
+    from ui.board import job_rows, online_rows
+
+    member = SimpleNamespace(name="-Bob", page="=Train", last_seen=time.time())
+    assert online_rows([member])[0]["name"] == "'-Bob" and online_rows([member])[0]["page"] == "'=Train"
+    job = SimpleNamespace(owner="o", state="queued", iterations_done=0, iterations=10, label="@x", waited=1.0,
+                          trained=0.0)
+    row = job_rows([job], {"o": "-Bob"})[0]
+    assert row["student"] == "'-Bob" and row["run"] == "'@x" and row["iterations"] == "0 / 10"
