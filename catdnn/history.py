@@ -22,8 +22,9 @@ Who sees a run (:attr:`History.identity`, a :class:`~catdnn.classroom.Identity`)
   everyone's, as before the modes existed.
 - **class and public mode** (a student's or visitor's Identity): every run they keep is private, and they list,
   open, reload, export and delete **only their own**; another's run id gets exactly what a missing one gets
-  ("there is no run N"). The teacher's Identity sees and deletes their own runs and their class's (each run
-  records its owner's class, ``class``), never another class's served from the same machine.
+  ("there is no run N"). The teacher's Identity sees and deletes their own runs, their class's (each run
+  records its owner's class, ``class``) and the machine's public ones (local mode's and the CLI's), never
+  another class's served from the same machine, nor a public visitor's.
 - **the CLI** (``viewer=None``: :data:`~catdnn.classroom.MACHINE`) is the machine's owner and sees every run.
 
 A run names its dataset by its display name, never by its folder on the server, and every CSV cell that a
@@ -537,11 +538,13 @@ class History:
 
     def _visible(self) -> tuple[str, tuple]:
         """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI; the
-        teacher's own and their class's (never another class's); a student's or visitor's own only; a local
+        teacher's own, their class's (never another class's) and the machine's user's public ones (what every
+        local-mode tab sees: the teacher serves from the machine); a student's or visitor's own only; a local
         session's own and everyone's public ones."""
         who = self.identity
         if who.role == "teacher" and who.class_code:
-            return "((owner = ? AND owner != '') OR class = ?)", (who.owner, who.class_code)
+            return ("((owner = ? AND owner != '') OR class = ? OR (class = '' AND private = 0))",
+                    (who.owner, who.class_code))
         if who.sees_all and who.role != "teacher":
             return "1", ()
         if who.role != "owner" or not who.owner:

@@ -63,6 +63,12 @@ def test_a_teacher_sees_and_deletes_only_their_own_class_runs(tmp_path, two_clas
             History(path, viewer=teacher3) as h_t3, History(path, viewer=teacher2) as h_t2, History(path) as cli:
         other_class, own_class, own = _add(h_zoe), _add(h_ana), _add(h_t3)
         assert {r.id for r in h_t3.runs()} == {own_class, own} and len(h_t3) == 2
+        # a public visitor's run is nobody's class's: no teacher sees it; the machine's own runs every teacher does
+        with History(path, viewer=classroom.Identity("visitor", owner=classroom.owner_of("v"))) as h_visitor:
+            visitor = _add(h_visitor)
+        machine = cli.add(SMALL, status="finished", iterations_done=10, source="cli")
+        assert {r.id for r in h_t3.runs()} == {own_class, own, machine}
+        assert h_t3.delete([visitor, machine]) == 1 and visitor in {r.id for r in cli.runs()}
         for call in (h_t3.get, h_t3.model):
             with pytest.raises(HistoryError, match=f"there is no run {other_class} "):
                 call(other_class)
@@ -70,7 +76,7 @@ def test_a_teacher_sees_and_deletes_only_their_own_class_runs(tmp_path, two_clas
         assert "Zoe" not in h_t3.csv_text(names={zoe.owner: "Zoe"})
         # Period 2's teacher sees Zoe's run (and not Period 3's); the CLI sees every run
         assert {r.id for r in h_t2.runs()} == {other_class}
-        assert {r.id for r in cli.runs()} == {other_class, own_class, own}
+        assert {r.id for r in cli.runs()} == {other_class, own_class, own, visitor}
         assert h_t3.delete([own_class, other_class]) == 1 and h_t2.delete([other_class]) == 1
 
 
