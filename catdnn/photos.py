@@ -457,7 +457,13 @@ def _claim(folder: Path, viewer: Identity, now: float | None = None) -> None:
             raise DataError(f"cannot record who imported the photos in {folder.name}: {exc.strerror or exc}") from None
 
 
-def _remove(folder: Path) -> None:
+def _server_folder(folder: Path, viewer: Identity | None) -> str:
+    """A folder of the server as a message to ``viewer`` names it: itself for the machine's user (the CLI, a local
+    tab) and the teacher; for a student or visitor "the server's datasets folder" (never the server's layout)."""
+    return str(folder) if viewer is None or viewer.role in ("owner", "teacher") else "the server's datasets folder"
+
+
+def _remove(folder: Path, viewer: Identity | None = None) -> None:
     """Remove a dataset's folder: renamed aside first (hidden, so no listing sees it half removed)."""
     aside = folder.with_name(f".removed-{folder.name}-{os.getpid()}-{threading.get_ident()}")
     try:
@@ -466,7 +472,8 @@ def _remove(folder: Path) -> None:
         aside = folder
     shutil.rmtree(aside, ignore_errors=True)
     if folder.exists():  # not renamed, and not removed: no permission
-        raise DataError(f"cannot remove the dataset {folder.name}: check the permissions of {folder.parent}")
+        raise DataError(f"cannot remove the dataset {folder.name}: check the permissions of "
+                        f"{_server_folder(folder.parent, viewer)}")
 
 
 def _is_machine(viewer: Identity) -> bool:
@@ -722,7 +729,8 @@ def import_photos(
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
     except OSError as exc:
-        raise DataError(f"cannot create the datasets folder {parent}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot create the datasets folder {_server_folder(parent, viewer)}: "
+                        f"{exc.strerror or type(exc).__name__}") from None
     try:
         _write(tmp, x, y, (train_idx, test_idx), manifest)
         if uploaded and viewer is not None and viewer.owner:
@@ -735,7 +743,8 @@ def import_photos(
             if uploaded and viewer is not None and viewer.owner:  # that import's owners, and this one
                 _claim(out, viewer)
     except OSError as exc:
-        raise DataError(f"cannot write the dataset into {parent}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write the dataset into {_server_folder(parent, viewer)}: "
+                        f"{exc.strerror or type(exc).__name__}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if uploaded:
@@ -856,7 +865,7 @@ def delete_dataset(name: str, *, home=None, viewer: Identity | None = None) -> P
             try:
                 _write_claims(info.folder, claims)
             except OSError as exc:
-                raise DataError(f"cannot delete {info.name!r}: {exc.strerror or exc}") from None
+                raise DataError(f"cannot delete {info.name!r}: {exc.strerror or type(exc).__name__}") from None
             return info
-        _remove(info.folder)  # nobody's claim is left (under the lock: no claim comes in meanwhile)
+        _remove(info.folder, viewer)  # nobody's claim is left (under the lock: no claim comes in meanwhile)
     return info

@@ -206,3 +206,16 @@ def test_a_schema_2_history_is_migrated_its_runs_no_class_s(tmp_path, two_classe
         assert t3.schema_version == hist.SCHEMA_VERSION == 3
         assert t3.runs() == [] and len(ana.runs()) == 1 and len(cli.runs()) == 1
     assert (tmp_path / "runs.sqlite3.v2.bak").is_file()
+
+
+def test_a_failed_import_names_no_server_folder_to_a_student(home, two_classes):
+    """An upload that cannot be written (here the datasets folder is a file: a full or read-only disk gives the
+    same message) tells a student what failed, never where; the command line's user is told the folder."""
+    home.mkdir(parents=True)
+    photos.datasets_dir().write_text("not a folder")
+    with pytest.raises(DataError, match="cannot create the datasets folder") as refused:
+        photos.import_photos(zip_bytes(photo_tree(3, 3)), name="garden", viewer=two_classes["ana"])
+    assert str(home) not in str(refused.value) and "/" not in str(refused.value)
+    with pytest.raises(DataError, match="cannot create the datasets folder") as cli:
+        photos.import_photos(zip_bytes(photo_tree(3, 3)), name="garden")
+    assert str(photos.datasets_dir()) in str(cli.value)
