@@ -106,7 +106,7 @@ ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 0
 
 #: Which class a run's owner was in (their Identity's ``class_code``; "" outside class mode): a teacher sees
 #: their own class's runs, never another class's served from the same machine. Runs kept before it are no
-#: class's (a teacher does not see them; the CLI does).
+#: class's: a teacher sees none of the students' runs kept before (the CLI does).
 _V2_TO_V3 = "ALTER TABLE runs ADD COLUMN class TEXT NOT NULL DEFAULT ''"
 
 
@@ -278,7 +278,7 @@ class History:
         except OSError as exc:
             folder = f" {self.path.parent}" if self._shows_files else " on the server"
             raise HistoryError(f"cannot create the folder for the run history{folder}: "
-                               f"{exc.strerror or type(exc).__name__}") from None
+                               f"{exc.strerror or (exc if self._shows_files else type(exc).__name__)}") from None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, isolation_level=None,
                                        check_same_thread=False)
