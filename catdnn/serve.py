@@ -9,10 +9,10 @@ folder, so the app runs in that folder, and the paths the user gave in the envir
 streamlit: it replaces the process with ``python -m streamlit run``.
 
 ``catdnn serve --class NAME`` (or ``--public``) runs the same app for a class on the local network (or for
-the public): :func:`serve_plan` opens the class (:class:`catdnn.classroom.ClassStore`, a new teacher token),
-picks the machine's LAN address, allows it as a Host (``$CATDNN_ALLOWED_HOSTS``), sets the app's mode in its
-environment, adds Streamlit's TLS options when a certificate and key are given, and says plainly when the
-links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's QR code for the
+the public): :func:`serve_plan` opens the class (:class:`catdnn.classroom.ClassStore`, a new teacher token; a
+dry run changes nothing), picks the machine's LAN address, allows it as a Host (``$CATDNN_ALLOWED_HOSTS``), sets
+the app's mode in its environment, adds Streamlit's TLS options when a certificate and key are given, and says
+plainly when the links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's QR code for the
 teacher view (with ``segno``).
 """
 

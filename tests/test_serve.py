@@ -236,7 +236,8 @@ def test_serve_starts_a_real_server_that_answers_its_links(home, tmp_path, schem
 
 def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, data_dir):
     """Two people in a real browser against `catdnn serve` at Streamlit's default log level: a student joins
-    (the key lands in the address, survives a page switch), the teacher opens their link, a forged key is
+    (the key lands in the address, survives a page switch; the Train page's link to share holds no key), the
+    teacher opens their link (the token leaves the address bar and stays out across pages), a forged key is
     refused without a traceback; the server's whole output holds neither the key nor the token."""
     from tests.browser_support import MAIN, chromium, errors_on_page, goto_page, idle, require_playwright
 
@@ -263,6 +264,11 @@ def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, 
             assert shown.count(key) == 1 and f"http://127.0.0.1:{port}/?key={key}" in shown, shown[:2000]
             goto_page(page, "Runs")  # the key stays in the address on every page
             assert f"key={key}" in page.url and not errors_on_page(page)
+            goto_page(page, "Train")  # its address holds the key; the link to share, under the form, does not
+            shared = page.locator(f"{MAIN} [data-testid='stCode']", has_text="hidden=").first.inner_text().strip()
+            assert shared.startswith(f"http://127.0.0.1:{port}/") and "?hidden=" in shared, shared
+            assert key not in shared and "key=" not in shared
+            assert f"key={key}" in page.url
             forged = browser.new_page()
             forged.goto(f"http://127.0.0.1:{port}/?key={'A' * 32}")
             forged.locator(MAIN, has_text="key is not known here").wait_for(timeout=60_000)
@@ -272,7 +278,11 @@ def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, 
             teach.wait_for_selector(f"{MAIN} h1", timeout=120_000)
             idle(teach)
             assert not errors_on_page(teach) and "Join the class" not in teach.locator(MAIN).inner_text()
+            assert "needs your teacher link again" in teach.locator(MAIN).inner_text()
             assert token not in teach.locator("body").inner_text()
+            sync_api.expect(teach).not_to_have_url(re.compile("teacher="), timeout=30_000)  # out of the address bar
+            goto_page(teach, "Runs")  # the tab stays the teacher's, and the token stays out
+            assert "Join the class" not in teach.locator(MAIN).inner_text() and token not in teach.url
     finally:
         out, err = stop(proc)
     log = out + err  # everything Streamlit's server wrote (the CLI's own lines, the links, came before: `printed`)
