@@ -12,8 +12,8 @@ streamlit: it replaces the process with ``python -m streamlit run``.
 the public): :func:`serve_plan` opens the class (:class:`catdnn.classroom.ClassStore`, a new teacher token; a
 dry run changes nothing), picks the machine's LAN address, allows it as a Host (``$CATDNN_ALLOWED_HOSTS``), sets
 the app's mode in its environment, adds Streamlit's TLS options when a certificate and key are given, and says
-plainly when the links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's QR code for the
-teacher view (with ``segno``).
+plainly when the links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's
+QR code for the teacher view (with ``segno``).
 """
 
 from __future__ import annotations
