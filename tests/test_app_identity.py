@@ -320,6 +320,19 @@ def test_a_public_visitor_gets_a_key_of_their_own(home, monkeypatch):
     assert b.key not in page_text(first)
 
 
+def test_a_link_with_another_visitor_key_asks_before_it_switches(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    first, second = app(ENTRY).run(), app(ENTRY).run()
+    a, b = session_of(first).identity, session_of(second).identity
+    first.query_params.update({"key": b.key, "teacher": "anything"})  # public mode has no teacher: only the key counts
+    first.run()
+    assert_clean(first)
+    assert session_of(first).identity == a and first.query_params == {"key": a.key}
+    assert "someone else's key" in first.warning[0].value
+    first.button(key=ui_identity.SWITCH_BUTTON).click().run()
+    assert session_of(first).identity == b
+
+
 def test_a_forged_key_in_public_mode_gets_one_sentence_and_no_new_key(home, monkeypatch):
     monkeypatch.setenv(classroom.MODE_ENV, "public")
     at = app(ENTRY)

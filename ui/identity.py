@@ -272,7 +272,8 @@ def identity_ui(page: str = "") -> Identity:
         if s.identity is None:
             s.identity = Identity("owner", owner=s.owner)
         return s.identity
-    named = {k: v for k in (KEY_PARAM, TEACHER_PARAM) if (v := _param(k))}
+    names = (KEY_PARAM, TEACHER_PARAM) if kind == "class" else (KEY_PARAM,)  # public mode has no teacher
+    named = {k: v for k in names if (v := _param(k))}
     pending = st.session_state.pop(PENDING_KEY, None)
     switching = False
     if s.identity is not None:
