@@ -138,7 +138,7 @@ def test_the_teacher_link_opens_the_teacher_and_the_token_leaves_the_address(kla
     assert who.role == "teacher" and who.sees_all and who.class_code == code
     assert "teacher" not in at.query_params and token not in page_text(at)
     assert "A reload or a new tab needs your teacher link again" in page_text(at)
-    for page in (TRAIN, RUNS, ENTRY):  # the tab stays the teacher's from page to page, the token never comes back
+    for page in [*PAGES, ENTRY]:  # the tab stays the teacher's on every page, the token never comes back
         at.switch_page(page).run()
         assert_clean(at)
         assert session_of(at).identity.role == "teacher", page
