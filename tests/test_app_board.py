@@ -196,3 +196,20 @@ def test_the_teacher_and_board_tables_neutralise_formula_cells_for_their_csv_dow
                           trained=0.0)
     row = job_rows([job], {"o": "-Bob"})[0]
     assert row["student"] == "'-Bob" and row["run"] == "'@x" and row["iterations"] == "0 / 10"
+
+
+def test_the_teacher_closes_the_class_to_new_students_and_removes_one(klass):
+    at = as_teacher(TEACHER, klass)
+    assert_clean(at)
+    at.toggle(key="teacher_joining").set_value(False).run()
+    with ClassStore(classroom.default_path()) as store:
+        assert not store.get_class(klass.code).joining
+        with pytest.raises(classroom.JoinRefused, match="no new students"):
+            store.join(klass.code, "Cy")
+    at.multiselect(key="teacher_remove_ids").set_value([klass.bob.owner]).run()
+    at.button(key="teacher_remove").click().run()
+    assert_clean(at)
+    with ClassStore(classroom.default_path()) as store:
+        assert [m.name for m in store.members(klass.code)] == ["Ana"]
+    refused = as_student(BOARD, klass, who=klass.bob)  # Bob's link no longer opens the class
+    assert refused.error and "not known" in refused.error[0].value
