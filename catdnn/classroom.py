@@ -116,6 +116,14 @@ def current_mode(environ=None) -> str:
     return value
 
 
+def class_name(text: str) -> str:
+    """A class's name as typed, its spaces tidied; raises :class:`ClassroomError` when empty or too long."""
+    name = " ".join(str(text or "").split())
+    if not name or len(name) > 80:
+        raise ClassroomError("a class needs a name of 1 to 80 characters, e.g. \"Period 3\"")
+    return name
+
+
 def new_key() -> str:
     """A fresh key or token: :data:`KEY_BYTES` random bytes, URL-safe (32 characters)."""
     return secrets.token_urlsafe(KEY_BYTES)
@@ -350,9 +358,7 @@ class ClassStore:
         Returns the class and the token, which is shown to the teacher once and never stored: starting a
         class again gives a new token (the old one stops working); students' keys stay valid.
         """
-        name = " ".join(str(name or "").split())
-        if not name or len(name) > 80:
-            raise ClassroomError("a class needs a name of 1 to 80 characters, e.g. \"Period 3\"")
+        name = class_name(name)
         token = new_key()
         with self._lock:
             row = self._db.execute("SELECT code FROM classes WHERE name = ?", (name,)).fetchone()
@@ -364,6 +370,11 @@ class ClassStore:
                 code = row[0]
                 self._db.execute("UPDATE classes SET teacher = ? WHERE code = ?", (owner_of(token), code))
         return self.get_class(code), token
+
+    def class_named(self, name: str) -> ClassInfo | None:
+        """The class called ``name`` (None when there is none yet); changes nothing (``serve --dry-run``)."""
+        row = self._db.execute("SELECT code FROM classes WHERE name = ?", (class_name(name),)).fetchone()
+        return None if row is None else self.get_class(row[0])
 
     def get_class(self, code: str) -> ClassInfo:
         """The class with this code; raises :class:`ClassroomError` when there is none."""

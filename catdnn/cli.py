@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--scheduler", metavar="ADDRESS",
                    help="send trainings to this Dask scheduler, e.g. tcp://10.0.0.5:8786")
     v.add_argument("--dry-run", action="store_true",
-                   help="print the links and the server's command, start nothing (the class still gets a new teacher "
-                        "link, as at every serve)")
+                   help="print the student link and the server's command, start and change nothing (the teacher "
+                        "link is printed when the server starts: each start gives a new one)")
 
     i = sub.add_parser("info", help="where the dataset is and what it holds")
     i.add_argument("--data-dir")
@@ -833,7 +833,7 @@ def cmd_serve(args) -> int:
     from .serve import run_plan, serve_plan
 
     plan = serve_plan(args.class_name, public=args.public, address=args.address, port=args.port, cert=args.cert,
-                      key=args.key, hosts=args.host, scheduler=args.scheduler)
+                      key=args.key, hosts=args.host, scheduler=args.scheduler, dry_run=args.dry_run)
     for line in plan.lines():
         print(line)
     if plan.warning:

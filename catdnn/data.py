@@ -202,6 +202,26 @@ def _missing_error(folder: Path, why: str) -> DataError:
                      folder=folder, missing=missing)
 
 
+def unreadable_message(exc: DataError) -> str:
+    """What a student or visitor is told when the dataset of ``exc`` (a :class:`DataError` with its ``folder``)
+    cannot be read: the dataset by its display name, never the server's folders (``exc``'s own message, for the
+    machine's user, names them). A folder no longer there (an upload deleted, or expired, after a run on it was
+    queued) can no longer tell its name."""
+    folder = None if exc.folder is None else Path(exc.folder)
+    name = None
+    if folder is not None and folder.is_dir():
+        try:
+            name = COURSE_NAME if _has_files(folder) else (
+                str(read_manifest(folder).get("name") or "") if is_imported(folder) else None)
+        except (DataError, OSError):
+            name = None
+    shown = f"the dataset {name!r}" if name else "the dataset this run was given"
+    if exc.missing or folder is None or not folder.is_dir():
+        return (f"dataset not found: {shown} is not on the server (an upload may have been deleted, or have "
+                "expired, after the run was queued): choose a dataset and train again")
+    return f"{shown} cannot be read on the server (its files are damaged): import the photos again, or choose another"
+
+
 # --------------------------------------------------------------------------- reading & validating
 def content_digest(x: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of a split's arrays: the images' uint8 bytes, then the labels as little-endian int64."""

@@ -22,7 +22,9 @@ Who sees a run (:attr:`History.identity`, a :class:`~catdnn.classroom.Identity`)
   everyone's, as before the modes existed.
 - **class and public mode** (a student's or visitor's Identity): every run they keep is private, and they list,
   open, reload, export and delete **only their own**; another's run id gets exactly what a missing one gets
-  ("there is no run N"). The teacher's Identity sees and deletes every run.
+  ("there is no run N"). The teacher's Identity sees and deletes their own runs, their class's (each run
+  records its owner's class, ``class``) and the machine's public ones (local mode's and the CLI's), never
+  another class's served from the same machine, nor a public visitor's.
 - **the CLI** (``viewer=None``: :data:`~catdnn.classroom.MACHINE`) is the machine's owner and sees every run.
 
 A run names its dataset by its display name, never by its folder on the server, and every CSV cell that a
@@ -30,9 +32,10 @@ spreadsheet would take for a formula is neutralised (:func:`csv_text_of`).
 
 The file is bounded (SECURITY.md, "Resources"): a model larger than :data:`MAX_MODEL_BYTES` is not
 kept (its curves and metrics are); beyond :data:`MAX_OWNER_MODEL_BYTES` of models per user (a
-session, else a source such as the CLI) and :data:`MAX_TOTAL_MODEL_BYTES` in all, the oldest models
-are dropped first, their runs kept. Dropped models and deleted runs give their space back to the
-file system (``auto_vacuum = INCREMENTAL``).
+session, else a source such as the CLI) the user's oldest models are dropped first, their runs kept;
+beyond :data:`MAX_TOTAL_MODEL_BYTES` in all, a student's or visitor's own older models go, else their new
+model is not kept, never another person's (the machine's user, one person, loses the oldest of all).
+Dropped models and deleted runs give their space back to the file system (``auto_vacuum = INCREMENTAL``).
 
 The schema has a version (the ``schema_version`` table). An older database is migrated on opening,
 after a copy of it is put aside next to it (``runs.sqlite3.v1.bak``); a newer one (from a later
@@ -60,7 +63,7 @@ from .labels import arch_text, dataset_name
 
 FILE_NAME = "runs.sqlite3"
 #: The schema this catdnn writes; :data:`MIGRATIONS` brings older ones up to it.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: How long a write waits for another process's write to finish (seconds).
 BUSY_SECONDS = 60.0
 #: Where a run came from.
@@ -100,6 +103,11 @@ _V1_TO_V2 = """
 ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN private INTEGER NOT NULL DEFAULT 0
 """
+
+#: Which class a run's owner was in (their Identity's ``class_code``; "" outside class mode): a teacher sees
+#: their own class's runs, never another class's served from the same machine. Runs kept before it are no
+#: class's: a teacher sees none of the students' runs kept before (the CLI does).
+_V2_TO_V3 = "ALTER TABLE runs ADD COLUMN class TEXT NOT NULL DEFAULT ''"
 
 
 def is_upload(dataset) -> bool:
@@ -141,7 +149,7 @@ def _v1_to_v2(db) -> None:
 
 #: ``MIGRATIONS[v]`` takes a database from schema version ``v`` to ``v + 1`` (version 0: an empty file):
 #: SQL statements, or a function of the connection.
-MIGRATIONS = {0: _SCHEMA_V1, 1: _v1_to_v2}
+MIGRATIONS = {0: _SCHEMA_V1, 1: _v1_to_v2, 2: _V2_TO_V3}
 
 
 #: The roles whose runs are always private (class and public mode), and who see only their own.
@@ -268,13 +276,14 @@ class History:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise HistoryError(f"cannot create the folder for the run history {self.path.parent}: "
-                               f"{exc.strerror or exc}") from None
+            folder = f" {self.path.parent}" if self._shows_files else " on the server"
+            raise HistoryError(f"cannot create the folder for the run history{folder}: "
+                               f"{exc.strerror or (exc if self._shows_files else type(exc).__name__)}") from None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
-            raise HistoryError(f"cannot open the run history {self.path}: {exc}") from None
+            raise HistoryError(f"cannot open {self._name}: {exc}") from None
         try:
             self._setup()
         except HistoryError:
@@ -284,8 +293,18 @@ class History:
             self._db.close()
             raise HistoryError(self._unreadable(exc)) from None
 
+    @property
+    def _shows_files(self) -> bool:
+        """Whether this viewer's messages may name the history's file: the machine's user's and the teacher's
+        do; a student's or visitor's never show the server's folders."""
+        return self.identity.role in ("owner", "teacher")
+
+    @property
+    def _name(self) -> str:
+        return f"the run history {self.path}" if self._shows_files else "the run history on the server"
+
     def _unreadable(self, exc) -> str:
-        return (f"the run history {self.path} is not a readable database ({exc}). Move the file aside "
+        return (f"{self._name} is not a readable database ({exc}). Move the file aside "
                 "(or delete it) and catdnn starts a new, empty history; nothing else is affected.")
 
     # ------------------------------------------------------------------ schema
@@ -303,7 +322,7 @@ class History:
         else:  # pragma: no cover - another process held the file for 5 s
             mode = ""
         if str(mode).lower() != "wal":
-            raise HistoryError(f"the run history {self.path} cannot use WAL mode (journal mode {mode!r}): "
+            raise HistoryError(f"{self._name} cannot use WAL mode (journal mode {mode!r}): "
                                "is it on a network drive? Set CATDNN_HOME to a local folder.")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute(f"PRAGMA journal_size_limit = {MAX_MODEL_BYTES}")  # the WAL shrinks back after a big model
@@ -354,7 +373,8 @@ class History:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "schema_version" not in tables:
             if tables - {"sqlite_sequence"}:
-                raise HistoryError(f"{self.path} is an SQLite database but not a catdnn run history "
+                raise HistoryError(f"{self.path if self._shows_files else 'the run history file on the server'} "
+                                   "is an SQLite database but not a catdnn run history "
                                    f"(it holds the tables {', '.join(sorted(tables))}). Set CATDNN_HOME "
                                    "to another folder, or move the file aside.")
             return 0
@@ -363,7 +383,7 @@ class History:
 
     def _newer(self, version: int) -> HistoryError:
         return HistoryError(
-            f"the run history {self.path} was written by a newer catdnn (schema version {version}; this "
+            f"{self._name} was written by a newer catdnn (schema version {version}; this "
             f"catdnn reads up to version {SCHEMA_VERSION}). Upgrade catdnn, or set CATDNN_HOME to another "
             "folder to keep a separate history; the file was left as it is.")
 
@@ -423,6 +443,7 @@ class History:
             int(iterations_done), None if train_accuracy is None else float(train_accuracy),
             None if test_accuracy is None else float(test_accuracy), float(elapsed or 0.0), str(solver or ""),
             dataset_name(dataset), str(sweep or ""), blob, self.viewer or "", int(private),
+            str(self.identity.class_code or ""),
         )
         with self._lock:
             try:
@@ -431,9 +452,9 @@ class History:
                     cur = self._db.execute(
                         "INSERT INTO runs (created, source, status, message, config, seed, history, "
                         "accuracy_history, iterations_done, train_accuracy, test_accuracy, elapsed, solver, "
-                        "dataset, sweep, model, owner, private) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-                    dropped = self._enforce_quotas(str(source)) if blob is not None else 0
+                        "dataset, sweep, model, owner, private, class) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    dropped = self._enforce_quotas(str(source), cur.lastrowid) if blob is not None else 0
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -441,29 +462,45 @@ class History:
                 if dropped:
                     self._return_space()
             except sqlite3.DatabaseError as exc:
-                raise HistoryError(f"could not save the run in {self.path}: {exc}") from None
+                raise HistoryError(f"could not save the run in {self._name}: {exc}") from None
             return int(cur.lastrowid)
 
     def _too_big(self, nbytes: int) -> str:
         return (f"its model ({nbytes / 2**20:,.0f} MiB) is not kept: the run history keeps models of at most "
                 f"{self.max_model_bytes / 2**20:,.0f} MiB")
 
-    def _enforce_quotas(self, source: str) -> int:
-        """Drop the oldest models beyond this user's limit, then beyond the overall one (in the current
-        transaction); returns how many were dropped. A user is the viewer, else the source (the CLI)."""
+    def _enforce_quotas(self, source: str, run_id: int) -> int:
+        """Keep the models under this user's limit and the overall one (in the current transaction) after run
+        ``run_id`` kept one; returns how many were dropped. Beyond this user's limit, their oldest models go.
+        Beyond the overall limit, a student's, visitor's or teacher's older models go, never another's (a
+        script with many identities must not push everyone's models out), and when that is not enough the new
+        model is not kept (its run is, with a note); the machine's user (local mode, the CLI: one person) loses
+        the oldest models of all, as before the modes. A user is the viewer, else the source (the CLI)."""
         mine = ("owner = ?", (self.viewer,)) if self.viewer else ("owner = '' AND source = ?", (source,))
-        return (self._drop_oldest_models(mine[0], mine[1], self.max_owner_bytes, "this user's")
-                + self._drop_oldest_models("1", (), self.max_total_bytes, "all"))
+        dropped, _ = self._drop_oldest_models(mine, mine, self.max_owner_bytes, "this user's")
+        whose = ("1", ()) if self.identity.role == "owner" else mine
+        older = (f"{whose[0]} AND id != ?", (*whose[1], run_id))
+        more, total = self._drop_oldest_models(("1", ()), older, self.max_total_bytes, "all")
+        if total > self.max_total_bytes:
+            note = (f"its model is not kept: the run history's models are at their limit "
+                    f"({self.max_total_bytes / 2**20:,.0f} MiB in all); delete runs you no longer need")
+            self._db.execute("UPDATE runs SET model = NULL, message = CASE WHEN message = '' THEN ? "
+                             "ELSE message || '; ' || ? END WHERE id = ?", (note, note, run_id))
+            more += 1
+        return dropped + more
 
-    def _drop_oldest_models(self, where: str, args: tuple, limit: int, whose: str) -> int:
+    def _drop_oldest_models(self, counted: tuple, candidates: tuple, limit: int, whose: str) -> tuple[int, int]:
+        """Drop the oldest models among ``candidates`` (an SQL condition and its arguments) until the models of
+        ``counted`` take at most ``limit`` bytes; returns how many were dropped and the bytes ``counted`` then
+        takes (still above ``limit`` when the candidates were not enough)."""
         db = self._db
-        total = db.execute(f"SELECT COALESCE(SUM(LENGTH(model)), 0) FROM runs WHERE model IS NOT NULL AND {where}",
-                           args).fetchone()[0]
+        total = db.execute("SELECT COALESCE(SUM(LENGTH(model)), 0) FROM runs WHERE model IS NOT NULL AND "
+                           f"{counted[0]}", counted[1]).fetchone()[0]
         if total <= limit:
-            return 0
+            return 0, total
         drop = []
-        for run_id, size in db.execute(f"SELECT id, LENGTH(model) FROM runs WHERE model IS NOT NULL AND {where} "
-                                       "ORDER BY id", args):
+        for run_id, size in db.execute(f"SELECT id, LENGTH(model) FROM runs WHERE model IS NOT NULL AND "
+                                       f"{candidates[0]} ORDER BY id", candidates[1]):
             if total <= limit:
                 break
             drop.append(run_id)
@@ -472,7 +509,7 @@ class History:
                 "(the oldest go first, its curves and metrics stay)")
         db.executemany("UPDATE runs SET model = NULL, message = CASE WHEN message = '' THEN ? "
                        "ELSE message || '; ' || ? END WHERE id = ?", [(note, note, i) for i in drop])
-        return len(drop)
+        return len(drop), total
 
     def _return_space(self) -> None:
         """Give the pages freed by deleted runs and dropped models back to the file system."""
@@ -496,14 +533,19 @@ class History:
                 if cur.rowcount:
                     self._return_space()
             except sqlite3.DatabaseError as exc:
-                raise HistoryError(f"could not delete runs from {self.path}: {exc}") from None
+                raise HistoryError(f"could not delete runs from {self._name}: {exc}") from None
             return cur.rowcount
 
     def _visible(self) -> tuple[str, tuple]:
-        """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI and the
-        teacher; a student's or visitor's own only; a local session's own and everyone's public ones."""
+        """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI; the
+        teacher's own, their class's (never another class's) and the machine's user's public ones (what every
+        local-mode tab sees: the teacher serves from the machine); a student's or visitor's own only; a local
+        session's own and everyone's public ones."""
         who = self.identity
-        if who.sees_all:
+        if who.role == "teacher" and who.class_code:
+            return ("((owner = ? AND owner != '') OR class = ? OR (class = '' AND private = 0))",
+                    (who.owner, who.class_code))
+        if who.sees_all and who.role != "teacher":
             return "1", ()
         if who.role != "owner" or not who.owner:
             return "(owner = ? AND owner != '')", (who.owner,)
@@ -529,7 +571,7 @@ class History:
             if curves is not None:
                 rec.history, rec.accuracy_history = _points(curves[0]), _points(curves[1])
         except (TypeError, ValueError, AttributeError, RecursionError) as exc:  # a damaged row
-            raise HistoryError(f"run {r[0]} of the run history {self.path} is damaged ({type(exc).__name__}): "
+            raise HistoryError(f"run {r[0]} of {self._name} is damaged ({type(exc).__name__}): "
                                "delete it (`python -m catdnn runs delete`) or move the file aside") from None
         return rec
 

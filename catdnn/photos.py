@@ -27,7 +27,8 @@ What :func:`import_photos` does:
 importers' (each an :class:`~catdnn.classroom.Identity`'s ``owner``, kept in the dataset's :data:`OWNERS_FILE`;
 the same photos imported by several people are one dataset with several owners). :func:`list_datasets`,
 :func:`find_dataset` and :func:`delete_dataset` take the caller's identity (``viewer``): an upload is listed,
-opened and deleted only by its owners, the teacher and the machine's user (the CLI); a dataset imported on
+opened and deleted only by its owners, the teacher of their class (each claim records the class its owner was
+in; another class's teacher gets nothing) and the machine's user (the CLI); a dataset imported on
 this machine (a folder or a zip file, with the CLI) is offered to everyone and deleted only by the teacher or
 the CLI. An owner's delete withdraws their claim; the photos go when nobody's claim is left. In public mode
 (``$CATDNN_MODE=public``) an owner's claim lapses :func:`upload_ttl` seconds after their import
@@ -66,7 +67,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from . import images
-from .classroom import MACHINE, Identity, current_mode
+from .classroom import MACHINE, Identity, current_mode, same
 from .data import IMAGE_SHAPE, IMPORTED_FILES, MANIFEST, MANIFEST_FORMAT, content_digest, home_dir, is_imported
 from .errors import DataError, ImageError
 
@@ -149,6 +150,7 @@ class PhotoDataset:
     cached: bool = False
     uploaded: bool = False  # from an upload in the app (bytes), not a folder or zip on this machine
     owners: tuple = ()  # who imported it from an upload (Identity owners: hashes, never keys)
+    classes: tuple = ()  # the class each of ``owners`` was in when importing ("" outside class mode), same order
 
     @property
     def m_train(self) -> int:
@@ -399,11 +401,13 @@ def _display_name(name: str) -> str:
 
 
 def _info(folder: Path, manifest: dict, cached: bool = False) -> PhotoDataset:
+    owners, classes = tuple(sorted(_claims(folder))), _classes(folder)
     return PhotoDataset(
         folder=folder, name=str(manifest.get("name") or folder.name), source=str(manifest.get("source", "")),
         created=float(manifest.get("created", 0.0)), counts=manifest["counts"],
         skipped=tuple(Skipped(str(n), str(r)) for n, r in manifest.get("skipped", [])), cached=cached,
-        uploaded=bool(manifest.get("uploaded", False)), owners=tuple(sorted(_claims(folder))))
+        uploaded=bool(manifest.get("uploaded", False)), owners=owners,
+        classes=tuple(classes.get(o, "") for o in owners))
 
 
 # --------------------------------------------------------------------------- owners
@@ -416,12 +420,24 @@ def _claims(folder: Path) -> dict:
         return {}
 
 
-def _write_claims(folder: Path, claims: dict) -> None:
-    """Replace the dataset's claims in one step (a reader sees the old file or the new one, never half)."""
+def _classes(folder: Path) -> dict:
+    """``{owner: the class they were in when importing}`` of an imported dataset (an owner not in it: no class)."""
+    try:
+        classes = json.loads((Path(folder) / OWNERS_FILE).read_text(encoding="utf-8")).get("classes", {})
+        return {str(o): str(c) for o, c in classes.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _write_claims(folder: Path, claims: dict, classes: dict | None = None) -> None:
+    """Replace the dataset's claims (and their owners' classes: default, those already recorded) in one step (a
+    reader sees the old file or the new one, never half)."""
+    classes = _classes(folder) if classes is None else classes
+    classes = {o: c for o, c in classes.items() if o in claims and c}
     fd, tmp = tempfile.mkstemp(prefix=".owners-", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"owners": claims}, f)
+            json.dump({"owners": claims, "classes": classes}, f)
         os.replace(tmp, Path(folder) / OWNERS_FILE)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -429,17 +445,25 @@ def _write_claims(folder: Path, claims: dict) -> None:
         raise
 
 
-def _claim(folder: Path, owner: str, now: float | None = None) -> None:
+def _claim(folder: Path, viewer: Identity, now: float | None = None) -> None:
+    """Record ``viewer``'s claim on the dataset in ``folder`` (and the class they are in)."""
     with _owners_lock:
-        claims = _claims(folder)
-        claims[owner] = clock() if now is None else float(now)
+        claims, classes = _claims(folder), _classes(folder)
+        claims[viewer.owner] = clock() if now is None else float(now)
+        classes[viewer.owner] = viewer.class_code
         try:
-            _write_claims(folder, claims)
+            _write_claims(folder, claims, classes)
         except OSError as exc:
             raise DataError(f"cannot record who imported the photos in {folder.name}: {exc.strerror or exc}") from None
 
 
-def _remove(folder: Path) -> None:
+def _server_folder(folder: Path, viewer: Identity | None) -> str:
+    """A folder of the server as a message to ``viewer`` names it: itself for the machine's user (the CLI, a local
+    tab) and the teacher; for a student or visitor "the server's datasets folder" (never the server's layout)."""
+    return str(folder) if viewer is None or viewer.role in ("owner", "teacher") else "the server's datasets folder"
+
+
+def _remove(folder: Path, viewer: Identity | None = None) -> None:
     """Remove a dataset's folder: renamed aside first (hidden, so no listing sees it half removed)."""
     aside = folder.with_name(f".removed-{folder.name}-{os.getpid()}-{threading.get_ident()}")
     try:
@@ -448,14 +472,36 @@ def _remove(folder: Path) -> None:
         aside = folder
     shutil.rmtree(aside, ignore_errors=True)
     if folder.exists():  # not renamed, and not removed: no permission
-        raise DataError(f"cannot remove the dataset {folder.name}: check the permissions of {folder.parent}")
+        raise DataError(f"cannot remove the dataset {folder.name}: check the permissions of "
+                        f"{_server_folder(folder.parent, viewer)}")
+
+
+def _is_machine(viewer: Identity) -> bool:
+    return viewer.role == "owner" and not viewer.owner
+
+
+def _manages(viewer: Identity, owner: str, class_code: str) -> bool:
+    """Whether ``viewer`` may open and withdraw the claim of ``owner`` (who was in class ``class_code`` when
+    importing): the machine's user every claim; the teacher their own and their class's, never another class's;
+    a student, visitor or local-mode tab their own."""
+    if viewer.role == "teacher":
+        return (bool(viewer.owner) and same(viewer.owner, owner)) or (
+            bool(viewer.class_code) and same(viewer.class_code, class_code or ""))
+    return viewer.may_see(owner)
 
 
 def may_open(info: PhotoDataset, viewer: Identity | None = None) -> bool:
     """Whether ``viewer`` (default: the machine's user) may list and open the dataset ``info``: a dataset
-    imported on this machine is everyone's; an upload its owners', the teacher's and the machine's user's."""
+    imported on this machine is everyone's; an upload its owners', the machine's user's, and the teacher's of a
+    class one of its owners was in."""
     viewer = MACHINE if viewer is None else viewer
-    return not info.uploaded or viewer.sees_all or any(viewer.may_see(o) for o in info.owners)
+    return (not info.uploaded or _is_machine(viewer)
+            or any(_manages(viewer, o, c) for o, c in zip(info.owners, _padded(info), strict=True)))
+
+
+def _padded(info: PhotoDataset) -> tuple:
+    """``info.classes``, one per owner (a PhotoDataset made without them: no class)."""
+    return info.classes if len(info.classes) == len(info.owners) else ("",) * len(info.owners)
 
 
 def upload_ttl(environ=None) -> float:
@@ -656,7 +702,7 @@ def import_photos(
                 shutil.rmtree(out, ignore_errors=True)  # a damaged cache: import again
             else:
                 if uploaded and viewer is not None and viewer.owner:  # the same photos: one more owner
-                    _claim(out, viewer.owner)
+                    _claim(out, viewer)
                     info = read_info(out)
                 return PhotoDataset(**{**info.__dict__, "cached": True})
         base = _base(entries, label)
@@ -683,20 +729,22 @@ def import_photos(
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=parent))
     except OSError as exc:
-        raise DataError(f"cannot create the datasets folder {parent}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot create the datasets folder {_server_folder(parent, viewer)}: "
+                        f"{exc.strerror or type(exc).__name__}") from None
     try:
         _write(tmp, x, y, (train_idx, test_idx), manifest)
         if uploaded and viewer is not None and viewer.owner:
-            _write_claims(tmp, {viewer.owner: clock()})
+            _write_claims(tmp, {viewer.owner: clock()}, {viewer.owner: viewer.class_code})
         try:
             os.rename(tmp, out)
         except OSError:
             if not is_imported(out):  # not another import of the same photos that finished first
                 raise
             if uploaded and viewer is not None and viewer.owner:  # that import's owners, and this one
-                _claim(out, viewer.owner)
+                _claim(out, viewer)
     except OSError as exc:
-        raise DataError(f"cannot write the dataset into {parent}: {exc.strerror or exc}") from None
+        raise DataError(f"cannot write the dataset into {_server_folder(parent, viewer)}: "
+                        f"{exc.strerror or type(exc).__name__}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if uploaded:
@@ -788,9 +836,12 @@ def find_dataset(name: str, *, home=None, viewer: Identity | None = None) -> Pho
 
 
 def may_delete(info: PhotoDataset, viewer: Identity | None = None) -> bool:
-    """Whether ``viewer`` may delete ``info``: the teacher and the machine's user any; an upload's owners theirs."""
+    """Whether ``viewer`` may delete ``info``: the machine's user any; the teacher one imported on this machine,
+    and their own and their class's claims on an upload; an upload's owners their claims."""
     viewer = MACHINE if viewer is None else viewer
-    return viewer.sees_all or (info.uploaded and bool(viewer.owner) and any(viewer.may_see(o) for o in info.owners))
+    if _is_machine(viewer) or (viewer.role == "teacher" and not info.uploaded):
+        return True
+    return info.uploaded and bool(viewer.owner or viewer.class_code) and may_open(info, viewer)
 
 
 def delete_dataset(name: str, *, home=None, viewer: Identity | None = None) -> PhotoDataset:
@@ -804,16 +855,17 @@ def delete_dataset(name: str, *, home=None, viewer: Identity | None = None) -> P
     if not may_delete(info, viewer):
         raise DataError(f"{info.name!r} was imported on this machine for everyone: only the teacher or the command "
                         "line (`python -m catdnn datasets delete`) can delete it")
-    if viewer.sees_all:
+    if _is_machine(viewer) or not info.uploaded:
         _remove(info.folder)
         return info
     with _owners_lock:
-        claims = {o: t for o, t in _claims(info.folder).items() if not viewer.may_see(o)}
+        classes = _classes(info.folder)
+        claims = {o: t for o, t in _claims(info.folder).items() if not _manages(viewer, o, classes.get(o, ""))}
         if claims:
             try:
                 _write_claims(info.folder, claims)
             except OSError as exc:
-                raise DataError(f"cannot delete {info.name!r}: {exc.strerror or exc}") from None
+                raise DataError(f"cannot delete {info.name!r}: {exc.strerror or type(exc).__name__}") from None
             return info
-        _remove(info.folder)  # nobody's claim is left (under the lock: no claim comes in meanwhile)
+        _remove(info.folder, viewer)  # nobody's claim is left (under the lock: no claim comes in meanwhile)
     return info

@@ -9,11 +9,11 @@ folder, so the app runs in that folder, and the paths the user gave in the envir
 streamlit: it replaces the process with ``python -m streamlit run``.
 
 ``catdnn serve --class NAME`` (or ``--public``) runs the same app for a class on the local network (or for
-the public): :func:`serve_plan` opens the class (:class:`catdnn.classroom.ClassStore`, a new teacher token),
-picks the machine's LAN address, allows it as a Host (``$CATDNN_ALLOWED_HOSTS``), sets the app's mode in its
-environment, adds Streamlit's TLS options when a certificate and key are given, and says plainly when the
-links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's QR code for the
-teacher view (with ``segno``).
+the public): :func:`serve_plan` opens the class (:class:`catdnn.classroom.ClassStore`, a new teacher token; a
+dry run changes nothing), picks the machine's LAN address, allows it as a Host (``$CATDNN_ALLOWED_HOSTS``), sets
+the app's mode in its environment, adds Streamlit's TLS options when a certificate and key are given, and says
+plainly when the links travel unencrypted; :func:`run_plan` starts it. :func:`qr_svg` draws the student link's
+QR code for the teacher view (with ``segno``).
 """
 
 from __future__ import annotations
@@ -126,10 +126,16 @@ class ServePlan:
     def lines(self) -> list[str]:
         """What ``serve`` prints before it starts the server."""
         out = []
-        if self.mode == "class":
+        if self.mode == "class" and not self.class_code:  # a dry run for a class that does not exist yet
+            out += [f"class {self.class_name!r} is new: its code and links are made when the server starts"]
+        elif self.mode == "class":
             out += [f"class {self.class_name!r}, code {self.class_code}",
-                    f"student link (show it to the class): {self.student_url}",
-                    f"teacher link (keep it to yourself: it opens the teacher view): {self.teacher_url}"]
+                    f"student link (show it to the class): {self.student_url}"]
+        if self.mode == "class":
+            out += [f"teacher link (keep it to yourself: it opens the teacher view): {self.teacher_url}"
+                    if self.teacher_url else
+                    "teacher link: printed when the server starts (a dry run changes nothing: the running "
+                    "class's teacher link still works)"]
         else:
             out += [f"public mode: every visitor gets a private key of their own at {self.student_url}"]
         return out
@@ -165,9 +171,11 @@ def _check_port(port) -> int:
 
 def serve_plan(class_name: str | None = None, *, public: bool = False, address: str | None = None,
                port: int | None = None, cert=None, key=None, hosts=(), scheduler: str | None = None,
-               store: classroom.ClassStore | None = None) -> ServePlan:
+               store: classroom.ClassStore | None = None, dry_run: bool = False) -> ServePlan:
     """Plan a class's (or the public's) server; opens the class in ``store`` (default: the catdnn folder's), which
     gives the class a **new teacher token** (the previous teacher link stops working; students' keys stay).
+    ``dry_run``: change nothing (no class made, no new token): the plan holds the class's code and student link
+    when it exists already, and no teacher link.
 
     ``address``: the address to serve on (default: :func:`lan_address`; ``0.0.0.0`` serves every interface, the
     links then name the LAN address). ``hosts``: more names the app answers to (a public deployment's domain).
@@ -198,19 +206,29 @@ def serve_plan(class_name: str | None = None, *, public: bool = False, address: 
         env[SCHEDULERS_ENV_VAR] = ",".join(dict.fromkeys([*trusted, scheduler]))  # the app may connect to it
     plan = ServePlan("public" if public else "class", url, url, encrypted=bool(tls), port=port, options=options,
                      env=env)
-    if not public:
-        owned = store is None
+    if public:
+        return plan
+    plan.class_name, token = classroom.class_name(class_name), ""
+    owned = store is None
+    if owned and dry_run and not classroom.default_path().exists():  # no store yet: a dry run makes none
+        info = None
+    else:
         store = classroom.ClassStore() if owned else store
         try:
-            info, token = store.start_class(class_name)
+            info = store.class_named(class_name) if dry_run else None
+            if not dry_run:
+                info, token = store.start_class(class_name)
         finally:
             if owned:
                 store.close()
+    plan.student_url = ""
+    if info is not None:
         plan.class_name, plan.class_code = info.name, info.code
         plan.student_url = f"{url}?join={info.code}"
-        plan.teacher_url = f"{url}?teacher={token}"
         env[classroom.CLASS_ENV] = info.code
         env[CLASS_URL_ENV] = plan.student_url
+    if token:
+        plan.teacher_url = f"{url}?teacher={token}"
     return plan
 
 

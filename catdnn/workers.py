@@ -68,7 +68,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
-from .errors import CatdnnError
+from .errors import CatdnnError, DataError
 from .train import Progress
 
 if TYPE_CHECKING:
@@ -145,7 +145,12 @@ class JobInfo:
 
 
 def failure_message(exc: BaseException) -> str:
-    """One line about a training that raised ``exc`` (a worker goes on after it)."""
+    """One line about a training that raised ``exc`` (a worker goes on after it); a dataset that cannot be read is
+    named by its display name, never by its folder on the server (:func:`~catdnn.data.unreadable_message`)."""
+    if isinstance(exc, DataError) and exc.folder is not None:
+        from .data import unreadable_message
+
+        return unreadable_message(exc)
     if isinstance(exc, CatdnnError):
         return str(exc)
     if isinstance(exc, MemoryError):

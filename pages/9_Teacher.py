@@ -77,6 +77,22 @@ if st.button("Resume training for everyone" if paused else "Pause training for e
         pool.pause()
     store.update_class(info.code, paused=not paused)
     st.rerun()
+joining = st.toggle("New students may join", value=info.joining, key="teacher_joining",
+                    help="Off: the join link refuses new students (those who joined keep their links)")
+if joining != info.joining:
+    store.update_class(info.code, joining=joining)
+    st.rerun()
+if members:
+    who_out = st.multiselect("Students to remove from the class", [m.owner for m in members],
+                             format_func=names.get, key="teacher_remove_ids",
+                             help="Their link stops working at once (their open tabs too) and their name is free "
+                             "again; their runs stay until you delete them below")
+    if st.button("Remove the chosen students", key="teacher_remove", disabled=not who_out,
+                 icon=":material/person_remove:"):
+        removed = sum(store.remove_member(info.code, owner) for owner in who_out)
+        st.session_state.pop("teacher_remove_ids", None)
+        st.toast(f"Removed {removed} student{'s' if removed != 1 else ''}.")
+        st.rerun()
 limits = limits_form_ui(info.limits)
 if limits is not None:
     store.update_class(info.code, limits=limits)

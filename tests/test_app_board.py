@@ -181,3 +181,35 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
     with History() as h:
         assert len(h) == 2 and klass.run not in [r.id for r in h.runs()]  # Ana's run is gone, and off the board
     assert class_board().standings(klass.teacher_identity).rows == ()
+
+
+def test_the_teacher_and_board_tables_neutralise_formula_cells_for_their_csv_download():
+    """st.dataframe's toolbar downloads the table as CSV (attack review): a display name such as -Bob, which
+    names allow, is a cell a spreadsheet would run as a formula, so it is written as '-Bob there too."""
+    from types import SimpleNamespace
+
+    from ui.board import job_rows, online_rows
+
+    member = SimpleNamespace(name="-Bob", page="=Train", last_seen=time.time())
+    assert online_rows([member])[0]["name"] == "'-Bob" and online_rows([member])[0]["page"] == "'=Train"
+    job = SimpleNamespace(owner="o", state="queued", iterations_done=0, iterations=10, label="@x", waited=1.0,
+                          trained=0.0)
+    row = job_rows([job], {"o": "-Bob"})[0]
+    assert row["student"] == "'-Bob" and row["run"] == "'@x" and row["iterations"] == "0 / 10"
+
+
+def test_the_teacher_closes_the_class_to_new_students_and_removes_one(klass):
+    at = as_teacher(TEACHER, klass)
+    assert_clean(at)
+    at.toggle(key="teacher_joining").set_value(False).run()
+    with ClassStore(classroom.default_path()) as store:
+        assert not store.get_class(klass.code).joining
+        with pytest.raises(classroom.JoinRefused, match="no new students"):
+            store.join(klass.code, "Cy")
+    at.multiselect(key="teacher_remove_ids").set_value([klass.bob.owner]).run()
+    at.button(key="teacher_remove").click().run()
+    assert_clean(at)
+    with ClassStore(classroom.default_path()) as store:
+        assert [m.name for m in store.members(klass.code)] == ["Ana"]
+    refused = as_student(BOARD, klass, who=klass.bob)  # Bob's link no longer opens the class
+    assert refused.error and "not known" in refused.error[0].value

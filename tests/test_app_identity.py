@@ -13,7 +13,7 @@ import pytest
 
 from catdnn import classroom
 from catdnn.classroom import ClassStore, RateLimiter
-from tests.app_support import ENTRY, PAGES, TRAIN, app, assert_clean, session_of
+from tests.app_support import ENTRY, PAGES, RUNS, TRAIN, app, assert_clean, session_of
 from ui import identity as ui_identity
 
 TIMEOUT = 120
@@ -112,7 +112,7 @@ def test_a_student_joins_gets_a_key_in_the_address_and_a_reload_keeps_them(klass
     assert again.query_params["key"] == key  # the Train page's settings link keeps it
     assert "not a setting" not in page_text(again)
     assert "Join the class" not in page_text(again)
-    assert "take that part out before you share it" in page_text(again)  # the settings link holds the key too
+    assert "share the link under the form instead" in page_text(again)  # the address holds the key too
     assert key not in page_text(again)  # only its holder's own link (st.context.url: none under AppTest) shows it
 
 
@@ -126,7 +126,9 @@ def test_the_key_comes_back_into_the_address_after_a_page_switch(klass):
     assert at.query_params["key"] == key and session_of(at).identity.name == "Ana"
 
 
-def test_the_teacher_link_opens_the_teacher(klass):
+def test_the_teacher_link_opens_the_teacher_and_the_token_leaves_the_address(klass):
+    """The teacher view is projected to the class: once checked, the token lives in the session only, never in
+    the address bar (nor on any page), and the teacher is told a reload needs the teacher link again."""
     code, token = klass
     at = app(ENTRY)
     at.query_params["teacher"] = token
@@ -134,7 +136,108 @@ def test_the_teacher_link_opens_the_teacher(klass):
     assert_clean(at)
     who = session_of(at).identity
     assert who.role == "teacher" and who.sees_all and who.class_code == code
-    assert at.query_params["teacher"] == token and token not in page_text(at)
+    assert "teacher" not in at.query_params and token not in page_text(at)
+    assert "A reload or a new tab needs your teacher link again" in page_text(at)
+    for page in [*PAGES, ENTRY]:  # the tab stays the teacher's on every page, the token never comes back
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert session_of(at).identity.role == "teacher", page
+        assert token not in str(at.query_params) and token not in page_text(at), page
+    assert ui_identity.own_link(who) == "" and ui_identity.link_params(who) == {}
+
+
+def test_a_newer_serve_ends_the_open_teacher_session_in_one_sentence(klass, home):
+    """Attack review: a rotated token (a new `catdnn serve`) left the open teacher tabs with the teacher's powers."""
+    code, token = klass
+    at = app(RUNS)
+    at.query_params["teacher"] = token
+    at.run()
+    assert session_of(at).identity.role == "teacher"
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        store.start_class("Period 3")  # `catdnn serve --class "Period 3"` again: a new token
+    at.run()
+    assert "no longer has the teacher's powers" in refused(at)
+    assert session_of(at).identity is None
+    at.run()  # and after: a newcomer's join form, nothing of the teacher's
+    assert session_of(at).identity is None and "Join the class" in page_text(at)
+
+
+def test_a_removed_student_open_session_ends(klass, home):
+    code, _token = klass
+    at = join(app(ENTRY).run(), code, "Ana")
+    ana = session_of(at).identity
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        assert store.remove_member(code, ana.owner)
+    at.switch_page(TRAIN).run()
+    assert "key is not known" in refused(at)
+    assert session_of(at).identity is None
+
+
+def _student_tab(key: str):
+    at = app(ENTRY)
+    at.query_params["key"] = key
+    return at.run()
+
+
+def test_a_link_with_another_key_asks_before_it_switches_an_open_session(klass, home):
+    """Attack review: Ana's open tab, given a link with Mallory's key, silently became Mallory's."""
+    code, _token = klass
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana, mallory = store.join(code, "Ana"), store.join(code, "Mallory")
+    at = _student_tab(ana.key)
+    at.query_params["key"] = mallory.key  # a link Mallory sent ("look at my settings!") reaches Ana's tab
+    at.run()
+    assert_clean(at)
+    assert session_of(at).identity.owner == ana.owner
+    assert at.query_params["key"] == ana.key  # her own key back in the address
+    assert "this tab stays as it was: Ana" in at.warning[0].value
+    at.run()  # she goes on without pressing the button: still Ana, nothing more asked
+    assert session_of(at).identity.owner == ana.owner and not at.warning
+    at.query_params["key"] = mallory.key
+    at.run()
+    at.button(key=ui_identity.SWITCH_BUTTON).click().run()  # a deliberate switch
+    assert_clean(at)
+    assert session_of(at).identity.owner == mallory.owner and at.query_params["key"] == mallory.key
+
+
+def test_the_teacher_link_in_a_student_tab_asks_too_and_a_forged_switch_keeps_the_student(klass, home):
+    code, token = klass
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana = store.join(code, "Ana")
+    at = _student_tab(ana.key)
+    at.query_params["teacher"] = token
+    at.run()
+    assert session_of(at).identity.owner == ana.owner and "the teacher's link" in at.warning[0].value
+    assert "teacher" not in at.query_params
+    at.query_params["key"] = "forged-forged-forged-forged-forg"
+    at.run()
+    at.button(key=ui_identity.SWITCH_BUTTON).click().run()
+    assert "key is not known" in refused(at)
+    assert session_of(at).identity.owner == ana.owner  # a refused switch leaves the tab as it was
+
+
+def test_the_train_page_share_link_holds_the_settings_without_the_key(klass, home):
+    """Attack review: the Train page's shareable address held the key, so sharing settings handed over the
+    sharer. The address keeps the key (her own reload); the link to share, under the form, does not."""
+    from catdnn.share import config_from_query
+
+    code, _token = klass
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana = store.join(code, "Ana")
+    at = app(TRAIN)
+    at.query_params.update({"key": ana.key, "lr": "0.02"})
+    at.run()
+    assert_clean(at)
+    assert at.query_params["key"] == ana.key and at.query_params["lr"] == "0.02"
+    shared = [c.value for c in at.code if c.value.startswith("?")]
+    assert len(shared) == 1 and ana.key not in shared[0] and "key=" not in shared[0]
+    query = dict(part.split("=", 1) for part in shared[0][1:].split("&"))
+    settings = {k: v for k, v in at.query_params.items() if k != "key"}
+    assert config_from_query(query)[0] == config_from_query(settings)[0]
+    other = app(TRAIN)  # Mallory opens it in her own tab: the settings, and her own join form (no identity)
+    other.query_params.update(query)
+    other.run()
+    assert session_of(other).identity is None and "Join the class" in page_text(other)
 
 
 @pytest.mark.parametrize("param, value, message", [
@@ -172,9 +275,14 @@ def test_forged_keys_are_rate_limited_too(klass, home):
         at.run()
         assert "key is not known" in refused(at)
     at = app(ENTRY)
-    at.query_params["key"] = ana.key  # a real key, from the same client, too soon
+    at.query_params["key"] = "forged-3-" + "x" * 24  # one more guess, too soon
     at.run()
     assert "Too many attempts" in refused(at) and session_of(at).identity is None
+    at = app(ENTRY)
+    at.query_params["key"] = ana.key  # a real key, from the same client: never refused by the limit (only misses are)
+    at.run()
+    assert_clean(at)
+    assert session_of(at).identity == ana
 
 
 def test_another_class_key_or_a_visitor_key_opens_nothing(klass, home):
@@ -210,6 +318,19 @@ def test_a_public_visitor_gets_a_key_of_their_own(home, monkeypatch):
     again.run()
     assert session_of(again).identity == a
     assert b.key not in page_text(first)
+
+
+def test_a_link_with_another_visitor_key_asks_before_it_switches(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    first, second = app(ENTRY).run(), app(ENTRY).run()
+    a, b = session_of(first).identity, session_of(second).identity
+    first.query_params.update({"key": b.key, "teacher": "anything"})  # public mode has no teacher: only the key counts
+    first.run()
+    assert_clean(first)
+    assert session_of(first).identity == a and first.query_params == {"key": a.key}
+    assert "someone else's key" in first.warning[0].value
+    first.button(key=ui_identity.SWITCH_BUTTON).click().run()
+    assert session_of(first).identity == b
 
 
 def test_a_forged_key_in_public_mode_gets_one_sentence_and_no_new_key(home, monkeypatch):

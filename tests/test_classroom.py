@@ -81,6 +81,15 @@ def test_a_new_serve_rotates_the_teacher_token_and_keeps_students(store):
     assert store.identify(ana.key) == ana
 
 
+def test_a_class_is_found_by_its_name_without_a_new_token(store):
+    assert store.class_named("Period 3") is None
+    info, token = store.start_class("Period 3")
+    assert store.class_named("  Period   3 ") == info  # the name as start_class tidies it
+    assert store.teacher(info.code, token).role == "teacher"  # looking it up revoked nothing
+    with pytest.raises(ClassroomError, match="1 to 80"):
+        store.class_named("")
+
+
 def test_failures_are_rate_limited_per_client_then_released(store):
     info, _ = store.start_class("Period 3")
     for _ in range(3):

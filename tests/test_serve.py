@@ -43,33 +43,54 @@ def links(out: str) -> tuple[str, str]:
     return student, teacher
 
 
-def test_dry_run_prints_both_links_the_command_and_the_plain_warning(home, capsys):
+def started(home, name="Period 3") -> tuple[str, str]:
+    """A class started as `catdnn serve` starts it (without starting the server): (its code, the teacher's token)."""
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        plan = serve_plan(name, address="127.0.0.1", store=store)
+    return plan.class_code, plan.teacher_url.rsplit("=", 1)[1]
+
+
+def test_dry_run_prints_the_student_link_the_command_and_the_plain_warning(home, capsys):
+    class_code, token = started(home)
     code, out, err = serve(capsys, "--class", "Period 3", "--address", "127.0.0.1", "--port", "8611", "--dry-run")
     assert code == 0
-    student, teacher = links(out)
-    class_code = re.search(r"\?join=([A-Z0-9]+)$", student).group(1)
-    assert student.startswith("http://127.0.0.1:8611/?join=")
-    token = re.search(r"\?teacher=(\S+)$", teacher).group(1)
-    with ClassStore(home / classroom.FILE_NAME) as store:
-        assert store.get_class(class_code).name == "Period 3"
-        assert store.teacher(class_code, token).role == "teacher"  # the printed link is the teacher's
+    student = re.search(r"^student link.*: (\S+)$", out, re.M).group(1)
+    assert student == f"http://127.0.0.1:8611/?join={class_code}"
+    assert "teacher link: printed when the server starts" in out and "?teacher=" not in out
     command = out.split("server command: ", 1)[1]
     for part in ("CATDNN_MODE=class", f"CATDNN_CLASS={class_code}", "CATDNN_ALLOWED_HOSTS=127.0.0.1",
                  f"{CLASS_URL_ENV}={student}", "--server.address 127.0.0.1", "--server.port 8611", "streamlit run"):
         assert part in command, part
-    assert token not in command  # the token goes only to the teacher's terminal, in their link
+    assert token not in out + err
     assert "unencrypted" in err and "--cert FILE --key FILE" in err
     assert "Traceback" not in out + err
 
 
-def test_every_serve_gives_a_new_teacher_link_and_keeps_the_class(home, capsys):
-    _, first, _ = serve(capsys, "--class", "Period 3", "--dry-run")
-    _, second, _ = serve(capsys, "--class", "Period 3", "--dry-run")
-    (s1, t1), (s2, t2) = links(first), links(second)
-    assert s1 == s2 and t1 != t2
-    code, old = s1.rsplit("=", 1)[1], t1.rsplit("=", 1)[1]
+def test_serve_dry_run_starts_nothing_and_revokes_nothing(home, capsys):
+    """Attack review: `serve --dry-run` ("start nothing") gave the running class a new teacher token, so the
+    teacher's link stopped working for every new tab."""
+    class_code, token = started(home)
+    assert cli.main(["serve", "--class", "Period 3", "--address", "127.0.0.1", "--dry-run"]) == 0
+    capsys.readouterr()
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        assert store.teacher(class_code, token).role == "teacher"  # the running class's link still works
+
+
+def test_a_dry_run_for_a_new_class_makes_no_class_and_no_store(home, capsys):
+    code, out, err = serve(capsys, "--class", "Period 9", "--dry-run")
+    assert code == 0 and "'Period 9' is new" in out and "?join=" not in out and "?teacher=" not in out
+    assert not (home / classroom.FILE_NAME).exists()
+    started(home, "Period 3")  # with a store, a dry run for another class adds nothing to it
+    serve(capsys, "--class", "Period 9", "--dry-run")
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        assert store.class_named("Period 9") is None and store.class_named("Period 3") is not None
+
+
+def test_every_serve_gives_a_new_teacher_link_and_keeps_the_class(home):
+    (c1, t1), (c2, t2) = started(home), started(home)
+    assert c1 == c2 and t1 != t2
     with ClassStore(home / classroom.FILE_NAME) as store, pytest.raises(JoinRefused):
-        store.teacher(code, old)
+        store.teacher(c1, t1)
 
 
 def test_public_dry_run_has_no_teacher_and_answers_to_the_given_host(home, capsys):
@@ -91,10 +112,11 @@ def make_certificate(folder):
 
 def test_tls_options_go_to_streamlit_and_the_links_are_https(home, capsys, tmp_path):
     cert, key = make_certificate(tmp_path)
+    started(home, "P")
     code, out, err = serve(capsys, "--class", "P", "--address", "127.0.0.1", "--cert", str(cert), "--key", str(key),
                            "--dry-run")
     assert code == 0 and "unencrypted" not in err
-    assert links(out)[0].startswith("https://127.0.0.1:8501/?join=")
+    assert re.search(r"^student link.*: https://127\.0\.0\.1:8501/\?join=", out, re.M)
     assert f"--server.sslCertFile {cert}" in out and f"--server.sslKeyFile {key}" in out
 
 
@@ -123,11 +145,10 @@ def test_a_class_and_the_public_at_once_is_a_usage_error(home, capsys):
 
 
 def test_a_bad_option_never_rotates_the_teacher_token(home, capsys):
-    _, out, _ = serve(capsys, "--class", "P", "--dry-run")
-    student, teacher = links(out)
-    serve(capsys, "--class", "P", "--port", "70000", "--dry-run")
+    class_code, token = started(home, "P")
+    serve(capsys, "--class", "P", "--port", "70000")
     with ClassStore(home / classroom.FILE_NAME) as store:
-        assert store.teacher(student.rsplit("=", 1)[1], teacher.rsplit("=", 1)[1]).role == "teacher"
+        assert store.teacher(class_code, token).role == "teacher"
 
 
 def test_the_scheduler_goes_to_the_app_and_is_trusted(home, monkeypatch):
@@ -215,7 +236,8 @@ def test_serve_starts_a_real_server_that_answers_its_links(home, tmp_path, schem
 
 def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, data_dir):
     """Two people in a real browser against `catdnn serve` at Streamlit's default log level: a student joins
-    (the key lands in the address, survives a page switch), the teacher opens their link, a forged key is
+    (the key lands in the address, survives a page switch; the Train page's link to share holds no key), the
+    teacher opens their link (the token leaves the address bar and stays out across pages), a forged key is
     refused without a traceback; the server's whole output holds neither the key nor the token."""
     from tests.browser_support import MAIN, chromium, errors_on_page, goto_page, idle, require_playwright
 
@@ -242,6 +264,11 @@ def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, 
             assert shown.count(key) == 1 and f"http://127.0.0.1:{port}/?key={key}" in shown, shown[:2000]
             goto_page(page, "Runs")  # the key stays in the address on every page
             assert f"key={key}" in page.url and not errors_on_page(page)
+            goto_page(page, "Train")  # its address holds the key; the link to share, under the form, does not
+            shared = page.locator(f"{MAIN} [data-testid='stCode']", has_text="hidden=").first.inner_text().strip()
+            assert shared.startswith(f"http://127.0.0.1:{port}/") and "?hidden=" in shared, shared
+            assert key not in shared and "key=" not in shared
+            assert f"key={key}" in page.url
             forged = browser.new_page()
             forged.goto(f"http://127.0.0.1:{port}/?key={'A' * 32}")
             forged.locator(MAIN, has_text="key is not known here").wait_for(timeout=60_000)
@@ -251,7 +278,11 @@ def test_a_real_join_in_chromium_leaves_no_key_or_token_in_the_server_log(home, 
             teach.wait_for_selector(f"{MAIN} h1", timeout=120_000)
             idle(teach)
             assert not errors_on_page(teach) and "Join the class" not in teach.locator(MAIN).inner_text()
+            assert "needs your teacher link again" in teach.locator(MAIN).inner_text()
             assert token not in teach.locator("body").inner_text()
+            sync_api.expect(teach).not_to_have_url(re.compile("teacher="), timeout=30_000)  # out of the address bar
+            goto_page(teach, "Runs")  # the tab stays the teacher's, and the token stays out
+            assert "Join the class" not in teach.locator(MAIN).inner_text() and token not in teach.url
     finally:
         out, err = stop(proc)
     log = out + err  # everything Streamlit's server wrote (the CLI's own lines, the links, came before: `printed`)

@@ -16,6 +16,7 @@ from catdnn import classroom
 from catdnn.board import FOLDS, MAX_ENTRIES, METRIC, Board, Standings
 from catdnn.classroom import Identity, Limits
 from catdnn.errors import CatdnnError
+from catdnn.history import csv_cell
 from catdnn.labels import run_label
 from catdnn.serve import CLASS_URL_ENV
 from catdnn.workers import shared_pool
@@ -71,7 +72,7 @@ def board_rows(standings: Standings, viewer: Identity) -> list[dict]:
             row.update({"test accuracy": _pct(r.test_accuracy), "validation rank": r.public_rank})
         row["validation score"] = e.score_text
         rows.append(row)
-    return rows
+    return _cells(rows)
 
 
 def draw_board(standings: Standings, viewer: Identity) -> None:
@@ -164,14 +165,20 @@ def _ago(seconds: float) -> str:
 def online_rows(members, now: float | None = None) -> list[dict]:
     """Who is online: name, the page they are on, when they were last seen."""
     now = time.time() if now is None else now
-    return [{"name": m.name, "page": m.page, "seen": _ago(now - m.last_seen)} for m in members]
+    return _cells([{"name": m.name, "page": m.page, "seen": _ago(now - m.last_seen)} for m in members])
 
 
 def job_rows(jobs, names: dict) -> list[dict]:
     """The pool's trainings (running, paused, queued) with the student's name ("" for a CLI or board run)."""
-    return [{"student": names.get(j.owner, ""), "state": j.state, "iterations": f"{j.iterations_done:,} / "
-             f"{j.iterations:,}", "run": j.label, "waited": f"{j.waited:.0f} s", "trained": f"{j.trained:.0f} s"}
-            for j in jobs]
+    return _cells([{"student": names.get(j.owner, ""), "state": j.state, "iterations": f"{j.iterations_done:,} / "
+                    f"{j.iterations:,}", "run": j.label, "waited": f"{j.waited:.0f} s", "trained": f"{j.trained:.0f} s"}
+                   for j in jobs])
+
+
+def _cells(rows: list[dict]) -> list[dict]:
+    """Rows for ``st.dataframe``, whose toolbar downloads them as CSV: every cell as the CSV writer has it
+    (a display name such as ``-Bob`` is shown and downloaded as ``'-Bob``: OWASP's CSV injection)."""
+    return [{k: csv_cell(v) for k, v in row.items()} for row in rows]
 
 
 def _meminfo() -> dict:

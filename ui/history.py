@@ -97,7 +97,7 @@ def session_history(state: SessionState | None = None) -> History:
     """This session's connection to the run history (opened on first use; reopened if CATDNN_HOME moved or the
     session became someone else), as this session's identity (:func:`session_identity`): the engine lists, opens
     and deletes only what that identity may (local mode: every run but other sessions' uploads; a student or a
-    visitor: their own; the teacher: all)."""
+    visitor: their own; the teacher: their class's)."""
     state = session() if state is None else state
     who = session_identity(state)
     with _connections_lock:
@@ -119,8 +119,8 @@ def whose_runs(history: History) -> str:
                 + (", but your teacher, who sees the whole class's." if who.role == "student" else ".")
                 + " Your link's key is the way back to them: bookmark it.")
     if who.role == "teacher":
-        return (f"Every run of the class and of this machine is kept in `{history.path}`: you see, reload and delete "
-                "all of them; each student sees only their own.")
+        return (f"Your class's runs and this machine's are kept in `{history.path}`: you see, reload and delete all "
+                "of them (another class's are not yours); each student sees only their own.")
     return (f"Every finished, stopped or diverged run (Train page, command line, sweeps) is kept in `{history.path}` "
             "and survives a restart; `CATDNN_HOME` moves it. Runs on photos you uploaded are shown to this tab only.")
 

@@ -14,8 +14,13 @@ The server's mode (``$CATDNN_MODE``, :func:`catdnn.classroom.current_mode`) deci
 
 A wrong code, key or token is refused with one sentence (no traceback) and the page stops; the store counts
 the failure against the client's address (:data:`catdnn.classroom.FAILURES`). Streamlit may drop the query
-parameters on a page switch, so every page run puts the session's own key (or token) back (:func:`link_params`
-is what the Train page keeps in its settings link too). A key is shown only to its holder, in their own link.
+parameters on a page switch, so every page run puts the session's own key back (:func:`link_params`). The
+teacher's token is the exception: once checked it leaves the address (the teacher view is projected to the
+class) and lives in the session only, so a reload needs the teacher link again. An open session is checked
+against the store on every page run (a newer ``serve`` revokes the teacher's token, the teacher may remove a
+student), and a link naming someone else in an open session asks before it switches (:data:`SWITCH_BUTTON`).
+A key is shown only to its holder, in their own link; the Train page's link to share (:func:`share_link`)
+holds the settings without it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -37,8 +43,15 @@ KEY_PARAM, TEACHER_PARAM, JOIN_PARAM = "key", "teacher", "join"
 PARAMS = (KEY_PARAM, TEACHER_PARAM, JOIN_PARAM)
 #: The join form's widgets.
 CODE_KEY, NAME_KEY, JOIN_BUTTON = "join_code", "join_name", "join_button"
-#: Set after a join or a new visitor's first page: the next page run says "bookmark this link" once.
+#: Set after a join, a new visitor's first page or the teacher link: the next page run says so once.
 WELCOME_KEY = "identity_welcome"
+#: A link naming someone else reached an open session: what it names (kept for one run), and the button
+#: that switches to it.
+PENDING_KEY, SWITCH_BUTTON = "identity_pending", "identity_switch"
+#: What the teacher is told while their tab holds the teacher's powers.
+TEACHER_NOTE = ("Your teacher token is kept in this tab only, never in its address, so the class cannot read it "
+                "off a projected screen. A reload or a new tab needs your teacher link again: the terminal that "
+                "ran `catdnn serve` printed it.")
 
 
 @st.cache_resource(max_entries=8)
@@ -85,24 +98,45 @@ def client() -> str:
     return ip if isinstance(ip, str) else ""  # AppTest's context gives a stand-in object
 
 
-def link_params(identity: Identity | None = None) -> dict[str, str]:
-    """The query parameters that make a link this person's own: ``{"key": …}`` for a student or a visitor,
-    ``{"teacher": …}`` for the teacher, nothing in local mode. Kept in every address the app writes."""
-    identity = current() if identity is None else identity
-    if not identity.key:
+def secret_params(identity: Identity | None) -> dict[str, str]:
+    """The query parameter that names ``identity`` with its secret: ``{"key": …}`` for a student or a visitor,
+    ``{"teacher": …}`` for the teacher, nothing in local mode (what a link naming them carries)."""
+    if identity is None or not identity.key:
         return {}
     return {TEACHER_PARAM if identity.role == "teacher" else KEY_PARAM: identity.key}
 
 
+def link_params(identity: Identity | None = None) -> dict[str, str]:
+    """The query parameters kept in every address the app writes for this person: a student's or a visitor's
+    key (their own link, to reload and bookmark); nothing for the teacher, whose token leaves the address once
+    checked (the teacher view is projected to the class), and nothing in local mode."""
+    identity = current() if identity is None else identity
+    return {} if identity.role == "teacher" else secret_params(identity)
+
+
 def share_note(identity: Identity | None = None) -> str:
-    """A sentence for a page whose address is meant to be shared: it also holds this person's secret ("" when
-    it holds none, as in local mode)."""
-    params = link_params(identity)
-    if not params:
+    """A sentence for a page whose address is meant to be shared when it also holds this person's key: share
+    the link :func:`share_link` gives instead ("" when the address holds no secret, as in local mode)."""
+    if not link_params(identity):
         return ""
-    name = next(iter(params))
-    return (f" Here the address also holds your private `{name}=…`: take that part out before you share it, or "
-            "whoever opens it is you.")
+    return (" Here the address also holds your private key (whoever opens it is you), so share the link under "
+            "the form instead: it holds the settings only.")
+
+
+def share_link(query: dict, identity: Identity | None = None) -> str:
+    """A link to this page with the settings ``query`` and without this person's key, to share; "" when the
+    page's own address holds no secret (local mode, the teacher) or there are no settings."""
+    if not link_params(identity) or not query:
+        return ""
+    return _base_url() + "?" + urlencode({k: v for k, v in query.items() if k not in PARAMS}, safe=",")
+
+
+def _base_url() -> str:
+    """The page's address without its query ("" when unknown, as under AppTest)."""
+    base = (st.context.url or "").split("?")[0]
+    if base and "/" not in base.split("://", 1)[-1]:
+        base += "/"  # the Home page's address, http://host:port
+    return base
 
 
 def settings_query() -> dict:
@@ -114,12 +148,9 @@ def settings_query() -> dict:
 
 def own_link(identity: Identity | None = None) -> str:
     """This person's own link (the app's address with their key), to bookmark; "" when there is none."""
-    params = link_params(identity)
-    base = (st.context.url or "").split("?")[0]
+    params, base = link_params(identity), _base_url()
     if not params or not base:
         return ""
-    if "/" not in base.split("://", 1)[-1]:
-        base += "/"  # the Home page's address, http://host:port
     return base + "?" + "&".join(f"{k}={v}" for k, v in params.items())  # keys are URL-safe (token_urlsafe)
 
 
@@ -143,30 +174,66 @@ def _refuse(exc: Exception) -> None:
     st.stop()
 
 
-def _resolve(kind: str) -> Identity | None:
-    """The identity the page's address names (None: it names none; public mode: a new visitor).
-    Raises :class:`JoinRefused` or :class:`ClassroomError`."""
+def _unknown_key(kind: str) -> JoinRefused:
+    return JoinRefused("this link's key is not known here: " + (
+        "join the class again (your teacher has its link)" if kind == "class" else
+        "open the app's address without ?key= to start afresh (a visitor's key is forgotten after a long absence)"))
+
+
+def _resolve(kind: str, named: dict[str, str]) -> Identity | None:
+    """The identity ``named`` (the address's ``teacher`` and ``key`` parameters) names; None: it names none
+    (public mode: a new visitor). Raises :class:`JoinRefused` or :class:`ClassroomError`."""
     store, who = class_store(), client()
-    token, key = _param(TEACHER_PARAM), _param(KEY_PARAM)
+    token, key = named.get(TEACHER_PARAM, ""), named.get(KEY_PARAM, "")
     if kind == "class" and token:
-        return store.teacher(_served_class(), token, client=who)
+        identity = store.teacher(_served_class(), token, client=who)
+        st.session_state[WELCOME_KEY] = True  # the teacher is told where their token went
+        return identity
     if key:
-        unknown = JoinRefused("this link's key is not known here: " + (
-            "join the class again (your teacher has its link)" if kind == "class" else
-            "open the app's address without ?key= to start afresh (a visitor's key is forgotten after a long absence)"))
         try:
             identity = store.identify(key, client=who)
         except JoinRefused as exc:
-            raise (exc if exc.retry_after else unknown) from None  # the rate limit says how long to wait
+            raise (exc if exc.retry_after else _unknown_key(kind)) from None  # the rate limit says how long to wait
         wanted = ("student", _served_class()) if kind == "class" else ("visitor", "")
         if (identity.role, identity.class_code) != wanted:  # another class's key, a visitor's in class mode…
             store.failures.add(who)
-            raise unknown
+            raise _unknown_key(kind)
         return identity
     if kind == "public":
         st.session_state[WELCOME_KEY] = True
         return store.visitor(who)
     return None
+
+
+def _recheck(kind: str, identity: Identity) -> None:
+    """Raise :class:`JoinRefused` when the store no longer knows this open session's identity: a newer ``serve``
+    gave the class a new teacher token, the teacher removed the student, a visitor was forgotten. Cheap (one
+    read by primary key and a hash), so it runs on every page run."""
+    store, who = class_store(), client()
+    try:
+        if identity.role == "teacher":
+            store.teacher(identity.class_code, identity.key, client=who)
+        else:
+            store.identify(identity.key, client=who)
+    except JoinRefused:
+        if identity.role == "teacher":
+            raise JoinRefused("this tab no longer has the teacher's powers: a newer `catdnn serve` gave this class "
+                              "a new teacher link (its terminal prints it)") from None
+        raise _unknown_key(kind) from None
+
+
+def _who(identity: Identity) -> str:
+    return {"teacher": "the teacher", "student": identity.name}.get(identity.role, "you, with your own key")
+
+
+def _ask_switch(identity: Identity, named: dict[str, str]) -> None:
+    """A link naming someone else reached this open session: say the tab stays its own, and offer the switch."""
+    st.session_state[PENDING_KEY] = named  # for the button's run only
+    other = "the teacher's link" if TEACHER_PARAM in named else "someone else's key"
+    st.warning(f"**This page's address holds {other}, so this tab stays as it was: {_who(identity)}.** What you "
+               "train or upload here stays yours. To act as that link's holder instead, open the link in a new tab, "
+               "or press the button.", icon=":material/person_alert:")
+    st.button("Switch this tab to that link's identity", key=SWITCH_BUTTON)
 
 
 def _join_form_ui() -> Identity | None:
@@ -205,12 +272,24 @@ def identity_ui(page: str = "") -> Identity:
         if s.identity is None:
             s.identity = Identity("owner", owner=s.owner)
         return s.identity
-    named = {k: _param(k) for k in (KEY_PARAM, TEACHER_PARAM)}
-    mine = link_params(s.identity) if s.identity is not None else {}
-    if s.identity is None or any(v and v != mine.get(k) for k, v in named.items()):  # a link naming someone else
-        s.identity = None
+    names = (KEY_PARAM, TEACHER_PARAM) if kind == "class" else (KEY_PARAM,)  # public mode has no teacher
+    named = {k: v for k in names if (v := _param(k))}
+    pending = st.session_state.pop(PENDING_KEY, None)
+    switching = False
+    if s.identity is not None:
         try:
-            s.identity = _resolve(kind)
+            _recheck(kind, s.identity)
+        except CatdnnError as exc:  # no longer known (JoinRefused), or the class store cannot be used
+            if isinstance(exc, JoinRefused):
+                s.identity = None
+            _refuse(exc)
+        if pending and st.session_state.get(SWITCH_BUTTON):  # asked on the run before, and confirmed
+            named, switching = pending, True
+        elif named and named != secret_params(s.identity):  # a link naming someone else: ask, never switch silently
+            _ask_switch(s.identity, named)
+    if s.identity is None or switching:
+        try:
+            s.identity = _resolve(kind, named)  # a refused switch keeps the session as it was
         except CatdnnError as exc:  # JoinRefused, or the class store cannot be used
             _refuse(exc)
         if s.identity is None:
@@ -218,24 +297,30 @@ def identity_ui(page: str = "") -> Identity:
             if s.identity is None:
                 st.stop()
             st.query_params.from_dict({**settings_query(), **link_params(s.identity)})
-            st.query_params.pop(JOIN_PARAM, None)
             st.rerun()  # the page itself, without the form, under the welcome
     identity = s.identity
-    for name, value in link_params(identity).items():  # Streamlit may drop them on a page switch
+    own = link_params(identity)
+    for name, value in own.items():  # Streamlit may drop them on a page switch
         if st.query_params.get(name) != value:
             st.query_params[name] = value
-    if JOIN_PARAM in st.query_params:
-        del st.query_params[JOIN_PARAM]
+    for name in PARAMS:  # the teacher's token once checked, ?join=, a link's other identity: out of the address
+        if name not in own and name in st.query_params:
+            del st.query_params[name]
     try:
         class_store().touch(identity, page or "Home")
     except (CatdnnError, sqlite3.Error):  # "who is online" is best effort: a busy store never blocks a page
         pass
     if st.session_state.pop(WELCOME_KEY, False):
         _welcome(identity)
+    if identity.role == "teacher":
+        st.sidebar.caption(f":material/school: Teacher. {TEACHER_NOTE}")
     return identity
 
 
 def _welcome(identity: Identity) -> None:
+    if identity.role == "teacher":
+        st.info(f"**You are the teacher of this class.** {TEACHER_NOTE}", icon=":material/school:")
+        return
     who = f"You joined as **{identity.name}**" if identity.role == "student" else "Your work here is yours alone"
     link = own_link(identity)
     st.success(f"{who}. **Bookmark this page's address**: it holds your private key, the only way back "

@@ -154,12 +154,17 @@ def _remember(query: dict, shown: str | None = None) -> None:
 
 def write_link(config: TrainConfig | None, shown: str | None = None) -> None:
     """Put ``config`` in the page's URL (a link that reproduces it); None (impossible settings): no settings.
-    ``shown``: the preset the control was drawn with just before (see :func:`_clicked`)."""
+    ``shown``: the preset the control was drawn with just before (see :func:`_clicked`). When that address
+    also holds the person's key (class, public mode), draws the link to share: the settings without the key."""
     query = config_to_query(config) if config is not None else {}
     _remember(query, shown)  # first: writing it is a Streamlit call, where a rerun (a click) may interrupt this
-    full = {**query, **identity.link_params()}  # a class's key or teacher token stays in the address
+    full = {**query, **identity.link_params()}  # a student's or visitor's key stays in their own address
     if st.query_params.to_dict() != full:
         st.query_params.from_dict(full)
+    share = identity.share_link(query)  # that address is theirs alone: the settings to share, without the key
+    if share:
+        st.caption("Share these settings with this link: it holds the settings only, not your key.")
+        st.code(share, language=None, wrap_lines=True)
 
 
 def draw_link_warnings() -> None:
