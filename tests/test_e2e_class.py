@@ -248,6 +248,7 @@ def test_a_teacher_and_two_students_in_their_own_browsers(tmp_path, data_dir, br
         teacher.secret = token
         teacher.open(plan.teacher_url)
         assert "Join the class" not in teacher.main()
+        assert token not in teacher.page.url  # once checked, the token leaves the address (a projected screen)
         teacher.go("Teacher")
         assert plan.student_url in teacher.main() and "0 students joined" in teacher.main()
         teacher.shot("teacher_empty")
