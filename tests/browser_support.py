@@ -235,6 +235,21 @@ def stop_run(page, iterations: int) -> int:
     return done
 
 
+def full_screenshot(page, path) -> None:
+    """Save the whole page to ``path``: Streamlit scrolls inside the app, so grow the viewport to the content."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
+        ".map(e => e.scrollHeight), window.innerHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), 8000)})
+    page.wait_for_timeout(400)
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
+
+
 def errors_on_page(page) -> list[str]:
     """Tracebacks / exceptions Streamlit would show to the user."""
     return page.locator("[data-testid='stException']").all_inner_texts()

@@ -40,6 +40,7 @@ from tests.browser_support import (
     chromium,
     errors_on_page,
     free_port,
+    full_screenshot,
     goto_page,
     idle,
     main_button,
@@ -82,12 +83,18 @@ def served(home: Path, data_dir, log_name: str, class_name: str | None = None):
         proc = subprocess.Popen(cmd, cwd=app_dir(), env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_healthy(proc, plan.url.rstrip("/"), log_path, timeout=90)
-            yield plan, log_path
+            try:
+                yield plan, log_path
+            except BaseException:  # each person's page as it was, while the server still runs
+                for p in PEOPLE:
+                    with contextlib.suppress(Exception):
+                        p.shot(f"failure_{p.name.replace(' ', '_')}")
+                raise
         finally:
             shut_down(proc)
 
 
-#: Everyone a test opened a browser for: on a failure each one's page goes to artifacts/ (:func:`shots_on_failure`).
+#: Everyone a test opened a browser for: on a failure each one's page goes to artifacts/ (:func:`served`).
 PEOPLE: list[Person] = []
 
 
@@ -126,19 +133,13 @@ class Person:
         return self.page.locator(MAIN).inner_text()
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"e2e_class_{name}.png"), full_page=True)
+        full_screenshot(self.page, ARTIFACTS / f"e2e_class_{name}.png")
 
 
 @pytest.fixture(autouse=True)
-def shots_on_failure(request):
-    """After a failed test, a screenshot of every person's page (artifacts/e2e_class_failure_NAME.png)."""
+def _forget_people():
     PEOPLE.clear()
-    failed = request.session.testsfailed
     yield
-    if request.session.testsfailed > failed:  # the call's report comes before this teardown
-        for p in PEOPLE:
-            with contextlib.suppress(Exception):
-                p.shot(f"failure_{p.name.replace(' ', '_')}")
     PEOPLE.clear()
 
 
@@ -160,8 +161,9 @@ def join(browser, student_url: str, name: str) -> Person:
     return p
 
 
-def train(p: Person) -> str:
-    """The deep preset, ITERATIONS iterations, from the Train page; returns the result's sentence."""
+def start_training(p: Person) -> None:
+    """On the Train page: the deep preset, ITERATIONS iterations (the slider's first two steps), Train pressed. The
+    link the page offers to share holds these settings and not the person's key."""
     p.go("Train")
     p.page.locator(MAIN).get_by_role("radio", name="deep").click()
     idle(p.page)
@@ -172,7 +174,14 @@ def train(p: Person) -> str:
     slider.press("ArrowRight")
     idle(p.page)
     assert slider.input_value() == str(ITERATIONS)
+    share = p.page.locator(f"{MAIN} [data-testid='stCode']", has_text="iterations=").first.inner_text()
+    assert f"iterations={ITERATIONS}" in share and "key=" not in share and p.secret not in share, share
     main_button(p.page, "Train").click()
+
+
+def train(p: Person) -> str:
+    """:func:`start_training`, then its result's sentence."""
+    start_training(p)
     return finished(p)
 
 
@@ -275,17 +284,7 @@ def test_a_teacher_and_two_students_in_their_own_browsers(tmp_path, data_dir, br
         main_button(teacher.page, "Pause training for everyone").click()
         main_button(teacher.page, "Resume training for everyone").wait_for(timeout=30_000)
         idle(teacher.page)
-        bob.go("Train")
-        bob.page.locator(MAIN).get_by_role("radio", name="deep").click()
-        idle(bob.page)
-        slider = bob.page.locator(f"{MAIN} [data-testid='stSlider']", has_text="Iterations").locator(
-            "input[type='range']")
-        slider.focus()
-        slider.press("Home")
-        idle(bob.page)
-        slider.press("ArrowRight")
-        idle(bob.page)
-        main_button(bob.page, "Train").click()
+        start_training(bob)
         bob.page.locator(f"{MAIN} [data-testid='stProgress']", has_text="Training is paused on this server").wait_for(
             timeout=60_000)
         bob.shot("train_paused")
