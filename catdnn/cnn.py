@@ -271,12 +271,13 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
     Xs = downsample(X, arch.factor, arch.source, dtype)  # (n_input, m)
     out = np.empty(X.shape[1], dtype=np.float64)
+    ws = Workspace()  # the batches' patches and maps, reused from one forward pass to the next
     for s in range(0, X.shape[1], batch):
         cols = Xs[:, s:s + batch]
-        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True)[0][0]
+        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True, ws=ws)[0][0]
         if tta:
             pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape),
-                              bn=bn, running=True)[0][0]
+                              bn=bn, running=True, ws=ws)[0][0]
             p = mirror_average(p, pm)
         out[s:s + batch] = p
     return out
