@@ -589,7 +589,6 @@ class DirectSolver:
         self._plain = t.plain
         self._bn = _batch_norm_of(t, params, bn)
         self._state = self._opt.init(self._learned())
-        self._ws = Workspace()  # a step's patches, maps and masks, reused by the next step
 
     def _learned(self) -> list:
         """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per hidden layer."""
