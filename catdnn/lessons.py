@@ -671,9 +671,32 @@ def fate(run: RunSummary, level: float, explain: bool = True) -> str:
             text += (f", {run.dead[0]} of its {run.dead[1]} hidden units dead"
                      + (" (output 0 for every training image)" if explain else ""))
         return text
+    swing = zigzag(run.history)
+    if swing is not None:  # its last cost is one end of a swing: say the swing, not the last point
+        low, high = swing
+        where = (f"above where it started ({start:.3f})" if low >= start else
+                 f"around where it started ({start:.3f})" if high >= start else
+                 f"having started at {start:.3f}")
+        return f"zig-zags between {low:.3f} and {high:.3f} over its last {ZIGZAG_POINTS} recorded steps, {where}"
     if c >= start:
         return f"ends at {c:.3f}, above where it started ({start:.3f})"
     return f"ends at {c:.3f}, not below {level - PLATEAU_BAND:.3f}"
+
+
+#: A curve "zig-zags" when its cost goes up and down in turn over this many last recorded points.
+ZIGZAG_POINTS = 10
+
+
+def zigzag(history, points: int = ZIGZAG_POINTS) -> tuple | None:
+    """``(low, high)`` of a cost curve's ([(iteration, cost)]) last ``points`` recorded costs when it goes up and
+    down in turn at every one of them (a last cost is then one end of a swing); None otherwise."""
+    costs = [c for _, c in history if c is not None and math.isfinite(c)][-int(points):]
+    if len(costs) < points:
+        return None
+    steps = [y - x for x, y in zip(costs, costs[1:])]
+    if any(d == 0 for d in steps) or any((a > 0) == (b > 0) for a, b in zip(steps, steps[1:])):
+        return None
+    return min(costs), max(costs)
 
 
 def _cost(value: float) -> str:
@@ -770,16 +793,17 @@ def _bn_curves(plain: list, normed: list, level: float) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def _bn_measure(plain: list, normed: list, level: float) -> str:
+def _bn_measure(plain: list, normed: list, level: float, test) -> str:
     """What batch norm's curves measure against what it predicts with, and the test accuracies of the runs that
-    learn (the lowest training cost is not promised the best test accuracy)."""
+    learn (the lowest training cost is not promised the best test accuracy) against always answering the test
+    split's (``test``) most common class."""
     good = [r for r in plain + normed if learns(r, level) and r.test_accuracy is not None]
     bn_good = [r for r in normed if learns(r, level) and r.cross_entropy is not None]
     text = ""
     if bn_good:
         apart = max(abs(r.cross_entropy - r.final_cost) for r in bn_good)
         costs = ", ".join(_cost(r.cross_entropy) for r in bn_good)
-        text = (f"Batch norm's curves measure the {cost_meaning(bn_good[0].config)}; it predicts with their running "
+        text = (f"Batch norm's curves measure the {cost_meaning(bn_good[0].config).replace(' (batch norm)', '')}; it predicts with their running "
                 f"averages, and measured that way its final training costs ({costs}) are within {apart:.1g} of its "
                 "curves' last points. ")
     if not good:
@@ -792,7 +816,12 @@ def _bn_measure(plain: list, normed: list, level: float) -> str:
     else:
         verdict = (f"the lowest training cost ({_run(lowest)}, test {lowest.test_accuracy:.2f}) is not the best test "
                    f"accuracy ({_run(best)}, {best.test_accuracy:.2f})")
-    return text + f"Test accuracy of the runs that learn: {tests}; {verdict}."
+    rate, answer = majority(test)
+    below = [r for r in good if round((r.test_accuracy - rate) * test.m) < 0]
+    against = (f"Always answering “{answer}” scores {rate:.2f} on these {test.m} test images: "
+               + (f"{len(below)} of the {len(good)} runs that learn score below it, and " if below else "")
+               + f"the best, {_run(best)}, scores {against_majority(best.test_accuracy, test)}.")
+    return text + f"Test accuracy of the runs that learn: {tests}; {verdict}. {against}"
 
 
 def _batch_norm(lesson: Lesson, runs: list, ds) -> list[str]:
@@ -804,7 +833,7 @@ def _batch_norm(lesson: Lesson, runs: list, ds) -> list[str]:
              f"{level - PLATEAU_BAND:.3f}.")
     sentences = [first, _across_rates("Without batch norm", plain, level, n),
                  _across_rates("With batch norm", normed, level, n), _gain(plain, normed, level)]
-    return sentences + [t for t in (_bn_curves(plain, normed, level), _bn_measure(plain, normed, level)) if t]
+    return sentences + [t for t in (_bn_curves(plain, normed, level), _bn_measure(plain, normed, level, ds.test)) if t]
 
 
 _EXPLAIN = {"init": _init, "optimizers": _optimizers, "regularization": _regularization, "batch_norm": _batch_norm}

@@ -178,3 +178,15 @@ def test_the_batch_norm_lesson_draws_each_rate_and_explains_it_from_the_runs(hom
     assert f"{tops[1] / tops[0]:g}× higher" in text
     best = kept[False, tops[0]]
     assert f"cost falls from {best.history[0][1]:.3f} to {best.history[-1][1]:.3f}" in text
+
+
+def test_a_log_cost_axis_says_log_scale_inside_its_one_parenthesis():
+    """Learner review of issue 17: the batch-norm lesson's axis read "cost each run minimises (see below) (log scale)"."""
+    from catdnn.figures import cost_axis
+    from ui.figures import compare_costs_figure
+
+    ytitle = cost_axis(lessons.LESSONS["batch_norm"].configs())
+    text = compare_costs_figure([("a", [(0, 1.0), (1, 0.5)])], ytitle=ytitle, log=True)["layout"]["yaxis"]["title"]
+    assert text["text"].count("(") == 1 and "log scale" in text["text"] and ") (" not in text["text"]
+    plain = compare_costs_figure([("a", [(0, 1.0)])], ytitle="cross-entropy cost", log=True)["layout"]["yaxis"]
+    assert plain["title"]["text"] == "cross-entropy cost (log scale)"

@@ -17,10 +17,13 @@ from catdnn.lessons import (
     LESSONS,
     PLATEAU_BAND,
     PLATEAU_SHARE,
+    ZIGZAG_POINTS,
     adam_first_step,
+    against_majority,
     crossings,
     first_below,
     last_above,
+    majority,
     max_rise,
     plateau,
     prior_cost,
@@ -28,6 +31,7 @@ from catdnn.lessons import (
     rmsprop_first_step,
     signal_at_init,
     summarise,
+    zigzag,
 )
 from catdnn.network import INIT_DESCRIPTIONS
 from catdnn.probe import dead_units
@@ -556,6 +560,7 @@ def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(
     assert f"each by at most {max_rise(top.history):.2g}" in curves
     measure = out.sentences[5]
     assert "each batch's own μ and σ²" in measure and "running averages" in measure
+    assert "(batch norm)" not in measure  # "Batch norm's curves measure … (batch norm)" said it twice
     for r in good_bn:
         assert abs(r.cross_entropy - r.final_cost) <= float(re.search(r"within ([0-9.e-]+) of", measure).group(1)) * 1.5
     for r in [best_plain] + good_bn:
@@ -615,3 +620,31 @@ def test_the_batch_norm_sentences_change_with_the_numbers(dataset):
     results[3] = replace(results[3], status="failed", message="out of memory")
     out = summarise(lesson, results, dataset)
     assert not out.complete and "no batch norm, rate 10 failed (out of memory)" in out.sentences[0]
+
+
+def test_a_curve_that_zig_zags_at_its_end_is_said_to_zig_zag_between_its_two_ends(dataset):
+    """A run whose last costs swing up and down in turn is described by the swing, not by its last point."""
+    lesson = replace(LESSONS["batch_norm"], iterations=100)
+    results = bn_results(lesson, [0.4, 0.5, 0.9, 0.9, 0.9, 0.3, 0.1, 0.05, 0.2, 0.9])
+    swing = [(k, 0.799 if k % 2 else 0.739) for k in range(100)]  # flips between two costs every iteration
+    results[8] = replace(results[8], history=[(0, 0.772)] + swing[1:])
+    out = summarise(lesson, results, dataset)
+    low, high = zigzag(out.runs[8].history)
+    assert (low, high) == (0.739, 0.799)
+    assert (f"at 10 it zig-zags between {low:.3f} and {high:.3f} over its last {ZIGZAG_POINTS} recorded steps, "
+            f"around where it started ({0.772:.3f})") in out.sentences[2]
+    assert "at 10 it ends at" not in out.sentences[2]
+    assert zigzag([(k, 1.0 - k / 100) for k in range(100)]) is None  # a falling curve does not
+
+
+def test_the_batch_norm_lesson_sets_test_accuracies_against_always_answering_the_common_class(dataset):
+    lesson = replace(LESSONS["batch_norm"], iterations=100)
+    out = summarise(lesson, bn_results(lesson, [0.4, 0.5, 0.9, 0.9, 0.9, 0.3, 0.1, 0.05, 0.2, 0.9]), dataset)
+    rate, answer = majority(dataset.test)
+    good = [r for r in out.runs if r.final_cost < prior_cost(float(dataset.train.Y.mean())) - PLATEAU_BAND]
+    below = [r for r in good if round((r.test_accuracy - rate) * dataset.test.m) < 0]
+    best = max(good, key=lambda r: r.test_accuracy)
+    said = out.sentences[-1]
+    assert f"Always answering “{answer}” scores {rate:.2f} on these {dataset.test.m} test images" in said
+    assert f"{len(below)} of the {len(good)} runs that learn score below it" in said
+    assert against_majority(best.test_accuracy, dataset.test) in said
