@@ -803,7 +803,8 @@ def _bn_measure(plain: list, normed: list, level: float, test) -> str:
     if bn_good:
         apart = max(abs(r.cross_entropy - r.final_cost) for r in bn_good)
         costs = ", ".join(_cost(r.cross_entropy) for r in bn_good)
-        text = (f"Batch norm's curves measure the {cost_meaning(bn_good[0].config).replace(' (batch norm)', '')}; it predicts with their running "
+        measures = cost_meaning(bn_good[0].config).replace(" (batch norm)", "")  # the sentence says whose
+        text = (f"Batch norm's curves measure the {measures}; it predicts with their running "
                 f"averages, and measured that way its final training costs ({costs}) are within {apart:.1g} of its "
                 "curves' last points. ")
     if not good:

@@ -181,7 +181,8 @@ def test_the_batch_norm_lesson_draws_each_rate_and_explains_it_from_the_runs(hom
 
 
 def test_a_log_cost_axis_says_log_scale_inside_its_one_parenthesis():
-    """Learner review of issue 17: the batch-norm lesson's axis read "cost each run minimises (see below) (log scale)"."""
+    """Learner review of issue 17: the batch-norm lesson's axis read "cost each run minimises (see below) (log
+    scale)"."""
     from catdnn.figures import cost_axis
     from ui.figures import compare_costs_figure
 
