@@ -149,6 +149,9 @@ class Stepper:
                 f"the Step mode shows the course's dense equations, one layer at a time; {config.arch!r} is a "
                 "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
                 "or deep preset) instead")
+        if config.batch_norm and X.shape[1] == 1:  # the config's own message speaks of a training set, not a choice
+            raise ConfigError("batch norm needs at least 2 images in a batch (one image has no variance), and 1 "
+                              "image is chosen here: take 2 or more")
         config.validate(n_x=X.shape[0], m=X.shape[1])
         weights = config.param_count()
         if weights * 8 > MAX_WEIGHT_BYTES:
