@@ -63,9 +63,10 @@ class Lesson:
     """A lesson: the runs it trains and how it is introduced.
 
     ``iterations`` is every run's budget (tests shorten it); ``seconds`` is roughly how long the whole
-    lesson takes on a 2-core machine; ``accuracy`` says whether its point is the train/test accuracies
-    (then the page draws them next to the cost curves); ``cost_every`` how often the cost is recorded
-    when the lesson's point needs every step (see :meth:`trainer_options`).
+    lesson takes on an idle 2-core machine (:func:`estimate_seconds` scales it by the load, or a measured
+    time); ``accuracy`` says whether its point is the train/test accuracies (then the page draws them next
+    to the cost curves); ``cost_every`` how often the cost is recorded when the lesson's point needs every
+    step (see :meth:`trainer_options`).
     """
 
     key: str
@@ -125,7 +126,9 @@ LESSONS: dict[str, Lesson] = {
         (LessonRun("gradient descent", {"optimizer": "gd"}), LessonRun("momentum β=0.9", {"optimizer": "momentum"}),
          LessonRun(f"RMSprop, rate {RMSPROP_RATE:g}", {"optimizer": "rmsprop", "learning_rate": RMSPROP_RATE}),
          LessonRun(f"Adam, rate {ADAM_RATE:g}", {"optimizer": "adam", "learning_rate": ADAM_RATE})),
-        iterations=1000, seconds=15, cost_every=1),
+        # RMSprop and Adam take the direct solver: measured 8.0 and 7.9 s of CPU each (one BLAS thread), about 10 s
+        # a click on an idle 2-core machine; 46.6 s at load average 10-12 (learner review), 116 s at 17-20
+        iterations=1000, seconds=10, cost_every=1),
     "regularization": Lesson(
         "regularization", "Regularisation",
         "The deep net fits its training images almost perfectly: do L2 or dropout close the gap to the test "
@@ -144,6 +147,21 @@ LESSONS: dict[str, Lesson] = {
         # measured on 2 cores: 6 s a click (AppTest, load average 12), 15 and 17 s in the browser (load average 16)
         iterations=500, seconds=15, by_rate=True),
 }
+
+
+def estimate_seconds(lesson: Lesson, load: float, cores: int, measured: tuple | None = None) -> float:
+    """How long a click on ``lesson`` takes now, at ``load`` (the 1-minute load average) on ``cores`` cores.
+
+    Once the load exceeds the cores, each process gets ``cores / load`` of a core, so a time measured at load
+    ``a`` becomes ``time · max(1, load/cores) / max(1, a/cores)`` at ``load``. ``measured`` is ``(seconds, load
+    then)`` of a click on this server; without one, ``lesson.seconds`` (an idle 2-core machine) is scaled.
+    (The optimizers lesson, measured: 46.6 s at load 10-12 on 2 cores, where this gives 50-60 s from 10 s idle.)
+    """
+    slow = max(1.0, float(load) / max(int(cores), 1))
+    if measured is not None:
+        seconds, then = measured
+        return float(seconds) * slow / max(1.0, float(then) / max(int(cores), 1))
+    return float(lesson.seconds) * slow
 
 
 @dataclass
@@ -187,6 +205,7 @@ class LessonOutcome:
     sentences: list
     dataset: str = ""  # the dataset's name
     learn_below: float | None = None  # a lesson by rate: a run learns when its cost ends below this (learns())
+    wall: float | None = None  # how long the click took, in seconds (set by who timed it)
 
     @property
     def complete(self) -> bool:

@@ -21,6 +21,7 @@ from catdnn.lessons import (
     adam_first_step,
     against_majority,
     crossings,
+    estimate_seconds,
     first_below,
     last_above,
     majority,
@@ -648,3 +649,12 @@ def test_the_batch_norm_lesson_sets_test_accuracies_against_always_answering_the
     assert f"Always answering “{answer}” scores {rate:.2f} on these {dataset.test.m} test images" in said
     assert f"{len(below)} of the {len(good)} runs that learn score below it" in said
     assert against_majority(best.test_accuracy, dataset.test) in said
+
+
+def test_a_lessons_time_is_scaled_by_the_load_or_measured():
+    """Learner review of issue 17: a click took 46.6 s at load 10-12 where the button said "about 15 s"."""
+    lesson = LESSONS["optimizers"]
+    assert estimate_seconds(lesson, 0.3, 2) == lesson.seconds  # idle: the idle figure
+    assert estimate_seconds(lesson, 11.0, 2) == pytest.approx(lesson.seconds * 5.5)  # 2/11 of a core per process
+    assert estimate_seconds(lesson, 11.0, 2, (46.6, 11.0)) == pytest.approx(46.6)  # measured at this load
+    assert estimate_seconds(lesson, 1.0, 2, (46.6, 11.0)) == pytest.approx(46.6 / 5.5)  # measured busy, now idle
