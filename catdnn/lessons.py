@@ -618,11 +618,31 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
     fourth = (f"RMSprop, the course's, has no bias correction: S starts at 0, so its first step moves most weights by "
               f"its rate / √(1 − β2) = {1 / math.sqrt(1 - beta2):.1f}× its rate (β2 = {beta2:g}), up to "
               f"{rmsprop_first_step(r_rate, beta2, ds.train.X):.2f} on a layer-1 unit on an average image at rate "
-              f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). The lesson "
-              f"chose that rate; recorded {_recorded(rms.history)}, its cost goes up at {rises(rms.history)} of its "
+              f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). "
+              f"{_rms_rate_reason(rms, adam, ds)} Recorded {_recorded(rms.history)}, its cost goes up at "
+              f"{rises(rms.history)} of its "
               f"{len(rms.history) - 1:,} steps{_rise_size(rms.history, gd.history)}, {r_outcome}, and "
               f"{_compare_test(rms, [gd, mom], ds.test.m)}.")
     return [first, second, third, fourth]
+
+
+def _rms_rate_reason(rms: RunSummary, adam: RunSummary, ds) -> str:
+    """Why the lesson runs RMSprop at its rate, from what its run shows: its first step against Adam's (a larger
+    rate jolts more), and how long its cost sits on the plateau of always answering the cat fraction even so (a
+    smaller rate takes smaller steps off it)."""
+    X, h = ds.train.X, prior_cost(float(np.mean(ds.train.Y)))
+    mine = rmsprop_first_step(rms.config.learning_rate, rms.config.beta2, X)
+    ratio = mine / adam_first_step(adam.config.learning_rate, X)
+    big = f"its first step is already {ratio:.1f}× Adam's"
+    first, left, _inside = plateau(rms.history, h)
+    if first is None:
+        return f"At that rate {big}, and its cost never sits on the plateau of always answering the cat fraction."
+    on = f"its cost sits within {PLATEAU_BAND:g} of the cost of always answering the cat fraction ({h:.3f})"
+    if left is None:
+        return (f"At that rate {big}, yet {on} from iteration {first:,} to the end: in {rms.history[-1][0] + 1:,} "
+                "iterations it does not leave that plateau.")
+    return (f"The lesson chose that rate between two limits its run shows: {big}, and even so {on} from iteration "
+            f"{first:,} to {left:,} before it falls; a smaller rate takes smaller steps off that plateau.")
 
 
 def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:

@@ -334,8 +334,9 @@ def test_the_optimizers_lesson_compares_the_same_budget(dataset, optimizers_less
     assert ("lower than gradient descent's" in third) == (adam.final_cost < min(gd.final_cost, mom.final_cost))
 
 
-def check_optimizer_claims(out, m_test):
-    """Every claim of the optimizers lesson's second and third sentences, against the runs' numbers."""
+def check_optimizer_claims(out, dataset):
+    """Every claim of the optimizers lesson's second to fourth sentences, against the runs' numbers."""
+    m_test = dataset.test.m
     gd, mom, rms, adam = out.runs
     second, third, fourth = out.sentences[1:]
     up_gd, up_mom = rises(gd.history), rises(mom.history)
@@ -371,7 +372,20 @@ def check_optimizer_claims(out, m_test):
     if rises(rms.history):  # how big its steps up are, beside gradient descent's zig-zag
         assert (f"each by at most {max_rise(rms.history):.2g} (gradient descent's by up to "
                 f"{max_rise(gd.history):.2g})") in fourth
-    assert "chose" in fourth and f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
+    assert f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
+    # why that rate, from its run (learner review of issue 17: "The lesson chose that rate" gave no reason)
+    assert "The lesson chose that rate;" not in fourth
+    ratio = rmsprop_first_step(rms.config.learning_rate, rms.config.beta2, dataset.train.X) / adam_first_step(
+        adam.config.learning_rate, dataset.train.X)
+    assert f"its first step is already {ratio:.1f}× Adam's" in fourth
+    h = prior_cost(float(dataset.train.Y.mean()))
+    first, left, _ = plateau(rms.history, h)
+    if first is not None and left is not None:
+        assert f"from iteration {first:,} to {left:,} before it falls" in fourth
+    elif first is not None:
+        assert f"from iteration {first:,} to the end" in fourth
+    else:
+        assert "never sits on the plateau" in fourth
     assert ("lower than gradient descent's" in fourth) == (rms.final_cost < min(gd.final_cost, mom.final_cost))
     k = round((rms.test_accuracy - best.test_accuracy) * m_test)
     assert (f"equals {best.name}'s" in fourth) == (k == 0)
@@ -385,7 +399,7 @@ def test_the_optimizers_lesson_records_every_iteration_and_counts_the_steps_up(d
     assert lesson.trainer_options() == {"cost_every": 1}
     assert all([i for i, _ in r.history] == list(range(150)) for r in results)
     assert out.sentences[1].startswith("Recorded at every iteration")
-    check_optimizer_claims(out, dataset.test.m)
+    check_optimizer_claims(out, dataset)
 
 
 def test_the_optimizer_sentences_follow_the_curves(dataset):
@@ -403,7 +417,7 @@ def test_the_optimizer_sentences_follow_the_curves(dataset):
         results = [SweepResult(i, configs[i], "finished", history=h, train_accuracy=0.9, test_accuracy=t)
                    for i, (h, t) in enumerate(zip(histories, tests))]
         out = summarise(lesson, results, dataset)
-        check_optimizer_claims(out, dataset.test.m)
+        check_optimizer_claims(out, dataset)
     assert "smoother" not in out.sentences[1] and "2 test images fewer than gradient descent's" in out.sentences[2]
 
 
