@@ -143,8 +143,9 @@ stepper, records = state["stepper"], state["records"]
 cats = int(stepper.Y.sum())
 normed = stepper.bn is not None
 st.markdown(f"Layers {list(stepper.config.layers)}" + (", with batch norm," if normed else "")
-            + f" starting from {state['source']}, on the first {stepper.m} "
-            f"training images ({count(cats, 'cat')}, {count(stepper.m - cats, 'non-cat')}), "
+            + f" starting from {state['source']}, on the first "
+            + ("training image" if stepper.m == 1 else f"{stepper.m} training images")
+            + f" ({count(cats, 'cat')}, {count(stepper.m - cats, 'non-cat')}), "
             f"α = {stepper.config.learning_rate:g}.")
 
 nxt = stepper.next_phase

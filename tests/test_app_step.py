@@ -211,6 +211,7 @@ def test_counts_are_singular_or_plural_as_the_numbers_are(data_dir):
         (line,) = [x.value for x in at.markdown if x.value.startswith("Layers")]
         cats, others = (int(n) for n in re.search(r"\((\d+) cats?, (\d+) non-cats?\)", line).groups())
         assert f"({cats} cat{'' if cats == 1 else 's'}, {others} non-cat{'' if others == 1 else 's'})" in line
+        assert ("on the first training image (" if m == 1 else f"on the first {m} training images (") in line
 
 
 def test_a_current_model_says_its_own_batch_norm_setting_applies_not_the_box(dataset):
