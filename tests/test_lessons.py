@@ -535,6 +535,9 @@ def check_batch_norm_claims(out, level: float):
                 assert f"at {rate} it settles at {r.final_cost:.3f}" in sentence
                 if r.dead is not None and r.dead[0]:
                     assert f"{r.dead[0]} of its {r.dead[1]} hidden units dead" in sentence
+            elif zigzag(r.history) is not None:  # the last cost is one end of a swing: the swing is said
+                low, high = zigzag(r.history)
+                assert f"at {rate} it zig-zags between {low:.3f} and {high:.3f}" in sentence
             else:
                 assert f"at {rate} it ends at {r.final_cost:.3f}" in sentence
         tops.append(max((r.config.learning_rate for r in good), default=None))
