@@ -9,6 +9,7 @@ The rows (``--rows`` picks some; by default all):
 * ``ensemble`` (issue 17): the CNNs of seeds 1–5 as one model (:class:`catdnn.model.Ensemble`, P(cat)
   averaged); its number of epochs chosen by the CV of the whole procedure (five seeds trained on each
   fold's training part, their mean P(cat) scored on its validation part);
+* ``mlp-ensemble``: the same for the deep MLP (L2, or flips + mirror averaging and L2), iterations by its CV;
 * ``search`` (issue 17): :func:`catdnn.search.random_search`'s best setting of the deep MLP (learning rate
   log-uniformly, widths, L2, optimizer; a zoomed second round), scored by the same k-fold CV.
 
@@ -47,7 +48,7 @@ SEEDS = (1, 2, 3, 4, 5)
 K = 5
 CV_SEED = 0  # the folds
 METRIC = "auc"
-ROWS = ("course", "mlp", "cnn", "bn", "ensemble", "search")
+ROWS = ("course", "mlp", "cnn", "bn", "ensemble", "mlp-ensemble", "search")
 #: The ensemble's members: the setting the ``cnn`` row's CV chose (16/32/64, dense64, lr 0.001, with flips, ±4 px
 #: and mirror averaging; bench/README.md); the epochs (and the rate, when more are listed) chosen by the ensemble's
 #: own CV. One rate: five seeds on five folds is 25 CNN runs a rate (about 100 s each on the loaded 2-core machine).
@@ -84,18 +85,19 @@ def cnn_fold(config, checkpoints_epochs, m_train):
     return train_fold
 
 
-def ensemble_fold(config, checkpoints_epochs, seeds, members):
-    """train_fold for cross_validate: the CNN trained from each of ``seeds`` on the fold, their P(cat)
-    averaged (:func:`catdnn.evaluate.mean_proba`) at each number of epochs all of them reached. Each
-    fold's members' own ``{epochs: P(cat)}`` are appended to ``members`` (to score one seed alone)."""
+def ensemble_fold(fold_of, config, checkpoints, seeds, members):
+    """train_fold for cross_validate: ``config`` trained from each of ``seeds`` on the fold (``fold_of(config)``
+    is one seed's train_fold: :func:`mlp_fold`, :func:`cnn_fold`), their P(cat) averaged
+    (:func:`catdnn.evaluate.mean_proba`) at each checkpoint all of them reached. Each fold's members' own
+    ``{checkpoint: P(cat)}`` are appended to ``members`` (to score one seed alone)."""
     def train_fold(X_tr, Y_tr, X_val):
         outs = []
         for seed in seeds:
             t0 = time.perf_counter()
-            outs.append(cnn_fold(replace(config, seed=seed), checkpoints_epochs, X_tr.shape[1])(X_tr, Y_tr, X_val))
+            outs.append(fold_of(replace(config, seed=seed))(X_tr, Y_tr, X_val))
             print(f"    fold {len(members) + 1}, seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
         members.append(outs)
-        return {c: mean_proba([o[c] for o in outs]) for c in sorted(checkpoints_epochs) if all(c in o for o in outs)}
+        return {c: mean_proba([o[c] for o in outs]) for c in sorted(checkpoints) if all(c in o for o in outs)}
     return train_fold
 
 
@@ -116,9 +118,11 @@ def members_cv(members, Y, checkpoints) -> dict:
 
 
 # --------------------------------------------------------------------------- final runs
-def final_mlp(config, ds):
+def final_mlp(config, ds, models=None, seeds=SEEDS):
+    """Each seed's MLP trained on all training images, scored once on the test set; the models are
+    appended to ``models`` when given (an ensemble's members)."""
     out = []
-    for seed in SEEDS:
+    for seed in seeds:
         cfg = replace(config, seed=seed)
         t0 = time.perf_counter()
         t = Trainer(cfg, ds.train.X, ds.train.Y, cost_every=10**9)
@@ -126,6 +130,8 @@ def final_mlp(config, ds):
             pass
         p = predict_proba(t.params(), ds.test.X, tta=cfg.tta, bn=t.batch_norm())
         out.append((metrics(p, ds.test.Y), time.perf_counter() - t0))
+        if models is not None:
+            models.append(t.model())
     return out
 
 
@@ -293,38 +299,54 @@ def main() -> None:
                   final_mlp(replace(cfg, iterations=int(it)), ds), "mlp")
 
     # ---- the five seeds' CNNs as one model (issue 17); its epochs chosen by the CV of the whole procedure
-    if "ensemble" in rows_asked:
-        epochs = (2, 3) if args.quick else (50, 70, 90)
+    def ensemble_rows(kind, candidates, fold_of, checkpoints, unit, final, length, target):
+        """The ensemble of seeds 1–5 of the candidate (and checkpoint) its own CV chooses: two rows."""
         seeds = SEEDS[:2] if args.quick else SEEDS
         results, alone = [], {}
-        for lr in ENSEMBLE_RATES[:1] if args.quick else ENSEMBLE_RATES:
-            cfg = replace(PRESETS["cnn"], arch=ENSEMBLE_ARCH, learning_rate=lr).validate()
+        for cname, cfg in candidates.items():
             members = []
-            r = validation.cross_validate(ensemble_fold(cfg, set(epochs), seeds, members), X, Y, k=K, seed=CV_SEED,
-                                          metric=METRIC, name=f"ensemble of seeds {seeds[0]}–{seeds[-1]}, lr {lr:g}",
-                                          checkpoints=epochs)
+            r = validation.cross_validate(ensemble_fold(fold_of, cfg, set(checkpoints), seeds, members), X, Y, k=K,
+                                          seed=CV_SEED, metric=METRIC,
+                                          name=f"ensemble of seeds {seeds[0]}–{seeds[-1]}, {cname}",
+                                          checkpoints=checkpoints)
             results.append((r, cfg))
-            alone[r.name] = members_cv(members, Y, epochs)
-            print(f"  CV CNN {r.name}: {cv_line(r, 'ep')}  ({r.seconds:.1f} s)", flush=True)
-            print("  CV CNN each seed alone (mean ± std over the seeds of each one's mean): "
-                  + ", ".join(f"{c} ep {m:.3f} ± {sd:.3f}" for c, (m, sd) in alone[r.name].items()), flush=True)
-        best, cfg, ep = choose(results)
+            alone[r.name] = members_cv(members, Y, checkpoints)
+            print(f"  CV {kind} {r.name}: {cv_line(r, unit)}  ({r.seconds:.1f} s)", flush=True)
+            print(f"  CV {kind} each seed alone (mean ± std over the seeds of each one's mean): "
+                  + ", ".join(f"{c} {unit} {m:.3f} ± {sd:.3f}" for c, (m, sd) in alone[r.name].items()), flush=True)
+        best, cfg, c = choose(results)
         alone = alone[best.name]
-        cfg = replace(cfg, iterations=iterations_for(ep, X.shape[1], cfg.batch_size))
         models = []
-        runs = final_cnn(cfg, ds, models, seeds)
+        runs = final(length(cfg, c), ds, models, seeds)
         ens = metrics(Ensemble(models).predict_proba(ds.test.X), ds.test.Y)
         s = summary(runs)
-        name = (f"ensemble of the CNNs of seeds {seeds[0]}–{seeds[-1]} by CV ({cfg.arch}, lr {cfg.learning_rate:g}), "
-                "P(cat) averaged")
+        secs = sum(x[1] for x in runs)
         one = {"acc": (ens["accuracy"], np.nan), "bal": (ens["balanced_accuracy"], np.nan), "auc": (ens["auc"], np.nan),
-               "each": s["each"], "secs": (sum(x[1] for x in runs), sum(x[1] for x in runs))}
-        finals.append((row(name, f"{ep} epochs", best.describe(ep), one, acc=f"{ens['accuracy']:.3f} (one model)"),
-                       "cnn", ens["accuracy"]))
-        finals.append((row("  its members alone", f"{ep} epochs",
-                           f"{alone[ep][0]:.3f} ± {alone[ep][1]:.3f} (seeds' means)", s), None, s["acc"][0]))
-        notes.append("The ensemble is one model, so it has one test accuracy; its 'per seed' column lists its members' "
+               "each": s["each"], "secs": (secs, secs)}
+        name = f"{best.name} ({kind}s by CV), P(cat) averaged"
+        finals.append((row(name, f"{c} {unit}", best.describe(c), one, acc=f"{ens['accuracy']:.3f} (one model)"),
+                       target, ens["accuracy"]))
+        finals.append((row("  its members alone", f"{c} {unit}",
+                           f"{alone[c][0]:.3f} ± {alone[c][1]:.3f} (seeds' means)", s), None, s["acc"][0]))
+        notes.append("An ensemble is one model, so it has one test accuracy; its 'per seed' column lists its members' "
                      "accuracies and its seconds are the five members' together.")
+
+    # ---- the five seeds' CNNs as one model (issue 17); its epochs chosen by the CV of the whole procedure
+    if "ensemble" in rows_asked:
+        epochs = (2, 3) if args.quick else (50, 70, 90)
+        candidates = {f"{ENSEMBLE_ARCH}, lr {lr:g}, flips, ±4 px, mirror avg":
+                      replace(PRESETS["cnn"], arch=ENSEMBLE_ARCH, learning_rate=lr).validate()
+                      for lr in (ENSEMBLE_RATES[:1] if args.quick else ENSEMBLE_RATES)}
+        ensemble_rows("CNN", candidates, lambda c: cnn_fold(c, set(epochs), X.shape[1]), epochs, "ep", final_cnn,
+                      lambda cfg, ep: replace(cfg, iterations=iterations_for(ep, X.shape[1], cfg.batch_size)), "cnn")
+
+    # ---- the five seeds' MLPs as one model: the MLP row's candidates that the ensemble's CV can afford
+    if "mlp-ensemble" in rows_asked:
+        candidates = {"deep, L2 λ=0.7": replace(deep, l2=0.7)}
+        if not args.quick:
+            candidates["deep, flips + mirror avg, L2 λ=0.7"] = replace(deep, flip=True, tta=True, l2=0.7)
+        ensemble_rows("MLP", candidates, lambda c: mlp_fold(c, set(mlp_checks)), mlp_checks, "it", final_mlp,
+                      lambda cfg, it: replace(cfg, iterations=int(it)), "mlp")
 
     # ---- the random search's best (issue 17): scored by the same k-fold CV on the training images
     if "search" in rows_asked:
