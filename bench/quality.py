@@ -328,8 +328,10 @@ def main() -> None:
                        target, ens["accuracy"]))
         finals.append((row("  its members alone", f"{c} {unit}",
                            f"{alone[c][0]:.3f} ± {alone[c][1]:.3f} (seeds' means)", s), None, s["acc"][0]))
-        notes.append("An ensemble is one model, so it has one test accuracy; its 'per seed' column lists its members' "
-                     "accuracies and its seconds are the five members' together.")
+        note = ("An ensemble is one model, so it has one test accuracy; its 'per seed' column lists its members' "
+                "accuracies and its seconds are the five members' together.")
+        if note not in notes:
+            notes.append(note)
 
     # ---- the five seeds' CNNs as one model (issue 17); its epochs chosen by the CV of the whole procedure
     if "ensemble" in rows_asked:
