@@ -334,10 +334,10 @@ def main() -> None:
         if note not in notes:
             notes.append(note)
 
-    # ---- the CNN with batch norm (issue 17): the cnn row's choice with batch norm, its epochs by CV (one candidate
-    # and up to the preset's 50 epochs: batch norm makes a CNN epoch about 2.4× as long, 3.6 s on the loaded machine)
+    # ---- the CNN with batch norm (issue 17): the cnn row's choice with batch norm, its epochs by CV (one candidate:
+    # batch norm makes a CNN epoch about 2.4× as long)
     if "bn-cnn" in rows_asked:
-        epochs = (2, 3) if args.quick else (30, 50)
+        epochs = (2, 3) if args.quick else (30, 50, 70, 90)
         lr = ENSEMBLE_RATES[0]
         bn_cnn = {f"{ENSEMBLE_ARCH}, lr {lr:g}, batch norm":
                   replace(PRESETS["cnn"], arch=ENSEMBLE_ARCH, learning_rate=lr, batch_norm=True).validate()}
