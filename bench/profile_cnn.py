@@ -23,6 +23,7 @@ import statistics
 import time
 from dataclasses import replace
 
+import numpy as np
 from _common import load_data, machine, set_threads, table
 
 from catdnn import augment, cnn, conv_layers, optim, solvers
@@ -96,14 +97,34 @@ def blas_calls(arch, batch):
         n, k = batch * side * side, 9 * c_prev
         rows.append((f"conv{c} forward  cols·Wᵀ", (n, k), (k, c), 2 * n * k * c / 1e9))
         rows.append((f"conv{c} backward dZᵀ·cols", (c, n), (n, k), 2 * n * k * c / 1e9))
-        if c_prev != arch.source[2]:
-            rows.append((f"conv{c} backward dZ·W", (n, c), (c, k), 2 * n * k * c / 1e9))
+        if c_prev != arch.source[2]:  # one kernel offset at a time (conv_layers.col2im)
+            rows.append((f"conv{c} backward dZ·W_k (×9)", (n, c), (c, c_prev), 2 * n * k * c / 1e9))
         side //= 2
         c_prev = c
     dims = arch.dense_layers
     for a, b in zip(dims[:-1], dims[1:]):
         rows.append((f"dense {a}->{b} forward/backward (×3)", (b, a), (a, batch), 3 * 2 * a * b * batch / 1e9))
     return rows
+
+
+def blas_ms(calls, repeats: int = 30) -> list:
+    """CPU ms of each product of :func:`blas_calls` alone (float32, the median of ``repeats``, after one
+    call to warm up): what the step's matrix products cost at least, with nothing else around them."""
+    rng = np.random.default_rng(0)
+    out = []
+    for what, a, b, _ in calls:
+        A = rng.standard_normal(a).astype(np.float32)
+        B = rng.standard_normal(b).astype(np.float32)
+        times = 9 if "×9" in what else 3 if "×3" in what else 1
+        A @ B
+        ts = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            for _ in range(times):
+                A @ B
+            ts.append(time.process_time() - c0)
+        out.append(statistics.median(ts) * 1000)
+    return out
 
 
 def main() -> None:
@@ -159,8 +180,12 @@ def main() -> None:
     arch = cfg.parsed_arch()
     print(f"\nBLAS calls of one training step (batch of {cfg.batch_size}):")
     calls = blas_calls(arch, cfg.batch_size)
-    print(table(["product", "A", "B", "GFLOP"],
-                [[w, f"{a[0]}×{a[1]}", f"{b[0]}×{b[1]}", f"{g:.4f}"] for w, a, b, g in calls]))
+    ms = blas_ms(calls)
+    print(table(["product", "A", "B", "GFLOP", "CPU ms alone", "GFLOP/s"],
+                [[w, f"{a[0]}×{a[1]}", f"{b[0]}×{b[1]}", f"{g:.4f}", f"{t:.2f}", f"{g / t * 1000:.0f}"]
+                 for (w, a, b, g), t in zip(calls, ms)]))
+    print(f"the products alone: {sum(ms):.1f} ms a step, {sum(ms) * cfg.iterations / 1000:.2f} s for the run's "
+          f"{cfg.iterations} steps (the step took {step_total / cfg.iterations * 1000:.1f} ms of CPU in the run)")
     if args.cprofile:
         pr = cProfile.Profile()
         pr.enable()

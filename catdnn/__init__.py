@@ -26,7 +26,7 @@ one that imports it back; ``tests/test_imports.py`` checks it):
   schedules, mini-batches
 * ``probe`` (what the dashboard shows of a model's insides), ``diagnose`` (what went wrong)
 * ``solvers``: one step of training: direct, Gram or CNN, one contract (``solvers.Solver``)
-* ``config`` (TrainConfig, presets, limits), ``model`` and ``model_io`` (the Model and its files),
+* ``config`` (TrainConfig, presets, limits), ``model`` and ``model_io`` (the Model, an Ensemble of models, files),
   ``train`` (the one training loop, its divergence rule, ``fit()``), ``stepper`` (one iteration in
   three steps, described for the Step page)
 * ``evaluate``, ``validation``, ``labels`` (what a run is called), ``history`` (the run history in

@@ -34,6 +34,9 @@ POOL = 2  # 2×2 max pooling, stride 2
 #: bytes for its conv layers' patches and maps (:meth:`Arch.step_bytes`): the order of the largest
 #: MLP's training (about 1.8 GiB, see catdnn.config.MAX_PARAM_BYTES). SECURITY.md, "Resources".
 MAX_STEP_BYTES = 2 * 1024**3
+#: A conv layer whose input has at most this many channels (the RGB images) takes its patches from
+#: channel planes, whole image rows at a time (:func:`catdnn.conv_layers.im2col`).
+PLANAR_CHANNELS = 4
 
 
 @dataclass(frozen=True)
@@ -123,18 +126,32 @@ class Arch:
         return n * int(itemsize)
 
     def step_bytes(self, batch: int, itemsize: int) -> int:
-        """Estimated peak bytes of one training step on ``batch`` images: the forward pass's
-        :meth:`forward_bytes`, plus the largest conv layer's backward temporaries (one kernel
-        offset's part of the patches' gradient, ``dZ`` and the pooling's mask, the padded input
-        gradient). Within 25 % of the peak that tracemalloc measures (tests/test_conv.py; 5.1 GiB
-        estimated for ``in64,conv256,conv256,dense1`` on 209 images in float32; 5.9 before issue 18,
-        when issue 19 measured 5.7 GiB). 0 for an MLP (see catdnn.config.MAX_PARAM_BYTES)."""
-        back, side, c_prev = 0, self.input_px, self.source[2]
-        for c in self.convs:
-            hw, pad = side * side, (side + 2) * (side + 2)
-            back = max(back, hw * (c_prev + 2 * c) + pad * c_prev)
+        """Estimated peak bytes of one training step on ``batch`` images: what the solver's
+        :class:`catdnn.conv_layers.Workspace` holds from the first step on. The forward pass keeps,
+        per conv layer, its patches (with few input channels, their channel planes too), ``Z``, the
+        pooled maps and the next layer's padded input; the backward pass's temporaries are shared
+        by the layers (the largest layer's ``dZ``, pooled part, one kernel offset's part of the
+        input gradient, the pooling's masks in bytes) and its padded input gradients take two
+        buffers by turns. Within 25 % of the peak that tracemalloc measures (tests/test_conv.py;
+        5.4 GiB estimated for ``in64,conv256,conv256,dense1`` on 209 images in float32; 5.1 GiB
+        before the workspace, 5.9 before issue 18, when issue 19 measured 5.7 GiB). 0 for an MLP
+        (see catdnn.config.MAX_PARAM_BYTES)."""
+        values = rows = back = masks = 0
+        grads = [0, 0]
+        side, c_prev = self.input_px, self.source[2]
+        for l, c in enumerate(self.convs):
+            hw, pad, pooled = side * side, (side + 2) * (side + 2), (side // POOL) * (side // POOL)
+            values += hw * (KERNEL * KERNEL * c_prev + c) + pooled * c  # patches, Z, pooled maps
+            values += (side // POOL + 2) ** 2 * c if l + 1 < len(self.convs) else pooled * c  # the next input
+            if c_prev <= PLANAR_CHANNELS:
+                values += pad * c_prev  # the channel planes
+            rows = max(rows, hw // POOL * c)
+            back = max(back, hw * c + pooled * c + hw * c_prev)  # dZ, the pooled part, one offset's part
+            masks = max(masks, hw * c + pooled * c)  # bytes: where the maxima are, how many tie
+            if l:
+                grads[l % 2] = max(grads[l % 2], pad * c_prev)
             side, c_prev = side // POOL, c
-        return int(batch) * (self.forward_bytes(itemsize) + back * int(itemsize))
+        return int(batch) * ((values + rows + back + sum(grads)) * int(itemsize) + masks)
 
 
 def _short(text: str) -> str:

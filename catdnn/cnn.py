@@ -27,7 +27,16 @@ import numpy as np
 
 from . import augment
 from .arch import KERNEL, MAX_STEP_BYTES, Arch
-from .conv_layers import conv_backward, conv_forward, downsample, pool_backward, pool_forward, to_maps
+from .conv_layers import (
+    Workspace,
+    conv_backward,
+    conv_forward,
+    downsample,
+    padded,
+    pool_backward,
+    pool_forward,
+    to_maps,
+)
 from .errors import ConfigError
 from .network import (
     INITS,
@@ -98,7 +107,8 @@ def bn_channels(Z: np.ndarray, gamma, beta, epsilon: float, mu=None, var=None):
     return np.ascontiguousarray(Zt.T).reshape(shape), norm
 
 
-def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | None = None, running: bool = False):
+def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | None = None, running: bool = False,
+                 ws: Workspace | None = None):
     """Forward propagation from input maps: ``[CONV -> POOL -> RELU] * n_conv -> dense head -> SIGMOID``.
 
     Parameters
@@ -108,6 +118,9 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
     bn : BatchNorm, optional
         Batch norm of every conv layer (per channel) and every hidden dense layer, in that order:
         the batch's statistics, or with ``running`` the running averages (prediction).
+    ws : Workspace, optional
+        Arrays reused from step to step (:class:`catdnn.conv_layers.Workspace`); the cache then
+        lives in them until the next step.
 
     Returns
     -------
@@ -118,15 +131,20 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
     cache = CnnCache()
     cache.bn = [] if bn is not None else None
     cache.bn_running = bool(running)
-    A = A0
+    A, pad = A0, None
     for l, (W, b) in enumerate(params[:n_conv]):
-        Z, cols = conv_forward(A, W, b)  # (m, H, W, C_l)
+        name = f"conv{l}."
+        Z, cols = conv_forward(A, W, b, pad, ws, name)  # (m, H, W, C_l)
         if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel
             stats = bn.running[l] if running else (None, None)
             Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
             cache.bn.append(norm)
-        P = pool_forward(Z)  # (m, H/2, W/2, C_l)
-        A = relu(P)  # A[l] = ReLU(maxpool(conv(A[l-1])))
+        P = pool_forward(Z, ws, name)  # (m, H/2, W/2, C_l)
+        if l + 1 < n_conv:  # A[l] = ReLU(maxpool(conv(A[l-1]))), written inside the next layer's padding
+            pad = padded(P.shape, P.dtype, ws, f"conv{l + 1}.pad")
+            A = np.maximum(P, 0.0, out=pad[:, 1:-1, 1:-1])
+        else:
+            A = relu(P)
         cache.append((cols, Z, P))
     cache.shape = A.shape
     F = A.reshape(A.shape[0], -1).T  # (h·w·C, m): one example per column, (row, col, channel) order
@@ -136,7 +154,7 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
 
 
 def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, *, lambd: float = 0.0,
-             input_grad: bool = False, bn: BatchNorm | None = None):
+             input_grad: bool = False, bn: BatchNorm | None = None, ws: Workspace | None = None):
     """Gradients of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` over every layer when ``lambd``).
 
     The dense head's are :func:`catdnn.network.backward`'s, which also gives the gradient into the
@@ -150,6 +168,8 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
         Also return the gradient into the input maps (for saliency maps).
     bn : BatchNorm, optional
         The batch norm of the forward pass that made the cache.
+    ws : Workspace, optional
+        Arrays reused from step to step (the gradients returned are fresh arrays).
 
     Returns
     -------
@@ -172,14 +192,15 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
         cols, Z, P = cache[l]
         W = params[l][0]
         dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
-        dZ = pool_backward(dP, Z, P)
+        dZ = pool_backward(dP, Z, P, ws)
         if bn is not None:  # back through the per-channel normalisation, over the (C, m·H·W) view
             shape = dZ.shape
             dZc, dgamma, dbeta = batch_norm_backward(dZ.reshape(-1, shape[-1]).T, bn.params[l][0], cache.bn[l],
                                                      cache.bn_running, examples=m)
             dZ = np.ascontiguousarray(dZc.T).reshape(shape)
             bn_grads[l] = (dgamma, dbeta)
-        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0)
+        # the input gradient in one of two buffers, by turns: the layer above's is read until then
+        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0, ws=ws, name=f"grad{l % 2}.")
         if bn is not None:
             db = np.zeros_like(db)  # b cancels in Z − μ
         if lambd:
@@ -250,12 +271,13 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
     Xs = downsample(X, arch.factor, arch.source, dtype)  # (n_input, m)
     out = np.empty(X.shape[1], dtype=np.float64)
+    ws = Workspace()  # the batches' patches and maps, reused from one forward pass to the next
     for s in range(0, X.shape[1], batch):
         cols = Xs[:, s:s + batch]
-        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True)[0][0]
+        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True, ws=ws)[0][0]
         if tta:
             pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape),
-                              bn=bn, running=True)[0][0]
+                              bn=bn, running=True, ws=ws)[0][0]
             p = mirror_average(p, pm)
         out[s:s + batch] = p
     return out

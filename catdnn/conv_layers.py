@@ -20,10 +20,12 @@ The network that stacks these layers is :mod:`catdnn.cnn`; the spec that says ho
 
 from __future__ import annotations
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+import math
 
-from .arch import KERNEL, POOL
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .arch import KERNEL, PLANAR_CHANNELS, POOL
 from .data import IMAGE_SHAPE
 
 
@@ -58,27 +60,114 @@ def to_maps(X: np.ndarray, image_shape) -> np.ndarray:
     return np.ascontiguousarray(X.T).reshape(X.shape[1], H, W, C)
 
 
+# --------------------------------------------------------------------------- reused arrays
+class Workspace:
+    """The arrays of a training step, reused from one step to the next instead of allocated afresh.
+
+    * :meth:`scratch` gives memory kept under a name, grown when a larger array is asked for; its
+      values are whatever was last written. The forward pass keeps its patches and maps for the
+      backward pass under one name per layer; the backward pass's temporaries share one name
+      across the layers (each is dead before the next layer needs it).
+    * :meth:`kept` gives an array made with zeros once and only ever written inside (a padded
+      buffer, whose border stays zero). ``axis`` is the batch's axis: a smaller batch (an epoch's
+      last) gets the first images of the array kept for the larger one, with the same layout.
+
+    Whoever holds a workspace must not keep what it gives past the next step
+    (:class:`catdnn.solvers.CnnSolver` keeps none). Without one (``ws=None`` everywhere) every array
+    is fresh.
+    """
+
+    def __init__(self):
+        self._flat: dict = {}
+        self._kept: dict = {}
+
+    def scratch(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` in the memory kept under ``name``."""
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        flat = self._flat.get(name)
+        if flat is None or flat.nbytes < nbytes:
+            flat = self._flat[name] = np.empty(nbytes, np.uint8)
+        return flat[:nbytes].view(dtype).reshape(shape)
+
+    def kept(self, name: str, shape: tuple, dtype, axis: int = 0) -> np.ndarray:
+        """The array kept under ``name`` (zeros when made), or its first ``shape[axis]`` along ``axis``."""
+        a = self._kept.get(name)
+        dtype = np.dtype(dtype)
+        fits = (a is not None and a.dtype == dtype and a.ndim == len(shape) and a.shape[axis] >= shape[axis]
+                and all(n == k for i, (n, k) in enumerate(zip(a.shape, shape)) if i != axis))
+        if not fits:
+            a = self._kept[name] = np.zeros(shape, dtype)
+        return a[(slice(None),) * axis + (slice(0, shape[axis]),)]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(a.nbytes for a in self._flat.values()) + sum(a.nbytes for a in self._kept.values())
+
+
+def _array(ws: Workspace | None, name: str, shape: tuple, dtype, zero: bool = False) -> np.ndarray:
+    """A scratch array of ``ws`` (zeroed when ``zero``), or a fresh one (zeros when ``zero``)."""
+    if ws is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    a = ws.scratch(name, shape, dtype)
+    if zero:
+        a.fill(0)
+    return a
+
+
+def padded(shape: tuple, dtype, ws: Workspace | None = None, name: str = "pad") -> np.ndarray:
+    """An array of shape ``(m, H+2, W+2, C)`` for maps of ``shape`` ``(m, H, W, C)`` with a zero border
+    of one pixel; write the maps into ``[:, 1:-1, 1:-1]`` (reused from ``ws``: its border stays zero)."""
+    m, H, W, C = shape
+    shape = (m, H + 2, W + 2, C)
+    return np.zeros(shape, dtype) if ws is None else ws.kept(name, shape, dtype)
+
+
 # --------------------------------------------------------------------------- the layers
-def im2col(A: np.ndarray) -> np.ndarray:
+def im2col(A: np.ndarray, pad: np.ndarray | None = None, ws: Workspace | None = None, name: str = "") -> np.ndarray:
     """The 3×3 patches of ``A`` zero-padded by one pixel, one row per output position.
 
     Parameters
     ----------
     A : ndarray of shape (m, H, W, C)
+    pad : ndarray of shape (m, H+2, W+2, C), optional
+        ``A`` already zero-padded (:func:`padded`), when the caller wrote it there.
+    ws, name : where to keep the patches (and the padded maps) between steps
 
     Returns
     -------
     cols : ndarray of shape (m·H·W, 9·C)
         Row ``(i, y, x)`` holds the patch centred on pixel ``(y, x)`` of image ``i``, ordered
-        (kernel row, kernel column, channel).
+        (kernel row, kernel column, channel). With few channels (at most :data:`PLANAR_CHANNELS`)
+        it is stored column by column (Fortran order), each column copied from a shifted channel
+        plane a whole image row at a time; else row by row, copied from the padded maps ``3·C``
+        values at a time, one kernel row after another.
     """
     m, H, W, C = A.shape
-    P = np.pad(A, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    win = sliding_window_view(P, (KERNEL, KERNEL), axis=(1, 2))  # (m, H, W, C, 3, 3), a view
-    return win.transpose(0, 1, 2, 4, 5, 3).reshape(m * H * W, KERNEL * KERNEL * C)  # the one copy
+    n = m * H * W
+    if C <= PLANAR_CHANNELS:
+        shape = (C, m, H + 2, W + 2)
+        planes = np.zeros(shape, A.dtype) if ws is None else ws.kept(name + "planes", shape, A.dtype, axis=1)
+        planes[:, :, 1:-1, 1:-1] = A.transpose(3, 0, 1, 2) if pad is None else pad[:, 1:-1, 1:-1].transpose(3, 0, 1, 2)
+        colsT = _array(ws, name + "colsT", (KERNEL * KERNEL * C, n), A.dtype)
+        parts = colsT.reshape(KERNEL * KERNEL, C, m, H, W)
+        for k in range(KERNEL * KERNEL):
+            di, dj = divmod(k, KERNEL)
+            parts[k] = planes[:, :, di:di + H, dj:dj + W]  # columns (k, c): channel c shifted by (di, dj)
+        return colsT.T  # (m·H·W, 9·C), column by column
+    if pad is None:
+        pad = padded(A.shape, A.dtype, ws, name + "pad")
+        pad[:, 1:-1, 1:-1] = A
+    s = pad.strides
+    # (i, y, x, kernel row, (kernel column, channel)): the 3·C values of a kernel row are contiguous in pad
+    rows = as_strided(pad, shape=(m, H, W, KERNEL, KERNEL * C), strides=(s[0], s[1], s[2], s[1], s[3]),
+                      writeable=False)
+    cols = _array(ws, name + "cols", (m, H, W, KERNEL, KERNEL * C), A.dtype)
+    np.copyto(cols, rows)
+    return cols.reshape(n, KERNEL * KERNEL * C)
 
 
-def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple) -> np.ndarray:
+def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple, ws: Workspace | None = None, name: str = "") -> np.ndarray:
     """The gradient into a convolution's input: ``dcols = dZ2 · W`` (the gradient of :func:`im2col`'s
     patches), each patch's part added back onto the pixels it came from (the adjoint of :func:`im2col`).
 
@@ -92,15 +181,16 @@ def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple) -> np.ndarray:
     dZ2 : ndarray of shape (m·H·W, C_out)
     W : ndarray of shape (C_out, 9·C_in)
     shape : (m, H, W, C_in)
+    ws, name : where to keep the padded gradient (under ``name``) and the buffer between steps
 
     Returns
     -------
-    ndarray of shape (m, H, W, C_in)
+    ndarray of shape (m, H, W, C_in), a view into the padded gradient
     """
     m, H, Wd, C = shape
-    dP = np.zeros((m, H + 2, Wd + 2, C), dtype=dZ2.dtype)  # the padded input's gradient
+    dP = _array(ws, name + "dpad", (m, H + 2, Wd + 2, C), dZ2.dtype, zero=True)  # the padded input's gradient
     Wk = W.reshape(W.shape[0], KERNEL * KERNEL, C)  # (C_out, 9, C_in): the kernel offsets
-    part = np.empty((m * H * Wd, C), dtype=dZ2.dtype)
+    part = _array(ws, "col2im.part", (m * H * Wd, C), dZ2.dtype)
     for k in range(KERNEL * KERNEL):
         di, dj = divmod(k, KERNEL)
         np.matmul(dZ2, Wk[:, k], out=part)  # (m·H·W, C_out) @ (C_out, C_in) -> (m·H·W, C_in)
@@ -108,7 +198,8 @@ def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple) -> np.ndarray:
     return dP[:, 1:-1, 1:-1, :]
 
 
-def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray):
+def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarray | None = None,
+                 ws: Workspace | None = None, name: str = ""):
     """3×3 convolution, stride 1, same padding: ``Z = im2col(A_prev) · Wᵀ + bᵀ``.
 
     Parameters
@@ -116,6 +207,7 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray):
     A_prev : ndarray of shape (m, H, W, C_in)
     W : ndarray of shape (C_out, 9·C_in)
     b : ndarray of shape (C_out, 1)
+    pad, ws, name : as :func:`im2col` (``ws`` also keeps ``Z``)
 
     Returns
     -------
@@ -123,13 +215,15 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray):
     cols : ndarray of shape (m·H·W, 9·C_in), kept for the backward pass
     """
     m, H, Wd, _ = A_prev.shape
-    cols = im2col(A_prev)
-    Z = cols @ W.T  # (m·H·W, 9·C_in) @ (9·C_in, C_out) -> (m·H·W, C_out)
+    cols = im2col(A_prev, pad, ws, name)
+    Z = _array(ws, name + "Z", (m * H * Wd, W.shape[0]), cols.dtype)
+    np.matmul(cols, W.T, out=Z)  # (m·H·W, 9·C_in) @ (9·C_in, C_out) -> (m·H·W, C_out)
     Z += b.T
     return Z.reshape(m, H, Wd, W.shape[0]), cols
 
 
-def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input_grad: bool = True):
+def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input_grad: bool = True,
+                  ws: Workspace | None = None, name: str = ""):
     """Gradients of a 3×3 convolution.
 
     ``dZ`` is the gradient of the *summed* cost over the batch (as :func:`catdnn.network.backward`
@@ -144,6 +238,7 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
         The batch size the cost is averaged over.
     input_grad : bool
         Also compute ``dA_prev`` (not needed for the first layer).
+    ws, name : as :func:`col2im`
 
     Returns
     -------
@@ -153,47 +248,66 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     """
     mb, H, Wd, C_out = dZ.shape
     dZ2 = dZ.reshape(mb * H * Wd, C_out)
-    dW = dZ2.T @ cols  # (C_out, m·H·W) @ (m·H·W, 9·C_in) -> (C_out, 9·C_in)
+    # dW = dZ2ᵀ · cols, computed as (colsᵀ · dZ2)ᵀ: the same sums (BLAS packs either operand order the
+    # same way), faster when colsᵀ is contiguous (the planar patches of the first layer)
+    dW = np.ascontiguousarray((cols.T @ dZ2).T)  # (9·C_in, m·H·W) @ (m·H·W, C_out) -> transposed (C_out, 9·C_in)
     dW /= m
     db = dZ2.sum(axis=0).reshape(C_out, 1)
     db /= m
     dA_prev = None
     if input_grad:
-        dA_prev = col2im(dZ2, W, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)))  # dZ2 · W, back onto the pixels
+        dA_prev = col2im(dZ2, W, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)), ws, name)  # dZ2 · W, onto the pixels
     return dW, db, dA_prev
 
 
-def pool_forward(Z: np.ndarray) -> np.ndarray:
+#: The four positions of a 2×2 pooling window, (row, column).
+WINDOW = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def pool_forward(Z: np.ndarray, ws: Workspace | None = None, name: str = "") -> np.ndarray:
     """2×2 max pooling, stride 2: ndarray of shape (m, H, W, C) -> (m, H/2, W/2, C).
 
     The maximum of the row pairs (whole rows at a time), then of the column pairs of that: two
     element-wise maxima instead of a reduction over two strided axes (the same values)."""
-    rows = np.maximum(Z[:, 0::POOL], Z[:, 1::POOL])  # (m, H/2, W, C)
-    return np.maximum(rows[:, :, 0::POOL], rows[:, :, 1::POOL])
+    m, H, W, C = Z.shape
+    rows = _array(ws, "pool.rows", (m, H // POOL, W, C), Z.dtype)
+    np.maximum(Z[:, 0::POOL], Z[:, 1::POOL], out=rows)  # (m, H/2, W, C)
+    P = _array(ws, name + "P", (m, H // POOL, W // POOL, C), Z.dtype)
+    return np.maximum(rows[:, :, 0::POOL], rows[:, :, 1::POOL], out=P)
 
 
-def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray) -> np.ndarray:
+def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray, ws: Workspace | None = None) -> np.ndarray:
     """Gradient of 2×2 max pooling: each window's gradient goes to its maximum.
 
     When several values of a window tie for the maximum (zero padding makes exact ties), they
     share the gradient equally, which is a valid subgradient and keeps the total right.
+
+    One window position at a time (a quarter of ``Z``, strided): where it holds the maximum, the
+    count of tied maxima, each maximum's part ``dP / count``, and that part (or 0) written into
+    the position's quarter of ``dZ``; every value of ``dZ`` is written once.
 
     Parameters
     ----------
     dP : ndarray of shape (m, H/2, W/2, C)
     Z : ndarray of shape (m, H, W, C), the pooling's input
     P : ndarray of shape (m, H/2, W/2, C), its output
+    ws : where to keep the masks and ``dZ`` between steps
 
     Returns
     -------
     dZ : ndarray of shape (m, H, W, C)
     """
-    m, H, W, C = Z.shape
-    Zr = Z.reshape(m, H // POOL, POOL, W // POOL, POOL, C)
-    hit = Zr == P[:, :, None, :, None, :]  # where each window's maximum is
-    share = np.add(hit[:, :, 0, :, 0], hit[:, :, 0, :, 1], dtype=Z.dtype)  # how many tie, (m, H/2, W/2, C)
-    share += hit[:, :, 1, :, 0]
-    share += hit[:, :, 1, :, 1]
-    np.divide(dP, share, out=share)  # each maximum's part
-    dZ = np.multiply(hit, share[:, :, None, :, None, :], dtype=Z.dtype)
-    return dZ.reshape(m, H, W, C)
+    hit = _array(ws, "pool.hit", (len(WINDOW),) + P.shape, np.bool_)
+    for k, (a, c) in enumerate(WINDOW):
+        np.equal(Z[:, a::POOL, c::POOL], P, out=hit[k])  # where position (a, c) holds its window's maximum
+    counts = hit.view(np.uint8)
+    share = _array(ws, "pool.share", P.shape, np.uint8)
+    np.add(counts[0], counts[1], out=share)  # how many tie, (m, H/2, W/2, C)
+    share += counts[2]
+    share += counts[3]
+    part = _array(ws, "pool.part", P.shape, Z.dtype)
+    np.divide(dP, share, out=part)  # each maximum's part
+    dZ = _array(ws, "pool.dZ", Z.shape, Z.dtype)
+    for k, (a, c) in enumerate(WINDOW):
+        np.multiply(hit[k], part, out=dZ[:, a::POOL, c::POOL])
+    return dZ

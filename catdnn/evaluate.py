@@ -181,6 +181,31 @@ def auc_caveat(proba) -> str:
             "them by differences that small, so it shows nothing about whether the network has learned.")
 
 
+# --------------------------------------------------------------------------- ensembles
+def mean_proba(probas) -> np.ndarray:
+    """P(cat) of an ensemble: each image's P(cat) averaged over the members (soft voting).
+
+    Parameters
+    ----------
+    probas : sequence of ndarray of shape (m,)
+        One member's P(cat) per entry, for the same ``m`` images in the same order.
+
+    Returns
+    -------
+    ndarray of shape (m,)
+        NaN where a member's P(cat) is NaN: a diverged member leaves the ensemble without a score,
+        it is not averaged away.
+    """
+    arrays = [np.asarray(p, dtype=np.float64).reshape(-1) for p in probas]
+    if not arrays:
+        raise ValueError("an ensemble needs at least one member's P(cat)")
+    sizes = sorted({a.size for a in arrays})
+    if len(sizes) > 1:
+        raise ValueError(f"the members' P(cat) differ in length ({', '.join(map(str, sizes))}): "
+                         "they must be for the same images")
+    return np.mean(np.stack(arrays), axis=0)  # (members, m) -> (m,)
+
+
 #: Scores that can pick a model on this data: plain accuracy cannot (see :func:`balanced_accuracy`).
 SELECTION_METRICS = ("balanced_accuracy", "auc")
 

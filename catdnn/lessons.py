@@ -63,9 +63,10 @@ class Lesson:
     """A lesson: the runs it trains and how it is introduced.
 
     ``iterations`` is every run's budget (tests shorten it); ``seconds`` is roughly how long the whole
-    lesson takes on a 2-core machine; ``accuracy`` says whether its point is the train/test accuracies
-    (then the page draws them next to the cost curves); ``cost_every`` how often the cost is recorded
-    when the lesson's point needs every step (see :meth:`trainer_options`).
+    lesson takes on an idle 2-core machine (:func:`estimate_seconds` scales it by the load, or a measured
+    time); ``accuracy`` says whether its point is the train/test accuracies (then the page draws them next
+    to the cost curves); ``cost_every`` how often the cost is recorded when the lesson's point needs every
+    step (see :meth:`trainer_options`).
     """
 
     key: str
@@ -125,7 +126,9 @@ LESSONS: dict[str, Lesson] = {
         (LessonRun("gradient descent", {"optimizer": "gd"}), LessonRun("momentum β=0.9", {"optimizer": "momentum"}),
          LessonRun(f"RMSprop, rate {RMSPROP_RATE:g}", {"optimizer": "rmsprop", "learning_rate": RMSPROP_RATE}),
          LessonRun(f"Adam, rate {ADAM_RATE:g}", {"optimizer": "adam", "learning_rate": ADAM_RATE})),
-        iterations=1000, seconds=15, cost_every=1),
+        # RMSprop and Adam take the direct solver: measured 8.0 and 7.9 s of CPU each (one BLAS thread), about 10 s
+        # a click on an idle 2-core machine; 46.6 s at load average 10-12 (learner review), 116 s at 17-20
+        iterations=1000, seconds=10, cost_every=1),
     "regularization": Lesson(
         "regularization", "Regularisation",
         "The deep net fits its training images almost perfectly: do L2 or dropout close the gap to the test "
@@ -144,6 +147,21 @@ LESSONS: dict[str, Lesson] = {
         # measured on 2 cores: 6 s a click (AppTest, load average 12), 15 and 17 s in the browser (load average 16)
         iterations=500, seconds=15, by_rate=True),
 }
+
+
+def estimate_seconds(lesson: Lesson, load: float, cores: int, measured: tuple | None = None) -> float:
+    """How long a click on ``lesson`` takes now, at ``load`` (the 1-minute load average) on ``cores`` cores.
+
+    Once the load exceeds the cores, each process gets ``cores / load`` of a core, so a time measured at load
+    ``a`` becomes ``time · max(1, load/cores) / max(1, a/cores)`` at ``load``. ``measured`` is ``(seconds, load
+    then)`` of a click on this server; without one, ``lesson.seconds`` (an idle 2-core machine) is scaled.
+    (The optimizers lesson, measured: 46.6 s at load 10-12 on 2 cores, where this gives 50-60 s from 10 s idle.)
+    """
+    slow = max(1.0, float(load) / max(int(cores), 1))
+    if measured is not None:
+        seconds, then = measured
+        return float(seconds) * slow / max(1.0, float(then) / max(int(cores), 1))
+    return float(lesson.seconds) * slow
 
 
 @dataclass
@@ -187,6 +205,7 @@ class LessonOutcome:
     sentences: list
     dataset: str = ""  # the dataset's name
     learn_below: float | None = None  # a lesson by rate: a run learns when its cost ends below this (learns())
+    wall: float | None = None  # how long the click took, in seconds (set by who timed it)
 
     @property
     def complete(self) -> bool:
@@ -599,11 +618,31 @@ def _optimizers(lesson: Lesson, runs: list, ds) -> list[str]:
     fourth = (f"RMSprop, the course's, has no bias correction: S starts at 0, so its first step moves most weights by "
               f"its rate / √(1 − β2) = {1 / math.sqrt(1 - beta2):.1f}× its rate (β2 = {beta2:g}), up to "
               f"{rmsprop_first_step(r_rate, beta2, ds.train.X):.2f} on a layer-1 unit on an average image at rate "
-              f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). The lesson "
-              f"chose that rate; recorded {_recorded(rms.history)}, its cost goes up at {rises(rms.history)} of its "
+              f"{r_rate:g} (Adam's first step at its {rate:g}: {adam_first_step(rate, ds.train.X):.2f}). "
+              f"{_rms_rate_reason(rms, adam, ds)} Recorded {_recorded(rms.history)}, its cost goes up at "
+              f"{rises(rms.history)} of its "
               f"{len(rms.history) - 1:,} steps{_rise_size(rms.history, gd.history)}, {r_outcome}, and "
               f"{_compare_test(rms, [gd, mom], ds.test.m)}.")
     return [first, second, third, fourth]
+
+
+def _rms_rate_reason(rms: RunSummary, adam: RunSummary, ds) -> str:
+    """Why the lesson runs RMSprop at its rate, from what its run shows: its first step against Adam's (a larger
+    rate jolts more), and how long its cost sits on the plateau of always answering the cat fraction even so (a
+    smaller rate takes smaller steps off it)."""
+    X, h = ds.train.X, prior_cost(float(np.mean(ds.train.Y)))
+    mine = rmsprop_first_step(rms.config.learning_rate, rms.config.beta2, X)
+    ratio = mine / adam_first_step(adam.config.learning_rate, X)
+    big = f"its first step is already {ratio:.1f}× Adam's"
+    first, left, _inside = plateau(rms.history, h)
+    if first is None:
+        return f"At that rate {big}, and its cost never sits on the plateau of always answering the cat fraction."
+    on = f"its cost sits within {PLATEAU_BAND:g} of the cost of always answering the cat fraction ({h:.3f})"
+    if left is None:
+        return (f"At that rate {big}, yet {on} from iteration {first:,} to the end: in {rms.history[-1][0] + 1:,} "
+                "iterations it does not leave that plateau.")
+    return (f"The lesson chose that rate between two limits its run shows: {big}, and even so {on} from iteration "
+            f"{first:,} to {left:,} before it falls; a smaller rate takes smaller steps off that plateau.")
 
 
 def _regularization(lesson: Lesson, runs: list, ds) -> list[str]:
@@ -671,9 +710,32 @@ def fate(run: RunSummary, level: float, explain: bool = True) -> str:
             text += (f", {run.dead[0]} of its {run.dead[1]} hidden units dead"
                      + (" (output 0 for every training image)" if explain else ""))
         return text
+    swing = zigzag(run.history)
+    if swing is not None:  # its last cost is one end of a swing: say the swing, not the last point
+        low, high = swing
+        where = (f"above where it started ({start:.3f})" if low >= start else
+                 f"around where it started ({start:.3f})" if high >= start else
+                 f"having started at {start:.3f}")
+        return f"zig-zags between {low:.3f} and {high:.3f} over its last {ZIGZAG_POINTS} recorded steps, {where}"
     if c >= start:
         return f"ends at {c:.3f}, above where it started ({start:.3f})"
     return f"ends at {c:.3f}, not below {level - PLATEAU_BAND:.3f}"
+
+
+#: A curve "zig-zags" when its cost goes up and down in turn over this many last recorded points.
+ZIGZAG_POINTS = 10
+
+
+def zigzag(history, points: int = ZIGZAG_POINTS) -> tuple | None:
+    """``(low, high)`` of a cost curve's ([(iteration, cost)]) last ``points`` recorded costs when it goes up and
+    down in turn at every one of them (a last cost is then one end of a swing); None otherwise."""
+    costs = [c for _, c in history if c is not None and math.isfinite(c)][-int(points):]
+    if len(costs) < points:
+        return None
+    steps = [y - x for x, y in zip(costs, costs[1:])]
+    if any(d == 0 for d in steps) or any((a > 0) == (b > 0) for a, b in zip(steps, steps[1:])):
+        return None
+    return min(costs), max(costs)
 
 
 def _cost(value: float) -> str:
@@ -770,16 +832,18 @@ def _bn_curves(plain: list, normed: list, level: float) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def _bn_measure(plain: list, normed: list, level: float) -> str:
+def _bn_measure(plain: list, normed: list, level: float, test) -> str:
     """What batch norm's curves measure against what it predicts with, and the test accuracies of the runs that
-    learn (the lowest training cost is not promised the best test accuracy)."""
+    learn (the lowest training cost is not promised the best test accuracy) against always answering the test
+    split's (``test``) most common class."""
     good = [r for r in plain + normed if learns(r, level) and r.test_accuracy is not None]
     bn_good = [r for r in normed if learns(r, level) and r.cross_entropy is not None]
     text = ""
     if bn_good:
         apart = max(abs(r.cross_entropy - r.final_cost) for r in bn_good)
         costs = ", ".join(_cost(r.cross_entropy) for r in bn_good)
-        text = (f"Batch norm's curves measure the {cost_meaning(bn_good[0].config)}; it predicts with their running "
+        measures = cost_meaning(bn_good[0].config).replace(" (batch norm)", "")  # the sentence says whose
+        text = (f"Batch norm's curves measure the {measures}; it predicts with their running "
                 f"averages, and measured that way its final training costs ({costs}) are within {apart:.1g} of its "
                 "curves' last points. ")
     if not good:
@@ -792,7 +856,12 @@ def _bn_measure(plain: list, normed: list, level: float) -> str:
     else:
         verdict = (f"the lowest training cost ({_run(lowest)}, test {lowest.test_accuracy:.2f}) is not the best test "
                    f"accuracy ({_run(best)}, {best.test_accuracy:.2f})")
-    return text + f"Test accuracy of the runs that learn: {tests}; {verdict}."
+    rate, answer = majority(test)
+    below = [r for r in good if round((r.test_accuracy - rate) * test.m) < 0]
+    against = (f"Always answering “{answer}” scores {rate:.2f} on these {test.m} test images: "
+               + (f"{len(below)} of the {len(good)} runs that learn score below it, and " if below else "")
+               + f"the best, {_run(best)}, scores {against_majority(best.test_accuracy, test)}.")
+    return text + f"Test accuracy of the runs that learn: {tests}; {verdict}. {against}"
 
 
 def _batch_norm(lesson: Lesson, runs: list, ds) -> list[str]:
@@ -804,7 +873,7 @@ def _batch_norm(lesson: Lesson, runs: list, ds) -> list[str]:
              f"{level - PLATEAU_BAND:.3f}.")
     sentences = [first, _across_rates("Without batch norm", plain, level, n),
                  _across_rates("With batch norm", normed, level, n), _gain(plain, normed, level)]
-    return sentences + [t for t in (_bn_curves(plain, normed, level), _bn_measure(plain, normed, level)) if t]
+    return sentences + [t for t in (_bn_curves(plain, normed, level), _bn_measure(plain, normed, level, ds.test)) if t]
 
 
 _EXPLAIN = {"init": _init, "optimizers": _optimizers, "regularization": _regularization, "batch_norm": _batch_norm}

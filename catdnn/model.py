@@ -15,6 +15,8 @@ from . import cnn
 from .arch import Arch
 from .config import TrainConfig
 from .data import COURSE_NAME
+from .errors import ConfigError
+from .evaluate import mean_proba
 from .network import BatchNorm, predict_proba
 
 
@@ -117,6 +119,34 @@ class Model:
     def param_count(self) -> int:
         """Number of weights and biases."""
         return self.config.param_count()
+
+
+@dataclass
+class Ensemble:
+    """Several trained models as one: P(cat) is the mean of the members' P(cat) for each image
+    (:func:`catdnn.evaluate.mean_proba`), e.g. one setting trained from five seeds.
+
+    Attributes
+    ----------
+    models : list of Model
+        At least one, all taking the same input (the same number of features per image).
+    """
+
+    models: list
+
+    def __post_init__(self):
+        self.models = list(self.models)
+        if not self.models:
+            raise ConfigError("an ensemble needs at least one model")
+        inputs = sorted({m.arch.source for m in self.models})
+        if len(inputs) > 1:
+            shapes = ", ".join("×".join(map(str, s)) for s in inputs)
+            raise ConfigError(f"the ensemble's models take images of different shapes ({shapes}): they cannot "
+                              "predict the same images")
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """The members' mean P(cat) for every column of ``X`` (ndarray of shape (12288, m)); shape (m,)."""
+        return mean_proba([m.predict_proba(X) for m in self.models])
 
 
 #: A collection of models kept together (a dashboard session's) holds at most this many models ...

@@ -101,8 +101,12 @@ class Range:
             lo, hi = math.floor(lo), math.ceil(hi)
         return Range(self.name, max(lo, self.low), min(hi, self.high), self.scale)
 
-    def text(self) -> str:
-        return f"{self.name} {self.low:g}:{self.high:g}"
+    def text(self, label: str | None = None) -> str:
+        """``"lr 0.00214227:0.0131798"`` as the CLI prints it; with a ``label`` (the form's), ``"Learning rate
+        0.00214 to 0.0132"``: 3 significant digits."""
+        if label is None:
+            return f"{self.name} {self.low:g}:{self.high:g}"
+        return f"{label} {self.low:.3g} to {self.high:.3g}"
 
 
 @dataclass(frozen=True)
@@ -118,45 +122,51 @@ class Choice:
     def narrowed(self, values) -> Choice:
         return Choice(self.name, tuple(v for v in self.values if v in set(values)))
 
-    def text(self) -> str:
-        return f"{self.name} {','.join(self.values)}"
+    def text(self, label: str | None = None) -> str:
+        return f"{label or self.name} {', '.join(self.values) if label else ','.join(self.values)}"
 
 
-def parse_range(name: str, text: str) -> Range:
+def parse_range(name: str, text: str, label: str | None = None) -> Range:
     """``parse_range("lr", "1e-4:1e-1")``: the range of setting ``name`` (a key of :data:`PARAMETERS`).
 
     Raises :class:`ConfigError` for text that is not ``LOW:HIGH`` with LOW < HIGH, or a range its scale
-    cannot draw from (a log range must be above 0, a β's below 1, a width a whole number from 1).
+    cannot draw from (a log range must be above 0, a β's below 1, a width a whole number from 1). The
+    message names the setting by its flag (``--lr``), or by ``label`` (a form's, e.g. "Learning rate").
     """
     if name not in PARAMETERS:
         raise ConfigError(f"random search cannot vary {name!r}: it varies {', '.join(PARAMETERS)}")
     scale = PARAMETERS[name][1]
+    who = label or f"--{name}"  # what the message calls it
     low_text, colon, high_text = str(text).partition(":")
     try:
         low, high = float(low_text), float(high_text)
     except ValueError:
         low = high = float("nan")
     if not colon or not (math.isfinite(low) and math.isfinite(high)) or not low < high:
-        raise ConfigError(f"--{name} {text!r} is not a range LOW:HIGH with LOW below HIGH, e.g. "
-                          f"--{name} {'1e-4:1e-1' if scale == 'log' else '0.9:0.999' if scale == '1-log' else '4:64'}")
+        raise ConfigError(f"{who} {text!r} is not a range LOW:HIGH with LOW below HIGH, e.g. "
+                          f"{who} {'1e-4:1e-1' if scale == 'log' else '0.9:0.999' if scale == '1-log' else '4:64'}")
     if scale == "log" and low <= 0:
-        raise ConfigError(f"--{name} {text}: drawn on a log scale, so it must stay above 0")
+        raise ConfigError(f"{who} {text}: drawn on a log scale, so it must stay above 0")
     if scale == "1-log" and (low < 0 or high >= 1):
-        raise ConfigError(f"--{name} {text}: 1-{name} is drawn on a log scale, so {name} must be from 0 to below 1")
+        value = label or name
+        raise ConfigError(f"{who} {text}: 1 − {value} is drawn on a log scale, so {value} must be from 0 to below 1")
     if scale == "int" and (low < 1 or low != int(low) or high != int(high)):
-        raise ConfigError(f"--{name} {text}: whole numbers from 1")
+        raise ConfigError(f"{who} {text}: whole numbers from 1")
     return Range(name, low, high, scale)
 
 
-def parse_ranges(texts: dict, choices: dict | None = None) -> list:
+def parse_ranges(texts: dict, choices: dict | None = None, labels: dict | None = None) -> list:
     """The ranges of a search from their texts: ``{"lr": "1e-4:1e-1", "width": "4:64", "beta": ""}``
     (an empty or missing text: not varied) and ``{"optimizer": ("gd", "momentum")}`` (drawn among those;
-    empty: not varied). Raises :class:`ConfigError` (:func:`parse_range`'s, or none varied at all)."""
-    ranges = [parse_range(name, str(text).strip()) for name, text in texts.items() if text is not None
-              and str(text).strip()]
+    empty: not varied). Raises :class:`ConfigError` (:func:`parse_range`'s, or none varied at all), naming each
+    setting by ``labels[name]`` when given (a form's labels), else by its flag."""
+    labels = labels or {}
+    ranges = [parse_range(name, str(text).strip(), labels.get(name)) for name, text in texts.items()
+              if text is not None and str(text).strip()]
     ranges += [Choice(name, tuple(values)) for name, values in (choices or {}).items() if values]
     if not ranges:
-        raise ConfigError("a random search needs at least one range, e.g. --lr 1e-4:1e-1 --width 4:64")
+        raise ConfigError("a random search needs at least one range, e.g. "
+                          + ("a learning rate of 1e-4:1e-1" if labels else "--lr 1e-4:1e-1 --width 4:64"))
     return ranges
 
 
@@ -333,14 +343,16 @@ def random_search(base: TrainConfig, ranges, n: int, dataset, *, seed: int = 0, 
     return rounds
 
 
-def setting_text(setting: dict) -> str:
-    """``"lr=0.00316 width=23,7 beta=0.93"``: a setting as the search prints it."""
+def setting_text(setting: dict, labels: dict | None = None) -> str:
+    """``"lr=0.00316 width=23,7 beta=0.93"``: a setting as the search prints it; with ``labels`` (a form's, by
+    name) ``"Learning rate 0.00316 · Hidden layer widths 23, 7 · Momentum's β 0.93"``."""
     parts = []
     for name, value in setting.items():
         if isinstance(value, tuple):
-            parts.append(f"{name}={','.join(str(v) for v in value)}")
+            text = (", " if labels else ",").join(str(v) for v in value)
         elif isinstance(value, float):
-            parts.append(f"{name}={value:.3g}")
+            text = f"{value:.3g}"
         else:
-            parts.append(f"{name}={value}")
-    return " ".join(parts)
+            text = str(value)
+        parts.append(f"{labels.get(name, name)} {text}" if labels else f"{name}={text}")
+    return (" · " if labels else " ").join(parts)

@@ -86,7 +86,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from . import augment, cnn
-from .conv_layers import downsample, to_maps
+from .conv_layers import Workspace, downsample, to_maps
 from .errors import ConfigError
 from .network import (
     BatchNorm,
@@ -692,6 +692,7 @@ class CnnSolver:
         if getattr(config, "batch_norm", False):  # conv channels, then the dense head's hidden units
             self._bn = BatchNorm.of_sizes(list(self.arch.convs) + list(self.arch.dense_layers[1:-1]), dtype)
         self._state = self._opt.init(self._learned())
+        self._ws = Workspace()  # a step's patches, maps and masks, reused by the next step
 
     def _learned(self) -> list:
         """What the optimiser updates: ``params``, then batch norm's ``(γ, β)`` per normalised layer."""
@@ -707,14 +708,14 @@ class CnnSolver:
                 A0, Yb = A0[batch.index], Yb[:, batch.index]  # (m_b, s, s, C), (1, m_b)
             A0 = augment.apply_maps(A0, batch.aug)  # the same pixels as augment.apply on the columns
         bn = self._bn
-        AL, cache = cnn.forward_maps(self._params, arch, A0, bn=bn)
+        AL, cache = cnn.forward_maps(self._params, arch, A0, bn=bn, ws=self._ws)
         ZL = cache.dense[-1][1]
         if not np.isfinite(ZL).all():
             return math.nan, AL
         cost = None
         if need_cost:
             cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
-        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd, bn=bn)
+        grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd, bn=bn, ws=self._ws)
         self._opt.update(self._learned(), grads, self._state, lr)
         if bn is not None:  # the running averages of μ and σ², for prediction
             bn.record(cache.bn + cache.dense.bn)

@@ -62,20 +62,30 @@ class Shown:
     shape: tuple
     corner: np.ndarray
     norm: float
+    digits: int = 3  # significant digits its entries are written with (more after an update: see changed())
 
     @classmethod
-    def of(cls, symbol: str, layer: int | None, array: np.ndarray) -> Shown:
+    def of(cls, symbol: str, layer: int | None, array: np.ndarray, digits: int = 3) -> Shown:
         return cls(symbol, layer, tuple(array.shape), np.array(array[:CORNER_ROWS, :CORNER_COLS]),
-                   float(np.linalg.norm(array)))
+                   float(np.linalg.norm(array)), int(digits))
+
+    @classmethod
+    def changed(cls, symbol: str, layer: int, array: np.ndarray, before: np.ndarray) -> Shown:
+        """``array`` after an update from ``before``, its first entries written with the digits that show their
+        change (:func:`digits_for_change`): γ = 1.000219 is not written 1."""
+        corner = (slice(0, CORNER_ROWS), slice(0, CORNER_COLS))
+        return cls.of(symbol, layer, array, digits_for_change(array[corner], before[corner]))
 
     @property
     def name(self) -> str:
         """LaTeX, e.g. ``"Z^{[1]}"``."""
         return self.symbol if self.layer is None else f"{self.symbol}^{{[{self.layer}]}}"
 
-    def latex(self, digits: int = 3) -> str:
+    def latex(self, digits: int | None = None) -> str:
         """Its norm (not for the labels ``Y``), then ``name = [first entries …]`` with ⋯ and ⋮ where the
-        array goes on and its shape under its name (LaTeX)."""
+        array goes on and its shape under its name (LaTeX); entries with ``digits`` significant digits (default:
+        its own :attr:`digits`)."""
+        digits = self.digits if digits is None else int(digits)
         rows, cols = self.shape
         more_cols = cols > self.corner.shape[1]
         lines = [" & ".join([_number(v, digits) for v in row] + ([r"\cdots"] if more_cols else []))
@@ -139,6 +149,9 @@ class Stepper:
                 f"the Step mode shows the course's dense equations, one layer at a time; {config.arch!r} is a "
                 "convolutional net, whose layers are convolutions and pooling: step through an MLP (the two-layer "
                 "or deep preset) instead")
+        if config.batch_norm and X.shape[1] == 1:  # the config's own message speaks of a training set, not a choice
+            raise ConfigError("batch norm needs at least 2 images in a batch (one image has no variance), and 1 "
+                              "image is chosen here: take 2 or more")
         config.validate(n_x=X.shape[0], m=X.shape[1])
         weights = config.param_count()
         if weights * 8 > MAX_WEIGHT_BYTES:
@@ -289,16 +302,18 @@ class Stepper:
 
     def update(self) -> PhaseRecord:
         """The update (:func:`catdnn.network.update`) layer by layer, its size, and the cost afterwards; with batch
-        norm γ and β move too, and the batch's μ and σ² go into the running averages, as training does."""
+        norm γ and β move too, and the batch's μ and σ² go into the running averages (shown), as training does.
+        The weights after the update are written with the digits that show their change (:meth:`Shown.changed`)."""
         self._expect("update")
         lr = self.config.learning_rate
-        layers = []
+        steps = []  # (equations, arrays) of each layer
         for l, ((W, b), grad) in enumerate(zip(self.params, self._grads), start=1):
             W_old, b_old = W.copy(), b.copy()  # one layer at a time: at most the largest layer is copied
             update([(W, b)], [grad], lr)
             equations = [rf"W^{{[{l}]}} := W^{{[{l}]}} - {lr:g}\, dW^{{[{l}]}}",
                          rf"b^{{[{l}]}} := b^{{[{l}]}} - {lr:g}\, db^{{[{l}]}}"]
-            arrays = [Shown.of(r"\Delta W", l, W - W_old), Shown.of(r"\Delta b", l, b - b_old), Shown.of("W", l, W)]
+            arrays = [Shown.of(r"\Delta W", l, W - W_old), Shown.of(r"\Delta b", l, b - b_old),
+                      Shown.changed("W", l, W, W_old)]
             if self.bn is not None and l < self.L:
                 gamma, beta = self.bn.params[l - 1]
                 gamma_old, beta_old = gamma.copy(), beta.copy()
@@ -307,16 +322,41 @@ class Stepper:
                               rf"\beta^{{[{l}]}} := \beta^{{[{l}]}} - {lr:g}\, d\beta^{{[{l}]}}"]
                 arrays += [Shown.of(r"\Delta\gamma", l, gamma - gamma_old),
                            Shown.of(r"\Delta\beta", l, beta - beta_old),
-                           Shown.of(r"\gamma", l, gamma), Shown.of(r"\beta", l, beta)]
-            layers.append(LayerStep(l, tuple(equations), tuple(arrays)))
+                           Shown.changed(r"\gamma", l, gamma, gamma_old), Shown.changed(r"\beta", l, beta, beta_old)]
+            steps.append((equations, arrays))
         if self.bn is not None:
+            before = [(mu.copy(), var.copy()) for mu, var in self.bn.running]
             self.bn.record(self._cache.bn)  # the running averages of μ and σ², for prediction
+            k = self.bn.momentum
+            for l, ((mu_run, var_run), (mu_old, var_old)) in enumerate(zip(self.bn.running, before), start=1):
+                equations, arrays = steps[l - 1]
+                mu, var = rf"\mu_{{\mathrm{{run}}}}^{{[{l}]}}", rf"{{\sigma^2_{{\mathrm{{run}}}}}}^{{[{l}]}}"
+                equations += [rf"{mu} := {k:g}\, {mu} + {1 - k:g}\, \mu^{{[{l}]}}",
+                              rf"{var} := {k:g}\, {var} + {1 - k:g}\, {{\sigma^2}}^{{[{l}]}}"]
+                arrays += [Shown.changed(r"\mu_{\mathrm{run}}", l, mu_run, mu_old),
+                           Shown.changed(r"{\sigma^2_{\mathrm{run}}}", l, var_run, var_old)]
+        layers = [LayerStep(l, tuple(eq), tuple(arr)) for l, (eq, arr) in enumerate(steps, start=1)]
         self._AL = self._cache = self._grads = None
         AL, _cache = forward(self.params, self.X, bn=self.bn)
         record = PhaseRecord("update", self.iteration, tuple(layers), compute_cost(AL, self.Y))
         self.iteration += 1
         self.next_phase = "forward"
         return record
+
+
+#: The most significant digits :func:`digits_for_change` asks for (float64 holds about 16).
+MAX_DIGITS = 10
+
+
+def digits_for_change(after: np.ndarray, before: np.ndarray, digits: int = 3) -> int:
+    """The significant digits that write the entries of ``after`` so that their change from ``before`` shows
+    (its first ``digits`` digits): ``1.000219`` after ``1`` needs 7 (1.000219), not 3 (1). At least ``digits``,
+    at most :data:`MAX_DIGITS`."""
+    need = digits
+    for a, d in zip(np.ravel(after), np.ravel(np.asarray(after) - np.asarray(before))):
+        if a != 0 and d != 0 and np.isfinite(a) and np.isfinite(d):
+            need = max(need, int(np.floor(np.log10(abs(a)))) - int(np.floor(np.log10(abs(d)))) + digits)
+    return min(need, MAX_DIGITS)
 
 
 def first_examples(X: np.ndarray, Y: np.ndarray, m: int):

@@ -6,7 +6,7 @@ import streamlit as st
 from catdnn.lessons import LESSONS
 from ui import page_setup
 from ui.dataset import dataset_ui
-from ui.lessons import draw_outcome, outcomes, run_lesson_ui
+from ui.lessons import button_label, draw_outcome, outcomes, run_lesson_ui
 
 page_setup("Lessons")
 st.title("Lessons")
@@ -19,8 +19,8 @@ for tab, lesson in zip(st.tabs([lesson.title for lesson in LESSONS.values()]), L
         st.markdown(f"**{lesson.question}**")
         st.caption(f"{len(lesson.runs)} runs of {lesson.iterations:,} iterations on layers "
                    f"{list(lesson.base.layers)}: " + "; ".join(lesson.names) + ".")
-        label = f"Train the {len(lesson.runs)} runs (about {lesson.seconds} s)"
-        if st.button(label, key=f"lesson_{lesson.key}_run", type="primary", icon=":material/play_arrow:"):
+        if st.button(button_label(lesson), key=f"lesson_{lesson.key}_run", type="primary",
+                     icon=":material/play_arrow:"):
             run_lesson_ui(lesson, dataset_ui())
         outcome = outcomes().get(lesson.key)
         if outcome is not None:

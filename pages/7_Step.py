@@ -48,6 +48,9 @@ def start(ds, network: str, m: int, lr: float, seed: int, bn: bool) -> None:
         if network == CURRENT:
             stepper = Stepper(replace(model.config, learning_rate=lr), X, Y, params=model.params, bn=model.bn)
             source = f"the current model's weights ({model_label(model)})"
+            if bool(model.config.batch_norm) != bn:  # the box is for the presets: say which setting applies
+                source += (f", which has {'' if model.config.batch_norm else 'no '}batch norm of its own (the Batch "
+                           f"norm box, {'ticked' if bn else 'unticked'}, applies to the presets only)")
         else:
             stepper = Stepper(TrainConfig.preset(network, learning_rate=lr, seed=seed, batch_norm=bn), X, Y)
             source = f"the {network} preset's random weights ({PRESETS[network].init} init, seed {seed})"
@@ -55,6 +58,11 @@ def start(ds, network: str, m: int, lr: float, seed: int, bn: bool) -> None:
         st.session_state[KEY] = {"error": str(exc)}
         return
     st.session_state[KEY] = {"stepper": stepper, "records": [], "costs": [], "source": source, "dataset": ds.name}
+
+
+def count(n: int, word: str) -> str:
+    """``"1 cat"``, ``"4 cats"``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def take(phase: str) -> None:
@@ -135,8 +143,10 @@ stepper, records = state["stepper"], state["records"]
 cats = int(stepper.Y.sum())
 normed = stepper.bn is not None
 st.markdown(f"Layers {list(stepper.config.layers)}" + (", with batch norm," if normed else "")
-            + f" starting from {state['source']}, on the first {stepper.m} "
-            f"training images ({cats} cats, {stepper.m - cats} non-cats), α = {stepper.config.learning_rate:g}.")
+            + f" starting from {state['source']}, on the first "
+            + ("training image" if stepper.m == 1 else f"{stepper.m} training images")
+            + f" ({count(cats, 'cat')}, {count(stepper.m - cats, 'non-cat')}), "
+            f"α = {stepper.config.learning_rate:g}.")
 
 nxt = stepper.next_phase
 with st.container(horizontal=True, vertical_alignment="center"):
@@ -154,6 +164,10 @@ if state["costs"]:
     c2.metric("Cost after the update", "—" if after is None else f"{after:.6f}",
               delta=None if after is None else f"{after - before:+.6f}", delta_color="inverse")
     c3.metric("Iterations done", stepper.iteration)
+    if after is not None and after > before:  # the update made the cost worse: say why, from the numbers
+        st.warning(f"**The cost went up** after this update, from {before:.6f} to {after:.6f}: the step of α = "
+                   f"{stepper.config.learning_rate:g} times the gradient overshot, past where the cost is lower along "
+                   "that direction. A smaller α takes smaller steps.", icon=":material/trending_up:")
 
 for k, record in enumerate(reversed(records)):
     title = f"{PHASES.index(record.phase) + 1} · {TITLES[record.phase]}, iteration {record.iteration + 1}"

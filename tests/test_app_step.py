@@ -4,6 +4,7 @@ tests/test_stepper.py); a few images of the two-layer net; the session's current
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -196,4 +197,54 @@ def test_a_batch_norm_net_on_one_image_is_refused_with_the_reason(data_dir):
     at.checkbox(key="step_bn").check()
     at.button(key="step_reset").click().run()
     assert_clean(at)
-    assert any("one example has no variance" in e.value and "take 2 or more" in e.value for e in at.error)
+    assert any("one image has no variance" in e.value and "take 2 or more" in e.value for e in at.error)
+    assert not any("training set is 1 example" in e.value for e in at.error)  # the learner chose 1 of 209 images
+
+
+def test_counts_are_singular_or_plural_as_the_numbers_are(data_dir):
+    """Learner review of issue 17: "(1 cats, 4 non-cats)"."""
+    at = app(STEP).run()
+    for m in (1, 2, 5):
+        at.number_input(key="step_images").set_value(m)
+        at.button(key="step_reset").click().run()
+        assert_clean(at)
+        (line,) = [x.value for x in at.markdown if x.value.startswith("Layers")]
+        cats, others = (int(n) for n in re.search(r"\((\d+) cats?, (\d+) non-cats?\)", line).groups())
+        assert f"({cats} cat{'' if cats == 1 else 's'}, {others} non-cat{'' if others == 1 else 's'})" in line
+        assert ("on the first training image (" if m == 1 else f"on the first {m} training images (") in line
+
+
+def test_a_current_model_says_its_own_batch_norm_setting_applies_not_the_box(dataset):
+    """Learner review of issue 17: with the box unticked, the current model (with batch norm) said "with batch norm"
+    and nothing about the box."""
+    config = replace(PRESETS["two-layer"], batch_norm=True)
+    model = Model(init_params(config.layers, config.init, 7), config, bn=BatchNorm.init(config.layers))
+    at = app(STEP, model).run()
+    at.radio(key="step_network").set_value("current model")
+    at.number_input(key="step_images").set_value(20)
+    at.button(key="step_reset").click().run()
+    assert_clean(at)
+    (line,) = [x.value for x in at.markdown if x.value.startswith("Layers")]
+    assert "with batch norm" in line and "has batch norm of its own" in line and "unticked" in line
+    assert "applies to the presets only" in line
+
+
+def test_a_step_that_raises_the_cost_says_it_overshot(data_dir):
+    """Learner review of issue 17: at α = 100 the cost jumped from 0.772 to 14.03 with no word."""
+    at = app(STEP).run()
+    at.number_input(key="step_lr").set_value(100.0)
+    at.button(key="step_reset").click().run()
+    for phase in PHASES:
+        at.button(key=f"step_{phase}").click().run()
+    assert_clean(at)
+    before, after = (float(metrics(at)[k]) for k in ("Cost before the update", "Cost after the update"))
+    assert after > before
+    (warning,) = [w.value for w in at.warning]
+    assert f"from {before:.6f} to {after:.6f}" in warning and "overshot" in warning
+    # at the course's α the cost falls, and nothing is said
+    at.number_input(key="step_lr").set_value(0.0075)
+    at.button(key="step_reset").click().run()
+    for phase in PHASES:
+        at.button(key=f"step_{phase}").click().run()
+    assert float(metrics(at)["Cost after the update"]) < float(metrics(at)["Cost before the update"])
+    assert not at.warning

@@ -80,3 +80,40 @@ def test_nan_scores_give_nan_not_a_finite_score(proba):
     assert np.isnan(evaluate.auc(proba, labels))
     assert np.isnan(evaluate.balanced_accuracy(proba, labels))
     assert all(np.isnan(v) for v in evaluate.metrics(proba, labels).values())
+
+
+# --------------------------------------------------------------------------- ensembles (issue 17 item 5)
+def test_mean_proba_averages_each_image_over_the_members():
+    # three members, two images: image 0 gets (0.2 + 0.5 + 0.8) / 3, image 1 (0.9 + 0.3 + 0.6) / 3
+    members = [np.array([0.2, 0.9]), np.array([[0.5, 0.3]]), [0.8, 0.6]]
+    assert evaluate.mean_proba(members) == pytest.approx([0.5, 0.6])
+    # a member that diverged (NaN) leaves that image without a score, not averaged away
+    assert np.isnan(evaluate.mean_proba([[0.2, np.nan], [0.4, 0.6]])).tolist() == [False, True]
+
+
+def test_mean_proba_refuses_no_members_and_members_of_other_images():
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate.mean_proba([])
+    with pytest.raises(ValueError, match="differ in length"):
+        evaluate.mean_proba([[0.1, 0.2], [0.1, 0.2, 0.3]])
+
+
+def test_an_ensemble_predicts_the_mean_of_its_models_by_hand():
+    from catdnn.config import TrainConfig
+    from catdnn.errors import ConfigError
+    from catdnn.model import Ensemble, Model
+
+    rng = np.random.default_rng(3)
+    X = rng.random((12288, 4))
+    config = TrainConfig(layers=(12288, 2, 1))
+    models, by_hand = [], []
+    for scale in (0.01, -0.02):
+        W1, b1 = scale * rng.standard_normal((2, 12288)), np.array([[0.1], [-0.2]])
+        W2, b2 = np.array([[1.5, -0.7]]), np.array([[0.05]])
+        models.append(Model([(W1, b1), (W2, b2)], config))
+        A1 = np.maximum(W1 @ X + b1, 0.0)  # (2, 4)
+        by_hand.append((1.0 / (1.0 + np.exp(-(W2 @ A1 + b2)))).ravel())  # (4,)
+    assert Ensemble(models).predict_proba(X) == pytest.approx((by_hand[0] + by_hand[1]) / 2, rel=1e-12)
+    assert Ensemble(models[:1]).predict_proba(X) == pytest.approx(by_hand[0], rel=1e-12)
+    with pytest.raises(ConfigError, match="at least one model"):
+        Ensemble([])

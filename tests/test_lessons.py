@@ -17,10 +17,14 @@ from catdnn.lessons import (
     LESSONS,
     PLATEAU_BAND,
     PLATEAU_SHARE,
+    ZIGZAG_POINTS,
     adam_first_step,
+    against_majority,
     crossings,
+    estimate_seconds,
     first_below,
     last_above,
+    majority,
     max_rise,
     plateau,
     prior_cost,
@@ -28,6 +32,7 @@ from catdnn.lessons import (
     rmsprop_first_step,
     signal_at_init,
     summarise,
+    zigzag,
 )
 from catdnn.network import INIT_DESCRIPTIONS
 from catdnn.probe import dead_units
@@ -329,8 +334,9 @@ def test_the_optimizers_lesson_compares_the_same_budget(dataset, optimizers_less
     assert ("lower than gradient descent's" in third) == (adam.final_cost < min(gd.final_cost, mom.final_cost))
 
 
-def check_optimizer_claims(out, m_test):
-    """Every claim of the optimizers lesson's second and third sentences, against the runs' numbers."""
+def check_optimizer_claims(out, dataset):
+    """Every claim of the optimizers lesson's second to fourth sentences, against the runs' numbers."""
+    m_test = dataset.test.m
     gd, mom, rms, adam = out.runs
     second, third, fourth = out.sentences[1:]
     up_gd, up_mom = rises(gd.history), rises(mom.history)
@@ -366,7 +372,20 @@ def check_optimizer_claims(out, m_test):
     if rises(rms.history):  # how big its steps up are, beside gradient descent's zig-zag
         assert (f"each by at most {max_rise(rms.history):.2g} (gradient descent's by up to "
                 f"{max_rise(gd.history):.2g})") in fourth
-    assert "chose" in fourth and f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
+    assert f"{1 / math.sqrt(1 - rms.config.beta2):.1f}× its rate" in fourth
+    # why that rate, from its run (learner review of issue 17: "The lesson chose that rate" gave no reason)
+    assert "The lesson chose that rate;" not in fourth
+    ratio = rmsprop_first_step(rms.config.learning_rate, rms.config.beta2, dataset.train.X) / adam_first_step(
+        adam.config.learning_rate, dataset.train.X)
+    assert f"its first step is already {ratio:.1f}× Adam's" in fourth
+    h = prior_cost(float(dataset.train.Y.mean()))
+    first, left, _ = plateau(rms.history, h)
+    if first is not None and left is not None:
+        assert f"from iteration {first:,} to {left:,} before it falls" in fourth
+    elif first is not None:
+        assert f"from iteration {first:,} to the end" in fourth
+    else:
+        assert "never sits on the plateau" in fourth
     assert ("lower than gradient descent's" in fourth) == (rms.final_cost < min(gd.final_cost, mom.final_cost))
     k = round((rms.test_accuracy - best.test_accuracy) * m_test)
     assert (f"equals {best.name}'s" in fourth) == (k == 0)
@@ -380,7 +399,7 @@ def test_the_optimizers_lesson_records_every_iteration_and_counts_the_steps_up(d
     assert lesson.trainer_options() == {"cost_every": 1}
     assert all([i for i, _ in r.history] == list(range(150)) for r in results)
     assert out.sentences[1].startswith("Recorded at every iteration")
-    check_optimizer_claims(out, dataset.test.m)
+    check_optimizer_claims(out, dataset)
 
 
 def test_the_optimizer_sentences_follow_the_curves(dataset):
@@ -398,7 +417,7 @@ def test_the_optimizer_sentences_follow_the_curves(dataset):
         results = [SweepResult(i, configs[i], "finished", history=h, train_accuracy=0.9, test_accuracy=t)
                    for i, (h, t) in enumerate(zip(histories, tests))]
         out = summarise(lesson, results, dataset)
-        check_optimizer_claims(out, dataset.test.m)
+        check_optimizer_claims(out, dataset)
     assert "smoother" not in out.sentences[1] and "2 test images fewer than gradient descent's" in out.sentences[2]
 
 
@@ -516,6 +535,9 @@ def check_batch_norm_claims(out, level: float):
                 assert f"at {rate} it settles at {r.final_cost:.3f}" in sentence
                 if r.dead is not None and r.dead[0]:
                     assert f"{r.dead[0]} of its {r.dead[1]} hidden units dead" in sentence
+            elif zigzag(r.history) is not None:  # the last cost is one end of a swing: the swing is said
+                low, high = zigzag(r.history)
+                assert f"at {rate} it zig-zags between {low:.3f} and {high:.3f}" in sentence
             else:
                 assert f"at {rate} it ends at {r.final_cost:.3f}" in sentence
         tops.append(max((r.config.learning_rate for r in good), default=None))
@@ -556,6 +578,7 @@ def test_the_batch_norm_lesson_says_how_much_higher_a_rate_batch_norm_tolerates(
     assert f"each by at most {max_rise(top.history):.2g}" in curves
     measure = out.sentences[5]
     assert "each batch's own μ and σ²" in measure and "running averages" in measure
+    assert "(batch norm)" not in measure  # "Batch norm's curves measure … (batch norm)" said it twice
     for r in good_bn:
         assert abs(r.cross_entropy - r.final_cost) <= float(re.search(r"within ([0-9.e-]+) of", measure).group(1)) * 1.5
     for r in [best_plain] + good_bn:
@@ -615,3 +638,40 @@ def test_the_batch_norm_sentences_change_with_the_numbers(dataset):
     results[3] = replace(results[3], status="failed", message="out of memory")
     out = summarise(lesson, results, dataset)
     assert not out.complete and "no batch norm, rate 10 failed (out of memory)" in out.sentences[0]
+
+
+def test_a_curve_that_zig_zags_at_its_end_is_said_to_zig_zag_between_its_two_ends(dataset):
+    """A run whose last costs swing up and down in turn is described by the swing, not by its last point."""
+    lesson = replace(LESSONS["batch_norm"], iterations=100)
+    results = bn_results(lesson, [0.4, 0.5, 0.9, 0.9, 0.9, 0.3, 0.1, 0.05, 0.2, 0.9])
+    swing = [(k, 0.799 if k % 2 else 0.739) for k in range(100)]  # flips between two costs every iteration
+    results[8] = replace(results[8], history=[(0, 0.772)] + swing[1:])
+    out = summarise(lesson, results, dataset)
+    low, high = zigzag(out.runs[8].history)
+    assert (low, high) == (0.739, 0.799)
+    assert (f"at 10 it zig-zags between {low:.3f} and {high:.3f} over its last {ZIGZAG_POINTS} recorded steps, "
+            f"around where it started ({0.772:.3f})") in out.sentences[2]
+    assert "at 10 it ends at" not in out.sentences[2]
+    assert zigzag([(k, 1.0 - k / 100) for k in range(100)]) is None  # a falling curve does not
+
+
+def test_the_batch_norm_lesson_sets_test_accuracies_against_always_answering_the_common_class(dataset):
+    lesson = replace(LESSONS["batch_norm"], iterations=100)
+    out = summarise(lesson, bn_results(lesson, [0.4, 0.5, 0.9, 0.9, 0.9, 0.3, 0.1, 0.05, 0.2, 0.9]), dataset)
+    rate, answer = majority(dataset.test)
+    good = [r for r in out.runs if r.final_cost < prior_cost(float(dataset.train.Y.mean())) - PLATEAU_BAND]
+    below = [r for r in good if round((r.test_accuracy - rate) * dataset.test.m) < 0]
+    best = max(good, key=lambda r: r.test_accuracy)
+    said = out.sentences[-1]
+    assert f"Always answering “{answer}” scores {rate:.2f} on these {dataset.test.m} test images" in said
+    assert f"{len(below)} of the {len(good)} runs that learn score below it" in said
+    assert against_majority(best.test_accuracy, dataset.test) in said
+
+
+def test_a_lessons_time_is_scaled_by_the_load_or_measured():
+    """Learner review of issue 17: a click took 46.6 s at load 10-12 where the button said "about 15 s"."""
+    lesson = LESSONS["optimizers"]
+    assert estimate_seconds(lesson, 0.3, 2) == lesson.seconds  # idle: the idle figure
+    assert estimate_seconds(lesson, 11.0, 2) == pytest.approx(lesson.seconds * 5.5)  # 2/11 of a core per process
+    assert estimate_seconds(lesson, 11.0, 2, (46.6, 11.0)) == pytest.approx(46.6)  # measured at this load
+    assert estimate_seconds(lesson, 1.0, 2, (46.6, 11.0)) == pytest.approx(46.6 / 5.5)  # measured busy, now idle

@@ -21,7 +21,17 @@ from catdnn.network import (
     relu_backward,
     update,
 )
-from catdnn.stepper import CORNER_COLS, CORNER_ROWS, MAX_WEIGHT_BYTES, MAX_WORK, PHASES, Shown, Stepper, first_examples
+from catdnn.stepper import (
+    CORNER_COLS,
+    CORNER_ROWS,
+    MAX_WEIGHT_BYTES,
+    MAX_WORK,
+    PHASES,
+    Shown,
+    Stepper,
+    digits_for_change,
+    first_examples,
+)
 
 
 def assert_shows(shown, array, symbol, layer):
@@ -237,7 +247,7 @@ def test_batch_norm_settings_that_do_not_fit_are_named(dataset):
         Stepper(PRESETS["deep"], X, Y, bn=BatchNorm.init(PRESETS["deep"].layers))
     with pytest.raises(ConfigError, match="γ and β do not match the hidden layers"):
         Stepper(replace(PRESETS["deep"], batch_norm=True), X, Y, bn=BatchNorm.init(PRESETS["two-layer"].layers))
-    with pytest.raises(ConfigError, match="at least 2 examples"):
+    with pytest.raises(ConfigError, match="at least 2 images in a batch .* 1 image is chosen here"):
         Stepper(replace(PRESETS["deep"], batch_norm=True), X[:, :1], Y[:, :1])
 
 
@@ -299,3 +309,36 @@ def test_numbers_of_every_size_are_written_for_latex():
     text = shown.latex()
     assert r"0 & 1235 & -2.50\mathrm{e}{-7} & \infty \\ -\infty & \text{NaN} & 0.5 & 7" in text
     assert text.startswith(r"\lVert Z^{[1]} \rVert = \text{NaN},")
+
+
+def entries_written(latex: str) -> list[float]:
+    """The first entries of a Shown's LaTeX, as written (its bmatrix's numbers)."""
+    body = latex.split(r"\begin{bmatrix}")[1].split(r"\end{bmatrix}")[0]
+    cells = [c.strip() for row in body.split(r"\\") for c in row.split("&")]
+    return [float(c.replace(r"\mathrm{e}{", "e").rstrip("}")) for c in cells if c and not c.startswith("\\")]
+
+
+def test_an_update_writes_the_weights_with_the_digits_that_show_their_change(dataset):
+    """Learner review of issue 17: γ was written [1, 1, 1] after an update of Δγ = 2.19e-4. Every entry written
+    after an update differs from the one written before wherever the update changed it, and the running μ and σ²
+    the update records are shown, equal to the engine's."""
+    X, Y = first_examples(dataset.train.X, dataset.train.Y, 5)
+    stepper = Stepper(replace(PRESETS["deep"], batch_norm=True), X, Y)
+    before = [(W.copy(), g.copy(), b.copy()) for (W, _), (g, b) in zip(stepper.params, stepper.bn.params)]
+    stepper.forward(), stepper.backward()
+    upd = stepper.update()
+    for l, (W0, g0, b0) in enumerate(before, start=1):
+        shown = by_symbol(upd.layers[l - 1])
+        for symbol, old in ((r"\gamma", g0), (r"\beta", b0), ("W", W0)):
+            a = shown[symbol]
+            new_written, old_written = entries_written(a.latex()), entries_written(Shown.of(symbol, l, old).latex(
+                a.digits))
+            moved = (a.corner != old[:CORNER_ROWS, :CORNER_COLS]).ravel()
+            assert moved.any()
+            assert all(n != o for n, o, m in zip(new_written, old_written, moved) if m), (symbol, l)
+        mu, var = stepper.bn.running[l - 1]
+        assert_shows(shown[r"\mu_{\mathrm{run}}"], mu, r"\mu_{\mathrm{run}}", l)
+        assert_shows(shown[r"{\sigma^2_{\mathrm{run}}}"], var, r"{\sigma^2_{\mathrm{run}}}", l)
+        assert any(r"\mu_{\mathrm{run}}" in eq for eq in upd.layers[l - 1].equations)
+    assert digits_for_change(np.array([1.000219]), np.array([1.0])) == 7
+    assert digits_for_change(np.array([0.5]), np.array([0.1])) == 3

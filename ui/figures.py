@@ -136,7 +136,9 @@ def compare_costs_figure(runs, *, title: str = "Cost of each run", height: int =
         trace = _line(_finite_costs(history), label, color, hover)
         trace["line"]["dash"] = dash
         data.append(trace)
-    yaxis = {"title": {"text": ytitle + (" (log scale)" if log else "")}, "rangemode": "tozero"}
+    if log:  # one parenthesis: "cost (see below; log scale)", not "cost (see below) (log scale)"
+        ytitle = ytitle[:-1] + "; log scale)" if ytitle.endswith(")") else ytitle + " (log scale)"
+    yaxis = {"title": {"text": ytitle}, "rangemode": "tozero"}
     if log:
         yaxis = {"title": yaxis["title"], "type": "log", "exponentformat": "power"}
     layout = _layout(title, {"title": {"text": "iteration"}}, yaxis, height)

@@ -9,19 +9,48 @@ so a lesson's charts stay while another one trains.
 from __future__ import annotations
 
 import math
+import os
 import re
+import time
 
 import streamlit as st
 
 from catdnn.data import Dataset
 from catdnn.figures import cost_axis
 from catdnn.labels import compare
-from catdnn.lessons import Lesson, LessonOutcome, summarise
+from catdnn.lessons import Lesson, LessonOutcome, estimate_seconds, summarise
 
 from .figures import RUN_COLORS, TEST_COLOR, TRAIN_COLOR, compare_costs_figure
 from .history import run_sweep_ui
 
 KEY = "catdnn_lessons"  # this page's one entry in st.session_state: {lesson key: LessonOutcome}
+
+
+@st.cache_resource
+def timings() -> dict:
+    """This server's last measured click of each lesson: {lesson key: (seconds, load average then)}. One for all
+    sessions: how long a lesson takes here is a fact of the server, not of a user."""
+    return {}
+
+
+def load_now() -> tuple[float, int]:
+    """The 1-minute load average and the cores (the load average is 0 where the system has none)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = 0.0
+    return load, os.cpu_count() or 1
+
+
+def button_label(lesson: Lesson) -> str:
+    """The lesson's button, with how long a click takes now (:func:`catdnn.lessons.estimate_seconds`: this server's
+    last measured click, or the idle figure, scaled by the load)."""
+    load, cores = load_now()
+    measured = timings().get(lesson.key)
+    seconds = estimate_seconds(lesson, load, cores, measured)
+    why = (f"; took {measured[0]:.0f} s here last time" if measured else
+           f"; the server is busy, load {load:.0f} on {cores} cores" if load > cores else "")
+    return f"Train the {len(lesson.runs)} runs (about {seconds:.0f} s{why})"
 
 
 def outcomes() -> dict:
@@ -32,12 +61,16 @@ def outcomes() -> dict:
 def run_lesson_ui(lesson: Lesson, ds: Dataset) -> LessonOutcome | None:
     """Train the lesson's runs (progress bar; each kept in the history) and keep its outcome in the session."""
     # the models stay for summarise() (weight norms): a lesson's few runs are small, fixed networks
+    start, load = time.perf_counter(), load_now()[0]
     results = run_sweep_ui(lesson.configs(), ds.source, f"lesson: {lesson.title}", source="lesson",
                            options=lesson.trainer_options(), keep_models=True,
                            expected=lesson.explained + ("stopped",))  # a lesson by rate shows where runs diverge
     if not results:
         return None
     outcome = outcomes()[lesson.key] = summarise(lesson, results, ds)
+    outcome.wall = time.perf_counter() - start
+    if outcome.complete:  # a stopped click is not how long the lesson takes
+        timings()[lesson.key] = (outcome.wall, load)
     return outcome
 
 
@@ -142,7 +175,8 @@ def draw_outcome(outcome: LessonOutcome) -> None:
     st.caption(" · ".join(
         f"{r.name}: train {r.train_accuracy:.3f}, test {r.test_accuracy:.3f}" if r.test_accuracy is not None
         else f"{r.name}: {r.status}" for r in outcome.runs)
-        + f" · {seconds:.1f} s of training in all, on {outcome.dataset or 'the dataset'}")
+        + (f" · took {outcome.wall:.1f} s" if outcome.wall is not None else "")
+        + f" · {seconds:.1f} s of training in all (the runs' times added up), on {outcome.dataset or 'the dataset'}")
     body = " ".join(outcome.sentences)
     if outcome.complete:
         st.info(body, icon=":material/school:")
