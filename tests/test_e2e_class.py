@@ -254,8 +254,9 @@ def options(p: Person, where, label: str, kind: str = "stSelectbox") -> list[str
     return items
 
 
-def refused(browser, url: str, sentence: str) -> str:
-    """A fresh browser opens ``url`` and is refused with ``sentence``: one alert, no traceback, no page."""
+def refused(browser, url: str, sentence: str, shot: str = "") -> str:
+    """A fresh browser opens ``url`` and is refused with ``sentence``: one alert, no traceback, no page (the
+    screenshot artifacts/e2e_class_SHOT.png when given)."""
     p = Person(browser, "stranger")
     try:
         p.page.goto(url)
@@ -264,6 +265,9 @@ def refused(browser, url: str, sentence: str) -> str:
         idle(p.page)
         text = p.look()
         assert p.errors == []
+        assert p.page.locator(f"{MAIN} h1").count() == 0, text[:500]  # no page under the refusal
+        if shot:
+            p.shot(shot)
         return text
     finally:
         p.context.close()
@@ -342,12 +346,13 @@ def test_a_teacher_and_two_students_in_their_own_browsers(tmp_path, data_dir, br
         bob.shot("board_bob")
 
         # refusals: a forged key, a forged teacher token, a student on the Teacher page
-        refused(browser, f"{base}/?key={secrets.token_urlsafe(16)}", "key is not known here")
+        refused(browser, f"{base}/?key={secrets.token_urlsafe(16)}", "key is not known here", "forged_key")
         refused(browser, f"{base}/Runs?key={secrets.token_urlsafe(16)}", "key is not known here")
-        refused(browser, f"{base}/?teacher={secrets.token_urlsafe(32)}", "teacher link is not valid")
+        refused(browser, f"{base}/?teacher={secrets.token_urlsafe(32)}", "teacher link is not valid", "forged_token")
         bob.go("Teacher")
         assert "This page is the teacher's" in bob.main()
         assert "Pause training" not in bob.main() and "Export" not in bob.main()
+        bob.shot("teacher_page_for_bob")
 
         # the teacher: both students online, both runs, the reveal, the export
         teacher.go("Teacher")
@@ -398,7 +403,7 @@ def test_a_teacher_and_two_students_in_their_own_browsers(tmp_path, data_dir, br
             stranger.page.goto(f"{base}/?key={secrets.token_urlsafe(16)}")
             stranger.page.locator(f"{MAIN} [data-testid='stAlert']").first.wait_for(timeout=60_000)
             stranger.context.close()
-        limited = refused(browser, f"{base}/?key={secrets.token_urlsafe(16)}", "Too many")
+        limited = refused(browser, f"{base}/?key={secrets.token_urlsafe(16)}", "Too many", "rate_limited")
         assert re.search(r"wait \d+ s and try again", limited), limited[:1000]
         ana.open(f"{base}/Runs?key={ana.secret}", "Runs")
         assert ana_run in run_ids(ana)
