@@ -1,14 +1,16 @@
 """A class and the public in a real browser: the server `catdnn serve` starts (its plan, on 127.0.0.1), driven
 by Debian's headless Chromium, one browser context per person.
 
-Class mode: the teacher opens the teacher link; Ana and Bob join at the student link with their names, each
-trains the deep preset briefly, Ana submits her run to the board and imports photos. Bob's Runs page, his board
-form and his dataset list hold only his own work, also through a crafted link naming Ana's run; a forged key, a
-forged teacher token and Bob on the Teacher page are each refused with one sentence and no traceback. The teacher
-pauses (Bob's run waits, saying so) and resumes (it finishes), sees both students online and their runs, reveals
-the test accuracies (the board then ranks by them) and exports the class's CSV (a student column, dataset names,
-no server folder, no key or token). Too many forged keys meet the rate limit, and a valid key still opens.
-No page shows anyone a key or token but their own, and the server's log holds none.
+Class mode: the teacher opens the teacher link (the token then leaves the address); Ana and Bob join at the
+student link with their names. Ana trains the deep preset briefly and submits her run to the board; the teacher
+pauses, Bob's two-layer run waits and says so, the teacher resumes and it finishes; Bob submits too. Bob's Runs
+page, his board form and his dataset list hold only his own work, also through a crafted link naming Ana's run,
+and Ana's imported photos are not offered to him; a forged key, a forged teacher token and Bob on the Teacher page
+are each refused with one sentence, no page under it and no traceback. The teacher sees both students online and
+their runs, reveals the test accuracies (the board, hiding them before, then ranks by them) and exports the class's
+CSV (a student column, dataset names, no server folder, no key or token). Too many forged keys meet the rate
+limit, and a valid key still opens. The Train page's link to share holds no key. No page shows anyone a key or
+token but their own, and the server's log holds none.
 
 Public mode: two visitors each train; neither sees the other's run; a visitor's reload with their ?key= (a new
 session) keeps their run.
