@@ -12,8 +12,8 @@ CSV (a student column, dataset names, no server folder, no key or token). Too ma
 limit, and a valid key still opens. The Train page's link to share holds no key. No page shows anyone a key or
 token but their own, and the server's log holds none.
 
-Public mode: two visitors each train; neither sees the other's run; a visitor's reload with their ?key= (a new
-session) keeps their run.
+Public mode: two visitors each train; neither sees the other's run or the other's imported photos; a visitor's
+reload with their ?key= (a new session) keeps their run; a forged key is refused.
 
 Skipped when Chromium or Playwright is missing, unless CATDNN_REQUIRE_BROWSER=1 (as in CI).
 """
@@ -275,6 +275,31 @@ def refused(browser, url: str, sentence: str, shot: str = "") -> str:
         p.context.close()
 
 
+def import_photos(p: Person, folder: Path, name: str) -> None:
+    """``p`` imports a zip of real photos (``name``/cat, ``name``/non-cat) from the sidebar; it is offered to them."""
+    archive = folder / f"{name}.zip"
+    archive.write_bytes(zip_bytes(photo_tree(12, 8, top=name)))
+    p.page.get_by_role("button", name="Import your photos").click()
+    p.page.locator("[data-testid='stPopoverBody'] [data-testid='stFileUploaderDropzoneInput']").set_input_files(
+        str(archive))
+    idle(p.page)
+    p.page.locator("[data-testid='stPopoverBody'] button", has_text="Import").first.click()
+    sidebar = p.page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stAlert']", has_text="training photos").wait_for(timeout=60_000)
+    idle(p.page)
+    assert offers_photos(p, name)
+
+
+def offers_photos(p: Person, name: str) -> bool:
+    """Whether the sidebar offers ``p`` the dataset ``name`` (to pick, or to delete)."""
+    p.go("Runs")
+    sidebar = p.page.locator("[data-testid='stSidebar']")
+    listed = any(name in o for o in options(p, sidebar, "Dataset"))
+    deletable = sidebar.get_by_role("button", name="Delete a dataset").count() > 0
+    assert deletable == listed  # one's own upload is the only kind a student or a visitor may delete
+    return listed
+
+
 def never_shows_others_secrets(people: list[Person]) -> None:
     for p in people:
         for other in people:
@@ -382,22 +407,8 @@ def test_a_teacher_and_two_students_in_their_own_browsers(tmp_path, data_dir, br
         ana.shot("board_revealed")
 
         # Ana's photos are hers: Bob's dataset list does not offer them
-        archive = tmp_path / "anas-pets.zip"
-        archive.write_bytes(zip_bytes(photo_tree(12, 8, top="anas-pets")))
-        ana.page.get_by_role("button", name="Import your photos").click()
-        ana.page.locator("[data-testid='stPopoverBody'] [data-testid='stFileUploaderDropzoneInput']").set_input_files(
-            str(archive))
-        idle(ana.page)
-        ana.page.locator("[data-testid='stPopoverBody'] button", has_text="Import").first.click()
-        sidebar = ana.page.locator("[data-testid='stSidebar']")
-        sidebar.locator("[data-testid='stAlert']", has_text="training photos").wait_for(timeout=60_000)
-        idle(ana.page)
-        assert any("anas-pets" in o for o in options(ana, sidebar, "Dataset"))
-        bob.go("Runs")
-        bob_sidebar = bob.page.locator("[data-testid='stSidebar']")
-        assert not any("anas-pets" in o for o in options(bob, bob_sidebar, "Dataset"))
-        assert bob_sidebar.get_by_role("button", name="Delete a dataset").count() == 0
-        bob.look()
+        import_photos(ana, tmp_path, "anas-pets")
+        assert not offers_photos(bob, "anas-pets")
 
         # too many forged keys from one address meet the rate limit; a valid key still opens
         # (the limit counts a minute's misses: on a loaded machine a page load takes seconds, so try until it bites)
@@ -449,6 +460,8 @@ def test_two_public_visitors_each_see_only_their_own(tmp_path, data_dir, browser
         again.open(f"{base}/Runs?key={first.secret}", "Runs")
         assert run_ids(again) == {first_run}
         assert "Join the class" not in again.main()
+        import_photos(first, tmp_path, "visitors-pets")  # and the first visitor's photos are theirs alone
+        assert not offers_photos(second, "visitors-pets")
         refused(browser, f"{base}/?key={secrets.token_urlsafe(16)}", "key is not known here")
         first.shot("public_runs")
         never_shows_others_secrets(visitors)
