@@ -90,7 +90,7 @@ def test_the_score_is_cross_validation_on_the_training_images_only(klass, poison
     np.testing.assert_allclose(entry.scores, ref.scores[BASE.iterations], atol=1e-12)
     assert entry.score == pytest.approx(np.mean(ref.scores[BASE.iterations]))
     assert (entry.name, entry.architecture, entry.test_accuracy) == ("Ana", "[12288,7,1]", 0.7)
-    assert entry.settings == "small init · gradient descent · lr 0.0075 · 30 iterations · seed 1"
+    assert entry.settings == "small init · gradient descent · lr 0.0075 · 30 iterations"  # no seed: see below
 
 
 def test_another_students_run_is_refused_like_a_missing_one(klass, poisoned):
@@ -168,7 +168,7 @@ def test_ranked_by_validation_score_then_by_test_accuracy_after_the_reveal(klass
         board = klass.board.standings(viewer)
         assert not board.revealed
         assert [(r.entry.run_id, r.rank, r.public_rank) for r in board.rows] == [(strong, 1, 1), (weak, 2, 2)]
-        assert all(r.test_accuracy is None and r.private_rank is None for r in board.rows)
+        assert all(r.test_accuracy is None and r.private_rank is None and r.seed is None for r in board.rows)
     assert [r.entry.name for r in klass.board.standings(klass.ana).mine(klass.ana)] == ["Ana"]
 
     klass.store.update_class(klass.code, revealed=True)
@@ -176,6 +176,7 @@ def test_ranked_by_validation_score_then_by_test_accuracy_after_the_reveal(klass
     assert board.revealed
     assert [(r.entry.run_id, r.rank, r.private_rank, r.public_rank, r.test_accuracy) for r in board.rows] == [
         (weak, 1, 1, 2, 0.9), (strong, 2, 2, 1, 0.6)]
+    assert [r.seed for r in board.rows] == [BASE.seed, BASE.seed]  # shown once revealed
     # the teacher takes a run off the board
     assert klass.board.withdraw(klass.teacher, [strong]) == 1
     assert [r.entry.run_id for r in klass.board.standings(klass.bob).rows] == [weak]
