@@ -91,6 +91,8 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
     assert list(table["name"]) == ["Ana (you)"] and list(table["run"]) == [klass.run]
     assert "test accuracy" not in table.columns and "(5 folds)" in table["validation score"][0]
     assert "68" not in texts(at)  # the test accuracy is nowhere on the page
+    assert "seed" not in table.columns and "seed" not in table["settings"][0]  # nor the seed that reproduces it
+    assert "each run's seed" in texts(at)  # the board says the seeds come with the reveal
 
     at_bob = as_student(BOARD, klass, klass.bob)  # another student sees the entry, without "(you)" and no run
     assert list(at_bob.dataframe[0].value["name"]) == ["Ana"]
@@ -101,6 +103,7 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
     at.run()
     table = at.dataframe[0].value
     assert list(table["test accuracy"]) == ["68.0%"] and list(table["validation rank"]) == [1]
+    assert list(table["seed"]) == [CONFIG.seed]
     assert "test accuracies are revealed" in texts(at)
 
     at.button(key="board_withdraw").click().run()  # Ana takes her run off the board
