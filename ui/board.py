@@ -27,6 +27,9 @@ from .identity import class_store, mode
 SERVE_COMMAND = 'python -m catdnn serve --class "Period 3"'
 #: Who counts as online on the teacher view: seen on a page in the last this many seconds.
 ONLINE_SECONDS = 60
+#: Runs the teacher's delete list offers at once, the newest first (of every student, or of the one chosen): a
+#: list of every run made each rerun of the page take seconds once a class had kept thousands.
+DELETE_LIST = 200
 
 
 @st.cache_resource(max_entries=8)
