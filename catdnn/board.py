@@ -6,8 +6,9 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
   run gets, so an id reveals nothing). The entry copies the student's display name, the run's
   architecture (:func:`catdnn.labels.arch_text`), its other settings without the seed
   (:func:`catdnn.labels.config_label`; training is deterministic, so a classmate who had the seed would train
-  the run again and read its test accuracy before the reveal: :attr:`Row.seed` is None until then) and its
-  test accuracy, and gets a **validation score**:
+  the run again and read its test accuracy before the reveal: :attr:`Row.seed` is None until then) and the
+  test accuracy of the run's own model on the board dataset's test images (measured by the board, not copied
+  from the run's record: a record names its dataset by display name only), and gets a **validation score**:
   :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only**
   (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`.
   The test images are never read for it. Every entry is scored on the same folds (:data:`FOLD_SEED`),
@@ -211,6 +212,7 @@ class Board:
         the other students' trainings). Returns the entry; raises :class:`BoardError` when refused, before
         any training: not a student of a class, not their run (the same message as a missing run), not
         finished, trained on another dataset, a dataset the class does not share (an upload: :func:`dataset_key`),
+        no model kept with the run (the board measures the run's own model on the test images),
         beyond the class's limits as they are now (iterations, a CNN), :data:`MAX_ENTRIES` entries already, a
         submission of theirs still being scored; or when the scoring was stopped or a fold could not train (queued
         too long, a worker lost: nothing is submitted then). On a :class:`~catdnn.workers.TrainingPool` the fold
@@ -240,6 +242,7 @@ class Board:
                              f"training images of {dataset_name(dataset)!r}: choose {record.dataset!r} in the "
                              "sidebar, or submit a run trained on this one")
         key = dataset_key(dataset)
+        test_accuracy = self._test_accuracy(run_id, history, dataset)
         code = identity.class_code
         limits = self.store.get_class(code).limits
         try:  # scoring trains the settings again: the class's limits as they are now apply to them
@@ -285,7 +288,7 @@ class Board:
                 scores = tuple(cv.scores[record.config.iterations])
             entry = Entry(code, run_id, identity.owner, identity.name or self.store.name_of(identity.owner),
                           arch_text(record.config), config_label(record.config, architecture=False),
-                          record.config, key, record.test_accuracy, METRIC,
+                          record.config, key, test_accuracy, METRIC,
                           tuple(float(s) for s in scores), time.time())
             with self._lock:
                 self._write(entry)
@@ -293,6 +296,30 @@ class Board:
         finally:
             with self._lock:
                 self._scoring.discard(identity.owner)
+
+    @staticmethod
+    def _test_accuracy(run_id: int, history, dataset) -> float:
+        """The accuracy of run ``run_id``'s own model on the test images of ``dataset``'s folder: what the board
+        reveals, measured here rather than copied from the run's record, since a record names its dataset by
+        display name only, and a run on a student's own photos named like the class's dataset would bring a
+        test accuracy measured on those."""
+        from .data import load_dataset
+        from .history import HistoryError
+        from .network import score
+
+        name = dataset_name(dataset)
+        try:
+            model = history.model(run_id)
+        except HistoryError:
+            raise BoardError(f"run {run_id} kept no model, and the board measures the run's own model on the test "
+                             f"images of {name!r}: submit a run that kept its model (the Runs page says which)"
+                             ) from None
+        try:
+            test = load_dataset(dataset.source, download=False).test
+            return float(score(model.predict_proba(test.X), test.Y))
+        except (CatdnnError, ValueError) as exc:
+            raise BoardError(f"run {run_id}'s model cannot be measured on the test images of {name!r}: {exc}"
+                             ) from None
 
     def _write(self, e: Entry) -> None:
         scores = json.dumps([None if not math.isfinite(s) else s for s in e.scores])

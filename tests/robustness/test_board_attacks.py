@@ -3,6 +3,8 @@
 * a board submission gave a student a second training at once (the fold runs were queued as theirs but without
   the class's limits, so they ran beside the student's Train-page run);
 * a run on a student's own uploaded photos, named like the class's dataset, ranked on the class's board;
+* a run trained on those photos, submitted with the class's dataset chosen, brought the test accuracy of its
+  record (measured on the student's photos) to the class's board;
 * the board showed each entry's seed before the reveal, so a classmate could train the run again and read its
   test accuracy early.
 """
@@ -24,7 +26,10 @@ from catdnn.board import Board, BoardError
 from catdnn.classroom import MACHINE, ClassStore, Limits, RateLimiter
 from catdnn.data import load_dataset
 from catdnn.history import History
+from catdnn.network import score
+from catdnn.train import fit
 from catdnn.workers import TrainingPool
+from tests.history_support import constant_model
 from tests.photo_support import photo_tree, write_tree, zip_bytes
 
 # A Train-page run long enough to be mid-way whenever the test looks (minutes if left alone).
@@ -69,7 +74,7 @@ def test_a_board_submission_waits_behind_the_students_training(klass, data_dir, 
     limits = klass.store.get_class(klass.code).limits
     config = replace(PRESETS["two-layer"], iterations=5)
     run = history.add(config, status="finished", test_accuracy=0.7, train_accuracy=0.9, iterations_done=5,
-                      source="app", dataset=dataset)
+                      source="app", dataset=dataset, model=constant_model(config))
     pool = TrainingPool(processes=2)
     stop = threading.Event()
     out: dict = {}
@@ -143,13 +148,39 @@ def test_a_students_own_photos_named_like_the_class_dataset_do_not_rank_on_its_b
         assert board.standings(bob, dataset=on).rows == ()
 
 
+def test_a_run_on_a_students_own_photos_brings_no_test_accuracy_to_the_class_board(klass, tmp_path):
+    """The run's record names its dataset by display name only: Ana trains on her upload "pets" (white "cats",
+    black others: 100% on its test images), then submits the run with the class's "pets" chosen. The board
+    scores her settings on the class's images, and its test accuracy is her model's on the class's test images,
+    measured by the board, not the 100% her record holds. A run that kept no model is refused."""
+    ana, board, history = klass.ana, klass.board, klass.history[klass.ana]
+    home = tmp_path / "home"
+    folder = write_tree(tmp_path / "pets", photo_tree(n_cat=15, n_other=15))
+    shared = load_dataset(photos.import_photos(folder, name="pets", home=home, viewer=MACHINE).folder, download=False)
+    fake = {**{f"cat/{i}.png": _solid(250, i) for i in range(15)},
+            **{f"non-cat/{i}.png": _solid(5, 100 + i) for i in range(15)}}
+    mine = load_dataset(photos.import_photos(zip_bytes(fake), name="pets", home=home, viewer=ana).folder,
+                        download=False)
+    config = TrainConfig(layers=(12288, 1), iterations=200, learning_rate=0.005)
+    model = fit(config, mine)
+    assert model.test_accuracy == 1.0  # the premise: a perfect score on her own photos
+    run = history.add(config, status="finished", iterations_done=200, source="app", dataset=mine, model=model)
+    bare = history.add(config, status="finished", test_accuracy=1.0, iterations_done=200, source="app", dataset=mine)
+    with cf.ThreadPoolExecutor(2) as ex:
+        entry = board.submit(ana, run, history, shared, executor=ex)
+        assert entry.test_accuracy == score(model.predict_proba(shared.test.X), shared.test.Y) != 1.0
+        with pytest.raises(BoardError, match=f"^run {bare} kept no model, and the board measures the run's own "
+                                             "model on the test images of 'pets'"):
+            board.submit(ana, bare, history, shared, executor=ex)
+
+
 def test_seeds_are_hidden_until_the_reveal(klass, dataset):
     """Training is repeatable: with an entry's settings and seed a classmate trains it again and reads its test
     accuracy before the reveal. The board shows no seed (in the settings or a row) until the teacher reveals."""
     ana, bob = klass.ana, klass.bob
     config = replace(PRESETS["two-layer"], iterations=3, seed=1234)
     run = klass.history[ana].add(config, status="finished", test_accuracy=0.7, train_accuracy=0.9,
-                                 iterations_done=3, source="app", dataset=dataset)
+                                 iterations_done=3, source="app", dataset=dataset, model=constant_model(config))
     with cf.ThreadPoolExecutor(2) as ex:
         klass.board.submit(ana, run, klass.history[ana], dataset, executor=ex)
     (row,) = klass.board.standings(bob, dataset=dataset).rows
