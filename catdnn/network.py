@@ -225,7 +225,7 @@ def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: 
     m = N if examples is None else int(examples)
     sum_g = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True)  # Σ_i dZ̃ ⊙ Z_norm
     sum_b = dZ_tilde.sum(axis=1, keepdims=True)  # Σ_i dZ̃
-    dgamma, dbeta = sum_g / m, sum_b / m  # dγ = Σ_i dZ̃ ⊙ Z_norm / m, dβ = Σ_i dZ̃ / m
+    dgamma, dbeta = (sum_g / m, sum_b / m) if m != 1 else (sum_g, sum_b)  # dγ = Σ_i dZ̃ ⊙ Z_norm / m, dβ = Σ_i dZ̃ / m
     if running:  # μ and σ² do not depend on Z
         return dZ_tilde * (gamma * inv_std), dgamma, dbeta
     # With dZ_norm = γ·dZ̃ and means over the N columns the statistics were taken on:
@@ -369,7 +369,8 @@ def compute_cost(AL: np.ndarray, Y: np.ndarray) -> float:
 
 
 def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None, *, lambd: float = 0.0,
-             input_grad: bool = False, deltas: list | None = None, bn: BatchNorm | None = None):
+             input_grad: bool = False, deltas: list | None = None, bn: BatchNorm | None = None,
+             scale: float | None = None):
     """Backward propagation of the mean cross-entropy (plus ``λ/(2m)·Σ‖W‖²`` when ``lambd``).
 
     The sigmoid and the cross-entropy are fused: ``dZ[L] = A[L] - Y``. Dropout masks in
@@ -398,6 +399,11 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         The batch norm of the :func:`forward` that made the cache (its ``cache.bn``; training mode, or
         the running averages for an input gradient): the gradients then go through it, and
         ``(dγ, dβ)`` of each hidden layer follow the ``(dW, db)``.
+    scale : float, optional
+        Return ``scale`` times every gradient (``dA0`` and ``deltas`` too), e.g. a learning rate α,
+        so that gradient descent is ``W -= dW`` (:func:`update` with α = 1). The factor ``scale/m``
+        is applied once, to ``dZ[L]``, instead of dividing every gradient by m: fewer operations per
+        layer, the same values up to rounding. None (default): the gradients as above.
 
     Returns
     -------
@@ -418,6 +424,10 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
     if deltas is not None:
         deltas[:] = [None] * L
     dZ = AL - Y  # dZ[L] = A[L] - Y, (1, m): fused sigmoid + cross-entropy
+    per = m  # what each dW[l], db[l] is divided by (the mean over the examples)
+    if scale is not None:  # scale·dZ[L]/m: every gradient below comes out scaled and already divided by m
+        dZ *= scale / m
+        per, lambd = 0, lambd * scale
     dA = None
     dA_shown = None  # dA[l] as computed, kept only for ``deltas``
     for l in range(L - 1, -1, -1):
@@ -425,17 +435,20 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         W = params[l][0]
         normed = bn is not None and l < L - 1
         if normed:  # dZ[l] from dZ̃[l] through the normalisation; dγ[l], dβ[l]
-            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l], cache.bn_running)
+            dZ, dgamma, dbeta = batch_norm_backward(dZ, bn.params[l][0], cache.bn[l], cache.bn_running,
+                                                    examples=per or 1)
             grads[L + l] = (dgamma, dbeta)
         dW = dZ @ A_prev.T  # dW[l] = dZ[l]·A[l-1]ᵀ / m (+ λ/m·W[l]): (n_l, m) @ (m, n_{l-1}) -> (n_l, n_{l-1})
-        dW /= m
+        if per:
+            dW /= per
         if lambd:
             dW += (lambd / m) * W
         if normed:
             db = np.zeros_like(params[l][1])  # b[l] cancels in Z[l] − μ: no gradient
         else:
             db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
-            db /= m
+            if per:
+                db /= per
         grads[l] = (dW, db)
         if deltas is not None:
             deltas[l] = (dA_shown, dZ)
@@ -454,11 +467,14 @@ def update(params: Params, grads, learning_rate: float) -> None:
     """Gradient-descent step, in place: ``W[l] -= α·dW[l]``, ``b[l] -= α·db[l]`` for every layer.
 
     The gradients are consumed (scaled by α in place): they are fresh arrays from :func:`backward`.
+    α = 1 skips the scaling (``x·1 = x`` exactly): the gradients are the steps already
+    (``backward(..., scale=α)``).
     """
     for (W, b), (dW, db) in zip(params, grads):
-        dW *= learning_rate
+        if learning_rate != 1.0:
+            dW *= learning_rate
+            db *= learning_rate
         W -= dW
-        db *= learning_rate
         b -= db
 
 

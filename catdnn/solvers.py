@@ -103,6 +103,7 @@ from .network import (
     relu,
     relu_backward,
     sigmoid,
+    update,
 )
 from .optim import OPTIMIZERS, GradientDescent, make_optimizer, seeded_generators
 from .probe import LayerStats, layer_stats, summarise_layers
@@ -335,18 +336,13 @@ class GramSolver:
         self._opt = t.optimizer
         # gradient descent without L2 or dropout: B updated in place, no dK (with batch norm too)
         self._plain = t.optimizer.name == "gd" and not t.lambd and t.keep is None
-        self._state = self._opt.init(self._learned())
+        # what the optimiser updates, built once (the arrays are updated in place): (K, b1), layers 2..L, γ and β
+        self._learned = [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
+        self._tail_bn = None if self._bn is None else self._bn.tail(1)  # batch norm of layers 2..L-1 (shared arrays)
+        self._state = self._opt.init(self._learned)
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
-
-    def _learned(self) -> list:
-        """What the optimiser updates: ``(K, b1)``, layers 2..L, then batch norm's ``(γ, β)``."""
-        return [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
-
-    def _tail_bn(self):
-        """Batch norm of layers 2..L-1, for the shared math on ``self._rest`` (None without batch norm)."""
-        return None if self._bn is None else self._bn.tail(1)
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
@@ -368,7 +364,7 @@ class GramSolver:
         bn = self._bn
         if bn is not None:  # Z̃[1] with the running μ, σ²
             Z1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon, *bn.running[0])[0]
-        return forward(self._rest, relu(Z1), bn=self._tail_bn(), running=True)[0]
+        return forward(self._rest, relu(Z1), bn=self._tail_bn, running=True)[0]
 
     def _w1_norm_sq(self, BG=None) -> float:
         """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1
@@ -415,7 +411,7 @@ class GramSolver:
             Z1 += self._b1
         else:
             Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
-        bn, tail_bn, norm1 = self._bn, self._tail_bn(), None
+        bn, tail_bn, norm1, plain = self._bn, self._tail_bn, None, self._plain
         if bn is not None:  # Z̃[1] = γ[1]·(Z[1] − μ)/√(σ² + ε) + β[1], the batch's μ, σ²
             Z1, norm1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon)
         A1 = relu(Z1)  # A[1] = ReLU(Z[1]) (ReLU(Z̃[1]) with batch norm)
@@ -434,21 +430,26 @@ class GramSolver:
             cost = cost_from_logits(ZL, Yb)
             if t.lambd:
                 cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq(BG)
+        # Plain descent: backward gives α times the gradients (α/m_b folded into dZ[L] once), so every update
+        # below is a subtraction, and dZ[1] arrives as α·dZ[1]/m_b.
+        scale = lr if plain else None
         if self._rest:
             grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True,
-                                  bn=tail_bn)  # layers 2..L (then γ, β of 2..L-1), dA[1]
+                                  bn=tail_bn, scale=scale)  # layers 2..L (then γ, β of 2..L-1), dA[1]
             if mask1 is not None:
                 dA1 *= mask1  # dA[1] ⊙ D[1] / keep_prob[1]
             dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m_b)
             if bn is not None:  # dZ[1] through the normalisation: still multiplied by X_bᵀ, so W1 stays in the span
-                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1)
+                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1,
+                                                          examples=1 if plain else None)
                 L1 = len(self._rest)  # layers 2..L's (dW, db), then γ, β of layer 1, then of layers 2..L-1
                 grads = grads[:L1] + [(dgamma1, dbeta1)] + grads[L1:]
         else:
             grads = []
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
-        if self._plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
-            dZ *= lr / mb
+            if plain:
+                dZ *= lr / mb
+        if plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             if bn is None:  # (with batch norm b[1] has no gradient)
                 self._b1 -= dZ.sum(axis=1, keepdims=True)  # b[1] -= α·db[1]
             if cols is None and self.M == m:
@@ -457,7 +458,8 @@ class GramSolver:
                 self._B[:, :m] -= dZ
             else:
                 self._B[:, cols] -= dZ
-            self._opt.update(self._learned()[1:], grads, self._state, lr)  # layers 2..L (and every γ, β)
+            self._state.t += 1  # layers 2..L (and every γ, β): the steps are α·gradients already
+            update(self._learned[1:], grads, 1.0)
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
             # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
@@ -467,7 +469,7 @@ class GramSolver:
                 dK[:, :m] += dZ
             else:
                 dK[:, cols] += dZ
-            self._opt.update(self._learned(), [(dK, db1)] + grads, self._state, lr)
+            self._opt.update(self._learned, [(dK, db1)] + grads, self._state, lr)
         if bn is not None:  # the running averages of μ and σ², for prediction
             bn.record([norm1] + cache.bn)
         self._steps += 1
