@@ -13,6 +13,7 @@ Its learned ``(γ, β)`` ride in a list parallel to ``params`` (one pair per hid
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -322,6 +323,12 @@ def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Genera
     return sigmoid(Z), cache  # A[L] = σ(Z[L])
 
 
+def all_finite(A: np.ndarray) -> bool:
+    """Whether every entry of ``A`` is finite, in one reduction when it is: a sum with an inf or a NaN in it
+    is inf or NaN, so a finite sum means finite entries (the entrywise test only when the sum is not)."""
+    return math.isfinite(np.add.reduce(A, axis=None)) or bool(np.isfinite(A).all())
+
+
 def l2_cost(params: Params, lambd: float, m: int) -> float:
     """The L2 regularisation term of the cost, ``λ/(2m) · Σ_l ‖W[l]‖²`` (the biases are not decayed)."""
     if not lambd:
@@ -497,7 +504,7 @@ def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: fl
     """
     AL, cache = forward(params, X)
     ZL = cache[-1][1]
-    if not np.isfinite(ZL).all():
+    if not all_finite(ZL):
         return float("nan"), AL
     cost = cost_from_logits(ZL, Y) if need_cost else None
     update(params, backward(params, cache, Y, AL), learning_rate)

@@ -90,6 +90,7 @@ from .conv_layers import downsample, to_maps
 from .errors import ConfigError
 from .network import (
     BatchNorm,
+    all_finite,
     backward,
     batch_norm_backward,
     batch_norm_forward,
@@ -423,7 +424,7 @@ class GramSolver:
             ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
-        if not np.isfinite(ZL).all():
+        if not all_finite(ZL):
             return math.nan, AL
         cost = None
         if need_cost:
@@ -616,7 +617,7 @@ class DirectSolver:
         params, bn = self._params, self._bn
         AL, cache = forward(params, X, t.keep, self._rng, bn=bn)
         ZL = cache[-1][1]
-        if not np.isfinite(ZL).all():
+        if not all_finite(ZL):
             return math.nan, AL
         cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
         self._opt.update(self._learned(), backward(params, cache, Y, AL, lambd=t.lambd, bn=bn), self._state, lr)
