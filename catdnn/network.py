@@ -198,9 +198,9 @@ def batch_norm_forward(Z: np.ndarray, gamma: np.ndarray, beta: np.ndarray, epsil
     """
     if mu is None:
         m = Z.shape[1]
-        mu = Z.sum(axis=1, keepdims=True) / m  # μ = 1/m Σ_i z(i): (n_l, 1)
+        mu = np.add.reduce(Z, axis=1, keepdims=True) / m  # μ = 1/m Σ_i z(i): (n_l, 1)
         Zc = Z - mu
-        var = np.square(Zc).sum(axis=1, keepdims=True) / m  # σ² = 1/m Σ_i (z(i) − μ)²: (n_l, 1)
+        var = np.add.reduce(np.square(Zc), axis=1, keepdims=True) / m  # σ² = 1/m Σ_i (z(i) − μ)²: (n_l, 1)
     else:
         Zc = Z - mu
     inv_std = 1.0 / np.sqrt(var + epsilon)  # 1/√(σ² + ε): (n_l, 1)
@@ -224,8 +224,8 @@ def batch_norm_backward(dZ_tilde: np.ndarray, gamma: np.ndarray, norm, running: 
     Z_norm, inv_std = norm[0], norm[1]
     N = dZ_tilde.shape[1]
     m = N if examples is None else int(examples)
-    sum_g = (dZ_tilde * Z_norm).sum(axis=1, keepdims=True)  # Σ_i dZ̃ ⊙ Z_norm
-    sum_b = dZ_tilde.sum(axis=1, keepdims=True)  # Σ_i dZ̃
+    sum_g = np.add.reduce(dZ_tilde * Z_norm, axis=1, keepdims=True)  # Σ_i dZ̃ ⊙ Z_norm
+    sum_b = np.add.reduce(dZ_tilde, axis=1, keepdims=True)  # Σ_i dZ̃
     dgamma, dbeta = (sum_g / m, sum_b / m) if m != 1 else (sum_g, sum_b)  # dγ = Σ_i dZ̃ ⊙ Z_norm / m, dβ = Σ_i dZ̃ / m
     if running:  # μ and σ² do not depend on Z
         return dZ_tilde * (gamma * inv_std), dgamma, dbeta
@@ -453,7 +453,7 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         if normed:
             db = np.zeros_like(params[l][1])  # b[l] cancels in Z[l] − μ: no gradient
         else:
-            db = dZ.sum(axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
+            db = np.add.reduce(dZ, axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
             if per:
                 db /= per
         grads[l] = (dW, db)

@@ -344,6 +344,7 @@ class GramSolver:
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
+        self._z1_cache = (-1, None)  # (steps, Z[1] on the training set) of the last _z1_train
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
@@ -355,6 +356,17 @@ class GramSolver:
         else:
             Z1 += P0
         Z1 += self._b1
+        return Z1
+
+    def _z1_train(self):
+        """Z[1] on the training set at the current parameters, shape (n_1, m), computed once per step: a
+        clean prediction on the training set (the train accuracy, measured before a step) and the next
+        full-batch step share it, one B·G product fewer. Read only."""
+        steps, Z1 = self._z1_cache
+        if steps != self._steps:
+            m = self.m
+            Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m)
+            self._z1_cache = (self._steps, Z1)
         return Z1
 
     def _output(self, Z1):
@@ -410,6 +422,8 @@ class GramSolver:
             BG = self._B @ Gb  # (n_1, M) @ (M, M) -> (n_1, M)
             Z1 = BG + self._s * P0b
             Z1 += self._b1
+        elif cols is None:  # Z[1] = W[1]·X + b[1], (n_1, m): perhaps measured already, by a prediction
+            Z1 = self._z1_train()
         else:
             Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
         bn, tail_bn, norm1, plain = self._bn, self._tail_bn, None, self._plain
@@ -452,7 +466,7 @@ class GramSolver:
                 dZ *= lr / mb
         if plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             if bn is None:  # (with batch norm b[1] has no gradient)
-                self._b1 -= dZ.sum(axis=1, keepdims=True)  # b[1] -= α·db[1]
+                self._b1 -= np.add.reduce(dZ, axis=1, keepdims=True)  # b[1] -= α·db[1]
             if cols is None and self.M == m:
                 self._B -= dZ
             elif cols is None:
@@ -464,7 +478,7 @@ class GramSolver:
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
             # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
-            db1 = np.zeros_like(self._b1) if bn is not None else dZ.sum(axis=1, keepdims=True)
+            db1 = np.zeros_like(self._b1) if bn is not None else np.add.reduce(dZ, axis=1, keepdims=True)
             dK = (t.lambd / mb) * self._K if t.lambd else np.zeros_like(self._K)
             if cols is None:
                 dK[:, :m] += dZ
@@ -492,7 +506,7 @@ class GramSolver:
         """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
         with test-time averaging, the mean over each image and its mirror image."""
         m = self.m
-        p = self._output(self._z1(self._P0[:, :m], self._G[:, :m]))[0]
+        p = self._output(self._z1_train())[0]
         if not self._tech.tta:
             return p
         if self._tech.flip:  # the mirror images are columns m..2m-1 of the basis
@@ -521,7 +535,7 @@ class GramSolver:
         if self._bn is not None:
             return layer_stats(self.params(copy=False), self.X, self.Y, iteration, bn=self._bn)
         m = self.m
-        Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
+        Z1 = self._z1_train()  # (n_1, m), no dropout
         A1 = relu(Z1)
         if self._rest:
             AL, cache = forward(self._rest, A1)
