@@ -82,9 +82,27 @@ def sigmoid(Z: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-Z))
 
 
+#: Read-only arrays of zeros by (shape, dtype), for :func:`relu` on small arrays.
+_ZEROS: dict = {}
+#: :func:`relu` takes its 0 from an array of zeros of Z's shape up to this many entries: NumPy's maximum
+#: against a scalar is about 2.5 times slower than against an array on a dense layer's (n_l, m) (measured:
+#: 7.2 µs against 2.6 µs on 20×209 float64; the same values, bit for bit). Larger arrays (a convolutional
+#: net's maps) keep the scalar, without a cached array of their size.
+RELU_ZEROS_MAX = 1 << 16
+
+
 def relu(Z: np.ndarray) -> np.ndarray:
     """Elementwise ``max(Z, 0)``."""
-    return np.maximum(Z, 0.0)
+    if Z.size > RELU_ZEROS_MAX:
+        return np.maximum(Z, 0.0)
+    key = (Z.shape, Z.dtype)
+    zeros = _ZEROS.get(key)
+    if zeros is None:
+        if len(_ZEROS) >= 64:  # a bounded cache: shapes come and go (batches, test sets)
+            _ZEROS.clear()
+        zeros = _ZEROS[key] = np.zeros(Z.shape, Z.dtype)
+        zeros.flags.writeable = False
+    return np.maximum(Z, zeros)
 
 
 #: The decision rule everywhere (CLI, pages, accuracies): "cat" when P(cat) > THRESHOLD.
