@@ -13,7 +13,6 @@ Its learned ``(γ, β)`` ride in a list parallel to ``params`` (one pair per hid
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -342,9 +341,9 @@ def forward(params: Params, X: np.ndarray, keep_prob=None, rng: np.random.Genera
 
 
 def all_finite(A: np.ndarray) -> bool:
-    """Whether every entry of ``A`` is finite, in one reduction when it is: a sum with an inf or a NaN in it
-    is inf or NaN, so a finite sum means finite entries (the entrywise test only when the sum is not)."""
-    return math.isfinite(np.add.reduce(A, axis=None)) or bool(np.isfinite(A).all())
+    """Whether every entry of ``A`` is finite: ``np.isfinite(A).all()`` without ndarray.all's Python wrapper
+    (called once per training step)."""
+    return bool(np.logical_and.reduce(np.isfinite(A), axis=None))
 
 
 def l2_cost(params: Params, lambd: float, m: int) -> float:
@@ -425,10 +424,11 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         the running averages for an input gradient): the gradients then go through it, and
         ``(dγ, dβ)`` of each hidden layer follow the ``(dW, db)``.
     scale : float, optional
-        Return ``scale`` times every gradient (``dA0`` and ``deltas`` too), e.g. a learning rate α,
-        so that gradient descent is ``W -= dW`` (:func:`update` with α = 1). The factor ``scale/m``
-        is applied once, to ``dZ[L]``, instead of dividing every gradient by m: fewer operations per
-        layer, the same values up to rounding. None (default): the gradients as above.
+        Return ``scale`` times every gradient, e.g. a learning rate α, so that gradient descent is
+        ``W -= dW`` (:func:`update` with α = 1). The factor ``scale/m`` is applied once, to ``dZ[L]``,
+        instead of dividing every gradient by m: fewer operations per layer, the same values up to
+        rounding. ``dA0`` and ``deltas`` (m times the derivatives without it) come out ``scale/m``
+        times theirs. None (default): the gradients as above.
 
     Returns
     -------
