@@ -469,7 +469,8 @@ def backward(params: Params, cache, Y: np.ndarray, AL: np.ndarray | None = None,
         if lambd:
             dW += (lambd / m) * W
         if normed:
-            db = np.zeros_like(params[l][1])  # b[l] cancels in Z[l] − μ: no gradient
+            b = params[l][1]
+            db = np.zeros(b.shape, b.dtype)  # b[l] cancels in Z[l] − μ: no gradient (np.zeros: cheaper than zeros_like)
         else:
             db = np.add.reduce(dZ, axis=1, keepdims=True)  # db[l] = Σ_i dZ[l] / m: (n_l, 1)
             if per:
