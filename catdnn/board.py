@@ -4,12 +4,21 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
 * :meth:`Board.submit`: a student puts one of **their own** finished runs on their class's board. The
   engine checks the run is theirs (another student's run id is refused with the very message a missing
   run gets, so an id reveals nothing). The entry copies the student's display name, the run's
-  architecture (:func:`catdnn.labels.arch_text`), its other settings with the seed
-  (:func:`catdnn.labels.config_label`) and its test accuracy, and gets a **validation score**:
+  architecture (:func:`catdnn.labels.arch_text`), its other settings without the seed
+  (:func:`catdnn.labels.config_label`; training is deterministic, so a classmate who had the seed would train
+  the run again and read its test accuracy before the reveal: :attr:`Row.seed` is None until then) and the
+  test accuracy of the run's own model on the board dataset's test images (measured by the board, not copied
+  from the run's record: a record names its dataset by display name only), and gets a **validation score**:
   :data:`FOLDS`-fold cross-validation of the run's settings on the **training images only**
   (:func:`catdnn.search.score`, on the executor given: the app's shared worker pool), by :data:`METRIC`.
   The test images are never read for it. Every entry is scored on the same folds (:data:`FOLD_SEED`),
-  so two entries differ by their settings, not by their luck in the split.
+  so two entries differ by their settings, not by their luck in the split. The fold runs are the student's
+  trainings under the class's limits (:class:`~catdnn.classroom.Limits`): on the shared pool they wait behind
+  the student's other runs, one training of theirs at a time.
+* A board is a **dataset's**: entries and standings are keyed by :func:`dataset_key`, the dataset's identity
+  (the course's files, or the folder of photos imported on the machine, named by its content), never by its
+  display name, which a student's upload may copy. Only a dataset the whole class shares goes on the board:
+  a student's upload is refused (:func:`catdnn.history.is_upload`).
 * :meth:`Board.standings`: the board as a class member sees it. While the class works it is ranked by
   validation score (fewer failed folds first, then the higher mean: :meth:`catdnn.validation.CVResult.rank`)
   and test accuracies are hidden from everyone. Once the teacher reveals them (``ClassStore.update_class(code,
@@ -33,13 +42,17 @@ import math
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .classroom import ClassStore, Identity, same
 from .config import TrainConfig
 from .errors import CatdnnError
 from .labels import arch_text, config_label, dataset_name
 from .validation import CVResult
+
+#: The key of the course's dataset on the board (:func:`dataset_key`).
+COURSE_KEY = "course"
 
 #: Folds of the cross-validation that scores an entry; each trains the run's settings once, so a submission
 #: costs :data:`FOLDS` times the run's own training (on 4/5 of its images).
@@ -75,10 +88,27 @@ def _no_run(run_id) -> BoardError:
     return BoardError(f"there is no run {run_id} of yours to submit: pick one of your own finished runs")
 
 
+def dataset_key(dataset) -> str:
+    """The board's key of ``dataset`` (a :class:`~catdnn.data.Dataset`), the same for every member of the class:
+    :data:`COURSE_KEY` for the course's files, else the folder name of photos imported on the machine (their name
+    and content key, e.g. ``pets-4308155cc6e3``: not a server path). Raises :class:`BoardError` for photos a
+    student or visitor uploaded, which are theirs alone: nobody else could train on them."""
+    from .data import is_imported
+    from .history import is_upload
+
+    if is_upload(dataset):
+        raise BoardError(f"{dataset_name(dataset)!r} holds photos uploaded in the app, which only their owner can "
+                         "train on: the board takes runs on a dataset the whole class shares (the course's, or one "
+                         "imported on the server with python -m catdnn)")
+    folder = Path(str(dataset.source))
+    return folder.name if is_imported(folder) else COURSE_KEY
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One run on a class's board, as submitted. ``scores``: the validation score of each fold (NaN where the
-    fold failed: diverged, stopped); ``test_accuracy``: the run's own, shown only once revealed."""
+    """One run on a class's board, as submitted. ``settings``: without the seed; ``dataset``: its
+    :func:`dataset_key`; ``scores``: the validation score of each fold (NaN where the fold failed: diverged,
+    stopped); ``test_accuracy``: the run's own, shown only once revealed."""
 
     class_code: str
     run_id: int
@@ -113,13 +143,16 @@ class Entry:
 @dataclass(frozen=True)
 class Row:
     """One line of the board as shown: the entry, its rank on this board, its rank by validation score
-    (``public_rank``), and, once revealed, its test accuracy and its rank by it (``private_rank``; else None)."""
+    (``public_rank``), and, once revealed, its test accuracy, its rank by it (``private_rank``) and the run's
+    seed (else None: with the seed and the settings anyone could train the run again and read its test
+    accuracy early)."""
 
     entry: Entry
     rank: int
     public_rank: int
     private_rank: int | None
     test_accuracy: float | None
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,9 +211,14 @@ class Board:
         app passes its shared worker pool, whose queue then serves the fold runs as the student's, in turn with
         the other students' trainings). Returns the entry; raises :class:`BoardError` when refused, before
         any training: not a student of a class, not their run (the same message as a missing run), not
-        finished, trained on another dataset, beyond the class's limits as they are now (iterations, a CNN),
-        :data:`MAX_ENTRIES` entries already, a submission of theirs still being scored; or when the scoring
-        was stopped (nothing is submitted then).
+        finished, trained on another dataset, a dataset the class does not share (an upload: :func:`dataset_key`),
+        no model kept with the run (the board measures the run's own model on the test images),
+        beyond the class's limits as they are now (iterations, a CNN), :data:`MAX_ENTRIES` entries already, a
+        submission of theirs still being scored; or when the scoring was stopped or a fold could not train (queued
+        too long, a worker lost: nothing is submitted then). On a :class:`~catdnn.workers.TrainingPool` the fold
+        runs are the student's, under the class's limits: they wait behind the student's other runs (never two
+        trainings of theirs at once), and count as one run queued or training beyond ``runs_at_once``, so a
+        submission is never refused for a training the student has going.
         """
         from .history import HistoryError
         from .search import score
@@ -203,9 +241,12 @@ class Board:
             raise BoardError(f"run {run_id} was trained on {record.dataset!r}, and the board scores it on the "
                              f"training images of {dataset_name(dataset)!r}: choose {record.dataset!r} in the "
                              "sidebar, or submit a run trained on this one")
+        key = dataset_key(dataset)
+        test_accuracy = self._test_accuracy(run_id, history, dataset)
         code = identity.class_code
+        limits = self.store.get_class(code).limits
         try:  # scoring trains the settings again: the class's limits as they are now apply to them
-            check_limits(record.config, self.store.get_class(code).limits)
+            check_limits(record.config, limits)
         except CatdnnError as exc:
             raise BoardError(f"run {run_id} cannot be scored: {exc}") from None
         with self._lock:
@@ -222,15 +263,32 @@ class Board:
             else:
                 options = curve_options(record.config)
                 if isinstance(executor, TrainingPool):  # its queue serves students in turn, and names them
-                    options["owner"] = identity.owner
+                    # the student's trainings, one at a time: the one fold run in the queue at a time waits behind
+                    # their other runs (room for it beyond runs_at_once, so it is held, not refused)
+                    try:
+                        held = replace(limits, runs_at_once=limits.runs_at_once + 1)
+                    except CatdnnError:  # already the most Limits allows
+                        held = limits
+                    options.update(owner=identity.owner, limits=held)
+                lost = []
+
+                def ended(fold, result, s) -> None:
+                    if result.status in ("failed", "crashed"):
+                        lost.append(f"fold {fold + 1}: {result.message or result.status}")
+                    if on_run is not None:
+                        on_run(fold, result, s)
+
                 cv = score([record.config], dataset, k=FOLDS, seed=FOLD_SEED, metric=METRIC, executor=executor,
-                           stop=stop, on_run=on_run, **options)[0]
+                           stop=stop, on_run=ended, **options)[0]
                 if stop is not None and stop.is_set():
                     raise BoardError(f"the scoring of run {run_id} was stopped: it is not on the board")
+                if lost:
+                    raise BoardError(f"the scoring of run {run_id} could not train {lost[0]}: it is not on the "
+                                     "board, submit it again")
                 scores = tuple(cv.scores[record.config.iterations])
             entry = Entry(code, run_id, identity.owner, identity.name or self.store.name_of(identity.owner),
-                          arch_text(record.config), config_label(record.config, seed=True, architecture=False),
-                          record.config, record.dataset or dataset_name(dataset), record.test_accuracy, METRIC,
+                          arch_text(record.config), config_label(record.config, architecture=False),
+                          record.config, key, test_accuracy, METRIC,
                           tuple(float(s) for s in scores), time.time())
             with self._lock:
                 self._write(entry)
@@ -238,6 +296,30 @@ class Board:
         finally:
             with self._lock:
                 self._scoring.discard(identity.owner)
+
+    @staticmethod
+    def _test_accuracy(run_id: int, history, dataset) -> float:
+        """The accuracy of run ``run_id``'s own model on the test images of ``dataset``'s folder: what the board
+        reveals, measured here rather than copied from the run's record, since a record names its dataset by
+        display name only, and a run on a student's own photos named like the class's dataset would bring a
+        test accuracy measured on those."""
+        from .data import load_dataset
+        from .history import HistoryError
+        from .network import score
+
+        name = dataset_name(dataset)
+        try:
+            model = history.model(run_id)
+        except HistoryError:
+            raise BoardError(f"run {run_id} kept no model, and the board measures the run's own model on the test "
+                             f"images of {name!r}: submit a run that kept its model (the Runs page says which)"
+                             ) from None
+        try:
+            test = load_dataset(dataset.source, download=False).test
+            return float(score(model.predict_proba(test.X), test.Y))
+        except (CatdnnError, ValueError) as exc:
+            raise BoardError(f"run {run_id}'s model cannot be measured on the test images of {name!r}: {exc}"
+                             ) from None
 
     def _write(self, e: Entry) -> None:
         scores = json.dumps([None if not math.isfinite(s) else s for s in e.scores])
@@ -280,14 +362,20 @@ class Board:
                                  (str(code), int(run_id))).fetchone()
         return None if r is None else self._record(r)
 
-    def standings(self, viewer: Identity, dataset: str | None = None) -> Standings:
-        """``viewer``'s class's board (a student's or the teacher's), only the entries on ``dataset`` (a display
-        name) when given. Test accuracies are None in every row until the teacher reveals them."""
+    def standings(self, viewer: Identity, dataset=None) -> Standings:
+        """``viewer``'s class's board (a student's or the teacher's), only the entries on ``dataset`` (a
+        :class:`~catdnn.data.Dataset`, or its :func:`dataset_key`) when given. Test accuracies and seeds are None
+        in every row until the teacher reveals them."""
         if viewer.role not in ("student", "teacher") or not viewer.class_code:
             raise BoardError("the board is a class's: it is there when the app serves a class "
                              "(python -m catdnn serve --class NAME)")
         code = viewer.class_code
         revealed = self.store.get_class(code).revealed
+        if dataset is not None and not isinstance(dataset, str):
+            try:
+                dataset = dataset_key(dataset)
+            except BoardError:
+                return Standings(code, revealed, ())  # an upload has no board
         entries = self._entries(code, dataset=dataset)
         public = sorted(entries, key=_public_key)
         public_rank = {e.run_id: i + 1 for i, e in enumerate(public)}
@@ -295,7 +383,8 @@ class Board:
             rows = [Row(e, public_rank[e.run_id], public_rank[e.run_id], None, None) for e in public]
         else:
             private = sorted(entries, key=_private_key)
-            rows = [Row(e, i + 1, public_rank[e.run_id], i + 1, e.test_accuracy) for i, e in enumerate(private)]
+            rows = [Row(e, i + 1, public_rank[e.run_id], i + 1, e.test_accuracy, e.config.seed)
+                    for i, e in enumerate(private)]
         return Standings(code, revealed, tuple(rows))
 
     def close(self) -> None:

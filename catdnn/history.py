@@ -582,16 +582,22 @@ class History:
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(self._unreadable(exc)) from None
 
-    def runs(self, curves: bool = False, ids=None) -> list[RunRecord]:
-        """Every run (or those of ``ids``), newest first; with ``curves``, their cost and accuracy curves too."""
+    def runs(self, curves: bool = False, ids=None, *, owners=None, limit: int | None = None) -> list[RunRecord]:
+        """Every run (or those of ``ids``; of ``owners``, Identity owners such as a class's students), newest
+        first, at most ``limit`` of them; with ``curves``, their cost and accuracy curves too."""
         extra = ", history, accuracy_history" if curves else ""
         where, args = self._visible()
-        if ids is not None:
-            ids = [int(i) for i in ids]
-            if not ids:
-                return []
-            where, args = f"{where} AND id IN ({','.join('?' * len(ids))})", (*args, *ids)
-        rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs WHERE {where} ORDER BY id DESC", args)
+        for column, values in (("id", ids), ("owner", owners)):
+            if values is not None:
+                values = [int(v) for v in values] if column == "id" else [str(v) for v in values]
+                if not values:
+                    return []
+                where, args = f"{where} AND {column} IN ({','.join('?' * len(values))})", (*args, *values)
+        if limit is not None:
+            where, args = f"{where} ORDER BY id DESC LIMIT ?", (*args, max(0, int(limit)))
+        else:
+            where += " ORDER BY id DESC"
+        rows = self._query(f"SELECT {self._COLUMNS}{extra} FROM runs WHERE {where}", args)
         return [self._record(r, r[16:18] if curves else None) for r in rows]
 
     def get(self, run_id: int) -> RunRecord:

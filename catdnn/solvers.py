@@ -90,6 +90,7 @@ from .conv_layers import Workspace, downsample, to_maps
 from .errors import ConfigError
 from .network import (
     BatchNorm,
+    all_finite,
     backward,
     batch_norm_backward,
     batch_norm_forward,
@@ -103,6 +104,7 @@ from .network import (
     relu,
     relu_backward,
     sigmoid,
+    update,
 )
 from .optim import OPTIMIZERS, GradientDescent, make_optimizer, seeded_generators
 from .probe import LayerStats, layer_stats, summarise_layers
@@ -335,18 +337,17 @@ class GramSolver:
         self._opt = t.optimizer
         # gradient descent without L2 or dropout: B updated in place, no dK (with batch norm too)
         self._plain = t.optimizer.name == "gd" and not t.lambd and t.keep is None
-        self._state = self._opt.init(self._learned())
+        # what the optimiser updates, built once (the arrays are updated in place): (K, b1), layers 2..L, γ and β
+        self._learned = [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
+        self._tail_bn = None if self._bn is None else self._bn.tail(1)  # batch norm of layers 2..L-1 (shared arrays)
+        self._state = self._opt.init(self._learned)
         self._queries = {}  # cross-Gram of other inputs, built on demand
         self._steps = 0
         self._cache = None  # (steps, W1, b1) of the last materialisation
-
-    def _learned(self) -> list:
-        """What the optimiser updates: ``(K, b1)``, layers 2..L, then batch norm's ``(γ, β)``."""
-        return [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
-
-    def _tail_bn(self):
-        """Batch norm of layers 2..L-1, for the shared math on ``self._rest`` (None without batch norm)."""
-        return None if self._bn is None else self._bn.tail(1)
+        self._z1_cache = (-1, None)  # (steps, Z[1] on the training set) of the last _z1_train
+        # Once the train accuracy is asked for (a run whose step output is not the clean prediction), proba_test
+        # predicts on both sets in one pass and keeps the training set's half: (steps, P(cat) on the training set)
+        self._train_proba, self._train_asked = (-1, None), False
 
     # ------------------------------------------------------------------ the iteration
     def _z1(self, P0, G):
@@ -360,6 +361,17 @@ class GramSolver:
         Z1 += self._b1
         return Z1
 
+    def _z1_train(self):
+        """Z[1] on the training set at the current parameters, shape (n_1, m), computed once per step: a
+        clean prediction on the training set (the train accuracy, measured before a step) and the next
+        full-batch step share it, one B·G product fewer. Read only."""
+        steps, Z1 = self._z1_cache
+        if steps != self._steps:
+            m = self.m
+            Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m)
+            self._z1_cache = (self._steps, Z1)
+        return Z1
+
     def _output(self, Z1):
         """A[L] from Z[1] at the current parameters, without dropout (batch norm: the running averages),
         shape (1, k)."""
@@ -368,7 +380,7 @@ class GramSolver:
         bn = self._bn
         if bn is not None:  # Z̃[1] with the running μ, σ²
             Z1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon, *bn.running[0])[0]
-        return forward(self._rest, relu(Z1), bn=self._tail_bn(), running=True)[0]
+        return forward(self._rest, relu(Z1), bn=self._tail_bn, running=True)[0]
 
     def _w1_norm_sq(self, BG=None) -> float:
         """‖W1‖² = Σ_r s_r²‖W1_0[r]‖² + 2 s_r·(B[r]·P0[r]) + B[r]·G̃·B[r]ᵀ, without building W1
@@ -413,9 +425,11 @@ class GramSolver:
             BG = self._B @ Gb  # (n_1, M) @ (M, M) -> (n_1, M)
             Z1 = BG + self._s * P0b
             Z1 += self._b1
+        elif cols is None:  # Z[1] = W[1]·X + b[1], (n_1, m): perhaps measured already, by a prediction
+            Z1 = self._z1_train()
         else:
             Z1 = self._z1(P0b, Gb)  # Z[1] = W[1]·X_b + b[1], (n_1, m_b)
-        bn, tail_bn, norm1 = self._bn, self._tail_bn(), None
+        bn, tail_bn, norm1, plain = self._bn, self._tail_bn, None, self._plain
         if bn is not None:  # Z̃[1] = γ[1]·(Z[1] − μ)/√(σ² + ε) + β[1], the batch's μ, σ²
             Z1, norm1 = batch_norm_forward(Z1, *bn.params[0], bn.epsilon)
         A1 = relu(Z1)  # A[1] = ReLU(Z[1]) (ReLU(Z̃[1]) with batch norm)
@@ -427,47 +441,53 @@ class GramSolver:
             ZL = cache[-1][1]
         else:  # a single layer: Z[1] is the output's logit
             AL, ZL = sigmoid(Z1), Z1
-        if not np.isfinite(ZL).all():
+        if not all_finite(ZL):
             return math.nan, AL
         cost = None
         if need_cost:
             cost = cost_from_logits(ZL, Yb)
             if t.lambd:
                 cost += l2_cost(self._rest, t.lambd, mb) + t.lambd / (2 * mb) * self._w1_norm_sq(BG)
+        # Plain descent: backward gives α times the gradients (α/m_b folded into dZ[L] once), so every update
+        # below is a subtraction, and dZ[1] arrives as α·dZ[1]/m_b.
+        scale = lr if plain else None
         if self._rest:
             grads, dA1 = backward(self._rest, cache, Yb, AL, lambd=t.lambd, input_grad=True,
-                                  bn=tail_bn)  # layers 2..L (then γ, β of 2..L-1), dA[1]
+                                  bn=tail_bn, scale=scale)  # layers 2..L (then γ, β of 2..L-1), dA[1]
             if mask1 is not None:
                 dA1 *= mask1  # dA[1] ⊙ D[1] / keep_prob[1]
             dZ = relu_backward(dA1, Z1)  # dZ[1] = dA[1] ⊙ ReLU'(Z[1]), (n_1, m_b)
             if bn is not None:  # dZ[1] through the normalisation: still multiplied by X_bᵀ, so W1 stays in the span
-                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1)
+                dZ, dgamma1, dbeta1 = batch_norm_backward(dZ, bn.params[0][0], norm1,
+                                                          examples=1 if plain else None)
                 L1 = len(self._rest)  # layers 2..L's (dW, db), then γ, β of layer 1, then of layers 2..L-1
                 grads = grads[:L1] + [(dgamma1, dbeta1)] + grads[L1:]
         else:
             grads = []
             dZ = AL - Yb  # (1, m_b): fused sigmoid + cross-entropy
-        if self._plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
-            dZ *= lr / mb
+            if plain:
+                dZ *= lr / mb
+        if plain:  # gradient descent in K's coordinates, without building dK: B[:, batch] -= α·dZ[1]/m_b
             if bn is None:  # (with batch norm b[1] has no gradient)
-                self._b1 -= dZ.sum(axis=1, keepdims=True)  # b[1] -= α·db[1]
+                self._b1 -= np.add.reduce(dZ, axis=1, keepdims=True)  # b[1] -= α·db[1]
             if cols is None and self.M == m:
                 self._B -= dZ
             elif cols is None:
                 self._B[:, :m] -= dZ
             else:
                 self._B[:, cols] -= dZ
-            self._opt.update(self._learned()[1:], grads, self._state, lr)  # layers 2..L (and every γ, β)
+            self._state.t += 1  # layers 2..L (and every γ, β): the steps are α·gradients already
+            update(self._learned[1:], grads, 1.0)
         else:  # any linear optimiser on (K, b1): dK = [dZ[1]/m_b on the batch's columns + λ/m_b·B | λ/m_b·s]
             dZ /= mb
             # db[1] = Σ_i dZ[1] / m_b (0 with batch norm: b[1] cancels in Z[1] − μ)
-            db1 = np.zeros_like(self._b1) if bn is not None else dZ.sum(axis=1, keepdims=True)
+            db1 = np.zeros_like(self._b1) if bn is not None else np.add.reduce(dZ, axis=1, keepdims=True)
             dK = (t.lambd / mb) * self._K if t.lambd else np.zeros_like(self._K)
             if cols is None:
                 dK[:, :m] += dZ
             else:
                 dK[:, cols] += dZ
-            self._opt.update(self._learned(), [(dK, db1)] + grads, self._state, lr)
+            self._opt.update(self._learned, [(dK, db1)] + grads, self._state, lr)
         if bn is not None:  # the running averages of μ and σ², for prediction
             bn.record([norm1] + cache.bn)
         self._steps += 1
@@ -489,9 +509,13 @@ class GramSolver:
         """P(cat) on the training set at the current parameters (no dropout), shape ``(m,)``;
         with test-time averaging, the mean over each image and its mirror image."""
         m = self.m
-        p = self._output(self._z1(self._P0[:, :m], self._G[:, :m]))[0]
         if not self._tech.tta:
-            return p
+            steps, p = self._train_proba
+            if steps == self._steps:  # measured with the test set's, by proba_test
+                return p.copy()
+            self._train_asked = True
+            return self._output(self._z1_train())[0]
+        p = self._output(self._z1_train())[0]
         if self._tech.flip:  # the mirror images are columns m..2m-1 of the basis
             mirrored = self._P0[:, m:], self._G[:, m:]
         else:
@@ -503,7 +527,15 @@ class GramSolver:
         X, Xt = self.X, self.X_test
         if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
             return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta, bn=self._bn)
-        p = self._output(self._z1(*self._query("test", lambda: Xt)))[0]
+        Z1 = self._z1(*self._query("test", lambda: Xt))  # (n_1, m_test)
+        if not self._tech.tta and self._train_asked:
+            # one pass over the test and the training images: the network's small arrays make a pass cost about
+            # the same on 259 columns as on 50 or 209, so the train accuracy's pass comes almost free
+            p = self._output(np.concatenate([Z1, self._z1_train()], axis=1))[0]  # (n_1, m_test + m)
+            k = Z1.shape[1]
+            self._train_proba = (self._steps, p[k:])
+            return p[:k]
+        p = self._output(Z1)[0]
         if not self._tech.tta:
             return p
         mirrored = self._query("test mirrored", lambda: augment.flip(Xt))
@@ -518,7 +550,7 @@ class GramSolver:
         if self._bn is not None:
             return layer_stats(self.params(copy=False), self.X, self.Y, iteration, bn=self._bn)
         m = self.m
-        Z1 = self._z1(self._P0[:, :m], self._G[:, :m])  # (n_1, m), no dropout
+        Z1 = self._z1_train()  # (n_1, m), no dropout
         A1 = relu(Z1)
         if self._rest:
             AL, cache = forward(self._rest, A1)
@@ -614,7 +646,7 @@ class DirectSolver:
         params, bn = self._params, self._bn
         AL, cache = forward(params, X, t.keep, self._rng, bn=bn)
         ZL = cache[-1][1]
-        if not np.isfinite(ZL).all():
+        if not all_finite(ZL):
             return math.nan, AL
         cost = cost_from_logits(ZL, Y) + l2_cost(params, t.lambd, Y.shape[1]) if need_cost else None
         self._opt.update(self._learned(), backward(params, cache, Y, AL, lambd=t.lambd, bn=bn), self._state, lr)

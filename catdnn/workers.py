@@ -387,6 +387,7 @@ class Job:
         self.outcome: Outcome | None = None
         self._ending = threading.Lock()
         self._callbacks: list = []
+        self._handed_on = threading.Event()  # set once the done callbacks have run and the place is given back
         self.held = False
         self._submitted = self._queued_at = time.monotonic()  # _queued_at: the queue's clock (pauses not counted)
         self.started_at: float | None = None  # time.monotonic() when handed to a worker
@@ -443,10 +444,13 @@ class Job:
                 return
             self.outcome = outcome
             callbacks, self._callbacks = self._callbacks, []
-        for fn in callbacks:  # before the place is given back: a job counted as ended has been handed on
-            _call_back(fn, self)
-        self._pool._release(self)
-        self._news.set()  # a page still reading sees the outcome at once
+        try:
+            for fn in callbacks:  # before the place is given back: a job counted as ended has been handed on
+                _call_back(fn, self)
+            self._pool._release(self)
+        finally:
+            self._handed_on.set()
+            self._news.set()  # a page still reading sees the outcome at once
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
         """Call ``fn(job)`` once the job has ended (at once if it has); it runs in the pool's thread.
@@ -477,6 +481,8 @@ class Job:
         for _ in self.updates(timeout=0.05):
             if end is not None and time.monotonic() >= end:
                 break
+        if self.outcome is not None:  # its callbacks may still be running on the pool's thread: let them end
+            self._handed_on.wait(None if end is None else max(0.0, end - time.monotonic()))
         return self.outcome
 
 

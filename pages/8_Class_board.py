@@ -24,7 +24,7 @@ if who.role == "student":
         submit_ui(who, history, ds)
 st.subheader(f"The board: runs on {ds.name}")
 try:
-    standings = class_board().standings(who, dataset=ds.name)
+    standings = class_board().standings(who, dataset=ds)
 except CatdnnError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()

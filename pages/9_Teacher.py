@@ -9,6 +9,7 @@ from catdnn.serve import qr_svg
 from catdnn.workers import shared_pool
 from ui import page_setup
 from ui.board import (
+    DELETE_LIST,
     ONLINE_SECONDS,
     delete_runs,
     draw_class_mode_note,
@@ -110,10 +111,16 @@ history = history_ui()
 if history is None:
     st.stop()
 try:
-    runs = [r for r in history.runs() if r.owner in names]
-    st.download_button("Export the class's runs (CSV)", history.csv_text(runs, names=names), key="teacher_csv",
+    class_runs = dict(owners=list(names))
+    st.download_button("Export the class's runs (CSV)", key="teacher_csv", on_click="ignore",
+                       data=lambda: history.csv_text(history.runs(**class_runs), names=names),  # built when pressed
                        file_name=f"catdnn-{info.code}-runs.csv", mime="text/csv", icon=":material/download:")
-    labels = {r.id: f"{names[r.owner]}: {run_label(r)}" for r in runs}
+    student = st.selectbox("Runs of", [None, *names], format_func=lambda o: "every student" if o is None else names[o],
+                           key="teacher_delete_student")
+    runs = history.runs(owners=list(names) if student is None else [student], limit=DELETE_LIST + 1)
+    labels = {r.id: f"{names[r.owner]}: {run_label(r)}" for r in runs[:DELETE_LIST]}
+    if len(runs) > DELETE_LIST:
+        st.caption(f"The newest {DELETE_LIST} runs are listed: choose a student to see theirs.")
     chosen = st.multiselect("Runs to delete", list(labels), format_func=labels.get, key="teacher_delete_ids")
     if "teacher_delete_error" in st.session_state:
         st.error(st.session_state.pop("teacher_delete_error"), icon=":material/error:")

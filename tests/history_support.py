@@ -20,6 +20,15 @@ def tiny_model(config=TINY, fill: float = 0.0) -> Model:
     return Model(params, config, train_accuracy=0.5, test_accuracy=0.5)
 
 
+def constant_model(config=TINY, cat: bool = False) -> Model:
+    """A model of ``config``'s layers (an MLP) that answers "cat" (or "non-cat") for every image, whatever it is
+    shown: its accuracy on any labels is :func:`catdnn.evaluate.constant_accuracy`'s."""
+    model = tiny_model(config)
+    W, b = model.params[-1]
+    model.params[-1] = (W, np.full_like(b, 10.0 if cat else -10.0))
+    return model
+
+
 def damaged_history(path: Path, runs: int = 5) -> Path:
     """A history of ``runs`` runs (with models and curves) whose pages past the first are overwritten with
     random bytes, all but the page map and the small schema_version table: the file opens as a catdnn history

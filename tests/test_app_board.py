@@ -18,6 +18,7 @@ from catdnn.data import COURSE_NAME
 from catdnn.history import History
 from catdnn.workers import shared_pool
 from tests.app_support import BOARD, TEACHER, app, assert_clean
+from tests.history_support import constant_model
 from ui.board import class_board
 
 CONFIG = replace(PRESETS["two-layer"], iterations=20)
@@ -46,8 +47,8 @@ def klass(home, monkeypatch):
     monkeypatch.setenv(classroom.MODE_ENV, "class")
     monkeypatch.setenv(classroom.CLASS_ENV, info.code)
     with History(viewer=k.ana) as h:
-        k.run = h.add(CONFIG, status="finished", train_accuracy=0.9, test_accuracy=0.68, iterations_done=20,
-                      source="app", dataset=COURSE_NAME)
+        k.run = h.add(CONFIG, status="finished", train_accuracy=0.9, iterations_done=20, source="app",
+                      dataset=COURSE_NAME, model=constant_model(CONFIG, cat=True))  # 66% on the course's test
     return k
 
 
@@ -90,7 +91,9 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
     table = at.dataframe[0].value
     assert list(table["name"]) == ["Ana (you)"] and list(table["run"]) == [klass.run]
     assert "test accuracy" not in table.columns and "(5 folds)" in table["validation score"][0]
-    assert "68" not in texts(at)  # the test accuracy is nowhere on the page
+    assert "66" not in texts(at)  # the test accuracy is nowhere on the page
+    assert "seed" not in table.columns and "seed" not in table["settings"][0]  # nor the seed that reproduces it
+    assert "each run's seed" in texts(at)  # the board says the seeds come with the reveal
 
     at_bob = as_student(BOARD, klass, klass.bob)  # another student sees the entry, without "(you)" and no run
     assert list(at_bob.dataframe[0].value["name"]) == ["Ana"]
@@ -100,7 +103,8 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
         store.update_class(klass.code, revealed=True)
     at.run()
     table = at.dataframe[0].value
-    assert list(table["test accuracy"]) == ["68.0%"] and list(table["validation rank"]) == [1]
+    assert list(table["test accuracy"]) == ["66.0%"] and list(table["validation rank"]) == [1]
+    assert list(table["seed"]) == [CONFIG.seed]
     assert "test accuracies are revealed" in texts(at)
 
     at.button(key="board_withdraw").click().run()  # Ana takes her run off the board
@@ -170,7 +174,8 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
 
     export = exports[-1]  # the class's runs: a student column, names a spreadsheet would run neutralised
     assert export["label"] == "Export the class's runs (CSV)"
-    lines = export["data"].splitlines()
+    assert callable(export["data"])  # built when the button is pressed, not on every rerun
+    lines = export["data"]().splitlines()
     assert len(lines) == 3 and lines[0].startswith("id,student,")  # newest first; not the machine's run
     assert lines[1].startswith(f"{klass.bob_run},'-Bob,") and lines[2].startswith(f"{klass.run},Ana,")
 
@@ -181,6 +186,45 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
     with History() as h:
         assert len(h) == 2 and klass.run not in [r.id for r in h.runs()]  # Ana's run is gone, and off the board
     assert class_board().standings(klass.teacher_identity).rows == ()
+
+
+def test_the_teacher_page_lists_a_bounded_number_of_runs_and_builds_the_csv_only_when_asked(klass, monkeypatch):
+    """Each rerun of the Teacher page built the whole CSV export and a delete list of every run: seconds a rerun
+    once a class kept thousands (bench/bench_teacher_page.py). The delete list holds the newest DELETE_LIST runs,
+    of every student or of the one chosen, and the CSV, of every run of the class, is built when pressed."""
+    import ui.board
+
+    monkeypatch.setattr(ui.board, "DELETE_LIST", 3)
+    exports, built = [], []
+    real_button, real_csv = st.download_button, History.csv_text
+
+    def download_button(label, data, *args, **kwargs):
+        exports.append(data)
+        return real_button(label, data, *args, **kwargs)
+
+    def csv_text(self, *args, **kwargs):
+        built.append(1)
+        return real_csv(self, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", download_button)
+    monkeypatch.setattr(History, "csv_text", csv_text)
+    with History(viewer=klass.ana) as h:
+        ana = [klass.run] + [h.add(CONFIG, status="finished", source="app", dataset=COURSE_NAME) for _ in range(4)]
+    with History(viewer=klass.bob) as h:
+        bob = h.add(CONFIG, status="finished", source="app", dataset=COURSE_NAME)
+    at = as_teacher(TEACHER, klass)
+    assert_clean(at)
+    assert [o.split(":")[0] for o in at.multiselect(key="teacher_delete_ids").options] == ["-Bob", "Ana", "Ana"]
+    assert "newest 3 runs" in texts(at)
+    at.selectbox(key="teacher_delete_student").set_value(klass.ana.owner).run()
+    assert [o.split(" ")[1] for o in at.multiselect(key="teacher_delete_ids").options] == [
+        f"#{i}" for i in ana[::-1][:3]]
+    at.selectbox(key="teacher_delete_student").set_value(klass.bob.owner).run()
+    assert [o.split(" ")[1] for o in at.multiselect(key="teacher_delete_ids").options] == [f"#{bob}"]
+    assert "newest 3 runs" not in texts(at)
+    assert not built  # three reruns, no CSV
+    lines = exports[-1]().splitlines()  # pressing the button: every run of the class
+    assert len(lines) == 1 + 6 and built == [1]
 
 
 def test_the_teacher_and_board_tables_neutralise_formula_cells_for_their_csv_download():

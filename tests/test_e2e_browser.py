@@ -162,7 +162,8 @@ def test_dashboard_in_a_real_browser(server, browser, sync_api):
     assert browser.blocked == []  # nothing left the machine (no telemetry, no fonts, nothing)
 
 
-SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict", "Runs", "Lessons", "Step"]
+SIDEBAR = ["dashboard", "Train", "Misclassified", "Inside the network", "Predict", "Runs", "Lessons", "Step",
+           "Class board", "Teacher"]
 FRESH_STARTS = 5
 
 

@@ -165,3 +165,65 @@ def test_predict_and_accuracy():
     np.testing.assert_array_equal(predict(params, X), [1, 0, 0])  # 0.5 is not above the threshold
     np.testing.assert_array_equal(predict(params, X, threshold=0.1), [1, 1, 1])
     assert accuracy(params, X, np.array([[1, 0, 1]])) == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- the fast path's pieces (issue 18)
+@pytest.mark.parametrize("with_bn", [False, True])
+@pytest.mark.parametrize("lambd", [0.0, 0.7])
+def test_backward_with_a_scale_gives_the_scaled_gradients(with_bn, lambd):
+    """backward(scale=α) returns α × every gradient, and α/m × dA0, to rounding: what the Gram solver subtracts."""
+    from catdnn.network import BatchNorm
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((6, 13)), (rng.random((1, 13)) < 0.5).astype(float)
+    params = init_params([6, 5, 4, 1], "he", seed=2)
+    bn = BatchNorm.init([6, 5, 4, 1]) if with_bn else None
+    if bn is not None:  # γ, β away from 1, 0
+        bn.params = [(g + rng.random(g.shape), b + rng.standard_normal(b.shape)) for g, b in bn.params]
+    AL, cache = forward(params, X, bn=bn)
+    grads, dA0 = backward(params, cache, Y, AL, lambd=lambd, bn=bn, input_grad=True)
+    AL, cache = forward(params, X, bn=bn)
+    scaled, dA0_scaled = backward(params, cache, Y, AL, lambd=lambd, bn=bn, input_grad=True, scale=0.37)
+    assert len(scaled) == len(grads) == (5 if with_bn else 3)
+    for (dW, db), (sW, sb) in zip(grads, scaled):
+        np.testing.assert_allclose(sW, 0.37 * dW, rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(sb, 0.37 * db, rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(dA0_scaled, 0.37 / 13 * dA0, rtol=1e-12, atol=1e-16)  # dA0 is m × the derivative
+
+
+def test_update_with_rate_one_subtracts_the_steps_as_given():
+    params = [(np.ones((2, 3)), np.zeros((2, 1)))]
+    update(params, [(np.full((2, 3), 0.25), np.full((2, 1), -0.5))], 1.0)
+    np.testing.assert_array_equal(params[0][0], np.full((2, 3), 0.75))
+    np.testing.assert_array_equal(params[0][1], np.full((2, 1), 0.5))
+
+
+def test_all_finite_agrees_with_the_entrywise_test():
+    from catdnn.network import all_finite
+
+    assert all_finite(np.array([[1.0, -2.0, 3.0]]))
+    assert all_finite(np.array([[1e308, 1e308]]))  # the sum overflows, every entry is finite
+    assert all_finite(np.float32([[3e38, 3e38]]))
+    assert all_finite(np.empty((1, 0)))
+    for bad in (np.inf, -np.inf, np.nan):
+        assert not all_finite(np.array([[1.0, bad, 2.0]]))
+    assert not all_finite(np.array([[np.inf, -np.inf]]))  # inf - inf: NaN, still not finite
+
+
+@pytest.mark.parametrize("shape", [(20, 209), (5,), (1, 70_000)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_is_max_with_zero_bit_for_bit(shape, dtype):
+    """relu takes its 0 from a cached array of zeros on small arrays: the same values as np.maximum(Z, 0),
+    signs of zero and NaN included, and a fresh writable result every time."""
+    from catdnn.network import relu
+
+    Z = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    flat = Z.reshape(-1)
+    flat[:5] = [-0.0, 0.0, np.nan, np.inf, -np.inf]
+    A = relu(Z)
+    expected = np.maximum(Z, 0.0)
+    assert A.dtype == expected.dtype and A.shape == Z.shape
+    np.testing.assert_array_equal(A, expected)
+    np.testing.assert_array_equal(np.signbit(A), np.signbit(expected))
+    A[...] = 7.0  # the result is the caller's: writing to it leaves the next one alone
+    np.testing.assert_array_equal(relu(Z), expected)

@@ -267,3 +267,25 @@ def test_every_solver_keeps_the_one_contract(dataset):
         assert len(solver.params()) == len(solver.params(copy=False))
     assert [s.name for s in solvers] == ["direct", "gram", "cnn"]
     assert solvers[2].layer_stats(0) is None and solvers[0].layer_stats(0).iteration == 0
+
+
+# --------------------------------------------------------------------------- shared work within a step (issue 18)
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_measuring_accuracies_changes_no_iterate_and_matches_separate_predictions(batch_norm):
+    """The Gram solver shares Z[1] between the train accuracy's prediction and the next step, and predicts on
+    the test and training images in one pass: the iterates are those of a run that measures nothing, and the
+    accuracies those of separate predictions."""
+    data = _data(40, 30, m_test=11, seed=6)
+    config = TrainConfig(layers=(40, 7, 5, 1), learning_rate=0.1, iterations=60, seed=2, batch_norm=batch_norm)
+    quiet = _run("gram", config, data)
+    measured = _run("gram", config, data, accuracy_every=1)
+    assert quiet.history == measured.history  # bit for bit
+    for (W, b), (W2, b2) in zip(quiet.params(), measured.params()):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    solver = measured._solver
+    test_proba, train_proba = solver.proba_test(), solver.proba_train()  # the pair, then the cached half
+    fresh = GramSolver(quiet.params(), *data[:2], 0.1, data[2], config=config, bn=quiet.batch_norm())
+    np.testing.assert_allclose(train_proba, fresh.proba_train(), rtol=1e-12)
+    np.testing.assert_allclose(test_proba, fresh.proba_test(), rtol=1e-12)
+    assert measured.accuracy_history[-1][1:] == (quiet.model().train_accuracy, quiet.model().test_accuracy)

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from catdnn import classroom
-from catdnn.board import FOLDS, MAX_ENTRIES, METRIC, Board, Standings
+from catdnn.board import FOLDS, MAX_ENTRIES, METRIC, Board, BoardError, Standings, dataset_key
 from catdnn.classroom import Identity, Limits
 from catdnn.errors import CatdnnError
 from catdnn.history import csv_cell
@@ -27,6 +27,9 @@ from .identity import class_store, mode
 SERVE_COMMAND = 'python -m catdnn serve --class "Period 3"'
 #: Who counts as online on the teacher view: seen on a page in the last this many seconds.
 ONLINE_SECONDS = 60
+#: Runs the teacher's delete list offers at once, the newest first (of every student, or of the one chosen): a
+#: list of every run made each rerun of the page take seconds once a class had kept thousands.
+DELETE_LIST = 200
 
 
 @st.cache_resource(max_entries=8)
@@ -60,8 +63,8 @@ def _pct(x) -> str:
 
 
 def board_rows(standings: Standings, viewer: Identity) -> list[dict]:
-    """The board's table: rank, name, architecture, settings, validation score; after the reveal, the test
-    accuracy and each run's rank on the validation board too."""
+    """The board's table: rank, name, architecture, settings (without the seed), validation score; after the
+    reveal, the test accuracy, each run's rank on the validation board and its seed too."""
     rows = []
     for r in standings.rows:
         e = r.entry
@@ -69,7 +72,7 @@ def board_rows(standings: Standings, viewer: Identity) -> list[dict]:
         row = {"rank": r.rank, "name": e.name + (" (you)" if you else ""), "run": e.run_id,
                "architecture": e.architecture, "settings": e.settings}
         if standings.revealed:
-            row.update({"test accuracy": _pct(r.test_accuracy), "validation rank": r.public_rank})
+            row.update({"seed": r.seed, "test accuracy": _pct(r.test_accuracy), "validation rank": r.public_rank})
         row["validation score"] = e.score_text
         rows.append(row)
     return _cells(rows)
@@ -85,7 +88,8 @@ def draw_board(standings: Standings, viewer: Identity) -> None:
         st.markdown(f"Ranked by **validation score**: the {METRIC.replace('_', ' ')} of the run's settings "
                     f"trained on {FOLDS - 1}/{FOLDS} of the training images and scored on the other {FOLDS}th, "
                     f"for each of {FOLDS} folds (mean ± spread). The test images are kept for the end: your "
-                    "teacher reveals the test accuracies then.")
+                    "teacher reveals the test accuracies then, and each run's seed (training is repeatable, so "
+                    "with the seed anyone could train a run again and read its test accuracy early).")
     if not standings.rows:
         st.info("**No runs on the board yet.**" + (" Train a run, then submit it above." if viewer.role == "student"
                                                    else ""), icon=":material/leaderboard:")
@@ -96,6 +100,11 @@ def draw_board(standings: Standings, viewer: Identity) -> None:
 def submit_ui(identity: Identity, history, dataset) -> None:
     """A student's submission: one of their finished runs on this dataset, scored on the shared pool."""
     board = class_board()
+    try:
+        dataset_key(dataset)
+    except BoardError as exc:  # a student's upload: the class does not share it
+        st.info(f"**Not for the board.** {str(exc)[:1].upper()}{str(exc)[1:]}.", icon=":material/info:")
+        return
     try:
         runs = [r for r in history.runs() if r.status == "finished" and r.dataset == dataset.name]
     except CatdnnError as exc:
