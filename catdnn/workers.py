@@ -66,7 +66,7 @@ import time
 import types
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
@@ -278,7 +278,7 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
         hold = held()
         if hold or now - sent["last"] >= every or p.iterations_done == p.iterations:
             sent["last"] = now
-            p = replace(p, elapsed=p.elapsed - sent["held"])
+            p = p._replace(elapsed=p.elapsed - sent["held"])  # Progress is a NamedTuple
             send((job_id, "progress", (p, trainer.history[sent["h"]:], trainer.accuracy_history[sent["a"]:])))
             sent["h"], sent["a"] = len(trainer.history), len(trainer.accuracy_history)
         if hold:  # the pool is paused: wait here, between two iterations, until it resumes (or a Stop)
@@ -326,7 +326,7 @@ def _to_wire(message: tuple) -> list:
     job_id, kind, payload = message
     if kind == "progress":
         p, history, accuracy = payload
-        payload = [asdict(p), [list(h) for h in history], [list(a) for a in accuracy]]
+        payload = [p._asdict(), [list(h) for h in history], [list(a) for a in accuracy]]
     return [job_id, kind, payload]
 
 
