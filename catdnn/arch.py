@@ -114,6 +114,16 @@ class Arch:
         dims = self.dense_layers
         return n + sum(b * (a + 1) for a, b in zip(dims[:-1], dims[1:]))
 
+    def multiply_adds(self) -> int:
+        """Multiply-adds of one image's forward pass: each conv layer's ``9·C_in·C`` per output position (before
+        its pooling), each dense layer's weights (:func:`catdnn.workers.run_work` estimates a run's work from it)."""
+        n, side, c_prev = 0, self.input_px, self.source[2]
+        for c in self.convs:
+            n += side * side * KERNEL * KERNEL * c_prev * c
+            side, c_prev = side // POOL, c
+        dims = self.dense_layers
+        return n + sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+
     def forward_bytes(self, itemsize: int) -> int:
         """Bytes per image that a forward pass keeps for the backward pass in its conv layers: each
         layer's patches (``9·C_in`` values per output position), its output ``Z`` and the pooled

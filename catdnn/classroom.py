@@ -185,6 +185,14 @@ class Identity:
         return self.sees_all or (bool(self.owner) and same(self.owner, owner or ""))
 
 
+#: A class's default limits per run (until its teacher sets others) and a public visitor's: multiply-adds
+#: (:func:`catdnn.workers.run_work`) and seconds of training. The course's presets and the CNN preset take at
+#: most 4e11 multiply-adds and a minute or two on one core (SECURITY.md, Resources).
+CLASS_MAX_WORK = 10**13
+CLASS_MAX_SECONDS = 1800.0
+PUBLIC_MAX_WORK = 2 * 10**12
+PUBLIC_MAX_SECONDS = 300.0
+
 #: The machine's user: local mode, the CLI.
 MACHINE = Identity("owner")
 
@@ -192,29 +200,41 @@ MACHINE = Identity("owner")
 @dataclass(frozen=True)
 class Limits:
     """What one student (or visitor) may train: at most ``max_iterations`` per run (None: the engine's own
-    limit), ``runs_at_once`` runs queued or training at once, and CNNs only when ``cnn_allowed``."""
+    limit), ``runs_at_once`` runs queued or training at once, CNNs only when ``cnn_allowed``, at most
+    ``max_work`` multiply-adds per run (estimated at submission, :func:`catdnn.workers.run_work`; None: no
+    limit) and ``max_seconds`` of training per run (the worker stops the run there, like a Stop, and keeps
+    its model; None: no limit). The defaults are a class's until its teacher sets others (SECURITY.md)."""
 
     max_iterations: int | None = None
     runs_at_once: int = 1
     cnn_allowed: bool = True
+    max_work: int | None = CLASS_MAX_WORK
+    max_seconds: float | None = CLASS_MAX_SECONDS
 
     def __post_init__(self):
         if self.max_iterations is not None and not (isinstance(self.max_iterations, int) and self.max_iterations >= 1):
             raise ClassroomError(f"the iteration limit must be a whole number ≥ 1, not {self.max_iterations!r}")
         if not (isinstance(self.runs_at_once, int) and 1 <= self.runs_at_once <= 16):
             raise ClassroomError(f"runs at once must be a whole number from 1 to 16, not {self.runs_at_once!r}")
+        if self.max_work is not None and not (isinstance(self.max_work, int) and self.max_work >= 1):
+            raise ClassroomError(f"the work limit must be a whole number of multiply-adds ≥ 1, not {self.max_work!r}")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float))
+                                                 and not isinstance(self.max_seconds, bool) and self.max_seconds >= 1):
+            raise ClassroomError(f"the time limit must be at least 1 second, not {self.max_seconds!r}")
 
     @classmethod
     def from_json(cls, text: str) -> Limits:
         data = json.loads(text or "{}")
-        return cls(**{k: data[k] for k in ("max_iterations", "runs_at_once", "cnn_allowed") if k in data})
+        return cls(**{k: data[k] for k in ("max_iterations", "runs_at_once", "cnn_allowed", "max_work", "max_seconds")
+                      if k in data})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
 
-#: A public visitor's limits (a teacher sets a class's on the teacher view).
-PUBLIC_LIMITS = Limits(max_iterations=5000, runs_at_once=1, cnn_allowed=True)
+#: A public visitor's limits (a teacher sets a class's on the teacher view); figures in SECURITY.md.
+PUBLIC_LIMITS = Limits(max_iterations=5000, runs_at_once=1, cnn_allowed=True, max_work=PUBLIC_MAX_WORK,
+                       max_seconds=PUBLIC_MAX_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ How a job talks to its page:
   submitted with ``limits`` (a :class:`~catdnn.classroom.Limits`: class and public mode) does not
   start while another job of its owner is running, and :meth:`TrainingPool.submit` refuses it
   (:class:`TrainingRefused`) beyond ``limits.runs_at_once`` queued or running, above
-  ``limits.max_iterations``, or a convolutional net when ``limits.cnn_allowed`` is false.
+  ``limits.max_iterations``, a convolutional net when ``limits.cnn_allowed`` is false, or above
+  ``limits.max_work`` multiply-adds (:func:`run_work`'s estimate). Its worker stops it after
+  ``limits.max_seconds`` of training, as a Stop would (its model is kept), with a message naming the time limit.
 * :meth:`TrainingPool.pause` holds every training: no job starts, and a running one waits after
   its current iteration (its worker reports ``held``) until :meth:`TrainingPool.resume`.
   :meth:`TrainingPool.jobs` lists the queued and running jobs (:class:`JobInfo`) for the teacher view.
@@ -64,10 +66,11 @@ import time
 import types
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import TrainConfig
+from .data import EXPECTED
 from .errors import CatdnnError, DataError
 from .train import Progress
 
@@ -90,6 +93,13 @@ DASK_SEND_SECONDS = 0.25
 CONTROL_SECONDS = 0.25
 #: The environment variable naming the Dask scheduler the server's trainings run on (``serve --scheduler``).
 SCHEDULER_ENV = "CATDNN_SCHEDULER"
+#: In the message of a run its worker stopped at its owner's time limit (``Limits.max_seconds``).
+TIME_LIMIT_NOTE = "the run reached the time limit"
+#: The course's training images: the run's work is estimated on them (:func:`run_work`).
+TRAIN_IMAGES = EXPECTED["train"]
+#: A round trip to the Dask scheduler from the server's side (pause, cancel, clean-up) waits at most this long
+#: (seconds): past it, the scheduler is taken as gone.
+DASK_ROUND_SECONDS = 5.0
 #: Owners the round-robin remembers the last service of (the longest-forgotten are dropped beyond it).
 MAX_OWNERS = 4096
 
@@ -252,12 +262,18 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
     time a run is held by a pause is not counted as its training time (its progress, outcome and model)."""
     pid = os.getpid()
     send((job_id, "start", (pid, "")))
-    sent = {"h": 0, "a": 0, "last": time.monotonic(), "held": 0.0}
+    sent = {"h": 0, "a": 0, "last": time.monotonic(), "held": 0.0, "trained": 0.0}
+    options = dict(options)
+    budget = options.pop("max_seconds", None)  # the owner's time limit per run (Limits.max_seconds)
+
+    def over() -> bool:  # the run's training time (as its progress reports it) has reached the time limit
+        return budget is not None and sent["trained"] >= budget
 
     def held() -> bool:
         return paused() and not stopped()
 
     def progress(trainer, p) -> None:
+        sent["trained"] = p.elapsed - sent["held"]
         now = time.monotonic()
         hold = held()
         if hold or now - sent["last"] >= every or p.iterations_done == p.iterations:
@@ -275,7 +291,7 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
 
     try:
         outcome = train_one(TrainConfig.from_dict(config), cached_dataset(data_dir, remote=remote), options,
-                            should_stop=stopped,
+                            should_stop=lambda: stopped() or over(),
                             on_start=lambda trainer: send((job_id, "start", (pid, trainer.solver_name))),
                             on_progress=progress)
     except Exception as exc:  # reported to the page in one line; the worker lives on
@@ -284,6 +300,10 @@ def _train_job(send, job_id: int, config: dict, data_dir: str | None, options: d
         outcome.elapsed -= sent["held"]
         if outcome.model is not None:
             outcome.model.train_seconds -= sent["held"]
+    if outcome.status == "stopped" and not stopped() and over():
+        outcome.message = (f"stopped after {outcome.iterations_done:,} iterations: {TIME_LIMIT_NOTE} "
+                           f"of {budget:,.0f} s per run set here (by the teacher in a class, by the server for "
+                           "visitors); the model so far is kept")
     return "done", outcome
 
 
@@ -306,7 +326,7 @@ def _to_wire(message: tuple) -> list:
     job_id, kind, payload = message
     if kind == "progress":
         p, history, accuracy = payload
-        payload = [asdict(p), [list(h) for h in history], [list(a) for a in accuracy]]
+        payload = [p._asdict(), [list(h) for h in history], [list(a) for a in accuracy]]
     return [job_id, kind, payload]
 
 
@@ -578,6 +598,9 @@ class TrainingPool:
         with self._lock:
             if self._closed:
                 raise CatdnnError("the training pool has been shut down")
+            if self._dask is not None and self._dask.lost is not None:
+                raise CatdnnError(f"{self._dask.lost}: ask the server's operator to restart it, then press Train "
+                                  "again")
             if limits is not None:
                 mine = sum(1 for j in self._jobs.values() if j.owner == owner and j.outcome is None)
                 if mine >= limits.runs_at_once:
@@ -590,6 +613,8 @@ class TrainingPool:
             slot = self._free.pop()
             self._cancel[slot] = 0
             job_id = next(self._ids)
+            if limits is not None and limits.max_seconds is not None:
+                options["max_seconds"] = float(limits.max_seconds)
             job = Job(self, job_id, slot, config, (job_id, slot, config.to_dict(),
                                                    None if data_dir is None else str(data_dir), dict(options)),
                       owner, limits)
@@ -705,44 +730,74 @@ class TrainingPool:
             pass
 
     def _serve(self) -> None:
-        """Read the workers' pipes, notice dead workers, start new ones, time out queued jobs."""
+        """Read the workers' pipes, notice dead workers, start new ones, time out queued jobs; until the pool
+        closes. An unexpected error in one round is logged, and the thread goes on: every page's run depends on it."""
         while True:
-            with self._lock:
-                if self._closed:
+            try:
+                if self._serve_once():
                     return
-                by_conn = {w.conn: w for w in self._workers if w.conn is not None}
-                by_sentinel = {w.process.sentinel: w for w in self._workers if w.process is not None}
-                timeout = None
-                if self._queue and not self.paused:
-                    first = min(job._queued_at for job in self._queue)
-                    timeout = max(0.0, first + self.queue_seconds - time.monotonic())
-                if len(self._workers) < self.processes:
-                    timeout = 1.0 if timeout is None else min(timeout, 1.0)  # try again to start a worker
-            ready = mp.connection.wait([self._wake_r, *by_conn, *by_sentinel], timeout)
-            for r in ready:
-                if r is self._wake_r:
-                    while self._wake_r.poll():
-                        self._wake_r.recv_bytes()
-                elif r in by_conn:
-                    self._read(by_conn[r])
-                else:  # a worker's process ended: read what it sent before, then replace it
-                    w = by_sentinel[r]
-                    while w in self._workers and w.conn.poll():
-                        self._read(w)
-                    self._bury(w)
-            if self._dask is not None:
-                for slot, job_id, kind, payload in self._dask.ended():
-                    self._apply(slot, job_id, kind, payload)
-            with self._lock:
-                if self._closed:
-                    return
-                self._expire()
-                while len(self._workers) < self.processes:
-                    try:
-                        self._start_worker()
-                    except OSError:  # no memory or processes left: try again in a moment
-                        break
-                self._schedule()
+            except Exception:
+                _log.exception("the training pool's thread met an unexpected error; it goes on")
+                time.sleep(0.1)
+
+    def _serve_once(self) -> bool:
+        """One round of :meth:`_serve`: wait for news (or a deadline), act on it. True once the pool has closed."""
+        with self._lock:
+            if self._closed:
+                return True
+            by_conn = {w.conn: w for w in self._workers if w.conn is not None}
+            by_sentinel = {w.process.sentinel: w for w in self._workers if w.process is not None}
+            timeout = None
+            if self._queue and not self.paused:
+                first = min(job._queued_at for job in self._queue)
+                timeout = max(0.0, first + self.queue_seconds - time.monotonic())
+            if len(self._workers) < self.processes or self._dask is not None:
+                # try again to start a worker; on a cluster, see that its scheduler is still there
+                timeout = 1.0 if timeout is None else min(timeout, 1.0)
+        ready = mp.connection.wait([self._wake_r, *by_conn, *by_sentinel], timeout)
+        for r in ready:
+            if r is self._wake_r:
+                while self._wake_r.poll():
+                    self._wake_r.recv_bytes()
+            elif r in by_conn:
+                self._read(by_conn[r])
+            else:  # a worker's process ended: read what it sent before, then replace it
+                w = by_sentinel[r]
+                while w in self._workers and w.conn.poll():
+                    self._read(w)
+                self._bury(w)
+        if self._dask is not None:
+            for slot, job_id, kind, payload in self._dask.ended():
+                self._apply(slot, job_id, kind, payload)
+            self._dask.check()
+            if self._dask.lost is not None:
+                self._end_lost(self._dask.lost)
+        with self._lock:
+            if self._closed:
+                return True
+            self._expire()
+            while len(self._workers) < self.processes:
+                try:
+                    self._start_worker()
+                except OSError:  # no memory or processes left: try again in a moment
+                    break
+            self._schedule()
+        return False
+
+    def _end_lost(self, reason: str) -> None:
+        """The Dask scheduler went away: end every job on the cluster ``crashed``, and every queued one ``failed``,
+        with ``reason``."""
+        with self._lock:
+            running = [w.job for w in self._workers if w.job is not None]
+            for w in self._workers:
+                w.job = None
+            queued = list(self._queue)
+            self._queue.clear()
+        for job in running:
+            job._end(_cluster_lost(job, reason))
+        for job in queued:
+            job._end(_lost(job, "failed", f"{reason}. This run had not started: press Train to try again once the "
+                                          "cluster is back"))
 
     def _read(self, w: _Worker) -> None:
         try:
@@ -757,12 +812,14 @@ class TrainingPool:
         job = w.job
         if job is None or job.id != job_id:
             return
-        if kind in ("done", "error"):
+        if kind in ("done", "error", "lost"):
             with self._lock:
                 w.job = None  # idle again
             if kind == "error":
                 job._end(Outcome("failed", payload, list(job.history), list(job.accuracy_history),
                                  job.progress.iterations_done if job.progress else 0))
+            elif kind == "lost":  # on a Dask cluster: ``payload`` says why
+                job._end(_cluster_lost(job, payload))
             else:
                 job._end(payload)
         else:
@@ -879,15 +936,32 @@ class TrainingPool:
                 self._free.append(job._slot)
 
 
+def run_work(config: TrainConfig, images: int = TRAIN_IMAGES) -> int:
+    """Estimated multiply-adds of a whole run of ``config`` on ``images`` training images: per iteration, three
+    times one forward pass (:meth:`~catdnn.arch.Arch.multiply_adds`: the forward pass and the backward pass's two
+    products) on each image of a batch (all of them without mini-batches). An estimate for the limits, not a
+    measure (``max_work``)."""
+    batch = images if config.batch_size <= 0 else min(int(config.batch_size), images)
+    return 3 * config.parsed_arch().multiply_adds() * batch * int(config.iterations)
+
+
 def check_limits(config: TrainConfig, limits: Limits) -> None:
-    """Raise :class:`TrainingRefused` when ``config`` breaks ``limits`` (iterations, CNNs allowed); what depends
-    on the owner's other jobs (runs at once) is :meth:`TrainingPool.submit`'s to check."""
+    """Raise :class:`TrainingRefused` when ``config`` breaks ``limits`` (iterations, CNNs allowed, work); what
+    depends on the owner's other jobs (runs at once) is :meth:`TrainingPool.submit`'s to check, and the time
+    limit the worker's (it stops the run there)."""
     if limits.max_iterations is not None and config.iterations > limits.max_iterations:
         raise TrainingRefused(f"this run asks for {config.iterations:,} iterations, more than the "
                               f"{limits.max_iterations:,} allowed here per run: lower the iterations")
     if config.is_cnn and not limits.cnn_allowed:
         raise TrainingRefused("convolutional networks are not allowed here (your teacher turned them off): "
                               "train a dense network instead")
+    if limits.max_work is not None:
+        work = run_work(config)
+        if work > limits.max_work:
+            raise TrainingRefused(
+                f"this run is about {work:.1e} multiply-adds of training ({config.iterations:,} iterations of a "
+                f"network of {config.parsed_arch().multiply_adds():,} multiply-adds per image), more than the "
+                f"{limits.max_work:.1e} allowed here per run: use fewer iterations or smaller layers")
 
 
 def _runs(n: int) -> str:
@@ -900,8 +974,10 @@ class _Dask:
 
     Dask runs each job handed to it (:func:`_dask_job`); its messages (start, progress, held) arrive as
     events of the pool's topic, read on the client's thread; its outcome is the future's result, collected by
-    the pool's thread (:meth:`ended`). A job lost on the cluster (its worker died, the scheduler went away)
-    ends ``crashed`` with the reason.
+    the pool's thread (:meth:`ended`). A job lost on the cluster (its worker died) ends ``crashed`` with the
+    reason. Each round trip to the scheduler waits at most :data:`DASK_ROUND_SECONDS`; one that fails means the
+    scheduler went away: :attr:`lost` then says so, and the pool ends every job it has on the cluster
+    ``crashed`` with that reason and refuses new ones.
     """
 
     def __init__(self, pool: TrainingPool, address: str):
@@ -917,6 +993,34 @@ class _Dask:
         self._pause = Event(f"{self.name}-pause", client=self.client)
         self.threads = sum(self.client.nthreads().values())
         self.client.subscribe_topic(self.name, self._event)
+        self.lost: str | None = None  # why the pool can no longer use the cluster (None while it can)
+        self._closing = False
+
+    def _lose(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = (f"the Dask cluster's scheduler at {self.address} went away ({type(exc).__name__}: {exc}); "
+                         "the server's trainings cannot run until it is restarted")
+            _log.error("%s", self.lost)
+            pool = self._pool()
+            if pool is not None:
+                pool._wake()
+
+    def _round(self, call: str, **kwargs):
+        """One round trip to the scheduler (``client.scheduler.<call>``), at most :data:`DASK_ROUND_SECONDS`; None
+        once the scheduler is lost (then or before)."""
+        if self.lost is not None:
+            return None
+        try:
+            return self.client.sync(getattr(self.client.scheduler, call), callback_timeout=DASK_ROUND_SECONDS,
+                                    **kwargs)
+        except Exception as exc:  # timed out, connection refused or closed, the client closed: all the same here
+            self._lose(exc)
+            return None
+
+    def check(self) -> None:
+        """Notice a client that has given up on its scheduler (it closes itself after failing to reconnect)."""
+        if self.lost is None and not self._closing and self.client.status in ("closing", "closed", "failed"):
+            self._lose(ConnectionError(f"the client is {self.client.status}"))
 
     def _event(self, event) -> None:
         pool = self._pool()
@@ -929,7 +1033,13 @@ class _Dask:
 
     def submit(self, slot: _DaskSlot, task: tuple) -> None:
         job_id = task[0]
-        future = self.client.submit(_dask_job, task, self.name, key=f"{self.name}-{job_id}", pure=False)
+        if self.lost is not None:
+            raise OSError(self.lost)
+        try:
+            future = self.client.submit(_dask_job, task, self.name, key=f"{self.name}-{job_id}", pure=False)
+        except Exception as exc:
+            self._lose(exc)
+            raise OSError(self.lost) from exc
 
         def done(_future, slot=slot, job_id=job_id) -> None:
             self._ended.append((slot, job_id, future))
@@ -947,29 +1057,33 @@ class _Dask:
             try:
                 kind, payload = future.result()
             except Exception as exc:  # the cluster lost it: a worker died, the scheduler went away
-                kind, payload = "error", (f"the Dask cluster at {self.address} lost this run "
-                                          f"({type(exc).__name__}: {exc}); press Train to try again")
+                kind, payload = "lost", (f"the Dask cluster at {self.address} lost this run "
+                                         f"({type(exc).__name__}: {exc})")
+            self._round("event_clear", name=self._cancel_name(job_id))  # the scheduler forgets the cancel flag
+            if kind == "lost" and self.lost is not None:  # ... or could not: it went away
+                payload = self.lost
             out.append((slot, job_id, kind, payload))
-            self._event_of(job_id).clear()  # the scheduler forgets the job's cancel flag
         return out
 
-    def _event_of(self, job_id: int):
-        from distributed import Event
-
-        return Event(f"{self.name}-cancel-{job_id}", client=self.client)
+    def _cancel_name(self, job_id: int) -> str:
+        return f"{self.name}-cancel-{job_id}"  # a distributed Event's name, as _dask_job reads it
 
     def cancel(self, job: Job) -> None:
-        self._event_of(job.id).set()
+        self._round("event_set", name=self._cancel_name(job.id))
 
     def pause(self, on: bool) -> None:
-        self._pause.set() if on else self._pause.clear()
+        self._round("event_set" if on else "event_clear", name=self._pause.name)
 
     def close(self) -> None:
-        self._pause.clear()
+        self._round("event_clear", name=self._pause.name)
+        self._closing = True
         try:
-            self.client.unsubscribe_topic(self.name)
+            if self.lost is None:
+                self.client.unsubscribe_topic(self.name)
+        except Exception:  # the scheduler went away meanwhile: nothing to unsubscribe from
+            pass
         finally:
-            self.client.close()
+            self.client.close(timeout=DASK_ROUND_SECONDS)
 
 
 def _call_back(fn: Callable[[Job], None], job: Job) -> None:
@@ -994,6 +1108,13 @@ def _lost(job: Job, status: str, message: str) -> Outcome:
     """The outcome of a job that ended without its worker's word: what the page had heard, no model."""
     done = job.progress.iterations_done if job.progress else 0
     return Outcome(status, message, list(job.history), list(job.accuracy_history), done)
+
+
+def _cluster_lost(job: Job, reason: str) -> Outcome:
+    """The outcome of a job the Dask cluster lost, for ``reason`` (its worker died, the scheduler went away)."""
+    done = job.progress.iterations_done if job.progress else 0
+    return _lost(job, "crashed", f"{reason}. This run was lost after {done:,} iterations and no model was kept: "
+                                 "press Train to try again")
 
 
 _shared: TrainingPool | None = None

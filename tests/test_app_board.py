@@ -164,13 +164,15 @@ def test_the_teacher_sees_the_class_pauses_sets_limits_reveals_exports_and_delet
         pool.resume()
 
     at.number_input(key="teacher_max_iterations").set_value(3000)
+    at.number_input(key="teacher_max_minutes").set_value(10)
     at.checkbox(key="teacher_cnn_allowed").uncheck()
     at.button(key="teacher_limits_set").click().run()
     at.button(key="teacher_reveal").click().run()
     assert_clean(at)
     with ClassStore(classroom.default_path()) as store:
         info = store.get_class(klass.code)
-    assert info.limits == classroom.Limits(max_iterations=3000, runs_at_once=1, cnn_allowed=False) and info.revealed
+    assert info.limits == classroom.Limits(max_iterations=3000, runs_at_once=1, cnn_allowed=False,
+                                          max_seconds=600.0) and info.revealed
 
     export = exports[-1]  # the class's runs: a student column, names a spreadsheet would run neutralised
     assert export["label"] == "Export the class's runs (CSV)"

@@ -110,3 +110,24 @@ def test_live_redraws_slow_down_as_the_servers_trainings_grow():
     steps = [redraw_seconds(n) for n in range(0, 100)]
     assert steps == sorted(steps) and steps[-1] == MAX_REDRAW_SECONDS
     assert redraw_seconds(4) > REDRAW_SECONDS and 30 * (1 / redraw_seconds(30)) <= 10  # 30 pages: ≤ 10 redraws/s
+
+
+def test_a_students_run_stops_at_the_class_time_limit_and_the_page_says_so(home, monkeypatch, pool):
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        info, _token = store.start_class("Period 3")
+        student = store.join(info.code, "Ada")
+        store.update_class(info.code, limits=Limits(max_seconds=1, max_work=None))
+    monkeypatch.setenv(classroom.MODE_ENV, "class")
+    monkeypatch.setenv(classroom.CLASS_ENV, info.code)
+    at = app(TRAIN)
+    at.query_params["key"] = student.key
+    at.run()
+    at.text_input(key="train_hidden").set_value("512")
+    at.slider(key="train_iters").set_value(5000)  # about a minute alone on this machine
+    at.button(key="train_submit").click().run()
+    assert_clean(at)
+    run = session_of(at).run
+    assert run.status == "stopped" and 0 < run.model.iterations_done < 5000
+    shown = [w.value for w in at.warning]
+    assert any("Stopped at the time limit" in w and "1 s per run" in w and "partial model is kept" in w
+               for w in shown), shown

@@ -208,6 +208,13 @@ def test_class_settings_and_online_members(store):
     assert store.name_of(ana.owner) == "Ana"
     with pytest.raises(ClassroomError):
         Limits(runs_at_once=0)
+    with pytest.raises(ClassroomError, match="at least 1 second"):
+        Limits(max_seconds=0)
+    with pytest.raises(ClassroomError, match="work limit"):
+        Limits(max_work=-5)
+    timed = Limits(max_seconds=90.0, max_work=None)
+    assert store.update_class(info.code, limits=timed).limits == timed == Limits.from_json(timed.to_json())
+    assert Limits.from_json("{}").max_seconds == cr.CLASS_MAX_SECONDS  # a class stored before them gets the defaults
     with pytest.raises(ClassroomError, match="no class"):
         store.get_class("NOPE")
 

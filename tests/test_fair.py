@@ -9,15 +9,15 @@ from dataclasses import replace
 import pytest
 
 from catdnn import PRESETS, TrainConfig
-from catdnn.classroom import Limits
+from catdnn.classroom import PUBLIC_LIMITS, Limits
 from catdnn.errors import CatdnnError
 from catdnn.labels import config_label
-from catdnn.workers import TrainingPool, TrainingRefused
+from catdnn.workers import TrainingPool, TrainingRefused, check_limits, run_work
 
 # A run long enough to be mid-way whenever the test acts (minutes if left alone).
 LONG = TrainConfig(layers=(12288, 64, 32, 1), iterations=1_000_000, learning_rate=0.001)
 SMALL = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2)
-CLASS = Limits(max_iterations=None, runs_at_once=3)
+CLASS = Limits(max_iterations=None, runs_at_once=3, max_work=None, max_seconds=None)  # LONG is within them
 
 
 def _started(job, timeout=120):
@@ -280,3 +280,58 @@ def test_closing_a_pool_stops_its_runs_on_the_dask_cluster(cluster, data_dir):
     while executing() and time.monotonic() < end:
         time.sleep(0.1)
     assert executing() == 0
+
+
+# Within PUBLIC_LIMITS' 5,000 iterations (dense): 14 layers of 2,000 units, 460 MB of weights, under the engine's
+# 512 MiB; 8.9 s an iteration on one core, so about 12 hours of a worker (attack review 2).
+HEAVY = TrainConfig(layers=(12288, 8) + (2000,) * 14 + (1,), iterations=5000, learning_rate=0.001)
+
+
+def test_the_work_limit_refuses_a_run_of_hours_within_the_iteration_limit_and_keeps_the_presets():
+    """Two visitors each queueing HEAVY held both workers for hours; a run's estimated work is refused above the
+    limit, with the estimate and the limit in the message; the course's presets and the CNN preset pass both the
+    class defaults and the public limits."""
+    assert HEAVY.validate().iterations <= PUBLIC_LIMITS.max_iterations
+    for limits in (PUBLIC_LIMITS, Limits()):
+        with pytest.raises(TrainingRefused) as refused:
+            check_limits(HEAVY, limits)
+        assert f"about {run_work(HEAVY):.1e} multiply-adds" in str(refused.value)
+        assert f"more than the {limits.max_work:.1e} allowed here per run" in str(refused.value)
+        for name, preset in PRESETS.items():
+            check_limits(preset, limits)
+            assert run_work(preset) * 4 < limits.max_work, name  # well inside
+
+
+def test_a_run_stops_at_its_time_limit_and_keeps_its_model(data_dir):
+    """A run within every other limit stops after ``max_seconds`` of training, like a Stop, with its partial model
+    and a message that names the time limit; without limits (local mode) nothing stops it."""
+    limits = Limits(max_iterations=None, runs_at_once=1, max_work=None, max_seconds=1)
+    pool = TrainingPool(processes=2)
+    try:
+        free = pool.submit(LONG, data_dir)  # local mode: no time limit
+        out = pool.submit(LONG, data_dir, owner="A", limits=limits).wait(timeout=120)
+        assert out is not None and out.status == "stopped", out
+        assert "reached the time limit of 1 s per run" in out.message
+        assert out.model is not None and 0 < out.iterations_done < LONG.iterations
+        assert free.outcome is None and free.progress is not None  # still training
+    finally:
+        pool.close()
+
+
+def test_runs_within_the_public_limits_cannot_starve_other_visitors(data_dir):
+    """Attack review 2: two visitors' long runs within the public limits held both workers, and every other
+    visitor's run failed with "no worker became free". Under a time limit they end, and the third visitor's run
+    is served within the queue's limit (30 s here, the time limit 2 s, the long runs minutes alone: 2e13
+    multiply-adds each, no work limit here)."""
+    limits = replace(PUBLIC_LIMITS, max_work=None, max_seconds=2)
+    slow = TrainConfig(layers=(12288, 512, 1), iterations=PUBLIC_LIMITS.max_iterations, learning_rate=0.001)
+    check_limits(slow, limits)
+    pool = TrainingPool(processes=2, queue_seconds=30)
+    try:
+        a = pool.submit(slow, data_dir, owner="visitor-a", limits=limits)
+        b = pool.submit(slow, data_dir, owner="visitor-b", limits=limits)
+        assert (a.outcome, b.outcome) == (None, None)
+        out = pool.submit(SMALL, data_dir, owner="visitor-c", limits=limits).wait(timeout=120)
+        assert out is not None and out.status == "finished", out and (out.status, out.message)
+    finally:
+        pool.close()

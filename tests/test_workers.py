@@ -347,3 +347,26 @@ def test_a_done_callback_that_raises_stops_neither_its_job_nor_the_pool(data_dir
         assert len(logged) == 2 and "a broken callback" in str(logged[0].exc_info[1])
     finally:
         own.close()
+
+
+def test_an_unexpected_error_in_the_pools_thread_is_logged_and_the_pool_goes_on(data_dir, caplog):
+    """Attack review 2: one error in the pool's thread (a Dask scheduler's clean-up raising) killed it, and with it
+    every training on the server. One round of the thread that raises is logged; the next rounds serve the jobs."""
+    own = TrainingPool(processes=1)
+    try:
+        broken = []
+
+        def expire_once():  # the thread's timing of the queue raises once, as any step of a round might
+            if not broken:
+                broken.append(True)
+                raise RuntimeError("an unexpected error")
+
+        own._expire = expire_once
+        own._wake()
+        small = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2)
+        assert own.submit(small, data_dir).wait(timeout=120).status == "finished"
+        assert broken and own.submit(small, data_dir).wait(timeout=120).status == "finished"
+        logged = [r for r in caplog.records if r.name == "catdnn.workers" and r.exc_info]
+        assert "an unexpected error" in str(logged[0].exc_info[1])
+    finally:
+        own.close()

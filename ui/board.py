@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -252,17 +253,21 @@ def delete_runs(history, identity: Identity, ids) -> None:
 def limits_form_ui(limits: Limits) -> Limits | None:
     """The per-student limits form; the new limits once submitted (None otherwise, or after drawing why not)."""
     with st.form("teacher_limits_form"):
-        cols = st.columns(3)
+        cols = st.columns(4)
         most = cols[0].number_input("Most iterations per run (0: no limit)", 0, 1_000_000,
                                     int(limits.max_iterations or 0), step=100, key="teacher_max_iterations")
-        at_once = cols[1].number_input("Runs at once per student", 1, 16, int(limits.runs_at_once),
+        minutes = cols[1].number_input("Most minutes of training per run (0: no limit)", 0, 24 * 60,
+                                       round((limits.max_seconds or 0) / 60), key="teacher_max_minutes",
+                                       help="A run stops there, like a Stop click, and keeps its model so far.")
+        at_once = cols[2].number_input("Runs at once per student", 1, 16, int(limits.runs_at_once),
                                        key="teacher_runs_at_once")
-        cnn = cols[2].checkbox("Convolutional nets allowed", bool(limits.cnn_allowed), key="teacher_cnn_allowed")
+        cnn = cols[3].checkbox("Convolutional nets allowed", bool(limits.cnn_allowed), key="teacher_cnn_allowed")
         go = st.form_submit_button("Set the limits", key="teacher_limits_set")
     if not go:
         return None
     try:
-        return Limits(max_iterations=int(most) or None, runs_at_once=int(at_once), cnn_allowed=bool(cnn))
+        return replace(limits, max_iterations=int(most) or None, runs_at_once=int(at_once), cnn_allowed=bool(cnn),
+                       max_seconds=60.0 * int(minutes) if minutes else None)
     except CatdnnError as exc:
         st.error(str(exc), icon=":material/error:")
         return None

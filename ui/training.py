@@ -24,7 +24,7 @@ from catdnn.errors import CatdnnError, ConfigError, DataError
 from catdnn.photos import TEST_FRACTION
 from catdnn.solvers import cnn_solver_reason, solver_choice
 from catdnn.train import Progress, latest_accuracies
-from catdnn.workers import Job, shared_pool
+from catdnn.workers import TIME_LIMIT_NOTE, Job, shared_pool
 
 from . import figures
 from .dataset import cached_dataset
@@ -307,8 +307,10 @@ def draw_run_status(run: Run | None) -> None:
         st.error(f"**Training {'crashed' if run.status == 'crashed' else 'failed'}: no model kept.** "
                  f"{run.message[:1].upper()}{run.message[1:]}", icon=":material/error:")
     elif run.status == "stopped" and model is not None:
+        why = " at the time limit" if TIME_LIMIT_NOTE in run.message else ""  # the class's or the server's
         st.warning(
-            f"**Stopped** after {model.iterations_done:,} of {model.config.iterations:,} iterations: the "
+            f"**Stopped{why}** after {model.iterations_done:,} of {model.config.iterations:,} iterations"
+            f"{': ' + run.message.split(': ', 1)[1] if why else ''}: the "
             f"partial model is kept (train accuracy {model.train_accuracy:.2f}, test {model.test_accuracy:.2f}).",
             icon=":material/stop_circle:",
         )

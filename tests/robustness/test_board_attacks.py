@@ -53,7 +53,8 @@ def klass(tmp_path):
     """A class (one run at a time per student) with Ana and Bob, its board, and Ana's and Bob's histories."""
     store = ClassStore(tmp_path / "classroom.sqlite3", failures=RateLimiter(100, 1000), joins=RateLimiter(100, 1000))
     info, _token = store.start_class("Period 3")
-    store.update_class(info.code, limits=Limits(max_iterations=None, runs_at_once=1, cnn_allowed=True))
+    unbounded = Limits(max_iterations=None, runs_at_once=1, cnn_allowed=True, max_work=None, max_seconds=None)
+    store.update_class(info.code, limits=unbounded)
     ana, bob = store.join(info.code, "Ana"), store.join(info.code, "Bob")
     board = Board(store)
     k = type("Class", (), {})()
