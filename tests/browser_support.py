@@ -119,27 +119,38 @@ def streamlit_server(data_dir, log_name: str, args=("--server.address", "127.0.0
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"streamlit exited with code {proc.returncode}; see {log_path}")
-                try:
-                    with http_get(f"{base}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not become healthy within 60 s; see {log_path}")
-                time.sleep(0.3)
+            wait_until_healthy(proc, base, log_path)
             yield base, port, proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+            shut_down(proc)
+
+
+def wait_until_healthy(proc, base: str, log_path, timeout: float = 60) -> None:
+    """Wait (at most ``timeout`` s) until the Streamlit server ``proc`` answers ``base``/_stcore/health; fails the
+    test, naming its log, if it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with code {proc.returncode}; see {log_path}")
+        try:
+            with http_get(f"{base}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"streamlit did not become healthy within {timeout:g} s; see {log_path}")
+        time.sleep(0.3)
+
+
+def shut_down(proc) -> None:
+    """Stop a server this test started (terminate, then kill after 15 s)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
 
 
 def is_local(url: str) -> bool:
@@ -222,6 +233,21 @@ def stop_run(page, iterations: int) -> int:
     done = int(m.group(1).replace(",", ""))
     assert 0 < done < iterations, (done, iterations)
     return done
+
+
+def full_screenshot(page, path) -> None:
+    """Save the whole page to ``path``: Streamlit scrolls inside the app, so grow the viewport to the content."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
+        ".map(e => e.scrollHeight), window.innerHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(int(height), 8000)})
+    page.wait_for_timeout(400)
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
 
 
 def errors_on_page(page) -> list[str]:

@@ -259,3 +259,16 @@ def test_the_teacher_closes_the_class_to_new_students_and_removes_one(klass):
         assert [m.name for m in store.members(klass.code)] == ["Ana"]
     refused = as_student(BOARD, klass, who=klass.bob)  # Bob's link no longer opens the class
     assert refused.error and "not known" in refused.error[0].value
+
+
+def test_the_submit_form_tells_apart_runs_that_differ_only_in_iterations(klass):
+    """A student who trained the same settings twice, for 20 and then 40 iterations, sees which run is which in the
+    form's list (each label names what sets it apart), not two labels that differ only by their numbers."""
+    with History(viewer=klass.ana) as h:
+        longer = h.add(replace(CONFIG, iterations=40), status="finished", train_accuracy=0.95, test_accuracy=0.7,
+                       iterations_done=40, source="app", dataset=COURSE_NAME)
+    at = as_student(BOARD, klass)
+    assert_clean(at)
+    labels = at.selectbox(key="board_run").options
+    assert [label.split()[0] for label in labels] == [f"#{longer}", f"#{klass.run}"]
+    assert "40 iterations" in labels[0] and "20 iterations" in labels[1], labels

@@ -24,6 +24,7 @@ from tests.browser_support import (
     NAV_RECORDER,
     chromium,
     errors_on_page,
+    full_screenshot,
     goto_page,
     idle,
     main_button,
@@ -58,18 +59,7 @@ def browser(sync_api):
 
 
 def shot(page, name: str) -> None:
-    """Save the whole page: Streamlit scrolls inside the app, so grow the viewport to the content."""
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stAppViewContainer]')]"
-        ".map(e => e.scrollHeight), window.innerHeight)"
-    )
-    page.set_viewport_size({"width": size["width"], "height": min(int(height), 8000)})
-    page.wait_for_timeout(400)
-    try:
-        page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"))
-    finally:
-        page.set_viewport_size(size)
+    full_screenshot(page, ARTIFACTS / f"e2e_{name}.png")
 
 
 def test_dashboard_in_a_real_browser(server, browser, sync_api):

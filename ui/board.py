@@ -18,7 +18,7 @@ from catdnn.board import FOLDS, MAX_ENTRIES, METRIC, Board, BoardError, Standing
 from catdnn.classroom import Identity, Limits
 from catdnn.errors import CatdnnError
 from catdnn.history import csv_cell
-from catdnn.labels import run_label
+from catdnn.labels import compare
 from catdnn.serve import CLASS_URL_ENV
 from catdnn.workers import shared_pool
 
@@ -114,7 +114,7 @@ def submit_ui(identity: Identity, history, dataset) -> None:
     if not runs:
         st.caption(f"Your finished runs on {dataset.name} will be listed here: train one on the **Train** page.")
         return
-    labels = {r.id: run_label(r) for r in runs}
+    labels = dict(zip([r.id for r in runs], compare(runs)[1]))  # each names what sets it apart from the others
     with st.form("board_submit_form"):
         run_id = st.selectbox("Your run", list(labels), format_func=labels.get, key="board_run")
         go = st.form_submit_button("Submit to the board", key="board_submit", type="primary",
