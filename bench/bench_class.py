@@ -134,9 +134,13 @@ def light_student(base: str, code: str, name: str, barrier: threading.Barrier, o
         c.run(query=f"join={code}")
         c.run(values={"join_code": code, "join_name": name}, click="join_button")
         key = next((v for k, v in (p.split("=", 1) for p in c.query.split("&") if "=" in p) if k == "key"), None)
-        c.run(page="Train")
+        for _ in range(5):  # the join's own rerun may still supersede the first request for the page
+            c.run(page="Train")
+            if c.page.widget("train_submit") is not None:
+                break
+            time.sleep(0.5)
         if c.page.widget("train_submit") is None:
-            raise RuntimeError(f"{name}: no Train button after joining: {c.page.texts()[:5]}")
+            raise RuntimeError(f"{name}: no Train button after joining: {[t[:60] for t in c.page.texts()]}")
         barrier.wait()
         t = time.monotonic()
         page = c.run(click="train_submit", until=has_result)
@@ -165,16 +169,21 @@ def browser_students(base: str, code: str, names: list, barrier: threading.Barri
                 page.wait_for_selector(IDLE, timeout=60_000)
                 page.get_by_role("textbox", name="Your name").fill(name)
                 page.locator(f"{MAIN} button", has_text="Join").first.click()
-                page.wait_for_timeout(500)
+                page.get_by_text("You joined as").first.wait_for(timeout=60_000)
                 page.wait_for_selector(IDLE, timeout=60_000)
-                page.locator("[data-testid='stSidebarNav'] a", has_text="Train").first.click()
-                page.wait_for_selector(f"{MAIN} button:has-text('Train')", timeout=60_000)
+                for _ in range(4):  # as a person would: click Train in the sidebar until the page is there
+                    page.locator("[data-testid='stSidebarNav'] a", has_text="Train").first.click()
+                    try:
+                        page.wait_for_selector(f"{MAIN} [data-testid='stBaseButton-primary']", timeout=15_000)
+                        break
+                    except Exception:  # noqa: BLE001 - try again
+                        continue
                 page.wait_for_selector(IDLE, timeout=60_000)
                 pages.append((name, page))
             barrier.wait()
             starts = {}
             for name, page in pages:
-                page.locator(f"{MAIN} button", has_text="Train").last.click()
+                page.locator(f"{MAIN} [data-testid='stBaseButton-primary']", has_text="Train").first.click()
                 starts[name] = time.monotonic()
             pending = dict(pages)
             deadline = time.monotonic() + timeout
@@ -266,7 +275,7 @@ def main() -> None:
     for n in names:
         r = out.get(n, {"error": "no answer"})
         rows.append([n, r.get("client", "?"), f"{r['seconds']:.1f}" if "seconds" in r else "–", r.get("test", "–"),
-                     " ".join(r.get("error", "").split())[:100]])
+                     " ".join(r.get("error", "").split())[:600]])
         if "seconds" in r:
             ok.append(r["seconds"])
     print(table(["student", "client", "click to result (s)", "test acc", "error"], rows))

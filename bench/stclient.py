@@ -71,7 +71,8 @@ class Client:
         parts = urlsplit(base)
         self.base, self.host = base.rstrip("/"), parts.netloc
         self.ws = connect(f"ws://{parts.netloc}/_stcore/stream", subprotocols=["streamlit"], origin=self.base,
-                          open_timeout=timeout, max_size=None)
+                          open_timeout=timeout, max_size=None,
+                          ping_interval=None)  # a student waiting at the barrier reads nothing for a while
         self.timeout = timeout
         self.pages: dict[str, str] = {}  # url path name ("Train") -> page_script_hash
         self.page = Page()
