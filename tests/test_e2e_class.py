@@ -250,6 +250,10 @@ def options(p: Person, where, label: str, kind: str = "stSelectbox") -> list[str
     except PlaywrightTimeout:
         field.press("ArrowDown")  # the keyboard's way to open the list
         listbox.first.wait_for(timeout=10_000)
+    try:  # the list's options render a moment after the list itself (once seen empty on a busy machine)
+        listbox.first.locator("[role='option']").first.wait_for(timeout=10_000)
+    except PlaywrightTimeout:
+        pass  # a list with no options: read as empty
     items = listbox.first.locator("[role='option']").all_inner_texts()
     p.page.keyboard.press("Escape")
     listbox.first.wait_for(state="detached", timeout=10_000)
