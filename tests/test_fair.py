@@ -13,20 +13,12 @@ from catdnn.classroom import PUBLIC_LIMITS, Limits
 from catdnn.errors import CatdnnError
 from catdnn.labels import config_label
 from catdnn.workers import TrainingPool, TrainingRefused, check_limits, run_work
+from tests.pool_support import started
 
 # A run long enough to be mid-way whenever the test acts (minutes if left alone).
 LONG = TrainConfig(layers=(12288, 64, 32, 1), iterations=1_000_000, learning_rate=0.001)
 SMALL = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=2)
 CLASS = Limits(max_iterations=None, runs_at_once=3, max_work=None, max_seconds=None)  # LONG is within them
-
-
-def _started(job, timeout=120):
-    """Follow ``job`` until its worker has begun training it (bounded)."""
-    end = time.monotonic() + timeout
-    for _ in job.updates():
-        if job.progress is not None or time.monotonic() > end:
-            break
-    assert job.progress is not None, f"the job did not start: {job.outcome}"
 
 
 def _until(job, what, timeout=120):
@@ -62,7 +54,7 @@ def test_an_owner_just_served_waits_behind_those_not_served(data_dir):
     pool = TrainingPool(processes=1)
     try:
         first = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
-        _started(first)
+        started(first)
         rest = [pool.submit(SMALL, data_dir, owner=o, limits=CLASS) for o in "AABC"]
         first.cancel()
         assert first.wait(timeout=60).status == "stopped"
@@ -75,7 +67,7 @@ def test_one_training_at_a_time_per_owner_with_limits(data_dir):
     pool = TrainingPool(processes=2)
     try:
         a1 = pool.submit(LONG, data_dir, owner="A", limits=CLASS)
-        _started(a1)
+        started(a1)
         a2 = pool.submit(SMALL, data_dir, owner="A", limits=CLASS)
         b1 = pool.submit(SMALL, data_dir, owner="B", limits=CLASS)
         assert b1.wait(timeout=120).status == "finished"  # B trains on the idle worker ...
@@ -87,7 +79,7 @@ def test_one_training_at_a_time_per_owner_with_limits(data_dir):
         # without limits (the machine's user, local mode) an owner's runs train side by side, as before
         local = [pool.submit(LONG, data_dir) for _ in range(2)]
         for job in local:
-            _started(job)
+            started(job)
             job.cancel()
         assert [j.wait(timeout=60).status for j in local] == ["stopped", "stopped"]
     finally:
@@ -144,7 +136,7 @@ def test_a_queued_job_neither_starts_nor_times_out_while_paused(data_dir):
     pool = TrainingPool(processes=1, queue_seconds=0.3)
     try:
         busy = pool.submit(LONG, data_dir)
-        _started(busy)
+        started(busy)
         pool.pause()
         waiting = pool.submit(SMALL, data_dir, owner="B")
         time.sleep(1.0)  # more than the queue's time limit, all of it paused
@@ -269,7 +261,7 @@ def test_closing_a_pool_stops_its_runs_on_the_dask_cluster(cluster, data_dir):
     """A thread of a Dask worker cannot be killed: the pool's close asks its runs to stop, as a Stop does."""
     pool = TrainingPool(scheduler=cluster.scheduler_address)
     job = pool.submit(LONG, data_dir)
-    _started(job)
+    started(job)
     pool.close()
     assert job.outcome is not None and job.outcome.status == "failed"
 

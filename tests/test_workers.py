@@ -15,6 +15,7 @@ import pytest
 
 from catdnn import PRESETS, ConfigError, TrainConfig, fit, load_dataset
 from catdnn.workers import TrainingPool
+from tests.pool_support import started
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +124,7 @@ def test_a_job_nobody_follows_any_more_still_frees_its_slot(data_dir):
     own = TrainingPool(processes=1)
     try:
         first = own.submit(LONG, data_dir)
-        _started(first)
+        started(first)
         first.cancel()  # the page gives up at once and never reads the job again
         deadline = time.monotonic() + 60
         while own.running and time.monotonic() < deadline:  # the job ends unread
@@ -131,15 +132,6 @@ def test_a_job_nobody_follows_any_more_still_frees_its_slot(data_dir):
         assert own.running == 0 and first.outcome is not None and first.outcome.status == "stopped"
     finally:
         own.close()
-
-def _started(job, timeout=120):
-    """Follow ``job`` until its worker has begun training it (bounded)."""
-    end = time.monotonic() + timeout
-    for _ in job.updates():
-        if job.progress is not None or time.monotonic() > end:
-            break
-    assert job.progress is not None, f"the job did not start: {job.outcome}"
-
 
 def _replaced(pool, dead, timeout=60):
     """Wait (bounded) until the pool holds its full count of live workers, none of them ``dead``."""
@@ -158,7 +150,7 @@ def test_an_idle_workers_death_does_not_wedge_the_pool(data_dir):
     own = TrainingPool(processes=2)
     try:
         busy = own.submit(LONG, data_dir)
-        _started(busy)
+        started(busy)
         (idle,) = [pid for pid in own.pids if pid != busy.pid]
         os.kill(idle, signal.SIGKILL)
         _replaced(own, idle)
@@ -176,7 +168,7 @@ def test_a_worker_killed_just_after_it_sent_its_model_does_not_wedge_the_pool(da
     own = TrainingPool(processes=2)
     try:
         busy = own.submit(LONG, data_dir)
-        _started(busy)
+        started(busy)
         quick = own.submit(PRESETS["two-layer"], data_dir)
         out = quick.wait(timeout=120)
         assert out is not None and out.status == "finished" and out.model is not None
@@ -212,7 +204,7 @@ def test_a_queued_job_times_out_with_a_message_and_frees_its_place(data_dir):
     own = TrainingPool(processes=1, queue_seconds=0.5)
     try:
         busy = own.submit(LONG, data_dir)
-        _started(busy)
+        started(busy)
         waiting = own.submit(PRESETS["two-layer"], data_dir)
         out = waiting.wait(timeout=60)
         assert out is not None and out.status == "failed" and out.model is None
