@@ -142,7 +142,8 @@ class Arch:
         pooled maps and the next layer's padded input; the backward pass's temporaries are shared
         by the layers (the largest layer's ``dZ``, pooled part, one kernel offset's part of the
         input gradient, the pooling's masks in bytes) and its padded input gradients take two
-        buffers by turns. Within 25 % of the peak that tracemalloc measures (tests/test_conv.py;
+        buffers by turns; then three arrays the size of the parameters (the gradients, the solver's flat
+        copy of them and the optimiser's temporary). Within 25 % of the peak that tracemalloc measures (tests/test_conv.py;
         5.4 GiB estimated for ``in64,conv256,conv256,dense1`` on 209 images in float32; 5.1 GiB
         before the workspace, 5.9 before issue 18, when issue 19 measured 5.7 GiB). 0 for an MLP
         (see catdnn.config.MAX_PARAM_BYTES)."""
@@ -161,7 +162,11 @@ class Arch:
             if l:
                 grads[l % 2] = max(grads[l % 2], pad * c_prev)
             side, c_prev = side // POOL, c
-        return int(batch) * ((values + rows + back + sum(grads)) * int(itemsize) + masks)
+        if not self.convs:
+            return 0
+        # and three arrays of every parameter: the gradients, their flat copy and the update's temporary
+        return int(batch) * ((values + rows + back + sum(grads)) * int(itemsize) + masks) + \
+            3 * self.param_count() * int(itemsize)
 
 
 def _short(text: str) -> str:

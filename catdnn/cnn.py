@@ -1,8 +1,10 @@
 """The convolutional net as a whole: parameters, forward, backward, predictions, gradient check.
 
 * ``conv`` in a spec (:mod:`catdnn.arch`) is 3×3 convolution + ReLU + 2×2 max pooling
-  (:mod:`catdnn.conv_layers`). ReLU and the maximum commute, so the pooling is done first and the
-  ReLU on a quarter of the values.
+  (:mod:`catdnn.conv_layers`). ReLU and the maximum commute, and a channel's bias moves every value
+  of a window alike (``max(z + b) = max(z) + b``), so the pooling is done first, on the convolution's
+  products without their biases, and the biases and the ReLU on a quarter of the values:
+  ``A = ReLU(maxpool(cols·Wᵀ) + bᵀ)``. Its gradient ``db`` is the sum of the pooled gradient.
 * After the last pooling the maps are flattened back into columns, ``F`` of shape
   ``(h·w·C, m)``, and the dense head is :func:`catdnn.network.forward` / :func:`~catdnn.network.backward`
   on them: the one copy of the dense math, whose ``input_grad`` gives ``dF`` for the layers below.
@@ -29,6 +31,7 @@ from . import augment
 from .arch import KERNEL, MAX_STEP_BYTES, Arch
 from .conv_layers import (
     Workspace,
+    bias_grad,
     conv_backward,
     conv_forward,
     downsample,
@@ -92,8 +95,9 @@ def init_cnn(arch: Arch, init: str = "he", seed: int = 1, dtype=np.float32) -> l
 
 
 class CnnCache(list):
-    """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P)`` per conv layer
-    (its patches, its convolution's output and the pooled maps before the ReLU); ``dense``, the
+    """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P, A)`` per conv layer
+    (its patches, its convolution's products, their pooled maxima, and the layer's output
+    ``ReLU(P + bᵀ)``); ``dense``, the
     dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps."""
 
     __slots__ = ("dense", "shape", "bn", "bn_running")
@@ -134,18 +138,24 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
     A, pad = A0, None
     for l, (W, b) in enumerate(params[:n_conv]):
         name = f"conv{l}."
-        Z, cols = conv_forward(A, W, b, pad, ws, name)  # (m, H, W, C_l)
-        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel
+        Z, cols = conv_forward(A, W, None, pad, ws, name)  # (m, H, W, C_l), without the biases
+        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel (b cancels in Z − μ: it stays out)
             stats = bn.running[l] if running else (None, None)
             Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
             cache.bn.append(norm)
         P = pool_forward(Z, ws, name)  # (m, H/2, W/2, C_l)
-        if l + 1 < n_conv:  # A[l] = ReLU(maxpool(conv(A[l-1]))), written inside the next layer's padding
+        # A[l] = ReLU(maxpool(conv(A[l-1])) + b), written inside the next layer's padding
+        if l + 1 < n_conv:
             pad = padded(P.shape, P.dtype, ws, f"conv{l + 1}.pad")
-            A = np.maximum(P, 0.0, out=pad[:, 1:-1, 1:-1])
+            A = pad[:, 1:-1, 1:-1]
         else:
-            A = relu(P)
-        cache.append((cols, Z, P))
+            A = np.empty_like(P)
+        if bn is None:
+            np.add(P, b.T, out=A)
+            np.maximum(A, 0.0, out=A)
+        else:
+            np.maximum(P, 0.0, out=A)
+        cache.append((cols, Z, P, A))
     cache.shape = A.shape
     F = A.reshape(A.shape[0], -1).T  # (h·w·C, m): one example per column, (row, col, channel) order
     tail = None if bn is None else bn.tail(n_conv)
@@ -189,9 +199,10 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
     conv_grads = [None] * n_conv
     dA = dF.T.reshape(cache.shape)  # (m, h, w, C): a fresh array (dF.T is not C-contiguous)
     for l in range(n_conv - 1, -1, -1):
-        cols, Z, P = cache[l]
+        cols, Z, P, A = cache[l]
         W = params[l][0]
-        dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
+        dP = relu_backward(dA, A)  # through the ReLU (in place on dA): the gradient of P + bᵀ
+        db = bias_grad(dP, m) if bn is None else np.zeros_like(params[l][1])  # b cancels in Z − μ
         dZ = pool_backward(dP, Z, P, ws)
         if bn is not None:  # back through the per-channel normalisation, over the (C, m·H·W) view
             shape = dZ.shape
@@ -200,9 +211,8 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
             dZ = np.ascontiguousarray(dZc.T).reshape(shape)
             bn_grads[l] = (dgamma, dbeta)
         # the input gradient in one of two buffers, by turns: the layer above's is read until then
-        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0, ws=ws, name=f"grad{l % 2}.")
-        if bn is not None:
-            db = np.zeros_like(db)  # b cancels in Z − μ
+        dW, _, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0, ws=ws, name=f"grad{l % 2}.",
+                                  bias=False)
         if lambd:
             dW += (lambd / m) * W
         conv_grads[l] = (dW, db)

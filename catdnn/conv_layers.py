@@ -198,7 +198,7 @@ def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple, ws: Workspace | None = 
     return dP[:, 1:-1, 1:-1, :]
 
 
-def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarray | None = None,
+def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, pad: np.ndarray | None = None,
                  ws: Workspace | None = None, name: str = ""):
     """3×3 convolution, stride 1, same padding: ``Z = im2col(A_prev) · Wᵀ + bᵀ``.
 
@@ -206,7 +206,9 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarr
     ----------
     A_prev : ndarray of shape (m, H, W, C_in)
     W : ndarray of shape (C_out, 9·C_in)
-    b : ndarray of shape (C_out, 1)
+    b : ndarray of shape (C_out, 1), optional
+        The biases; None leaves them out (:mod:`catdnn.cnn` adds them after the pooling, on a
+        quarter of the values: a channel's bias moves every value of a window alike).
     pad, ws, name : as :func:`im2col` (``ws`` also keeps ``Z``)
 
     Returns
@@ -218,12 +220,24 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarr
     cols = im2col(A_prev, pad, ws, name)
     Z = _array(ws, name + "Z", (m * H * Wd, W.shape[0]), cols.dtype)
     np.matmul(cols, W.T, out=Z)  # (m·H·W, 9·C_in) @ (9·C_in, C_out) -> (m·H·W, C_out)
-    Z += b.T
+    if b is not None:
+        Z += b.T
     return Z.reshape(m, H, Wd, W.shape[0]), cols
 
 
+def bias_grad(dZ: np.ndarray, m: int) -> np.ndarray:
+    """``db = Σ dZ / m`` over every position of every image, one value per channel: ndarray of shape (C, 1)
+    from ``dZ`` of shape (..., C), summed as one product with a vector of ones (a tenth of the time of
+    NumPy's sum down the rows of a ``(m·H·W, C)`` array, whose rows are only ``C`` values long)."""
+    C = dZ.shape[-1]
+    rows = dZ.reshape(-1, C)
+    db = (np.ones(rows.shape[0], rows.dtype) @ rows).reshape(C, 1)  # (n,) @ (n, C) -> (C,)
+    db /= m
+    return db
+
+
 def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input_grad: bool = True,
-                  ws: Workspace | None = None, name: str = ""):
+                  ws: Workspace | None = None, name: str = "", bias: bool = True):
     """Gradients of a 3×3 convolution.
 
     ``dZ`` is the gradient of the *summed* cost over the batch (as :func:`catdnn.network.backward`
@@ -239,11 +253,14 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     input_grad : bool
         Also compute ``dA_prev`` (not needed for the first layer).
     ws, name : as :func:`col2im`
+    bias : bool
+        Also compute ``db`` (:func:`bias_grad`); :mod:`catdnn.cnn` adds the biases after the
+        pooling and takes their gradient there.
 
     Returns
     -------
     dW : ndarray of shape (C_out, 9·C_in)
-    db : ndarray of shape (C_out, 1)
+    db : ndarray of shape (C_out, 1), or None without ``bias``
     dA_prev : ndarray of shape (m, H, W, C_in), or None without ``input_grad``
     """
     mb, H, Wd, C_out = dZ.shape
@@ -252,8 +269,7 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     # same way), faster when colsᵀ is contiguous (the planar patches of the first layer)
     dW = np.ascontiguousarray((cols.T @ dZ2).T)  # (9·C_in, m·H·W) @ (m·H·W, C_out) -> transposed (C_out, 9·C_in)
     dW /= m
-    db = dZ2.sum(axis=0).reshape(C_out, 1)
-    db /= m
+    db = bias_grad(dZ2, m) if bias else None
     dA_prev = None
     if input_grad:
         dA_prev = col2im(dZ2, W, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)), ws, name)  # dZ2 · W, onto the pixels

@@ -127,10 +127,17 @@ def test_augmenting_maps_gives_the_pixels_of_augmenting_columns():
     X = rng.random((16 * 16 * 3, 12)).astype(np.float32)
     maps = conv_layers.to_maps(X, shape)
     before = maps.copy()
-    for flips, max_shift in ((True, 4), (True, 0), (False, 3), (False, 0)):
+    buffer = np.full((7,) + shape, np.nan, np.float32)  # a reused buffer holding the last batch's pixels
+    for flips, max_shift in ((True, 4), (True, 0), (False, 3), (False, 0), (True, 15), (False, 15)):
         d = augment.draw(rng, 12, flips=flips, max_shift=max_shift)
         out = augment.apply_maps(maps, d)
         assert np.array_equal(out, conv_layers.to_maps(augment.apply(X, d, shape), shape))
+        # a batch of some of the images (with repeats), written into the buffer: one copy per image
+        index = rng.choice(12, size=7)
+        d = augment.draw(rng, 7, flips=flips, max_shift=max_shift)
+        out = augment.apply_maps(maps, d, index, buffer)
+        assert out is buffer
+        assert np.array_equal(out, conv_layers.to_maps(augment.apply(X[:, index], d, shape), shape))
     assert np.array_equal(maps, before)  # the caller's maps are never written
 
 
