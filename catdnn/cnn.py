@@ -33,7 +33,9 @@ from .conv_layers import (
     Workspace,
     bias_grad,
     conv_backward,
+    conv_backward_blocks,
     conv_forward,
+    conv_forward_blocks,
     downsample,
     padded,
     pool_backward,
@@ -98,9 +100,10 @@ class CnnCache(list):
     """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P, A)`` per conv layer
     (its patches, its convolution's products, their pooled maxima, and the layer's output
     ``ReLU(P + bᵀ)``); ``dense``, the
-    dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps."""
+    dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps; ``input_shape``, the
+    input maps'. The first layer's ``Z`` is laid out by pooling windows (:func:`conv_forward_blocks`)."""
 
-    __slots__ = ("dense", "shape", "bn", "bn_running")
+    __slots__ = ("dense", "shape", "input_shape", "bn", "bn_running")
 
 
 def bn_channels(Z: np.ndarray, gamma, beta, epsilon: float, mu=None, var=None):
@@ -135,15 +138,21 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
     cache = CnnCache()
     cache.bn = [] if bn is not None else None
     cache.bn_running = bool(running)
+    cache.input_shape = A0.shape
     A, pad = A0, None
     for l, (W, b) in enumerate(params[:n_conv]):
         name = f"conv{l}."
-        Z, cols = conv_forward(A, W, None, pad, ws, name)  # (m, H, W, C_l), without the biases
+        m, H, Wd, _ = A.shape
+        blocks = l == 0  # the first layer by 2×2 blocks of outputs, its pooling windows (see the module docstring)
+        if blocks:
+            Z, cols = conv_forward_blocks(A, W, ws, name)  # (m·H/2·W/2, 4, C_l), without the biases
+        else:
+            Z, cols = conv_forward(A, W, None, pad, ws, name)  # (m, H, W, C_l), without the biases
         if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel (b cancels in Z − μ: it stays out)
             stats = bn.running[l] if running else (None, None)
             Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
             cache.bn.append(norm)
-        P = pool_forward(Z, ws, name)  # (m, H/2, W/2, C_l)
+        P = pool_forward(Z, ws, name, blocks).reshape(m, H // 2, Wd // 2, W.shape[0])  # (m, H/2, W/2, C_l)
         # A[l] = ReLU(maxpool(conv(A[l-1])) + b), written inside the next layer's padding
         if l + 1 < n_conv:
             pad = padded(P.shape, P.dtype, ws, f"conv{l + 1}.pad")
@@ -203,7 +212,10 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
         W = params[l][0]
         dP = relu_backward(dA, A)  # through the ReLU (in place on dA): the gradient of P + bᵀ
         db = bias_grad(dP, m) if bn is None else np.zeros_like(params[l][1])  # b cancels in Z − μ
-        dZ = pool_backward(dP, Z, P, ws)
+        blocks = l == 0  # as forward_maps lays it out
+        if blocks:  # the windows' rows, (m·H/2·W/2, C_l)
+            dP, P = dP.reshape(-1, P.shape[-1]), P.reshape(-1, P.shape[-1])
+        dZ = pool_backward(dP, Z, P, ws, blocks)
         if bn is not None:  # back through the per-channel normalisation, over the (C, m·H·W) view
             shape = dZ.shape
             dZc, dgamma, dbeta = batch_norm_backward(dZ.reshape(-1, shape[-1]).T, bn.params[l][0], cache.bn[l],
@@ -211,8 +223,11 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
             dZ = np.ascontiguousarray(dZc.T).reshape(shape)
             bn_grads[l] = (dgamma, dbeta)
         # the input gradient in one of two buffers, by turns: the layer above's is read until then
-        dW, _, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0, ws=ws, name=f"grad{l % 2}.",
-                                  bias=False)
+        name, wanted = f"grad{l % 2}.", input_grad or l > 0
+        if blocks:
+            dW, dA = conv_backward_blocks(dZ, cols, W, m, cache.input_shape, wanted, ws, name)
+        else:
+            dW, _, dA = conv_backward(dZ, cols, W, m, input_grad=wanted, ws=ws, name=name, bias=False)
         if lambd:
             dW += (lambd / m) * W
         conv_grads[l] = (dW, db)
