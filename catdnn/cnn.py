@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import augment
 from .arch import KERNEL, MAX_STEP_BYTES, Arch
 from .conv_layers import (
     Workspace,
@@ -292,17 +291,28 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     With ``tta``, the mean of P(cat) for each image and its mirror image; with ``bn``, batch norm
     with its running averages.
     """
+    Xs = downsample(X, arch.factor, arch.source, params[0][0].dtype)  # (n_input, m)
+    return _predict(params, arch, Xs.shape[1], lambda s, e: to_maps(Xs[:, s:e], arch.image_shape), tta, batch, bn)
+
+
+def predict_proba_maps(params: list, arch: Arch, maps: np.ndarray, tta: bool = False, batch: int | None = None,
+                       bn: BatchNorm | None = None) -> np.ndarray:
+    """:func:`predict_proba` from the input maps (:func:`to_input`) of shape (m, s, s, C): a training run
+    makes them once for all its accuracy measurements."""
+    return _predict(params, arch, maps.shape[0], lambda s, e: maps[s:e], tta, batch, bn)
+
+
+def _predict(params: list, arch: Arch, m: int, maps_of, tta: bool, batch: int | None, bn) -> np.ndarray:
+    """P(cat) of ``m`` images whose input maps ``maps_of(start, end)`` gives batch by batch."""
     dtype = params[0][0].dtype
     batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
-    Xs = downsample(X, arch.factor, arch.source, dtype)  # (n_input, m)
-    out = np.empty(X.shape[1], dtype=np.float64)
+    out = np.empty(m, dtype=np.float64)
     ws = Workspace()  # the batches' patches and maps, reused from one forward pass to the next
-    for s in range(0, X.shape[1], batch):
-        cols = Xs[:, s:s + batch]
-        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True, ws=ws)[0][0]
-        if tta:
-            pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape),
-                              bn=bn, running=True, ws=ws)[0][0]
+    for s in range(0, m, batch):
+        A0 = maps_of(s, s + batch)  # (k, s, s, C)
+        p = forward_maps(params, arch, A0, bn=bn, running=True, ws=ws)[0][0]
+        if tta:  # the mirror images: the width axis reversed (the pixels of augment.flip)
+            pm = forward_maps(params, arch, np.ascontiguousarray(A0[:, :, ::-1]), bn=bn, running=True, ws=ws)[0][0]
             p = mirror_average(p, pm)
         out[s:s + batch] = p
     return out

@@ -734,6 +734,7 @@ class CnnSolver:
         dtype = params[0][0].dtype
         # the input step and the layout of maps, once: (m, s, s, C), a batch's images contiguous
         self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
+        self._test_maps = None  # the test images' maps, made at the first measurement
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
         self._bn = None
@@ -781,11 +782,14 @@ class CnnSolver:
 
     def proba_train(self) -> np.ndarray:
         """P(cat) on the training set at the current parameters, shape ``(m,)`` (mirror-averaged with tta)."""
-        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta, bn=self._bn)
+        return cnn.predict_proba_maps(self._params, self.arch, self._maps, tta=self._tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
-        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
-        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta, bn=self._bn)
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)``; the test images' input
+        maps are made once, at the first measurement."""
+        if self._test_maps is None:
+            self._test_maps = cnn.to_input(self.arch, self.X_test, self._maps.dtype)
+        return cnn.predict_proba_maps(self._params, self.arch, self._test_maps, tta=self._tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""

@@ -608,3 +608,24 @@ def test_importing_the_engine_pulls_in_no_ui_or_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_the_solvers_accuracy_measurements_predict_from_maps_made_once_as_from_the_columns(tta):
+    # issue 18: the solver keeps the input maps of both sets instead of making them at every measurement
+    from catdnn.solvers import CnnSolver
+
+    config = TrainConfig(arch="in16,conv4,conv8,dense8", dtype="float32", batch_size=4, optimizer="adam", flip=True,
+                         tta=tta)
+    arch = config.parsed_arch()
+    rng = np.random.default_rng(3)
+    X, Y, X_test = rng.random((12288, 9)), (rng.random((1, 9)) < 0.5).astype(np.float64), rng.random((12288, 5))
+    solver = CnnSolver(cnn.init_cnn(arch, "he", 1, "float32"), X, Y, 0.01, X_test, config=config)
+    solver.step(False)
+    params = solver.params()
+    assert np.array_equal(solver.proba_train(), cnn.predict_proba(params, arch, X, tta=tta))
+    assert np.array_equal(solver.proba_test(), cnn.predict_proba(params, arch, X_test, tta=tta))
+    solver.step(False)  # the maps made once serve the next measurement, at the new parameters
+    assert np.array_equal(solver.proba_test(), cnn.predict_proba(solver.params(), arch, X_test, tta=tta))
+    assert np.allclose(cnn.predict_proba(params, arch, X, tta=tta, batch=4), cnn.predict_proba(params, arch, X, tta=tta),
+                       rtol=1e-5, atol=0)
