@@ -627,5 +627,5 @@ def test_the_solvers_accuracy_measurements_predict_from_maps_made_once_as_from_t
     assert np.array_equal(solver.proba_test(), cnn.predict_proba(params, arch, X_test, tta=tta))
     solver.step(False)  # the maps made once serve the next measurement, at the new parameters
     assert np.array_equal(solver.proba_test(), cnn.predict_proba(solver.params(), arch, X_test, tta=tta))
-    assert np.allclose(cnn.predict_proba(params, arch, X, tta=tta, batch=4), cnn.predict_proba(params, arch, X, tta=tta),
-                       rtol=1e-5, atol=0)
+    in_fours = cnn.predict_proba(params, arch, X, tta=tta, batch=4)
+    assert np.allclose(in_fours, cnn.predict_proba(params, arch, X, tta=tta), rtol=1e-5, atol=0)
