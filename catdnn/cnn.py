@@ -5,6 +5,9 @@
   of a window alike (``max(z + b) = max(z) + b``), so the pooling is done first, on the convolution's
   products without their biases, and the biases and the ReLU on a quarter of the values:
   ``A = ReLU(maxpool(cols·Wᵀ) + bᵀ)``. Its gradient ``db`` is the sum of the pooled gradient.
+* The first layer (few input channels, the largest maps) is computed by 2×2 blocks of outputs on 4×4
+  patches (:func:`catdnn.conv_layers.conv_forward_blocks`): the same values from one larger, faster
+  product, laid out by pooling windows; the other layers by 3×3 patches.
 * After the last pooling the maps are flattened back into columns, ``F`` of shape
   ``(h·w·C, m)``, and the dense head is :func:`catdnn.network.forward` / :func:`~catdnn.network.backward`
   on them: the one copy of the dense math, whose ``input_grad`` gives ``dF`` for the layers below.
@@ -98,9 +101,9 @@ def init_cnn(arch: Arch, init: str = "he", seed: int = 1, dtype=np.float32) -> l
 class CnnCache(list):
     """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P, A)`` per conv layer
     (its patches, its convolution's products, their pooled maxima, and the layer's output
-    ``ReLU(P + bᵀ)``); ``dense``, the
-    dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps; ``input_shape``, the
-    input maps'. The first layer's ``Z`` is laid out by pooling windows (:func:`conv_forward_blocks`)."""
+    ``ReLU(P + bᵀ)``; the first layer's ``Z`` laid out by pooling windows, :func:`conv_forward_blocks`);
+    ``dense``, the dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps;
+    ``input_shape``, the input maps'."""
 
     __slots__ = ("dense", "shape", "input_shape", "bn", "bn_running")
 

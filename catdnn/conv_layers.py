@@ -13,6 +13,11 @@ Layout
   ``Z = cols · Wᵀ + bᵀ`` of shape ``(m·H·W, C_out)``, i.e. ``(m, H, W, C_out)``. Stride 1 and
   "same" zero padding keep ``H`` and ``W``; ``W[f].reshape(3, 3, C_in)`` is filter ``f`` as a tiny
   image.
+* The first layer computes its outputs by 2×2 blocks (:func:`conv_forward_blocks`): the 4×4 patch
+  under a block (``16·C_in`` values) times the kernels placed at the block's four offsets
+  (:func:`block_weights`, ``(16·C_in, 4·C_out)``) gives the block's four outputs, the same values as
+  the 3×3 product; with 3 input channels that product is larger and faster, its patches fewer, and
+  its output rows are the pooling's windows.
 * Pooling is 2×2, stride 2: each window's maximum; its gradient goes to the maximum.
 
 The network that stacks these layers is :mod:`catdnn.cnn`; the spec that says how is :mod:`catdnn.arch`.
