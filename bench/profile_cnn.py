@@ -38,7 +38,9 @@ PARTS = [
     (solvers, "to_maps", "columns -> maps (to_maps)"),
     (cnn, "forward_maps", "forward"),
     (cnn, "conv_forward", "conv forward (im2col + GEMM + bias)"),
+    (cnn, "conv_forward_blocks", "conv forward (im2col + GEMM + bias)"),  # after issue 18's second pass: layer 1
     (conv_layers, "im2col", "im2col (patch copy)"),
+    (conv_layers, "im2col_blocks", "im2col (patch copy)"),
     (cnn, "pool_forward", "max pool forward"),
     (cnn, "relu", "ReLU (conv layers)"),
     (cnn, "dense_forward", "dense head forward"),
@@ -47,9 +49,12 @@ PARTS = [
     (cnn, "relu_backward", "ReLU backward (conv layers)"),
     (cnn, "pool_backward", "max pool backward"),
     (cnn, "conv_backward", "conv backward (GEMMs + col2im)"),
+    (cnn, "conv_backward_blocks", "conv backward (GEMMs + col2im)"),
+    (cnn, "bias_grad", "bias gradients (db)"),
     (conv_layers, "col2im", "col2im (scatter-add; after: with dZ·W)"),
     (optim.Adam, "update", "Adam update"),
     (cnn, "predict_proba", "final accuracies (predict, TTA)"),
+    (cnn, "predict_proba_maps", "final accuracies (predict, TTA)"),
 ]
 
 
@@ -69,7 +74,7 @@ def instrument():
             def timed(*a, **k):
                 if predicting[0]:
                     return fn(*a, **k)
-                top = fn.__name__ == "predict_proba"
+                top = fn.__name__.startswith("predict_proba")
                 predicting[0] = top
                 t0 = time.process_time()
                 try:
@@ -93,8 +98,16 @@ def instrument():
 def blas_calls(arch, batch):
     """The matrix products of one training step: [(what, shape A, shape B, GFLOP)]."""
     rows, side, c_prev = [], arch.input_px, arch.source[2]
+    blocks = hasattr(conv_layers, "conv_forward_blocks")  # issue 18's second pass: layer 1 by 2×2 blocks
     for c in arch.convs:
         n, k = batch * side * side, 9 * c_prev
+        if blocks and c_prev == arch.source[2]:
+            nb, kb, cb = n // 4, 16 * c_prev, 4 * c
+            rows.append((f"conv{c} forward  cols·Wb (2×2 blocks)", (nb, kb), (kb, cb), 2 * nb * kb * cb / 1e9))
+            rows.append((f"conv{c} backward colsᵀ·dZb", (kb, nb), (nb, cb), 2 * nb * kb * cb / 1e9))
+            side //= 2
+            c_prev = c
+            continue
         rows.append((f"conv{c} forward  cols·Wᵀ", (n, k), (k, c), 2 * n * k * c / 1e9))
         rows.append((f"conv{c} backward dZᵀ·cols", (c, n), (n, k), 2 * n * k * c / 1e9))
         if c_prev != arch.source[2]:  # one kernel offset at a time (conv_layers.col2im)
@@ -159,7 +172,7 @@ def main() -> None:
                     "dense head forward"],
         "conv forward (im2col + GEMM + bias)": ["im2col (patch copy)"],
         "backward": ["dense head backward", "ReLU backward (conv layers)", "max pool backward",
-                     "conv backward (GEMMs + col2im)"],
+                     "conv backward (GEMMs + col2im)", "bias gradients (db)"],
         "conv backward (GEMMs + col2im)": ["col2im (scatter-add; after: with dZ·W)"],
     }
     step_total = med["whole step (CnnSolver.step)"]

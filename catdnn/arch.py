@@ -142,26 +142,34 @@ class Arch:
         pooled maps and the next layer's padded input; the backward pass's temporaries are shared
         by the layers (the largest layer's ``dZ``, pooled part, one kernel offset's part of the
         input gradient, the pooling's masks in bytes) and its padded input gradients take two
-        buffers by turns. Within 25 % of the peak that tracemalloc measures (tests/test_conv.py;
-        5.4 GiB estimated for ``in64,conv256,conv256,dense1`` on 209 images in float32; 5.1 GiB
-        before the workspace, 5.9 before issue 18, when issue 19 measured 5.7 GiB). 0 for an MLP
+        buffers by turns; then three arrays the size of the parameters (the gradients, the solver's
+        flat copy of them and the optimiser's temporary). The first layer's patches are its 4×4
+        blocks' (:func:`catdnn.conv_layers.im2col_blocks`). Within 25 % of the peak that tracemalloc
+        measures (tests/test_conv.py; 5.4 GiB estimated for ``in64,conv256,conv256,dense1`` on 209
+        images in float32 before the first layer's blocks; 5.1 GiB before the workspace, 5.9 before
+        issue 18, when issue 19 measured 5.7 GiB). 0 for an MLP
         (see catdnn.config.MAX_PARAM_BYTES)."""
         values = rows = back = masks = 0
         grads = [0, 0]
         side, c_prev = self.input_px, self.source[2]
         for l, c in enumerate(self.convs):
             hw, pad, pooled = side * side, (side + 2) * (side + 2), (side // POOL) * (side // POOL)
-            values += hw * (KERNEL * KERNEL * c_prev + c) + pooled * c  # patches, Z, pooled maps
+            patches = hw * 4 * c_prev if l == 0 else hw * KERNEL * KERNEL * c_prev  # 4×4 blocks, or 3×3 patches
+            values += patches + hw * c + pooled * c  # patches, Z, pooled maps
             values += (side // POOL + 2) ** 2 * c if l + 1 < len(self.convs) else pooled * c  # the next input
-            if c_prev <= PLANAR_CHANNELS:
-                values += pad * c_prev  # the channel planes
+            if l == 0 or c_prev <= PLANAR_CHANNELS:
+                values += pad * c_prev  # the padded input, or the channel planes
             rows = max(rows, hw // POOL * c)
             back = max(back, hw * c + pooled * c + hw * c_prev)  # dZ, the pooled part, one offset's part
             masks = max(masks, hw * c + pooled * c)  # bytes: where the maxima are, how many tie
             if l:
                 grads[l % 2] = max(grads[l % 2], pad * c_prev)
             side, c_prev = side // POOL, c
-        return int(batch) * ((values + rows + back + sum(grads)) * int(itemsize) + masks)
+        if not self.convs:
+            return 0
+        # and three arrays of every parameter: the gradients, their flat copy and the update's temporary
+        return int(batch) * ((values + rows + back + sum(grads)) * int(itemsize) + masks) + \
+            3 * self.param_count() * int(itemsize)
 
 
 def _short(text: str) -> str:

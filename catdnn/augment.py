@@ -126,22 +126,42 @@ def apply(X: np.ndarray, d: Draw, image_shape=IMAGE_SHAPE) -> np.ndarray:
     return X
 
 
-def apply_maps(A: np.ndarray, d: Draw) -> np.ndarray:
-    """:func:`apply` on images as maps: ``A`` of shape ``(k, H, W, C)`` (a convolutional net's
-    layout), mirrored where ``d.mirror``, then shifted; the same values as :func:`apply` on the
-    same images as columns, one image at a time (a batch's images are few, their pixels many).
+def apply_maps(A: np.ndarray, d: Draw, index: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`apply` on images as maps (a convolutional net's layout): the images ``A[index]`` (all of
+    ``A`` without ``index``), mirrored where ``d.mirror``, then shifted; the same values as
+    :func:`apply` on the same images as columns.
 
-    Returns ``A`` itself when the draw changes nothing, else a new array.
+    One copy per image, straight from ``A`` (mirrored by reading its columns backwards), into
+    ``out`` or a new array; ``A`` is never written.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, H, W, C)
+    d : Draw
+        For the ``k`` images taken.
+    index : int ndarray of shape (k,), optional
+    out : ndarray of shape (k, H, W, C), optional
+        Where to write them (a buffer reused from batch to batch).
+
+    Returns
+    -------
+    ndarray of shape (k, H, W, C): ``out``, or a new array.
     """
-    if d.mirror is not None and d.mirror.any():
-        A = A.copy()  # the caller's array (the dataset's) is never written
-        for j in np.flatnonzero(d.mirror):
-            A[j] = A[j, :, ::-1]  # the width axis reversed (numpy buffers the overlapping copy)
-    if d.dy is not None:
-        k, H, W = A.shape[:3]
-        out = np.zeros_like(A)
-        for j in range(k):
+    index = np.arange(A.shape[0]) if index is None else np.asarray(index)
+    k, (H, W) = index.shape[0], A.shape[1:3]
+    out = np.empty((k,) + A.shape[1:], A.dtype) if out is None else out
+    if d.dy is None:
+        if d.mirror is None or not d.mirror.any():
+            return np.take(A, index, axis=0, out=out)
+        to = of = (slice(None), slice(None))
+    else:
+        out.fill(0)  # the uncovered borders
+    for j, i in enumerate(index):
+        if d.dy is not None:
             to, of = _shifted(int(d.dy[j]), int(d.dx[j]), H, W)
-            out[(j,) + to] = A[(j,) + of]
-        A = out
-    return A
+        if d.mirror is not None and d.mirror[j]:  # mirrored, then shifted: columns W-1-x of the original
+            cols = of[1].indices(W)
+            out[(j,) + to] = A[i, of[0], W - cols[1]:W - cols[0]][:, ::-1]
+        else:
+            out[(j,) + to] = A[(i,) + of]
+    return out

@@ -1,8 +1,13 @@
 """The convolutional net as a whole: parameters, forward, backward, predictions, gradient check.
 
 * ``conv`` in a spec (:mod:`catdnn.arch`) is 3×3 convolution + ReLU + 2×2 max pooling
-  (:mod:`catdnn.conv_layers`). ReLU and the maximum commute, so the pooling is done first and the
-  ReLU on a quarter of the values.
+  (:mod:`catdnn.conv_layers`). ReLU and the maximum commute, and a channel's bias moves every value
+  of a window alike (``max(z + b) = max(z) + b``), so the pooling is done first, on the convolution's
+  products without their biases, and the biases and the ReLU on a quarter of the values:
+  ``A = ReLU(maxpool(cols·Wᵀ) + bᵀ)``. Its gradient ``db`` is the sum of the pooled gradient.
+* The first layer (few input channels, the largest maps) is computed by 2×2 blocks of outputs on 4×4
+  patches (:func:`catdnn.conv_layers.conv_forward_blocks`): the same values from one larger, faster
+  product, laid out by pooling windows; the other layers by 3×3 patches.
 * After the last pooling the maps are flattened back into columns, ``F`` of shape
   ``(h·w·C, m)``, and the dense head is :func:`catdnn.network.forward` / :func:`~catdnn.network.backward`
   on them: the one copy of the dense math, whose ``input_grad`` gives ``dF`` for the layers below.
@@ -25,12 +30,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import augment
 from .arch import KERNEL, MAX_STEP_BYTES, Arch
 from .conv_layers import (
     Workspace,
+    bias_grad,
     conv_backward,
+    conv_backward_blocks,
     conv_forward,
+    conv_forward_blocks,
     downsample,
     padded,
     pool_backward,
@@ -92,11 +99,13 @@ def init_cnn(arch: Arch, init: str = "he", seed: int = 1, dtype=np.float32) -> l
 
 
 class CnnCache(list):
-    """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P)`` per conv layer
-    (its patches, its convolution's output and the pooled maps before the ReLU); ``dense``, the
-    dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps."""
+    """What :func:`forward_maps` keeps for :func:`backward`: one ``(cols, Z, P, A)`` per conv layer
+    (its patches, its convolution's products, their pooled maxima, and the layer's output
+    ``ReLU(P + bᵀ)``; the first layer's ``Z`` laid out by pooling windows, :func:`conv_forward_blocks`);
+    ``dense``, the dense head's :class:`catdnn.network.Cache`; ``shape``, the shape of the last maps;
+    ``input_shape``, the input maps'."""
 
-    __slots__ = ("dense", "shape", "bn", "bn_running")
+    __slots__ = ("dense", "shape", "input_shape", "bn", "bn_running")
 
 
 def bn_channels(Z: np.ndarray, gamma, beta, epsilon: float, mu=None, var=None):
@@ -131,21 +140,33 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
     cache = CnnCache()
     cache.bn = [] if bn is not None else None
     cache.bn_running = bool(running)
+    cache.input_shape = A0.shape
     A, pad = A0, None
     for l, (W, b) in enumerate(params[:n_conv]):
         name = f"conv{l}."
-        Z, cols = conv_forward(A, W, b, pad, ws, name)  # (m, H, W, C_l)
-        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel
+        m, H, Wd, _ = A.shape
+        blocks = l == 0  # the first layer by 2×2 blocks of outputs, its pooling windows (see the module docstring)
+        if blocks:
+            Z, cols = conv_forward_blocks(A, W, ws, name)  # (m·H/2·W/2, 4, C_l), without the biases
+        else:
+            Z, cols = conv_forward(A, W, None, pad, ws, name)  # (m, H, W, C_l), without the biases
+        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel (b cancels in Z − μ: it stays out)
             stats = bn.running[l] if running else (None, None)
             Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
             cache.bn.append(norm)
-        P = pool_forward(Z, ws, name)  # (m, H/2, W/2, C_l)
-        if l + 1 < n_conv:  # A[l] = ReLU(maxpool(conv(A[l-1]))), written inside the next layer's padding
+        P = pool_forward(Z, ws, name, blocks).reshape(m, H // 2, Wd // 2, W.shape[0])  # (m, H/2, W/2, C_l)
+        # A[l] = ReLU(maxpool(conv(A[l-1])) + b), written inside the next layer's padding
+        if l + 1 < n_conv:
             pad = padded(P.shape, P.dtype, ws, f"conv{l + 1}.pad")
-            A = np.maximum(P, 0.0, out=pad[:, 1:-1, 1:-1])
+            A = pad[:, 1:-1, 1:-1]
         else:
-            A = relu(P)
-        cache.append((cols, Z, P))
+            A = np.empty_like(P)
+        if bn is None:
+            np.add(P, b.T, out=A)
+            np.maximum(A, 0.0, out=A)
+        else:
+            np.maximum(P, 0.0, out=A)
+        cache.append((cols, Z, P, A))
     cache.shape = A.shape
     F = A.reshape(A.shape[0], -1).T  # (h·w·C, m): one example per column, (row, col, channel) order
     tail = None if bn is None else bn.tail(n_conv)
@@ -189,10 +210,14 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
     conv_grads = [None] * n_conv
     dA = dF.T.reshape(cache.shape)  # (m, h, w, C): a fresh array (dF.T is not C-contiguous)
     for l in range(n_conv - 1, -1, -1):
-        cols, Z, P = cache[l]
+        cols, Z, P, A = cache[l]
         W = params[l][0]
-        dP = relu_backward(dA, P)  # through the ReLU (in place on dA)
-        dZ = pool_backward(dP, Z, P, ws)
+        dP = relu_backward(dA, A)  # through the ReLU (in place on dA): the gradient of P + bᵀ
+        db = bias_grad(dP, m) if bn is None else np.zeros_like(params[l][1])  # b cancels in Z − μ
+        blocks = l == 0  # as forward_maps lays it out
+        if blocks:  # the windows' rows, (m·H/2·W/2, C_l)
+            dP, P = dP.reshape(-1, P.shape[-1]), P.reshape(-1, P.shape[-1])
+        dZ = pool_backward(dP, Z, P, ws, blocks)
         if bn is not None:  # back through the per-channel normalisation, over the (C, m·H·W) view
             shape = dZ.shape
             dZc, dgamma, dbeta = batch_norm_backward(dZ.reshape(-1, shape[-1]).T, bn.params[l][0], cache.bn[l],
@@ -200,9 +225,11 @@ def backward(params: list, arch: Arch, cache: CnnCache, Y: np.ndarray, AL=None, 
             dZ = np.ascontiguousarray(dZc.T).reshape(shape)
             bn_grads[l] = (dgamma, dbeta)
         # the input gradient in one of two buffers, by turns: the layer above's is read until then
-        dW, db, dA = conv_backward(dZ, cols, W, m, input_grad=input_grad or l > 0, ws=ws, name=f"grad{l % 2}.")
-        if bn is not None:
-            db = np.zeros_like(db)  # b cancels in Z − μ
+        name, wanted = f"grad{l % 2}.", input_grad or l > 0
+        if blocks:
+            dW, dA = conv_backward_blocks(dZ, cols, W, m, cache.input_shape, wanted, ws, name)
+        else:
+            dW, _, dA = conv_backward(dZ, cols, W, m, input_grad=wanted, ws=ws, name=name, bias=False)
         if lambd:
             dW += (lambd / m) * W
         conv_grads[l] = (dW, db)
@@ -267,17 +294,28 @@ def predict_proba(params: list, arch: Arch, X: np.ndarray, tta: bool = False, ba
     With ``tta``, the mean of P(cat) for each image and its mirror image; with ``bn``, batch norm
     with its running averages.
     """
+    Xs = downsample(X, arch.factor, arch.source, params[0][0].dtype)  # (n_input, m)
+    return _predict(params, arch, Xs.shape[1], lambda s, e: to_maps(Xs[:, s:e], arch.image_shape), tta, batch, bn)
+
+
+def predict_proba_maps(params: list, arch: Arch, maps: np.ndarray, tta: bool = False, batch: int | None = None,
+                       bn: BatchNorm | None = None) -> np.ndarray:
+    """:func:`predict_proba` from the input maps (:func:`to_input`) of shape (m, s, s, C): a training run
+    makes them once for all its accuracy measurements."""
+    return _predict(params, arch, maps.shape[0], lambda s, e: maps[s:e], tta, batch, bn)
+
+
+def _predict(params: list, arch: Arch, m: int, maps_of, tta: bool, batch: int | None, bn) -> np.ndarray:
+    """P(cat) of ``m`` images whose input maps ``maps_of(start, end)`` gives batch by batch."""
     dtype = params[0][0].dtype
     batch = predict_batch(arch, dtype.itemsize) if batch is None else int(batch)
-    Xs = downsample(X, arch.factor, arch.source, dtype)  # (n_input, m)
-    out = np.empty(X.shape[1], dtype=np.float64)
+    out = np.empty(m, dtype=np.float64)
     ws = Workspace()  # the batches' patches and maps, reused from one forward pass to the next
-    for s in range(0, X.shape[1], batch):
-        cols = Xs[:, s:s + batch]
-        p = forward_maps(params, arch, to_maps(cols, arch.image_shape), bn=bn, running=True, ws=ws)[0][0]
-        if tta:
-            pm = forward_maps(params, arch, to_maps(augment.flip(cols, arch.image_shape), arch.image_shape),
-                              bn=bn, running=True, ws=ws)[0][0]
+    for s in range(0, m, batch):
+        A0 = maps_of(s, s + batch)  # (k, s, s, C)
+        p = forward_maps(params, arch, A0, bn=bn, running=True, ws=ws)[0][0]
+        if tta:  # the mirror images: the width axis reversed (the pixels of augment.flip)
+            pm = forward_maps(params, arch, np.ascontiguousarray(A0[:, :, ::-1]), bn=bn, running=True, ws=ws)[0][0]
             p = mirror_average(p, pm)
         out[s:s + batch] = p
     return out

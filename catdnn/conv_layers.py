@@ -13,6 +13,11 @@ Layout
   ``Z = cols · Wᵀ + bᵀ`` of shape ``(m·H·W, C_out)``, i.e. ``(m, H, W, C_out)``. Stride 1 and
   "same" zero padding keep ``H`` and ``W``; ``W[f].reshape(3, 3, C_in)`` is filter ``f`` as a tiny
   image.
+* The first layer computes its outputs by 2×2 blocks (:func:`conv_forward_blocks`): the 4×4 patch
+  under a block (``16·C_in`` values) times the kernels placed at the block's four offsets
+  (:func:`block_weights`, ``(16·C_in, 4·C_out)``) gives the block's four outputs, the same values as
+  the 3×3 product; with 3 input channels that product is larger and faster, its patches fewer, and
+  its output rows are the pooling's windows.
 * Pooling is 2×2, stride 2: each window's maximum; its gradient goes to the maximum.
 
 The network that stacks these layers is :mod:`catdnn.cnn`; the spec that says how is :mod:`catdnn.arch`.
@@ -27,6 +32,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from .arch import KERNEL, PLANAR_CHANNELS, POOL
 from .data import IMAGE_SHAPE
+
+#: The four positions of a 2×2 pooling window, (row, column).
+WINDOW = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
 # --------------------------------------------------------------------------- the input step
@@ -167,6 +175,68 @@ def im2col(A: np.ndarray, pad: np.ndarray | None = None, ws: Workspace | None = 
     return cols.reshape(n, KERNEL * KERNEL * C)
 
 
+def im2col_blocks(A: np.ndarray, ws: Workspace | None = None, name: str = "") -> np.ndarray:
+    """The 4×4 patches at stride 2 of ``A`` zero-padded by one pixel: one row per 2×2 block of output
+    positions, holding the pixels of that block's four 3×3 patches.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, H, W, C), ``H`` and ``W`` even
+    ws, name : where to keep the padded maps and the patches between steps
+
+    Returns
+    -------
+    cols : ndarray of shape (m·(H/2)·(W/2), 16·C)
+        Row ``(i, Y, X)`` holds the padded image's rows ``2Y … 2Y+3`` and columns ``2X … 2X+3``,
+        ordered (row, column, channel): a strided view of the padded maps whose innermost run is a
+        patch row's ``4·C`` contiguous values, copied once.
+    """
+    m, H, W, C = A.shape
+    pad = padded(A.shape, A.dtype, ws, name + "pad")
+    pad[:, 1:-1, 1:-1] = A
+    s = pad.strides
+    rows = as_strided(pad, shape=(m, H // 2, W // 2, 4, 4 * C), strides=(s[0], 2 * s[1], 2 * s[2], s[1], s[3]),
+                      writeable=False)
+    cols = _array(ws, name + "cols", rows.shape, A.dtype)
+    np.copyto(cols, rows)
+    return cols.reshape(-1, 16 * C)
+
+
+def block_weights(W: np.ndarray) -> np.ndarray:
+    """The kernels ``W`` (C_out, 9·C_in) as the weights of a 2×2 block of outputs on its 4×4 patch
+    (:func:`im2col_blocks`): ndarray of shape (16·C_in, 4·C_out), column ``(dy, dx, f)`` holding
+    filter ``f`` at offset ``(dy, dx)`` of the patch and zeros elsewhere. ``cols · Wb`` gives each
+    output as the sum of the same 27·… products, in the same order, as ``im2col(A) · Wᵀ`` (the zeros
+    add nothing), so the same values; the product is larger and faster than the 3×3 one for few
+    input channels."""
+    C_out, C_in = W.shape[0], W.shape[1] // (KERNEL * KERNEL)
+    Wb = np.zeros((4, 4, C_in, POOL, POOL, C_out), W.dtype)
+    K = W.reshape(C_out, KERNEL, KERNEL, C_in).transpose(1, 2, 3, 0)  # (3, 3, C_in, C_out)
+    for dy, dx in WINDOW:
+        Wb[dy:dy + KERNEL, dx:dx + KERNEL, :, dy, dx, :] = K
+    return Wb.reshape(16 * C_in, POOL * POOL * C_out)
+
+
+def block_weights_grad(dWb: np.ndarray, C_in: int) -> np.ndarray:
+    """The gradient of the kernels from that of their block weights (:func:`block_weights`): each
+    kernel value appears at four places of ``Wb`` and gets the sum of their gradients.
+    ``dWb`` of shape (16·C_in, 4·C_out) -> ndarray of shape (C_out, 9·C_in)."""
+    C_out = dWb.shape[1] // (POOL * POOL)
+    G = dWb.reshape(4, 4, C_in, POOL, POOL, C_out)
+    (a, b), *rest = WINDOW
+    dK = G[a:a + KERNEL, b:b + KERNEL, :, a, b, :].copy()  # (3, 3, C_in, C_out)
+    for dy, dx in rest:
+        dK += G[dy:dy + KERNEL, dx:dx + KERNEL, :, dy, dx, :]
+    return np.ascontiguousarray(dK.transpose(3, 0, 1, 2)).reshape(C_out, KERNEL * KERNEL * C_in)
+
+
+def blocks_to_maps(Zb: np.ndarray, shape: tuple) -> np.ndarray:
+    """Values of 2×2 blocks ``Zb`` of shape (m·(H/2)·(W/2), 4, C), ordered (block, (dy, dx), channel),
+    as maps of shape ``(m, H, W, C)`` (a copy)."""
+    m, H, W, C = shape
+    return np.ascontiguousarray(Zb.reshape(m, H // 2, W // 2, POOL, POOL, C).transpose(0, 1, 3, 2, 4, 5)).reshape(shape)
+
+
 def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple, ws: Workspace | None = None, name: str = "") -> np.ndarray:
     """The gradient into a convolution's input: ``dcols = dZ2 · W`` (the gradient of :func:`im2col`'s
     patches), each patch's part added back onto the pixels it came from (the adjoint of :func:`im2col`).
@@ -198,7 +268,7 @@ def col2im(dZ2: np.ndarray, W: np.ndarray, shape: tuple, ws: Workspace | None = 
     return dP[:, 1:-1, 1:-1, :]
 
 
-def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarray | None = None,
+def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray | None = None, pad: np.ndarray | None = None,
                  ws: Workspace | None = None, name: str = ""):
     """3×3 convolution, stride 1, same padding: ``Z = im2col(A_prev) · Wᵀ + bᵀ``.
 
@@ -206,7 +276,9 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarr
     ----------
     A_prev : ndarray of shape (m, H, W, C_in)
     W : ndarray of shape (C_out, 9·C_in)
-    b : ndarray of shape (C_out, 1)
+    b : ndarray of shape (C_out, 1), optional
+        The biases; None leaves them out (:mod:`catdnn.cnn` adds them after the pooling, on a
+        quarter of the values: a channel's bias moves every value of a window alike).
     pad, ws, name : as :func:`im2col` (``ws`` also keeps ``Z``)
 
     Returns
@@ -218,12 +290,24 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray, pad: np.ndarr
     cols = im2col(A_prev, pad, ws, name)
     Z = _array(ws, name + "Z", (m * H * Wd, W.shape[0]), cols.dtype)
     np.matmul(cols, W.T, out=Z)  # (m·H·W, 9·C_in) @ (9·C_in, C_out) -> (m·H·W, C_out)
-    Z += b.T
+    if b is not None:
+        Z += b.T
     return Z.reshape(m, H, Wd, W.shape[0]), cols
 
 
+def bias_grad(dZ: np.ndarray, m: int) -> np.ndarray:
+    """``db = Σ dZ / m`` over every position of every image, one value per channel: ndarray of shape (C, 1)
+    from ``dZ`` of shape (..., C), summed as one product with a vector of ones (a tenth of the time of
+    NumPy's sum down the rows of a ``(m·H·W, C)`` array, whose rows are only ``C`` values long)."""
+    C = dZ.shape[-1]
+    rows = dZ.reshape(-1, C)
+    db = (np.ones(rows.shape[0], rows.dtype) @ rows).reshape(C, 1)  # (n,) @ (n, C) -> (C,)
+    db /= m
+    return db
+
+
 def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input_grad: bool = True,
-                  ws: Workspace | None = None, name: str = ""):
+                  ws: Workspace | None = None, name: str = "", bias: bool = True):
     """Gradients of a 3×3 convolution.
 
     ``dZ`` is the gradient of the *summed* cost over the batch (as :func:`catdnn.network.backward`
@@ -239,11 +323,14 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     input_grad : bool
         Also compute ``dA_prev`` (not needed for the first layer).
     ws, name : as :func:`col2im`
+    bias : bool
+        Also compute ``db`` (:func:`bias_grad`); :mod:`catdnn.cnn` adds the biases after the
+        pooling and takes their gradient there.
 
     Returns
     -------
     dW : ndarray of shape (C_out, 9·C_in)
-    db : ndarray of shape (C_out, 1)
+    db : ndarray of shape (C_out, 1), or None without ``bias``
     dA_prev : ndarray of shape (m, H, W, C_in), or None without ``input_grad``
     """
     mb, H, Wd, C_out = dZ.shape
@@ -252,23 +339,72 @@ def conv_backward(dZ: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, input
     # same way), faster when colsᵀ is contiguous (the planar patches of the first layer)
     dW = np.ascontiguousarray((cols.T @ dZ2).T)  # (9·C_in, m·H·W) @ (m·H·W, C_out) -> transposed (C_out, 9·C_in)
     dW /= m
-    db = dZ2.sum(axis=0).reshape(C_out, 1)
-    db /= m
+    db = bias_grad(dZ2, m) if bias else None
     dA_prev = None
     if input_grad:
         dA_prev = col2im(dZ2, W, (mb, H, Wd, W.shape[1] // (KERNEL * KERNEL)), ws, name)  # dZ2 · W, onto the pixels
     return dW, db, dA_prev
 
 
-#: The four positions of a 2×2 pooling window, (row, column).
-WINDOW = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
-def pool_forward(Z: np.ndarray, ws: Workspace | None = None, name: str = "") -> np.ndarray:
-    """2×2 max pooling, stride 2: ndarray of shape (m, H, W, C) -> (m, H/2, W/2, C).
+def conv_forward_blocks(A_prev: np.ndarray, W: np.ndarray, ws: Workspace | None = None, name: str = ""):
+    """:func:`conv_forward` without biases, computed by 2×2 blocks of outputs (:func:`im2col_blocks`,
+    :func:`block_weights`): the same values, laid out as the pooling's windows.
 
-    The maximum of the row pairs (whole rows at a time), then of the column pairs of that: two
+    Returns
+    -------
+    Zb : ndarray of shape (m·(H/2)·(W/2), 4, C_out)
+        Row ``(i, Y, X)`` holds the block's four positions ``(dy, dx)`` (a pooling window), each with
+        its ``C_out`` values: output ``(i, 2Y+dy, 2X+dx)`` (:func:`blocks_to_maps` gives the maps).
+    cols : ndarray of shape (m·(H/2)·(W/2), 16·C_in), kept for the backward pass
+    """
+    cols = im2col_blocks(A_prev, ws, name)
+    Zb = _array(ws, name + "Z", (cols.shape[0], POOL * POOL * W.shape[0]), cols.dtype)
+    np.matmul(cols, block_weights(W), out=Zb)  # (n, 16·C_in) @ (16·C_in, 4·C_out) -> (n, 4·C_out)
+    return Zb.reshape(cols.shape[0], POOL * POOL, W.shape[0]), cols
+
+
+def conv_backward_blocks(dZb: np.ndarray, cols: np.ndarray, W: np.ndarray, m: int, shape: tuple,
+                         input_grad: bool = False, ws: Workspace | None = None, name: str = ""):
+    """Gradients of :func:`conv_forward_blocks`: ``dW`` (C_out, 9·C_in), divided by ``m`` like the dense
+    layers', from ``dWb = colsᵀ · dZb`` (:func:`block_weights_grad`); with ``input_grad`` also
+    ``dA_prev`` of ``shape`` (m, H, W, C_in) by :func:`col2im` on the maps; else None."""
+    n, _, C_out = dZb.shape
+    dZ2 = dZb.reshape(n, POOL * POOL * C_out)
+    dWb = cols.T @ dZ2  # (16·C_in, n) @ (n, 4·C_out) -> (16·C_in, 4·C_out)
+    dW = block_weights_grad(dWb, shape[3])
+    dW /= m
+    dA_prev = None
+    if input_grad:
+        m_, H, Wd, _ = shape
+        dZ = blocks_to_maps(dZb, (m_, H, Wd, C_out)).reshape(-1, C_out)
+        dA_prev = col2im(dZ, W, shape, ws, name)
+    return dW, dA_prev
+
+
+def windows(Z: np.ndarray, blocks: bool = False) -> list:
+    """The four values of every 2×2 pooling window, as four arrays (views) of the pooled shape:
+    of maps ``Z`` (m, H, W, C) its four strided quarters, one per position of :data:`WINDOW`; with
+    ``blocks``, of ``Z`` (n, 4, C) laid out by windows (:func:`conv_forward_blocks`), ``Z[:, k]``."""
+    if blocks:
+        return [Z[:, k] for k in range(len(WINDOW))]
+    return [Z[:, a::POOL, c::POOL] for a, c in WINDOW]
+
+
+def pool_forward(Z: np.ndarray, ws: Workspace | None = None, name: str = "", blocks: bool = False) -> np.ndarray:
+    """2×2 max pooling, stride 2: ndarray of shape (m, H, W, C) -> (m, H/2, W/2, C); with ``blocks``,
+    of ``Z`` (n, 4, C) laid out by windows -> (n, C).
+
+    On maps, the maximum of the row pairs (whole rows at a time), then of the column pairs of that: two
     element-wise maxima instead of a reduction over two strided axes (the same values)."""
+    if blocks:
+        q = windows(Z, blocks)
+        P = _array(ws, name + "P", q[0].shape, Z.dtype)
+        rows = _array(ws, "pool.rows", q[0].shape, Z.dtype)
+        np.maximum(q[0], q[1], out=P)
+        np.maximum(q[2], q[3], out=rows)
+        return np.maximum(P, rows, out=P)
     m, H, W, C = Z.shape
     rows = _array(ws, "pool.rows", (m, H // POOL, W, C), Z.dtype)
     np.maximum(Z[:, 0::POOL], Z[:, 1::POOL], out=rows)  # (m, H/2, W, C)
@@ -276,38 +412,39 @@ def pool_forward(Z: np.ndarray, ws: Workspace | None = None, name: str = "") -> 
     return np.maximum(rows[:, :, 0::POOL], rows[:, :, 1::POOL], out=P)
 
 
-def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray, ws: Workspace | None = None) -> np.ndarray:
+def pool_backward(dP: np.ndarray, Z: np.ndarray, P: np.ndarray, ws: Workspace | None = None,
+                  blocks: bool = False) -> np.ndarray:
     """Gradient of 2×2 max pooling: each window's gradient goes to its maximum.
 
     When several values of a window tie for the maximum (zero padding makes exact ties), they
     share the gradient equally, which is a valid subgradient and keeps the total right.
 
-    One window position at a time (a quarter of ``Z``, strided): where it holds the maximum, the
-    count of tied maxima, each maximum's part ``dP / count``, and that part (or 0) written into
-    the position's quarter of ``dZ``; every value of ``dZ`` is written once.
+    One window position at a time (:func:`windows`): where it holds the maximum, the count of tied
+    maxima, each maximum's part ``dP / count``, and that part (or 0) written into the position's
+    values of ``dZ``; every value of ``dZ`` is written once.
 
     Parameters
     ----------
-    dP : ndarray of shape (m, H/2, W/2, C)
-    Z : ndarray of shape (m, H, W, C), the pooling's input
-    P : ndarray of shape (m, H/2, W/2, C), its output
+    dP : ndarray of shape (m, H/2, W/2, C), or (n, C) with ``blocks``
+    Z : ndarray of shape (m, H, W, C), the pooling's input, or (n, 4, C) with ``blocks``
+    P : ndarray of the shape of ``dP``, its output
     ws : where to keep the masks and ``dZ`` between steps
 
     Returns
     -------
-    dZ : ndarray of shape (m, H, W, C)
+    dZ : ndarray of the shape of ``Z``
     """
     hit = _array(ws, "pool.hit", (len(WINDOW),) + P.shape, np.bool_)
-    for k, (a, c) in enumerate(WINDOW):
-        np.equal(Z[:, a::POOL, c::POOL], P, out=hit[k])  # where position (a, c) holds its window's maximum
+    for k, q in enumerate(windows(Z, blocks)):
+        np.equal(q, P, out=hit[k])  # where position k holds its window's maximum
     counts = hit.view(np.uint8)
     share = _array(ws, "pool.share", P.shape, np.uint8)
-    np.add(counts[0], counts[1], out=share)  # how many tie, (m, H/2, W/2, C)
+    np.add(counts[0], counts[1], out=share)  # how many tie
     share += counts[2]
     share += counts[3]
     part = _array(ws, "pool.part", P.shape, Z.dtype)
     np.divide(dP, share, out=part)  # each maximum's part
     dZ = _array(ws, "pool.dZ", Z.shape, Z.dtype)
-    for k, (a, c) in enumerate(WINDOW):
-        np.multiply(hit[k], part, out=dZ[:, a::POOL, c::POOL])
+    for k, q in enumerate(windows(dZ, blocks)):
+        np.multiply(hit[k], part, out=q)
     return dZ

@@ -500,12 +500,11 @@ def update(params: Params, grads, learning_rate: float) -> None:
     α = 1 skips the scaling (``x·1 = x`` exactly): the gradients are the steps already
     (``backward(..., scale=α)``).
     """
-    for (W, b), (dW, db) in zip(params, grads):
-        if learning_rate != 1.0:
-            dW *= learning_rate
-            db *= learning_rate
-        W -= dW
-        b -= db
+    for layer, glayer in zip(params, grads):  # (W, b) and (dW, db), or any tuples of arrays alike
+        for P, dP in zip(layer, glayer):
+            if learning_rate != 1.0:
+                dP *= learning_rate
+            P -= dP
 
 
 def descent_step(params: Params, X: np.ndarray, Y: np.ndarray, learning_rate: float, need_cost: bool = True):

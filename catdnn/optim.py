@@ -178,15 +178,20 @@ class Adam:
         c1, c2 = 1.0 - b1**t, 1.0 - b2**t  # bias corrections
         for layer, glayer, vlayer, slayer in zip(params, grads, state.v, state.s):
             for P, dP, v, s in zip(layer, glayer, vlayer, slayer):
+                part = np.multiply(dP, 1.0 - b1)  # the one temporary array of the update
                 v *= b1  # v = β1·v + (1-β1)·dP
-                v += (1.0 - b1) * dP
+                v += part
                 s *= b2  # s = β2·s + (1-β2)·dP²
                 np.square(dP, out=dP)
                 dP *= 1.0 - b2
                 s += dP
-                denom = np.sqrt(s / c2)  # √ŝ + ε
+                denom = np.divide(s, c2, out=part)  # √ŝ + ε
+                np.sqrt(denom, out=denom)
                 denom += self.epsilon
-                P -= lr * (v / c1) / denom  # P -= α·v̂ / (√ŝ + ε)
+                step = np.divide(v, c1, out=dP)  # α·v̂ / (√ŝ + ε)
+                step *= lr
+                step /= denom
+                P -= step
 
 
 #: Optimisers by name, in the course's order: the names are the strings the CLI and the dashboard

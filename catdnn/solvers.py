@@ -81,7 +81,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -687,6 +687,22 @@ def cnn_solver_reason(config) -> str:
             f"on the image patches (im2col), in {config.dtype}")
 
 
+class _Flat(NamedTuple):
+    """Arrays copied into one flat array: ``array``, and ``layers``, the same structure of views into it."""
+
+    array: np.ndarray
+    layers: list
+
+
+def _flatten(layers: list) -> _Flat:
+    """A :class:`_Flat` of ``layers`` (a list of tuples of arrays, e.g. ``[(W, b), ...]``), in that order."""
+    array = np.concatenate([a.reshape(-1) for layer in layers for a in layer])
+    views, at = [], 0
+    for layer in layers:
+        views.append(tuple(array[at:(at := at + a.size)].reshape(a.shape) for a in layer))
+    return _Flat(array, views)
+
+
 class CnnSolver:
     """Training a convolutional net (:mod:`catdnn.cnn`): mini-batches, any optimiser of
     :mod:`catdnn.optim`, L2, flips and shifts as the loop draws them, in the config's dtype.
@@ -718,12 +734,20 @@ class CnnSolver:
         dtype = params[0][0].dtype
         # the input step and the layout of maps, once: (m, s, s, C), a batch's images contiguous
         self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
+        self._test_maps = None  # the test images' maps, made at the first measurement
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
         self._bn = None
         if getattr(config, "batch_norm", False):  # conv channels, then the dense head's hidden units
             self._bn = BatchNorm.of_sizes(list(self.arch.convs) + list(self.arch.dense_layers[1:-1]), dtype)
-        self._state = self._opt.init(self._learned())
+        # Everything the optimiser updates lives in one flat array (the parameters are views into it), so
+        # that an update is a dozen NumPy calls on one array instead of a dozen per array: element by
+        # element the same arithmetic, so the same values
+        self._flat = _flatten(self._learned())
+        self._params = self._flat.layers[:len(params)]
+        if self._bn is not None:
+            self._bn.params = self._flat.layers[len(params):]
+        self._state = self._opt.init([(self._flat.array,)])
         self._ws = Workspace()  # a step's patches, maps and masks, reused by the next step
 
     def _learned(self) -> list:
@@ -735,10 +759,12 @@ class CnnSolver:
         network's input side, forward and backward through :mod:`catdnn.cnn`, one optimiser update."""
         arch, lr = self.arch, self.lr if lr is None else float(lr)
         A0, Yb = self._maps, self._Y
-        if batch is not None:
+        if batch is not None:  # (m_b, s, s, C), (1, m_b): the same pixels as augment.apply on the columns
+            k = A0.shape[0] if batch.index is None else len(batch.index)
+            out = self._ws.kept("batch", (k,) + A0.shape[1:], A0.dtype)
+            A0 = augment.apply_maps(A0, batch.aug, batch.index, out)
             if batch.index is not None:
-                A0, Yb = A0[batch.index], Yb[:, batch.index]  # (m_b, s, s, C), (1, m_b)
-            A0 = augment.apply_maps(A0, batch.aug)  # the same pixels as augment.apply on the columns
+                Yb = Yb[:, batch.index]
         bn = self._bn
         AL, cache = cnn.forward_maps(self._params, arch, A0, bn=bn, ws=self._ws)
         ZL = cache.dense[-1][1]
@@ -748,18 +774,22 @@ class CnnSolver:
         if need_cost:
             cost = cost_from_logits(ZL, Yb) + l2_cost(self._params, self._lambd, Yb.shape[1])
         grads = cnn.backward(self._params, arch, cache, Yb, AL, lambd=self._lambd, bn=bn, ws=self._ws)
-        self._opt.update(self._learned(), grads, self._state, lr)
+        flat_grads = np.concatenate([g.reshape(-1) for layer in grads for g in layer])  # in _flat's order
+        self._opt.update([(self._flat.array,)], [(flat_grads,)], self._state, lr)
         if bn is not None:  # the running averages of μ and σ², for prediction
             bn.record(cache.bn + cache.dense.bn)
         return cost, AL
 
     def proba_train(self) -> np.ndarray:
         """P(cat) on the training set at the current parameters, shape ``(m,)`` (mirror-averaged with tta)."""
-        return cnn.predict_proba(self._params, self.arch, self.X, tta=self._tta, bn=self._bn)
+        return cnn.predict_proba_maps(self._params, self.arch, self._maps, tta=self._tta, bn=self._bn)
 
     def proba_test(self) -> np.ndarray:
-        """P(cat) on the test set at the current parameters, shape ``(m_test,)``."""
-        return cnn.predict_proba(self._params, self.arch, self.X_test, tta=self._tta, bn=self._bn)
+        """P(cat) on the test set at the current parameters, shape ``(m_test,)``; the test images' input
+        maps are made once, at the first measurement."""
+        if self._test_maps is None:
+            self._test_maps = cnn.to_input(self.arch, self.X_test, self._maps.dtype)
+        return cnn.predict_proba_maps(self._params, self.arch, self._test_maps, tta=self._tta, bn=self._bn)
 
     def params(self, copy: bool = True):
         """The current parameters as a list of ``(W, b)`` (copies unless ``copy`` is False)."""
