@@ -522,19 +522,24 @@ class History:
     def delete(self, ids) -> int:
         """Delete the runs ``ids`` (those this viewer may see); returns how many there were. Their space
         is given back to the file system."""
+        return len(self.remove(ids))
+
+    def remove(self, ids) -> list[int]:
+        """:meth:`delete`, returning the ids of the runs deleted (sorted): those of ``ids`` this viewer may see.
+        What else holds a run by its id (the class board: :func:`catdnn.board.delete_runs`) lets go of these."""
         ids = [int(i) for i in ids]
         if not ids:
-            return 0
+            return []
         where, args = self._visible()
         with self._lock:
             try:
-                cur = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))}) AND {where}",
-                                       (*ids, *args))
-                if cur.rowcount:
+                gone = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))}) AND {where} "
+                                        "RETURNING id", (*ids, *args)).fetchall()
+                if gone:
                     self._return_space()
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(f"could not delete runs from {self._name}: {exc}") from None
-            return cur.rowcount
+            return sorted(int(r[0]) for r in gone)
 
     def _visible(self) -> tuple[str, tuple]:
         """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI; the
