@@ -105,9 +105,20 @@ with runs_tab:
         with_model = [i for i in chosen if by_id[i].has_model]
         pick = st.selectbox("Use a chosen run's model on the other pages", with_model, key="runs_reload_id",
                             format_func=labels.get, placeholder="choose runs above (diverged runs keep no model)")
-        if st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:"):
-            name, _dropped = session().keep(history.model(pick))
-            st.success(f"**{name}** is now the current model of this session.", icon=":material/check_circle:")
+
+        def reload(run_id):  # a callback: runs before the script, so the sidebar already names the model
+            try:
+                st.session_state["runs_reloaded"] = session().keep(history.model(run_id))[0]
+            except CatdnnError as exc:
+                st.session_state["runs_reload_error"] = str(exc)
+
+        st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:",
+                  on_click=reload, args=(pick,))
+        if "runs_reload_error" in st.session_state:
+            draw_history_error(st.session_state.pop("runs_reload_error"))
+        if "runs_reloaded" in st.session_state:
+            st.success(f"**{st.session_state.pop('runs_reloaded')}** is now the current model of this session.",
+                       icon=":material/check_circle:")
 
         if "runs_delete_error" in st.session_state:
             draw_history_error(st.session_state.pop("runs_delete_error"))
