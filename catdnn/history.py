@@ -543,13 +543,21 @@ class History:
         where, args = self._visible()
         with self._lock:
             try:
-                gone = self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(ids))}) AND {where} "
-                                        "RETURNING id", (*ids, *args)).fetchall()
+                self._db.execute("BEGIN IMMEDIATE")  # what is listed is what goes (RETURNING needs SQLite 3.35)
+                try:
+                    gone = sorted(int(r[0]) for r in self._db.execute(
+                        f"SELECT id FROM runs WHERE id IN ({','.join('?' * len(ids))}) AND {where}", (*ids, *args)))
+                    if gone:
+                        self._db.execute(f"DELETE FROM runs WHERE id IN ({','.join('?' * len(gone))})", gone)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
                 if gone:
                     self._return_space()
             except sqlite3.DatabaseError as exc:
                 raise HistoryError(f"could not delete runs from {self._name}: {exc}") from None
-            return sorted(int(r[0]) for r in gone)
+            return gone
 
     def _visible(self) -> tuple[str, tuple]:
         """The SQL condition (and its arguments) of the runs this viewer may see: every run for the CLI; the
