@@ -29,8 +29,9 @@ accuracy once the teacher reveals it (a public board, then a private one, as a d
   :data:`MAX_ENTRIES` entries per student, and one submission being scored per student at a time.
 
 The board lives in its own table of the class store's file (``classroom.sqlite3``, :class:`~catdnn.classroom.
-ClassStore`). An entry is a copy: deleting the run later does not remove it (the teacher's
-:meth:`Board.withdraw` does).
+ClassStore`). An entry is a copy, so a run is deleted with :func:`delete_runs`, which takes its entry off the
+board too (the Runs and Teacher pages, ``python -m catdnn runs delete``): a student only their own, the teacher
+their class's, the machine's user any class's.
 
 This module imports :mod:`catdnn.search` (and so the sweeps) and :mod:`catdnn.classroom`; none imports it.
 """
@@ -42,6 +43,7 @@ import math
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -332,15 +334,24 @@ class Board:
             raise BoardError(f"could not write the class board in {self.path}: {exc}") from None
 
     def withdraw(self, identity: Identity, run_ids) -> int:
-        """Take runs off the board: a student their own entries, the teacher any of their class's. Returns how
-        many entries there were."""
+        """Take runs off the board: a student their own entries, the teacher any of their class's, the machine's
+        user (the CLI, :data:`~catdnn.classroom.MACHINE`) any class's; anyone else nothing. Returns how many
+        entries there were."""
         ids = [int(i) for i in run_ids]
-        if not ids or not identity.class_code or identity.role not in ("student", "teacher"):
+        where, args = f"run_id IN ({','.join('?' * len(ids))})", ids
+        if identity.role in ("student", "teacher") and identity.class_code:
+            where, args = f"{where} AND class = ?", [*args, identity.class_code]
+            if identity.role == "student":
+                where, args = f"{where} AND owner = ? AND owner != ''", [*args, identity.owner]
+        elif identity.role != "owner" or identity.owner:  # a visitor, a local-mode tab: no entry is theirs
             return 0
-        mine = [] if identity.role == "teacher" else [identity.owner]
-        where = f"class = ? AND run_id IN ({','.join('?' * len(ids))})" + (" AND owner = ?" if mine else "")
+        if not ids:
+            return 0
         with self._lock:
-            return self._db.execute(f"DELETE FROM board WHERE {where}", (identity.class_code, *ids, *mine)).rowcount
+            try:
+                return self._db.execute(f"DELETE FROM board WHERE {where}", args).rowcount
+            except sqlite3.Error as exc:
+                raise BoardError(f"could not take runs off the class board: {exc}") from None
 
     # ------------------------------------------------------------------ reading
     def _record(self, r) -> Entry:
@@ -396,3 +407,31 @@ class Board:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def delete_runs(history, ids, board: Board | None = None) -> tuple[int, int]:
+    """Delete the runs ``ids`` and take them off the class board: how every run is deleted (the Runs page, the
+    Teacher page, ``python -m catdnn runs delete``), so that no board keeps the entry of a deleted run.
+
+    ``history`` is a :class:`~catdnn.history.History` opened for the caller (``viewer=identity``), and decides
+    which runs go (:meth:`~catdnn.history.History.remove`: a student's or visitor's own, the teacher's class's,
+    every run for the CLI). Only the entries of the runs it deleted are withdrawn, and only as far as
+    :meth:`Board.withdraw` lets the same identity: another student's run id deletes and withdraws nothing.
+    ``board``: the class board (None where there is none: local and public mode, a machine that never served a
+    class). Returns (runs deleted, board entries withdrawn)."""
+    gone = history.remove(ids)
+    return len(gone), (board.withdraw(history.identity, gone) if board is not None else 0)
+
+
+@contextmanager
+def machine_board():
+    """The class board of this machine's class store (:func:`catdnn.classroom.default_path`), for the machine's
+    user (the CLI), closed on leaving; None when no class was ever served from here (nothing is created)."""
+    from .classroom import default_path
+
+    path = default_path()
+    if not path.is_file():
+        yield None
+        return
+    with ClassStore(path) as store, Board(store) as board:
+        yield board

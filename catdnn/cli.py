@@ -730,12 +730,16 @@ def cmd_runs(args) -> int:
                 save_model(history.model(args.id), args.save)
                 print(f"Model saved to {args.save}", file=sys.stderr)
         elif args.action == "delete":
+            from .board import delete_runs, machine_board
+
             present = {r.id for r in history.runs(ids=args.ids)}
             missing = [i for i in args.ids if i not in present]
-            history.delete(present)
+            with machine_board() as board:  # a class served from this machine: its board lets go of them too
+                _n, withdrawn = delete_runs(history, present, board)
             if present:
                 print(f"deleted {len(present)} run{'s' if len(present) != 1 else ''}: "
-                      f"{', '.join(map(str, sorted(present)))}")
+                      f"{', '.join(map(str, sorted(present)))}"
+                      + (f" (and took {withdrawn} off the class board)" if withdrawn else ""))
             if missing:
                 raise CatdnnError(f"no run {', '.join(map(str, missing))} in the history")
         elif args.action == "export":

@@ -7,11 +7,13 @@ from catdnn.errors import CatdnnError
 from catdnn.labels import compare
 from catdnn.sweep import seed_configs
 from ui import page_setup
+from ui.board import has_board
 from ui.dataset import dataset_ui
 from ui.history import (
     SETTINGS,
     accuracy_by_setting_figure,
     cost_curves_figure,
+    delete_runs,
     draw_history_error,
     draw_search,
     draw_spread,
@@ -103,25 +105,29 @@ with runs_tab:
         with_model = [i for i in chosen if by_id[i].has_model]
         pick = st.selectbox("Use a chosen run's model on the other pages", with_model, key="runs_reload_id",
                             format_func=labels.get, placeholder="choose runs above (diverged runs keep no model)")
-        if st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:"):
-            name, _dropped = session().keep(history.model(pick))
-            st.success(f"**{name}** is now the current model of this session.", icon=":material/check_circle:")
 
-        def delete(ids):  # a callback: runs before the script, so the choice can start afresh
+        def reload(run_id):  # a callback: runs before the script, so the sidebar already names the model
             try:
-                n = history.delete(ids)
+                st.session_state["runs_reloaded"] = session().keep(history.model(run_id))[0]
             except CatdnnError as exc:
-                st.session_state["runs_delete_error"] = str(exc)
-                return
-            del st.session_state["runs_chosen"]
-            st.toast(f"Deleted {n} run{'s' if n != 1 else ''}.")
+                st.session_state["runs_reload_error"] = str(exc)
+
+        st.button("Use this model", key="runs_reload", disabled=pick is None, icon=":material/upload:",
+                  on_click=reload, args=(pick,))
+        if "runs_reload_error" in st.session_state:
+            draw_history_error(st.session_state.pop("runs_reload_error"))
+        if "runs_reloaded" in st.session_state:
+            st.success(f"**{st.session_state.pop('runs_reloaded')}** is now the current model of this session.",
+                       icon=":material/check_circle:")
 
         if "runs_delete_error" in st.session_state:
             draw_history_error(st.session_state.pop("runs_delete_error"))
         with st.container(horizontal=True, vertical_alignment="center"):
-            sure = st.checkbox("I want to delete the chosen runs", key="runs_delete_confirm")
+            board = " (and take them off the class board where they are on it)" if has_board(history.identity) else ""
+            sure = st.checkbox(f"I want to delete the chosen runs{board}", key="runs_delete_confirm")
             st.button(f"Delete {len(chosen)} run{'s' if len(chosen) != 1 else ''}", key="runs_delete",
-                      on_click=delete, args=(list(chosen),), disabled=not (sure and chosen), icon=":material/delete:")
+                      on_click=delete_runs, args=(history, list(chosen), "runs_chosen", "runs_delete_error"),
+                      disabled=not (sure and chosen), icon=":material/delete:")
     except CatdnnError as exc:
         draw_history_error(exc)
     current = session().current_model

@@ -11,7 +11,6 @@ from ui import page_setup
 from ui.board import (
     DELETE_LIST,
     ONLINE_SECONDS,
-    delete_runs,
     draw_class_mode_note,
     draw_server,
     job_rows,
@@ -20,7 +19,7 @@ from ui.board import (
     server_resources,
     student_link,
 )
-from ui.history import history_ui
+from ui.history import delete_runs, history_ui
 from ui.identity import class_store, current, mode
 
 page_setup("Teacher")
@@ -126,6 +125,6 @@ try:
         st.error(st.session_state.pop("teacher_delete_error"), icon=":material/error:")
     sure = st.checkbox("I want to delete the chosen runs (and take them off the board)", key="teacher_delete_sure")
     st.button("Delete the chosen runs", key="teacher_delete", disabled=not (sure and chosen), icon=":material/delete:",
-              on_click=delete_runs, args=(history, who, list(chosen)))
+              on_click=delete_runs, args=(history, list(chosen), "teacher_delete_ids", "teacher_delete_error"))
 except CatdnnError as exc:
     st.error(str(exc), icon=":material/error:")

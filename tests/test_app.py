@@ -75,12 +75,19 @@ def sidebar_captions(at: AppTest) -> list[str]:
     return [c.value for c in at.sidebar.caption]
 
 
+@pytest.fixture
+def no_runs(tmp_path, monkeypatch):
+    """An empty run history: the sidebar says "No model trained yet." only to a user with no saved run (the test
+    session's history holds the runs other tests kept)."""
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+
+
 def test_the_pages_folder_holds_the_pages_in_order():
     assert PAGES == [TRAIN, MISCLASSIFIED, INSIDE, PREDICT, RUNS, LESSONS, STEP, BOARD, TEACHER]
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_page_opened_first_by_url(data_dir, page):
+def test_page_opened_first_by_url(data_dir, no_runs, page):
     """Each page works on its own in a fresh session; without a model it says so and offers one."""
     at = app(page).run()
     assert_clean(at)
@@ -112,7 +119,7 @@ def test_navigation_reaches_every_page(data_dir):
 
 
 @pytest.mark.parametrize("page", [MISCLASSIFIED, INSIDE])
-def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, model, page):
+def test_the_sidebar_names_the_model_on_pages_that_stop_early(data_dir, no_runs, model, page):
     """Pages without a model end with st.stop(): the sidebar caption must be drawn anyway."""
     at = app(ENTRY).run()
     at.switch_page(page).run()
@@ -504,7 +511,7 @@ def test_a_failed_download_says_what_to_do(no_dataset_yet, monkeypatch):
     assert not at.main.button  # the page stopped: no form to train without data (the sidebar can import photos)
 
 
-def test_an_empty_data_dir_says_what_to_do(tmp_path, monkeypatch):
+def test_an_empty_data_dir_says_what_to_do(tmp_path, monkeypatch, no_runs):
     monkeypatch.setenv("CATDNN_DATA_DIR", str(tmp_path))
     at = app(ENTRY).run()
     assert_clean(at)

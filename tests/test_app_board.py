@@ -17,7 +17,7 @@ from catdnn.config import PRESETS
 from catdnn.data import COURSE_NAME
 from catdnn.history import History
 from catdnn.workers import shared_pool
-from tests.app_support import BOARD, TEACHER, app, assert_clean
+from tests.app_support import BOARD, RUNS, TEACHER, app, assert_clean
 from tests.history_support import constant_model
 from ui.board import class_board
 
@@ -110,6 +110,30 @@ def test_a_student_submits_their_run_and_the_board_hides_test_accuracy_until_the
     at.button(key="board_withdraw").click().run()  # Ana takes her run off the board
     assert_clean(at)
     assert not at.dataframe and "No runs on the board yet" in at.info[0].value
+
+
+def test_a_student_deleting_her_run_on_the_runs_page_takes_it_off_the_board(klass):
+    """The Runs page's delete took the run out of the history and left its entry on the board (the Teacher page's
+    took both): a student's delete now withdraws her entry too, says so before, and leaves a classmate's alone."""
+    with History(viewer=klass.bob) as h:
+        bob_run = h.add(CONFIG, status="finished", train_accuracy=0.9, iterations_done=20, source="app",
+                        dataset=COURSE_NAME, model=constant_model(CONFIG, cat=True))
+    for who in (klass.ana, klass.bob):
+        as_student(BOARD, klass, who).button(key="board_submit").click().run()
+    assert sorted(r.entry.run_id for r in class_board().standings(klass.teacher_identity).rows) == sorted(
+        [klass.run, bob_run])
+    at = as_student(RUNS, klass)
+    assert_clean(at)
+    assert at.multiselect(key="runs_chosen").value == [klass.run]  # her one run, chosen by default
+    sure = at.checkbox(key="runs_delete_confirm")
+    assert "take them off the class board" in sure.label
+    sure.check().run()
+    at.button(key="runs_delete").click().run()
+    assert_clean(at)
+    with History(viewer=klass.ana) as h:
+        assert h.runs() == []
+    assert [r.entry.run_id for r in class_board().standings(klass.teacher_identity).rows] == [bob_run]
+    assert any("No runs yet" in i.value for i in at.info)
 
 
 def test_a_student_on_the_teacher_page_gets_one_sentence(klass):

@@ -9,11 +9,15 @@ holder's own link.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from catdnn import classroom
 from catdnn.classroom import ClassStore, RateLimiter
+from catdnn.history import History
 from tests.app_support import ENTRY, PAGES, RUNS, TRAIN, app, assert_clean, session_of
+from tests.history_support import TINY, tiny_model
 from ui import identity as ui_identity
 
 TIMEOUT = 120
@@ -303,6 +307,59 @@ def test_every_page_asks_a_newcomer_to_join_first(klass):
         assert_clean(at)
         assert "Join the class" in page_text(at), page
         assert session_of(at).identity is None
+
+
+def model_line(at) -> str:
+    """The sidebar's line on the tab's model."""
+    (line,) = [c.value for c in at.sidebar.caption if "model" in c.value.lower()]
+    return line
+
+
+def keep_runs(viewer, models: int, without: int = 0) -> None:
+    """Runs kept in the history as ``viewer``'s: ``models`` with a model, ``without`` without one (diverged)."""
+    with History(viewer=viewer) as h:
+        for seed in range(models):
+            h.add(replace(TINY, seed=seed), status="finished", source="app", model=tiny_model())
+        for _ in range(without):
+            h.add(TINY, status="diverged", source="app")
+
+
+def test_a_student_back_by_their_bookmark_is_told_to_load_one_of_their_own_saved_runs(klass, home):
+    """A bookmarked link opens a new tab without models, and the sidebar said "No model trained yet." although the
+    student's runs and models were on the server. It counts their own runs with a model (not a classmate's), points
+    at the Runs page's "Use this model", which loads one, and says "No model trained yet." to one who has none."""
+    code, _token = klass
+    with ClassStore(home / classroom.FILE_NAME) as store:
+        ana, bob, cy = store.join(code, "Ana"), store.join(code, "Bob"), store.join(code, "Cy")
+    keep_runs(ana, models=2, without=1)
+    keep_runs(bob, models=1)
+    at = _student_tab(ana.key)
+    assert_clean(at)
+    assert model_line(at) == (
+        "No model in this tab yet: load one of your 2 saved runs on the Runs page (Use this model).")
+    assert model_line(_student_tab(bob.key)) == (
+        "No model in this tab yet: load your saved run on the Runs page (Use this model).")
+    assert model_line(_student_tab(cy.key)) == "No model trained yet."
+    at.switch_page(RUNS).run()
+    at.button(key="runs_reload").click().run()  # the Runs page's "Use this model", on the run it offers first
+    assert_clean(at)
+    assert session_of(at).current_model is not None and any("is now the current model" in s.value for s in at.success)
+    assert model_line(at).startswith("Current model: ")  # at once, not after the next click
+
+
+def test_a_visitor_and_the_local_user_are_told_of_their_saved_runs_too(home, monkeypatch):
+    monkeypatch.setenv(classroom.MODE_ENV, "public")
+    first = app(ENTRY).run()
+    assert model_line(first) == "No model trained yet."
+    keep_runs(session_of(first).identity, models=3)
+    again = app(ENTRY)
+    again.query_params["key"] = session_of(first).identity.key
+    assert "one of your 3 saved runs on the Runs page" in model_line(again.run())
+    assert model_line(app(ENTRY).run()) == "No model trained yet."  # another visitor: not the first one's runs
+    monkeypatch.delenv(classroom.MODE_ENV)
+    assert model_line(app(ENTRY).run()) == "No model trained yet."  # the visitor's runs are theirs, not the machine's
+    keep_runs(None, models=1)  # the command line's run: the machine's user's, in every local tab
+    assert "load your saved run on the Runs page" in model_line(app(ENTRY).run())
 
 
 # ---------------------------------------------------------------------------------------------- public

@@ -216,3 +216,50 @@ def test_on_the_worker_pool_the_fold_runs_are_the_students(klass, dataset):
     finally:
         pool.close()
     assert pool.owners == [klass.ana.owner] * bd.FOLDS and len(entry.scores) == bd.FOLDS
+
+
+def _on_board(k) -> list[int]:
+    return sorted(r.entry.run_id for r in k.board.standings(k.teacher).rows)
+
+
+def test_deleting_a_run_takes_it_off_the_board_and_only_its_owners_delete_does(klass, poisoned):
+    """A run deleted by a student (the Runs page) or the teacher goes off the board with it (an entry is a copy,
+    and the deleted run's entry stayed once). Another's run id, through a student's history, deletes nothing and
+    withdraws nothing, whatever board it is handed; a visitor or a local tab withdraws nothing."""
+    ana, bob = keep(klass, klass.ana, dataset=poisoned), keep(klass, klass.bob, dataset=poisoned)
+    bob2 = keep(klass, klass.bob, replace(BASE, seed=2), dataset=poisoned)
+    with Counting() as ex:
+        for who, run in ((klass.ana, ana), (klass.bob, bob), (klass.bob, bob2)):
+            klass.board.submit(who, run, klass.history[who], poisoned, executor=ex)
+    assert _on_board(klass) == sorted([ana, bob, bob2])
+
+    assert bd.delete_runs(klass.history[klass.ana], [bob, ana], klass.board) == (1, 1)  # hers only
+    assert _on_board(klass) == sorted([bob, bob2]) and [r.id for r in klass.history[klass.bob].runs()] == [bob2, bob]
+    assert bd.delete_runs(klass.history[klass.ana], [bob], klass.board) == (0, 0)
+    for outsider in (Identity("visitor", owner=klass.bob.owner), Identity("owner", owner=klass.bob.owner)):
+        assert klass.board.withdraw(outsider, [bob]) == 0  # Bob's owner name, in another role: nothing
+    assert _on_board(klass) == sorted([bob, bob2])
+    assert bd.delete_runs(klass.history[klass.teacher], [bob], klass.board) == (1, 1)
+    assert _on_board(klass) == [bob2]
+    assert bd.delete_runs(klass.history[klass.bob], [bob2], None) == (1, 0)  # no board handed: the run only
+
+
+def test_the_cli_delete_takes_runs_off_every_class_board(klass, poisoned, tmp_path, monkeypatch, capsys):
+    """`python -m catdnn runs delete` (the machine's user) takes a deleted run off its class's board; on a machine
+    that never served a class it creates no class store."""
+    from catdnn.cli import main
+
+    run = keep(klass, klass.ana, dataset=poisoned)
+    with Counting() as ex:
+        klass.board.submit(klass.ana, run, klass.history[klass.ana], poisoned, executor=ex)
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))  # the klass fixture's history and class store
+    assert main(["runs", "delete", str(run)]) == 0
+    assert f"deleted 1 run: {run} (and took 1 off the class board)" in capsys.readouterr().out
+    assert _on_board(klass) == [] and klass.history[klass.teacher].runs() == []
+
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("CATDNN_HOME", str(fresh))
+    with History() as h:
+        other = h.add(BASE, status="finished", source="cli")
+    assert main(["runs", "delete", str(other)]) == 0
+    assert "deleted 1 run" in capsys.readouterr().out and not (fresh / "classroom.sqlite3").exists()

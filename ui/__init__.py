@@ -20,10 +20,12 @@ from __future__ import annotations
 import pandas  # noqa: F401
 import streamlit as st
 
+from catdnn.errors import CatdnnError
 from catdnn.threads import limit_blas_threads
 
 from . import hosts, identity, state
 from .dataset import dataset_picker_ui
+from .history import session_history
 
 #: An emoji icon is drawn by the browser. A ":material/…:" page icon would make every visitor's
 #: browser fetch the icon font from fonts.gstatic.com, and nothing may leave the machine (SECURITY.md).
@@ -60,5 +62,24 @@ def page_setup(title: str | None = None) -> None:
     # concurrent trainings then share the cores instead of oversubscribing them (catdnn/threads.py).
     limit_blas_threads()  # idempotent: cheap on every rerun
     dataset_picker_ui()  # this session's dataset: the course's, or the user's own photos
+    st.sidebar.caption(model_note())
+
+
+def model_note() -> str:
+    """The sidebar's line on this tab's model: the current one; else, when the viewer has saved runs with a model
+    (a student back by their bookmark: their runs are on the server, the tab's models are not), how to load one;
+    else that none was trained. The count is the engine's (:meth:`catdnn.history.History.saved_models`, through
+    this session's history: a student or a visitor counts only their own runs), one COUNT on every page."""
     model = state.session().current_model
-    st.sidebar.caption(f"Current model: {state.model_label(model)}" if model else "No model trained yet.")
+    if model is not None:
+        return f"Current model: {state.model_label(model)}"
+    try:
+        history = session_history()
+        n = history.saved_models()
+    except CatdnnError:  # a history that cannot be read: the Runs page says why
+        n = 0
+    if not n:
+        return "No model trained yet."
+    whose = "the" if history.identity.role == "teacher" else "your"  # the teacher also sees the class's runs
+    runs = f"{whose} saved run" if n == 1 else f"one of {whose} {n} saved runs"
+    return f"No model in this tab yet: load {runs} on the Runs page (Use this model)."

@@ -43,6 +43,12 @@ def class_board() -> Board:
     return _open_board(str(classroom.default_path()))
 
 
+def has_board(identity: Identity) -> bool:
+    """Whether ``identity`` works with a class board: a class's students and teacher (local and public mode have
+    none)."""
+    return bool(identity.class_code) and identity.role in ("student", "teacher")
+
+
 def draw_class_mode_note(page: str) -> None:
     """Local (or public) mode: what class mode is, and the one command that starts it."""
     where = ("this server serves the public: each visitor's work is their own, and there is no class" if mode() ==
@@ -236,18 +242,6 @@ def draw_server(resources: dict) -> None:
     cols[1].metric("Load (1 min)", "?" if resources["load"] is None else f"{resources['load']:.1f}")
     cols[2].metric(f"Memory free (of {_gib(resources['memory_total'])})", _gib(resources["memory_available"]))
     cols[3].metric("The app's memory", _gib(resources["app_memory"]))
-
-
-def delete_runs(history, identity: Identity, ids) -> None:
-    """The teacher's delete (a button's callback, run before the script): the runs, and their board entries."""
-    try:
-        n = history.delete(ids)
-        class_board().withdraw(identity, ids)
-    except CatdnnError as exc:
-        st.session_state["teacher_delete_error"] = str(exc)
-        return
-    del st.session_state["teacher_delete_ids"]
-    st.toast(f"Deleted {n} run{'s' if n != 1 else ''}.")
 
 
 def limits_form_ui(limits: Limits) -> Limits | None:

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from catdnn.board import delete_runs as board_delete_runs
 from catdnn.classroom import PUBLIC_LIMITS, Identity, Limits
 from catdnn.config import PRESETS, TrainConfig
 from catdnn.data import COURSE_NAME, Dataset
@@ -42,6 +43,7 @@ from catdnn.validation import SELECTION_METRICS
 from catdnn.workers import shared_pool
 
 from . import identity
+from .board import class_board, has_board
 from .state import SessionState, session
 
 _connections: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SessionState -> History
@@ -107,6 +109,22 @@ def session_history(state: SessionState | None = None) -> History:
                 h.close()
             h = _connections[state] = History(viewer=who)
         return h
+
+
+def delete_runs(history: History, ids, choice_key: str, error_key: str) -> None:
+    """A delete button's callback (run before the script, so the page's choice can start afresh): the runs ``ids``
+    and their entries on the class board, as the engine allows this session (:func:`catdnn.board.delete_runs`),
+    then a toast; the choice widget ``choice_key`` is emptied. An error is kept in ``st.session_state[error_key]``
+    for the page to draw."""
+    try:
+        board = class_board() if has_board(history.identity) else None
+        n, withdrawn = board_delete_runs(history, ids, board)
+    except CatdnnError as exc:
+        st.session_state[error_key] = str(exc)
+        return
+    st.session_state.pop(choice_key, None)
+    off = f", and took {withdrawn} off the class board" if withdrawn else ""
+    st.toast(f"Deleted {n} run{'s' if n != 1 else ''}{off}.")
 
 
 def whose_runs(history: History) -> str:
