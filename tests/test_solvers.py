@@ -189,6 +189,55 @@ def test_descent_step_is_bitwise_the_textbook_step():
         assert np.array_equal(W, W2) and np.array_equal(b, b2)
 
 
+# --------------------------------------------------------------------------- the course's step (issue 18 §3)
+@pytest.mark.parametrize("layers", [(40, 7, 1), (40, 20, 7, 5, 1), (30, 9, 6, 4, 3, 1)])
+def test_the_course_step_gives_the_general_steps_iterates_bit_for_bit(layers):
+    """The Gram solver's step on all examples with plain descent (the course's run) takes a path of its own in
+    reused arrays; a step given the same full batch explicitly (``Batch()``) takes the general one. Same costs,
+    outputs and parameters, bit for bit, also when a prediction or the statistics come between two steps."""
+    from catdnn.solvers import Batch
+
+    X, Y, Xt, _ = _data(layers[0], 33, seed=len(layers))
+    course, general = (GramSolver(init_params(layers, "xavier", 5), X, Y, 0.3, Xt) for _ in range(2))
+    for i in range(60):
+        if i % 7 == 3:  # a prediction at these parameters (Z[1] measured before the step, then shared)
+            np.testing.assert_array_equal(course.proba_train(), general.proba_train())
+            assert course.layer_stats(i) == general.layer_stats(i)
+        c1, AL1 = course.step(i % 5 == 0)
+        AL1 = AL1.copy()  # (the course step's output lives in an array the next step reuses)
+        c2, AL2 = general.step(i % 5 == 0, Batch())
+        assert c1 == c2 and (c1 is None) == (i % 5 != 0)
+        np.testing.assert_array_equal(AL1, AL2)
+    for (W, b), (W2, b2) in zip(course.params(), general.params()):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    np.testing.assert_array_equal(course.proba_test(), general.proba_test())
+
+
+@pytest.mark.parametrize("settings", [dict(l2=0.1), dict(optimizer="momentum"), dict(keep_prob=0.8),
+                                      dict(batch_norm=True), dict(flip=True), dict(layers=(40, 1)),
+                                      dict(batch_size=8)])
+def test_other_runs_take_the_general_step(settings, monkeypatch):
+    """Only the course's kind of step takes the course step: any technique, a single layer or mini-batches go
+    the general way (and still match the direct path)."""
+    X, Y, Xt, Yt = _data(40, 24, seed=8)
+    config = TrainConfig(**{"layers": (40, 6, 1), "learning_rate": 0.1, "iterations": 20, "seed": 3, **settings})
+    if config.flip:  # flips need 64×64×3 images
+        X, Xt = (np.random.default_rng(1).random((12288, k)) for k in (24, 7))
+        config = TrainConfig(**{**config.to_dict(), "layers": (12288, 6, 1)})
+    taken, course_step = [], GramSolver._course_step
+
+    def spy(self, *args):
+        taken.append(args)
+        return course_step(self, *args)
+
+    monkeypatch.setattr(GramSolver, "_course_step", spy)
+    trainer = _run("gram", config, (X, Y, Xt, Yt))
+    assert trainer.status == "finished" and taken == []
+    plain = _run("gram", TrainConfig(layers=(40, 6, 1), learning_rate=0.1, iterations=3, seed=3), _data(40, 24))
+    assert len(taken) == 3 and plain.iterations_done == 3
+
+
 # --------------------------------------------------------------------------- the automatic choice
 DEEP = (12288, 20, 7, 5, 1)
 TWO = (12288, 7, 1)
