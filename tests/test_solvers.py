@@ -238,6 +238,24 @@ def test_other_runs_take_the_general_step(settings, monkeypatch):
     assert len(taken) == 3 and plain.iterations_done == 3
 
 
+def test_a_runs_end_predicts_on_the_test_set_with_the_models_own_weights():
+    """Once W1 is built for the current parameters (the model's parameters, at a run's end), the Gram solver's
+    test prediction is the shared prediction with those weights, instead of building the cross-Gram matrix;
+    before that, and after the next step, the cross-Gram's prediction, equal to rounding."""
+    from catdnn.network import predict_proba
+
+    X, Y, Xt, _ = _data(50, 30, m_test=9, seed=4)
+    solver = GramSolver(init_params((50, 7, 3, 1), "xavier", 2), X, Y, 0.2, Xt)
+    for _ in range(20):
+        solver.step(False)
+    params = solver.params()
+    np.testing.assert_array_equal(solver.proba_test(), predict_proba(params, Xt))
+    solver.step(False)
+    by_gram = solver.proba_test()  # the cross-Gram, built now, serves the next predictions
+    np.testing.assert_allclose(by_gram, predict_proba(solver.params(), Xt), rtol=1e-12)
+    np.testing.assert_array_equal(solver.proba_test(), by_gram)
+
+
 # --------------------------------------------------------------------------- the automatic choice
 DEEP = (12288, 20, 7, 5, 1)
 TWO = (12288, 7, 1)
