@@ -191,27 +191,32 @@ def test_descent_step_is_bitwise_the_textbook_step():
 
 # --------------------------------------------------------------------------- the course's step (issue 18 §3)
 @pytest.mark.parametrize("layers", [(40, 7, 1), (40, 20, 7, 5, 1), (30, 9, 6, 4, 3, 1)])
-def test_the_course_step_gives_the_general_steps_iterates_bit_for_bit(layers):
-    """The Gram solver's step on all examples with plain descent (the course's run) takes a path of its own in
-    reused arrays; a step given the same full batch explicitly (``Batch()``) takes the general one. Same costs,
-    outputs and parameters, bit for bit, also when a prediction or the statistics come between two steps."""
+def test_the_course_step_gives_the_general_steps_iterates(layers):
+    """The Gram solver's step on all examples with plain descent (the course's run) takes a path of its own, in
+    reused arrays and with each bias as a column of its weights; a step given the same full batch explicitly
+    (``Batch()``) takes the general one. The same costs, outputs and parameters to 1e-12, also when a prediction
+    or the statistics come between two steps (Z[1] measured by them is shared with the next step)."""
     from catdnn.solvers import Batch
 
     X, Y, Xt, _ = _data(layers[0], 33, seed=len(layers))
     course, general = (GramSolver(init_params(layers, "xavier", 5), X, Y, 0.3, Xt) for _ in range(2))
+    costs = []
     for i in range(60):
-        if i % 7 == 3:  # a prediction at these parameters (Z[1] measured before the step, then shared)
-            np.testing.assert_array_equal(course.proba_train(), general.proba_train())
-            assert course.layer_stats(i) == general.layer_stats(i)
+        if i % 7 == 3:  # a prediction and the statistics at these parameters, before the step
+            assert _rel(course.proba_train(), general.proba_train()) < 1e-12
+            s1, s2 = course.layer_stats(i), general.layer_stats(i)
+            assert s1.zero_fractions == s2.zero_fractions
+            np.testing.assert_allclose(s1.grad_norms, s2.grad_norms, rtol=1e-12)
         c1, AL1 = course.step(i % 5 == 0)
         AL1 = AL1.copy()  # (the course step's output lives in an array the next step reuses)
         c2, AL2 = general.step(i % 5 == 0, Batch())
-        assert c1 == c2 and (c1 is None) == (i % 5 != 0)
-        np.testing.assert_array_equal(AL1, AL2)
-    for (W, b), (W2, b2) in zip(course.params(), general.params()):
-        np.testing.assert_array_equal(W, W2)
-        np.testing.assert_array_equal(b, b2)
-    np.testing.assert_array_equal(course.proba_test(), general.proba_test())
+        assert (c1 is None) == (c2 is None) == (i % 5 != 0)
+        costs.append((c1, c2))
+        assert _rel(AL1, AL2) < 1e-12
+    c1, c2 = np.array([c for c in costs if c[0] is not None]).T
+    assert c1[-1] < c1[0] and np.max(np.abs(c1 - c2) / c2) < 1e-12  # it trained, and the costs agree
+    _assert_params_close(course.params(), general.params(), rtol=1e-12)
+    assert _rel(course.proba_test(), general.proba_test()) < 1e-12
 
 
 @pytest.mark.parametrize("settings", [dict(l2=0.1), dict(optimizer="momentum"), dict(keep_prob=0.8),
