@@ -11,7 +11,10 @@ augmentation and its learning rate, and decides when the run has diverged.
 The MLP's two solvers call the one copy of the math in :mod:`catdnn.network` (``forward``,
 ``backward``, ``dropout``, ``l2_cost``) and the optimisers of :mod:`catdnn.optim`: the direct
 solver for every layer, the Gram solver for layers 2..L. The Gram solver computes only the first
-layer differently. :class:`CnnSolver` steps a convolutional net (:mod:`catdnn.cnn`) with the same
+layer differently, except in the course's own kind of step (plain descent on all examples), where a
+fused copy of layers 2..L in reused arrays earns its place by a benchmark (``GramSolver._course_step``;
+tested against the general step to 1e-12; bench/README, "the Gram path's overhead per iteration").
+:class:`CnnSolver` steps a convolutional net (:mod:`catdnn.cnn`) with the same
 optimisers.
 
 The techniques a :class:`~catdnn.config.TrainConfig` turns on reach the solvers as: the batch of
@@ -64,7 +67,8 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
 
 Layers 2..L are the direct path's own code (:func:`catdnn.network.forward`,
 :func:`~catdnn.network.backward` with ``input_grad`` to get ``dA[1]``), and the same optimiser
-updates them. The iterates are the direct path's up to rounding (different summation order),
+updates them (the course's step: the same equations written out, each bias a column of its weights).
+The iterates are the direct path's up to rounding (different summation order),
 which the tests bound at 1e-9 relative for every technique the Gram solver accepts; the course's
 printed numbers are unchanged. ``W[1]`` is rebuilt (``s ⊙ W1_0 + B·X̃ᵀ``, one ``n_1·m·n_x``
 product; the mirrored half as ``flip_rows(B_F·Xᵀ)``) only when someone asks for the parameters,
