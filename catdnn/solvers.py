@@ -534,14 +534,15 @@ class GramSolver:
         ``Z[l] = [W[l] | b[l]]·[A[l-1]; 1]`` and ``α·[dW[l] | db[l]] = dZ[l]·[A[l-1]; 1]ᵀ``: one product instead
         of a product and a broadcast addition, one instead of a product and a row sum, one subtraction instead
         of two. The sums are the same up to rounding (the bias is added inside the product); the tests hold the
-        iterates to the general step's within 1e-12. Layer 1 is the general step's, bit for bit. ``AL`` is one
+        iterates to the general step's within 1e-12. Layer 1 is the general step's, bit for bit (``np.dot`` with
+        ``out``: the same BLAS product as ``@``, with less of NumPy's work around it). ``AL`` is one
         of the kept arrays: read it before the next step. Measured: bench/README, "the Gram path's overhead per
         iteration"."""
         bufs = self._arrays
         if bufs is None:
             bufs = self._arrays = _CourseArrays([self._B.shape[0]] + [W.shape[0] for W, _b in self._rest], self.m)
         Zs, As, A1s, masks, dAs, dWbs, zeros = bufs.Z, bufs.A, bufs.A1, bufs.mask, bufs.dA, bufs.dWb, bufs.zeros
-        wide, rest, matmul = self._wide, self._rest, np.matmul
+        wide, rest, dot = self._wide, self._rest, np.dot
         L = len(wide)
         # Z[1] = B·G + P0 + b[1], (n_1, m): perhaps measured already at these parameters, by a prediction
         steps, Z1 = self._z1_cache
@@ -549,12 +550,12 @@ class GramSolver:
             np.copyto(Zs[0], Z1)
             Z1 = Zs[0]
         else:
-            Z1 = matmul(self._B, self._G, out=Zs[0])  # (n_1, M) @ (M, m) -> (n_1, m)
+            Z1 = dot(self._B, self._G, out=Zs[0])  # (n_1, M) @ (M, m) -> (n_1, m)
             np.add(Z1, self._P0, out=Z1)
             np.add(Z1, self._b1, out=Z1)
         np.maximum(Z1, zeros[0], out=As[0])  # A[1] = ReLU(Z[1])
         for l in range(1, L + 1):  # layers 2..L: Z[l] = W[l]·A[l-1] + b[l] = [W[l] | b[l]]·[A[l-1]; 1]
-            Z = matmul(wide[l - 1], A1s[l - 1], out=Zs[l])  # (n_l, n_{l-1} + 1) @ (n_{l-1} + 1, m) -> (n_l, m)
+            Z = dot(wide[l - 1], A1s[l - 1], out=Zs[l])  # (n_l, n_{l-1} + 1) @ (n_{l-1} + 1, m) -> (n_l, m)
             if l < L:
                 np.maximum(Z, zeros[l], out=As[l])  # A[l] = ReLU(Z[l])
         ZL, AL = Z, bufs.AL
@@ -570,8 +571,8 @@ class GramSolver:
         np.multiply(dZ, lr / self.m, out=dZ)
         for l in range(L, 0, -1):  # layers L..2, then dA[1]
             Wb, dWb = wide[l - 1], dWbs[l - 1]
-            matmul(dZ, A1s[l - 1].T, out=dWb)  # α·[dW[l] | db[l]] = dZ[l]·[A[l-1]; 1]ᵀ: (n_l, m) @ (m, n_{l-1} + 1)
-            dA = matmul(rest[l - 1][0].T, dZ, out=dAs[l - 1])  # dA[l-1] = W[l]ᵀ·dZ[l], before W[l] moves
+            dot(dZ, A1s[l - 1].T, out=dWb)  # α·[dW[l] | db[l]] = dZ[l]·[A[l-1]; 1]ᵀ: (n_l, m) @ (m, n_{l-1} + 1)
+            dA = dot(rest[l - 1][0].T, dZ, out=dAs[l - 1])  # dA[l-1] = W[l]ᵀ·dZ[l], before W[l] moves
             np.subtract(Wb, dWb, out=Wb)  # W[l] -= α·dW[l], b[l] -= α·db[l]
             mask = np.greater(Zs[l - 1], 0, out=masks[l - 1])
             dZ = np.multiply(dA, mask, out=dA)  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
