@@ -274,8 +274,9 @@ def main(argv=None):
                   f"the fastest run of each (on a loaded machine the fastest runs are the least disturbed)")
         if preset == "deep" and {"catdnn default (auto)", impls[0][0]} <= set(times) and "textbook" in impls[0][0]:
             fast = median(times["catdnn default (auto)"])
-            print(f"target: default ≥ 50× the textbook baseline: {base / fast:.1f}× "
-                  f"{'MET' if base / fast >= 50 else 'MISSED'}")
+            for goal, issue in ((50, ""), (150, " (issue 18)")):
+                print(f"target{issue}: default ≥ {goal}× the textbook baseline: {base / fast:.1f}× "
+                      f"{'MET' if base / fast >= goal else 'MISSED'}")
             if torch_name in times:
                 tt = median(times[torch_name])
                 print(f"target: faster than PyTorch CPU float64: {tt / fast:.1f}× "

@@ -11,7 +11,10 @@ augmentation and its learning rate, and decides when the run has diverged.
 The MLP's two solvers call the one copy of the math in :mod:`catdnn.network` (``forward``,
 ``backward``, ``dropout``, ``l2_cost``) and the optimisers of :mod:`catdnn.optim`: the direct
 solver for every layer, the Gram solver for layers 2..L. The Gram solver computes only the first
-layer differently. :class:`CnnSolver` steps a convolutional net (:mod:`catdnn.cnn`) with the same
+layer differently, except in the course's own kind of step (plain descent on all examples), where a
+fused copy of layers 2..L in reused arrays earns its place by a benchmark (``GramSolver._course_step``;
+tested against the general step to 1e-12; bench/README, "the Gram path's overhead per iteration").
+:class:`CnnSolver` steps a convolutional net (:mod:`catdnn.cnn`) with the same
 optimisers.
 
 The techniques a :class:`~catdnn.config.TrainConfig` turns on reach the solvers as: the batch of
@@ -64,7 +67,8 @@ with scalar coefficients, of ``W[1]`` itself and of gradients ``dZ·X_bᵀ``:
 
 Layers 2..L are the direct path's own code (:func:`catdnn.network.forward`,
 :func:`~catdnn.network.backward` with ``input_grad`` to get ``dA[1]``), and the same optimiser
-updates them. The iterates are the direct path's up to rounding (different summation order),
+updates them (the course's step: the same equations written out, each bias a column of its weights).
+The iterates are the direct path's up to rounding (different summation order),
 which the tests bound at 1e-9 relative for every technique the Gram solver accepts; the course's
 printed numbers are unchanged. ``W[1]`` is rebuilt (``s ⊙ W1_0 + B·X̃ᵀ``, one ``n_1·m·n_x``
 product; the mirrored half as ``flip_rows(B_F·Xᵀ)``) only when someone asks for the parameters,
@@ -272,6 +276,24 @@ def _dropout_rng(config, rng):
     return seeded_generators(getattr(config, "seed", 1))["dropout"]
 
 
+class _CourseArrays:
+    """The arrays :meth:`GramSolver._course_step` writes into, kept from one step to the next, for a network of
+    ``sizes`` ``[n_1, ..., n_L]`` on ``m`` examples: ``Z[l]``, ``[A[l]; 1]`` (hidden layers; ``A[l]`` a view of
+    its first rows), ``Z[l] > 0``, ``dA[l]`` (which becomes ``dZ[l]``), ``[dW[l] | db[l]]`` (layers 2..L), ``A[L]``
+    and ReLU's zeros."""
+
+    def __init__(self, sizes, m: int):
+        self.Z = [np.empty((n, m)) for n in sizes]
+        self.A1 = [np.ones((n + 1, m)) for n in sizes[:-1]]
+        self.A = [A1[:-1] for A1 in self.A1]
+        self.mask = [np.empty((n, m), dtype=bool) for n in sizes[:-1]]
+        self.dA = [np.empty((n, m)) for n in sizes]
+        self.dWb = [np.empty((n, n_prev + 1)) for n_prev, n in zip(sizes[:-1], sizes[1:])]
+        self.db1 = np.empty((sizes[0], 1))
+        self.AL = np.empty((1, m))
+        self.zeros = [np.zeros((n, m)) for n in sizes[:-1]]
+
+
 class GramSolver:
     """Training with ``W[1] = s ⊙ W[1]_0 + B·X̃ᵀ`` (see the module docstring).
 
@@ -337,6 +359,14 @@ class GramSolver:
         self._opt = t.optimizer
         # gradient descent without L2 or dropout: B updated in place, no dK (with batch norm too)
         self._plain = t.optimizer.name == "gd" and not t.lambd and t.keep is None
+        # the course's step (plain descent, no batch norm, no flips, two layers or more) on all m examples takes
+        # _course_step, in arrays reused from step to step (built by its first call)
+        self._course = self._plain and self._bn is None and M == self.m and bool(self._rest)
+        self._arrays = None
+        self._wide = None
+        if self._course:  # layers 2..L live in [W | b], (n_l, n_{l-1} + 1); W and b are views of it (see _course_step)
+            self._wide = [np.concatenate([W, b], axis=1) for W, b in self._rest]
+            self._rest = [(Wb[:, :-1], Wb[:, -1:]) for Wb in self._wide]
         # what the optimiser updates, built once (the arrays are updated in place): (K, b1), layers 2..L, γ and β
         self._learned = [(self._K, self._b1)] + self._rest + (self._bn.params if self._bn is not None else [])
         self._tail_bn = None if self._bn is None else self._bn.tail(1)  # batch norm of layers 2..L-1 (shared arrays)
@@ -408,6 +438,8 @@ class GramSolver:
         ``λ/(2m_b)·Σ‖W‖²``) and the output ``AL`` of shape ``(1, m_b)``; ``(nan, AL)`` without
         updating if the output is not finite.
         """
+        if batch is None and self._course:
+            return self._course_step(need_cost, self.lr if lr is None else float(lr))
         t, m = self._tech, self.m
         lr = self.lr if lr is None else float(lr)
         mirror = None if batch is None else batch.aug.mirror
@@ -493,6 +525,63 @@ class GramSolver:
         self._steps += 1
         return cost, AL
 
+    def _course_step(self, need_cost: bool, lr: float):
+        """:meth:`step` for the course's kind of step (see ``self._course``): the general step's equations in
+        fewer NumPy calls, every result in an array kept from the last step.
+
+        Layers 2..L are :func:`catdnn.network.forward`, :func:`~catdnn.network.backward` (``scale=lr``,
+        ``input_grad``) and :func:`~catdnn.network.update` written out with the bias as a column of the weights,
+        ``Z[l] = [W[l] | b[l]]·[A[l-1]; 1]`` and ``α·[dW[l] | db[l]] = dZ[l]·[A[l-1]; 1]ᵀ``: one product instead
+        of a product and a broadcast addition, one instead of a product and a row sum, one subtraction instead
+        of two. The sums are the same up to rounding (the bias is added inside the product); the tests hold the
+        iterates to the general step's within 1e-12. Layer 1 is the general step's, bit for bit (``np.dot`` with
+        ``out``: the same BLAS product as ``@``, with less of NumPy's work around it). ``AL`` is one
+        of the kept arrays: read it before the next step. Measured: bench/README, "the Gram path's overhead per
+        iteration"."""
+        bufs = self._arrays
+        if bufs is None:
+            bufs = self._arrays = _CourseArrays([self._B.shape[0]] + [W.shape[0] for W, _b in self._rest], self.m)
+        Zs, As, A1s, masks, dAs, dWbs, zeros = bufs.Z, bufs.A, bufs.A1, bufs.mask, bufs.dA, bufs.dWb, bufs.zeros
+        wide, rest, dot = self._wide, self._rest, np.dot
+        L = len(wide)
+        # Z[1] = B·G + P0 + b[1], (n_1, m): perhaps measured already at these parameters, by a prediction
+        steps, Z1 = self._z1_cache
+        if steps == self._steps:  # (into the step's array: the masks below read it)
+            np.copyto(Zs[0], Z1)
+            Z1 = Zs[0]
+        else:
+            Z1 = dot(self._B, self._G, out=Zs[0])  # (n_1, M) @ (M, m) -> (n_1, m)
+            np.add(Z1, self._P0, out=Z1)
+            np.add(Z1, self._b1, out=Z1)
+        np.maximum(Z1, zeros[0], out=As[0])  # A[1] = ReLU(Z[1])
+        for l in range(1, L + 1):  # layers 2..L: Z[l] = W[l]·A[l-1] + b[l] = [W[l] | b[l]]·[A[l-1]; 1]
+            Z = dot(wide[l - 1], A1s[l - 1], out=Zs[l])  # (n_l, n_{l-1} + 1) @ (n_{l-1} + 1, m) -> (n_l, m)
+            if l < L:
+                np.maximum(Z, zeros[l], out=As[l])  # A[l] = ReLU(Z[l])
+        ZL, AL = Z, bufs.AL
+        np.negative(ZL, out=AL)  # A[L] = σ(Z[L]) = 1 / (1 + e^(−Z[L]))
+        np.exp(AL, out=AL)
+        np.add(AL, 1.0, out=AL)
+        np.divide(1.0, AL, out=AL)
+        if not math.isfinite(np.add.reduce(ZL, axis=None)) and not all_finite(ZL):  # (a sum can overflow)
+            return math.nan, AL
+        cost = cost_from_logits(ZL, self.Y) if need_cost else None
+        # backward with scale = α: dZ[L] = α/m·(A[L] − Y); then every gradient is α times its own, already / m
+        dZ = np.subtract(AL, self.Y, out=dAs[L])
+        np.multiply(dZ, lr / self.m, out=dZ)
+        for l in range(L, 0, -1):  # layers L..2, then dA[1]
+            Wb, dWb = wide[l - 1], dWbs[l - 1]
+            dot(dZ, A1s[l - 1].T, out=dWb)  # α·[dW[l] | db[l]] = dZ[l]·[A[l-1]; 1]ᵀ: (n_l, m) @ (m, n_{l-1} + 1)
+            dA = dot(rest[l - 1][0].T, dZ, out=dAs[l - 1])  # dA[l-1] = W[l]ᵀ·dZ[l], before W[l] moves
+            np.subtract(Wb, dWb, out=Wb)  # W[l] -= α·dW[l], b[l] -= α·db[l]
+            mask = np.greater(Zs[l - 1], 0, out=masks[l - 1])
+            dZ = np.multiply(dA, mask, out=dA)  # dZ[l-1] = dA[l-1] ⊙ ReLU'(Z[l-1])
+        np.subtract(self._b1, np.add.reduce(dZ, axis=1, keepdims=True, out=bufs.db1), out=self._b1)
+        np.subtract(self._B, dZ, out=self._B)  # B -= α·dZ[1]/m
+        self._state.t += 1
+        self._steps += 1
+        return cost, AL
+
     # ------------------------------------------------------------------ predictions and params
     def _query(self, key: str, inputs):
         """``(W1_0·Xq, X̃ᵀXq)`` for the inputs ``Xq = inputs()`` (n_x, k), built once per key."""
@@ -525,7 +614,11 @@ class GramSolver:
     def proba_test(self) -> np.ndarray:
         """P(cat) on the test set at the current parameters, shape ``(m_test,)`` (see proba_train)."""
         X, Xt = self.X, self.X_test
-        if self.M > X.shape[0]:  # the cross-Gram would be larger than X_test: go direct
+        # Direct, W1·X_test, when the cross-Gram would be larger than X_test, or when W1 is at hand for these
+        # parameters and the cross-Gram not built yet (a run's end: the model's parameters, then its accuracies;
+        # 12 ms for the course's cross-Gram against 1 ms for W1·X_test)
+        if self.M > X.shape[0] or ("test" not in self._queries and self._cache is not None
+                                   and self._cache[0] == self._steps):
             return predict_proba(self.params(copy=False), Xt, tta=self._tech.tta, bn=self._bn)
         Z1 = self._z1(*self._query("test", lambda: Xt))  # (n_1, m_test)
         if not self._tech.tta and self._train_asked:

@@ -293,9 +293,10 @@ class Trainer:
         """
         if self.status == "diverged":
             raise ConfigError(self.message)
+        params = self.params()  # (first: the Gram solver then predicts on the test set with W1 at hand)
         train_acc, test_acc = self._accuracies()
         return Model(
-            params=self.params(),
+            params=params,
             bn=self.batch_norm(),
             config=self.config,
             classes=tuple(self.classes),

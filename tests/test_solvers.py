@@ -189,6 +189,78 @@ def test_descent_step_is_bitwise_the_textbook_step():
         assert np.array_equal(W, W2) and np.array_equal(b, b2)
 
 
+# --------------------------------------------------------------------------- the course's step (issue 18 §3)
+@pytest.mark.parametrize("layers", [(40, 7, 1), (40, 20, 7, 5, 1), (30, 9, 6, 4, 3, 1)])
+def test_the_course_step_gives_the_general_steps_iterates(layers):
+    """The Gram solver's step on all examples with plain descent (the course's run) takes a path of its own, in
+    reused arrays and with each bias as a column of its weights; a step given the same full batch explicitly
+    (``Batch()``) takes the general one. The same costs, outputs and parameters to 1e-12, also when a prediction
+    or the statistics come between two steps (Z[1] measured by them is shared with the next step)."""
+    from catdnn.solvers import Batch
+
+    X, Y, Xt, _ = _data(layers[0], 33, seed=len(layers))
+    course, general = (GramSolver(init_params(layers, "xavier", 5), X, Y, 0.3, Xt) for _ in range(2))
+    costs = []
+    for i in range(60):
+        if i % 7 == 3:  # a prediction and the statistics at these parameters, before the step
+            assert _rel(course.proba_train(), general.proba_train()) < 1e-12
+            s1, s2 = course.layer_stats(i), general.layer_stats(i)
+            assert s1.zero_fractions == s2.zero_fractions
+            np.testing.assert_allclose(s1.grad_norms, s2.grad_norms, rtol=1e-12)
+        c1, AL1 = course.step(i % 5 == 0)
+        AL1 = AL1.copy()  # (the course step's output lives in an array the next step reuses)
+        c2, AL2 = general.step(i % 5 == 0, Batch())
+        assert (c1 is None) == (c2 is None) == (i % 5 != 0)
+        costs.append((c1, c2))
+        assert _rel(AL1, AL2) < 1e-12
+    c1, c2 = np.array([c for c in costs if c[0] is not None]).T
+    assert c1[-1] < c1[0] and np.max(np.abs(c1 - c2) / c2) < 1e-12  # it trained, and the costs agree
+    _assert_params_close(course.params(), general.params(), rtol=1e-12)
+    assert _rel(course.proba_test(), general.proba_test()) < 1e-12
+
+
+@pytest.mark.parametrize("settings", [dict(l2=0.1), dict(optimizer="momentum"), dict(keep_prob=0.8),
+                                      dict(batch_norm=True), dict(flip=True), dict(layers=(40, 1)),
+                                      dict(batch_size=8)])
+def test_other_runs_take_the_general_step(settings, monkeypatch):
+    """Only the course's kind of step takes the course step: any technique, a single layer or mini-batches go
+    the general way (and still match the direct path)."""
+    X, Y, Xt, Yt = _data(40, 24, seed=8)
+    config = TrainConfig(**{"layers": (40, 6, 1), "learning_rate": 0.1, "iterations": 20, "seed": 3, **settings})
+    if config.flip:  # flips need 64×64×3 images
+        X, Xt = (np.random.default_rng(1).random((12288, k)) for k in (24, 7))
+        config = TrainConfig(**{**config.to_dict(), "layers": (12288, 6, 1)})
+    taken, course_step = [], GramSolver._course_step
+
+    def spy(self, *args):
+        taken.append(args)
+        return course_step(self, *args)
+
+    monkeypatch.setattr(GramSolver, "_course_step", spy)
+    trainer = _run("gram", config, (X, Y, Xt, Yt))
+    assert trainer.status == "finished" and taken == []
+    plain = _run("gram", TrainConfig(layers=(40, 6, 1), learning_rate=0.1, iterations=3, seed=3), _data(40, 24))
+    assert len(taken) == 3 and plain.iterations_done == 3
+
+
+def test_a_runs_end_predicts_on_the_test_set_with_the_models_own_weights():
+    """Once W1 is built for the current parameters (the model's parameters, at a run's end), the Gram solver's
+    test prediction is the shared prediction with those weights, instead of building the cross-Gram matrix;
+    before that, and after the next step, the cross-Gram's prediction, equal to rounding."""
+    from catdnn.network import predict_proba
+
+    X, Y, Xt, _ = _data(50, 30, m_test=9, seed=4)
+    solver = GramSolver(init_params((50, 7, 3, 1), "xavier", 2), X, Y, 0.2, Xt)
+    for _ in range(20):
+        solver.step(False)
+    params = solver.params()
+    np.testing.assert_array_equal(solver.proba_test(), predict_proba(params, Xt))
+    solver.step(False)
+    by_gram = solver.proba_test()  # the cross-Gram, built now, serves the next predictions
+    np.testing.assert_allclose(by_gram, predict_proba(solver.params(), Xt), rtol=1e-12)
+    np.testing.assert_array_equal(solver.proba_test(), by_gram)
+
+
 # --------------------------------------------------------------------------- the automatic choice
 DEEP = (12288, 20, 7, 5, 1)
 TWO = (12288, 7, 1)
