@@ -87,18 +87,34 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.stop, self.peak_rss, self.worker_peak = pid, threading.Event(), 0.0, 0.0
         self.cpu_start = self.cpu_end = 0.0
+        self.server_start = self.server_end = 0.0
+        self.workers: dict = {}  # pid -> (CPU s when first seen, last seen); a worker that ends keeps its last
         self.t0 = self.t1 = 0.0
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid) + sum(cpu_seconds(k) for k in children(self.pid))
 
+    def _sample_workers(self) -> None:
+        for k in children(self.pid):
+            c = cpu_seconds(k)
+            first = self.workers.get(k, (c, c))[0]
+            self.workers[k] = (first, c)
+
+    @property
+    def worker_cpu(self) -> float:
+        """CPU seconds of the worker processes (and their children) while sampled."""
+        return sum(last - first for first, last in self.workers.values())
+
     def run(self):
-        self.t0, self.cpu_start = time.monotonic(), self.cpu()
+        self.t0, self.cpu_start, self.server_start = time.monotonic(), self.cpu(), cpu_seconds(self.pid)
+        self._sample_workers()
         while not self.stop.wait(0.5):
             self.peak_rss = max(self.peak_rss, proc_status(self.pid).get("VmHWM", 0))
             for k in children(self.pid):
                 self.worker_peak = max(self.worker_peak, proc_status(k).get("VmHWM", 0))
-        self.t1, self.cpu_end = time.monotonic(), self.cpu()
+            self._sample_workers()
+        self._sample_workers()
+        self.t1, self.cpu_end, self.server_end = time.monotonic(), self.cpu(), cpu_seconds(self.pid)
 
 
 def start_server(home: Path, port: int, class_name: str):
@@ -315,7 +331,9 @@ def main() -> None:
             + f"; worst {worst:.2f} s (target ≤ 2 s)")
     span = max(1e-9, sampler.t1 - sampler.t0)
     print(f"server + workers CPU: {sampler.cpu_end - sampler.cpu_start:.1f} s over {span:.1f} s "
-          f"({(sampler.cpu_end - sampler.cpu_start) / span:.2f} cores of {os.cpu_count()}); "
+          f"({(sampler.cpu_end - sampler.cpu_start) / span:.2f} cores of {os.cpu_count()}): the server (Streamlit, "
+          f"every session's page) {sampler.server_end - sampler.server_start:.1f} s, the training workers "
+          f"{sampler.worker_cpu:.1f} s ({sampler.worker_cpu / max(1, len(ok)):.1f} s a result); "
           f"peak RSS: server {sampler.peak_rss:.0f} MB, largest worker {sampler.worker_peak:.0f} MB")
     os.environ["CATDNN_HOME"] = str(home)
     with ClassStore(home / "classroom.sqlite3") as store, History(home / "runs.sqlite3") as history:
