@@ -297,8 +297,9 @@ def conv_forward(A_prev: np.ndarray, W: np.ndarray, b: np.ndarray | None = None,
 
 def bias_grad(dZ: np.ndarray, m: int) -> np.ndarray:
     """``db = Σ dZ / m`` over every position of every image, one value per channel: ndarray of shape (C, 1)
-    from ``dZ`` of shape (..., C), summed as one product with a vector of ones (a tenth of the time of
-    NumPy's sum down the rows of a ``(m·H·W, C)`` array, whose rows are only ``C`` values long)."""
+    from ``dZ`` of shape (..., C), summed as one product with a vector of ones: NumPy's sum down the rows
+    of a ``(m·H·W, C)`` array, whose rows are only ``C`` values long, took 12 times as long for the cnn
+    preset's first layer (32768×16), about 5 and 2 times for its second and third."""
     C = dZ.shape[-1]
     rows = dZ.reshape(-1, C)
     db = (np.ones(rows.shape[0], rows.dtype) @ rows).reshape(C, 1)  # (n,) @ (n, C) -> (C,)

@@ -576,7 +576,7 @@ def test_a_float64_cnn_with_momentum_l2_and_decay_trains_as_before_the_one_loop(
     assert (model.train_accuracy, model.test_accuracy) == (132 / 209, 0.52)
 
 
-# Issue 18's second pass changes how a step sums (the biases' gradient as one product, the first layer by 2×2
+# Issue 18's third pass changes how a step sums (the biases' gradient as one product, the first layer by 2×2
 # blocks, whose kernels' gradient adds four sums), so a float32 run is no longer the same bits: float32 Adam on
 # batches of 32 amplifies a changed rounding (bench/README.md gives the five seeds' accuracies before and after).
 # The math is the same: in float64 the preset's costs and weights are the code before's (054fd48), to rounding.
