@@ -150,7 +150,8 @@ def forward_maps(params: list, arch: Arch, A0: np.ndarray, *, bn: BatchNorm | No
             Z, cols = conv_forward_blocks(A, W, ws, name)  # (m·H/2·W/2, 4, C_l), without the biases
         else:
             Z, cols = conv_forward(A, W, None, pad, ws, name)  # (m, H, W, C_l), without the biases
-        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel (b cancels in Z − μ: it stays out)
+        if bn is not None:  # Z̃ = γ·(Z − μ)/√(σ² + ε) + β per channel, of Z + b as the course writes it
+            Z += b.T  # (training keeps b at 0, which the batch's μ cancels; a model file may hold another)
             stats = bn.running[l] if running else (None, None)
             Z, norm = bn_channels(Z, *bn.params[l], bn.epsilon, *stats)
             cache.bn.append(norm)

@@ -436,3 +436,23 @@ def test_predict_and_inside_pages_with_a_batch_norm_model(dataset):
     at = app(INSIDE, model).run()
     assert_clean(at)
     assert not at.error
+
+
+def test_a_cnn_model_with_batch_norm_and_a_conv_bias_predicts_with_the_bias():
+    # issue 18's attack review: the biases moved after the pooling, and with batch norm they were left out,
+    # so a model file whose conv biases are not 0 predicted without them (training keeps them at 0)
+    from catdnn import cnn
+    from catdnn.arch import parse_arch
+
+    arch = parse_arch("in16,conv4,dense3")
+    params = cnn.init_cnn(arch, "he", 3, np.float64)
+    params[0] = (params[0][0], np.full_like(params[0][1], 0.5))
+    bn = BatchNorm.of_sizes([4, 3], np.float64)
+    X = np.random.default_rng(2).random((12288, 5))
+    _AL, cache = cnn.forward_maps(params, arch, cnn.to_input(arch, X, np.float64), bn=bn, running=True)
+    A = cache[0][3]  # the first layer's output, pooled
+    fm = cnn.feature_maps(params, arch, X, 1, bn=bn)  # its ReLU before pooling, the Inside page's view
+    pooled = np.maximum(np.maximum(fm[:, ::2, ::2], fm[:, 1::2, ::2]), np.maximum(fm[:, ::2, 1::2], fm[:, 1::2, 1::2]))
+    assert np.allclose(pooled, A, rtol=1e-12, atol=1e-12)
+    zero = [(params[0][0], np.zeros_like(params[0][1]))] + params[1:]
+    assert not np.allclose(cnn.predict_proba(params, arch, X, bn=bn), cnn.predict_proba(zero, arch, X, bn=bn))
