@@ -292,7 +292,9 @@ class Board:
                           arch_text(record.config), config_label(record.config, architecture=False),
                           record.config, key, test_accuracy, METRIC,
                           tuple(float(s) for s in scores), time.time())
-            with self._lock:
+            with self._lock:  # the lock delete_runs's withdraw takes: a delete after this check finds the entry
+                if not history.runs(ids=[run_id]):  # deleted (another tab, the teacher) while it was scored
+                    raise BoardError(f"run {run_id} was deleted while it was being scored: it is not on the board")
                 self._write(entry)
             return entry
         finally:

@@ -263,3 +263,20 @@ def test_the_cli_delete_takes_runs_off_every_class_board(klass, poisoned, tmp_pa
         other = h.add(BASE, status="finished", source="cli")
     assert main(["runs", "delete", str(other)]) == 0
     assert "deleted 1 run" in capsys.readouterr().out and not (fresh / "classroom.sqlite3").exists()
+
+
+def test_a_run_deleted_while_it_is_scored_does_not_come_back_on_the_board(klass, poisoned):
+    # issue 18's attack review: the scoring (5 trainings) takes a while, and a delete from another tab (or the
+    # teacher's) found no entry to withdraw yet; the entry was then written for a run that no longer existed
+    run = keep(klass, klass.ana, dataset=poisoned)
+    deleted = []
+
+    def on_run(fold, result, score):
+        if not deleted:
+            deleted.append(bd.delete_runs(klass.history[klass.ana], [run], klass.board))
+
+    with Counting() as ex, pytest.raises(BoardError, match="deleted while it was being scored"):
+        klass.board.submit(klass.ana, run, klass.history[klass.ana], poisoned, executor=ex, on_run=on_run)
+    assert deleted == [(1, 0)]  # the run went; nothing was on the board yet
+    assert klass.history[klass.teacher].runs() == []
+    assert _on_board(klass) == []
