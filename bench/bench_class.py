@@ -129,19 +129,25 @@ def start_server(home: Path, port: int, class_name: str):
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen(cmd, cwd=str(app_dir()), env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    wait_healthy(proc, base, home / "server.log")
+    return proc, base, plan
+
+
+def wait_healthy(proc, base: str, log: Path, seconds: float = 90) -> None:
+    """Wait until the Streamlit server ``proc`` at ``base`` answers its health check (without any proxy); exit
+    naming its ``log`` if it ends or does not answer within ``seconds``."""
     import urllib.request
 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if opener.open(f"{base}/_stcore/health", timeout=2).status == 200:
-                break
+                return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"the server did not start: see {home / 'server.log'}")
+                sys.exit(f"the server did not start: see {log}")
             time.sleep(0.3)
-    return proc, base, plan
 
 
 def has_result(page) -> bool:

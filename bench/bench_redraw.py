@@ -20,11 +20,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 from _common import machine, median, table
-from bench_class import cpu_seconds, free_port, has_result
+from bench_class import cpu_seconds, free_port, has_result, wait_healthy
 from stclient import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,16 +39,8 @@ def start(root: Path, home: Path, port: int):
                              "--server.fileWatcherType", "none"], cwd=str(root), env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if opener.open(f"{base}/_stcore/health", timeout=2).status == 200:
-                return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"the server did not start: see {home / 'server.log'}")
-            time.sleep(0.3)
+    wait_healthy(proc, base, home / "server.log")
+    return proc, base
 
 
 class Counting(Client):

@@ -58,3 +58,15 @@ def assert_clean(at: AppTest) -> None:
 
 def images(at: AppTest) -> int:
     return len(at.get("image"))
+
+
+def class_home(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh catdnn folder (its own class store and run history) as ``$CATDNN_HOME``, with fresh rate limiters
+    (3 misses, 50 joins) so that no test inherits another's counts; returns the folder."""
+    from catdnn import classroom
+    from catdnn.classroom import RateLimiter
+
+    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
+    monkeypatch.setattr(classroom, "FAILURES", RateLimiter(3, 100))
+    monkeypatch.setattr(classroom, "JOINS", RateLimiter(50, 500))
+    return tmp_path

@@ -59,3 +59,22 @@ def dataset(data_dir):
     from catdnn import load_dataset
 
     return load_dataset(data_dir)
+
+
+class _Poisoned:
+    """A test split that fails any use: a score by cross-validation (the board's, a search's) must never read it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test split was read ({name})")
+
+
+@pytest.fixture
+def poisoned(dataset, monkeypatch):
+    """The dataset with a poisoned test split, for the code under test and for the fold runs (which load it by
+    folder, through catdnn.sweep.cached_dataset)."""
+    import importlib
+    from dataclasses import replace
+
+    ds = replace(dataset, test=_Poisoned())
+    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
+    return ds

@@ -48,3 +48,15 @@ def damaged_history(path: Path, runs: int = 5) -> Path:
             data[k * page:(k + 1) * page] = noise[k * page:(k + 1) * page]
     path.write_bytes(bytes(data))
     return path
+
+
+def class_of_two(folder: Path):
+    """A class "Period 3" in a real class store in ``folder`` (rate limits too high to matter), with two students,
+    Ana and Bob, and its teacher: ``(store, class code, ana, bob, teacher)``; the caller closes the store."""
+    from catdnn.classroom import ClassStore, RateLimiter
+
+    store = ClassStore(Path(folder) / "classroom.sqlite3", failures=RateLimiter(100, 1000),
+                       joins=RateLimiter(100, 1000))
+    info, token = store.start_class("Period 3")
+    ana, bob = store.join(info.code, "Ana"), store.join(info.code, "Bob")
+    return store, info.code, ana, bob, store.teacher(info.code, token)

@@ -12,12 +12,12 @@ import pytest
 import streamlit as st
 
 from catdnn import classroom
-from catdnn.classroom import ClassStore, RateLimiter
+from catdnn.classroom import ClassStore
 from catdnn.config import PRESETS
 from catdnn.data import COURSE_NAME
 from catdnn.history import History
 from catdnn.workers import shared_pool
-from tests.app_support import BOARD, RUNS, TEACHER, app, assert_clean
+from tests.app_support import BOARD, RUNS, TEACHER, app, assert_clean, class_home
 from tests.history_support import constant_model
 from ui.board import class_board
 
@@ -26,11 +26,8 @@ CONFIG = replace(PRESETS["two-layer"], iterations=20)
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A fresh catdnn folder (its own class store and run history) and fresh rate limiters for each test."""
-    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
-    monkeypatch.setattr(classroom, "FAILURES", RateLimiter(3, 100))
-    monkeypatch.setattr(classroom, "JOINS", RateLimiter(50, 500))
-    return tmp_path
+    """A fresh class-mode home for each test (:func:`tests.app_support.class_home`)."""
+    return class_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -6,19 +6,16 @@ from __future__ import annotations
 import pytest
 
 from catdnn import classroom
-from catdnn.classroom import PUBLIC_LIMITS, ClassStore, Limits, RateLimiter
+from catdnn.classroom import PUBLIC_LIMITS, ClassStore, Limits
 from catdnn.workers import shared_pool
-from tests.app_support import TRAIN, app, assert_clean, session_of
+from tests.app_support import TRAIN, app, assert_clean, class_home, session_of
 from ui.training import MAX_REDRAW_SECONDS, REDRAW_SECONDS, redraw_seconds
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A fresh catdnn folder (its own class store and history) and fresh rate limiters."""
-    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
-    monkeypatch.setattr(classroom, "FAILURES", RateLimiter(3, 100))
-    monkeypatch.setattr(classroom, "JOINS", RateLimiter(50, 500))
-    return tmp_path
+    """A fresh class-mode home for each test (:func:`tests.app_support.class_home`)."""
+    return class_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from dataclasses import replace
 import pytest
 
 from catdnn import classroom
-from catdnn.classroom import ClassStore, RateLimiter
+from catdnn.classroom import ClassStore
 from catdnn.history import History
-from tests.app_support import ENTRY, PAGES, RUNS, TRAIN, app, assert_clean, session_of
+from tests.app_support import ENTRY, PAGES, RUNS, TRAIN, app, assert_clean, class_home, session_of
 from tests.history_support import TINY, tiny_model
 from ui import identity as ui_identity
 
@@ -25,11 +25,8 @@ TIMEOUT = 120
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A fresh catdnn folder (its own class store) and fresh rate limiters for each test."""
-    monkeypatch.setenv("CATDNN_HOME", str(tmp_path))
-    monkeypatch.setattr(classroom, "FAILURES", RateLimiter(3, 100))
-    monkeypatch.setattr(classroom, "JOINS", RateLimiter(50, 500))
-    return tmp_path
+    """A fresh class-mode home for each test (:func:`tests.app_support.class_home`)."""
+    return class_home(tmp_path, monkeypatch)
 
 
 @pytest.fixture

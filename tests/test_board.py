@@ -4,7 +4,6 @@ training images only (the test split is poisoned), and the ranking before and af
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
 from dataclasses import replace
 
 import numpy as np
@@ -12,31 +11,16 @@ import pytest
 
 from catdnn import board as bd
 from catdnn.board import Board, BoardError
-from catdnn.classroom import MACHINE, ClassStore, Identity, Limits, RateLimiter
+from catdnn.classroom import MACHINE, Identity, Limits
 from catdnn.config import PRESETS
 from catdnn.evaluate import constant_accuracy
 from catdnn.history import History
 from catdnn.train import fit
 from catdnn.validation import cross_validate
 from catdnn.workers import TrainingPool
-from tests.history_support import constant_model
+from tests.history_support import class_of_two, constant_model
 
 BASE = replace(PRESETS["two-layer"], iterations=30)
-
-
-class _Poisoned:
-    """A test split that fails any use: the board's score must never read it."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the test split was read ({name})")
-
-
-@pytest.fixture
-def poisoned(dataset, monkeypatch):
-    """The dataset with a poisoned test split, for the board and for the fold runs (which load it by folder)."""
-    ds = replace(dataset, test=_Poisoned())
-    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
-    return ds
 
 
 class Counting(cf.ThreadPoolExecutor):
@@ -54,14 +38,11 @@ class Counting(cf.ThreadPoolExecutor):
 @pytest.fixture
 def klass(tmp_path):
     """A class with two students and its teacher, a board, and each one's run history."""
-    store = ClassStore(tmp_path / "classroom.sqlite3", failures=RateLimiter(100, 1000), joins=RateLimiter(100, 1000))
-    info, token = store.start_class("Period 3")
-    ana, bob = store.join(info.code, "Ana"), store.join(info.code, "Bob")
-    teacher = store.teacher(info.code, token)
+    store, code, ana, bob, teacher = class_of_two(tmp_path)
     board = Board(store)
     runs = tmp_path / "runs.sqlite3"
     k = type("Class", (), {})()
-    k.store, k.code, k.ana, k.bob, k.teacher, k.board = store, info.code, ana, bob, teacher, board
+    k.store, k.code, k.ana, k.bob, k.teacher, k.board = store, code, ana, bob, teacher, board
     k.history = {who: History(runs, viewer=who) for who in (ana, bob, teacher)}
     yield k
     board.close()

@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 
 from catdnn import PRESETS, photos
-from catdnn.classroom import MACHINE, ClassStore, Identity, JoinRefused, RateLimiter, new_key, owner_of
+from catdnn.classroom import MACHINE, Identity, JoinRefused, new_key, owner_of
 from catdnn.cli import main
 from catdnn.errors import DataError
 from catdnn.history import History, HistoryError
-from tests.history_support import tiny_model
+from tests.history_support import class_of_two, tiny_model
 from tests.photo_support import photo_tree, write_tree, zip_bytes
 
 SMALL = replace(PRESETS["two-layer"], layers=(12288, 2, 1), iterations=10)
@@ -35,10 +35,7 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture
 def people(tmp_path):
     """A class with a teacher and two students, Ana and Bob, from a real class store."""
-    store = ClassStore(tmp_path / "classroom.sqlite3", failures=RateLimiter(100, 1000), joins=RateLimiter(100, 1000))
-    info, token = store.start_class("Period 3")
-    ana, bob = store.join(info.code, "Ana"), store.join(info.code, "Bob")
-    teacher = store.teacher(info.code, token)
+    store, _code, ana, bob, teacher = class_of_two(tmp_path)
     yield {"ana": ana, "bob": bob, "teacher": teacher, "store": store}
     store.close()
 

@@ -5,7 +5,6 @@ sweep runner, on the engine and on the command line."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
 import math
 from dataclasses import replace
 
@@ -93,21 +92,6 @@ def test_zoom_narrows_each_range_around_the_best_settings():
     assert new["optimizer"].values == ("momentum", "rmsprop")
     # a zoomed range draws only inside itself
     assert all(new["lr"].low <= s["lr"] <= new["lr"].high for s in sample(list(new.values()), 200, seed=0))
-
-
-class _Poisoned:
-    """A test split that fails any use: a search must never read it."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"the test split was read ({name})")
-
-
-@pytest.fixture
-def poisoned(dataset, monkeypatch):
-    """The dataset with a poisoned test split, for the search and for the runs (which load it by folder)."""
-    ds = replace(dataset, test=_Poisoned())
-    monkeypatch.setattr(importlib.import_module("catdnn.sweep"), "cached_dataset", lambda data_dir, **kw: ds)
-    return ds
 
 
 def test_scores_are_cross_validation_on_the_training_images_and_never_read_the_test_set(poisoned):
