@@ -90,7 +90,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from . import augment, cnn
-from .conv_layers import Workspace, downsample, to_maps
+from .conv_layers import Workspace
 from .errors import ConfigError
 from .network import (
     BatchNorm,
@@ -826,7 +826,7 @@ class CnnSolver:
         self._tta = bool(config.tta)
         dtype = params[0][0].dtype
         # the input step and the layout of maps, once: (m, s, s, C), a batch's images contiguous
-        self._maps = to_maps(downsample(X, self.arch.factor, self.arch.source, dtype), self.arch.image_shape)
+        self._maps = cnn.to_input(self.arch, X, dtype)
         self._test_maps = None  # the test images' maps, made at the first measurement
         self._Y = np.asarray(Y, dtype=dtype)
         self._opt = make_optimizer(config)
